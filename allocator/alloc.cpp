@@ -1,0 +1,290 @@
+// The generic allocation and free paths; see alloc.hpp for the fast paths
+// and page_ops.hpp for the remote-free protocol.
+#include "allocator/alloc.hpp"
+
+#include "allocator/arena.hpp"
+#include "allocator/huge.hpp"
+#include "allocator/options.hpp"
+#include "allocator/page_ops.hpp"
+
+#include <errno.h>
+
+#include <cstring>
+
+namespace larder::alloc {
+
+namespace {
+
+void mark_full(local_heap* h, page* pg) {
+  queue_remove(h, pg->bin, pg);
+  queue_push_front(h, kFullBin, pg);
+  pg->flags.fetch_or(kPageInFull, std::memory_order_relaxed);
+  set_delay_state(pg, kUseDelayed);
+}
+
+// Makes `pg` (just taken from the arena) the heap's own.
+void claim_page(local_heap* h, page* pg) {
+  pg->heap.store(h, std::memory_order_release);
+  pg->owner_tid.store(h->tid, std::memory_order_relaxed);
+  set_delay_state(pg, kNoDelayed);
+  page_collect(pg);
+}
+
+// A page of `bin` with a free block, from the queue or the arena.
+page* find_free_page(local_heap* h, std::size_t bin) {
+  page_queue& q = h->queues[bin];
+  for (page* pg = q.first; pg != nullptr;) {
+    page* next = pg->next;
+    page_collect(pg);
+    if (pg->free == nullptr) page_extend(pg);
+    if (pg->free != nullptr) {
+      if (pg != q.first) {
+        queue_remove(h, bin, pg);
+        queue_push_front(h, bin, pg);
+      }
+      return pg;
+    }
+    mark_full(h, pg);
+    pg = next;
+  }
+  for (;;) {
+    page* pg = h->arena->take_page(bin);
+    if (pg == nullptr) return nullptr;
+    claim_page(h, pg);
+    if (pg->free == nullptr) page_extend(pg);
+    queue_push_front(h, bin, pg);
+    if (pg->free != nullptr) return pg;
+    mark_full(h, pg);  // an abandoned page that is still full
+  }
+}
+
+}  // namespace
+
+void page_unfull(local_heap* h, page* pg) noexcept {
+  pg->flags.fetch_and(static_cast<std::uint8_t>(~kPageInFull), std::memory_order_relaxed);
+  set_delay_state(pg, kNoDelayed);
+  queue_remove(h, kFullBin, pg);
+  page_collect(pg);
+  queue_push_front(h, pg->bin, pg);
+}
+
+void page_retire(local_heap* h, page* pg) noexcept {
+  page_queue& q = h->queues[pg->bin];
+  // Keep the last page of a size so that alloc/free pairs do not thrash.
+  if (q.first == pg && pg->next == nullptr) return;
+  queue_remove(h, pg->bin, pg);
+  pg->owner_tid.store(0, std::memory_order_relaxed);
+  pg->heap.store(nullptr, std::memory_order_relaxed);
+  h->arena->free_page(pg);
+}
+
+void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept {
+  b->next = pg->free;
+  pg->free = b;
+  --pg->used;
+  if (pg->flags.load(std::memory_order_relaxed) & kPageInFull) page_unfull(h, pg);
+  if (pg->used == 0) page_retire(h, pg);
+}
+
+void drain_delayed(local_heap* h) noexcept {
+  block* b = h->delayed_free.exchange(nullptr, std::memory_order_acquire);
+  while (b != nullptr) {
+    block* next = b->next;
+    segment* s = segment_of(b);
+    free_to_owned_page(h, page_of(s, b), b);
+    b = next;
+  }
+}
+
+void* malloc_generic(local_heap* h, std::size_t size) noexcept {
+  if (h == &g_empty_heap) {
+    h = thread_setup();
+    if (h == nullptr) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    if (tls_heap == &g_empty_heap) tls_heap = h;
+  }
+  if (h->delayed_free.load(std::memory_order_relaxed) != nullptr) drain_delayed(h);
+  if (size > kLargeMax) return huge_alloc(h, size, 0, nullptr);
+  page* pg = find_free_page(h, bin_of(size));
+  if (pg == nullptr) {
+    if (errno != ENOSPC && errno != EROFS) errno = ENOMEM;
+    return nullptr;
+  }
+  block* b = pg->free;
+  pg->free = b->next;
+  ++pg->used;
+  return b;
+}
+
+namespace {
+
+void free_remote(page* pg, block* b) {
+  std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
+  bool delayed = false;
+  for (;;) {
+    std::uintptr_t state = tf & 3;
+    if (state == kUseDelayed) {
+      if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | kDelaying,
+                                                 std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        delayed = true;
+        break;
+      }
+      continue;
+    }
+    b->next = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
+    if (pg->xthread_free.compare_exchange_weak(tf, reinterpret_cast<std::uintptr_t>(b) | state,
+                                               std::memory_order_release, std::memory_order_relaxed))
+      return;
+  }
+  if (!delayed) return;
+  // kDelaying keeps the owner heap alive until the state is reset below.
+  local_heap* h = pg->heap.load(std::memory_order_acquire);
+  block* head = h->delayed_free.load(std::memory_order_relaxed);
+  do {
+    b->next = head;
+  } while (!h->delayed_free.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
+  tf = pg->xthread_free.load(std::memory_order_relaxed);
+  while (!pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | kNoDelayed,
+                                                 std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+void free_generic(void* p) noexcept {
+  if (p == nullptr) return;
+  region* r = g_process_region;
+  if (r == nullptr || !r->contains(p)) r = find_region(p);
+  if (r == nullptr) {
+    verbose("free: ignoring %p, which no larder heap holds", p);
+    return;
+  }
+  segment* s = segment_of(p);
+  if ((reinterpret_cast<std::uintptr_t>(p) & (kSegmentSize - 1)) == 0 ||
+      layout::entry_state(r->meta()->segments[r->segment_index(p)]) != layout::kSegmentPages) {
+    segment* head = r->head_segment(p);
+    if (head == nullptr || !(head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge)) {
+      warning("free: %p is not a live block", p);
+      return;
+    }
+    huge_free(r, head);
+    return;
+  }
+  page* pg = page_of(s, p);
+  if (pg->slice_count == 0) {
+    warning("free: %p is not a live block", p);
+    return;
+  }
+  std::uint8_t flags = pg->flags.load(std::memory_order_relaxed);
+  if (flags & kPageHasAligned) p = block_start(pg, p);
+  auto* b = static_cast<block*>(p);
+  if (pg->owner_tid.load(std::memory_order_relaxed) == current_tid()) {
+    free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, b);
+  } else {
+    free_remote(pg, b);
+  }
+}
+
+void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept {
+  if (alignment <= 16) return heap_malloc(h, size);
+  if (size >= alignment && alignment <= 4096 && size <= kLargeMax) {
+    // Power-of-two blocks on slice-aligned pages often come out aligned.
+    void* p = heap_malloc(h, size);
+    if (p == nullptr || (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0) return p;
+    fast_free(p);
+  }
+  if (size > kLargeMax || alignment > kLargeMax / 4 || size + alignment - 1 > kLargeMax) {
+    if (h == &g_empty_heap) {
+      h = thread_setup();
+      if (h == nullptr) {
+        errno = ENOMEM;
+        return nullptr;
+      }
+    }
+    return huge_alloc(h, size, alignment, nullptr);
+  }
+  auto* raw = static_cast<std::uint8_t*>(heap_malloc(h, size + alignment - 1));
+  if (raw == nullptr) return nullptr;
+  auto address = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t aligned = (address + alignment - 1) & ~(alignment - 1);
+  if (aligned != address) {
+    segment* s = segment_of(raw);
+    page_of(s, raw)->flags.fetch_or(kPageHasAligned, std::memory_order_relaxed);
+  }
+  return reinterpret_cast<void*>(aligned);
+}
+
+void* zalloc_in(local_heap* h, std::size_t size) noexcept {
+  if (size > kLargeMax) {
+    if (h == &g_empty_heap) {
+      h = thread_setup();
+      if (h == nullptr) {
+        errno = ENOMEM;
+        return nullptr;
+      }
+    }
+    bool zeroed = false;
+    void* p = huge_alloc(h, size, 0, &zeroed);
+    if (p != nullptr && !zeroed) std::memset(p, 0, size);
+    return p;
+  }
+  void* p = heap_malloc(h, size);
+  if (p != nullptr) std::memset(p, 0, size);
+  return p;
+}
+
+std::size_t usable_size(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  region* r = g_process_region;
+  if (r == nullptr || !r->contains(p)) r = find_region(p);
+  if (r == nullptr) return 0;
+  segment* head = r->head_segment(p);
+  if (head == nullptr) return 0;
+  if (head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge) return huge_usable(head, p);
+  page* pg = page_of(head, p);
+  if (pg->slice_count == 0) return 0;
+  const auto* start = static_cast<const std::uint8_t*>(block_start(pg, p));
+  return pg->block_size - static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - start);
+}
+
+void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+  local_heap* h = local_heap_for(r, pod);
+  if (h == nullptr) {
+    errno = r->writable() ? ENOMEM : EROFS;
+    return nullptr;
+  }
+  return alignment <= 16 ? heap_malloc(h, size) : aligned_alloc_in(h, size, alignment);
+}
+
+void* realloc_block(void* p, std::size_t size) noexcept {
+  region* r = g_process_region;
+  if (r == nullptr || !r->contains(p)) r = find_region(p);
+  segment* head = r == nullptr ? nullptr : r->head_segment(p);
+  if (head == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  bool huge = head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge;
+  if (huge && huge_resize_in_place(r, head, p, size)) return p;
+  std::size_t old_size = usable_size(p);
+  if (!huge && size <= old_size && size >= old_size / 2) return p;
+  void* fresh = allocate_in(r, head->pod, size, 16);
+  if (fresh == nullptr) return nullptr;
+  std::memcpy(fresh, p, size < old_size ? size : old_size);
+  free_generic(p);
+  return fresh;
+}
+
+void collect_all() noexcept {
+  for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
+    region* r = region_at(slot);
+    if (r == nullptr) continue;
+    for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod)
+      if (pod_arena* a = r->existing_arena(pod)) a->collect();
+    r->purge_retained();
+  }
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,71 @@
+// The allocator's entry points. The fast paths are inline here: a malloc
+// that finds a free block on the direct page of its size, and a free by the
+// page's owner. Everything else goes to the generic paths in alloc.cpp.
+// All of them follow the C contract: nullptr and errno on failure.
+#pragma once
+
+#include "allocator/local_heap.hpp"
+#include "allocator/region.hpp"
+#include "allocator/thread.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+#define LARDER_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LARDER_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace larder::alloc {
+
+// The process heap: anonymous memory that malloc allocates from. Set up on
+// first use; nullptr before that.
+extern region* g_process_region;
+region* process_region() noexcept;
+
+void* malloc_generic(local_heap* h, std::size_t size) noexcept;
+void page_retire(local_heap* h, page* pg) noexcept;
+void free_generic(void* p) noexcept;
+void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
+void* zalloc_in(local_heap* h, std::size_t size) noexcept;
+void* realloc_block(void* p, std::size_t size) noexcept;
+std::size_t usable_size(const void* p) noexcept;
+// Allocation in pod `pod` of region `r` on the calling thread.
+void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
+// Returns free memory of every heap to the OS now.
+void collect_all() noexcept;
+
+inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
+  if (LARDER_LIKELY(size <= kDirectMax)) {
+    page* pg = h->direct[(size + 15) >> 4];
+    block* b = pg->free;
+    if (LARDER_LIKELY(b != nullptr)) {
+      pg->free = b->next;
+      ++pg->used;
+      return b;
+    }
+  }
+  return malloc_generic(h, size);
+}
+
+inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
+
+inline void fast_free(void* p) noexcept {
+  auto address = reinterpret_cast<std::uintptr_t>(p);
+  region* r = g_process_region;
+  // A pointer on a segment boundary is a huge block with a large alignment.
+  if (LARDER_LIKELY(r != nullptr && address - r->base() < r->reserve() && (address & (kSegmentSize - 1)) != 0)) {
+    segment* s = segment_of(p);
+    page* pg = page_of(s, p);
+    if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid() &&
+                      pg->flags.load(std::memory_order_relaxed) == 0)) {
+      auto* b = static_cast<block*>(p);
+      b->next = pg->free;
+      pg->free = b;
+      if (LARDER_LIKELY(--pg->used != 0)) return;
+      page_retire(pg->heap.load(std::memory_order_relaxed), pg);
+      return;
+    }
+  }
+  free_generic(p);
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,271 @@
+// Page supply for one pod; see arena.hpp. Every function that touches the
+// arena's lists holds `lock`; the region's lock is only ever taken inside it.
+#include "allocator/arena.hpp"
+
+#include "allocator/options.hpp"
+#include "allocator/region.hpp"
+#include "port/os.hpp"
+
+#include <bit>
+#include <cstring>
+
+namespace larder::alloc {
+
+namespace {
+
+constexpr std::uint64_t kAllSlices = ~std::uint64_t{0};
+
+std::uint64_t run_mask(std::size_t first, std::size_t count) {
+  std::uint64_t ones = count >= 64 ? kAllSlices : ((std::uint64_t{1} << count) - 1);
+  return ones << first;
+}
+
+// Index of the first run of `count` set bits in `mask`, or 64.
+std::size_t find_run(std::uint64_t mask, std::size_t count) {
+  for (std::size_t i = 0; i + count <= 64; ++i) {
+    std::uint64_t want = run_mask(i, count);
+    if ((mask & want) == want) return i;
+    if (count == 1) {
+      if (mask == 0) return 64;
+      return static_cast<std::size_t>(std::countr_zero(mask));
+    }
+  }
+  return 64;
+}
+
+void init_page(segment* s, std::size_t first, std::size_t slices, std::size_t bin) {
+  page* pg = &s->pages[first];
+  std::size_t block_size = kSizeClasses.block_size[bin];
+  pg->free = nullptr;
+  pg->used = 0;
+  pg->reserved = 0;
+  pg->owner_tid.store(0, std::memory_order_relaxed);
+  pg->xthread_free.store(kNoDelayed, std::memory_order_relaxed);
+  pg->heap.store(nullptr, std::memory_order_relaxed);
+  pg->next = pg->prev = nullptr;
+  pg->block_size = block_size;
+  pg->slice_count = static_cast<std::uint8_t>(slices);
+  pg->slice_offset = 0;
+  pg->bin = static_cast<std::uint8_t>(bin);
+  pg->flags.store(0, std::memory_order_relaxed);
+  pg->huge_offset = 0;
+  pg->capacity = static_cast<std::uint16_t>(page_area(pg, first) / block_size);
+  for (std::size_t j = 1; j < slices; ++j) {
+    page* cont = &s->pages[first + j];
+    cont->slice_count = 0;
+    cont->slice_offset = static_cast<std::uint8_t>(j);
+  }
+}
+
+}  // namespace
+
+void pod_arena::list_segment(segment* s) noexcept {
+  if (s->listed) return;
+  s->listed = 1;
+  s->next_with_free = with_free_;
+  with_free_ = s;
+}
+
+void pod_arena::unlist_segment(segment* s) noexcept {
+  if (!s->listed) return;
+  for (segment** link = &with_free_; *link != nullptr; link = &(*link)->next_with_free) {
+    if (*link == s) {
+      *link = s->next_with_free;
+      break;
+    }
+  }
+  s->listed = 0;
+  s->next_with_free = nullptr;
+}
+
+segment* pod_arena::segment_with_run(std::size_t slices, std::size_t* first) noexcept {
+  for (segment* s = with_free_; s != nullptr; s = s->next_with_free) {
+    std::size_t at = find_run(s->free_slices, slices);
+    if (at < 64) {
+      *first = at;
+      return s;
+    }
+  }
+  bool zeroed = false;
+  segment* s = owner->acquire(1, pod, layout::kSegmentPages, &zeroed);
+  if (s == nullptr) return nullptr;
+  list_segment(s);
+  *first = 0;
+  return s;
+}
+
+page* pod_arena::new_page(std::size_t bin) noexcept {
+  std::size_t slices = slices_for_block(kSizeClasses.block_size[bin]);
+  std::size_t first = 0;
+  segment* s = segment_with_run(slices, &first);
+  if (s == nullptr) return nullptr;
+  std::uint64_t mask = run_mask(first, slices);
+  if ((s->unpurged & mask) != 0) {
+    std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));
+    unpurged_slices_ -= purged_back < unpurged_slices_ ? purged_back : unpurged_slices_;
+  }
+  s->free_slices &= ~mask;
+  s->unpurged &= ~mask;
+  if (s->free_slices == 0) unlist_segment(s);
+  init_page(s, first, slices, bin);
+  return &s->pages[first];
+}
+
+page* pod_arena::take_abandoned(std::size_t bin) noexcept {
+  page* pg = abandoned_[bin];
+  if (pg != nullptr) abandoned_[bin] = pg->next;
+  return pg;
+}
+
+page* pod_arena::take_page(std::size_t bin) noexcept {
+  std::lock_guard<std::mutex> guard(lock);
+  if (page* pg = take_abandoned(bin)) {
+    pg->next = nullptr;
+    return pg;
+  }
+  return new_page(bin);
+}
+
+void pod_arena::abandon(page* pg) noexcept {
+  std::lock_guard<std::mutex> guard(lock);
+  pg->prev = nullptr;
+  pg->next = abandoned_[pg->bin];
+  abandoned_[pg->bin] = pg;
+}
+
+void pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
+  for (std::size_t j = 0; j < count; ++j) {
+    page* pg = &s->pages[first + j];
+    pg->slice_count = 0;
+    pg->slice_offset = 0;
+    pg->block_size = 0;
+  }
+  std::uint64_t mask = run_mask(first, count);
+  s->free_slices |= mask;
+  if (s->free_slices == kAllSlices) {
+    std::size_t was_unpurged = static_cast<std::size_t>(std::popcount(s->unpurged));
+    unpurged_slices_ -= was_unpurged < unpurged_slices_ ? was_unpurged : unpurged_slices_;
+    unlist_segment(s);
+    s->unpurged = 0;
+    owner->release(s, 1);
+    return;
+  }
+  s->unpurged |= mask;
+  unpurged_slices_ += count;
+  list_segment(s);
+  if (unpurged_slices_ > static_cast<std::size_t>(option_value(option::purge_slices))) purge_free_slices();
+}
+
+void pod_arena::free_page(page* pg) noexcept {
+  segment* s = segment_of(pg);
+  std::size_t first = static_cast<std::size_t>(pg - s->pages);
+  std::lock_guard<std::mutex> guard(lock);
+  release_slices(s, first, pg->slice_count);
+}
+
+void pod_arena::purge_free_slices() noexcept {
+  for (segment* s = with_free_; s != nullptr; s = s->next_with_free) {
+    std::uint64_t mask = s->unpurged;
+    while (mask != 0) {
+      std::size_t first = static_cast<std::size_t>(std::countr_zero(mask));
+      std::size_t count = static_cast<std::size_t>(std::countr_one(mask >> first));
+      auto* start = reinterpret_cast<std::uint8_t*>(s) + (first << kSliceShift);
+      std::size_t bytes = count << kSliceShift;
+      if (first == 0) {  // keep the segment header
+        start += kSegmentHeaderSize;
+        bytes -= kSegmentHeaderSize;
+      }
+      port::decommit(start, bytes, owner->shared());
+      mask &= ~run_mask(first, count);
+    }
+    s->unpurged = 0;
+  }
+  unpurged_slices_ = 0;
+}
+
+void pod_arena::collect() noexcept {
+  std::lock_guard<std::mutex> guard(lock);
+  for (std::size_t bin = 0; bin < kBinCount; ++bin) {
+    page** link = &abandoned_[bin];
+    while (page* pg = *link) {
+      // Fold remote frees in; an abandoned page is in kNeverDelayed state.
+      std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
+      auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3});
+      while (b != nullptr) {
+        block* next = b->next;
+        b->next = pg->free;
+        pg->free = b;
+        --pg->used;
+        b = next;
+      }
+      if (pg->used == 0) {
+        *link = pg->next;
+        segment* s = segment_of(pg);
+        release_slices(s, static_cast<std::size_t>(pg - s->pages), pg->slice_count);
+      } else {
+        link = &pg->next;
+      }
+    }
+  }
+  purge_free_slices();
+}
+
+void pod_arena::usage(std::size_t* in_use, std::size_t* committed) noexcept {
+  std::lock_guard<std::mutex> guard(lock);
+  std::size_t live = 0, held = 0;
+  layout::heap_meta* meta = owner->meta();
+  for (std::size_t i = 1; i < meta->segments_high; ++i) {
+    std::uint32_t entry = meta->segments[i];
+    if (layout::entry_pod(entry) != pod) continue;
+    layout::segment_state st = layout::entry_state(entry);
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
+    if (st == layout::kSegmentHugeHead) {
+      live += s->pages[0].block_size;
+      held += std::size_t{s->span} << kSegmentShift;
+    } else if (st == layout::kSegmentPages) {
+      for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
+        const page& pg = s->pages[k];
+        if (pg.slice_count == 0) continue;
+        live += std::size_t{pg.used} * pg.block_size;
+        held += std::size_t{pg.slice_count} << kSliceShift;
+      }
+    }
+  }
+  *in_use = live;
+  *committed = held;
+}
+
+void pod_arena::adopt_segment(segment* s) noexcept {
+  std::size_t k = 0;
+  while (k < kSlicesPerSegment) {
+    page* pg = &s->pages[k];
+    if ((s->free_slices >> k) & 1 || pg->slice_count == 0) {
+      ++k;
+      continue;
+    }
+    std::size_t slices = pg->slice_count;
+    pg->owner_tid.store(0, std::memory_order_relaxed);
+    pg->heap.store(nullptr, std::memory_order_relaxed);
+    pg->next = pg->prev = nullptr;
+    pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~kPageInFull, std::memory_order_relaxed);
+    std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_relaxed);
+    for (auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3}); b != nullptr;) {
+      block* next = b->next;
+      b->next = pg->free;
+      pg->free = b;
+      --pg->used;
+      b = next;
+    }
+    if (pg->used == 0) {
+      release_slices(s, k, slices);
+      if (s->magic != kSegmentMagic) return;  // the whole segment went back
+    } else {
+      pg->next = abandoned_[pg->bin];
+      abandoned_[pg->bin] = pg;
+    }
+    k += slices;
+  }
+  if (s->free_slices != 0) list_segment(s);
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,53 @@
+// A pod arena: the pages and segments of one pod inside one region, shared
+// by every thread that allocates from the pod. Threads take pages from it
+// (a page with free blocks that a dead thread abandoned, or fresh slices)
+// and give empty pages back; it returns memory to the OS under the
+// purge_slices option.
+#pragma once
+
+#include "allocator/segment.hpp"
+#include "allocator/size_class.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+namespace larder::alloc {
+
+class region;
+
+struct pod_arena {
+  region* owner = nullptr;
+  std::uint32_t pod = 0;
+  std::mutex lock;
+
+  // A page for blocks of `bin` owned by nobody: an abandoned one with free
+  // blocks if there is one, else fresh slices. nullptr when memory is out.
+  page* take_page(std::size_t bin) noexcept;
+  // Gives an empty page's slices back.
+  void free_page(page* pg) noexcept;
+  // Offers a page that still holds live blocks to other threads.
+  void abandon(page* pg) noexcept;
+  // Returns free slices and empty abandoned pages to the OS now.
+  void collect() noexcept;
+  // Bytes in live blocks and bytes of pages held, for statistics.
+  void usage(std::size_t* in_use, std::size_t* committed) noexcept;
+
+  // Used by region::adopt_existing while nothing else runs.
+  void adopt_segment(segment* s) noexcept;
+
+ private:
+  page* take_abandoned(std::size_t bin) noexcept;
+  page* new_page(std::size_t bin) noexcept;
+  segment* segment_with_run(std::size_t slices, std::size_t* first) noexcept;
+  void release_slices(segment* s, std::size_t first, std::size_t count) noexcept;
+  void purge_free_slices() noexcept;
+  void list_segment(segment* s) noexcept;
+  void unlist_segment(segment* s) noexcept;
+
+  page* abandoned_[kBinCount] = {};
+  segment* with_free_ = nullptr;  // segments that have free slices
+  std::size_t unpurged_slices_ = 0;
+};
+
+}  // namespace larder::alloc

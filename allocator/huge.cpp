@@ -1,0 +1,75 @@
+// Huge blocks; see huge.hpp.
+#include "allocator/huge.hpp"
+
+#include "allocator/arena.hpp"
+
+#include <errno.h>
+
+namespace larder::alloc {
+
+namespace {
+
+constexpr std::size_t kMaxHugeAlignment = std::size_t{1} << 30;
+
+std::size_t segments_for(std::size_t bytes) { return (bytes + kSegmentSize - 1) >> kSegmentShift; }
+
+std::size_t span_bytes(const segment* head) { return std::size_t{head->span} << kSegmentShift; }
+
+}  // namespace
+
+void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* zeroed) noexcept {
+  if (alignment < kSliceSize) alignment = kSliceSize;
+  if (alignment > kMaxHugeAlignment || size > (std::size_t{1} << 46)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  // With an alignment past half a segment the block may start in a later
+  // segment of the run; it then sits on a segment boundary, which free()
+  // recognises.
+  std::size_t worst_offset = alignment <= kSegmentSize / 2 ? alignment : alignment + kSliceSize;
+  std::size_t count = segments_for(worst_offset + size);
+  region* r = h->arena->owner;
+  bool fresh = false;
+  segment* s = r->acquire(count, h->arena->pod, layout::kSegmentHugeHead, &fresh);
+  if (s == nullptr) return nullptr;
+  auto base = reinterpret_cast<std::uintptr_t>(s);
+  std::uintptr_t start = (base + kSegmentHeaderSize + alignment - 1) & ~(alignment - 1);
+  page* pg = &s->pages[0];
+  pg->block_size = size;
+  pg->huge_offset = static_cast<std::uint32_t>(start - base);
+  pg->capacity = 1;
+  pg->used = 1;
+  pg->slice_count = kSlicesPerSegment;
+  pg->flags.store(kPageHuge, std::memory_order_relaxed);
+  s->free_slices = 0;
+  if (zeroed != nullptr) *zeroed = fresh;
+  return reinterpret_cast<void*>(start);
+}
+
+void huge_free(region* r, segment* head) noexcept {
+  head->magic = 0;
+  r->release(head, head->span);
+}
+
+std::size_t huge_usable(segment* head, const void* p) noexcept {
+  auto end = reinterpret_cast<std::uintptr_t>(head) + span_bytes(head);
+  return end - reinterpret_cast<std::uintptr_t>(p);
+}
+
+bool huge_resize_in_place(region* r, segment* head, void* p, std::size_t size) noexcept {
+  std::size_t offset = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(head);
+  std::size_t needed = segments_for(offset + size);
+  if (size <= kLargeMax / 2) return false;  // small enough to move to a page
+  if (needed < head->span) {
+    std::size_t extra = head->span - needed;
+    auto* tail = reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(head) + (needed << kSegmentShift));
+    head->span = static_cast<std::uint32_t>(needed);
+    r->release(tail, extra);
+  } else if (needed > head->span && !r->extend(head, head->span, needed - head->span)) {
+    return false;
+  }
+  head->pages[0].block_size = size;
+  return true;
+}
+
+}  // namespace larder::alloc

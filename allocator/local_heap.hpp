@@ -1,0 +1,57 @@
+// A local heap is one thread's cache for one pod: its pages, grouped in
+// queues by size class, and the direct page pointers of the malloc fast
+// path. Only its thread touches it, except `delayed_free`, where other
+// threads leave blocks they freed into its full pages.
+#pragma once
+
+#include "allocator/segment.hpp"
+#include "allocator/size_class.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace larder::alloc {
+
+struct pod_arena;
+class region;
+struct thread_data;
+
+struct page_queue {
+  page* first = nullptr;
+  page* last = nullptr;
+};
+
+extern page g_empty_page;
+
+struct local_heap {
+  constexpr local_heap() noexcept {
+    for (auto& slot : direct) slot = &g_empty_page;
+  }
+
+  page* direct[kDirectSlots];  // first page of the queue for (size + 15) / 16
+  page_queue queues[kBinCount + 1];  // by bin; queues[kFullBin] holds full pages
+  std::atomic<block*> delayed_free{nullptr};
+  std::uintptr_t tid = 0;
+  pod_arena* arena = nullptr;
+  region* owner_region = nullptr;
+  std::uint64_t region_generation = 0;
+  thread_data* thread = nullptr;
+  local_heap* next_in_thread = nullptr;
+};
+
+// g_empty_page has no free blocks and fills every empty direct slot;
+// g_empty_heap has only such slots: a thread's first malloc fails the fast
+// path there and sets the thread up.
+extern local_heap g_empty_heap;
+
+void local_heap_init(local_heap* h, pod_arena* arena, std::uintptr_t tid) noexcept;
+// Gives every page away (abandoning those with live blocks); the heap can
+// then be freed.
+void local_heap_abandon(local_heap* h) noexcept;
+
+// Moves `pg` to the front of its bin queue or takes it out of the full one.
+void queue_push_front(local_heap* h, std::size_t bin, page* pg) noexcept;
+void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept;
+
+}  // namespace larder::alloc

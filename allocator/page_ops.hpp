@@ -1,0 +1,84 @@
+// Operations on a page that the fast and slow paths share: carving fresh
+// blocks, folding in remote frees, the delayed-free protocol, and what
+// happens when a page fills or empties.
+//
+// Remote frees (by a thread that does not own the page) push onto
+// page::xthread_free, whose low two bits hold a delay_state. When a page
+// fills, its owner moves it to the full queue and sets kUseDelayed: the next
+// remote free then also tells the owner heap (through its delayed_free list)
+// so the owner can move the page back. kDelaying marks that hand-over in
+// flight; an owner changing the state waits it out, so a heap is never
+// freed while a remote free still writes to it.
+#pragma once
+
+#include "allocator/local_heap.hpp"
+#include "allocator/segment.hpp"
+
+#include <sched.h>
+
+namespace larder::alloc {
+
+inline void set_delay_state(page* pg, delay_state state) noexcept {
+  std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((tf & 3) == kDelaying) {
+      sched_yield();
+      tf = pg->xthread_free.load(std::memory_order_relaxed);
+      continue;
+    }
+    if ((tf & 3) == state) return;
+    if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | state, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed))
+      return;
+  }
+}
+
+// Moves remote frees onto the owner's free list.
+inline void page_collect(page* pg) noexcept {
+  std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
+  if ((tf & ~std::uintptr_t{3}) == 0) return;
+  while (!pg->xthread_free.compare_exchange_weak(tf, tf & 3, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  }
+  auto* head = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
+  block* tail = head;
+  std::uint32_t count = 1;
+  while (tail->next != nullptr) {
+    tail = tail->next;
+    ++count;
+  }
+  tail->next = pg->free;
+  pg->free = head;
+  pg->used -= count;
+}
+
+// Carves up to an OS page's worth of never-used blocks onto the free list.
+inline void page_extend(page* pg) noexcept {
+  if (pg->reserved >= pg->capacity) return;
+  segment* s = segment_of(pg);
+  std::size_t size = pg->block_size;
+  std::size_t count = 4096 / size;
+  if (count == 0) count = 1;
+  if (count > static_cast<std::size_t>(pg->capacity - pg->reserved)) count = pg->capacity - pg->reserved;
+  std::uint8_t* start = page_start(s, pg) + std::size_t{pg->reserved} * size;
+  for (std::size_t i = 0; i + 1 < count; ++i)
+    reinterpret_cast<block*>(start + i * size)->next = reinterpret_cast<block*>(start + (i + 1) * size);
+  reinterpret_cast<block*>(start + (count - 1) * size)->next = pg->free;
+  pg->free = reinterpret_cast<block*>(start);
+  pg->reserved = static_cast<std::uint16_t>(pg->reserved + count);
+}
+
+// Start of the block holding interior pointer `p`.
+inline void* block_start(page* pg, const void* p) noexcept {
+  segment* s = segment_of(pg);
+  std::uint8_t* start = page_start(s, pg);
+  std::size_t offset = static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - start);
+  return start + (offset - offset % pg->block_size);
+}
+
+// Defined in alloc.cpp.
+void page_retire(local_heap* h, page* pg) noexcept;
+void page_unfull(local_heap* h, page* pg) noexcept;
+void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept;
+void drain_delayed(local_heap* h) noexcept;
+
+}  // namespace larder::alloc

@@ -1,0 +1,269 @@
+// Segment bookkeeping for one region and the region registry; see region.hpp.
+#include "allocator/region.hpp"
+
+#include "allocator/arena.hpp"
+#include "allocator/internal_pool.hpp"
+#include "allocator/options.hpp"
+#include "port/os.hpp"
+
+#include <errno.h>
+
+#include <cstring>
+
+namespace larder::alloc {
+
+using layout::entry_state;
+using layout::segment_entry;
+
+void region::init(std::uintptr_t base, std::size_t reserve, std::size_t committed, bool shared, bool writable,
+                  region_hooks hooks) noexcept {
+  base_ = base;
+  reserve_ = reserve;
+  segment_limit_ = reserve / kSegmentSize;
+  if (segment_limit_ > layout::kMaxSegments) segment_limit_ = layout::kMaxSegments;
+  committed_.store(committed, std::memory_order_relaxed);
+  shared_ = shared;
+  writable_ = writable;
+  hooks_ = hooks;
+  meta_ = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
+  search_hint_ = 1;
+}
+
+void region::destroy() noexcept {
+  for (auto& slot : arenas_) internal_delete(slot.exchange(nullptr));
+  retained_ = nullptr;
+  retained_count_ = 0;
+}
+
+pod_arena* region::arena(std::uint32_t pod) noexcept {
+  if (pod >= layout::kMaxPods) return nullptr;
+  if (pod_arena* a = arenas_[pod].load(std::memory_order_acquire)) return a;
+  std::lock_guard<std::mutex> guard(arenas_lock_);
+  if (pod_arena* a = arenas_[pod].load(std::memory_order_relaxed)) return a;
+  pod_arena* a = internal_new<pod_arena>();
+  if (a == nullptr) return nullptr;
+  a->owner = this;
+  a->pod = pod;
+  arenas_[pod].store(a, std::memory_order_release);
+  return a;
+}
+
+int region::ensure_committed(std::size_t size) noexcept {
+  if (size <= committed_.load(std::memory_order_relaxed)) return 0;
+  if (hooks_.grow == nullptr) return ENOMEM;
+  // Grow by at least an eighth so that a growing heap does few resizes.
+  std::size_t current = committed_.load(std::memory_order_relaxed);
+  std::size_t target = size;
+  std::size_t step = (current / 8 + kSegmentSize - 1) & ~(kSegmentSize - 1);
+  if (target < current + step) target = current + step;
+  if (target > reserve_) target = reserve_;
+  int err = hooks_.grow(hooks_.context, target);
+  if (err != 0 && target > size) {
+    target = size;
+    err = hooks_.grow(hooks_.context, target);
+  }
+  if (err != 0) return err;
+  committed_.store(target, std::memory_order_relaxed);
+  return 0;
+}
+
+bool region::run_is_free(std::size_t first, std::size_t count) const noexcept {
+  if (first + count > segment_limit_) return false;
+  for (std::size_t i = first; i < first + count; ++i)
+    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
+  return true;
+}
+
+segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed) noexcept {
+  if (!writable_) {
+    errno = EROFS;
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> guard(lock_);
+  std::size_t first = 0;
+  bool from_retained = false;
+  if (count == 1 && retained_ != nullptr) {
+    segment* s = retained_;
+    retained_ = s->next_with_free;
+    --retained_count_;
+    first = segment_index(s);
+    from_retained = true;
+  } else {
+    std::size_t high = meta_->segments_high;
+    for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
+      if (entry_state(meta_->segments[i]) == layout::kSegmentFree && run_is_free(i, count)) first = i;
+    }
+    if (first == 0) first = high > 0 ? high : 1;
+    if (first + count > segment_limit_) {
+      errno = ENOMEM;
+      return nullptr;
+    }
+    if (int err = ensure_committed((first + count) << kSegmentShift)) {
+      errno = err == ENOSPC ? ENOSPC : ENOMEM;
+      return nullptr;
+    }
+  }
+  *zeroed = !from_retained && first >= meta_->segments_high;
+  meta_->segments[first] = segment_entry(state, pod);
+  for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(layout::kSegmentHugeTail, pod);
+  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  if (first == search_hint_) search_hint_ = first + count;
+
+  auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, first));
+  if (!*zeroed) std::memset(static_cast<void*>(s), 0, sizeof(segment));
+  s->magic = kSegmentMagic;
+  s->pod = pod;
+  s->span = static_cast<std::uint32_t>(count);
+  s->free_slices = ~std::uint64_t{0};
+  return s;
+}
+
+bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
+  std::lock_guard<std::mutex> guard(lock_);
+  std::size_t first = segment_index(s) + span;
+  if (first + count > segment_limit_) return false;
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = first; i < first + count && i < high; ++i) {
+    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
+    // A retained segment is committed and listed; leave it alone.
+    for (segment* r = retained_; r != nullptr; r = r->next_with_free)
+      if (segment_index(r) == i) return false;
+  }
+  if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
+  for (std::size_t i = first; i < first + count; ++i)
+    meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
+  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  s->span = static_cast<std::uint32_t>(span + count);
+  return true;
+}
+
+void region::release(segment* s, std::size_t count) noexcept {
+  std::size_t first = segment_index(s);
+  std::lock_guard<std::mutex> guard(lock_);
+  for (std::size_t i = first; i < first + count; ++i) meta_->segments[i] = layout::kSegmentFree;
+  if (first < search_hint_) search_hint_ = first;
+  auto retain = static_cast<std::size_t>(option_value(option::retain_segments));
+  if (count == 1 && retained_count_ < retain) {
+    s->magic = 0;
+    s->next_with_free = retained_;
+    retained_ = s;
+    ++retained_count_;
+    return;
+  }
+  port::decommit(s, count << kSegmentShift, shared_);
+}
+
+void region::purge_retained() noexcept {
+  std::lock_guard<std::mutex> guard(lock_);
+  while (retained_ != nullptr) {
+    segment* s = retained_;
+    retained_ = s->next_with_free;
+    port::decommit(s, kSegmentSize, shared_);
+  }
+  retained_count_ = 0;
+}
+
+segment* region::head_segment(const void* p) const noexcept {
+  if (!contains(p)) return nullptr;
+  std::size_t i = segment_index(p);
+  while (i > 0 && entry_state(meta_->segments[i]) == layout::kSegmentHugeTail) --i;
+  layout::segment_state st = entry_state(meta_->segments[i]);
+  if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) return nullptr;
+  return reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+}
+
+std::size_t region::segments_in_use() const noexcept {
+  std::size_t used = 0;
+  for (std::size_t i = 1; i < meta_->segments_high; ++i)
+    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) ++used;
+  return used;
+}
+
+status region::adopt_existing() {
+  std::size_t high = meta_->segments_high;
+  if (high > segment_limit_) return status(errc::corrupt, "segment table runs past the reserve");
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t entry = meta_->segments[i];
+    layout::segment_state st = entry_state(entry);
+    if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+    if ((st != layout::kSegmentPages && st != layout::kSegmentHugeHead) || s->magic != kSegmentMagic ||
+        s->pod != layout::entry_pod(entry) || s->span == 0 || i + s->span > high)
+      return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged header");
+    s->next_with_free = nullptr;
+    s->listed = 0;
+    if (st == layout::kSegmentHugeHead) continue;
+    pod_arena* a = arena(s->pod);
+    if (a == nullptr) return status::from_errno(ENOMEM, "setting up pod arenas");
+    a->adopt_segment(s);
+  }
+  return {};
+}
+
+void region::lock_all() noexcept {
+  arenas_lock_.lock();
+  for (auto& slot : arenas_)
+    if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.lock();
+  lock_.lock();
+}
+
+void region::unlock_all() noexcept {
+  lock_.unlock();
+  for (auto& slot : arenas_)
+    if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.unlock();
+  arenas_lock_.unlock();
+}
+
+// ---- registry ------------------------------------------------------------
+
+namespace {
+std::atomic<region*> g_regions[kMaxRegions];
+std::mutex g_registry_lock;
+std::atomic<std::size_t> g_region_high{0};
+std::uint64_t g_generations[kMaxRegions];
+}  // namespace
+
+int register_region(region* r) noexcept {
+  std::lock_guard<std::mutex> guard(g_registry_lock);
+  for (std::size_t i = 0; i < kMaxRegions; ++i) {
+    if (g_regions[i].load(std::memory_order_relaxed) != nullptr) continue;
+    r->slot = static_cast<std::uint32_t>(i);
+    r->generation = ++g_generations[i];
+    g_regions[i].store(r, std::memory_order_release);
+    if (i + 1 > g_region_high.load(std::memory_order_relaxed)) g_region_high.store(i + 1, std::memory_order_release);
+    return 0;
+  }
+  return EMFILE;
+}
+
+void unregister_region(region* r) noexcept {
+  std::lock_guard<std::mutex> guard(g_registry_lock);
+  g_regions[r->slot].store(nullptr, std::memory_order_release);
+}
+
+region* find_region(const void* p) noexcept {
+  std::size_t high = g_region_high.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < high; ++i) {
+    region* r = g_regions[i].load(std::memory_order_acquire);
+    if (r != nullptr && r->contains(p)) return r;
+  }
+  return nullptr;
+}
+
+region* region_at(std::size_t slot) noexcept {
+  return slot < kMaxRegions ? g_regions[slot].load(std::memory_order_acquire) : nullptr;
+}
+
+void lock_regions() noexcept {
+  g_registry_lock.lock();
+  for (auto& slot : g_regions)
+    if (region* r = slot.load(std::memory_order_relaxed)) r->lock_all();
+}
+
+void unlock_regions() noexcept {
+  for (auto& slot : g_regions)
+    if (region* r = slot.load(std::memory_order_relaxed)) r->unlock_all();
+  g_registry_lock.unlock();
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,122 @@
+// A region is the allocator's view of one mapped heap: the segment table in
+// its metadata block, the segments it hands to pod arenas, and the hook
+// through which the backing grows. Every open heap, the process heap that
+// malloc uses included, is one region, registered so that any block can be
+// traced back to the region holding it.
+#pragma once
+
+#include "allocator/segment.hpp"
+#include "recovery/layout.hpp"
+
+#include <larder/status.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+namespace larder::alloc {
+
+struct pod_arena;
+
+// Implemented by whoever maps the heap (the runtime for named heaps).
+struct region_hooks {
+  void* context = nullptr;
+  // Makes the backing at least `size` bytes long (and durable metadata say
+  // so). Returns 0 or an errno value; ENOSPC when the disk is full.
+  int (*grow)(void* context, std::size_t size) = nullptr;
+};
+
+class region {
+ public:
+  // Sets up a region over a mapped heap whose metadata block is initialised.
+  // `committed` is how much of the backing exists (the reserve for
+  // anonymous memory). `shared`: the mapping is MAP_SHARED.
+  void init(std::uintptr_t base, std::size_t reserve, std::size_t committed, bool shared, bool writable,
+            region_hooks hooks) noexcept;
+  // After open: drops process-local page state left in the heap, folds
+  // pending remote frees in, and offers pages with free blocks to their
+  // pods. Fails with errc::corrupt on a damaged segment header.
+  status adopt_existing();
+  // Frees the process-local state (arenas). The mapping is the caller's.
+  void destroy() noexcept;
+
+  bool contains(const void* p) const noexcept {
+    auto a = reinterpret_cast<std::uintptr_t>(p);
+    return a - base_ < reserve_;
+  }
+  std::uintptr_t base() const noexcept { return base_; }
+  std::size_t reserve() const noexcept { return reserve_; }
+  std::size_t committed() const noexcept { return committed_.load(std::memory_order_relaxed); }
+  bool writable() const noexcept { return writable_; }
+  bool shared() const noexcept { return shared_; }
+  layout::heap_meta* meta() const noexcept { return meta_; }
+
+  // The arena of `pod`, created on first use; nullptr if out of memory.
+  pod_arena* arena(std::uint32_t pod) noexcept;
+  pod_arena* existing_arena(std::uint32_t pod) const noexcept {
+    return arenas_[pod].load(std::memory_order_acquire);
+  }
+
+  // Takes `count` consecutive free segments for `pod`, with the first
+  // marked `state` and the rest as huge tails. `*zeroed` tells whether the
+  // memory is known to read as zero. nullptr (errno set) when the reserve
+  // or the backing is full.
+  segment* acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed) noexcept;
+  // Tries to take the `count` segments right after `s`'s run of `span`
+  // as its huge tails (in-place growth of a huge block).
+  bool extend(segment* s, std::size_t span, std::size_t count) noexcept;
+  // Gives back a run of `count` segments starting at `s`.
+  void release(segment* s, std::size_t count) noexcept;
+  // Gives every retained empty segment back to the OS.
+  void purge_retained() noexcept;
+
+  // The head segment of the run holding address `p` (walks back over huge
+  // tails); nullptr if `p` is in no used segment.
+  segment* head_segment(const void* p) const noexcept;
+  std::size_t segment_index(const void* p) const noexcept {
+    return (reinterpret_cast<std::uintptr_t>(p) - base_) >> kSegmentShift;
+  }
+  std::size_t segments_in_use() const noexcept;
+
+  // Fork handlers: take and drop every lock of the region and its arenas.
+  void lock_all() noexcept;
+  void unlock_all() noexcept;
+
+  std::uint32_t slot = 0;             // index in the region registry
+  std::uint64_t generation = 0;       // bumped when the slot is reused
+
+ private:
+  int ensure_committed(std::size_t size) noexcept;
+  bool run_is_free(std::size_t first, std::size_t count) const noexcept;
+
+  std::uintptr_t base_ = 0;
+  std::size_t reserve_ = 0;
+  std::size_t segment_limit_ = 0;
+  std::atomic<std::size_t> committed_{0};
+  bool shared_ = false;
+  bool writable_ = false;
+  region_hooks hooks_;
+  layout::heap_meta* meta_ = nullptr;
+  std::mutex lock_;
+  std::size_t search_hint_ = 1;
+  segment* retained_ = nullptr;  // empty segments kept committed (single ones)
+  std::size_t retained_count_ = 0;
+  std::mutex arenas_lock_;
+  std::atomic<pod_arena*> arenas_[layout::kMaxPods] = {};
+};
+
+// ---- registry of live regions -----------------------------------------
+inline constexpr std::size_t kMaxRegions = 64;
+
+// Adds `r` (assigning its slot); EMFILE when kMaxRegions are open.
+int register_region(region* r) noexcept;
+void unregister_region(region* r) noexcept;
+// The registered region containing `p`, or nullptr.
+region* find_region(const void* p) noexcept;
+region* region_at(std::size_t slot) noexcept;
+// Fork handlers: hold the registry lock and every region's locks.
+void lock_regions() noexcept;
+void unlock_regions() noexcept;
+
+}  // namespace larder::alloc

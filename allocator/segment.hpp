@@ -1,0 +1,112 @@
+// Segments and heap pages: the allocator's in-heap metadata.
+// A segment is a 4 MiB aligned piece of a heap that belongs to one pod. Its
+// first 8 KiB hold this header: one page descriptor per 64 KiB slice. A heap
+// page is a run of slices holding blocks of one size; its descriptor is the
+// one of its first slice. Huge blocks span whole segments (see huge.cpp).
+//
+// The fields marked "process-local" describe which thread owns a page in
+// the process that has the heap open; they are reset when a heap is opened
+// and mean nothing on media. Everything else is part of the heap's format
+// (docs/format/heap.md).
+#pragma once
+
+#include "recovery/layout.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace larder::alloc {
+
+using layout::kSegmentShift;
+using layout::kSegmentSize;
+using layout::kSliceShift;
+using layout::kSliceSize;
+using layout::kSlicesPerSegment;
+
+struct block {
+  block* next;
+};
+
+struct local_heap;
+
+// Page flags.
+inline constexpr std::uint8_t kPageInFull = 1;      // in the owner's full queue
+inline constexpr std::uint8_t kPageHasAligned = 2;  // holds interior (aligned) pointers
+inline constexpr std::uint8_t kPageHuge = 4;        // the one block of a huge segment run
+
+// State kept in the low two bits of page::xthread_free (see free.cpp).
+enum delay_state : std::uintptr_t {
+  kNoDelayed = 0,     // other threads push onto xthread_free
+  kUseDelayed = 1,    // page is full: the next remote free tells the owner heap
+  kDelaying = 2,      // a remote free is telling the owner heap right now
+  kNeverDelayed = 3,  // page has no owner heap (abandoned)
+};
+
+struct page {
+  block* free;                // blocks ready for the owner
+  std::uint32_t used;         // blocks handed out, counting unreturned remote frees
+  std::uint16_t capacity;     // blocks that fit in the page
+  std::uint16_t reserved;     // blocks carved out of the page so far
+  std::atomic<std::uintptr_t> owner_tid;  // process-local: owning thread, 0 if none
+  std::atomic<std::uintptr_t> xthread_free;  // remote frees | delay_state
+  std::atomic<local_heap*> heap;             // process-local: owner heap
+  page* next;                 // process-local: queue links
+  page* prev;
+  std::uint64_t block_size;   // bytes per block; the requested size for huge
+  std::uint8_t slice_count;   // slices in this page; 0 for a free slice
+  std::uint8_t slice_offset;  // in a continuation slice: distance to the first
+  std::uint8_t bin;
+  std::atomic<std::uint8_t> flags;  // kPage* bits; read by remote frees
+  std::uint32_t huge_offset;  // huge: offset of the block from the segment start
+};
+static_assert(sizeof(page) == 72);
+
+// "LRDRSEGM".
+inline constexpr std::uint64_t kSegmentMagic = 0x4D4745535244524Cull;
+inline constexpr std::size_t kSegmentHeaderSize = 8192;
+
+struct segment {
+  std::uint64_t magic;
+  std::uint32_t pod;            // owning pod id
+  std::uint32_t span;           // segments covered (1 unless huge)
+  std::uint64_t free_slices;    // bit i set: slice i is free
+  std::uint64_t unpurged;       // bit i set: free slice i still holds memory
+  segment* next_with_free;      // process-local: pod arena's list
+  std::uint8_t listed;          // process-local: on that list
+  std::uint8_t unused[23];
+  page pages[kSlicesPerSegment];
+};
+static_assert(sizeof(segment) <= kSegmentHeaderSize);
+
+inline segment* segment_of(const void* p) noexcept {
+  return reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(p) & ~(kSegmentSize - 1));
+}
+
+inline std::size_t slice_index(const segment* s, const void* p) noexcept {
+  return (reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(s)) >> kSliceShift;
+}
+
+// The page holding `p`, for a pointer into a pages segment.
+inline page* page_of(segment* s, const void* p) noexcept {
+  page* pg = &s->pages[slice_index(s, p)];
+  return pg - pg->slice_offset;
+}
+
+inline std::uintptr_t segment_index_to_address(std::uintptr_t base, std::size_t index) noexcept {
+  return base + (index << kSegmentShift);
+}
+
+// First byte of the page's blocks. Slice 0 starts after the segment header.
+inline std::uint8_t* page_start(segment* s, const page* pg) noexcept {
+  std::size_t index = static_cast<std::size_t>(pg - s->pages);
+  std::size_t offset = index == 0 ? kSegmentHeaderSize : (index << kSliceShift);
+  return reinterpret_cast<std::uint8_t*>(s) + offset;
+}
+
+inline std::size_t page_area(const page* pg, std::size_t index) noexcept {
+  std::size_t bytes = std::size_t{pg->slice_count} << kSliceShift;
+  return index == 0 ? bytes - kSegmentHeaderSize : bytes;
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,155 @@
+// Thread setup, thread exit, and fork; see thread.hpp.
+#include "allocator/thread.hpp"
+
+#include "allocator/alloc.hpp"
+#include "allocator/arena.hpp"
+#include "allocator/internal_pool.hpp"
+#include "allocator/options.hpp"
+#include "port/os.hpp"
+
+#include <mutex>
+
+namespace larder::alloc {
+
+thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
+
+namespace {
+
+thread_local thread_data* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+
+std::mutex g_threads_lock;  // guards the thread list and every thread's heap list
+thread_data* g_threads = nullptr;
+unsigned g_exit_key = 0;
+bool g_exit_key_ready = false;
+
+void link_thread(thread_data* td) {
+  td->prev = nullptr;
+  td->next = g_threads;
+  if (g_threads != nullptr) g_threads->prev = td;
+  g_threads = td;
+}
+
+void unlink_thread(thread_data* td) {
+  if (td->prev != nullptr) td->prev->next = td->next;
+  if (td->next != nullptr) td->next->prev = td->prev;
+  if (g_threads == td) g_threads = td->next;
+}
+
+// Gives all of `td`'s pages away and frees it. Its heaps must be unused.
+void retire_thread(thread_data* td) {
+  local_heap* h;
+  {
+    std::lock_guard<std::mutex> guard(g_threads_lock);
+    unlink_thread(td);
+    h = td->heaps;
+    td->heaps = nullptr;
+  }
+  while (h != nullptr) {
+    local_heap* next = h->next_in_thread;
+    local_heap_abandon(h);
+    internal_delete(h);
+    h = next;
+  }
+  internal_delete(td);
+}
+
+void on_thread_exit(void* value) {
+  auto* td = static_cast<thread_data*>(value);
+  if (td == nullptr) return;
+  tls_heap = &g_empty_heap;
+  tls_thread = nullptr;
+  retire_thread(td);
+}
+
+void before_fork() {
+  g_threads_lock.lock();
+  lock_regions();
+  internal_pool_lock();
+}
+
+void after_fork_parent() {
+  internal_pool_unlock();
+  unlock_regions();
+  g_threads_lock.unlock();
+}
+
+// Only the forking thread lives on in the child: the pages of every other
+// thread become abandoned, so the child can reuse them.
+void after_fork_child() {
+  internal_pool_unlock();
+  unlock_regions();
+  g_threads_lock.unlock();
+  thread_data* td = g_threads;
+  while (td != nullptr) {
+    thread_data* next = td->next;
+    if (td != tls_thread) retire_thread(td);
+    td = next;
+  }
+}
+
+}  // namespace
+
+local_heap* thread_setup() noexcept {
+  if (tls_thread != nullptr) return tls_thread->process_default;
+  region* r = process_region();
+  if (r == nullptr) return nullptr;
+  auto* td = internal_new<thread_data>();
+  if (td == nullptr) return nullptr;
+  td->tid = current_tid();
+  {
+    std::lock_guard<std::mutex> guard(g_threads_lock);
+    link_thread(td);
+  }
+  tls_thread = td;
+  if (g_exit_key_ready) port::thread_exit_key_set(g_exit_key, td);
+  td->process_default = local_heap_for(r, 0);
+  return td->process_default;
+}
+
+local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
+  if (tls_thread == nullptr && thread_setup() == nullptr) return nullptr;
+  thread_data* td = tls_thread;
+  for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread) {
+    if (h->owner_region == r && h->region_generation == r->generation && h->arena->pod == pod) return h;
+  }
+  if (!r->writable()) return nullptr;
+  pod_arena* arena = r->arena(pod);
+  if (arena == nullptr) return nullptr;
+  auto* h = internal_new<local_heap>();
+  if (h == nullptr) return nullptr;
+  local_heap_init(h, arena, td->tid);
+  h->owner_region = r;
+  h->region_generation = r->generation;
+  h->thread = td;
+  std::lock_guard<std::mutex> guard(g_threads_lock);
+  h->next_in_thread = td->heaps;
+  td->heaps = h;
+  return h;
+}
+
+void forget_region(region* r) noexcept {
+  std::lock_guard<std::mutex> guard(g_threads_lock);
+  for (thread_data* td = g_threads; td != nullptr; td = td->next) {
+    local_heap** link = &td->heaps;
+    while (local_heap* h = *link) {
+      if (h->owner_region == r) {
+        *link = h->next_in_thread;
+        if (tls_heap == h) tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
+        internal_delete(h);
+      } else {
+        link = &h->next_in_thread;
+      }
+    }
+  }
+}
+
+void install_thread_handlers() noexcept {
+  if (g_exit_key_ready) return;
+  if (port::thread_exit_key(on_thread_exit, &g_exit_key) == 0) {
+    g_exit_key_ready = true;
+    if (tls_thread != nullptr) port::thread_exit_key_set(g_exit_key, tls_thread);
+  }
+  port::at_fork(before_fork, after_fork_parent, after_fork_child);
+}
+
+}  // namespace larder::alloc

@@ -1,0 +1,40 @@
+// Per-thread state: the thread's local heaps (one per region and pod it
+// allocates from), the TLS pointer the malloc fast path reads, thread exit
+// and fork handling.
+#pragma once
+
+#include "allocator/local_heap.hpp"
+
+#include <cstdint>
+
+namespace larder::alloc {
+
+class region;
+
+struct thread_data {
+  std::uintptr_t tid = 0;
+  local_heap* heaps = nullptr;          // this thread's local heaps
+  local_heap* process_default = nullptr;  // process heap, pod 0
+  thread_data* next = nullptr;          // all threads, under the threads lock
+  thread_data* prev = nullptr;
+};
+
+// Where malloc in this thread goes. Initial-exec TLS: reading it never
+// calls into the dynamic loader (which could call malloc).
+extern thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec")));
+
+// A unique id of the calling thread among live threads of this process.
+inline std::uintptr_t current_tid() noexcept { return reinterpret_cast<std::uintptr_t>(&tls_heap); }
+
+// Sets the calling thread up on its first allocation and returns the
+// process heap's local heap, or nullptr if memory is out.
+local_heap* thread_setup() noexcept;
+// The calling thread's local heap for (`r`, `pod`), created on first use.
+local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept;
+// Frees every thread's local heaps of `r`, which is going away. Nothing
+// may be allocating from `r` meanwhile.
+void forget_region(region* r) noexcept;
+// Installs the thread-exit and fork handlers (once, at library load).
+void install_thread_handlers() noexcept;
+
+}  // namespace larder::alloc

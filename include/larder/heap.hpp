@@ -1,0 +1,183 @@
+// larder::heap: a mapped region whose objects outlive the process.
+// A heap is mapped at the base address recorded when it was created, so raw
+// pointers inside it stay valid after reopen and in other processes. Its
+// objects are found again through named roots. See docs/persistence.md for
+// what survives a crash (in short: a clean close() makes everything durable;
+// transactions come with the undo log).
+#pragma once
+
+#include <larder/export.hpp>
+#include <larder/pod.hpp>
+#include <larder/status.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace larder {
+
+enum class backing : std::uint8_t {
+  anonymous,  // private memory; lives as long as the heap is open
+  shm,        // a POSIX shared-memory object (name "/like-this"); survives
+              // the process until the machine restarts or it is removed
+  file,       // a regular file; survives restarts
+};
+
+enum class open_mode : std::uint8_t {
+  create,          // fail with already_exists if it exists
+  open,            // fail with not_found if it does not exist
+  open_or_create,  // either
+};
+
+struct heap_options {
+  backing kind = backing::file;
+  std::string name;  // file path or shm object name; unused for anonymous
+  open_mode mode = open_mode::open_or_create;
+  bool read_only = false;  // map read-only; allocation fails with EROFS
+  // Virtual address range reserved at creation: the most the heap can grow
+  // to. Nothing is committed or written until it is used. Recorded in the
+  // heap; ignored on open.
+  std::size_t reserve = std::size_t{64} << 30;
+  // Where to map the heap at creation; 0 lets larder choose a free range in
+  // the part of the address space that programs rarely use. Ignored on open.
+  std::uintptr_t base = 0;
+};
+
+struct root_info {
+  std::string name;
+  void* object;
+  std::size_t size;
+};
+
+struct pod_info {
+  std::string name;
+  std::uint32_t id;
+  std::size_t bytes_in_use;     // bytes in blocks handed out
+  std::size_t bytes_committed;  // bytes of pages the pod holds
+};
+
+struct heap_stats {
+  std::size_t mapped_size;   // bytes of the backing in use (file size)
+  std::size_t reserve;       // the reserved address range
+  std::size_t segments_in_use;
+  std::size_t pods;
+  std::size_t roots;
+};
+
+class heap_impl;
+
+// Thread-safety: allocation, deallocation, pods and roots may be used from
+// any number of threads at once. open/close are not concurrent with other
+// calls on the same heap. Only one process may have a heap open for writing
+// at a time (heap_busy otherwise); read-only openers may attach alongside.
+class LARDER_EXPORT heap {
+ public:
+  heap() noexcept = default;
+  // Throwing convenience: opens per `options` or throws larder::error.
+  explicit heap(const heap_options& options);
+  heap(heap&& other) noexcept : impl_(std::exchange(other.impl_, nullptr)) {}
+  heap& operator=(heap&& other) noexcept;
+  ~heap();
+
+  // Creates or opens a heap. On error `out` is left closed and the backing
+  // is left unchanged. Errors: not_a_heap, corrupt, truncated, newer_format,
+  // foreign_build, address_taken, heap_busy, not_found, already_exists, or
+  // an errno value from the system call that failed.
+  static status open(const heap_options& options, heap* out);
+
+  // Unmaps the heap after making a file-backed heap durable (msync). Objects
+  // in it must no longer be used. Idempotent.
+  status close();
+
+  bool is_open() const noexcept { return impl_ != nullptr; }
+  void* base() const noexcept;
+  std::size_t reserve() const noexcept;
+  backing kind() const noexcept;
+  std::string uuid() const;  // 36-character text form
+  heap_stats stats() const;
+  bool contains(const void* p) const noexcept;
+
+  // --- allocation -------------------------------------------------------
+  // From the default pod. nullptr and errno=ENOMEM when full.
+  void* allocate(std::size_t size, std::size_t alignment = alignof(std::max_align_t)) noexcept;
+  // Frees a block of any pod of this heap (or, in fact, any larder block).
+  static void deallocate(void* p) noexcept;
+
+  // --- pods -------------------------------------------------------------
+  pod default_pod() const noexcept;
+  // Finds the pod named `name` or creates it. Errors: table_full,
+  // invalid_argument (empty name or longer than 47 bytes), read_only.
+  status make_pod(std::string_view name, pod* out);
+  pod find_pod(std::string_view name) const noexcept;  // invalid if absent
+  std::vector<pod_info> pods() const;
+
+  // --- named roots ------------------------------------------------------
+  // Records `object` (which must be in this heap) under `name`. Replaces an
+  // existing root of that name. Errors: invalid_argument, table_full.
+  status set_root(std::string_view name, void* object, std::size_t size);
+  // nullptr if absent; `size` receives the recorded size.
+  void* find_root(std::string_view name, std::size_t* size = nullptr) const noexcept;
+  // Forgets the name; the object itself is not freed.
+  status remove_root(std::string_view name);
+  std::vector<root_info> roots() const;
+
+  // Finds the root `name`, or constructs a T from `args` in the default pod
+  // and records it. The constructor runs inside a pod_scope of the default
+  // pod, so containers that use larder::allocator place their elements in
+  // this heap too. Throws larder::error on a size mismatch or a full heap.
+  template <class T, class... Args>
+  T* root(std::string_view name, Args&&... args);
+
+  // Destroys and frees the root `name` if it exists and forgets the name.
+  template <class T>
+  void destroy_root(std::string_view name);
+
+  heap_impl* impl() const noexcept { return impl_; }
+
+ private:
+  heap_impl* impl_ = nullptr;
+};
+
+template <class T, class... Args>
+T* heap::root(std::string_view name, Args&&... args) {
+  std::size_t size = 0;
+  if (void* found = find_root(name, &size)) {
+    if (size != sizeof(T))
+      throw error(status(errc::type_mismatch, std::string(name)));
+    return static_cast<T*>(found);
+  }
+  void* raw = default_pod().allocate(sizeof(T), alignof(T));
+  if (raw == nullptr) throw error(status(errc::out_of_space, std::string(name)));
+  T* object;
+  try {
+    pod_scope scope(default_pod());
+    object = ::new (raw) T(std::forward<Args>(args)...);
+  } catch (...) {
+    deallocate(raw);
+    throw;
+  }
+  status s = set_root(name, object, sizeof(T));
+  if (!s.ok()) {
+    object->~T();
+    deallocate(raw);
+    throw error(std::move(s));
+  }
+  return object;
+}
+
+template <class T>
+void heap::destroy_root(std::string_view name) {
+  std::size_t size = 0;
+  T* object = static_cast<T*>(find_root(name, &size));
+  if (object == nullptr) return;
+  if (size != sizeof(T)) throw error(status(errc::type_mismatch, std::string(name)));
+  throw_if_error(remove_root(name));
+  object->~T();
+  deallocate(object);
+}
+
+}  // namespace larder

@@ -1,0 +1,246 @@
+// Linux implementation of port/os.hpp.
+#include "port/os.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000  // Linux 4.17
+#endif
+
+extern char** environ;
+
+namespace larder::port {
+
+int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  int flags = MAP_FIXED_NOREPLACE | (fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE : MAP_SHARED);
+  void* want = reinterpret_cast<void*>(addr);
+  void* got = mmap(want, size, prot, flags, fd, 0);
+  if (got == MAP_FAILED) return errno;
+  if (got != want) {  // kernels before 4.17 treat the flag as a hint
+    munmap(got, size);
+    return EEXIST;
+  }
+  return 0;
+}
+
+int map_aligned(std::size_t size, std::size_t alignment, void** out) {
+  std::size_t padded = size + alignment;
+  void* raw = mmap(nullptr, padded, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return errno;
+  auto start = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t aligned = (start + alignment - 1) & ~(alignment - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  std::size_t tail = (start + padded) - (aligned + size);
+  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
+  *out = reinterpret_cast<void*>(aligned);
+  return 0;
+}
+
+int unmap(void* addr, std::size_t size) { return munmap(addr, size) == 0 ? 0 : errno; }
+
+int decommit(void* addr, std::size_t size, bool shared) {
+  int advice = shared ? MADV_REMOVE : MADV_DONTNEED;
+  if (madvise(addr, size, advice) == 0) return 0;
+  // Some file systems cannot punch holes; the pages are then only dropped
+  // from memory, which is still correct because free pages are never read.
+  if (shared && madvise(addr, size, MADV_DONTNEED) == 0) return 0;
+  return errno;
+}
+
+int sync_range(void* addr, std::size_t size) { return msync(addr, size, MS_SYNC) == 0 ? 0 : errno; }
+
+namespace {
+int open_flags(bool create, bool exclusive, bool writable) {
+  int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  if (create) flags |= O_CREAT;
+  if (create && exclusive) flags |= O_EXCL;
+  return flags;
+}
+
+// Tries to open an existing object first so `created` is exact even when
+// create is allowed.
+template <class Open>
+int open_common(Open open_fn, bool create, bool exclusive, bool writable, int* fd, bool* created) {
+  *created = false;
+  if (!(create && exclusive)) {
+    int f = open_fn(open_flags(false, false, writable));
+    if (f >= 0) {
+      *fd = f;
+      return 0;
+    }
+    if (errno != ENOENT || !create) return errno;
+  }
+  int f = open_fn(open_flags(true, true, writable));
+  if (f < 0) return errno;
+  *fd = f;
+  *created = true;
+  return 0;
+}
+}  // namespace
+
+int open_file(const char* path, bool create, bool exclusive, bool writable, int* fd, bool* created) {
+  return open_common([&](int flags) { return ::open(path, flags, 0600); }, create, exclusive, writable, fd,
+                     created);
+}
+
+int open_shm(const char* name, bool create, bool exclusive, bool writable, int* fd, bool* created) {
+  return open_common([&](int flags) { return ::shm_open(name, flags & ~O_CLOEXEC, 0600); }, create,
+                     exclusive, writable, fd, created);
+}
+
+int remove_file(const char* path) { return ::unlink(path) == 0 ? 0 : errno; }
+int remove_shm(const char* name) { return ::shm_unlink(name) == 0 ? 0 : errno; }
+int close_fd(int fd) { return ::close(fd) == 0 ? 0 : errno; }
+
+int file_size(int fd, std::uint64_t* size) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return errno;
+  *size = static_cast<std::uint64_t>(st.st_size);
+  return 0;
+}
+
+int grow_file(int fd, std::uint64_t size, bool allocate) {
+  std::uint64_t current = 0;
+  if (int err = file_size(fd, &current)) return err;
+  if (current >= size) return 0;
+  if (allocate) {
+    int err = posix_fallocate(fd, static_cast<off_t>(current), static_cast<off_t>(size - current));
+    if (err == 0) return 0;
+    if (err != EOPNOTSUPP && err != EINVAL) return err;
+  }
+  return ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
+}
+
+int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset) {
+  auto* out = static_cast<char*>(buffer);
+  while (length > 0) {
+    ssize_t n = pread(fd, out, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return ENODATA;
+    out += n;
+    length -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return 0;
+}
+
+int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset) {
+  const auto* in = static_cast<const char*>(buffer);
+  while (length > 0) {
+    ssize_t n = pwrite(fd, in, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    in += n;
+    length -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return 0;
+}
+
+int sync_file(int fd) { return fdatasync(fd) == 0 ? 0 : errno; }
+
+int lock_writer(int fd) {
+  struct flock lock;
+  std::memset(&lock, 0, sizeof(lock));
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 1;
+  if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return 0;
+  return (errno == EACCES || errno == EAGAIN) ? EAGAIN : errno;
+}
+
+bool is_memory_file_system(int fd) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return false;
+  return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+}
+
+int at_fork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  return pthread_atfork(prepare, parent, child);
+}
+
+int thread_exit_key(void (*destructor)(void*), unsigned* key) {
+  pthread_key_t k;
+  int err = pthread_key_create(&k, destructor);
+  if (err == 0) *key = static_cast<unsigned>(k);
+  return err;
+}
+
+int thread_exit_key_set(unsigned key, void* value) {
+  return pthread_setspecific(static_cast<pthread_key_t>(key), value);
+}
+
+std::uint64_t random64() {
+  std::uint64_t value = 0;
+  if (getrandom(&value, sizeof(value), GRND_NONBLOCK) == static_cast<ssize_t>(sizeof(value))) return value;
+  return monotonic_ns() * 0x9E3779B97F4A7C15ull ^ static_cast<std::uint64_t>(getpid());
+}
+
+std::uint64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+int process_id() { return static_cast<int>(getpid()); }
+
+void write_stderr(const char* text, std::size_t length) {
+  while (length > 0) {
+    ssize_t n = ::write(2, text, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    text += n;
+    length -= static_cast<std::size_t>(n);
+  }
+}
+
+const char* get_env(const char* name) {
+  // getenv is fine once libc is initialised, but malloc may be called by
+  // the dynamic loader before that; environ is set up by then either way.
+  if (environ == nullptr) return nullptr;
+  std::size_t length = std::strlen(name);
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') return *entry + length + 1;
+  }
+  return nullptr;
+}
+
+std::size_t resident_bytes() {
+  int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buffer[128];
+  ssize_t n = ::read(fd, buffer, sizeof(buffer) - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buffer[n] = '\0';
+  const char* p = buffer;
+  while (*p != '\0' && *p != ' ') ++p;  // skip total size
+  std::size_t pages = 0;
+  for (++p; *p >= '0' && *p <= '9'; ++p) pages = pages * 10 + static_cast<std::size_t>(*p - '0');
+  return pages * kOsPageSize;
+}
+
+std::size_t peak_resident_bytes() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<std::size_t>(usage.ru_maxrss) * 1024;
+}
+
+}  // namespace larder::port

@@ -1,0 +1,75 @@
+// The platform layer: every system call larder makes goes through here.
+// Each function returns 0 on success or an errno value on failure, and
+// never allocates from larder's own heap (it is used by malloc itself).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace larder::port {
+
+inline constexpr std::size_t kOsPageSize = 4096;
+
+// ---- address space ------------------------------------------------------
+// Maps `size` bytes at exactly `addr` without replacing anything: EEXIST when
+// any part of the range is in use. `fd` < 0 maps private anonymous memory
+// (never charged up front: MAP_NORESERVE); otherwise the file is mapped
+// shared from offset 0, and may be shorter than `size` (touching past its
+// end faults until it grows). `addr` and `size` are OS-page multiples.
+int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable);
+// Maps `size` anonymous private bytes aligned to `alignment` (a power of
+// two >= kOsPageSize) anywhere the kernel likes.
+int map_aligned(std::size_t size, std::size_t alignment, void** out);
+int unmap(void* addr, std::size_t size);
+// Drops the pages' contents and gives their memory back to the system. For
+// private anonymous memory the range reads as zero afterwards; for a shared
+// file or shm mapping the file range is deallocated (a hole that reads as
+// zero). `shared` says which kind the mapping is.
+int decommit(void* addr, std::size_t size, bool shared);
+// Writes dirty pages of a shared file mapping back and waits for them.
+int sync_range(void* addr, std::size_t size);
+
+// ---- files and shared-memory objects -----------------------------------
+// Opens `path` read-write (or read-only). With `create`, creates it with
+// mode 0600; `exclusive` fails with EEXIST if it exists. `*created` tells.
+int open_file(const char* path, bool create, bool exclusive, bool writable, int* fd, bool* created);
+// The same for a POSIX shared-memory object named "/name".
+int open_shm(const char* name, bool create, bool exclusive, bool writable, int* fd, bool* created);
+int remove_file(const char* path);
+int remove_shm(const char* name);
+int close_fd(int fd);
+int file_size(int fd, std::uint64_t* size);
+// Grows the file to at least `size` bytes. With `allocate`, reserves the
+// disk blocks too, so a full disk is reported here (ENOSPC) instead of as a
+// SIGBUS on a later store.
+int grow_file(int fd, std::uint64_t size, bool allocate);
+int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset);
+int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset);
+int sync_file(int fd);
+// Takes the single writer lock of a heap file (an open-file-description
+// lock, released when the descriptor closes). EAGAIN when another
+// descriptor holds it, in this process or another.
+int lock_writer(int fd);
+// True when the file lives on a RAM-backed file system (tmpfs, ramfs),
+// where reserving blocks up front would commit memory.
+bool is_memory_file_system(int fd);
+
+// ---- threads, processes, misc -------------------------------------------
+// Registers fork handlers (pthread_atfork); safe to call once at startup.
+int at_fork(void (*prepare)(), void (*parent)(), void (*child)());
+// Registers a destructor that runs for a thread's `value` at thread exit.
+int thread_exit_key(void (*destructor)(void*), unsigned* key);
+int thread_exit_key_set(unsigned key, void* value);
+std::uint64_t random64();
+std::uint64_t monotonic_ns();
+int process_id();
+// Writes `length` bytes to standard error without allocating.
+void write_stderr(const char* text, std::size_t length);
+// Reads environment variable `name` before and after libc is fully set up
+// (no allocation); nullptr when absent.
+const char* get_env(const char* name);
+// Bytes of resident memory of this process, from /proc/self/statm.
+std::size_t resident_bytes();
+std::size_t peak_resident_bytes();
+
+}  // namespace larder::port

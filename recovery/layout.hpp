@@ -1,0 +1,115 @@
+// On-media format of a heap's fixed part: the two superblock copies and the
+// metadata block (pod table, root table, segment table) that follow them.
+// All fields are fixed-width little-endian; docs/format/heap.md describes the
+// same bytes. Segment and page headers are in allocator/segment.hpp.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace larder::layout {
+
+// "LRDRHEAP" read as a little-endian u64. A big-endian reader sees the
+// bytes reversed, so a byte-order mismatch shows as a foreign magic.
+inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
+inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
+inline constexpr std::uint32_t kFormatMinor = 0;  // compatible additions
+
+inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
+inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
+inline constexpr std::size_t kSliceShift = 16;  // 64 KiB slices
+inline constexpr std::size_t kSliceSize = std::size_t{1} << kSliceShift;
+inline constexpr std::size_t kSlicesPerSegment = kSegmentSize / kSliceSize;
+
+inline constexpr std::size_t kSuperblockSize = 4096;
+inline constexpr std::size_t kSuperblockCopies = 2;  // at offsets 0 and 4096
+inline constexpr std::size_t kMetaOffset = kSuperblockSize * kSuperblockCopies;
+
+inline constexpr std::size_t kMaxPods = 1024;
+inline constexpr std::size_t kMaxRoots = 4096;
+inline constexpr std::size_t kPodNameMax = 47;    // bytes, without the NUL
+inline constexpr std::size_t kRootNameMax = 95;   // bytes, without the NUL
+// Segment 0 holds the superblocks and the metadata block; the segment table
+// (4 bytes a segment) bounds the reserve to 2 TiB.
+inline constexpr std::size_t kMaxReserve = std::size_t{2} << 40;
+inline constexpr std::size_t kMaxSegments = kMaxReserve / kSegmentSize;
+
+enum class backing_kind : std::uint32_t { anonymous = 0, shm = 1, file = 2 };
+
+struct superblock {
+  std::uint64_t magic;
+  std::uint32_t format_major;
+  std::uint32_t format_minor;
+  std::uint64_t generation;  // the valid copy with the higher one is current
+  std::uint8_t uuid[16];
+  std::uint64_t base;     // address the heap is mapped at
+  std::uint64_t reserve;  // bytes of address space reserved at base
+  std::uint64_t size;     // bytes of the backing in use; the file is at least this long
+  std::uint64_t layout_signature;  // build options that change the layout
+  std::uint32_t backing;           // backing_kind
+  std::uint32_t flags;
+  std::uint64_t created_ns;  // CLOCK_REALTIME at creation
+  std::uint8_t unused[kSuperblockSize - 96];
+  std::uint64_t checksum;  // XXH3-64 of every byte before this field
+};
+static_assert(sizeof(superblock) == kSuperblockSize);
+static_assert(offsetof(superblock, checksum) == kSuperblockSize - 8);
+static_assert(std::is_trivially_copyable_v<superblock>);
+
+struct pod_record {
+  char name[kPodNameMax + 1];
+  std::uint32_t id;
+  std::uint32_t in_use;  // 1 when the slot holds a pod
+  std::uint8_t unused[8];
+};
+static_assert(sizeof(pod_record) == 64);
+
+struct root_record {
+  char name[kRootNameMax + 1];
+  std::uint64_t object;  // address inside the heap
+  std::uint64_t size;
+  std::uint32_t in_use;
+  std::uint32_t name_hash;
+  std::uint8_t unused[8];
+};
+static_assert(sizeof(root_record) == 128);
+
+// Segment table entries: what each 4 MiB segment of the reserve is.
+enum segment_state : std::uint32_t {
+  kSegmentFree = 0,        // never used, or released (reads as zero)
+  kSegmentPages = 1,       // holds heap pages of one pod (pod id in bits 16..31)
+  kSegmentHugeHead = 2,    // first segment of one huge block (pod id in bits 16..31)
+  kSegmentHugeTail = 3,    // a continuation of the huge block before it
+  kSegmentMeta = 4,        // segment 0: superblocks and this block
+};
+inline constexpr std::uint32_t segment_entry(segment_state state, std::uint32_t pod) {
+  return static_cast<std::uint32_t>(state) | (pod << 16);
+}
+inline constexpr segment_state entry_state(std::uint32_t entry) {
+  return static_cast<segment_state>(entry & 0xFFFF);
+}
+inline constexpr std::uint32_t entry_pod(std::uint32_t entry) { return entry >> 16; }
+
+// "LRDRMETA".
+inline constexpr std::uint64_t kMetaMagic = 0x4154454D5244524Cull;
+
+struct heap_meta {
+  std::uint64_t magic;
+  std::uint64_t segments_high;  // one past the highest segment ever used
+  std::uint8_t unused[48];
+  pod_record pods[kMaxPods];
+  root_record roots[kMaxRoots];
+  std::uint32_t segments[kMaxSegments];  // segment table, see segment_state
+};
+static_assert(offsetof(heap_meta, pods) == 64);
+static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");
+static_assert(std::is_trivially_copyable_v<heap_meta>);
+
+// A build that changes any of these would misread the heap.
+inline constexpr std::uint64_t kLayoutSignature =
+    (std::uint64_t{kSegmentShift} << 0) | (std::uint64_t{kSliceShift} << 8) |
+    (std::uint64_t{kMaxPods} << 16) | (std::uint64_t{kMaxRoots} << 32) | (std::uint64_t{sizeof(void*)} << 56);
+
+}  // namespace larder::layout

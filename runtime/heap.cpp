@@ -1,0 +1,77 @@
+// The public larder::heap class over heap_impl.
+#include <larder/heap.hpp>
+
+#include "allocator/alloc.hpp"
+#include "allocator/arena.hpp"
+#include "runtime/heap_impl.hpp"
+
+#include <cstdio>
+
+namespace larder {
+
+heap::heap(const heap_options& options) { throw_if_error(open(options, this)); }
+
+heap& heap::operator=(heap&& other) noexcept {
+  if (this != &other) {
+    (void)close();
+    impl_ = std::exchange(other.impl_, nullptr);
+  }
+  return *this;
+}
+
+heap::~heap() { (void)close(); }
+
+status heap::open(const heap_options& options, heap* out) {
+  heap_impl* impl = nullptr;
+  status s = heap_impl::open(options, &impl);
+  if (!s.ok()) return s;
+  (void)out->close();
+  out->impl_ = impl;
+  return {};
+}
+
+status heap::close() {
+  if (impl_ == nullptr) return {};
+  status s = impl_->close();
+  delete impl_;
+  impl_ = nullptr;
+  return s;
+}
+
+void* heap::base() const noexcept { return impl_ ? reinterpret_cast<void*>(impl_->region.base()) : nullptr; }
+std::size_t heap::reserve() const noexcept { return impl_ ? impl_->region.reserve() : 0; }
+backing heap::kind() const noexcept { return impl_ ? impl_->kind : backing::anonymous; }
+bool heap::contains(const void* p) const noexcept { return impl_ != nullptr && impl_->region.contains(p); }
+
+std::string heap::uuid() const {
+  if (impl_ == nullptr) return {};
+  const std::uint8_t* u = impl_->superblock.uuid;
+  char text[40];
+  std::snprintf(text, sizeof(text), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  return text;
+}
+
+heap_stats heap::stats() const {
+  heap_stats st{};
+  if (impl_ == nullptr) return st;
+  st.mapped_size = impl_->region.committed();
+  st.reserve = impl_->region.reserve();
+  st.segments_in_use = impl_->region.segments_in_use();
+  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  for (const auto& p : impl_->meta()->pods) st.pods += p.in_use == 1;
+  for (const auto& r : impl_->meta()->roots) st.roots += r.in_use == 1;
+  return st;
+}
+
+void* heap::allocate(std::size_t size, std::size_t alignment) noexcept {
+  if (impl_ == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return alloc::allocate_in(&impl_->region, 0, size, alignment);
+}
+
+void heap::deallocate(void* p) noexcept { alloc::fast_free(p); }
+
+}  // namespace larder

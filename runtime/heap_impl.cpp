@@ -1,0 +1,241 @@
+// Creating, opening, growing and closing heaps; see heap_impl.hpp.
+#include "runtime/heap_impl.hpp"
+
+#include "allocator/thread.hpp"
+#include "port/os.hpp"
+#include "recovery/superblock.hpp"
+
+#include <errno.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace larder {
+
+namespace {
+
+constexpr std::size_t kMinReserve = 16 * layout::kSegmentSize;
+// Where larder places heaps when the caller does not say: between 16 TiB and
+// 96 TiB, above where executables and brk live and below the mmap area.
+constexpr std::uintptr_t kPlacementLow = std::uintptr_t{16} << 40;
+constexpr std::uintptr_t kPlacementHigh = std::uintptr_t{96} << 40;
+constexpr std::size_t kPlacementStep = std::size_t{64} << 30;
+
+std::string hex(std::uintptr_t value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "0x%lx", static_cast<unsigned long>(value));
+  return text;
+}
+
+int persist_file_range(void* address, std::size_t size) {
+  auto start = reinterpret_cast<std::uintptr_t>(address) & ~(port::kOsPageSize - 1);
+  std::size_t length = reinterpret_cast<std::uintptr_t>(address) + size - start;
+  return port::sync_range(reinterpret_cast<void*>(start), length);
+}
+
+}  // namespace
+
+status heap_impl::open(const heap_options& options, heap_impl** out) {
+  *out = nullptr;
+  if (options.kind != backing::anonymous && options.name.empty())
+    return status(errc::invalid_argument, "a file or shm heap needs a name");
+  if (options.kind == backing::shm && (options.name[0] != '/' || options.name.find('/', 1) != std::string::npos))
+    return status(errc::invalid_argument, "a shm name looks like \"/name\" with no other slash");
+  auto* impl = new heap_impl();
+  impl->kind = options.kind;
+  impl->name = options.name;
+  impl->writable = !options.read_only;
+  status s;
+  if (options.kind == backing::anonymous) {
+    if (options.mode == open_mode::open) {
+      s = status(errc::not_found, "an anonymous heap can only be created");
+    } else if (options.read_only) {
+      s = status(errc::invalid_argument, "an anonymous heap cannot be read-only");
+    } else {
+      s = impl->create_new(options);
+    }
+  } else {
+    bool create = options.mode != open_mode::open && !options.read_only;
+    bool exclusive = options.mode == open_mode::create;
+    bool created = false;
+    int err = options.kind == backing::file
+                  ? port::open_file(options.name.c_str(), create, exclusive, impl->writable, &impl->fd, &created)
+                  : port::open_shm(options.name.c_str(), create, exclusive, impl->writable, &impl->fd, &created);
+    if (err == ENOENT) {
+      s = status(errc::not_found, options.name);
+    } else if (err == EEXIST) {
+      s = status(errc::already_exists, options.name);
+    } else if (err != 0) {
+      s = status::from_errno(err, "opening " + options.name);
+    } else if (impl->writable && (err = port::lock_writer(impl->fd)) != 0) {
+      s = err == EAGAIN ? status(errc::heap_busy, options.name) : status::from_errno(err, "locking " + options.name);
+    } else {
+      impl->memory_fs = options.kind == backing::shm || port::is_memory_file_system(impl->fd);
+      std::uint64_t size = 0;
+      if ((err = port::file_size(impl->fd, &size)) != 0) {
+        s = status::from_errno(err, "reading the size of " + options.name);
+      } else if (created) {
+        s = impl->create_new(options);
+        if (!s.ok()) {
+          if (options.kind == backing::file) port::remove_file(options.name.c_str());
+          if (options.kind == backing::shm) port::remove_shm(options.name.c_str());
+        }
+      } else {
+        s = impl->open_existing(options, size);
+      }
+    }
+  }
+  if (!s.ok()) {
+    if (impl->fd >= 0) port::close_fd(impl->fd);
+    delete impl;
+    return s;
+  }
+  *out = impl;
+  return {};
+}
+
+status heap_impl::map_at(std::uintptr_t base, std::size_t reserve) {
+  int err = port::map_fixed(base, reserve, fd, writable);
+  if (err == EEXIST)
+    return status(errc::address_taken, "the heap must be mapped at " + hex(base) + "-" + hex(base + reserve) +
+                                           ", which is already in use in this process");
+  if (err != 0) return status::from_errno(err, "mapping the heap at " + hex(base));
+  return {};
+}
+
+status heap_impl::choose_base_and_map(const heap_options& options, std::size_t reserve) {
+  if (options.base != 0) {
+    if (options.base % layout::kSegmentSize != 0)
+      return status(errc::invalid_argument, "the base address must be a multiple of 4 MiB");
+    return map_at(options.base, reserve);
+  }
+  std::size_t step = (reserve + kPlacementStep - 1) / kPlacementStep * kPlacementStep;
+  std::size_t slots = (kPlacementHigh - kPlacementLow) / step;
+  std::uint64_t start = slots > 0 ? port::random64() % slots : 0;
+  for (std::size_t attempt = 0; attempt < 64 && attempt < slots; ++attempt) {
+    std::uintptr_t base = kPlacementLow + ((start + attempt) % slots) * step;
+    int err = port::map_fixed(base, reserve, fd, writable);
+    if (err == 0) {
+      superblock.base = base;
+      return {};
+    }
+    if (err != EEXIST) return status::from_errno(err, "reserving address space for the heap");
+  }
+  return status(errc::address_taken, "found no free address range for the heap");
+}
+
+status heap_impl::create_new(const heap_options& options) {
+  std::size_t reserve = (options.reserve + layout::kSegmentSize - 1) & ~(layout::kSegmentSize - 1);
+  if (reserve < kMinReserve) reserve = kMinReserve;
+  if (reserve > layout::kMaxReserve) return status(errc::invalid_argument, "the reserve may be at most 2 TiB");
+  std::size_t initial = layout::kSegmentSize;
+  if (fd >= 0) {
+    if (int err = port::grow_file(fd, initial, !memory_fs))
+      return status::from_errno(err, "sizing the new heap " + name);
+  }
+  superblock.base = options.base;
+  if (status s = choose_base_and_map(options, reserve); !s.ok()) return s;
+  superblock.magic = layout::kHeapMagic;
+  superblock.format_major = layout::kFormatMajor;
+  superblock.format_minor = layout::kFormatMinor;
+  superblock.generation = 1;
+  std::uint64_t id[2] = {port::random64(), port::random64()};
+  std::memcpy(superblock.uuid, id, sizeof(id));
+  superblock.uuid[6] = static_cast<std::uint8_t>((superblock.uuid[6] & 0x0F) | 0x40);  // version 4
+  superblock.uuid[8] = static_cast<std::uint8_t>((superblock.uuid[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  superblock.reserve = reserve;
+  superblock.size = fd >= 0 ? initial : reserve;
+  superblock.layout_signature = layout::kLayoutSignature;
+  superblock.backing = static_cast<std::uint32_t>(kind);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  superblock.created_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+
+  auto* base = reinterpret_cast<std::uint8_t*>(superblock.base);
+  auto* meta = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
+  meta->magic = layout::kMetaMagic;
+  meta->segments_high = 1;
+  meta->segments[0] = layout::segment_entry(layout::kSegmentMeta, 0);
+  std::strcpy(meta->pods[0].name, "default");
+  meta->pods[0].id = 0;
+  meta->pods[0].in_use = 1;
+  // Both copies hold generation 1; the metadata is durable before either
+  // superblock says the heap exists.
+  recovery::seal_superblock(&superblock);
+  if (fd >= 0 && kind == backing::file) {
+    if (int err = persist_file_range(meta, sizeof(*meta))) return status::from_errno(err, "writing the new heap");
+  }
+  std::memcpy(base + layout::kSuperblockSize, &superblock, sizeof(superblock));
+  std::memcpy(base, &superblock, sizeof(superblock));
+  superblock_copy = 0;
+  if (fd >= 0 && kind == backing::file) {
+    if (int err = persist_file_range(base, layout::kMetaOffset)) return status::from_errno(err, "writing the new heap");
+  }
+  return start_region(superblock.size, false);
+}
+
+status heap_impl::open_existing(const heap_options& options, std::uint64_t file_size) {
+  (void)options;
+  if (status s = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy); !s.ok()) {
+    s = status(static_cast<errc>(s.code()), name + ": " + s.message());
+    return s;
+  }
+  if (status s = map_at(superblock.base, superblock.reserve); !s.ok()) return s;
+  auto* stored = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
+  if (stored->magic != layout::kMetaMagic || stored->segments_high > superblock.size / layout::kSegmentSize) {
+    port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+    return status(errc::corrupt, name + ": the metadata block is damaged");
+  }
+  return start_region(superblock.size, writable);
+}
+
+status heap_impl::start_region(std::size_t committed, bool adopt) {
+  alloc::region_hooks hooks;
+  if (fd >= 0) {
+    hooks.context = this;
+    hooks.grow = &heap_impl::grow;
+  }
+  region.init(superblock.base, superblock.reserve, committed, fd >= 0, writable, hooks);
+  if (int err = alloc::register_region(&region)) {
+    port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+    return status::from_errno(err, "too many heaps open");
+  }
+  if (adopt) {
+    status s = region.adopt_existing();
+    if (!s.ok()) {
+      alloc::unregister_region(&region);
+      region.destroy();
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      return status(static_cast<errc>(s.code()), name + ": " + s.message());
+    }
+  }
+  return {};
+}
+
+int heap_impl::grow(void* context, std::size_t size) {
+  auto* self = static_cast<heap_impl*>(context);
+  if (int err = port::grow_file(self->fd, size, !self->memory_fs)) return err;
+  self->superblock.size = size;
+  auto persist = self->kind == backing::file ? &persist_file_range : nullptr;
+  return recovery::write_superblock(reinterpret_cast<void*>(self->superblock.base), &self->superblock,
+                                    &self->superblock_copy, persist);
+}
+
+status heap_impl::close() {
+  status result;
+  alloc::forget_region(&region);
+  alloc::unregister_region(&region);
+  if (writable && kind == backing::file) {
+    int err = port::sync_range(reinterpret_cast<void*>(superblock.base), region.committed());
+    if (err == 0) err = port::sync_file(fd);
+    if (err != 0) result = status::from_errno(err, "making " + name + " durable");
+  }
+  region.destroy();
+  port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+  if (fd >= 0) port::close_fd(fd);
+  fd = -1;
+  return result;
+}
+
+}  // namespace larder

@@ -1,0 +1,41 @@
+// heap_impl: what the runtime keeps for one open heap: the mapping, its
+// backing, the current superblock and the allocator region over it.
+#pragma once
+
+#include "allocator/region.hpp"
+#include "recovery/layout.hpp"
+
+#include <larder/heap.hpp>
+
+#include <mutex>
+#include <string>
+
+namespace larder {
+
+class heap_impl {
+ public:
+  static status open(const heap_options& options, heap_impl** out);
+  status close();
+
+  alloc::region region;
+  layout::superblock superblock{};
+  int superblock_copy = 0;
+  int fd = -1;
+  backing kind = backing::file;
+  bool writable = true;
+  bool memory_fs = false;  // tmpfs-like: do not reserve blocks up front
+  std::string name;
+  std::mutex meta_lock;  // pod and root tables
+
+  layout::heap_meta* meta() const noexcept { return region.meta(); }
+
+ private:
+  status create_new(const heap_options& options);
+  status open_existing(const heap_options& options, std::uint64_t file_size);
+  status map_at(std::uintptr_t base, std::size_t reserve);
+  status choose_base_and_map(const heap_options& options, std::size_t reserve);
+  status start_region(std::size_t committed, bool adopt);
+  static int grow(void* context, std::size_t size);
+};
+
+}  // namespace larder

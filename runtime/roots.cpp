@@ -1,0 +1,102 @@
+// Named roots: an open-addressing table of (name, address, size) in the
+// heap's metadata block, probed linearly from the name's hash.
+#include <larder/heap.hpp>
+
+#include "runtime/heap_impl.hpp"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+namespace larder {
+
+namespace {
+
+constexpr std::uint32_t kFree = 0;
+constexpr std::uint32_t kLive = 1;
+constexpr std::uint32_t kRemoved = 2;  // keeps probe chains unbroken
+
+std::uint32_t hash_name(std::string_view name) {
+  return static_cast<std::uint32_t>(XXH3_64bits(name.data(), name.size()));
+}
+
+bool name_ok(std::string_view name) {
+  return !name.empty() && name.size() <= layout::kRootNameMax && name.find('\0') == std::string_view::npos;
+}
+
+// The live slot holding `name`, or nullptr; `*insert_at` receives the first
+// slot where it could be added.
+layout::root_record* probe(layout::heap_meta* meta, std::string_view name, layout::root_record** insert_at) {
+  std::uint32_t hash = hash_name(name);
+  layout::root_record* first_free = nullptr;
+  for (std::size_t i = 0; i < layout::kMaxRoots; ++i) {
+    layout::root_record& rec = meta->roots[(hash + i) % layout::kMaxRoots];
+    if (rec.in_use == kFree) {
+      if (first_free == nullptr) first_free = &rec;
+      break;
+    }
+    if (rec.in_use == kRemoved) {
+      if (first_free == nullptr) first_free = &rec;
+      continue;
+    }
+    if (rec.in_use == kLive && rec.name_hash == hash && name == rec.name) return &rec;
+  }
+  if (insert_at != nullptr) *insert_at = first_free;
+  return nullptr;
+}
+
+}  // namespace
+
+status heap::set_root(std::string_view name, void* object, std::size_t size) {
+  if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
+  if (!contains(object)) return status(errc::invalid_argument, "a root must point into its heap");
+  if (!impl_->writable) return status(errc::read_only, "cannot set a root");
+  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  layout::root_record* slot = nullptr;
+  layout::root_record* rec = probe(impl_->meta(), name, &slot);
+  if (rec == nullptr) {
+    if (slot == nullptr) return status(errc::table_full, "all 4096 roots are in use");
+    rec = slot;
+    std::memset(rec, 0, sizeof(*rec));
+    std::memcpy(rec->name, name.data(), name.size());
+    rec->name_hash = hash_name(name);
+  }
+  rec->object = reinterpret_cast<std::uint64_t>(object);
+  rec->size = size;
+  rec->in_use = kLive;
+  return {};
+}
+
+void* heap::find_root(std::string_view name, std::size_t* size) const noexcept {
+  if (impl_ == nullptr || !name_ok(name)) return nullptr;
+  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  layout::root_record* rec = probe(impl_->meta(), name, nullptr);
+  if (rec == nullptr) return nullptr;
+  if (size != nullptr) *size = rec->size;
+  return reinterpret_cast<void*>(rec->object);
+}
+
+status heap::remove_root(std::string_view name) {
+  if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
+  if (!impl_->writable) return status(errc::read_only, "cannot remove a root");
+  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  layout::root_record* rec = probe(impl_->meta(), name, nullptr);
+  if (rec == nullptr) return status(errc::not_found, std::string(name));
+  rec->in_use = kRemoved;
+  return {};
+}
+
+std::vector<root_info> heap::roots() const {
+  std::vector<root_info> result;
+  if (impl_ == nullptr) return result;
+  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  for (const auto& rec : impl_->meta()->roots) {
+    if (rec.in_use != kLive) continue;
+    result.push_back({rec.name, reinterpret_cast<void*>(rec.object), rec.size});
+  }
+  return result;
+}
+
+}  // namespace larder
