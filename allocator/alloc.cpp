@@ -17,8 +17,7 @@ namespace {
 
 void mark_full(local_heap* h, page* pg) {
   queue_remove(h, pg->bin, pg);
-  queue_push_front(h, kFullBin, pg);
-  pg->flags.fetch_or(kPageInFull, std::memory_order_relaxed);
+  set_flag(pg, kPageInFull);
   set_delay_state(pg, kUseDelayed);
 }
 
@@ -52,20 +51,24 @@ page* find_free_page(local_heap* h, std::size_t bin) {
     if (pg == nullptr) return nullptr;
     claim_page(h, pg);
     if (pg->free == nullptr) page_extend(pg);
-    queue_push_front(h, bin, pg);
-    if (pg->free != nullptr) return pg;
-    mark_full(h, pg);  // an abandoned page that is still full
+    if (pg->free != nullptr) {
+      queue_push_front(h, bin, pg);
+      return pg;
+    }
+    set_flag(pg, kPageInFull);  // an abandoned page that is still full
+    set_delay_state(pg, kUseDelayed);
   }
 }
 
 }  // namespace
 
+// Queued at the back: by the time the queue reaches the page it has
+// usually gathered more free blocks, so pages flip between full and not
+// full less often.
 void page_unfull(local_heap* h, page* pg) noexcept {
-  pg->flags.fetch_and(static_cast<std::uint8_t>(~kPageInFull), std::memory_order_relaxed);
+  clear_flag(pg, kPageInFull);
   set_delay_state(pg, kNoDelayed);
-  queue_remove(h, kFullBin, pg);
-  page_collect(pg);
-  queue_push_front(h, pg->bin, pg);
+  queue_push_back(h, pg->bin, pg);
 }
 
 void page_retire(local_heap* h, page* pg) noexcept {
@@ -84,6 +87,11 @@ void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept {
   --pg->used;
   if (pg->flags.load(std::memory_order_relaxed) & kPageInFull) page_unfull(h, pg);
   if (pg->used == 0) page_retire(h, pg);
+}
+
+void free_owned_flagged(page* pg, void* p) noexcept {
+  if (pg->flags.load(std::memory_order_relaxed) & kPageHasAligned) p = block_start(pg, p);
+  free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, static_cast<block*>(p));
 }
 
 void drain_delayed(local_heap* h) noexcept {
@@ -211,7 +219,7 @@ void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) n
   std::uintptr_t aligned = (address + alignment - 1) & ~(alignment - 1);
   if (aligned != address) {
     segment* s = segment_of(raw);
-    page_of(s, raw)->flags.fetch_or(kPageHasAligned, std::memory_order_relaxed);
+    set_flag(page_of(s, raw), kPageHasAligned);
   }
   return reinterpret_cast<void*>(aligned);
 }

@@ -23,6 +23,7 @@ region* process_region() noexcept;
 
 void* malloc_generic(local_heap* h, std::size_t size) noexcept;
 void page_retire(local_heap* h, page* pg) noexcept;
+void free_owned_flagged(page* pg, void* p) noexcept;
 void free_generic(void* p) noexcept;
 void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
 void* zalloc_in(local_heap* h, std::size_t size) noexcept;
@@ -55,8 +56,11 @@ inline void fast_free(void* p) noexcept {
   if (LARDER_LIKELY(r != nullptr && address - r->base() < r->reserve() && (address & (kSegmentSize - 1)) != 0)) {
     segment* s = segment_of(p);
     page* pg = page_of(s, p);
-    if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid() &&
-                      pg->flags.load(std::memory_order_relaxed) == 0)) {
+    if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid())) {
+      if (LARDER_UNLIKELY(pg->flags.load(std::memory_order_relaxed) != 0)) {
+        free_owned_flagged(pg, p);
+        return;
+      }
       auto* b = static_cast<block*>(p);
       b->next = pg->free;
       pg->free = b;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "allocator/segment.hpp"
+#include "allocator/region.hpp"
 #include "allocator/size_class.hpp"
 
 #include <cstddef>
@@ -33,6 +34,10 @@ struct pod_arena {
   // Bytes in live blocks and bytes of pages held, for statistics.
   void usage(std::size_t* in_use, std::size_t* committed) noexcept;
 
+  // Calls fn(page*) for each heap page in the pod's segments.
+  template <class Fn>
+  void for_each_page(Fn&& fn) noexcept;
+
   // Used by region::adopt_existing while nothing else runs.
   void adopt_segment(segment* s) noexcept;
 
@@ -49,5 +54,18 @@ struct pod_arena {
   segment* with_free_ = nullptr;  // segments that have free slices
   std::size_t unpurged_slices_ = 0;
 };
+
+template <class Fn>
+void pod_arena::for_each_page(Fn&& fn) noexcept {
+  layout::heap_meta* meta = owner->meta();
+  std::size_t high = meta->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t entry = meta->segments[i];
+    if (layout::entry_state(entry) != layout::kSegmentPages || layout::entry_pod(entry) != pod) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
+    for (std::size_t k = 0; k < kSlicesPerSegment; ++k)
+      if (s->pages[k].slice_count != 0) fn(&s->pages[k]);
+  }
+}
 
 }  // namespace larder::alloc

@@ -27,7 +27,7 @@ struct direct_range {
 constexpr direct_range kDirectRange{};
 
 void update_direct(local_heap* h, std::size_t bin) {
-  if (bin >= kFullBin || kSizeClasses.block_size[bin] > kDirectMax) return;
+  if (kSizeClasses.block_size[bin] > kDirectMax) return;
   page* target = h->queues[bin].first != nullptr ? h->queues[bin].first : &g_empty_page;
   for (std::size_t slot = kDirectRange.first[bin]; slot <= kDirectRange.last[bin]; ++slot) h->direct[slot] = target;
 }
@@ -49,6 +49,18 @@ void queue_push_front(local_heap* h, std::size_t bin, page* pg) noexcept {
   update_direct(h, bin);
 }
 
+void queue_push_back(local_heap* h, std::size_t bin, page* pg) noexcept {
+  page_queue& q = h->queues[bin];
+  if (q.first == nullptr) {
+    queue_push_front(h, bin, pg);
+    return;
+  }
+  pg->next = nullptr;
+  pg->prev = q.last;
+  q.last->next = pg;
+  q.last = pg;
+}
+
 void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept {
   page_queue& q = h->queues[bin];
   if (pg->prev != nullptr) pg->prev->next = pg->next;
@@ -61,25 +73,48 @@ void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept {
 }
 
 void local_heap_abandon(local_heap* h) noexcept {
-  // First stop remote frees from using the delayed list, then fold in what
-  // they left there, then give every page away.
-  for (auto& q : h->queues)
-    for (page* pg = q.first; pg != nullptr; pg = pg->next) set_delay_state(pg, kNeverDelayed);
-  drain_delayed(h);
-  for (std::size_t bin = 0; bin <= kFullBin; ++bin) {
-    while (page* pg = h->queues[bin].first) {
-      queue_remove(h, bin, pg);
-      page_collect(pg);
-      pg->owner_tid.store(0, std::memory_order_relaxed);
-      pg->heap.store(nullptr, std::memory_order_release);
-      pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~kPageInFull, std::memory_order_relaxed);
-      if (pg->used == 0) {
-        h->arena->free_page(pg);
-      } else {
-        h->arena->abandon(pg);
-      }
+  // Full pages sit in no queue: find them through the pod's segments.
+  page* pages = nullptr;
+  for (auto& q : h->queues) {
+    while (page* pg = q.first) {
+      q.first = pg->next;
+      pg->next = pages;
+      pages = pg;
+    }
+    q.last = nullptr;
+  }
+  h->arena->for_each_page([&](page* pg) {
+    if (pg->heap.load(std::memory_order_relaxed) == h && (pg->flags.load(std::memory_order_relaxed) & kPageInFull)) {
+      pg->next = pages;
+      pages = pg;
+    }
+  });
+  // Stop remote frees from using the delayed list, then fold in what they
+  // left there, then give every page away.
+  for (page* pg = pages; pg != nullptr; pg = pg->next) set_delay_state(pg, kNeverDelayed);
+  block* delayed = h->delayed_free.exchange(nullptr, std::memory_order_acquire);
+  while (delayed != nullptr) {
+    block* next = delayed->next;
+    page* pg = page_of(segment_of(delayed), delayed);
+    delayed->next = pg->free;
+    pg->free = delayed;
+    --pg->used;
+    delayed = next;
+  }
+  while (page* pg = pages) {
+    pages = pg->next;
+    pg->next = pg->prev = nullptr;
+    page_collect(pg);
+    pg->owner_tid.store(0, std::memory_order_relaxed);
+    pg->heap.store(nullptr, std::memory_order_release);
+    clear_flag(pg, kPageInFull);
+    if (pg->used == 0) {
+      h->arena->free_page(pg);
+    } else {
+      h->arena->abandon(pg);
     }
   }
+  for (auto& slot : h->direct) slot = &g_empty_page;
 }
 
 }  // namespace larder::alloc

@@ -30,7 +30,7 @@ struct local_heap {
   }
 
   page* direct[kDirectSlots];  // first page of the queue for (size + 15) / 16
-  page_queue queues[kBinCount + 1];  // by bin; queues[kFullBin] holds full pages
+  page_queue queues[kBinCount];  // pages with free blocks, by bin; full pages are in none
   std::atomic<block*> delayed_free{nullptr};
   std::uintptr_t tid = 0;
   pod_arena* arena = nullptr;
@@ -50,8 +50,8 @@ void local_heap_init(local_heap* h, pod_arena* arena, std::uintptr_t tid) noexce
 // then be freed.
 void local_heap_abandon(local_heap* h) noexcept;
 
-// Moves `pg` to the front of its bin queue or takes it out of the full one.
 void queue_push_front(local_heap* h, std::size_t bin, page* pg) noexcept;
+void queue_push_back(local_heap* h, std::size_t bin, page* pg) noexcept;
 void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept;
 
 }  // namespace larder::alloc

@@ -33,6 +33,15 @@ inline void set_delay_state(page* pg, delay_state state) noexcept {
   }
 }
 
+// Flags are written only by the page's owner; remote frees only read them,
+// so a plain load and store suffice.
+inline void set_flag(page* pg, std::uint8_t flag) noexcept {
+  pg->flags.store(pg->flags.load(std::memory_order_relaxed) | flag, std::memory_order_relaxed);
+}
+inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
+  pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~flag, std::memory_order_relaxed);
+}
+
 // Moves remote frees onto the owner's free list.
 inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
@@ -79,6 +88,8 @@ inline void* block_start(page* pg, const void* p) noexcept {
 void page_retire(local_heap* h, page* pg) noexcept;
 void page_unfull(local_heap* h, page* pg) noexcept;
 void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept;
+// A free by the owner of a page with flags set (in full, aligned blocks).
+void free_owned_flagged(page* pg, void* p) noexcept;
 void drain_delayed(local_heap* h) noexcept;
 
 }  // namespace larder::alloc

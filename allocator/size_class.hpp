@@ -26,7 +26,6 @@ inline constexpr std::size_t bin_of_units(std::size_t units) noexcept {
 inline constexpr std::size_t bin_of(std::size_t size) noexcept { return bin_of_units((size + 15) >> 4); }
 
 inline constexpr std::size_t kBinCount = bin_of(kLargeMax) + 1;
-inline constexpr std::size_t kFullBin = kBinCount;  // the queue of full pages
 
 // Largest request size that maps to `bin`.
 inline constexpr std::size_t bin_block_size(std::size_t bin) noexcept {

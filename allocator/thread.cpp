@@ -11,7 +11,7 @@
 
 namespace larder::alloc {
 
-thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
+constinit thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
 
 namespace {
 

@@ -21,7 +21,7 @@ struct thread_data {
 
 // Where malloc in this thread goes. Initial-exec TLS: reading it never
 // calls into the dynamic loader (which could call malloc).
-extern thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec")));
+extern thread_local constinit local_heap* tls_heap __attribute__((tls_model("initial-exec")));
 
 // A unique id of the calling thread among live threads of this process.
 inline std::uintptr_t current_tid() noexcept { return reinterpret_cast<std::uintptr_t>(&tls_heap); }

@@ -344,6 +344,7 @@ void prodcons(benchmark::State& state) {
       std::uint64_t consumed = 0;
       ready.fetch_add(1, std::memory_order_acq_rel);
       wait_for(go);
+      unsigned spins = 0;
       while (consumed < blocks) {
         void* p;
         if (ring.try_pop(&p)) {
@@ -356,7 +357,11 @@ void prodcons(benchmark::State& state) {
             consumed == produced.load(std::memory_order_relaxed)) {
           break;  // the producer stopped early; everything it made is freed
         }
-        larder_bench::cpu_relax();
+        if ((++spins & 1023) == 0) {
+          std::this_thread::yield();
+        } else {
+          larder_bench::cpu_relax();
+        }
       }
       consumer_finished = bench_clock::now();
       checksum = sum;

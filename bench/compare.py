@@ -200,6 +200,8 @@ def run_one(binary: Path, workload: str, env_extra: dict, args: list[str], timeo
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return {"error": f"exit status {proc.returncode}: " + " | ".join(tail)}
+    if not proc.stdout.strip():
+        return {"error": "benchmark not found in the output"}
     try:
         data = json.loads(proc.stdout)
     except json.JSONDecodeError as e:
@@ -214,6 +216,18 @@ def run_one(binary: Path, workload: str, env_extra: dict, args: list[str], timeo
         result["time_unit"] = bench.get("time_unit")
         return result
     return {"error": "benchmark not found in the output"}
+
+
+def list_benchmarks(binary: Path) -> set[str] | None:
+    """The benchmark names a binary was built with, or None if it cannot say."""
+    try:
+        proc = subprocess.run([str(binary), "--benchmark_list_tests=true"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return {line.split("/")[0].strip() for line in proc.stdout.splitlines() if line.strip()}
 
 
 def median_of(runs: list[dict], key: str) -> float | None:
@@ -510,6 +524,12 @@ def main() -> int:
               f"(pmemobj: PMEM_IS_PMEM_FORCE=1 PMEM_NO_FLUSH={env['PMEM_NO_FLUSH']})")
         names_p = [b for _, l, p in PERSIST_WORKLOADS for b in (l, p)]
         persist_raw = {b: [] for b in names_p}
+        built = list_benchmarks(persist_bench)
+        if built is not None:
+            missing = [b for b in names_p if b not in built]
+            if missing:
+                print(f"note: {persist_bench.name} was built without {', '.join(missing)}")
+            names_p = [b for b in names_p if b in built]
         total = args.reps * len(names_p)
         done = 0
         for rep in range(args.reps):
