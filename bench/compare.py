@@ -10,7 +10,9 @@ What it runs
     the build folder). An allocator whose library is missing is skipped with a
     note. Every workload is repeated --reps times; the allocators take turns
     within each round, in a rotating order, so that slow drifts in machine
-    speed spread over all of them. The tables show medians.
+    speed spread over all of them. The tables show medians (or, with
+    --stat best, the best run's throughput, which is steadier on a machine
+    with other load on it; peak RSS is always the median).
   * larder_persist_bench, once per workload per round: larder's file-backed
     heap against libpmemobj, both on --persist-dir (default /dev/shm).
 
@@ -235,6 +237,15 @@ def median_of(runs: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def best_of(runs: list[dict], key: str) -> float | None:
+    values = [r[key] for r in runs if "error" not in r and key in r]
+    return max(values) if values else None
+
+
+# How throughputs are summarised: set from --stat in main().
+THROUGHPUT_STAT = {"name": "median", "fn": median_of}
+
+
 def spread_of(runs: list[dict], key: str) -> float | None:
     values = [r[key] for r in runs if "error" not in r and key in r]
     if len(values) < 2:
@@ -262,7 +273,8 @@ def alloc_tables(summary: dict, allocators: list[str], workloads: list[str]) -> 
     has_larder = "larder" in allocators
     lines = []
 
-    lines.append("Throughput in million operations per second (median; higher is better):")
+    lines.append(f"Throughput in million operations per second ({THROUGHPUT_STAT['name']}; "
+                 "higher is better):")
     lines.append("")
     header = ["workload"] + allocators + (["larder / best other"] if has_larder else [])
     lines.append("| " + " | ".join(header) + " |")
@@ -301,7 +313,8 @@ def alloc_tables(summary: dict, allocators: list[str], workloads: list[str]) -> 
 
 def persist_table(summary: dict) -> list[str]:
     lines = [
-        "Million operations per second (median; higher is better). \"With close\" also "
+        f"Million operations per second ({THROUGHPUT_STAT['name']}; higher is better). "
+        "\"With close\" also "
         "counts the time to close the heap or pool, which for larder is what makes the "
         "objects durable (pmemobj_alloc is durable on return).",
         "",
@@ -322,12 +335,13 @@ def persist_table(summary: dict) -> list[str]:
     return lines
 
 
-def header_line(info: dict, reps: int, quick: bool) -> str:
+def header_line(info: dict, reps: int, scale: float | None) -> str:
     text = (f"Measured {info['date']} on {info['cpu']}, {info['cores']} cores, "
-            f"Linux {info['kernel']}; median of {reps} run{'s' if reps != 1 else ''} each, "
+            f"Linux {info['kernel']}; {THROUGHPUT_STAT['name']} of {reps} "
+            f"run{'s' if reps != 1 else ''} each, "
             f"every run in its own process.")
-    if quick:
-        text += f" **Quick run (work scaled by {QUICK_SCALE}): not representative.**"
+    if scale is not None and scale != 1.0:
+        text += f" **Work scaled by {scale:g}: not representative.**"
     return text
 
 
@@ -388,6 +402,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pmem-flush", action="store_true",
                    help="run pmemobj with cache-line flushes (PMEM_NO_FLUSH=0) instead of the "
                         "fastest setting")
+    p.add_argument("--stat", choices=["median", "best"], default="median",
+                   help="summarise each cell's throughputs by their median (default) or by the "
+                        "best run (steadier when other programs share the machine)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run (default 300)")
     p.add_argument("--json", default=str(SCRIPT_DIR / "results" / "latest.json"),
                    help="where to write the raw results (default bench/results/latest.json)")
@@ -409,6 +426,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.stat == "best":
+        THROUGHPUT_STAT.update(name="best", fn=best_of)
     build_dir = resolve_build_dir(args.build_dir)
     info = machine_info()
     scale_args = [f"--scale={args.scale}"] if args.scale is not None else []
@@ -473,7 +492,7 @@ def main() -> int:
         if path and name != "larder":
             versions[name] = package_version(path) or "unknown"
 
-    print(header_line(info, args.reps, args.scale is not None and args.scale != 1.0))
+    print(header_line(info, args.reps, args.scale))
     print("allocators: " + ", ".join(f"{n} ({p or 'built in'})" for n, p in allocators))
     print(f"benchmark: {alloc_bench}")
     sys.stdout.flush()
@@ -506,7 +525,7 @@ def main() -> int:
         alloc_summary[w] = {}
         for a in names:
             runs = raw[w][a]
-            ips = median_of(runs, "items_per_second")
+            ips = THROUGHPUT_STAT["fn"](runs, "items_per_second")
             alloc_summary[w][a] = {
                 "mops": ips / 1e6 if ips is not None else None,
                 "rss_mib": median_of(runs, "peak_rss_mb"),
@@ -556,8 +575,8 @@ def main() -> int:
             entry = {}
             for side, bench in (("larder", l_bench), ("pmemobj", p_bench)):
                 runs = persist_raw[bench]
-                ips = median_of(runs, "items_per_second")
-                ipc = median_of(runs, "items_per_second_with_close")
+                ips = THROUGHPUT_STAT["fn"](runs, "items_per_second")
+                ipc = THROUGHPUT_STAT["fn"](runs, "items_per_second_with_close")
                 entry[side] = {
                     "mops": ips / 1e6 if ips is not None else None,
                     "mops_with_close": ipc / 1e6 if ipc is not None else None,
@@ -573,15 +592,20 @@ def main() -> int:
 
     # ---- report
     quick = args.scale is not None and args.scale != 1.0
-    head = header_line(info, args.reps, quick)
+    head = header_line(info, args.reps, args.scale)
     version_line = "Versions: " + ", ".join(f"{n} {versions.get(n, 'unknown')}" for n in names) + "."
+    json_path = Path(args.json).resolve()
+    try:
+        json_shown = str(json_path.relative_to(REPO_ROOT))
+    except ValueError:
+        json_shown = str(json_path)
     spreads = [s["mops_spread"] for w in alloc_summary.values() for s in w.values()
                if s["mops_spread"] is not None]
     alloc_lines = [head, "", version_line, ""] + alloc_tables(alloc_summary, names, workloads)
     if spreads:
         alloc_lines += ["", f"Largest spread between runs of one cell, (max − min) / median: "
-                            f"{max(spreads) * 100:.0f}%. Raw numbers: `bench/results/latest.json`."]
-    if "larder" not in names:
+                            f"{max(spreads) * 100:.0f}%. Raw numbers: `{json_shown}`."]
+    if "larder" not in names and (wanted is None or "larder" in wanted):
         alloc_lines += ["", "_larder was not measured (liblarder_malloc.so not built)._"]
 
     print()
@@ -597,7 +621,7 @@ def main() -> int:
 
     results = {
         "machine": info,
-        "settings": {"reps": args.reps, "scale": args.scale or 1.0, "quick": quick,
+        "settings": {"reps": args.reps, "stat": args.stat, "scale": args.scale or 1.0, "quick": quick,
                      "persist_dir": args.persist_dir, "pmem_no_flush": not args.pmem_flush,
                      "alloc_bench": str(alloc_bench),
                      "persist_bench": str(persist_bench) if persist_bench else None},
@@ -605,7 +629,6 @@ def main() -> int:
         "alloc": {"summary": alloc_summary, "runs": raw},
         "persist": {"summary": persist_summary, "runs": persist_raw},
     }
-    json_path = Path(args.json)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nraw results: {json_path}")
