@@ -36,7 +36,14 @@ void collect_all() noexcept;
 
 inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
   if (LARDER_LIKELY(size <= kDirectMax)) {
-    page* pg = h->direct[(size + 15) >> 4];
+    std::size_t slot = (size + 15) >> 4;
+    std::size_t bin = kCache.slot_bin[slot];
+    if (block* cached = h->cache[bin]; LARDER_LIKELY(cached != nullptr)) {
+      h->cache[bin] = cached->next;
+      --h->cache_count[bin];
+      return cached;
+    }
+    page* pg = h->direct[slot];
     block* b = pg->free;
     if (LARDER_LIKELY(b != nullptr)) {
       pg->free = b->next;
@@ -57,15 +64,23 @@ inline void fast_free(void* p) noexcept {
     segment* s = segment_of(p);
     page* pg = page_of(s, p);
     if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid())) {
-      if (LARDER_UNLIKELY(pg->flags.load(std::memory_order_relaxed) != 0)) {
+      if (LARDER_UNLIKELY(pg->flags.load(std::memory_order_relaxed) & kPageHasAligned)) {
         free_owned_flagged(pg, p);
         return;
       }
       auto* b = static_cast<block*>(p);
+      local_heap* h = pg->heap.load(std::memory_order_relaxed);
+      std::size_t bin = pg->bin;
+      if (LARDER_LIKELY(bin < kCachedBins)) {
+        b->next = h->cache[bin];
+        h->cache[bin] = b;
+        if (LARDER_UNLIKELY(++h->cache_count[bin] >= kCache.limit[bin])) cache_flush(h, bin, kCache.limit[bin] / 2);
+        return;
+      }
       b->next = pg->free;
       pg->free = b;
       if (LARDER_LIKELY(--pg->used != 0)) return;
-      page_retire(pg->heap.load(std::memory_order_relaxed), pg);
+      page_retire(h, pg);
       return;
     }
   }

@@ -43,12 +43,11 @@ void init_page(segment* s, std::size_t first, std::size_t slices, std::size_t bi
   pg->xthread_free.store(kNoDelayed, std::memory_order_relaxed);
   pg->heap.store(nullptr, std::memory_order_relaxed);
   pg->next = pg->prev = nullptr;
-  pg->block_size = block_size;
+  pg->block_size = static_cast<std::uint32_t>(block_size);
   pg->slice_count = static_cast<std::uint8_t>(slices);
   pg->slice_offset = 0;
   pg->bin = static_cast<std::uint8_t>(bin);
   pg->flags.store(0, std::memory_order_relaxed);
-  pg->huge_offset = 0;
   pg->capacity = static_cast<std::uint16_t>(page_area(pg, first) / block_size);
   for (std::size_t j = 1; j < slices; ++j) {
     page* cont = &s->pages[first + j];
@@ -220,7 +219,7 @@ void pod_arena::usage(std::size_t* in_use, std::size_t* committed) noexcept {
     layout::segment_state st = layout::entry_state(entry);
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
     if (st == layout::kSegmentHugeHead) {
-      live += s->pages[0].block_size;
+      live += s->huge_size;
       held += std::size_t{s->span} << kSegmentShift;
     } else if (st == layout::kSegmentPages) {
       for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {

@@ -35,8 +35,8 @@ void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* z
   auto base = reinterpret_cast<std::uintptr_t>(s);
   std::uintptr_t start = (base + kSegmentHeaderSize + alignment - 1) & ~(alignment - 1);
   page* pg = &s->pages[0];
-  pg->block_size = size;
-  pg->huge_offset = static_cast<std::uint32_t>(start - base);
+  s->huge_size = size;
+  s->huge_offset = static_cast<std::uint32_t>(start - base);
   pg->capacity = 1;
   pg->used = 1;
   pg->slice_count = kSlicesPerSegment;
@@ -68,7 +68,7 @@ bool huge_resize_in_place(region* r, segment* head, void* p, std::size_t size) n
   } else if (needed > head->span && !r->extend(head, head->span, needed - head->span)) {
     return false;
   }
-  head->pages[0].block_size = size;
+  head->huge_size = size;
   return true;
 }
 

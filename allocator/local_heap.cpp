@@ -72,7 +72,32 @@ void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept {
   if (was_first) update_direct(h, bin);
 }
 
+void cache_flush(local_heap* h, std::size_t bin, std::size_t keep) noexcept {
+  block* b = h->cache[bin];
+  if (keep == 0) {
+    h->cache[bin] = nullptr;
+  } else {
+    for (std::size_t i = 1; i < keep && b != nullptr; ++i) b = b->next;
+    if (b == nullptr) return;
+    block* rest = b->next;
+    b->next = nullptr;
+    b = rest;
+  }
+  h->cache_count[bin] = static_cast<std::uint16_t>(keep < h->cache_count[bin] ? keep : h->cache_count[bin]);
+  while (b != nullptr) {
+    block* next = b->next;
+    free_to_owned_page(h, page_of(segment_of(b), b), b);
+    b = next;
+  }
+}
+
+void local_heap_flush(local_heap* h) noexcept {
+  for (std::size_t bin = 0; bin < kCachedBins; ++bin)
+    if (h->cache[bin] != nullptr) cache_flush(h, bin, 0);
+}
+
 void local_heap_abandon(local_heap* h) noexcept {
+  local_heap_flush(h);
   // Full pages sit in no queue: find them through the pod's segments.
   page* pages = nullptr;
   for (auto& q : h->queues) {

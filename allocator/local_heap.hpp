@@ -29,6 +29,11 @@ struct local_heap {
     for (auto& slot : direct) slot = &g_empty_page;
   }
 
+  // Blocks this thread freed, by bin, reused first (most recent first):
+  // they are likely still in the CPU cache. They count as used in their
+  // pages until flushed back.
+  block* cache[kCachedBins] = {};
+  std::uint16_t cache_count[kCachedBins] = {};
   page* direct[kDirectSlots];  // first page of the queue for (size + 15) / 16
   page_queue queues[kBinCount];  // pages with free blocks, by bin; full pages are in none
   std::atomic<block*> delayed_free{nullptr};
@@ -44,6 +49,11 @@ struct local_heap {
 // g_empty_heap has only such slots: a thread's first malloc fails the fast
 // path there and sets the thread up.
 extern local_heap g_empty_heap;
+
+// Returns the cached blocks of `bin` beyond the most recent `keep` to their
+// pages; local_heap_flush returns all of them.
+void cache_flush(local_heap* h, std::size_t bin, std::size_t keep) noexcept;
+void local_heap_flush(local_heap* h) noexcept;
 
 void local_heap_init(local_heap* h, pod_arena* arena, std::uintptr_t tid) noexcept;
 // Gives every page away (abandoning those with live blocks); the heap can

@@ -26,6 +26,8 @@ inline constexpr std::size_t bin_of_units(std::size_t units) noexcept {
 inline constexpr std::size_t bin_of(std::size_t size) noexcept { return bin_of_units((size + 15) >> 4); }
 
 inline constexpr std::size_t kBinCount = bin_of(kLargeMax) + 1;
+// Bins small enough for the thread-local block cache and the direct slots.
+inline constexpr std::size_t kCachedBins = bin_of(kDirectMax) + 1;
 
 // Largest request size that maps to `bin`.
 inline constexpr std::size_t bin_block_size(std::size_t bin) noexcept {
@@ -48,6 +50,21 @@ struct size_class_table {
   }
 };
 inline constexpr size_class_table kSizeClasses{};
+
+// The bin of each direct slot (size + 15) / 16, and how many freed blocks
+// of a bin a thread keeps (about 32 KiB worth, 8 to 256 blocks).
+struct cache_table {
+  std::uint8_t slot_bin[kDirectSlots] = {};
+  std::uint16_t limit[kCachedBins] = {};
+  constexpr cache_table() {
+    for (std::size_t slot = 0; slot < kDirectSlots; ++slot) slot_bin[slot] = static_cast<std::uint8_t>(bin_of_units(slot));
+    for (std::size_t bin = 1; bin < kCachedBins; ++bin) {
+      std::size_t n = 32768 / kSizeClasses.block_size[bin];
+      limit[bin] = static_cast<std::uint16_t>(n < 8 ? 8 : n > 256 ? 256 : n);
+    }
+  }
+};
+inline constexpr cache_table kCache{};
 
 static_assert(bin_of(16) == 1 && bin_of(128) == 8 && bin_of(129) == 9);
 static_assert(kSizeClasses.block_size[9] == 160 && kSizeClasses.block_size[10] == 192);

@@ -135,6 +135,7 @@ void forget_region(region* r) noexcept {
       if (h->owner_region == r) {
         *link = h->next_in_thread;
         if (tls_heap == h) tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
+        local_heap_flush(h);  // the heap's free lists must be whole when it is reopened
         internal_delete(h);
       } else {
         link = &h->next_in_thread;
