@@ -169,6 +169,10 @@ void free_generic(void* p) noexcept {
     verbose("free: ignoring %p, which no larder heap holds", p);
     return;
   }
+  if (!r->writable()) {
+    warning("free: ignoring %p, which is in a heap opened read-only", p);
+    return;
+  }
   segment* s = segment_of(p);
   if ((reinterpret_cast<std::uintptr_t>(p) & (kSegmentSize - 1)) == 0 ||
       layout::entry_state(r->meta()->segments[r->segment_index(p)]) != layout::kSegmentPages) {

@@ -33,6 +33,19 @@ std::size_t find_run(std::uint64_t mask, std::size_t count) {
   return 64;
 }
 
+// Folds remote frees into an unowned page's free list. The caller holds
+// the arena lock and the page is on no thread's queue.
+void fold_remote_frees(page* pg) {
+  std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
+  for (auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3}); b != nullptr;) {
+    block* next = b->next;
+    b->next = pg->free;
+    pg->free = b;
+    --pg->used;
+    b = next;
+  }
+}
+
 void init_page(segment* s, std::size_t first, std::size_t slices, std::size_t bin) {
   page* pg = &s->pages[first];
   std::size_t block_size = kSizeClasses.block_size[bin];
@@ -187,16 +200,7 @@ void pod_arena::collect() noexcept {
   for (std::size_t bin = 0; bin < kBinCount; ++bin) {
     page** link = &abandoned_[bin];
     while (page* pg = *link) {
-      // Fold remote frees in; an abandoned page is in kNeverDelayed state.
-      std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
-      auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3});
-      while (b != nullptr) {
-        block* next = b->next;
-        b->next = pg->free;
-        pg->free = b;
-        --pg->used;
-        b = next;
-      }
+      fold_remote_frees(pg);
       if (pg->used == 0) {
         *link = pg->next;
         segment* s = segment_of(pg);
@@ -211,6 +215,9 @@ void pod_arena::collect() noexcept {
 
 void pod_arena::usage(std::size_t* in_use, std::size_t* committed) noexcept {
   std::lock_guard<std::mutex> guard(lock);
+  // Blocks freed into pages that no thread owns count as free.
+  for (page* first : abandoned_)
+    for (page* pg = first; pg != nullptr; pg = pg->next) fold_remote_frees(pg);
   std::size_t live = 0, held = 0;
   layout::heap_meta* meta = owner->meta();
   for (std::size_t i = 1; i < meta->segments_high; ++i) {
@@ -247,14 +254,7 @@ void pod_arena::adopt_segment(segment* s) noexcept {
     pg->heap.store(nullptr, std::memory_order_relaxed);
     pg->next = pg->prev = nullptr;
     pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~kPageInFull, std::memory_order_relaxed);
-    std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_relaxed);
-    for (auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3}); b != nullptr;) {
-      block* next = b->next;
-      b->next = pg->free;
-      pg->free = b;
-      --pg->used;
-      b = next;
-    }
+    fold_remote_frees(pg);
     if (pg->used == 0) {
       release_slices(s, k, slices);
       if (s->magic != kSegmentMagic) return;  // the whole segment went back

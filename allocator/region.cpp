@@ -179,17 +179,38 @@ std::size_t region::segments_in_use() const noexcept {
   return used;
 }
 
-status region::adopt_existing() {
+status region::validate_segments() const {
   std::size_t high = meta_->segments_high;
   if (high > segment_limit_) return status(errc::corrupt, "segment table runs past the reserve");
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = meta_->segments[i];
     layout::segment_state st = entry_state(entry);
     if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
-    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+    auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
     if ((st != layout::kSegmentPages && st != layout::kSegmentHugeHead) || s->magic != kSegmentMagic ||
-        s->pod != layout::entry_pod(entry) || s->span == 0 || i + s->span > high)
+        s->pod != layout::entry_pod(entry) || s->pod >= layout::kMaxPods || s->span == 0 || i + s->span > high)
       return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged header");
+    if (st == layout::kSegmentPages) {
+      for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
+        const page& pg = s->pages[k];
+        if (((s->free_slices >> k) & 1) || pg.slice_count == 0) continue;
+        if (pg.slice_count + k > kSlicesPerSegment || pg.bin == 0 || pg.bin >= kBinCount || pg.used > pg.capacity)
+          return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged page descriptor");
+      }
+    }
+  }
+  return {};
+}
+
+status region::adopt_existing() {
+  // Validate everything first, so that a refused heap is left untouched.
+  if (status s = validate_segments(); !s.ok()) return s;
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t entry = meta_->segments[i];
+    layout::segment_state st = entry_state(entry);
+    if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
     s->next_with_free = nullptr;
     s->listed = 0;
     if (st == layout::kSegmentHugeHead) continue;

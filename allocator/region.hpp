@@ -38,6 +38,8 @@ class region {
   // pending remote frees in, and offers pages with free blocks to their
   // pods. Fails with errc::corrupt on a damaged segment header.
   status adopt_existing();
+  // Checks the segment table and every used segment header, read-only.
+  status validate_segments() const;
   // Frees the process-local state (arenas). The mapping is the caller's.
   void destroy() noexcept;
 

@@ -62,15 +62,19 @@ status read_superblock(int fd, std::uint64_t file_size, layout::superblock* out,
 }
 
 int write_superblock(void* base, layout::superblock* sb, int* current, persist_fn persist) noexcept {
-  int target = 1 - *current;
-  sb->generation += 1;
-  seal_superblock(sb);
-  auto* slot = static_cast<char*>(base) + static_cast<std::size_t>(target) * layout::kSuperblockSize;
-  std::memcpy(slot, sb, sizeof(*sb));
-  if (persist != nullptr) {
-    if (int err = persist(slot, sizeof(*sb))) return err;
+  // The stale copy first: until it is durable the current one stands. Then
+  // the other, so that either copy alone describes the heap as it is now.
+  for (int step = 0; step < 2; ++step) {
+    int target = 1 - *current;
+    sb->generation += 1;
+    seal_superblock(sb);
+    auto* slot = static_cast<char*>(base) + static_cast<std::size_t>(target) * layout::kSuperblockSize;
+    std::memcpy(slot, sb, sizeof(*sb));
+    if (persist != nullptr) {
+      if (int err = persist(slot, sizeof(*sb))) return err;
+    }
+    *current = target;
   }
-  *current = target;
   return 0;
 }
 

@@ -82,7 +82,7 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
           if (options.kind == backing::shm) port::remove_shm(options.name.c_str());
         }
       } else {
-        s = impl->open_existing(options, size);
+        s = impl->open_existing(size);
       }
     }
   }
@@ -175,13 +175,17 @@ status heap_impl::create_new(const heap_options& options) {
   return start_region(superblock.size, false);
 }
 
-status heap_impl::open_existing(const heap_options& options, std::uint64_t file_size) {
-  (void)options;
+status heap_impl::open_existing(std::uint64_t file_size) {
   if (status s = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy); !s.ok()) {
     s = status(static_cast<errc>(s.code()), name + ": " + s.message());
     return s;
   }
   if (status s = map_at(superblock.base, superblock.reserve); !s.ok()) return s;
+  // A crash between the two superblock writes of a growth can leave the
+  // surviving copy with the older, smaller size; the file itself tells.
+  std::uint64_t usable = file_size < superblock.reserve ? file_size : superblock.reserve;
+  usable &= ~std::uint64_t{layout::kSegmentSize - 1};
+  if (usable > superblock.size) superblock.size = usable;
   auto* stored = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
   if (stored->magic != layout::kMetaMagic || stored->segments_high > superblock.size / layout::kSegmentSize) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -201,8 +205,8 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status::from_errno(err, "too many heaps open");
   }
-  if (adopt) {
-    status s = region.adopt_existing();
+  if (adopt || !writable) {
+    status s = adopt ? region.adopt_existing() : region.validate_segments();
     if (!s.ok()) {
       alloc::unregister_region(&region);
       region.destroy();

@@ -31,7 +31,7 @@ class heap_impl {
 
  private:
   status create_new(const heap_options& options);
-  status open_existing(const heap_options& options, std::uint64_t file_size);
+  status open_existing(std::uint64_t file_size);
   status map_at(std::uintptr_t base, std::size_t reserve);
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);

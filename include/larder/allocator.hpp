@@ -59,7 +59,10 @@ class allocator {
 };
 
 // A std::pmr::memory_resource over one pod. Equal to another larder
-// memory_resource when both allocate from the same pod.
+// memory_resource when both allocate from the same pod. A pmr container
+// holds a pointer to its resource, and the resource a vtable pointer, so a
+// pmr container in a heap is usable only while the process that made it
+// runs; containers that must survive a restart use larder::allocator<T>.
 class LARDER_EXPORT memory_resource final : public std::pmr::memory_resource {
  public:
   explicit memory_resource(pod p) noexcept : pod_(p) {}

@@ -10,6 +10,7 @@
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -104,6 +105,7 @@ class LARDER_EXPORT heap {
   // --- allocation -------------------------------------------------------
   // From the default pod. nullptr and errno=ENOMEM when full.
   void* allocate(std::size_t size, std::size_t alignment = alignof(std::max_align_t)) noexcept;
+  // (errno is EROFS when the heap was opened read-only.)
   // Frees a block of any pod of this heap (or, in fact, any larder block).
   static void deallocate(void* p) noexcept;
 
@@ -151,7 +153,7 @@ T* heap::root(std::string_view name, Args&&... args) {
     return static_cast<T*>(found);
   }
   void* raw = default_pod().allocate(sizeof(T), alignof(T));
-  if (raw == nullptr) throw error(status(errc::out_of_space, std::string(name)));
+  if (raw == nullptr) throw error(status(errno == EROFS ? errc::read_only : errc::out_of_space, std::string(name)));
   T* object;
   try {
     pod_scope scope(default_pod());

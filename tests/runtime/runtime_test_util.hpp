@@ -76,13 +76,22 @@ class shm_guard {
   std::string name_;
 };
 
+// Failures recorded so far in the running test.
+inline int failures_so_far() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (info == nullptr) return 0;
+  int failed = 0;
+  for (int i = 0; i < info->result()->total_part_count(); ++i) failed += info->result()->GetTestPartResult(i).failed();
+  return failed;
+}
+
 // Runs `body` in a forked child. The child exits 0 when `body` returned
-// without a GoogleTest failure, 1 after a failure (already printed by the
+// without a new GoogleTest failure, 1 after one (already printed by the
 // child), 2 when it threw. Returns that code, or 128 + the signal number.
 inline int run_in_child(const std::function<void()>& body) {
   std::fflush(stdout);
   std::fflush(stderr);
-  bool failed_before = ::testing::Test::HasFailure();
+  int failed_before = failures_so_far();
   pid_t pid = ::fork();
   if (pid < 0) {
     ADD_FAILURE() << "fork: " << std::strerror(errno);
@@ -92,7 +101,7 @@ inline int run_in_child(const std::function<void()>& body) {
     int code = 0;
     try {
       body();
-      code = (!failed_before && ::testing::Test::HasFailure()) ? 1 : 0;
+      code = failures_so_far() > failed_before ? 1 : 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "child threw: %s\n", e.what());
       code = 2;
@@ -199,6 +208,13 @@ inline larder::heap_options shm_options(const std::string& name,
   o.name = name;
   o.mode = mode;
   return o;
+}
+
+// `prefix` followed by `n` in decimal.
+inline std::string numbered(std::string_view prefix, long n) {
+  std::string text(prefix);
+  text += std::to_string(n);
+  return text;
 }
 
 // Describes a status for assertion messages.
