@@ -271,6 +271,10 @@ void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t al
 }
 
 void* realloc_block(void* p, std::size_t size) noexcept {
+  if (size > kMaxRequest) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   region* r = g_process_region;
   if (r == nullptr || !r->contains(p)) r = find_region(p);
   segment* head = r == nullptr ? nullptr : r->head_segment(p);

@@ -21,6 +21,9 @@ namespace larder::alloc {
 extern region* g_process_region;
 region* process_region() noexcept;
 
+// No request above this can be met (it exceeds the largest reserve).
+inline constexpr std::size_t kMaxRequest = layout::kMaxReserve;
+
 void* malloc_generic(local_heap* h, std::size_t size) noexcept;
 void page_retire(local_heap* h, page* pg) noexcept;
 void free_owned_flagged(page* pg, void* p) noexcept;

@@ -1,6 +1,7 @@
 // Huge blocks; see huge.hpp.
 #include "allocator/huge.hpp"
 
+#include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 
 #include <errno.h>
@@ -19,7 +20,7 @@ std::size_t span_bytes(const segment* head) { return std::size_t{head->span} << 
 
 void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* zeroed) noexcept {
   if (alignment < kSliceSize) alignment = kSliceSize;
-  if (alignment > kMaxHugeAlignment || size > (std::size_t{1} << 46)) {
+  if (alignment > kMaxHugeAlignment || size > kMaxRequest) {
     errno = ENOMEM;
     return nullptr;
   }

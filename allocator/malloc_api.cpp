@@ -75,7 +75,13 @@ LARDER_C_EXPORT int larder_posix_memalign(void** out, size_t alignment, size_t s
 
 LARDER_C_EXPORT void* larder_memalign(size_t alignment, size_t size) {
   // glibc rounds a non-power-of-two alignment up instead of failing.
-  if (alignment != 0 && !is_power_of_two(alignment)) alignment = std::size_t{1} << (64 - __builtin_clzl(alignment));
+  if (alignment != 0 && !is_power_of_two(alignment)) {
+    if (alignment > (SIZE_MAX >> 1)) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    alignment = std::size_t{1} << (64 - __builtin_clzl(alignment));
+  }
   return aligned_alloc_in(tls_heap, size, alignment);
 }
 

@@ -104,6 +104,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     }
   }
   *zeroed = !from_retained && first >= meta_->segments_high;
+  if (!from_retained)
+    for (std::size_t i = first; i < first + count; ++i) unretain(i);
   meta_->segments[first] = segment_entry(state, pod);
   for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(layout::kSegmentHugeTail, pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
@@ -123,18 +125,27 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   std::size_t first = segment_index(s) + span;
   if (first + count > segment_limit_) return false;
   std::size_t high = meta_->segments_high;
-  for (std::size_t i = first; i < first + count && i < high; ++i) {
+  for (std::size_t i = first; i < first + count && i < high; ++i)
     if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
-    // A retained segment is committed and listed; leave it alone.
-    for (segment* r = retained_; r != nullptr; r = r->next_with_free)
-      if (segment_index(r) == i) return false;
-  }
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
+  for (std::size_t i = first; i < first + count; ++i) unretain(i);
   for (std::size_t i = first; i < first + count; ++i)
     meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
   s->span = static_cast<std::uint32_t>(span + count);
   return true;
+}
+
+// Retained segments are free in the segment table, so a run found there
+// may include some: they must leave the retained list before use.
+void region::unretain(std::size_t index) noexcept {
+  for (segment** link = &retained_; *link != nullptr; link = &(*link)->next_with_free) {
+    if (segment_index(*link) == index) {
+      *link = (*link)->next_with_free;
+      --retained_count_;
+      return;
+    }
+  }
 }
 
 void region::release(segment* s, std::size_t count) noexcept {

@@ -91,6 +91,7 @@ class region {
  private:
   int ensure_committed(std::size_t size) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
+  void unretain(std::size_t index) noexcept;
 
   std::uintptr_t base_ = 0;
   std::size_t reserve_ = 0;
