@@ -120,7 +120,11 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   s->unpurged &= ~mask;
   if (s->free_slices == 0) unlist_segment(s);
   init_page(s, first, slices, bin);
-  return &s->pages[first];
+  page* pg = &s->pages[first];
+  // A shared mapping faults each OS page through the file system; taking a
+  // small-block page in at once is cheaper than 16 separate faults.
+  if (owner->shared() && slices == 1) port::populate(page_start(s, pg), page_area(pg, first));
+  return pg;
 }
 
 page* pod_arena::take_abandoned(std::size_t bin) noexcept {

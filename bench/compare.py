@@ -51,6 +51,7 @@ ALLOC_WORKLOADS = ["churn", "pairs2t", "prodcons"]
 PERSIST_WORKLOADS = [
     ("alloc64", "larder_alloc64", "pmemobj_alloc64"),
     ("free64", "larder_free64", "pmemobj_free64"),
+    ("reuse64", "larder_reuse64", "pmemobj_reuse64"),
 ]
 
 LIB_DIRS = [

@@ -21,6 +21,14 @@
 //                    writing the first 8 bytes of each.
 //   pmemobj_free64   allocates N objects (untimed), then frees them all with
 //                    pmemobj_free.
+//   larder_reuse64,  allocate N objects and free them all (untimed), then
+//   pmemobj_reuse64  allocate N again (timed): the steady state of a heap
+//                    whose memory the kernel has already faulted in, where
+//                    only the allocators' own work is left. The *_alloc64
+//                    workloads instead include the first touch of every
+//                    page, which on tmpfs costs each side the same kernel
+//                    page-clearing work (pmemobj partly inside the untimed
+//                    pool creation).
 //
 // The two libraries promise different things: pmemobj_alloc is failure-atomic
 // and durable when it returns, while a larder heap is durable after close().
@@ -107,6 +115,9 @@ void finish(benchmark::State& state, std::uint64_t items, double open_ms, double
   state.counters["peak_rss_mb"] = larder_bench::peak_rss_mib();
 }
 
+// Which part of a workload is timed.
+enum class phase { alloc, free, reuse };
+
 inline void write_first_word(void* p, std::uint64_t value) noexcept {
   std::memcpy(p, &value, sizeof value);
 }
@@ -116,9 +127,8 @@ inline void write_first_word(void* p, std::uint64_t value) noexcept {
 
 #if !defined(LARDER_PERSIST_BENCH_NO_LARDER)
 
-// Runs one larder workload: `free_phase` false times the allocations, true
-// times the frees.
-void larder_run(benchmark::State& state, bool free_phase) {
+// Runs one larder workload; `timed` says which phase is measured.
+void larder_run(benchmark::State& state, phase timed) {
   const std::uint64_t n = object_count();
   const std::string path = bench_file("larder-persist-bench") + ".heap";
   double open_ms = 0.0;
@@ -139,21 +149,32 @@ void larder_run(benchmark::State& state, bool free_phase) {
       const auto t_start = bench_clock::now();
       open_ms = millis(t_open, t_start);
 
-      std::uint64_t made = 0;
-      for (; made < n; ++made) {
-        void* p = h.allocate(kObjectSize);
-        if (p == nullptr) break;
-        write_first_word(p, made);
-        blocks[made] = p;
+      auto allocate_all = [&] {
+        std::uint64_t made = 0;
+        for (; made < n; ++made) {
+          void* p = h.allocate(kObjectSize);
+          if (p == nullptr) break;
+          write_first_word(p, made);
+          blocks[made] = p;
+        }
+        return made;
+      };
+      std::uint64_t made = allocate_all();
+      auto t_allocated = bench_clock::now();
+      if (timed == phase::reuse && made == n) {
+        for (std::uint64_t i = 0; i < made; ++i) larder::heap::deallocate(blocks[i]);
+        const auto t_again = bench_clock::now();
+        made = allocate_all();
+        t_allocated = bench_clock::now();
+        elapsed = seconds_between(t_again, t_allocated);
       }
-      const auto t_allocated = bench_clock::now();
       if (made < n) failure = "larder heap::allocate returned null";
 
-      if (free_phase) {
+      if (timed == phase::free) {
         const auto t_free = bench_clock::now();
         for (std::uint64_t i = 0; i < made; ++i) larder::heap::deallocate(blocks[i]);
         elapsed = seconds_between(t_free, bench_clock::now());
-      } else {
+      } else if (timed == phase::alloc) {
         elapsed = seconds_between(t_start, t_allocated);
       }
 
@@ -174,11 +195,13 @@ void larder_run(benchmark::State& state, bool free_phase) {
   finish(state, n, open_ms, close_ms);
 }
 
-void larder_alloc64(benchmark::State& state) { larder_run(state, false); }
-void larder_free64(benchmark::State& state) { larder_run(state, true); }
+void larder_alloc64(benchmark::State& state) { larder_run(state, phase::alloc); }
+void larder_free64(benchmark::State& state) { larder_run(state, phase::free); }
+void larder_reuse64(benchmark::State& state) { larder_run(state, phase::reuse); }
 
 BENCHMARK(larder_alloc64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(larder_free64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(larder_reuse64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 #endif  // !LARDER_PERSIST_BENCH_NO_LARDER
 
@@ -201,7 +224,7 @@ std::string pmemobj_failure(const char* what) {
   return std::string(what) + ": " + (msg != nullptr && *msg != '\0' ? msg : std::strerror(errno));
 }
 
-void pmemobj_run(benchmark::State& state, bool free_phase) {
+void pmemobj_run(benchmark::State& state, phase timed) {
   const std::uint64_t n = object_count();
   const std::string path = bench_file("pmemobj-persist-bench") + ".pool";
   double open_ms = 0.0;
@@ -220,19 +243,30 @@ void pmemobj_run(benchmark::State& state, bool free_phase) {
     if (pool == nullptr) {
       failure = pmemobj_failure("pmemobj_create");
     } else {
-      std::uint64_t made = 0;
-      for (; made < n; ++made) {
-        if (pmemobj_alloc(pool, &oids[made], kObjectSize, 0, nullptr, nullptr) != 0) break;
-        write_first_word(pmemobj_direct(oids[made]), made);
+      auto allocate_all = [&] {
+        std::uint64_t made = 0;
+        for (; made < n; ++made) {
+          if (pmemobj_alloc(pool, &oids[made], kObjectSize, 0, nullptr, nullptr) != 0) break;
+          write_first_word(pmemobj_direct(oids[made]), made);
+        }
+        return made;
+      };
+      std::uint64_t made = allocate_all();
+      auto t_allocated = bench_clock::now();
+      if (timed == phase::reuse && made == n) {
+        for (std::uint64_t i = 0; i < made; ++i) pmemobj_free(&oids[i]);
+        const auto t_again = bench_clock::now();
+        made = allocate_all();
+        t_allocated = bench_clock::now();
+        elapsed = seconds_between(t_again, t_allocated);
       }
-      const auto t_allocated = bench_clock::now();
       if (made < n) failure = pmemobj_failure("pmemobj_alloc");
 
-      if (free_phase) {
+      if (timed == phase::free) {
         const auto t_free = bench_clock::now();
         for (std::uint64_t i = 0; i < made; ++i) pmemobj_free(&oids[i]);
         elapsed = seconds_between(t_free, bench_clock::now());
-      } else {
+      } else if (timed == phase::alloc) {
         elapsed = seconds_between(t_start, t_allocated);
       }
 
@@ -250,11 +284,13 @@ void pmemobj_run(benchmark::State& state, bool free_phase) {
   finish(state, n, open_ms, close_ms);
 }
 
-void pmemobj_alloc64(benchmark::State& state) { pmemobj_run(state, false); }
-void pmemobj_free64(benchmark::State& state) { pmemobj_run(state, true); }
+void pmemobj_alloc64(benchmark::State& state) { pmemobj_run(state, phase::alloc); }
+void pmemobj_free64(benchmark::State& state) { pmemobj_run(state, phase::free); }
+void pmemobj_reuse64(benchmark::State& state) { pmemobj_run(state, phase::reuse); }
 
 BENCHMARK(pmemobj_alloc64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(pmemobj_free64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(pmemobj_reuse64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 #endif  // !LARDER_PERSIST_BENCH_NO_PMEMOBJ
 

@@ -26,6 +26,11 @@ int unmap(void* addr, std::size_t size);
 // file or shm mapping the file range is deallocated (a hole that reads as
 // zero). `shared` says which kind the mapping is.
 int decommit(void* addr, std::size_t size, bool shared);
+// Faults the range in for writing now (MADV_POPULATE_WRITE), which costs
+// one system call instead of a page fault per OS page. Best effort: returns
+// an errno value where the kernel lacks it, and the pages then fault in on
+// first touch as usual.
+int populate(void* addr, std::size_t size);
 // Writes dirty pages of a shared file mapping back and waits for them.
 int sync_range(void* addr, std::size_t size);
 

@@ -62,6 +62,12 @@ int decommit(void* addr, std::size_t size, bool shared) {
   return errno;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
+int populate(void* addr, std::size_t size) { return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : errno; }
+
 int sync_range(void* addr, std::size_t size) { return msync(addr, size, MS_SYNC) == 0 ? 0 : errno; }
 
 namespace {
