@@ -1,11 +1,11 @@
 // The C contract of the larder_* malloc family (include/larder/larder.h):
 // edge cases, error reporting through NULL + errno (or the return value of
 // posix_memalign), alignments, huge blocks and pointers larder does not own.
+#include "allocator/test_util.hpp"
+
 #include <larder/larder.h>
 
 #include <gtest/gtest.h>
-
-#include "allocator/test_util.hpp"
 
 #include <errno.h>
 #include <unistd.h>
@@ -29,9 +29,7 @@ constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * 1024;
 constexpr std::size_t kLargeMax = 512 * kKiB;  // largest size class
 
-bool aligned_to(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
+bool aligned_to(const void* p, std::size_t alignment) { return reinterpret_cast<std::uintptr_t>(p) % alignment == 0; }
 
 std::size_t os_page() {
   long page = sysconf(_SC_PAGESIZE);
@@ -258,23 +256,39 @@ TEST(ApiTest, ReallocFailureKeepsTheBlock) {
   EXPECT_EQ(larder_realloc(p, SIZE_MAX / 2), nullptr);
   EXPECT_EQ(errno, ENOMEM);
   EXPECT_EQ(check_range(p, 0, 300, 9), SIZE_MAX);
-  auto* h = static_cast<unsigned char*>(larder_malloc(6 * kMiB));
-  ASSERT_NE(h, nullptr);
-  fill_range(h, 0, 4096, 10);
   errno = 0;
-  EXPECT_EQ(larder_realloc(h, SIZE_MAX - 4096), nullptr);
+  EXPECT_EQ(larder_realloc(p, std::size_t{1} << 50), nullptr);
   EXPECT_EQ(errno, ENOMEM);
-  EXPECT_EQ(check_range(h, 0, 4096, 10), SIZE_MAX);
+  EXPECT_EQ(check_range(p, 0, 300, 9), SIZE_MAX);
   larder_free(p);
+}
+
+// Growing a huge block to an impossible size must fail like malloc does and
+// leave the block as it was: same place, same usable size, same content.
+TEST(ApiTest, HugeReallocToImpossibleSizeFails) {
+  const std::size_t size = 6 * kMiB;
+  auto* h = static_cast<unsigned char*>(larder_malloc(size));
+  ASSERT_NE(h, nullptr);
+  fill_range(h, 0, size, 10);
+  const std::size_t usable = larder_usable_size(h);
+  for (std::size_t impossible : {SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2, std::size_t{1} << 50}) {
+    errno = 0;
+    void* r = larder_realloc(h, impossible);
+    EXPECT_EQ(r, nullptr) << "realloc(huge, " << impossible << ") succeeded";
+    EXPECT_EQ(errno, ENOMEM) << "realloc(huge, " << impossible << ")";
+    EXPECT_EQ(larder_usable_size(h), usable) << "after realloc(huge, " << impossible << ")";
+    if (r != nullptr && r != h) h = static_cast<unsigned char*>(r);
+  }
+  EXPECT_EQ(check_range(h, 0, size, 10), SIZE_MAX);
   larder_free(h);
 }
 
 // ---- aligned allocation -----------------------------------------------------
 
 TEST(ApiTest, PosixMemalignRejectsBadAlignments) {
-  for (std::size_t alignment : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{4}, std::size_t{3},
-                                std::size_t{12}, std::size_t{24}, std::size_t{48}, std::size_t{100},
-                                std::size_t{4097}, (std::size_t{1} << 20) + 8, SIZE_MAX}) {
+  for (std::size_t alignment :
+       {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{4}, std::size_t{3}, std::size_t{12},
+        std::size_t{24}, std::size_t{48}, std::size_t{100}, std::size_t{4097}, (std::size_t{1} << 20) + 8, SIZE_MAX}) {
     void* sentinel = reinterpret_cast<void*>(0x5EA1);
     void* out = sentinel;
     EXPECT_EQ(larder_posix_memalign(&out, alignment, 64), EINVAL) << "alignment " << alignment;
@@ -292,8 +306,8 @@ TEST(ApiTest, PosixMemalignReportsEnomemWithoutTouchingOut) {
 }
 
 TEST(ApiTest, AlignedAllocRejectsNonPowerOfTwo) {
-  for (std::size_t alignment : {std::size_t{0}, std::size_t{3}, std::size_t{24}, std::size_t{96},
-                                std::size_t{4095}, std::size_t{3} << 20}) {
+  for (std::size_t alignment :
+       {std::size_t{0}, std::size_t{3}, std::size_t{24}, std::size_t{96}, std::size_t{4095}, std::size_t{3} << 20}) {
     errno = 0;
     EXPECT_EQ(larder_aligned_alloc(alignment, 256), nullptr) << "alignment " << alignment;
     EXPECT_EQ(errno, EINVAL) << "alignment " << alignment;
@@ -375,11 +389,47 @@ TEST(ApiTest, EveryPowerOfTwoAlignment) {
   }
 }
 
+// Alignments past 64 MiB: up to 1 GiB they must work; beyond, a NULL with
+// ENOMEM is acceptable, a misaligned block is not.
+TEST(ApiTest, VeryLargeAlignments) {
+  for (std::size_t log2 = 27; log2 <= 32; ++log2) {
+    const std::size_t alignment = std::size_t{1} << log2;
+    errno = 0;
+    void* p = larder_aligned_alloc(alignment, 1000);
+    if (log2 <= 30) {
+      ASSERT_NE(p, nullptr) << "aligned_alloc(" << alignment << ", 1000): errno " << errno;
+    } else if (p == nullptr) {
+      EXPECT_EQ(errno, ENOMEM) << "aligned_alloc(" << alignment << ", 1000)";
+      continue;
+    }
+    EXPECT_TRUE(aligned_to(p, alignment)) << p;
+    EXPECT_GE(larder_usable_size(p), 1000u);
+    std::memset(p, 0x33, 1000);
+    larder_free(p);
+  }
+}
+
+// memalign rounds an alignment that is not a power of two up to the next
+// one. Past 2^63 there is none: the call must fail (glibc: EINVAL) rather
+// than hand out a block without the alignment asked for.
+TEST(ApiTest, MemalignBeyondTheLargestPowerOfTwoFails) {
+  for (std::size_t alignment : {SIZE_MAX, (std::size_t{1} << 63) + 1, SIZE_MAX - 4096}) {
+    errno = 0;
+    void* p = larder_memalign(alignment, 16);
+    EXPECT_EQ(p, nullptr) << "memalign(" << alignment << ", 16) returned " << p;
+    EXPECT_TRUE(errno == EINVAL || errno == ENOMEM) << "memalign(" << alignment << ", 16): errno " << errno;
+    if (p != nullptr) larder_free(p);
+  }
+  errno = 0;
+  EXPECT_EQ(larder_memalign(std::size_t{1} << 63, 16), nullptr);
+  EXPECT_TRUE(errno == EINVAL || errno == ENOMEM) << errno;
+}
+
 TEST(ApiTest, VallocIsPageAligned) {
   const std::size_t page = os_page();
   std::vector<void*> blocks;
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{100}, page - 1, page, page + 1,
-                           10 * page + 3, std::size_t{200000}, 2 * kMiB, 9 * kMiB}) {
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{100}, page - 1, page, page + 1, 10 * page + 3,
+                           std::size_t{200000}, 2 * kMiB, 9 * kMiB}) {
     void* p = larder_valloc(size);
     ASSERT_NE(p, nullptr) << "valloc(" << size << ")";
     EXPECT_TRUE(aligned_to(p, page)) << "valloc(" << size << ") = " << p;
@@ -393,8 +443,8 @@ TEST(ApiTest, VallocIsPageAligned) {
 TEST(ApiTest, PvallocRoundsUpToPages) {
   const std::size_t page = os_page();
   std::vector<void*> blocks;
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, page - 1, page, page + 1, 7 * page + 5,
-                           std::size_t{300000}, 5 * kMiB + 1}) {
+  for (std::size_t size :
+       {std::size_t{0}, std::size_t{1}, page - 1, page, page + 1, 7 * page + 5, std::size_t{300000}, 5 * kMiB + 1}) {
     void* p = larder_pvalloc(size);
     ASSERT_NE(p, nullptr) << "pvalloc(" << size << ")";
     EXPECT_TRUE(aligned_to(p, page)) << "pvalloc(" << size << ") = " << p;
@@ -481,6 +531,27 @@ TEST(ApiTest, HugeReallocResizesInPlaceWhenPossible) {
   EXPECT_EQ(check_range(t, 0, 1000, tag), SIZE_MAX);
   EXPECT_LT(larder_usable_size(t), 2000u);
   larder_free(t);
+}
+
+// A freed huge block of one segment is kept for reuse; a larger huge block
+// allocated next must not take that segment into its run while the segment
+// is still kept, or the next one-segment block would land inside it.
+TEST(ApiTest, HugeBlocksNeverShareSegments) {
+  void* a = larder_malloc(1 * kMiB);
+  ASSERT_NE(a, nullptr);
+  larder_free(a);
+  auto* b = static_cast<unsigned char*>(larder_malloc(8 * kMiB));
+  auto* c = static_cast<unsigned char*>(larder_malloc(1 * kMiB));
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(c, nullptr);
+  bool overlap = c < b + 8 * kMiB && b < c + 1 * kMiB;
+  ASSERT_FALSE(overlap) << "malloc(1 MiB) = " << static_cast<void*>(c) << " lies inside the live 8 MiB block at "
+                        << static_cast<void*>(b);
+  fill_range(b, 0, 8 * kMiB, 1);
+  fill_range(c, 0, 1 * kMiB, 2);
+  EXPECT_EQ(check_range(b, 0, 8 * kMiB, 1), SIZE_MAX);
+  larder_free(c);
+  larder_free(b);
 }
 
 // Two huge blocks side by side: the first cannot grow in place while the

@@ -6,19 +6,21 @@
 // preserved prefix across realloc), usable_size covers the request, the
 // requested alignment holds, calloc memory reads as zero, and no two live
 // blocks overlap (counting each block's whole usable size).
+#include "allocator/test_util.hpp"
+
 #include <larder/larder.h>
 
 #include <gtest/gtest.h>
-
-#include "allocator/test_util.hpp"
 
 #include <errno.h>
 
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -42,8 +44,8 @@ struct model_config {
   const char* name;
   std::uint64_t seed;
   std::size_t operations;
-  std::size_t max_live;     // live blocks at the peak of each cycle
-  std::size_t max_size;     // largest request
+  std::size_t max_live;  // live blocks at the peak of each cycle
+  std::size_t max_size;  // largest request
   std::size_t max_align_log2;
   std::size_t max_live_bytes;
 };
@@ -53,6 +55,14 @@ std::ostream& operator<<(std::ostream& os, const model_config& c) { return os <<
 class model {
  public:
   explicit model(const model_config& config) : config_(config), rng_(config.seed) {}
+
+  // Several models running in threads at once share one set of ranges, so
+  // that a block handed to two threads is caught as well.
+  struct shared_ranges {
+    std::mutex lock;
+    interval_set ranges;
+  };
+  model(const model_config& config, shared_ranges* shared) : model(config) { shared_ = shared; }
 
   ~model() {
     // After a failure the heap may be damaged; leave the blocks alone then.
@@ -72,8 +82,8 @@ class model {
       // segments fill up, empty out and get reused.
       std::size_t phase = op % period;
       std::size_t half = period / 2;
-      std::size_t target = phase < half ? config_.max_live * phase / half
-                                        : config_.max_live * (period - phase) / (period - half);
+      std::size_t target =
+          phase < half ? config_.max_live * phase / half : config_.max_live * (period - phase) / (period - half);
       step(live_.size() < target);
       if (live_.size() > counts[kMaxLive]) counts[kMaxLive] = live_.size();
     }
@@ -149,13 +159,26 @@ class model {
 
   std::uint64_t fresh_id() { return ++next_id_; }
 
-  std::uint64_t pick() {
-    return live_[uniform(static_cast<unsigned>(live_.size()))];
-  }
+  std::uint64_t pick() { return live_[uniform(static_cast<unsigned>(live_.size()))]; }
 
   bool fail(const std::string& what) {
     if (failure_.empty()) failure_ = what;
     return false;
+  }
+
+  bool insert_range(std::uintptr_t start, std::uintptr_t end, std::uintptr_t* other) {
+    if (shared_ == nullptr) return ranges_.insert(start, end, other);
+    std::lock_guard<std::mutex> guard(shared_->lock);
+    return shared_->ranges.insert(start, end, other);
+  }
+
+  void erase_range(std::uintptr_t start) {
+    if (shared_ == nullptr) {
+      ranges_.erase(start);
+      return;
+    }
+    std::lock_guard<std::mutex> guard(shared_->lock);
+    shared_->ranges.erase(start);
   }
 
   std::string describe(std::uint64_t id, const entry& e) {
@@ -175,11 +198,13 @@ class model {
     if (usable < size) return fail(where.str() + ": usable size " + std::to_string(usable) + " < request");
     std::uintptr_t other = 0;
     auto start = reinterpret_cast<std::uintptr_t>(p);
-    if (!ranges_.insert(start, start + usable, &other)) {
+    if (!insert_range(start, start + usable, &other)) {
       std::ostringstream os;
       os << where.str() << ": [" << hex(p) << ", +" << usable << ") overlaps ";
       for (const auto& [other_id, other_entry] : blocks_)
         if (reinterpret_cast<std::uintptr_t>(other_entry.p) == other) os << "live " << describe(other_id, other_entry);
+      if (shared_ != nullptr)
+        os << " (a block at " << hex(reinterpret_cast<void*>(other)) << ", maybe another thread's)";
       return fail(os.str());
     }
     entry e{p, size, usable, alignment, live_.size()};
@@ -207,7 +232,7 @@ class model {
 
   void forget(std::uint64_t id) {
     entry& e = blocks_.at(id);
-    ranges_.erase(reinterpret_cast<std::uintptr_t>(e.p));
+    erase_range(reinterpret_cast<std::uintptr_t>(e.p));
     std::uint64_t last = live_.back();
     live_[e.slot] = last;
     blocks_.at(last).slot = e.slot;
@@ -264,8 +289,8 @@ class model {
         how = "posix_memalign";
         int err = larder_posix_memalign(&p, alignment, size);
         if (err != 0) {
-          fail("posix_memalign(" + std::to_string(alignment) + ", " + std::to_string(size) + ") failed: " +
-               std::to_string(err));
+          fail("posix_memalign(" + std::to_string(alignment) + ", " + std::to_string(size) +
+               ") failed: " + std::to_string(err));
           return;
         }
         break;
@@ -344,6 +369,7 @@ class model {
   std::vector<std::uint64_t> live_;
   std::size_t live_bytes_ = 0;
   interval_set ranges_;
+  shared_ranges* shared_ = nullptr;
   std::uint64_t next_id_ = 0;
   std::string failure_;
 };
@@ -366,6 +392,32 @@ TEST_P(ModelTest, RandomOpsMatchReference) {
   larder_collect();
 }
 
+// Four models at once, one per thread, on the same heap: blocks of every
+// size, huge ones included, are allocated and freed concurrently, and no
+// block may ever be handed to two threads.
+TEST(ModelTest, ConcurrentModelsNeverShareBlocks) {
+  constexpr int kThreads = 4;
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr std::size_t kThreadOps = 15000;
+#else
+  constexpr std::size_t kThreadOps = 30000;
+#endif
+  model::shared_ranges shared;
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      model_config config{"concurrent", 500 + static_cast<std::uint64_t>(t), kThreadOps, 1000, 9 * kMiB, 21,
+                          128 * kMiB};
+      model m(config, &shared);
+      m.run();
+      failures[t] = m.failure();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], "") << "thread " << t;
+}
+
 constexpr std::size_t kMaxSize = 9 * kMiB;
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -377,10 +429,8 @@ constexpr std::size_t kOps = 70000;
 // Every size and alignment, huge blocks included (3 seeds, ~200k operations).
 INSTANTIATE_TEST_SUITE_P(AllSizes, ModelTest,
                          ::testing::Values(model_config{"seed1", 1, kOps, 5000, kMaxSize, 21, 384 * kMiB},
-                                           model_config{"seed2", 0xC0FFEE, kOps, 5000, kMaxSize, 21,
-                                                        384 * kMiB},
-                                           model_config{"seed3", 20240611, kOps, 2000, kMaxSize, 21,
-                                                        384 * kMiB}),
+                                           model_config{"seed2", 0xC0FFEE, kOps, 5000, kMaxSize, 21, 384 * kMiB},
+                                           model_config{"seed3", 20240611, kOps, 2000, kMaxSize, 21, 384 * kMiB}),
                          [](const ::testing::TestParamInfo<model_config>& info) { return info.param.name; });
 
 // Only blocks that live on heap pages (no huge blocks): sizes up to 512 KiB

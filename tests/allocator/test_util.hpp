@@ -2,14 +2,15 @@
 // interval set that spots overlapping blocks, and the process's resident size.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
-
-#include <unistd.h>
 
 namespace larder_test {
 
