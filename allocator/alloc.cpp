@@ -128,7 +128,10 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
 
 namespace {
 
-void free_remote(page* pg, block* b) {
+// Pushes the chain head..tail (blocks of `pg`, linked through `next`) onto
+// the page's remote list, or, when the page is full, hands it to the owner
+// heap's delayed list (see page_ops.hpp).
+void push_remote(page* pg, block* head, block* tail) {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   bool delayed = false;
   for (;;) {
@@ -141,25 +144,55 @@ void free_remote(page* pg, block* b) {
       }
       continue;
     }
-    b->next = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
-    if (pg->xthread_free.compare_exchange_weak(tf, reinterpret_cast<std::uintptr_t>(b) | state,
+    tail->next = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
+    if (pg->xthread_free.compare_exchange_weak(tf, reinterpret_cast<std::uintptr_t>(head) | state,
                                                std::memory_order_release, std::memory_order_relaxed))
       return;
   }
   if (!delayed) return;
   // kDelaying keeps the owner heap alive until the state is reset below.
   local_heap* h = pg->heap.load(std::memory_order_acquire);
-  block* head = h->delayed_free.load(std::memory_order_relaxed);
+  block* first = h->delayed_free.load(std::memory_order_relaxed);
   do {
-    b->next = head;
-  } while (!h->delayed_free.compare_exchange_weak(head, b, std::memory_order_release, std::memory_order_relaxed));
+    tail->next = first;
+  } while (!h->delayed_free.compare_exchange_weak(first, head, std::memory_order_release, std::memory_order_relaxed));
   tf = pg->xthread_free.load(std::memory_order_relaxed);
   while (!pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | kNoDelayed,
                                                  std::memory_order_acq_rel, std::memory_order_relaxed)) {
   }
 }
 
+constexpr std::uint32_t kRemoteBatch = 64;
+
+// Remote frees into the process heap are gathered per page and pushed as
+// one chain: a consumer freeing a producer's blocks then pays one atomic
+// operation (and one trip of the page's cache line between cores) per batch
+// instead of per block. Heaps that can be closed are not batched, so no
+// thread ever holds blocks of a heap that goes away.
+void free_remote(region* r, page* pg, block* b) {
+  thread_data* td = r == g_process_region ? current_thread() : nullptr;
+  if (td == nullptr) {
+    push_remote(pg, b, b);
+    return;
+  }
+  if (td->remote_page != pg || td->remote_count >= kRemoteBatch) {
+    flush_remote_frees(td);
+    td->remote_page = pg;
+    td->remote_tail = b;
+  }
+  b->next = td->remote_head;
+  td->remote_head = b;
+  ++td->remote_count;
+}
+
 }  // namespace
+
+void flush_remote_frees(thread_data* td) noexcept {
+  if (td->remote_head != nullptr) push_remote(td->remote_page, td->remote_head, td->remote_tail);
+  td->remote_page = nullptr;
+  td->remote_head = td->remote_tail = nullptr;
+  td->remote_count = 0;
+}
 
 void free_generic(void* p) noexcept {
   if (p == nullptr) return;
@@ -195,7 +228,7 @@ void free_generic(void* p) noexcept {
   if (pg->owner_tid.load(std::memory_order_relaxed) == current_tid()) {
     free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, b);
   } else {
-    free_remote(pg, b);
+    free_remote(r, pg, b);
   }
 }
 
@@ -294,6 +327,7 @@ void* realloc_block(void* p, std::size_t size) noexcept {
 }
 
 void collect_all() noexcept {
+  if (thread_data* td = current_thread()) flush_remote_frees(td);
   for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
     region* r = region_at(slot);
     if (r == nullptr) continue;

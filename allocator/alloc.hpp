@@ -19,6 +19,9 @@ namespace larder::alloc {
 // The process heap: anonymous memory that malloc allocates from. Set up on
 // first use; nullptr before that.
 extern region* g_process_region;
+// Its address range, for the free fast path (both 0 until it is set up).
+extern std::uintptr_t g_process_base;
+extern std::size_t g_process_size;
 region* process_region() noexcept;
 
 // No request above this can be met (it exceeds the largest reserve).
@@ -34,6 +37,8 @@ void* realloc_block(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;
 // Allocation in pod `pod` of region `r` on the calling thread.
 void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
+// Pushes the calling thread's batched remote frees to their page.
+void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.
 void collect_all() noexcept;
 
@@ -61,9 +66,8 @@ inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_hea
 
 inline void fast_free(void* p) noexcept {
   auto address = reinterpret_cast<std::uintptr_t>(p);
-  region* r = g_process_region;
   // A pointer on a segment boundary is a huge block with a large alignment.
-  if (LARDER_LIKELY(r != nullptr && address - r->base() < r->reserve() && (address & (kSegmentSize - 1)) != 0)) {
+  if (LARDER_LIKELY(address - g_process_base < g_process_size && (address & (kSegmentSize - 1)) != 0)) {
     segment* s = segment_of(p);
     page* pg = page_of(s, p);
     if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid())) {

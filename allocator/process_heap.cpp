@@ -14,6 +14,8 @@
 namespace larder::alloc {
 
 region* g_process_region = nullptr;
+std::uintptr_t g_process_base = 0;
+std::size_t g_process_size = 0;
 
 namespace {
 
@@ -47,7 +49,11 @@ region* process_region() noexcept {
   int expected = 0;
   if (g_process_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     bool ok = map_process_heap();
-    if (ok) g_process_region = &g_process_region_storage;
+    if (ok) {
+      g_process_base = g_process_region_storage.base();
+      g_process_size = g_process_region_storage.reserve();
+      g_process_region = &g_process_region_storage;
+    }
     g_process_state.store(ok ? 2 : 3, std::memory_order_release);
     if (!ok) warning("cannot reserve address space for the process heap");
     return g_process_region;

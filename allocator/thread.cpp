@@ -37,6 +37,7 @@ void unlink_thread(thread_data* td) {
 
 // Gives all of `td`'s pages away and frees it. Its heaps must be unused.
 void retire_thread(thread_data* td) {
+  flush_remote_frees(td);
   local_heap* h;
   {
     std::lock_guard<std::mutex> guard(g_threads_lock);
@@ -88,6 +89,8 @@ void after_fork_child() {
 }
 
 }  // namespace
+
+thread_data* current_thread() noexcept { return tls_thread; }
 
 local_heap* thread_setup() noexcept {
   if (tls_thread != nullptr) return tls_thread->process_default;

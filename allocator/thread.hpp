@@ -17,6 +17,12 @@ struct thread_data {
   local_heap* process_default = nullptr;  // process heap, pod 0
   thread_data* next = nullptr;          // all threads, under the threads lock
   thread_data* prev = nullptr;
+  // Blocks of one page of the process heap that this thread freed but does
+  // not own, waiting to be pushed to the page together (see alloc.cpp).
+  page* remote_page = nullptr;
+  block* remote_head = nullptr;
+  block* remote_tail = nullptr;
+  std::uint32_t remote_count = 0;
 };
 
 // Where malloc in this thread goes. Initial-exec TLS: reading it never
@@ -26,6 +32,8 @@ extern thread_local constinit local_heap* tls_heap __attribute__((tls_model("ini
 // A unique id of the calling thread among live threads of this process.
 inline std::uintptr_t current_tid() noexcept { return reinterpret_cast<std::uintptr_t>(&tls_heap); }
 
+// The calling thread's data, or nullptr before its first allocation.
+thread_data* current_thread() noexcept;
 // Sets the calling thread up on its first allocation and returns the
 // process heap's local heap, or nullptr if memory is out.
 local_heap* thread_setup() noexcept;
