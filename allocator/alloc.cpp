@@ -128,24 +128,25 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
 
 namespace {
 
-// Pushes the chain head..tail (blocks of `pg`, linked through `next`) onto
-// the page's remote list, or, when the page is full, hands it to the owner
-// heap's delayed list (see page_ops.hpp).
-void push_remote(page* pg, block* head, block* tail) {
+// Pushes the chain head..tail of `count` blocks of `pg` onto the page's
+// remote list, or, when the page is full, hands it to the owner heap's
+// delayed list (see page_ops.hpp).
+void push_remote(page* pg, block* head, block* tail, std::uint32_t count) {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   bool delayed = false;
   for (;;) {
     std::uintptr_t state = tf & 3;
     if (state == kUseDelayed) {
-      if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | kDelaying,
+      if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~kRemoteStateMask) | kDelaying,
                                                  std::memory_order_acq_rel, std::memory_order_relaxed)) {
         delayed = true;
         break;
       }
       continue;
     }
-    tail->next = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
-    if (pg->xthread_free.compare_exchange_weak(tf, reinterpret_cast<std::uintptr_t>(head) | state,
+    tail->next = remote_list(tf);
+    std::uintptr_t total = std::uintptr_t{remote_count(tf) + count} << kRemoteCountShift;
+    if (pg->xthread_free.compare_exchange_weak(tf, total | reinterpret_cast<std::uintptr_t>(head) | state,
                                                std::memory_order_release, std::memory_order_relaxed))
       return;
   }
@@ -157,7 +158,7 @@ void push_remote(page* pg, block* head, block* tail) {
     tail->next = first;
   } while (!h->delayed_free.compare_exchange_weak(first, head, std::memory_order_release, std::memory_order_relaxed));
   tf = pg->xthread_free.load(std::memory_order_relaxed);
-  while (!pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | kNoDelayed,
+  while (!pg->xthread_free.compare_exchange_weak(tf, (tf & ~kRemoteStateMask) | kNoDelayed,
                                                  std::memory_order_acq_rel, std::memory_order_relaxed)) {
   }
 }
@@ -172,7 +173,7 @@ constexpr std::uint32_t kRemoteBatch = 64;
 void free_remote(region* r, page* pg, block* b) {
   thread_data* td = r == g_process_region ? current_thread() : nullptr;
   if (td == nullptr) {
-    push_remote(pg, b, b);
+    push_remote(pg, b, b, 1);
     return;
   }
   if (td->remote_page != pg || td->remote_count >= kRemoteBatch) {
@@ -188,7 +189,7 @@ void free_remote(region* r, page* pg, block* b) {
 }  // namespace
 
 void flush_remote_frees(thread_data* td) noexcept {
-  if (td->remote_head != nullptr) push_remote(td->remote_page, td->remote_head, td->remote_tail);
+  if (td->remote_head != nullptr) push_remote(td->remote_page, td->remote_head, td->remote_tail, td->remote_count);
   td->remote_page = nullptr;
   td->remote_head = td->remote_tail = nullptr;
   td->remote_count = 0;

@@ -37,7 +37,7 @@ std::size_t find_run(std::uint64_t mask, std::size_t count) {
 // the arena lock and the page is on no thread's queue.
 void fold_remote_frees(page* pg) {
   std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
-  for (auto* b = reinterpret_cast<block*>(list & ~std::uintptr_t{3}); b != nullptr;) {
+  for (block* b = remote_list(list); b != nullptr;) {
     block* next = b->next;
     b->next = pg->free;
     pg->free = b;

@@ -27,7 +27,7 @@ inline void set_delay_state(page* pg, delay_state state) noexcept {
       continue;
     }
     if ((tf & 3) == state) return;
-    if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~std::uintptr_t{3}) | state, std::memory_order_acq_rel,
+    if (pg->xthread_free.compare_exchange_weak(tf, (tf & ~kRemoteStateMask) | state, std::memory_order_acq_rel,
                                                std::memory_order_relaxed))
       return;
   }
@@ -42,22 +42,22 @@ inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~flag, std::memory_order_relaxed);
 }
 
-// Moves remote frees onto the owner's free list.
+// Moves remote frees onto the owner's free list. The count travels with
+// the list, so it is walked only when the free list is not empty.
 inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
-  if ((tf & ~std::uintptr_t{3}) == 0) return;
-  while (!pg->xthread_free.compare_exchange_weak(tf, tf & 3, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  if (remote_list(tf) == nullptr) return;
+  while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,
+                                                 std::memory_order_relaxed)) {
   }
-  auto* head = reinterpret_cast<block*>(tf & ~std::uintptr_t{3});
-  block* tail = head;
-  std::uint32_t count = 1;
-  while (tail->next != nullptr) {
-    tail = tail->next;
-    ++count;
+  block* head = remote_list(tf);
+  if (pg->free != nullptr) {
+    block* tail = head;
+    while (tail->next != nullptr) tail = tail->next;
+    tail->next = pg->free;
   }
-  tail->next = pg->free;
   pg->free = head;
-  pg->used -= count;
+  pg->used -= remote_count(tf);
 }
 
 // Carves up to an OS page's worth of never-used blocks onto the free list.

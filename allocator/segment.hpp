@@ -35,7 +35,21 @@ inline constexpr std::uint8_t kPageInFull = 1;      // in the owner's full queue
 inline constexpr std::uint8_t kPageHasAligned = 2;  // holds interior (aligned) pointers
 inline constexpr std::uint8_t kPageHuge = 4;        // the one block of a huge segment run
 
-// State kept in the low two bits of page::xthread_free (see free.cpp).
+// page::xthread_free packs three things into one word, so that one atomic
+// operation updates them together: bits 0-1 the delay_state, bits 2-47 the
+// address of the first block of the remote-free list (blocks are 16-byte
+// aligned and user addresses fit in 47 bits), bits 48-63 how many blocks
+// the list holds (a page holds at most 4096).
+inline constexpr std::uintptr_t kRemoteStateMask = 3;
+inline constexpr unsigned kRemoteCountShift = 48;
+inline constexpr std::uintptr_t kRemoteListMask = ((std::uintptr_t{1} << kRemoteCountShift) - 1) & ~kRemoteStateMask;
+
+inline block* remote_list(std::uintptr_t word) noexcept { return reinterpret_cast<block*>(word & kRemoteListMask); }
+inline std::uint32_t remote_count(std::uintptr_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> kRemoteCountShift);
+}
+
+// The delay_state values of page::xthread_free (see page_ops.hpp).
 enum delay_state : std::uintptr_t {
   kNoDelayed = 0,     // other threads push onto xthread_free
   kUseDelayed = 1,    // page is full: the next remote free tells the owner heap
