@@ -257,7 +257,9 @@ void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) n
   std::uintptr_t aligned = (address + alignment - 1) & ~(alignment - 1);
   if (aligned != address) {
     segment* s = segment_of(raw);
-    set_flag(page_of(s, raw), kPageHasAligned);
+    page* pg = page_of(s, raw);
+    set_flag(pg, kPageHasAligned);
+    pg->cache_bin = kNoCacheBin;  // its frees need block_start first
   }
   return reinterpret_cast<void*>(aligned);
 }

@@ -29,6 +29,8 @@ inline constexpr std::size_t kMaxRequest = layout::kMaxReserve;
 
 void* malloc_generic(local_heap* h, std::size_t size) noexcept;
 void page_retire(local_heap* h, page* pg) noexcept;
+// A free by the owner that the thread cache does not take (aligned blocks,
+// blocks above kDirectMax).
 void free_owned_flagged(page* pg, void* p) noexcept;
 void free_generic(void* p) noexcept;
 void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
@@ -48,7 +50,7 @@ inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
     std::size_t bin = kCache.slot_bin[slot];
     if (block* cached = h->cache[bin]; LARDER_LIKELY(cached != nullptr)) {
       h->cache[bin] = cached->next;
-      --h->cache_count[bin];
+      ++h->cache_room[bin];
       return cached;
     }
     page* pg = h->direct[slot];
@@ -69,25 +71,20 @@ inline void fast_free(void* p) noexcept {
   // A pointer on a segment boundary is a huge block with a large alignment.
   if (LARDER_LIKELY(address - g_process_base < g_process_size && (address & (kSegmentSize - 1)) != 0)) {
     segment* s = segment_of(p);
-    page* pg = page_of(s, p);
+    // Continuation slices of multi-slice pages have no owner, so a slice
+    // whose owner is this thread is the head of its page.
+    page* pg = &s->pages[slice_index(s, p)];
     if (LARDER_LIKELY(pg->owner_tid.load(std::memory_order_relaxed) == current_tid())) {
-      if (LARDER_UNLIKELY(pg->flags.load(std::memory_order_relaxed) & kPageHasAligned)) {
-        free_owned_flagged(pg, p);
-        return;
-      }
-      auto* b = static_cast<block*>(p);
-      local_heap* h = pg->heap.load(std::memory_order_relaxed);
-      std::size_t bin = pg->bin;
+      std::size_t bin = pg->cache_bin;
       if (LARDER_LIKELY(bin < kCachedBins)) {
+        local_heap* h = pg->heap.load(std::memory_order_relaxed);
+        auto* b = static_cast<block*>(p);
         b->next = h->cache[bin];
         h->cache[bin] = b;
-        if (LARDER_UNLIKELY(++h->cache_count[bin] >= kCache.limit[bin])) cache_flush(h, bin, kCache.limit[bin] / 2);
+        if (LARDER_UNLIKELY(--h->cache_room[bin] == 0)) cache_flush(h, bin, kCache.limit[bin] / 2);
         return;
       }
-      b->next = pg->free;
-      pg->free = b;
-      if (LARDER_LIKELY(--pg->used != 0)) return;
-      page_retire(h, pg);
+      free_owned_flagged(pg, p);
       return;
     }
   }

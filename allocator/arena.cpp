@@ -60,10 +60,12 @@ void init_page(segment* s, std::size_t first, std::size_t slices, std::size_t bi
   pg->slice_count = static_cast<std::uint8_t>(slices);
   pg->slice_offset = 0;
   pg->bin = static_cast<std::uint8_t>(bin);
+  pg->cache_bin = bin < kCachedBins ? static_cast<std::uint8_t>(bin) : kNoCacheBin;
   pg->flags.store(0, std::memory_order_relaxed);
   pg->capacity = static_cast<std::uint16_t>(page_area(pg, first) / block_size);
   for (std::size_t j = 1; j < slices; ++j) {
     page* cont = &s->pages[first + j];
+    cont->owner_tid.store(0, std::memory_order_relaxed);  // see fast_free
     cont->slice_count = 0;
     cont->slice_offset = static_cast<std::uint8_t>(j);
   }

@@ -73,21 +73,21 @@ void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept {
 }
 
 void cache_flush(local_heap* h, std::size_t bin, std::size_t keep) noexcept {
-  block* b = h->cache[bin];
+  block* rest = h->cache[bin];
+  std::size_t kept = 0;
   if (keep == 0) {
     h->cache[bin] = nullptr;
   } else {
-    for (std::size_t i = 1; i < keep && b != nullptr; ++i) b = b->next;
-    if (b == nullptr) return;
-    block* rest = b->next;
-    b->next = nullptr;
-    b = rest;
+    block* last = rest;
+    for (kept = 1; kept < keep && last->next != nullptr; ++kept) last = last->next;
+    rest = last->next;
+    last->next = nullptr;
   }
-  h->cache_count[bin] = static_cast<std::uint16_t>(keep < h->cache_count[bin] ? keep : h->cache_count[bin]);
-  while (b != nullptr) {
-    block* next = b->next;
-    free_to_owned_page(h, page_of(segment_of(b), b), b);
-    b = next;
+  h->cache_room[bin] = static_cast<std::uint16_t>(kCache.limit[bin] - kept);
+  while (rest != nullptr) {
+    block* next = rest->next;
+    free_to_owned_page(h, page_of(segment_of(rest), rest), rest);
+    rest = next;
   }
 }
 

@@ -27,13 +27,14 @@ extern page g_empty_page;
 struct local_heap {
   constexpr local_heap() noexcept {
     for (auto& slot : direct) slot = &g_empty_page;
+    for (std::size_t bin = 0; bin < kCachedBins; ++bin) cache_room[bin] = kCache.limit[bin];
   }
 
   // Blocks this thread freed, by bin, reused first (most recent first):
   // they are likely still in the CPU cache. They count as used in their
   // pages until flushed back.
   block* cache[kCachedBins] = {};
-  std::uint16_t cache_count[kCachedBins] = {};
+  std::uint16_t cache_room[kCachedBins] = {};  // blocks the cache takes before it flushes
   page* direct[kDirectSlots];  // first page of the queue for (size + 15) / 16
   page_queue queues[kBinCount];  // pages with free blocks, by bin; full pages are in none
   std::atomic<block*> delayed_free{nullptr};
@@ -51,7 +52,8 @@ struct local_heap {
 extern local_heap g_empty_heap;
 
 // Returns the cached blocks of `bin` beyond the most recent `keep` to their
-// pages; local_heap_flush returns all of them.
+// pages; local_heap_flush returns all of them. The free fast path calls it
+// when the cache is full, keeping half.
 void cache_flush(local_heap* h, std::size_t bin, std::size_t keep) noexcept;
 void local_heap_flush(local_heap* h) noexcept;
 

@@ -88,7 +88,6 @@ inline void* block_start(page* pg, const void* p) noexcept {
 void page_retire(local_heap* h, page* pg) noexcept;
 void page_unfull(local_heap* h, page* pg) noexcept;
 void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept;
-// A free by the owner of a page with flags set (in full, aligned blocks).
 void free_owned_flagged(page* pg, void* p) noexcept;
 void drain_delayed(local_heap* h) noexcept;
 

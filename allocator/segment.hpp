@@ -28,6 +28,8 @@ struct block {
   block* next;
 };
 
+inline constexpr std::uint8_t kNoCacheBin = 0xFF;
+
 struct local_heap;
 
 // Page flags.
@@ -59,7 +61,9 @@ enum delay_state : std::uintptr_t {
 
 struct page {
   block* free;                // blocks ready for the owner
-  std::uint32_t used;         // blocks handed out, counting unreturned remote frees
+  std::uint16_t used;         // blocks handed out, counting unreturned remote frees
+  std::uint8_t cache_bin;     // bin if freed blocks may go to the thread cache, else kNoCacheBin
+  std::uint8_t unused;
   std::uint16_t capacity;     // blocks that fit in the page
   std::uint16_t reserved;     // blocks carved out of the page so far
   std::atomic<std::uintptr_t> owner_tid;  // process-local: owning thread, 0 if none
