@@ -186,6 +186,17 @@ void free_remote(region* r, page* pg, block* b) {
   ++td->remote_count;
 }
 
+// `pg` is a live page of `r` holding `p`.
+void free_in_page(region* r, page* pg, void* p) {
+  if (pg->flags.load(std::memory_order_relaxed) & kPageHasAligned) p = block_start(pg, p);
+  auto* b = static_cast<block*>(p);
+  if (pg->owner_tid.load(std::memory_order_relaxed) == current_tid()) {
+    free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, b);
+  } else {
+    free_remote(r, pg, b);
+  }
+}
+
 }  // namespace
 
 void flush_remote_frees(thread_data* td) noexcept {
@@ -223,14 +234,17 @@ void free_generic(void* p) noexcept {
     warning("free: %p is not a live block", p);
     return;
   }
-  std::uint8_t flags = pg->flags.load(std::memory_order_relaxed);
-  if (flags & kPageHasAligned) p = block_start(pg, p);
-  auto* b = static_cast<block*>(p);
-  if (pg->owner_tid.load(std::memory_order_relaxed) == current_tid()) {
-    free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, b);
-  } else {
-    free_remote(r, pg, b);
+  free_in_page(r, pg, p);
+}
+
+void free_not_owned(page* slice, void* p) noexcept {
+  page* pg = slice - slice->slice_offset;
+  // Huge blocks and stray pointers take the careful path.
+  if (pg->slice_count == 0 || (pg->flags.load(std::memory_order_relaxed) & kPageHuge)) {
+    free_generic(p);
+    return;
   }
+  free_in_page(g_process_region, pg, p);
 }
 
 void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept {

@@ -32,6 +32,9 @@ void page_retire(local_heap* h, page* pg) noexcept;
 // A free by the owner that the thread cache does not take (aligned blocks,
 // blocks above kDirectMax).
 void free_owned_flagged(page* pg, void* p) noexcept;
+// A free in the process heap of a block this thread does not own; `slice`
+// is the descriptor of the slice holding `p`.
+void free_not_owned(page* slice, void* p) noexcept;
 void free_generic(void* p) noexcept;
 void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
 void* zalloc_in(local_heap* h, std::size_t size) noexcept;
@@ -87,6 +90,8 @@ inline void fast_free(void* p) noexcept {
       free_owned_flagged(pg, p);
       return;
     }
+    free_not_owned(pg, p);
+    return;
   }
   free_generic(p);
 }

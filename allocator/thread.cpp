@@ -13,9 +13,9 @@ namespace larder::alloc {
 
 constinit thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
 
-namespace {
+constinit thread_local thread_data* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
 
-thread_local thread_data* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+namespace {
 
 std::mutex g_threads_lock;  // guards the thread list and every thread's heap list
 thread_data* g_threads = nullptr;
@@ -89,8 +89,6 @@ void after_fork_child() {
 }
 
 }  // namespace
-
-thread_data* current_thread() noexcept { return tls_thread; }
 
 local_heap* thread_setup() noexcept {
   if (tls_thread != nullptr) return tls_thread->process_default;

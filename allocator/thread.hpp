@@ -32,8 +32,10 @@ extern thread_local constinit local_heap* tls_heap __attribute__((tls_model("ini
 // A unique id of the calling thread among live threads of this process.
 inline std::uintptr_t current_tid() noexcept { return reinterpret_cast<std::uintptr_t>(&tls_heap); }
 
+extern thread_local constinit thread_data* tls_thread __attribute__((tls_model("initial-exec")));
+
 // The calling thread's data, or nullptr before its first allocation.
-thread_data* current_thread() noexcept;
+inline thread_data* current_thread() noexcept { return tls_thread; }
 // Sets the calling thread up on its first allocation and returns the
 // process heap's local heap, or nullptr if memory is out.
 local_heap* thread_setup() noexcept;
