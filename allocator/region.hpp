@@ -51,6 +51,8 @@ class region {
   std::size_t reserve() const noexcept { return reserve_; }
   std::size_t committed() const noexcept { return committed_.load(std::memory_order_relaxed); }
   bool writable() const noexcept { return writable_; }
+  // From now on allocation fails with EROFS and frees are ignored.
+  void forbid_writes() noexcept { writable_ = false; }
   bool shared() const noexcept { return shared_; }
   layout::heap_meta* meta() const noexcept { return meta_; }
 

@@ -74,18 +74,39 @@ void after_fork_parent() {
   g_threads_lock.unlock();
 }
 
-// Only the forking thread lives on in the child: the pages of every other
-// thread become abandoned, so the child can reuse them.
+// Only the forking thread lives on in the child. The others may have been
+// halfway through a lock-free change to their caches or pages when the
+// fork happened, so their state is not walked: their records are dropped
+// from the list but not freed, and blocks of their pages that the child
+// frees go onto those pages' remote lists, which is always safe. (Their
+// memory is not reused by the child; most children exec soon anyway.)
+//
+// Heaps other than the process heap are shared mappings: the parent goes on
+// allocating in them, so the child may read them but must not change them.
+// They become read-only to the child's allocator, and the forking thread's
+// caches of them are dropped unflushed (the parent still has its own).
 void after_fork_child() {
   internal_pool_unlock();
   unlock_regions();
-  g_threads_lock.unlock();
-  thread_data* td = g_threads;
-  while (td != nullptr) {
-    thread_data* next = td->next;
-    if (td != tls_thread) retire_thread(td);
-    td = next;
+  g_threads = tls_thread;
+  if (tls_thread != nullptr) {
+    tls_thread->next = tls_thread->prev = nullptr;
+    local_heap** link = &tls_thread->heaps;
+    while (local_heap* h = *link) {
+      if (h->owner_region != g_process_region) {
+        h->owner_region->forbid_writes();
+        if (tls_heap == h) tls_heap = tls_thread->process_default;
+        *link = h->next_in_thread;
+      } else {
+        link = &h->next_in_thread;
+      }
+    }
   }
+  for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
+    region* r = region_at(slot);
+    if (r != nullptr && r != g_process_region) r->forbid_writes();
+  }
+  g_threads_lock.unlock();
 }
 
 }  // namespace

@@ -351,6 +351,37 @@ TEST_P(RuntimeHeapPersistent, ReopenInAChildProcessFindsEveryRoot) {
   }
 }
 
+// A forked child shares the parent's mapping of an open heap: it may read
+// it but its allocator must not change it under the parent.
+TEST_P(RuntimeHeapPersistent, ForkedChildCannotChangeAnOpenHeap) {
+  larder::heap h(options(open_mode::create));
+  auto* value = static_cast<std::uint64_t*>(h.allocate(sizeof(std::uint64_t)));
+  ASSERT_NE(value, nullptr);
+  *value = 42;
+  {
+    larder::pod_scope scope(h.default_pod());  // the child inherits a scope into the heap
+    int code = run_in_child([&] {
+      EXPECT_EQ(*value, 42u);
+      errno = 0;
+      EXPECT_EQ(h.allocate(64), nullptr);
+      EXPECT_EQ(errno, EROFS);
+      larder::heap::deallocate(value);  // ignored with a warning
+      EXPECT_FALSE(larder::current_pod().valid());
+    });
+    ASSERT_EQ(code, 0);
+  }
+  // The parent's heap is intact and goes on allocating.
+  EXPECT_EQ(*value, 42u);
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) {
+    void* p = h.allocate(sizeof(std::uint64_t));
+    ASSERT_NE(p, nullptr);
+    EXPECT_NE(p, value);
+    blocks.push_back(p);
+  }
+  for (void* p : blocks) larder::heap::deallocate(p);
+}
+
 TEST_P(RuntimeHeapPersistent, KeepsAllocatingAndFreeingAcrossReopen) {
   void* base = nullptr;
   {
