@@ -15,10 +15,14 @@ namespace larder::alloc {
 
 namespace {
 
-void mark_full(local_heap* h, page* pg) {
-  queue_remove(h, pg->bin, pg);
+// Takes `pg` (not in a queue) as full: from now on a remote free tells the
+// owner. A remote free that landed before kUseDelayed was set told nobody,
+// so if one did, the page goes back to the queue instead of waiting for a
+// notification that may never come.
+void set_full(local_heap* h, page* pg) {
   set_flag(pg, kPageInFull);
   set_delay_state(pg, kUseDelayed);
+  if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr) page_unfull(h, pg);
 }
 
 // Makes `pg` (just taken from the arena) the heap's own.
@@ -43,7 +47,8 @@ page* find_free_page(local_heap* h, std::size_t bin) {
       }
       return pg;
     }
-    mark_full(h, pg);
+    queue_remove(h, bin, pg);
+    set_full(h, pg);  // may queue it again at the back, where the walk collects it
     pg = next;
   }
   for (;;) {
@@ -55,8 +60,13 @@ page* find_free_page(local_heap* h, std::size_t bin) {
       queue_push_front(h, bin, pg);
       return pg;
     }
-    set_flag(pg, kPageInFull);  // an abandoned page that is still full
-    set_delay_state(pg, kUseDelayed);
+    set_full(h, pg);  // an abandoned page that is still full
+    if ((pg->flags.load(std::memory_order_relaxed) & kPageInFull) == 0) {
+      page_collect(pg);  // frees arrived meanwhile and set_full queued it
+      queue_remove(h, bin, pg);
+      queue_push_front(h, bin, pg);
+      return pg;
+    }
   }
 }
 
@@ -332,6 +342,10 @@ void* realloc_block(void* p, std::size_t size) noexcept {
     errno = EINVAL;
     return nullptr;
   }
+  if (!r->writable()) {
+    errno = EROFS;
+    return nullptr;
+  }
   bool huge = head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge;
   if (huge && huge_resize_in_place(r, head, p, size)) return p;
   std::size_t old_size = usable_size(p);
@@ -345,13 +359,14 @@ void* realloc_block(void* p, std::size_t size) noexcept {
 
 void collect_all() noexcept {
   if (thread_data* td = current_thread()) flush_remote_frees(td);
-  for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
-    region* r = region_at(slot);
-    if (r == nullptr) continue;
-    for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod)
-      if (pod_arena* a = r->existing_arena(pod)) a->collect();
-    r->purge_retained();
-  }
+  for_each_region(
+      [](region* r, void*) {
+        if (!r->writable()) return;  // read-only, or a forked child's view of a parent's heap
+        for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod)
+          if (pod_arena* a = r->existing_arena(pod)) a->collect();
+        r->purge_retained();
+      },
+      nullptr);
 }
 
 }  // namespace larder::alloc

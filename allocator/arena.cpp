@@ -151,7 +151,7 @@ void pod_arena::abandon(page* pg) noexcept {
   abandoned_[pg->bin] = pg;
 }
 
-void pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
+bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
   for (std::size_t j = 0; j < count; ++j) {
     page* pg = &s->pages[first + j];
     pg->slice_count = 0;
@@ -166,12 +166,13 @@ void pod_arena::release_slices(segment* s, std::size_t first, std::size_t count)
     unlist_segment(s);
     s->unpurged = 0;
     owner->release(s, 1);
-    return;
+    return true;
   }
   s->unpurged |= mask;
   unpurged_slices_ += count;
   list_segment(s);
   if (unpurged_slices_ > static_cast<std::size_t>(option_value(option::purge_slices))) purge_free_slices();
+  return false;
 }
 
 void pod_arena::free_page(page* pg) noexcept {
@@ -221,9 +222,11 @@ void pod_arena::collect() noexcept {
 
 void pod_arena::usage(std::size_t* in_use, std::size_t* committed) noexcept {
   std::lock_guard<std::mutex> guard(lock);
-  // Blocks freed into pages that no thread owns count as free.
-  for (page* first : abandoned_)
-    for (page* pg = first; pg != nullptr; pg = pg->next) fold_remote_frees(pg);
+  // Blocks freed into pages that no thread owns count as free (folding them
+  // in writes the pages, so not in a heap this process may not change).
+  if (owner->writable())
+    for (page* first : abandoned_)
+      for (page* pg = first; pg != nullptr; pg = pg->next) fold_remote_frees(pg);
   std::size_t live = 0, held = 0;
   layout::heap_meta* meta = owner->meta();
   for (std::size_t i = 1; i < meta->segments_high; ++i) {
@@ -262,8 +265,7 @@ void pod_arena::adopt_segment(segment* s) noexcept {
     pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~kPageInFull, std::memory_order_relaxed);
     fold_remote_frees(pg);
     if (pg->used == 0) {
-      release_slices(s, k, slices);
-      if (s->magic != kSegmentMagic) return;  // the whole segment went back
+      if (release_slices(s, k, slices)) return;  // the whole segment went back
     } else {
       pg->next = abandoned_[pg->bin];
       abandoned_[pg->bin] = pg;

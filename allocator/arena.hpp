@@ -45,7 +45,8 @@ struct pod_arena {
   page* take_abandoned(std::size_t bin) noexcept;
   page* new_page(std::size_t bin) noexcept;
   segment* segment_with_run(std::size_t slices, std::size_t* first) noexcept;
-  void release_slices(segment* s, std::size_t first, std::size_t count) noexcept;
+  // Returns true when this emptied the segment and it went back to the region.
+  bool release_slices(segment* s, std::size_t first, std::size_t count) noexcept;
   void purge_free_slices() noexcept;
   void list_segment(segment* s) noexcept;
   void unlist_segment(segment* s) noexcept;

@@ -40,7 +40,7 @@ struct local_heap {
   std::atomic<block*> delayed_free{nullptr};
   std::uintptr_t tid = 0;
   pod_arena* arena = nullptr;
-  region* owner_region = nullptr;
+  std::atomic<region*> owner_region{nullptr};  // nullptr once its heap is closed
   std::uint64_t region_generation = 0;
   thread_data* thread = nullptr;
   local_heap* next_in_thread = nullptr;

@@ -27,10 +27,13 @@ bool map_process_heap() {
   auto reserve = static_cast<std::size_t>(option_value(option::process_reserve));
   if (reserve > layout::kMaxReserve) reserve = layout::kMaxReserve;
   reserve &= ~(kSegmentSize - 1);
+  if (reserve < 4 * kSegmentSize) reserve = 4 * kSegmentSize;
   // Halve the request while the address space limit (RLIMIT_AS) refuses it.
   void* base = nullptr;
-  while (reserve >= 64 * kSegmentSize && port::map_aligned(reserve, kSegmentSize, &base) != 0) reserve /= 2;
-  if (base == nullptr) return false;
+  while (port::map_aligned(reserve, kSegmentSize, &base) != 0) {
+    if (reserve <= 4 * kSegmentSize) return false;
+    reserve /= 2;
+  }
   g_process_region_storage.init(reinterpret_cast<std::uintptr_t>(base), reserve, reserve, false, true, {});
   auto* meta = g_process_region_storage.meta();
   meta->magic = layout::kMetaMagic;

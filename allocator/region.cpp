@@ -121,6 +121,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
 }
 
 bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
+  if (!writable_) return false;
   std::lock_guard<std::mutex> guard(lock_);
   std::size_t first = segment_index(s) + span;
   if (first + count > segment_limit_) return false;
@@ -149,6 +150,7 @@ void region::unretain(std::size_t index) noexcept {
 }
 
 void region::release(segment* s, std::size_t count) noexcept {
+  if (!writable_) return;
   std::size_t first = segment_index(s);
   std::lock_guard<std::mutex> guard(lock_);
   for (std::size_t i = first; i < first + count; ++i) meta_->segments[i] = layout::kSegmentFree;
@@ -284,6 +286,12 @@ region* find_region(const void* p) noexcept {
 
 region* region_at(std::size_t slot) noexcept {
   return slot < kMaxRegions ? g_regions[slot].load(std::memory_order_acquire) : nullptr;
+}
+
+void for_each_region(void (*fn)(region*, void*), void* context) noexcept {
+  std::lock_guard<std::mutex> guard(g_registry_lock);
+  for (auto& slot : g_regions)
+    if (region* r = slot.load(std::memory_order_relaxed)) fn(r, context);
 }
 
 void lock_regions() noexcept {

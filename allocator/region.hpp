@@ -120,6 +120,9 @@ void unregister_region(region* r) noexcept;
 // The registered region containing `p`, or nullptr.
 region* find_region(const void* p) noexcept;
 region* region_at(std::size_t slot) noexcept;
+// Calls fn(region, context) for each registered region while holding the
+// registry lock, so that none is unregistered (closed) meanwhile.
+void for_each_region(void (*fn)(region*, void*), void* context) noexcept;
 // Fork handlers: hold the registry lock and every region's locks.
 void lock_regions() noexcept;
 void unlock_regions() noexcept;

@@ -11,19 +11,19 @@ namespace larder::alloc {
 void print_stats() noexcept {
   message("statistics (pid %d): resident %zu KiB, peak resident %zu KiB", port::process_id(),
           port::resident_bytes() >> 10, port::peak_resident_bytes() >> 10);
-  for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
-    region* r = region_at(slot);
-    if (r == nullptr) continue;
-    message("  heap %zu at %p: reserve %zu MiB, %zu segments in use", slot, reinterpret_cast<void*>(r->base()),
-            r->reserve() >> 20, r->segments_in_use());
-    for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod) {
-      pod_arena* a = r->existing_arena(pod);
-      if (a == nullptr) continue;
-      std::size_t in_use = 0, held = 0;
-      a->usage(&in_use, &held);
-      message("    pod %u: %zu KiB in blocks, %zu KiB in pages", pod, in_use >> 10, held >> 10);
-    }
-  }
+  for_each_region(
+      [](region* r, void*) {
+        message("  heap %u at %p: reserve %zu MiB, %zu segments in use%s", r->slot, reinterpret_cast<void*>(r->base()),
+                r->reserve() >> 20, r->segments_in_use(), r->writable() ? "" : " (read-only)");
+        for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod) {
+          pod_arena* a = r->existing_arena(pod);
+          if (a == nullptr) continue;
+          std::size_t in_use = 0, held = 0;
+          a->usage(&in_use, &held);
+          message("    pod %u: %zu KiB in blocks, %zu KiB in pages", pod, in_use >> 10, held >> 10);
+        }
+      },
+      nullptr);
 }
 
 }  // namespace larder::alloc

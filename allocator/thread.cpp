@@ -4,6 +4,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 #include "allocator/internal_pool.hpp"
+#include "allocator/page_ops.hpp"
 #include "allocator/options.hpp"
 #include "port/os.hpp"
 
@@ -36,18 +37,18 @@ void unlink_thread(thread_data* td) {
 }
 
 // Gives all of `td`'s pages away and frees it. Its heaps must be unused.
+// Gives all of `td`'s pages away and frees it. The threads lock is held
+// throughout so that a heap being closed meanwhile waits (or has already
+// marked the local heap dead, and its pages are not touched).
 void retire_thread(thread_data* td) {
   flush_remote_frees(td);
-  local_heap* h;
-  {
-    std::lock_guard<std::mutex> guard(g_threads_lock);
-    unlink_thread(td);
-    h = td->heaps;
-    td->heaps = nullptr;
-  }
+  std::lock_guard<std::mutex> guard(g_threads_lock);
+  unlink_thread(td);
+  local_heap* h = td->heaps;
+  td->heaps = nullptr;
   while (h != nullptr) {
     local_heap* next = h->next_in_thread;
-    local_heap_abandon(h);
+    if (h->owner_region.load(std::memory_order_relaxed) != nullptr) local_heap_abandon(h);
     internal_delete(h);
     h = next;
   }
@@ -85,6 +86,12 @@ void after_fork_parent() {
 // allocating in them, so the child may read them but must not change them.
 // They become read-only to the child's allocator, and the forking thread's
 // caches of them are dropped unflushed (the parent still has its own).
+//
+// In the process heap, the pages of threads that did not survive get no
+// owner, so that a new thread of the child whose TLS lands at a dead
+// thread's address does not mistake them for its own; and a page whose
+// state a dead thread left at kDelaying (mid-free) is set back to
+// kUseDelayed, which nobody else would ever do.
 void after_fork_child() {
   internal_pool_unlock();
   unlock_regions();
@@ -93,10 +100,9 @@ void after_fork_child() {
     tls_thread->next = tls_thread->prev = nullptr;
     local_heap** link = &tls_thread->heaps;
     while (local_heap* h = *link) {
-      if (h->owner_region != g_process_region) {
-        h->owner_region->forbid_writes();
+      if (h->owner_region.load(std::memory_order_relaxed) != g_process_region) {
         if (tls_heap == h) tls_heap = tls_thread->process_default;
-        *link = h->next_in_thread;
+        *link = h->next_in_thread;  // leaked: its memory is the parent's copy
       } else {
         link = &h->next_in_thread;
       }
@@ -105,6 +111,20 @@ void after_fork_child() {
   for (std::size_t slot = 0; slot < kMaxRegions; ++slot) {
     region* r = region_at(slot);
     if (r != nullptr && r != g_process_region) r->forbid_writes();
+  }
+  if (g_process_region != nullptr) {
+    for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod) {
+      pod_arena* arena = g_process_region->existing_arena(pod);
+      if (arena == nullptr) continue;
+      arena->for_each_page([](page* pg) {
+        std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
+        if ((tf & kRemoteStateMask) == kDelaying)
+          pg->xthread_free.store((tf & ~kRemoteStateMask) | kUseDelayed, std::memory_order_relaxed);
+        local_heap* owner = pg->heap.load(std::memory_order_relaxed);
+        if (owner != nullptr && (tls_thread == nullptr || owner->thread != tls_thread))
+          pg->owner_tid.store(0, std::memory_order_relaxed);
+      });
+    }
   }
   g_threads_lock.unlock();
 }
@@ -128,11 +148,16 @@ local_heap* thread_setup() noexcept {
   return td->process_default;
 }
 
+// Only the owning thread links or unlinks entries of its heap list (other
+// threads only mark entries dead, see forget_region), so the walk below
+// needs no lock.
 local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   if (tls_thread == nullptr && thread_setup() == nullptr) return nullptr;
   thread_data* td = tls_thread;
   for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread) {
-    if (h->owner_region == r && h->region_generation == r->generation && h->arena->pod == pod) return h;
+    if (h->owner_region.load(std::memory_order_acquire) == r && h->region_generation == r->generation &&
+        h->arena->pod == pod)
+      return r->writable() ? h : nullptr;
   }
   if (!r->writable()) return nullptr;
   pod_arena* arena = r->arena(pod);
@@ -140,28 +165,56 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   auto* h = internal_new<local_heap>();
   if (h == nullptr) return nullptr;
   local_heap_init(h, arena, td->tid);
-  h->owner_region = r;
+  h->owner_region.store(r, std::memory_order_relaxed);
   h->region_generation = r->generation;
   h->thread = td;
   std::lock_guard<std::mutex> guard(g_threads_lock);
+  // Free the entries of closed heaps while we are here.
+  local_heap** link = &td->heaps;
+  while (local_heap* dead = *link) {
+    if (dead->owner_region.load(std::memory_order_relaxed) == nullptr) {
+      *link = dead->next_in_thread;
+      internal_delete(dead);
+    } else {
+      link = &dead->next_in_thread;
+    }
+  }
   h->next_in_thread = td->heaps;
   td->heaps = h;
   return h;
 }
 
+bool heap_is_live(local_heap* h) noexcept {
+  if (h == &g_empty_heap) return true;
+  thread_data* td = tls_thread;
+  if (td == nullptr) return false;
+  for (local_heap* l = td->heaps; l != nullptr; l = l->next_in_thread) {
+    if (l != h) continue;
+    region* r = l->owner_region.load(std::memory_order_acquire);
+    return r != nullptr && r->writable();
+  }
+  return false;
+}
+
+void restore_heap(local_heap* h) noexcept {
+  if (heap_is_live(h)) {
+    tls_heap = h;
+  } else {
+    tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
+  }
+}
+
 void forget_region(region* r) noexcept {
   std::lock_guard<std::mutex> guard(g_threads_lock);
   for (thread_data* td = g_threads; td != nullptr; td = td->next) {
-    local_heap** link = &td->heaps;
-    while (local_heap* h = *link) {
-      if (h->owner_region == r) {
-        *link = h->next_in_thread;
-        if (tls_heap == h) tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
-        local_heap_flush(h);  // the heap's free lists must be whole when it is reopened
-        internal_delete(h);
-      } else {
-        link = &h->next_in_thread;
-      }
+    for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread) {
+      if (h->owner_region.load(std::memory_order_relaxed) != r) continue;
+      // Every block goes back to its page so the heap is whole when it is
+      // reopened; the entry itself is freed later by its own thread.
+      drain_delayed(h);
+      local_heap_flush(h);
+      if (tls_heap == h) tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
+      h->owner_region.store(nullptr, std::memory_order_release);
     }
   }
 }

@@ -41,8 +41,12 @@ inline thread_data* current_thread() noexcept { return tls_thread; }
 local_heap* thread_setup() noexcept;
 // The calling thread's local heap for (`r`, `pod`), created on first use.
 local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept;
-// Frees every thread's local heaps of `r`, which is going away. Nothing
-// may be allocating from `r` meanwhile.
+// Makes `h` the calling thread's malloc target again if it is still one of
+// the thread's live local heaps, else the process heap (pod_scope's end).
+void restore_heap(local_heap* h) noexcept;
+// Returns every block that threads hold for `r` (caches, delayed lists) to
+// its page and marks their local heaps of `r` dead, since `r` is going
+// away. Nothing may be allocating from `r` meanwhile.
 void forget_region(region* r) noexcept;
 // Installs the thread-exit and fork handlers (once, at library load).
 void install_thread_handlers() noexcept;

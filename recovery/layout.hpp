@@ -35,6 +35,9 @@ inline constexpr std::size_t kRootNameMax = 95;   // bytes, without the NUL
 // (4 bytes a segment) bounds the reserve to 2 TiB.
 inline constexpr std::size_t kMaxReserve = std::size_t{2} << 40;
 inline constexpr std::size_t kMaxSegments = kMaxReserve / kSegmentSize;
+// Heaps lie below 2^47 (the user half of a 4-level address space): the
+// allocator packs block addresses into 47 bits (allocator/segment.hpp).
+inline constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 47;
 
 enum class backing_kind : std::uint32_t { anonymous = 0, shm = 1, file = 2 };
 

@@ -108,6 +108,8 @@ status heap_impl::choose_base_and_map(const heap_options& options, std::size_t r
   if (options.base != 0) {
     if (options.base % layout::kSegmentSize != 0)
       return status(errc::invalid_argument, "the base address must be a multiple of 4 MiB");
+    if (options.base + reserve > layout::kAddressLimit || options.base + reserve < options.base)
+      return status(errc::invalid_argument, "the heap must lie below 2^47");
     return map_at(options.base, reserve);
   }
   std::size_t step = (reserve + kPlacementStep - 1) / kPlacementStep * kPlacementStep;

@@ -28,6 +28,9 @@ class heap_impl {
   std::mutex meta_lock;  // pod and root tables
 
   layout::heap_meta* meta() const noexcept { return region.meta(); }
+  // False when opened read-only, and in a forked child of the process that
+  // has it open (see allocator/thread.cpp).
+  bool can_write() const noexcept { return writable && region.writable(); }
 
  private:
   status create_new(const heap_options& options);

@@ -44,12 +44,15 @@ pod_scope::pod_scope(pod p) noexcept : previous_(alloc::tls_heap) {
   if (h != nullptr) alloc::tls_heap = h;
 }
 
-pod_scope::~pod_scope() { alloc::tls_heap = static_cast<alloc::local_heap*>(previous_); }
+// The heap saved at construction may have been closed meanwhile (or dropped
+// in a forked child); restore_heap then falls back to the process heap.
+pod_scope::~pod_scope() { alloc::restore_heap(static_cast<alloc::local_heap*>(previous_)); }
 
 pod current_pod() noexcept {
   alloc::local_heap* h = alloc::tls_heap;
-  if (h == &alloc::g_empty_heap || h->owner_region == alloc::g_process_region) return pod();
-  return handle_of(h->owner_region->meta(), h->arena->pod);
+  alloc::region* r = h->owner_region.load(std::memory_order_acquire);
+  if (h == &alloc::g_empty_heap || r == nullptr || r == alloc::g_process_region) return pod();
+  return handle_of(r->meta(), h->arena->pod);
 }
 
 // ---- the pod table ---------------------------------------------------------
@@ -74,7 +77,7 @@ status heap::make_pod(std::string_view name, pod* out) {
     *out = existing;
     return {};
   }
-  if (!impl_->writable) return status(errc::read_only, "cannot add a pod");
+  if (!impl_->can_write()) return status(errc::read_only, "cannot add a pod");
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
   layout::heap_meta* meta = impl_->meta();
   for (std::uint32_t id = 1; id < layout::kMaxPods; ++id) {

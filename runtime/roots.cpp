@@ -51,7 +51,7 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
   if (!contains(object)) return status(errc::invalid_argument, "a root must point into its heap");
-  if (!impl_->writable) return status(errc::read_only, "cannot set a root");
+  if (!impl_->can_write()) return status(errc::read_only, "cannot set a root");
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
   layout::root_record* slot = nullptr;
   layout::root_record* rec = probe(impl_->meta(), name, &slot);
@@ -80,7 +80,7 @@ void* heap::find_root(std::string_view name, std::size_t* size) const noexcept {
 status heap::remove_root(std::string_view name) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
-  if (!impl_->writable) return status(errc::read_only, "cannot remove a root");
+  if (!impl_->can_write()) return status(errc::read_only, "cannot remove a root");
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
   layout::root_record* rec = probe(impl_->meta(), name, nullptr);
   if (rec == nullptr) return status(errc::not_found, std::string(name));

@@ -38,7 +38,9 @@ class LARDER_EXPORT pod {
 // Makes `p` the calling thread's current pod for the scope's lifetime:
 // malloc, operator new and default-constructed larder::allocator<T> in this
 // thread allocate from `p` until the scope ends. Scopes nest. A pod of a
-// heap opened read-only (or closed) leaves the current pod unchanged.
+// heap opened read-only (or closed) leaves the current pod unchanged. If
+// the scope's heap is closed while a nested scope is active, the end of
+// the outer scope falls back to the process heap.
 class LARDER_EXPORT pod_scope {
  public:
   explicit pod_scope(pod p) noexcept;
