@@ -632,3 +632,53 @@ TEST(StressTest, ForkWhileThreadsAllocate) {
 }
 
 }  // namespace
+
+// A remote free into a full page holds it in a transient state for a
+// moment; a fork in that moment must not leave the child's owner waiting
+// for a thread the child does not have. Each child frees the blocks still
+// in flight (owner frees into full pages) and churns, under an alarm.
+TEST(StressTest, ForkDuringRemoteFreesNeverHangsTheChild) {
+  constexpr std::size_t kRing = 1024;
+  static std::atomic<void*> ring[kRing];
+  std::atomic<bool> done{false};
+  std::thread consumer([&] {
+    for (std::size_t i = 0;;) {
+      void* p = ring[i % kRing].exchange(nullptr, std::memory_order_acquire);
+      if (p == nullptr) {
+        if (done.load()) break;
+        continue;
+      }
+      larder_free(p);
+      ++i;
+    }
+  });
+  int hung = 0, failed = 0;
+  std::size_t k = 0;
+  for (int f = 0; f < 60; ++f) {
+    for (int j = 0; j < 2000; ++j, ++k) {
+      void* p = larder_malloc(8000);
+      while (ring[k % kRing].load(std::memory_order_relaxed) != nullptr) {
+      }
+      ring[k % kRing].store(p, std::memory_order_release);
+    }
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      alarm(5);
+      for (auto& slot : ring)
+        if (void* p = slot.load()) larder_free(p);
+      for (int j = 0; j < 4000; ++j) larder_free(larder_malloc(8000));
+      _exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) ++hung;
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  done = true;
+  consumer.join();
+  for (auto& slot : ring)
+    if (void* p = slot.exchange(nullptr)) larder_free(p);
+  EXPECT_EQ(hung, 0);
+  EXPECT_EQ(failed, 0);
+}
