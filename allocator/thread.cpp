@@ -143,8 +143,13 @@ local_heap* thread_setup() noexcept {
     link_thread(td);
   }
   tls_thread = td;
-  if (g_exit_key_ready) port::thread_exit_key_set(g_exit_key, td);
   td->process_default = local_heap_for(r, 0);
+  // pthread_setspecific may itself allocate (for keys past the first 32);
+  // by now that allocation finds the thread set up.
+  if (td->process_default != nullptr) {
+    tls_heap = tls_heap == &g_empty_heap ? td->process_default : tls_heap;
+    if (g_exit_key_ready) port::thread_exit_key_set(g_exit_key, td);
+  }
   return td->process_default;
 }
 
