@@ -1,0 +1,266 @@
+// The uffd_async backend: userfaultfd write-protect in async mode, where the
+// kernel resolves a write fault on a protected page itself and leaves the
+// page marked written; PAGEMAP_SCAN reads those marks and re-protects the
+// pages in the same walk, under the page-table lock, so a racing write is
+// seen either by this scan or by the next.
+#include "port/linux/tracker_backends.hpp"
+#include "port/linux/kernel_abi.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+
+namespace larder::port {
+namespace {
+
+constexpr std::size_t kScanVector = 1024;  // page_region entries per ioctl
+
+int open_uffd(int* out) {
+  int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (fd < 0 && errno == EPERM)  // unprivileged: user-mode faults only, which async mode allows
+    fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kabi::kUffdUserModeOnly));
+  if (fd < 0) return errno;
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = kabi::kUffdFeatureWpAsync | kabi::kUffdFeatureWpUnpopulated;
+  if (::ioctl(fd, UFFDIO_API, &api) != 0) {
+    int e = errno;
+    ::close(fd);
+    return e == EINVAL ? ENOTSUP : e;
+  }
+  *out = fd;
+  return 0;
+}
+
+int register_and_protect(int fd, std::uintptr_t start, std::size_t size) {
+  uffdio_register reg{};
+  reg.range.start = start;
+  reg.range.len = size;
+  reg.mode = UFFDIO_REGISTER_MODE_WP;
+  if (::ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return errno;
+  uffdio_writeprotect wp{};
+  wp.range.start = start;
+  wp.range.len = size;
+  wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+  if (::ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0) return errno;
+  return 0;
+}
+
+// The pagemap descriptor of this process; reopened after fork, since the
+// inherited one reads the parent's page tables.
+class pagemap_file {
+ public:
+  ~pagemap_file() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() {
+    int pid = ::getpid();
+    if (fd_ < 0 || pid_ != pid) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+      pid_ = pid;
+    }
+    return fd_;
+  }
+
+ private:
+  int fd_ = -1;
+  int pid_ = 0;
+};
+
+// Calls on_run(start, pages) for each written run of [start, end).
+template <class OnRun>
+long scan_written(int pagemap, std::uintptr_t start, std::uintptr_t end, bool reprotect,
+                  kabi::page_region* vec, std::size_t vec_len, OnRun&& on_run) {
+  long pages = 0;
+  while (start < end) {
+    kabi::pm_scan_arg arg{};
+    arg.size = sizeof(arg);
+    arg.flags = kabi::kPmScanCheckWpAsync | (reprotect ? kabi::kPmScanWpMatching : 0);
+    arg.start = start;
+    arg.end = end;
+    arg.vec = reinterpret_cast<std::uint64_t>(vec);
+    arg.vec_len = vec_len;
+    arg.category_mask = kabi::kPageIsWritten;
+    arg.return_mask = kabi::kPageIsWritten;
+    long n = ::ioctl(pagemap, kabi::kPagemapScan, &arg);
+    if (n < 0) return -errno;
+    for (long i = 0; i < n; ++i) {
+      std::size_t run = (vec[i].end - vec[i].start) / kOsPageSize;
+      on_run(static_cast<std::uintptr_t>(vec[i].start), run);
+      pages += static_cast<long>(run);
+    }
+    if (arg.walk_end <= start) return -EIO;  // no progress: never expected
+    start = arg.walk_end;
+  }
+  return pages;
+}
+
+class uffd_tracker final : public write_tracker {
+ public:
+  explicit uffd_tracker(int fd) : fd_(fd), pid_(::getpid()), vec_(kScanVector) {}
+  ~uffd_tracker() override { untrack_all(); }
+
+  tracker_kind kind() const noexcept override { return tracker_kind::uffd_async; }
+
+  int track(std::uintptr_t start, std::size_t size, std::uint32_t) override {
+    std::lock_guard guard(lock_);
+    if (int e = reattach_after_fork()) return e;
+    // Only what is not tracked yet: protecting a tracked page again would
+    // forget a write made to it in this epoch.
+    for (auto [lo, hi] : untracked_parts(start, start + size)) {
+      if (int e = register_and_protect(fd_, lo, hi - lo)) return e;
+      add_range(lo, hi);
+    }
+    return 0;
+  }
+
+  void untrack_all() noexcept override {
+    std::lock_guard guard(lock_);
+    if (fd_ >= 0) ::close(fd_);  // closing unregisters and unprotects
+    fd_ = -1;
+    ranges_.clear();
+  }
+
+  int collect(std::vector<written_run>* out) override {
+    std::lock_guard guard(lock_);
+    if (::getpid() != pid_) {
+      // The child of a fork: the kernel dropped the registration and the
+      // marks, so nothing tells what was written; report everything.
+      if (int e = reattach_after_fork()) return e;
+      for (auto [lo, hi] : ranges_) out->push_back({lo, (hi - lo) / kOsPageSize});
+      return 0;
+    }
+    int pagemap = pagemap_.get();
+    if (pagemap < 0) return errno;
+    for (auto [lo, hi] : ranges_) {
+      long n = scan_written(pagemap, lo, hi, true, vec_.data(), vec_.size(), [&](std::uintptr_t s, std::size_t pages) {
+        if (!out->empty() && out->back().start + out->back().pages * kOsPageSize == s)
+          out->back().pages += pages;
+        else
+          out->push_back({s, pages});
+      });
+      if (n < 0) return static_cast<int>(-n);
+    }
+    return 0;
+  }
+
+  std::size_t tracked_bytes() const noexcept override {
+    std::lock_guard guard(lock_);
+    std::size_t total = 0;
+    for (auto [lo, hi] : ranges_) total += hi - lo;
+    return total;
+  }
+
+ private:
+  using range = std::pair<std::uintptr_t, std::uintptr_t>;
+
+  int reattach_after_fork() {
+    if (::getpid() == pid_) return 0;
+    ::close(fd_);  // the parent's context; closing our copy leaves it alone
+    fd_ = -1;
+    if (int e = open_uffd(&fd_)) return e;
+    pid_ = ::getpid();
+    for (auto [lo, hi] : ranges_)
+      if (int e = register_and_protect(fd_, lo, hi - lo)) return e;
+    return 0;
+  }
+
+  std::vector<range> untracked_parts(std::uintptr_t lo, std::uintptr_t hi) const {
+    std::vector<range> parts;
+    for (auto [a, b] : ranges_) {  // sorted, disjoint
+      if (b <= lo || a >= hi) continue;
+      if (a > lo) parts.push_back({lo, a});
+      lo = std::max(lo, b);
+      if (lo >= hi) break;
+    }
+    if (lo < hi) parts.push_back({lo, hi});
+    return parts;
+  }
+
+  void add_range(std::uintptr_t lo, std::uintptr_t hi) {
+    ranges_.push_back({lo, hi});
+    std::sort(ranges_.begin(), ranges_.end());
+    std::vector<range> merged;
+    for (auto r : ranges_) {
+      if (!merged.empty() && merged.back().second == r.first)
+        merged.back().second = r.second;
+      else
+        merged.push_back(r);
+    }
+    ranges_.swap(merged);
+  }
+
+  mutable std::mutex lock_;
+  int fd_;
+  int pid_;
+  std::vector<range> ranges_;
+  std::vector<kabi::page_region> vec_;
+  pagemap_file pagemap_;
+};
+
+tracker_probe probe_uffd() noexcept {
+  int fd = -1;
+  if (int e = open_uffd(&fd)) {
+    const char* reason = e == ENOSYS    ? "the kernel has no userfaultfd"
+                         : e == ENOTSUP ? "the kernel lacks async write-protect (UFFD_FEATURE_WP_ASYNC, Linux 6.7+)"
+                         : e == EPERM   ? "userfaultfd is not permitted (vm.unprivileged_userfaultfd)"
+                                        : "userfaultfd could not be opened";
+    return {tracker_kind::uffd_async, false, reason};
+  }
+  // One page, written after protecting it, must be scanned as written.
+  tracker_probe result{tracker_kind::uffd_async, false, "PAGEMAP_SCAN did not report a written page"};
+  void* page = ::mmap(nullptr, kOsPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    ::close(fd);
+    return {tracker_kind::uffd_async, false, "no memory for the probe"};
+  }
+  auto at = reinterpret_cast<std::uintptr_t>(page);
+  if (register_and_protect(fd, at, kOsPageSize) != 0) {
+    result.reason = "userfaultfd write-protect registration failed";
+  } else {
+    *static_cast<volatile char*>(page) = 1;
+    long n = pagemap_scan_written(at, kOsPageSize, true);
+    if (n == 1)
+      result = {tracker_kind::uffd_async, true, ""};
+    else if (n < 0)
+      result.reason = "the kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+)";
+  }
+  ::munmap(page, kOsPageSize);
+  ::close(fd);
+  return result;
+}
+
+}  // namespace
+
+long pagemap_scan_written(std::uintptr_t start, std::size_t size, bool reprotect) noexcept {
+  static pagemap_file pagemap;
+  static std::mutex lock;
+  std::lock_guard guard(lock);
+  int fd = pagemap.get();
+  if (fd < 0) return -errno;
+  kabi::page_region vec[kScanVector];
+  return scan_written(fd, start, start + size, reprotect, vec, kScanVector, [](std::uintptr_t, std::size_t) {});
+}
+
+namespace backends {
+
+tracker_probe probe_uffd_async() noexcept {
+  static const tracker_probe cached = probe_uffd();
+  return cached;
+}
+
+int make_uffd_async(std::unique_ptr<write_tracker>* out) {
+  if (!probe_uffd_async().available) return ENOTSUP;
+  int fd = -1;
+  if (int e = open_uffd(&fd)) return e;
+  *out = std::make_unique<uffd_tracker>(fd);
+  return 0;
+}
+
+}  // namespace backends
+}  // namespace larder::port

@@ -1,0 +1,94 @@
+// Page-write tracking: which OS pages of a range were written since the last
+// collect. Three backends sit behind one interface, all in port/linux:
+//   uffd_async  userfaultfd write-protect in async mode, collected and
+//               re-protected by one PAGEMAP_SCAN ioctl (Linux 6.7+). The
+//               kernel resolves the first write to a page itself: no signal,
+//               no thread, and kernel writes (read(2) into the range) need
+//               nothing special.
+//   mprotect    PROT_READ plus a SIGSEGV handler that records the page and
+//               unprotects it. Synchronous: the first-write callback runs
+//               before the write lands.
+//   pkey        memory protection keys: one key per group of ranges (a pod),
+//               write access granted per thread by the fault handler through
+//               PKRU, revoked for all threads on collect. Group-granular:
+//               after the first write to a group, its whole range counts as
+//               written.
+// Every backend reports a page written in an epoch in that epoch's collect
+// or, if the write raced with the collect, in the next one. Never missed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace larder::port {
+
+enum class tracker_kind : std::uint8_t { uffd_async, mprotect, pkey };
+// The order `automatic` tries: precise and cheap first; pkey, being
+// group-granular, only when asked for or when nothing else works.
+inline constexpr tracker_kind kTrackerFallbackOrder[] = {tracker_kind::uffd_async, tracker_kind::mprotect,
+                                                         tracker_kind::pkey};
+const char* tracker_name(tracker_kind kind) noexcept;
+
+// A run of written pages, in kOsPageSize units.
+struct written_run {
+  std::uintptr_t start;
+  std::size_t pages;
+};
+
+// Runs inside the SIGSEGV handler (or before a wrapped system call writes):
+// async-signal-safe code only. `page` is the page about to be written.
+using first_write_fn = void (*)(void* context, std::uintptr_t page);
+
+class write_tracker {
+ public:
+  virtual ~write_tracker() = default;
+  virtual tracker_kind kind() const noexcept = 0;
+  // True when the first-write callback sees each page before its first
+  // write in an epoch lands (mprotect only).
+  virtual bool synchronous() const noexcept { return false; }
+  // Starts tracking [start, start + size), page-aligned, already mapped:
+  // its pages read as unwritten from now on. `group` (a pod) matters to the
+  // pkey backend only; tracking a range again moves it to `group`.
+  // Returns 0 or an errno value.
+  virtual int track(std::uintptr_t start, std::size_t size, std::uint32_t group) = 0;
+  // Stops tracking every range and leaves the memory writable.
+  virtual void untrack_all() noexcept = 0;
+  // Appends the runs of pages written since the last collect, ascending,
+  // and re-arms them in the same step. Returns 0 or an errno value. Not
+  // concurrent with itself or track on the same tracker.
+  virtual int collect(std::vector<written_run>* out) = 0;
+  // Sets the callback for first writes (synchronous backends only).
+  virtual void set_first_write(first_write_fn fn, void* context) noexcept {
+    (void)fn;
+    (void)context;
+  }
+  // Bytes currently tracked.
+  virtual std::size_t tracked_bytes() const noexcept = 0;
+};
+
+struct tracker_probe {
+  tracker_kind kind;
+  bool available;
+  const char* reason;  // why not, when unavailable (static text)
+};
+// Whether `kind` works in this process on this kernel and CPU.
+tracker_probe probe_tracker(tracker_kind kind) noexcept;
+// Creates a tracker of `kind`: 0, or ENOSYS/EPERM/... when unavailable.
+int make_tracker(tracker_kind kind, std::unique_ptr<write_tracker>* out);
+
+// Kernel writes into protected memory fail with EFAULT instead of faulting
+// into the handler. larder's read/pread/readv/recv/... wrappers call this
+// for their buffer first; code that hands heap memory to other system calls
+// calls it too. It marks the range written (running the first-write
+// callbacks) and makes it writable until the next collect. Cheap when no
+// synchronous or pkey tracker exists. Returns true if any range was touched.
+bool prepare_kernel_write(const void* p, std::size_t size) noexcept;
+
+// The bare ioctl, for comparison: counts pages of [start, start + size)
+// marked written by uffd async write-protect, re-protecting them. -errno
+// on failure. Used by the benchmark and the probe.
+long pagemap_scan_written(std::uintptr_t start, std::size_t size, bool reprotect) noexcept;
+
+}  // namespace larder::port
