@@ -83,10 +83,13 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   std::size_t first = 0;
   bool from_retained = false;
   if (count == 1 && retained_ != nullptr) {
-    segment* s = retained_;
-    retained_ = s->next_with_free;
+    first = segment_index(retained_);
+    if (int err = claim(first, 1, pod)) {
+      errno = err;
+      return nullptr;
+    }
+    retained_ = retained_->next_with_free;
     --retained_count_;
-    first = segment_index(s);
     from_retained = true;
   } else {
     std::size_t high = meta_->segments_high;
@@ -100,6 +103,12 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     }
     if (int err = ensure_committed((first + count) << kSegmentShift)) {
       errno = err == ENOSPC ? ENOSPC : ENOMEM;
+      return nullptr;
+    }
+  }
+  if (!from_retained) {
+    if (int err = claim(first, count, pod)) {
+      errno = err;
       return nullptr;
     }
   }
@@ -129,12 +138,18 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   for (std::size_t i = first; i < first + count && i < high; ++i)
     if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
+  if (claim(first, count, s->pod) != 0) return false;
   for (std::size_t i = first; i < first + count; ++i) unretain(i);
   for (std::size_t i = first; i < first + count; ++i)
     meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
   s->span = static_cast<std::uint32_t>(span + count);
   return true;
+}
+
+int region::claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept {
+  if (hooks_.segments_claimed == nullptr) return 0;
+  return hooks_.segments_claimed(hooks_.context, base_ + (first << kSegmentShift), count << kSegmentShift, pod);
 }
 
 // Retained segments are free in the segment table, so a run found there

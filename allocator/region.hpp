@@ -25,6 +25,11 @@ struct region_hooks {
   // Makes the backing at least `size` bytes long (and durable metadata say
   // so). Returns 0 or an errno value; ENOSPC when the disk is full.
   int (*grow)(void* context, std::size_t size) = nullptr;
+  // Called with the region lock held when segments [start, start + size)
+  // pass to `pod`, before anything is written to them or about them (page
+  // tracking must see those writes). Returns 0, or an errno value that
+  // fails the allocation.
+  int (*segments_claimed)(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) = nullptr;
 };
 
 class region {
@@ -92,6 +97,7 @@ class region {
 
  private:
   int ensure_committed(std::size_t size) noexcept;
+  int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
   void unretain(std::size_t index) noexcept;
 

@@ -17,6 +17,8 @@
 // or, if the write raced with the collect, in the next one. Never missed.
 #pragma once
 
+#include "port/os.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>

@@ -15,7 +15,7 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 0;  // compatible additions
+inline constexpr std::uint32_t kFormatMinor = 1;  // compatible additions (1: write statistics)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -98,13 +98,38 @@ inline constexpr std::uint32_t entry_pod(std::uint32_t entry) { return entry >> 
 // "LRDRMETA".
 inline constexpr std::uint64_t kMetaMagic = 0x4154454D5244524Cull;
 
+// Page-write tracking, as of the last collect (format 1.1; zero in heaps
+// made by 1.0, which reads as "never tracked"). Kept in the heap so that
+// `larder stat` can show them for a heap another process has open.
+enum tracking_backend_code : std::uint32_t { kNotTracked = 0, kTrackedUffd = 1, kTrackedMprotect = 2, kTrackedPkey = 3 };
+struct tracking_record {
+  std::uint64_t epoch;           // collects so far; the current epoch's number
+  std::uint64_t epoch_start_ns;  // CLOCK_REALTIME when the current epoch began
+  std::uint64_t last_epoch_ns;   // length of the last completed epoch
+  std::uint32_t backend;         // tracking_backend_code while tracked
+  std::uint32_t pid;             // the tracking process, while tracked
+  std::uint64_t pages_last;      // pages written in the last completed epoch
+  std::uint64_t pages_total;     // summed over all completed epochs
+};
+static_assert(sizeof(tracking_record) == 48);
+
+// Per pod (index kMaxPods: the metadata pages).
+struct pod_write_record {
+  std::uint64_t pages_last;          // pages written in the last completed epoch
+  std::uint64_t pages_total;         // summed over all completed epochs
+  std::uint64_t epochs_written;      // completed epochs in which any page was
+  std::uint64_t last_written_epoch;  // the latest of those
+};
+static_assert(sizeof(pod_write_record) == 32);
+
 struct heap_meta {
   std::uint64_t magic;
   std::uint64_t segments_high;  // one past the highest segment ever used
-  std::uint8_t unused[48];
+  tracking_record tracking;
   pod_record pods[kMaxPods];
   root_record roots[kMaxRoots];
   std::uint32_t segments[kMaxSegments];  // segment table, see segment_state
+  pod_write_record pod_writes[kMaxPods + 1];
 };
 static_assert(offsetof(heap_meta, pods) == 64);
 static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");

@@ -198,10 +198,9 @@ status heap_impl::open_existing(std::uint64_t file_size) {
 
 status heap_impl::start_region(std::size_t committed, bool adopt) {
   alloc::region_hooks hooks;
-  if (fd >= 0) {
-    hooks.context = this;
-    hooks.grow = &heap_impl::grow;
-  }
+  hooks.context = this;
+  if (fd >= 0) hooks.grow = &heap_impl::grow;
+  hooks.segments_claimed = &heap_impl::on_segments_claimed;
   region.init(superblock.base, superblock.reserve, committed, fd >= 0, writable, hooks);
   if (int err = alloc::register_region(&region)) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -230,6 +229,7 @@ int heap_impl::grow(void* context, std::size_t size) {
 
 status heap_impl::close() {
   status result;
+  stop_tracking();
   alloc::forget_region(&region);
   alloc::unregister_region(&region);
   if (writable && kind == backing::file) {

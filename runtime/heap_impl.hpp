@@ -3,10 +3,12 @@
 #pragma once
 
 #include "allocator/region.hpp"
+#include "port/write_tracker.hpp"
 #include "recovery/layout.hpp"
 
 #include <larder/heap.hpp>
 
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -27,6 +29,19 @@ class heap_impl {
   std::string name;
   std::mutex meta_lock;  // pod and root tables
 
+  // Page-write tracking (runtime/tracking.cpp). collect_lock serialises
+  // start, stop and collect and keeps the tracker alive through them;
+  // tracker_lock guards the pointer against the segments_claimed hook,
+  // which runs inside allocations (possibly ones made by collect itself).
+  std::mutex collect_lock;
+  std::mutex tracker_lock;
+  std::unique_ptr<port::write_tracker> tracker;
+  tracker_backend tracking_backend = tracker_backend::none;
+  std::uint64_t epoch = 0;  // the current epoch's number, while tracking
+  status start_tracking(tracker_backend backend);
+  void stop_tracking() noexcept;
+  status collect_dirty(dirty_set* out);
+
   layout::heap_meta* meta() const noexcept { return region.meta(); }
   // False when opened read-only, and in a forked child of the process that
   // has it open (see allocator/thread.cpp).
@@ -39,6 +54,7 @@ class heap_impl {
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
   static int grow(void* context, std::size_t size);
+  static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);
 };
 
 }  // namespace larder

@@ -9,6 +9,7 @@
 #include <larder/export.hpp>
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
+#include <larder/tracking.hpp>
 
 #include <cerrno>
 #include <cstddef>
@@ -137,6 +138,24 @@ class LARDER_EXPORT heap {
   // Destroys and frees the root `name` if it exists and forgets the name.
   template <class T>
   void destroy_root(std::string_view name);
+
+  // --- page-write tracking (larder/tracking.hpp, docs/tracking.md) ------
+  // Starts epoch 1 over the whole heap, metadata included; pages the heap
+  // grows into later are tracked before their first use. Errors: read_only,
+  // unsupported (the backend asked for is not available here: the message
+  // says why), invalid_argument (already tracking).
+  status start_tracking(tracker_backend backend = tracker_backend::automatic);
+  // Stops tracking and leaves the heap writable without faults.
+  void stop_tracking() noexcept;
+  tracker_backend tracking() const noexcept;
+  // Ends the current epoch and starts the next in one step: `out` gets the
+  // pages written during the epoch, by pod. Also records the statistics
+  // that write_statistics() and `larder stat` show. Not concurrent with
+  // itself; any other thread may go on writing meanwhile.
+  status collect_dirty(dirty_set* out);
+  // The statistics recorded at the last collect, by this process or the
+  // one tracking the heap; also on heaps opened read-only.
+  write_stats write_statistics() const;
 
   heap_impl* impl() const noexcept { return impl_; }
 

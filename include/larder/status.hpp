@@ -29,6 +29,7 @@ enum class errc : int {
   invalid_argument = 20012,  // a name too long, a size of zero, ...
   out_of_space = 20013,      // the heap's reservation or the disk is full
   foreign_build = 20014,     // written by a build with another layout
+  unsupported = 20015,       // this kernel or CPU lacks the feature asked for
 };
 
 // Returns a static, human-readable description of an errno value or errc.

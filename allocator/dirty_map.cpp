@@ -1,0 +1,40 @@
+#include "allocator/dirty_map.hpp"
+
+#include <algorithm>
+
+namespace larder::alloc {
+
+std::uint32_t pod_of_address(const region& r, std::uintptr_t address) noexcept {
+  std::size_t index = (address - r.base()) >> kSegmentShift;
+  const std::uint32_t entry = __atomic_load_n(&r.meta()->segments[index], __ATOMIC_ACQUIRE);
+  switch (layout::entry_state(entry)) {
+    case layout::kSegmentMeta: return kMetadataPod;
+    case layout::kSegmentPages:
+    case layout::kSegmentHugeHead:
+    case layout::kSegmentHugeTail: return layout::entry_pod(entry);
+    default: return index == 0 ? kMetadataPod : kUnownedPod;
+  }
+}
+
+void attribute_to_pods(const region& r, const std::vector<port::written_run>& written, std::vector<dirty_run>* out) {
+  const std::uintptr_t lo = r.base();
+  const std::uintptr_t hi = r.base() + r.reserve();
+  for (const port::written_run& run : written) {
+    std::uintptr_t start = std::max(run.start, lo);
+    std::uintptr_t end = std::min(run.start + run.pages * port::kOsPageSize, hi);
+    while (start < end) {
+      std::uintptr_t segment_end = ((start - lo) / kSegmentSize + 1) * kSegmentSize + lo;
+      std::uintptr_t piece_end = std::min(end, segment_end);
+      std::uint32_t pod = pod_of_address(r, start);
+      auto pages = static_cast<std::uint32_t>((piece_end - start) / port::kOsPageSize);
+      if (!out->empty() && out->back().pod == pod &&
+          out->back().start + std::uintptr_t{out->back().pages} * port::kOsPageSize == start)
+        out->back().pages += pages;
+      else
+        out->push_back({start, pages, pod});
+      start = piece_end;
+    }
+  }
+}
+
+}  // namespace larder::alloc

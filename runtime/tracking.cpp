@@ -1,0 +1,306 @@
+// Page-write tracking of a heap: one tracker over the used part of the heap,
+// extended by the segments_claimed hook as pods take new segments; collect
+// attributes the written pages to pods and records statistics in the heap.
+#include "allocator/alloc.hpp"
+#include "allocator/dirty_map.hpp"
+#include "allocator/thread.hpp"
+#include "port/os.hpp"
+#include "runtime/heap_impl.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+namespace larder {
+namespace {
+
+constexpr struct {
+  tracker_backend backend;
+  port::tracker_kind kind;
+  layout::tracking_backend_code code;
+} kBackends[] = {
+    {tracker_backend::uffd_async, port::tracker_kind::uffd_async, layout::kTrackedUffd},
+    {tracker_backend::mprotect, port::tracker_kind::mprotect, layout::kTrackedMprotect},
+    {tracker_backend::pkey, port::tracker_kind::pkey, layout::kTrackedPkey},
+};
+
+tracker_backend backend_of(port::tracker_kind kind) {
+  for (const auto& b : kBackends)
+    if (b.kind == kind) return b.backend;
+  return tracker_backend::none;
+}
+
+// Allocations made while tracking is set up or collected go to the process
+// heap even inside a pod_scope of the tracked heap: they may happen inside
+// an allocation of that heap (the segments_claimed hook), and must not add
+// writes to the heap being collected.
+class process_heap_scope {
+ public:
+  process_heap_scope() noexcept : previous_(alloc::tls_heap) {
+    if (alloc::local_heap* h = alloc::local_heap_for(alloc::g_process_region, 0)) alloc::tls_heap = h;
+  }
+  ~process_heap_scope() { alloc::restore_heap(previous_); }
+  process_heap_scope(const process_heap_scope&) = delete;
+  process_heap_scope& operator=(const process_heap_scope&) = delete;
+
+ private:
+  alloc::local_heap* previous_;
+};
+
+std::uint64_t realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+status make_backend(tracker_backend requested, std::unique_ptr<port::write_tracker>* out) {
+  if (requested == tracker_backend::automatic) {
+    if (const char* forced = port::get_env("LARDER_TRACKER"); forced != nullptr && *forced != '\0') {
+      requested = tracker_backend::none;
+      for (const auto& b : kBackends)
+        if (std::strcmp(forced, port::tracker_name(b.kind)) == 0) requested = b.backend;
+      if (requested == tracker_backend::none)
+        return status(errc::invalid_argument,
+                      std::string("LARDER_TRACKER=") + forced + ": expected uffd-async, mprotect or pkey");
+    }
+  }
+  if (requested == tracker_backend::automatic) {
+    std::string reasons;
+    for (port::tracker_kind kind : port::kTrackerFallbackOrder) {
+      port::tracker_probe probe = port::probe_tracker(kind);
+      if (probe.available && port::make_tracker(kind, out) == 0) return {};
+      reasons += std::string(reasons.empty() ? "" : "; ") + port::tracker_name(kind) + ": " + probe.reason;
+    }
+    return status(errc::unsupported, "no page-write tracker works here (" + reasons + ")");
+  }
+  for (const auto& b : kBackends) {
+    if (b.backend != requested) continue;
+    port::tracker_probe probe = port::probe_tracker(b.kind);
+    if (!probe.available) return status(errc::unsupported, std::string(port::tracker_name(b.kind)) + ": " + probe.reason);
+    if (int err = port::make_tracker(b.kind, out))
+      return status::from_errno(err, std::string("creating the ") + port::tracker_name(b.kind) + " tracker");
+    return {};
+  }
+  return status(errc::invalid_argument, "no such tracker backend");
+}
+
+std::size_t pod_slot(std::uint32_t pod) { return pod == kMetadataPod ? layout::kMaxPods : pod; }
+
+}  // namespace
+
+const char* to_string(tracker_backend backend) noexcept {
+  switch (backend) {
+    case tracker_backend::none: return "none";
+    case tracker_backend::automatic: return "automatic";
+    case tracker_backend::uffd_async: return "uffd-async";
+    case tracker_backend::mprotect: return "mprotect";
+    case tracker_backend::pkey: return "pkey";
+  }
+  return "unknown";
+}
+
+std::vector<tracker_support> tracker_backends() {
+  std::vector<tracker_support> result;
+  for (port::tracker_kind kind : port::kTrackerFallbackOrder) {
+    port::tracker_probe probe = port::probe_tracker(kind);
+    result.push_back({backend_of(kind), probe.available, probe.reason});
+  }
+  return result;
+}
+
+// ---- dirty_set -------------------------------------------------------------
+
+std::size_t dirty_set::page_count() const noexcept {
+  std::size_t n = 0;
+  for (const dirty_run& r : runs_) n += r.pages;
+  return n;
+}
+
+std::size_t dirty_set::page_count(std::uint32_t pod) const noexcept {
+  std::size_t n = 0;
+  for (const dirty_run& r : runs_) n += r.pod == pod ? r.pages : 0;
+  return n;
+}
+
+std::vector<std::uint32_t> dirty_set::pods() const {
+  std::vector<std::uint32_t> result;
+  for (const dirty_run& r : runs_) result.push_back(r.pod);
+  std::sort(result.begin(), result.end());
+  result.erase(std::unique(result.begin(), result.end()), result.end());
+  return result;
+}
+
+bool dirty_set::contains(const void* address) const noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(address);
+  auto it = std::upper_bound(runs_.begin(), runs_.end(), a,
+                             [](std::uintptr_t x, const dirty_run& r) { return x < r.start; });
+  if (it == runs_.begin()) return false;
+  --it;
+  return a < it->start + std::uintptr_t{it->pages} * port::kOsPageSize;
+}
+
+// ---- heap_impl -------------------------------------------------------------
+
+status heap_impl::start_tracking(tracker_backend backend) {
+  process_heap_scope scope;
+  if (!can_write()) return status(errc::read_only, name + ": a read-only heap cannot be tracked");
+  if (backend == tracker_backend::none) return status(errc::invalid_argument, "tracker_backend::none");
+  std::lock_guard collect_guard(collect_lock);
+  if (tracker) return status(errc::invalid_argument, name + ": already tracking");
+  std::unique_ptr<port::write_tracker> fresh;
+  if (status s = make_backend(backend, &fresh); !s.ok()) return s;
+
+  std::lock_guard tracker_guard(tracker_lock);
+  // Segments claimed from here on are tracked by the hook, which waits for
+  // this lock; what exists now is tracked below.
+  const std::uintptr_t base = region.base();
+  const std::size_t high = std::max<std::size_t>(meta()->segments_high, 1);
+  int err = 0;
+  if (fresh->kind() == port::tracker_kind::pkey) {
+    // One key per pod: track runs of segments that share an owner.
+    for (std::size_t i = 0; i < high && err == 0;) {
+      std::uint32_t pod = alloc::pod_of_address(region, base + (i << layout::kSegmentShift));
+      std::size_t j = i + 1;
+      while (j < high && alloc::pod_of_address(region, base + (j << layout::kSegmentShift)) == pod) ++j;
+      err = fresh->track(base + (i << layout::kSegmentShift), (j - i) << layout::kSegmentShift, pod);
+      i = j;
+    }
+  } else {
+    err = fresh->track(base, high << layout::kSegmentShift, 0);
+  }
+  if (err != 0) return status::from_errno(err, "tracking writes to " + name);
+  tracker = std::move(fresh);
+  tracking_backend = backend_of(tracker->kind());
+  layout::tracking_record& record = meta()->tracking;
+  record.backend = [&] {
+    for (const auto& b : kBackends)
+      if (b.backend == tracking_backend) return b.code;
+    return layout::kNotTracked;
+  }();
+  record.pid = static_cast<std::uint32_t>(port::process_id());
+  record.epoch_start_ns = realtime_ns();
+  epoch = record.epoch + 1;
+  return {};
+}
+
+void heap_impl::stop_tracking() noexcept {
+  process_heap_scope scope;
+  std::lock_guard collect_guard(collect_lock);
+  std::lock_guard tracker_guard(tracker_lock);
+  if (!tracker) return;
+  tracker->untrack_all();
+  tracker.reset();
+  tracking_backend = tracker_backend::none;
+  if (can_write()) {
+    meta()->tracking.backend = layout::kNotTracked;
+    meta()->tracking.pid = 0;
+  }
+}
+
+status heap_impl::collect_dirty(dirty_set* out) {
+  process_heap_scope scope;
+  std::lock_guard collect_guard(collect_lock);
+  if (!tracker) return status(errc::invalid_argument, name + ": not tracking (start_tracking first)");
+  std::vector<port::written_run> written;
+  if (int err = tracker->collect(&written)) return status::from_errno(err, "collecting the written pages of " + name);
+  std::vector<dirty_run> runs;
+  alloc::attribute_to_pods(region, written, &runs);
+  const std::uint64_t ended = epoch++;
+
+  // A forked child of the tracking process may not write the heap.
+  if (can_write()) {
+    layout::heap_meta* m = meta();
+    std::uint64_t pages[layout::kMaxPods + 1] = {};
+    std::uint64_t all = 0;
+    for (const dirty_run& r : runs) {
+      all += r.pages;
+      if (r.pod == kMetadataPod || r.pod < layout::kMaxPods) pages[pod_slot(r.pod)] += r.pages;
+    }
+    for (std::size_t i = 0; i <= layout::kMaxPods; ++i) {
+      layout::pod_write_record& w = m->pod_writes[i];
+      if (pages[i] == 0) {
+        if (w.pages_last != 0) w.pages_last = 0;  // untouched records stay clean pages
+        continue;
+      }
+      w.pages_last = pages[i];
+      w.pages_total += pages[i];
+      w.epochs_written += 1;
+      w.last_written_epoch = ended;
+    }
+    std::uint64_t now = realtime_ns();
+    layout::tracking_record& t = m->tracking;
+    t.last_epoch_ns = now - std::min(now, t.epoch_start_ns);
+    t.epoch_start_ns = now;
+    t.epoch = ended;
+    t.pages_last = all;
+    t.pages_total += all;
+  }
+  out->assign(ended, std::move(runs));
+  return {};
+}
+
+int heap_impl::on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) {
+  auto* self = static_cast<heap_impl*>(context);
+  process_heap_scope scope;
+  std::lock_guard guard(self->tracker_lock);
+  if (!self->tracker) return 0;
+  return self->tracker->track(start, size, pod);
+}
+
+// ---- heap ------------------------------------------------------------------
+
+status heap::start_tracking(tracker_backend backend) {
+  if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  return impl_->start_tracking(backend);
+}
+
+void heap::stop_tracking() noexcept {
+  if (impl_ != nullptr) impl_->stop_tracking();
+}
+
+tracker_backend heap::tracking() const noexcept {
+  return impl_ != nullptr ? impl_->tracking_backend : tracker_backend::none;
+}
+
+status heap::collect_dirty(dirty_set* out) {
+  if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  return impl_->collect_dirty(out);
+}
+
+write_stats heap::write_statistics() const {
+  write_stats stats{};
+  if (impl_ == nullptr) return stats;
+  const layout::heap_meta* m = impl_->meta();
+  const layout::tracking_record t = m->tracking;
+  stats.backend = tracker_backend::none;
+  for (const auto& b : kBackends)
+    if (b.code == t.backend) stats.backend = b.backend;
+  stats.pid = static_cast<int>(t.pid);
+  // A tracker that died without stopping leaves its pid behind.
+  if (stats.pid != 0 && ::kill(stats.pid, 0) != 0 && errno == ESRCH) {
+    stats.backend = tracker_backend::none;
+    stats.pid = 0;
+  }
+  stats.epoch = t.epoch;
+  stats.last_epoch_seconds = static_cast<double>(t.last_epoch_ns) / 1e9;
+  if (stats.backend != tracker_backend::none && t.epoch_start_ns != 0) {
+    std::uint64_t now = realtime_ns();
+    stats.current_epoch_seconds = static_cast<double>(now - std::min(now, t.epoch_start_ns)) / 1e9;
+  }
+  stats.pages_last_epoch = t.pages_last;
+  stats.pages_total = t.pages_total;
+  std::lock_guard guard(impl_->meta_lock);
+  for (std::size_t i = 0; i <= layout::kMaxPods; ++i) {
+    const layout::pod_write_record& w = m->pod_writes[i];
+    if (w.epochs_written == 0) continue;
+    std::uint32_t id = i == layout::kMaxPods ? kMetadataPod : static_cast<std::uint32_t>(i);
+    std::string pod_name = i == layout::kMaxPods ? "(metadata)"
+                                                 : std::string(m->pods[i].name, strnlen(m->pods[i].name, sizeof m->pods[i].name));
+    stats.pods.push_back({id, pod_name, w.pages_last, w.pages_total, w.epochs_written, w.last_written_epoch});
+  }
+  return stats;
+}
+
+}  // namespace larder
