@@ -3,6 +3,8 @@
 //   larder info  HEAP    superblock facts and usage
 //   larder roots HEAP    the named roots
 //   larder pods  HEAP    the pods and their usage
+//   larder stat  HEAP [--interval S [--count N]]
+//                        pages written per pod, from page-write tracking
 //   larder create HEAP [--reserve BYTES]
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
@@ -12,7 +14,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <map>
+#include <thread>
 
 namespace {
 
@@ -60,6 +65,59 @@ int pods(const target& t) {
   return 0;
 }
 
+void print_write_stats(const larder::write_stats& s) {
+  if (s.backend != larder::tracker_backend::none)
+    std::printf("tracked by pid %d with %s; epoch %llu, last epoch %.3f s, current epoch %.3f s so far\n", s.pid,
+                larder::to_string(s.backend), static_cast<unsigned long long>(s.epoch), s.last_epoch_seconds,
+                s.current_epoch_seconds);
+  else if (s.epoch != 0)
+    std::printf("not tracked now; %llu epochs recorded, the last %.3f s long\n",
+                static_cast<unsigned long long>(s.epoch), s.last_epoch_seconds);
+  else
+    std::printf("never tracked (larder::heap::start_tracking records statistics here)\n");
+  if (s.epoch == 0) return;
+  std::printf("%-10s %-24s %12s %12s %14s %12s %8s\n", "pod", "name", "last epoch", "MiB", "pages/s", "total",
+              "epochs");
+  auto row = [&](const char* id, const std::string& name, std::uint64_t last, std::uint64_t total,
+                 std::uint64_t epochs) {
+    double rate = s.last_epoch_seconds > 0 ? static_cast<double>(last) / s.last_epoch_seconds : 0.0;
+    std::printf("%-10s %-24s %12llu %12.2f %14.0f %12llu %8llu\n", id, name.c_str(),
+                static_cast<unsigned long long>(last), static_cast<double>(last) * 4096 / (1 << 20), rate,
+                static_cast<unsigned long long>(total), static_cast<unsigned long long>(epochs));
+  };
+  for (const auto& p : s.pods) {
+    std::string id = p.pod == larder::kMetadataPod ? "-" : std::to_string(p.pod);
+    row(id.c_str(), p.name, p.pages_last_epoch, p.pages_total, p.epochs_written);
+  }
+  row("", "all pods", s.pages_last_epoch, s.pages_total, s.epoch);
+}
+
+// With an interval: what was collected meanwhile, per pod, per second.
+int stat(const target& t, double interval, int count) {
+  larder::heap h = open_heap(t, true);
+  larder::write_stats previous = h.write_statistics();
+  print_write_stats(previous);
+  for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    larder::write_stats now = h.write_statistics();
+    std::map<std::uint32_t, std::uint64_t> before;
+    for (const auto& p : previous.pods) before[p.pod] = p.pages_total;
+    std::printf("-- %.1f s: %llu epochs collected, %llu pages written (%.0f pages/s)\n", interval,
+                static_cast<unsigned long long>(now.epoch - previous.epoch),
+                static_cast<unsigned long long>(now.pages_total - previous.pages_total),
+                static_cast<double>(now.pages_total - previous.pages_total) / interval);
+    for (const auto& p : now.pods) {
+      std::uint64_t delta = p.pages_total - before[p.pod];
+      if (delta != 0)
+        std::printf("   %-24s %12llu pages %14.0f pages/s\n", p.name.c_str(), static_cast<unsigned long long>(delta),
+                    static_cast<double>(delta) / interval);
+    }
+    std::fflush(stdout);
+    previous = now;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,14 +128,21 @@ int main(int argc, char** argv) {
   auto* info_cmd = app.add_subcommand("info", "superblock facts and usage");
   auto* roots_cmd = app.add_subcommand("roots", "list the named roots");
   auto* pods_cmd = app.add_subcommand("pods", "list the pods and their usage (opens for writing)");
+  auto* stat_cmd = app.add_subcommand("stat", "pages written per pod, as recorded by page-write tracking");
   auto* create_cmd = app.add_subcommand("create", "create an empty heap");
-  for (auto* c : {info_cmd, roots_cmd, pods_cmd, create_cmd}) add_target(c, &t);
+  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd}) add_target(c, &t);
+  double interval = 0;
+  int count = 0;
+  stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
+      ->check(CLI::PositiveNumber);
+  stat_cmd->add_option("--count", count, "stop after N samples (default: until interrupted)")->check(CLI::NonNegativeNumber);
   create_cmd->add_option("--reserve", reserve, "address space to reserve, in bytes");
   CLI11_PARSE(app, argc, argv);
   try {
     if (*info_cmd) return info(t);
     if (*roots_cmd) return roots(t);
     if (*pods_cmd) return pods(t);
+    if (*stat_cmd) return stat(t, interval, count);
     larder::heap_options options;
     options.kind = t.shm ? larder::backing::shm : larder::backing::file;
     options.name = t.name;
