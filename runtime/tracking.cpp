@@ -110,6 +110,10 @@ std::vector<tracker_support> tracker_backends() {
   return result;
 }
 
+void prepare_kernel_write(const void* address, std::size_t size) noexcept {
+  (void)port::prepare_kernel_write(address, size);
+}
+
 // ---- dirty_set -------------------------------------------------------------
 
 std::size_t dirty_set::page_count() const noexcept {

@@ -95,4 +95,14 @@ struct write_stats {
   std::vector<pod_write_stats> pods;  // pods ever written, by id
 };
 
+// Under the mprotect and pkey backends the kernel cannot write into a page
+// still protected for tracking: the system call fails with EFAULT. larder
+// wraps read, pread, readv, preadv, preadv2, recv, recvfrom and recvmsg
+// (and their _chk forms) to prepare their buffers; before handing heap
+// memory to any other system call that writes into it (fstat, getdents,
+// io_uring, ...), call this. It marks [address, address + size) written in
+// the current epoch and makes it writable. No-op under uffd_async, which
+// needs nothing of the kind.
+LARDER_EXPORT void prepare_kernel_write(const void* address, std::size_t size) noexcept;
+
 }  // namespace larder
