@@ -19,13 +19,21 @@ std::uint32_t pod_of_address(const region& r, std::uintptr_t address) noexcept {
 void attribute_to_pods(const region& r, const std::vector<port::written_run>& written, std::vector<dirty_run>* out) {
   const std::uintptr_t lo = r.base();
   const std::uintptr_t hi = r.base() + r.reserve();
+  out->reserve(out->size() + written.size());
+  std::uintptr_t cached_segment = ~std::uintptr_t{0};
+  std::uint32_t cached_pod = 0;
   for (const port::written_run& run : written) {
     std::uintptr_t start = std::max(run.start, lo);
     std::uintptr_t end = std::min(run.start + run.pages * port::kOsPageSize, hi);
     while (start < end) {
-      std::uintptr_t segment_end = ((start - lo) / kSegmentSize + 1) * kSegmentSize + lo;
+      std::uintptr_t segment = (start - lo) >> kSegmentShift;
+      std::uintptr_t segment_end = lo + ((segment + 1) << kSegmentShift);
       std::uintptr_t piece_end = std::min(end, segment_end);
-      std::uint32_t pod = pod_of_address(r, start);
+      if (segment != cached_segment) {
+        cached_segment = segment;
+        cached_pod = pod_of_address(r, start);
+      }
+      std::uint32_t pod = cached_pod;
       auto pages = static_cast<std::uint32_t>((piece_end - start) / port::kOsPageSize);
       if (!out->empty() && out->back().pod == pod &&
           out->back().start + std::uintptr_t{out->back().pages} * port::kOsPageSize == start)

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace larder {
 
@@ -38,6 +39,7 @@ class heap_impl {
   std::unique_ptr<port::write_tracker> tracker;
   tracker_backend tracking_backend = tracker_backend::none;
   std::uint64_t epoch = 0;  // the current epoch's number, while tracking
+  std::vector<port::written_run> written_buffer;
   status start_tracking(tracker_backend backend);
   void stop_tracking() noexcept;
   status collect_dirty(dirty_set* out);

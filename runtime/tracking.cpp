@@ -207,10 +207,11 @@ status heap_impl::collect_dirty(dirty_set* out) {
   process_heap_scope scope;
   std::lock_guard collect_guard(collect_lock);
   if (!tracker) return status(errc::invalid_argument, name + ": not tracking (start_tracking first)");
-  std::vector<port::written_run> written;
-  if (int err = tracker->collect(&written)) return status::from_errno(err, "collecting the written pages of " + name);
+  written_buffer.clear();  // kept between collects: its capacity fits the next
+  if (int err = tracker->collect(&written_buffer))
+    return status::from_errno(err, "collecting the written pages of " + name);
   std::vector<dirty_run> runs;
-  alloc::attribute_to_pods(region, written, &runs);
+  alloc::attribute_to_pods(region, written_buffer, &runs);
   const std::uint64_t ended = epoch++;
 
   // A forked child of the tracking process may not write the heap.

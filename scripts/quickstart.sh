@@ -43,6 +43,7 @@ case "${1:-}" in
     install_deps --bench
     configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_BUILD_BENCH=ON
     python3 bench/compare.py --build-dir build --write-doc "${@:2}"
+    python3 bench/track_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     ;;
   *)
     echo "usage: $0 demo|test|bench" >&2

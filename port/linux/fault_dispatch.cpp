@@ -94,6 +94,7 @@ int install_handler() {
 }  // namespace
 
 int add_fault_client(fault_client* client) {
+  link_kernel_write_wrappers();
   std::lock_guard guard(g_install_lock);
   if (int e = install_handler()) return e;
   for (auto& slot : g_clients) {

@@ -56,6 +56,12 @@ bool prepare_msg(const msghdr* msg) {
 }
 
 }  // namespace
+
+// Referenced from fault_dispatch.cpp, so that linking the static library
+// pulls these wrappers in even when another library linked earlier (a
+// sanitizer runtime) already defines read & co.
+void link_kernel_write_wrappers() noexcept {}
+
 }  // namespace larder::port
 
 using larder::port::next_definition;

@@ -29,6 +29,7 @@ constexpr std::size_t kPagesPerChunk = (std::size_t{1} << kChunkShift) / kOsPage
 constexpr std::size_t kWordsPerChunk = kPagesPerChunk / 64;
 constexpr std::size_t kChunks = std::size_t{1} << (47 - kChunkShift);
 constexpr std::size_t kFallbackBlock = std::size_t{2} << 20;
+constexpr std::size_t kRunsForWholeProtect = 32;
 
 struct chunk {
   std::uint64_t tracked[kWordsPerChunk];
@@ -132,9 +133,20 @@ class mprotect_tracker final : public write_tracker, public fault_client {
       chunk* ch = table_[c].load(std::memory_order_relaxed);
       std::uintptr_t base = c << kChunkShift;
       const std::uint64_t* source = report_all_ ? ch->tracked : ch->written;
+      // Re-protecting many scattered runs one call each costs far more than
+      // one call over the whole tracked part of the chunk, which also
+      // merges the split mappings back.
+      std::size_t runs = 0;
+      for_each_set_run(source, base, [&](std::uintptr_t, std::uintptr_t) { ++runs; });
+      bool whole = runs > kRunsForWholeProtect;
+      if (whole) {
+        for_each_set_run(ch->tracked, base, [&](std::uintptr_t lo, std::uintptr_t hi) {
+          if (::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ) != 0) whole = false;
+        });
+      }
       for_each_set_run(source, base, [&](std::uintptr_t lo, std::uintptr_t hi) {
         append(out, lo, hi);
-        if (::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ) != 0) {
+        if (!whole && ::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ) != 0) {
           // Still writable: keep it marked, so it is reported again (a
           // false positive next time, never a miss).
           for (std::uintptr_t p = lo; p < hi; p += kOsPageSize) set_bit(ch->written, page_index(p));

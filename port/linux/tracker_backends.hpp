@@ -51,6 +51,9 @@ void remove_fault_client(fault_client* client) noexcept;
 // into user memory must prepare their buffers first.
 bool kernel_writes_need_preparing() noexcept;
 
+// Defined beside the read/recv wrappers; calling it keeps them linked.
+void link_kernel_write_wrappers() noexcept;
+
 // Reads the current thread id without libc caching (safe after fork).
 int current_tid() noexcept;
 

@@ -89,13 +89,19 @@ long scan_written(int pagemap, std::uintptr_t start, std::uintptr_t end, bool re
     arg.return_mask = kabi::kPageIsWritten;
     long n = ::ioctl(pagemap, kabi::kPagemapScan, &arg);
     if (n < 0) return -errno;
+    std::uintptr_t reported_end = start;
     for (long i = 0; i < n; ++i) {
       std::size_t run = (vec[i].end - vec[i].start) / kOsPageSize;
       on_run(static_cast<std::uintptr_t>(vec[i].start), run);
       pages += static_cast<long>(run);
+      reported_end = static_cast<std::uintptr_t>(vec[i].end);
     }
-    if (arg.walk_end <= start) return -EIO;  // no progress: never expected
-    start = arg.walk_end;
+    // walk_end can fall short of the last region reported (seen on 6.18
+    // with writes racing the scan); going on from there would report those
+    // pages twice and out of order.
+    std::uintptr_t next = std::max<std::uintptr_t>(arg.walk_end, reported_end);
+    if (next <= start) return -EIO;  // no progress: never expected
+    start = next;
   }
   return pages;
 }
@@ -109,6 +115,10 @@ class uffd_tracker final : public write_tracker {
 
   int track(std::uintptr_t start, std::size_t size, std::uint32_t) override {
     std::lock_guard guard(lock_);
+    if (fd_ < 0) {  // after untrack_all
+      if (int e = open_uffd(&fd_)) return e;
+      pid_ = ::getpid();
+    }
     if (int e = reattach_after_fork()) return e;
     // Only what is not tracked yet: protecting a tracked page again would
     // forget a write made to it in this epoch.
