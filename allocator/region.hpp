@@ -87,6 +87,9 @@ class region {
     return (reinterpret_cast<std::uintptr_t>(p) - base_) >> kSegmentShift;
   }
   std::size_t segments_in_use() const noexcept;
+  // Held while segments are claimed (the segments_claimed hook runs under
+  // it); page tracking takes it to start without missing a claim.
+  std::mutex& claim_lock() noexcept { return lock_; }
 
   // Fork handlers: take and drop every lock of the region and its arenas.
   void lock_all() noexcept;

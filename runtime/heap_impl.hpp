@@ -3,6 +3,7 @@
 #pragma once
 
 #include "allocator/region.hpp"
+#include "port/os.hpp"
 #include "port/write_tracker.hpp"
 #include "recovery/layout.hpp"
 
@@ -40,6 +41,8 @@ class heap_impl {
   tracker_backend tracking_backend = tracker_backend::none;
   std::uint64_t epoch = 0;  // the current epoch's number, while tracking
   std::vector<port::written_run> written_buffer;
+  int tracking_pid = port::process_id();
+  void reset_tracking_locks_after_fork() noexcept;
   status start_tracking(tracker_backend backend);
   void stop_tracking() noexcept;
   status collect_dirty(dirty_set* out);

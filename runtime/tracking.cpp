@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <new>
 #include <cstring>
 #include <ctime>
 
@@ -151,14 +152,17 @@ status heap_impl::start_tracking(tracker_backend backend) {
   process_heap_scope scope;
   if (!can_write()) return status(errc::read_only, name + ": a read-only heap cannot be tracked");
   if (backend == tracker_backend::none) return status(errc::invalid_argument, "tracker_backend::none");
+  reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
   if (tracker) return status(errc::invalid_argument, name + ": already tracking");
   std::unique_ptr<port::write_tracker> fresh;
   if (status s = make_backend(backend, &fresh); !s.ok()) return s;
 
+  // No segment is claimed meanwhile (the hook runs under this lock and
+  // takes tracker_lock after it): every segment is either tracked below or
+  // claimed later, with the tracker in place.
+  std::lock_guard claim_guard(region.claim_lock());
   std::lock_guard tracker_guard(tracker_lock);
-  // Segments claimed from here on are tracked by the hook, which waits for
-  // this lock; what exists now is tracked below.
   const std::uintptr_t base = region.base();
   const std::size_t high = std::max<std::size_t>(meta()->segments_high, 1);
   int err = 0;
@@ -189,8 +193,18 @@ status heap_impl::start_tracking(tracker_backend backend) {
   return {};
 }
 
+void heap_impl::reset_tracking_locks_after_fork() noexcept {
+  // Another thread of the parent may have held them at fork; the child's
+  // first call (it has one thread then) starts from fresh ones.
+  if (tracking_pid == port::process_id()) return;
+  new (&collect_lock) std::mutex;
+  new (&tracker_lock) std::mutex;
+  tracking_pid = port::process_id();
+}
+
 void heap_impl::stop_tracking() noexcept {
   process_heap_scope scope;
+  reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
   std::lock_guard tracker_guard(tracker_lock);
   if (!tracker) return;
@@ -205,6 +219,7 @@ void heap_impl::stop_tracking() noexcept {
 
 status heap_impl::collect_dirty(dirty_set* out) {
   process_heap_scope scope;
+  reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
   if (!tracker) return status(errc::invalid_argument, name + ": not tracking (start_tracking first)");
   written_buffer.clear();  // kept between collects: its capacity fits the next
@@ -249,6 +264,7 @@ status heap_impl::collect_dirty(dirty_set* out) {
 int heap_impl::on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) {
   auto* self = static_cast<heap_impl*>(context);
   process_heap_scope scope;
+  self->reset_tracking_locks_after_fork();
   std::lock_guard guard(self->tracker_lock);
   if (!self->tracker) return 0;
   return self->tracker->track(start, size, pod);

@@ -43,6 +43,9 @@ void pass_on(int sig, siginfo_t* info, void* context) {
   if (info->si_code <= 0) ::raise(sig);
 }
 
+// The address of this thread's last fault that no client claimed.
+thread_local void* t_unclaimed __attribute__((tls_model("initial-exec"))) = nullptr;
+
 void on_sigsegv(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   g_handlers_running.fetch_add(1, std::memory_order_acq_rel);
@@ -56,7 +59,19 @@ void on_sigsegv(int sig, siginfo_t* info, void* context) {
   }
   g_handlers_running.fetch_sub(1, std::memory_order_acq_rel);
   errno = saved_errno;
-  if (!handled) pass_on(sig, info, context);
+  if (handled) {
+    t_unclaimed = nullptr;
+    return;
+  }
+  // A write that faulted just before its range stopped being tracked (and
+  // was made writable) is no one's now, but succeeds if retried: retry an
+  // unclaimed access fault once before passing it on.
+  if (info->si_code == SEGV_ACCERR && t_unclaimed != info->si_addr) {
+    t_unclaimed = info->si_addr;
+    return;
+  }
+  t_unclaimed = nullptr;
+  pass_on(sig, info, context);
 }
 
 template <class Fn>
@@ -65,14 +80,8 @@ void for_each_client(Fn&& fn) {
     if (fault_client* client = slot.load(std::memory_order_acquire)) fn(client);
 }
 
-void fork_prepare() {
-  g_install_lock.lock();
-  for_each_client([](fault_client* c) { c->fork_prepare(); });
-}
-void fork_parent() {
-  for_each_client([](fault_client* c) { c->fork_parent(); });
-  g_install_lock.unlock();
-}
+void fork_prepare() { g_install_lock.lock(); }
+void fork_parent() { g_install_lock.unlock(); }
 void fork_child() {
   g_handlers_running.store(0, std::memory_order_relaxed);  // only this thread survives
   for_each_client([](fault_client* c) { c->fork_child(); });
@@ -85,7 +94,13 @@ int install_handler() {
   action.sa_sigaction = on_sigsegv;
   action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   ::sigemptyset(&action.sa_mask);
-  if (::sigaction(SIGSEGV, &action, &g_previous) != 0) return errno;
+  // The pkey backend's revoke signal must not run inside a fault handler
+  // that is granting access for the epoch it is ending.
+  ::sigaddset(&action.sa_mask, kRevokeSignal());
+  // Read the old action first: a foreign fault right after installing
+  // must find it.
+  if (::sigaction(SIGSEGV, nullptr, &g_previous) != 0) return errno;
+  if (::sigaction(SIGSEGV, &action, nullptr) != 0) return errno;
   if (int e = at_fork(fork_prepare, fork_parent, fork_child)) return e;
   g_installed = true;
   return 0;
@@ -126,7 +141,10 @@ bool prepare_kernel_write(const void* p, std::size_t size) noexcept {
   auto lo = reinterpret_cast<std::uintptr_t>(p) & ~(kOsPageSize - 1);
   auto hi = (reinterpret_cast<std::uintptr_t>(p) + size + kOsPageSize - 1) & ~(kOsPageSize - 1);
   bool touched = false;
+  // Counted like a handler, so that remove_fault_client waits for it.
+  g_handlers_running.fetch_add(1, std::memory_order_acq_rel);
   for_each_client([&](fault_client* c) { touched |= c->prepare_write(lo, hi); });
+  g_handlers_running.fetch_sub(1, std::memory_order_acq_rel);
   return touched;
 }
 

@@ -38,7 +38,11 @@ auto prepared_call(Prepare&& prepare, Call&& call) {
   for (int attempt = 0;; ++attempt) {
     bool tracked = kernel_writes_need_preparing() && prepare();
     auto result = call();
-    if (result >= 0 || errno != EFAULT || !tracked || attempt == kRetries) return result;
+    if (result >= 0 || errno != EFAULT || attempt == kRetries) return result;
+    // EFAULT from a page that a tracker protected meanwhile (one may have
+    // started since the check above) is worth retrying; a bad pointer in a
+    // process without trackers is not.
+    if (!tracked && !kernel_writes_need_preparing()) return result;
   }
 }
 

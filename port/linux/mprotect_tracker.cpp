@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cerrno>
 #include <mutex>
+#include <new>
 
 namespace larder::port {
 namespace {
@@ -147,8 +148,10 @@ class mprotect_tracker final : public write_tracker, public fault_client {
       for_each_set_run(source, base, [&](std::uintptr_t lo, std::uintptr_t hi) {
         append(out, lo, hi);
         if (!whole && ::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ) != 0) {
-          // Still writable: keep it marked, so it is reported again (a
-          // false positive next time, never a miss).
+          // Keep it marked, so it is reported again (a false positive next
+          // time, never a miss), and writable: a marked page that stayed
+          // protected (a partial failure) would fault forever.
+          ::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ | PROT_WRITE);
           for (std::uintptr_t p = lo; p < hi; p += kOsPageSize) set_bit(ch->written, page_index(p));
           result = result != 0 ? result : errno;
           return;
@@ -198,9 +201,8 @@ class mprotect_tracker final : public write_tracker, public fault_client {
     return touched;
   }
 
-  void fork_prepare() noexcept override { lock_.lock(); }
-  void fork_parent() noexcept override { lock_.unlock(); }
   void fork_child() noexcept override {
+    new (&lock_) std::mutex;  // a parent thread may have held it
     // A thread of the parent may have been between marking a page and
     // unprotecting it; that thread is gone. Re-protect everything and let
     // the child's first collect report every tracked page.
@@ -214,7 +216,6 @@ class mprotect_tracker final : public write_tracker, public fault_client {
       for (auto& w : ch->written) w = 0;
     }
     report_all_ = true;
-    lock_.unlock();
   }
 
  private:

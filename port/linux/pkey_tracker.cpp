@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 
 namespace larder::port {
 namespace {
@@ -73,7 +74,6 @@ std::uint32_t* frame_pkru(ucontext_t* context, std::size_t offset) noexcept {
 class pkey_tracker;
 std::atomic<pkey_tracker*> g_revoking{nullptr};
 std::atomic<int> g_revoke_acks{0};
-int revoke_signal() { return SIGRTMAX - 2; }
 
 class pkey_tracker final : public write_tracker, public fault_client {
  public:
@@ -94,7 +94,7 @@ class pkey_tracker final : public write_tracker, public fault_client {
       action.sa_sigaction = on_revoke;
       action.sa_flags = SA_SIGINFO | SA_RESTART;
       ::sigemptyset(&action.sa_mask);
-      if (::sigaction(revoke_signal(), &action, nullptr) != 0) install_error = errno;
+      if (::sigaction(kRevokeSignal(), &action, nullptr) != 0) install_error = errno;
     });
     if (install_error != 0) return install_error;
     return add_fault_client(this);
@@ -129,7 +129,14 @@ class pkey_tracker final : public write_tracker, public fault_client {
   int collect(std::vector<written_run>* out) override {
     std::lock_guard guard(lock_);
     std::uint64_t ended = epoch_.fetch_add(1, std::memory_order_acq_rel);
-    if (int e = revoke_all_threads()) return e;
+    if (int e = revoke_all_threads()) {
+      // Some thread may keep its access: carry the ended epoch's marks into
+      // the current one, so they are reported by a later collect.
+      for (int k = 1; k < kMaxKeys; ++k)
+        if (written_[ended & 1][k].exchange(false, std::memory_order_acq_rel))
+          written_[(ended + 1) & 1][k].store(true, std::memory_order_release);
+      return e;
+    }
     bool written_keys[kMaxKeys] = {};
     for (int k = 1; k < kMaxKeys; ++k)
       written_keys[k] = written_[ended & 1][k].exchange(false, std::memory_order_acq_rel);
@@ -169,23 +176,30 @@ class pkey_tracker final : public write_tracker, public fault_client {
     return true;
   }
 
+  // Called from the read/recv wrappers, never from a signal handler.
   bool prepare_write(std::uintptr_t lo, std::uintptr_t hi) noexcept override {
+    // Holding lock_ keeps this tracker's collect out. The revoke signal
+    // (of another tracker's collect) is blocked only once the lock is held,
+    // so a thread waiting here still answers it; blocked, it cannot land
+    // between reading and writing PKRU and be undone.
+    std::lock_guard guard(lock_);
+    sigset_t revoke, previous;
+    ::sigemptyset(&revoke);
+    ::sigaddset(&revoke, kRevokeSignal());
+    ::pthread_sigmask(SIG_BLOCK, &revoke, &previous);
     std::uint32_t grant = 0;
     std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
-    // ranges_ changes only under lock_ in track/untrack; a system call into
-    // heap memory racing with those is outside the contract.
     for (const range& r : ranges_) {
       if (r.hi <= lo || r.lo >= hi) continue;
       written_[epoch & 1][r.key].store(true, std::memory_order_release);
       grant |= key_bits(r.key, kAccessDisable | kWriteDisable);
     }
     if (grant != 0) write_pkru(read_pkru() & ~grant);
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     return grant != 0;
   }
 
-  void fork_prepare() noexcept override { lock_.lock(); }
-  void fork_parent() noexcept override { lock_.unlock(); }
-  void fork_child() noexcept override { lock_.unlock(); }
+  void fork_child() noexcept override { new (&lock_) std::mutex; }
 
  private:
   struct range {
@@ -204,6 +218,9 @@ class pkey_tracker final : public write_tracker, public fault_client {
     } else {
       owned_keys_ |= 1u << k;
       keys_mask_.fetch_or(1u << k, std::memory_order_acq_rel);
+      // A key freed earlier may still be writable in threads that were
+      // granted it then: take that away before any page carries it.
+      if (int e = revoke_all_threads()) return e;
     }
     groups_.push_back({group, static_cast<int>(k)});
     *key = static_cast<int>(k);
@@ -260,17 +277,25 @@ class pkey_tracker final : public write_tracker, public fault_client {
         break;
       }
       int sent = 0;
+      std::vector<int> signaled;
       g_revoke_acks.store(0, std::memory_order_release);
       while (dirent* entry = ::readdir(dir)) {
         int tid = std::atoi(entry->d_name);
         if (tid <= 0 || tid == self || std::find(done.begin(), done.end(), tid) != done.end()) continue;
         done.push_back(tid);
         found_new = true;
-        if (::syscall(SYS_tgkill, pid, tid, revoke_signal()) == 0) ++sent;  // ESRCH: it exited
+        if (::syscall(SYS_tgkill, pid, tid, kRevokeSignal()) == 0) {  // ESRCH: it exited
+          ++sent;
+          signaled.push_back(tid);
+        }
       }
       ::closedir(dir);
       std::uint64_t deadline = monotonic_ns() + 5'000'000'000ull;
       while (g_revoke_acks.load(std::memory_order_acquire) < sent) {
+        // A thread that exited after the signal was sent never answers.
+        int alive = 0;
+        for (int tid : signaled) alive += ::syscall(SYS_tgkill, pid, tid, 0) == 0;
+        if (g_revoke_acks.load(std::memory_order_acquire) >= std::min(sent, alive)) break;
         if (monotonic_ns() > deadline) {
           result = ETIMEDOUT;  // a thread blocks the signal
           break;

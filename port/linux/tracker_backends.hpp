@@ -31,9 +31,11 @@ class fault_client {
   virtual bool on_fault(const siginfo_t* info, ucontext_t* context) noexcept = 0;
   // Makes [lo, hi) writable for a system call, marking it written.
   virtual bool prepare_write(std::uintptr_t lo, std::uintptr_t hi) noexcept = 0;
-  // fork(): held across it so that no collect is half done in the child.
-  virtual void fork_prepare() noexcept = 0;
-  virtual void fork_parent() noexcept = 0;
+  // In the child of fork(), its only thread. Another thread of the parent
+  // may have been inside the client (holding its lock, half through a
+  // collect): the client makes its state usable and conservative again.
+  // Taking the lock across fork instead would deadlock with the allocator's
+  // fork handlers (a thread holding the region lock may be waiting for it).
   virtual void fork_child() noexcept = 0;
 
  protected:
@@ -50,6 +52,9 @@ void remove_fault_client(fault_client* client) noexcept;
 // True while any signal-based tracker exists, so system calls that write
 // into user memory must prepare their buffers first.
 bool kernel_writes_need_preparing() noexcept;
+
+// The signal the pkey backend uses to take write access back from threads.
+inline int kRevokeSignal() noexcept { return SIGRTMAX - 2; }
 
 // Defined beside the read/recv wrappers; calling it keeps them linked.
 void link_kernel_write_wrappers() noexcept;

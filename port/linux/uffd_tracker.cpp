@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
+#include <new>
 
 namespace larder::port {
 namespace {
@@ -114,7 +115,7 @@ class uffd_tracker final : public write_tracker {
   tracker_kind kind() const noexcept override { return tracker_kind::uffd_async; }
 
   int track(std::uintptr_t start, std::size_t size, std::uint32_t) override {
-    std::lock_guard guard(lock_);
+    std::lock_guard guard(lock());
     if (fd_ < 0) {  // after untrack_all
       if (int e = open_uffd(&fd_)) return e;
       pid_ = ::getpid();
@@ -130,19 +131,29 @@ class uffd_tracker final : public write_tracker {
   }
 
   void untrack_all() noexcept override {
-    std::lock_guard guard(lock_);
-    if (fd_ >= 0) ::close(fd_);  // closing unregisters and unprotects
+    std::lock_guard guard(lock());
+    if (fd_ >= 0) {
+      // Closing alone would not release the context while a forked child
+      // still holds the inherited descriptor.
+      if (::getpid() == pid_) {
+        for (auto [lo, hi] : ranges_) {
+          uffdio_range range{lo, hi - lo};
+          ::ioctl(fd_, UFFDIO_UNREGISTER, &range);
+        }
+      }
+      ::close(fd_);
+    }
     fd_ = -1;
     ranges_.clear();
+    report_all_ = false;
   }
 
   int collect(std::vector<written_run>* out) override {
-    std::lock_guard guard(lock_);
-    if (::getpid() != pid_) {
-      // The child of a fork: the kernel dropped the registration and the
-      // marks, so nothing tells what was written; report everything.
-      if (int e = reattach_after_fork()) return e;
+    std::lock_guard guard(lock());
+    if (int e = reattach_after_fork()) return e;
+    if (report_all_) {
       for (auto [lo, hi] : ranges_) out->push_back({lo, (hi - lo) / kOsPageSize});
+      report_all_ = false;
       return 0;
     }
     int pagemap = pagemap_.get();
@@ -154,13 +165,18 @@ class uffd_tracker final : public write_tracker {
         else
           out->push_back({s, pages});
       });
-      if (n < 0) return static_cast<int>(-n);
+      if (n < 0) {
+        // Pages already re-protected by this collect would be lost: the
+        // next one reports everything instead.
+        report_all_ = true;
+        return static_cast<int>(-n);
+      }
     }
     return 0;
   }
 
   std::size_t tracked_bytes() const noexcept override {
-    std::lock_guard guard(lock_);
+    std::lock_guard guard(lock());
     std::size_t total = 0;
     for (auto [lo, hi] : ranges_) total += hi - lo;
     return total;
@@ -169,10 +185,13 @@ class uffd_tracker final : public write_tracker {
  private:
   using range = std::pair<std::uintptr_t, std::uintptr_t>;
 
+  // The child of a fork: the kernel dropped the registration and the marks,
+  // so nothing tells what was written; the next collect reports everything.
   int reattach_after_fork() {
-    if (::getpid() == pid_) return 0;
+    if (::getpid() == pid_ || fd_ < 0) return 0;
     ::close(fd_);  // the parent's context; closing our copy leaves it alone
     fd_ = -1;
+    report_all_ = true;
     if (int e = open_uffd(&fd_)) return e;
     pid_ = ::getpid();
     for (auto [lo, hi] : ranges_)
@@ -205,10 +224,22 @@ class uffd_tracker final : public write_tracker {
     ranges_.swap(merged);
   }
 
+  // A thread of the parent may have held the lock at fork: the child's
+  // first call (it has one thread then) starts from a fresh one.
+  std::mutex& lock() const noexcept {
+    if (::getpid() != lock_pid_) {
+      new (&lock_) std::mutex;
+      lock_pid_ = ::getpid();
+    }
+    return lock_;
+  }
+
   mutable std::mutex lock_;
+  mutable int lock_pid_ = ::getpid();
   int fd_;
   int pid_;
   std::vector<range> ranges_;
+  bool report_all_ = false;
   std::vector<kabi::page_region> vec_;
   pagemap_file pagemap_;
 };

@@ -8,6 +8,7 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <random>
 #include <set>
 #include <thread>
@@ -267,6 +268,100 @@ TEST_P(HeapTracking, StopLeavesTheHeapWritableAndCollectRefuses) {
   ASSERT_TRUE(h_.heap.start_tracking(backend_).ok());
   p[1] = 7;
   EXPECT_TRUE(h_.heap.close().ok());
+}
+
+TEST_P(HeapTracking, StartRacingSegmentClaimsMissesNothing) {
+  for (int round = 0; round < 8; ++round) {
+    heap_under_test h;
+    ASSERT_TRUE(larder::heap::open(h.options(larder::backing::anonymous), &h.heap).ok());
+    std::vector<char*> blocks(64);
+    std::atomic<bool> go{false};
+    std::thread allocator([&] {
+      while (!go.load()) {
+      }
+      for (auto& b : blocks) b = static_cast<char*>(h.heap.allocate(std::size_t{3} << 20));
+    });
+    go.store(true);
+    ASSERT_TRUE(h.heap.start_tracking(backend_).ok());
+    allocator.join();
+    larder::dirty_set set;
+    ASSERT_TRUE(h.heap.collect_dirty(&set).ok());
+    for (char* b : blocks) {
+      ASSERT_NE(b, nullptr);
+      b[kPage] = 1;
+    }
+    ASSERT_TRUE(h.heap.collect_dirty(&set).ok());
+    for (char* b : blocks) ASSERT_TRUE(set.contains(b + kPage)) << "round " << round;
+  }
+}
+
+TEST_P(HeapTracking, StartAndStopWhileOtherThreadsWriteAndRead) {
+  auto* area = static_cast<char*>(h_.heap.allocate(64 * kPage, kPage));
+  ASSERT_NE(area, nullptr);
+  std::memset(area, 0, 64 * kPage);
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad_reads{0};
+  std::thread writer([&] {
+    for (unsigned i = 0; !stop.load(); ++i) area[(i % 32) * kPage + i % 100] = static_cast<char>(i);
+  });
+  std::thread reader([&] {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    for (unsigned i = 0; !stop.load(); ++i) {
+      char message[16];
+      std::snprintf(message, sizeof message, "m%u", i);
+      if (::write(fds[1], message, sizeof message) != static_cast<ssize_t>(sizeof message)) break;
+      char* target = area + (32 + i % 32) * kPage - 3;
+      if (::read(fds[0], target, sizeof message) != static_cast<ssize_t>(sizeof message) ||
+          std::memcmp(target, message, sizeof message) != 0)
+        bad_reads.fetch_add(1);
+    }
+    ::close(fds[0]);
+    ::close(fds[1]);
+  });
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(h_.heap.start_tracking(backend_).ok());
+    larder::dirty_set set;
+    ASSERT_TRUE(h_.heap.collect_dirty(&set).ok());
+    h_.heap.stop_tracking();
+  }
+  stop.store(true);
+  writer.join();
+  reader.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  // The fault handler is still in place for the next tracker.
+  ASSERT_TRUE(h_.heap.start_tracking(backend_).ok());
+  area[0] = 9;
+  larder::dirty_set set;
+  ASSERT_TRUE(h_.heap.collect_dirty(&set).ok());
+  EXPECT_TRUE(set.contains(area));
+}
+
+TEST_P(HeapTracking, RestartWhileAForkedChildLives) {
+  auto* p = static_cast<char*>(h_.heap.allocate(kPage));
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(h_.heap.start_tracking(backend_).ok());
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c = 0;
+    (void)!::read(ready[0], &c, 1);  // until the parent is done
+    ::_exit(0);
+  }
+  h_.heap.stop_tracking();
+  larder::status s = h_.heap.start_tracking(backend_);
+  EXPECT_TRUE(s.ok()) << describe(s);
+  p[0] = 1;
+  larder::dirty_set set;
+  EXPECT_TRUE(h_.heap.collect_dirty(&set).ok());
+  EXPECT_TRUE(set.contains(p));
+  (void)!::write(ready[1], "x", 1);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 std::string param_name(const ::testing::TestParamInfo<param>& info) {
