@@ -33,10 +33,8 @@ Usage (from the repository root, after a Release build with
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,8 @@ from pathlib import Path
 
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
+sys.path.insert(0, str(SCRIPT_DIR))
+from bench_env import machine_info, resolve_build_dir  # noqa: E402
 
 ALLOC_WORKLOADS = ["churn", "pairs2t", "prodcons"]
 
@@ -114,14 +114,6 @@ def find_library(names: list[str]) -> str | None:
     return None
 
 
-def resolve_build_dir(text: str) -> Path:
-    path = Path(text)
-    if path.is_absolute() or path.exists():
-        return path.resolve()
-    candidate = REPO_ROOT / path
-    return candidate.resolve() if candidate.exists() else path.resolve()
-
-
 def find_in_build(build_dir: Path, name: str, preferred: list[str]) -> Path | None:
     for sub in preferred:
         path = build_dir / sub / name
@@ -150,40 +142,6 @@ def package_version(path: str) -> str | None:
         return version.stdout.strip() or None if version.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def larder_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "no commit yet"
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return rev.stdout.strip() + ("+local changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_info() -> dict:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "libc": platform.libc_ver()[1] or "unknown",
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -488,7 +446,7 @@ def main() -> int:
                   f"not found under {build_dir}")
             persist_bench = None
 
-    versions = {"glibc": info["libc"], "larder": larder_revision()}
+    versions = {"glibc": info["libc"], "larder": info["revision"]}
     for name, path in allocators:
         if path and name != "larder":
             versions[name] = package_version(path) or "unknown"

@@ -38,10 +38,8 @@ Usage (from the repository root, after a Release build with
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -51,6 +49,8 @@ from pathlib import Path
 
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
+sys.path.insert(0, str(SCRIPT_DIR))
+from bench_env import machine_info, resolve_build_dir  # noqa: E402
 
 MARKERS = ("<!-- tracking-table:begin -->", "<!-- tracking-table:end -->")
 
@@ -76,15 +76,7 @@ QUICK_ARGS = ["--iter-scale=0.2", "--collect-mib=64", "--first-write-mib=16", "-
 
 
 # ---------------------------------------------------------------------------
-# discovery and machine details (as bench/compare.py reports them)
-
-
-def resolve_build_dir(text: str) -> Path:
-    path = Path(text)
-    if path.is_absolute() or path.exists():
-        return path.resolve()
-    candidate = REPO_ROOT / path
-    return candidate.resolve() if candidate.exists() else path.resolve()
+# discovery
 
 
 def find_bench(build_dir: Path) -> Path | None:
@@ -97,39 +89,6 @@ def find_bench(build_dir: Path) -> Path | None:
             if path.is_file() and "CMakeFiles" not in path.parts:
                 return path
     return None
-
-
-def larder_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return "no commit yet"
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return rev.stdout.strip() + ("+local changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_info() -> dict:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "revision": larder_revision(),
-    }
 
 
 # ---------------------------------------------------------------------------
