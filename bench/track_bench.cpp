@@ -296,6 +296,16 @@ struct xxh3_state {
   }
 };
 
+// A write round: one byte changed in each chosen page.
+auto page_writer(char* base, const std::vector<std::uint32_t>& pages) {
+  return [base, &pages] {
+    for (std::uint32_t p : pages) {
+      volatile char* at = base + std::size_t{p} * kPage;
+      *at = static_cast<char>(*at + 1);
+    }
+  };
+}
+
 void bm_collect(benchmark::State& state, collect_method method, tracker_kind kind, backing where,
                 double percent) {
   std::string error;
@@ -322,13 +332,7 @@ void bm_collect(benchmark::State& state, collect_method method, tracker_kind kin
 
   std::vector<written_run> runs;
   runs.reserve(k + 16);
-  volatile char* base = r->base();
-  auto write_round = [&] {
-    for (std::uint32_t p : pages) {
-      volatile char* at = base + std::size_t{p} * kPage;
-      *at = static_cast<char>(*at + 1);  // changes the content, so hashing sees it
-    }
-  };
+  auto write_round = page_writer(r->base(), pages);  // changes the content, so hashing sees it
   // One collect; returns the pages found written, or -errno.
   auto collect = [&]() -> long {
     runs.clear();
@@ -367,14 +371,70 @@ void bm_collect(benchmark::State& state, collect_method method, tracker_kind kin
   state.counters["region_pages"] = static_cast<double>(r->pages());
 }
 
-// The collect of a uffd_async tracker and the bare ioctl, alternating on one
-// registration: each iteration writes the pages and times a collect, then
-// writes them again and times the ioctl (in the other order every second
-// iteration). On a shared machine, the two measured back to back give a far
-// steadier ratio than two benchmarks run seconds apart. Counters (medians
-// over this repetition's iterations): collect_ms, ioctl_ms, and
-// paired_ratio, the median of collect / ioctl per iteration. The manual time
-// is the collect's.
+// A collect and the bare ioctl, alternating on one registration: each
+// iteration writes the pages and times a collect, then writes them again and
+// times the ioctl (in the other order every second iteration). On a shared
+// machine, the two measured back to back give a far steadier ratio than two
+// benchmarks run seconds apart. Counters (medians over this repetition's
+// iterations): collect_ms, ioctl_ms, and paired_ratio, the median of
+// collect / ioctl per iteration. The manual time is the collect's.
+// `collect` and `ioctl` return the pages they found, or -errno; the ioctl
+// may find more than `k` when `ioctl_sees_more` (pages the collect itself
+// wrote).
+template <class Write, class Collect, class Ioctl>
+void run_paired(benchmark::State& state, std::size_t k, Write&& write_round, Collect&& collect, Ioctl&& ioctl,
+                bool ioctl_sees_more) {
+  auto timed = [&](auto&& call, double* seconds) -> long {
+    write_round();
+    auto t0 = bench_clock::now();
+    long found = call();
+    auto t1 = bench_clock::now();
+    *seconds = larder_bench::seconds_between(t0, t1);
+    return found;
+  };
+  auto check = [&](long found, const char* what, bool may_see_more) {
+    if (found == static_cast<long>(k) || (may_see_more && found > static_cast<long>(k))) return true;
+    std::string text = found < 0 ? errno_text(what, static_cast<int>(-found))
+                                 : std::string(what) + " found " + std::to_string(found) +
+                                       " written pages, expected " + std::to_string(k);
+    state.SkipWithError(text.c_str());
+    return false;
+  };
+
+  double ignored = 0.0;
+  if (!check(timed(collect, &ignored), "collect", false) || !check(timed(ioctl, &ignored), "ioctl", ioctl_sees_more))
+    return;
+  std::vector<double> collect_s, ioctl_s, ratios;
+  bool collect_first = true;
+  for (auto _ : state) {
+    double c = 0.0, i = 0.0;
+    long nc = 0, ni = 0;
+    if (collect_first) {
+      nc = timed(collect, &c);
+      ni = timed(ioctl, &i);
+    } else {
+      ni = timed(ioctl, &i);
+      nc = timed(collect, &c);
+    }
+    collect_first = !collect_first;
+    state.SetIterationTime(c);
+    if (!check(nc, "collect", false) || !check(ni, "ioctl", ioctl_sees_more)) break;
+    collect_s.push_back(c);
+    ioctl_s.push_back(i);
+    ratios.push_back(i > 0.0 ? c / i : 0.0);
+  }
+  auto median = [](std::vector<double> v) {
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["collect_ms"] = median(collect_s) * 1e3;
+  state.counters["ioctl_ms"] = median(ioctl_s) * 1e3;
+  state.counters["paired_ratio"] = median(ratios);
+  state.counters["written_pages"] = static_cast<double>(k);
+}
+
+// The uffd_async tracker's collect against the bare ioctl.
 void bm_collect_pair(benchmark::State& state, backing where, double percent) {
   std::string error;
   region* r = get_region(where, g_opt.collect_bytes, &error);
@@ -393,75 +453,20 @@ void bm_collect_pair(benchmark::State& state, backing where, double percent) {
   }
   std::vector<written_run> runs;
   runs.reserve(k + 16);
-  volatile char* base = r->base();
-  auto write_round = [&] {
-    for (std::uint32_t p : pages) {
-      volatile char* at = base + std::size_t{p} * kPage;
-      *at = static_cast<char>(*at + 1);
-    }
-  };
-  auto timed_collect = [&](double* seconds) -> long {
-    write_round();
-    runs.clear();
-    auto t0 = bench_clock::now();
-    int e = tracker->collect(&runs);
-    auto t1 = bench_clock::now();
-    *seconds = larder_bench::seconds_between(t0, t1);
-    return e != 0 ? -e : static_cast<long>(count_pages(runs));
-  };
-  auto timed_ioctl = [&](double* seconds) -> long {
-    write_round();
-    auto t0 = bench_clock::now();
-    long n = larder::port::pagemap_scan_written(r->start(), r->size(), true);
-    auto t1 = bench_clock::now();
-    *seconds = larder_bench::seconds_between(t0, t1);
-    return n;
-  };
-  auto check = [&](long found, const char* what) {
-    if (found == static_cast<long>(k)) return true;
-    std::string text = found < 0 ? errno_text(what, static_cast<int>(-found))
-                                 : std::string(what) + " found " + std::to_string(found) +
-                                       " written pages, expected " + std::to_string(k);
-    state.SkipWithError(text.c_str());
-    return false;
-  };
-
-  double ignored = 0.0;
-  if (!check(timed_collect(&ignored), "collect") || !check(timed_ioctl(&ignored), "ioctl")) return;
-  std::vector<double> collect_s, ioctl_s, ratios;
-  bool collect_first = true;
-  for (auto _ : state) {
-    double c = 0.0, i = 0.0;
-    long nc = 0, ni = 0;
-    if (collect_first) {
-      nc = timed_collect(&c);
-      ni = timed_ioctl(&i);
-    } else {
-      ni = timed_ioctl(&i);
-      nc = timed_collect(&c);
-    }
-    collect_first = !collect_first;
-    state.SetIterationTime(c);
-    if (!check(nc, "collect") || !check(ni, "ioctl")) break;
-    collect_s.push_back(c);
-    ioctl_s.push_back(i);
-    ratios.push_back(i > 0.0 ? c / i : 0.0);
-  }
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
-  state.counters["collect_ms"] = median(collect_s) * 1e3;
-  state.counters["ioctl_ms"] = median(ioctl_s) * 1e3;
-  state.counters["paired_ratio"] = median(ratios);
-  state.counters["written_pages"] = static_cast<double>(k);
+  run_paired(
+      state, k, page_writer(r->base(), pages),
+      [&]() -> long {
+        runs.clear();
+        int e = tracker->collect(&runs);
+        return e != 0 ? -e : static_cast<long>(count_pages(runs));
+      },
+      [&] { return larder::port::pagemap_scan_written(r->start(), r->size(), true); }, false);
 }
 
 // The whole of larder's collect: heap::collect_dirty over an anonymous heap
 // holding one 1 GiB block (pages attributed to pods, statistics recorded),
-// paired with the bare ioctl over the heap's tracked range, as above.
-// Counters as bm_collect_pair.
+// against the bare ioctl over the heap's tracked range, which also sees the
+// metadata pages the previous collect wrote.
 void bm_collect_pair_heap(benchmark::State& state, double percent) {
   larder::heap heap;
   larder::heap_options options;
@@ -489,63 +494,11 @@ void bm_collect_pair_heap(benchmark::State& state, double percent) {
   const std::size_t segment = std::size_t{4} << 20;
   const std::size_t tracked = (reinterpret_cast<std::uintptr_t>(block) + bytes - start + segment - 1) / segment * segment;
   larder::dirty_set set;
-  auto write_round = [&] {
-    for (std::uint32_t p : pages) {
-      volatile char* at = block + std::size_t{p} * kPage;
-      *at = static_cast<char>(*at + 1);
-    }
-  };
-  auto timed_collect = [&](double* seconds) -> long {
-    write_round();
-    auto t0 = bench_clock::now();
-    larder::status s = heap.collect_dirty(&set);
-    auto t1 = bench_clock::now();
-    *seconds = larder_bench::seconds_between(t0, t1);
-    return s.ok() ? static_cast<long>(set.page_count(0)) : -1;
-  };
-  auto timed_ioctl = [&](double* seconds) -> long {
-    write_round();
-    auto t0 = bench_clock::now();
-    long n = larder::port::pagemap_scan_written(start, tracked, true);
-    auto t1 = bench_clock::now();
-    *seconds = larder_bench::seconds_between(t0, t1);
-    return n;
-  };
-  double ignored = 0.0;
-  (void)timed_collect(&ignored);
-  std::vector<double> collect_s, ioctl_s, ratios;
-  bool collect_first = true;
-  for (auto _ : state) {
-    double c = 0.0, i = 0.0;
-    long nc = 0, ni = 0;
-    if (collect_first) {
-      nc = timed_collect(&c);
-      ni = timed_ioctl(&i);
-    } else {
-      ni = timed_ioctl(&i);
-      nc = timed_collect(&c);
-    }
-    collect_first = !collect_first;
-    state.SetIterationTime(c);
-    // The ioctl also sees the metadata pages the previous collect wrote.
-    if (nc != static_cast<long>(k) || ni < static_cast<long>(k)) {
-      state.SkipWithError(("heap collect found " + std::to_string(nc) + ", ioctl " + std::to_string(ni) +
-                           ", expected " + std::to_string(k)).c_str());
-      break;
-    }
-    collect_s.push_back(c);
-    ioctl_s.push_back(i);
-    ratios.push_back(i > 0.0 ? c / i : 0.0);
-  }
-  auto median = [](std::vector<double> v) {
-    if (v.empty()) return 0.0;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
-  state.counters["collect_ms"] = median(collect_s) * 1e3;
-  state.counters["ioctl_ms"] = median(ioctl_s) * 1e3;
-  state.counters["paired_ratio"] = median(ratios);
-  state.counters["written_pages"] = static_cast<double>(k);
+  (void)heap.collect_dirty(&set);  // the allocation and the memset
+  run_paired(
+      state, k, page_writer(block, pages),
+      [&]() -> long { return heap.collect_dirty(&set).ok() ? static_cast<long>(set.page_count(0)) : -EIO; },
+      [&] { return larder::port::pagemap_scan_written(start, tracked, true); }, true);
 }
 
 // ---------------------------------------------------------------------------
