@@ -5,6 +5,7 @@
 // the child and the parent both go on tracking precisely. GoogleTest
 // assertions do not cross fork, so the child reports through its exit code
 // and says what failed on stderr.
+#include "port/tracker_test_util.hpp"
 #include "port/write_tracker.hpp"
 
 #include <gtest/gtest.h>
@@ -38,22 +39,10 @@ using larder::port::tracker_kind;
 using larder::port::write_tracker;
 using larder::port::written_run;
 
-constexpr std::size_t kPage = 4096;
-constexpr tracker_kind kKinds[] = {tracker_kind::uffd_async, tracker_kind::mprotect, tracker_kind::pkey};
-
-const char* label(tracker_kind kind) {
-  switch (kind) {
-    case tracker_kind::uffd_async:
-      return "uffd_async";
-    case tracker_kind::mprotect:
-      return "mprotect";
-    case tracker_kind::pkey:
-      return "pkey";
-  }
-  return "unknown";
-}
-
-bool precise(tracker_kind kind) { return kind != tracker_kind::pkey; }
+using larder_test::kKinds;
+using larder_test::kPage;
+using larder_test::label;
+using larder_test::precise;
 
 // Anonymous private, or a memfd mapped shared.
 struct region {

@@ -21,6 +21,7 @@
 //    They run in a fresh process (this binary started again with
 //    LARDER_TRACKER_TEST_CHILD set, running only TrackerChild.Entry), since
 //    the SIGSEGV handler is installed once per process.
+#include "port/tracker_test_util.hpp"
 #include "port/write_tracker.hpp"
 
 #include <gtest/gtest.h>
@@ -67,25 +68,10 @@ using larder::port::tracker_kind;
 using larder::port::write_tracker;
 using larder::port::written_run;
 
-constexpr std::size_t kPage = 4096;
-constexpr tracker_kind kKinds[] = {tracker_kind::uffd_async, tracker_kind::mprotect, tracker_kind::pkey};
-
-// Names usable in test names (tracker_name has a dash).
-const char* label(tracker_kind kind) {
-  switch (kind) {
-    case tracker_kind::uffd_async:
-      return "uffd_async";
-    case tracker_kind::mprotect:
-      return "mprotect";
-    case tracker_kind::pkey:
-      return "pkey";
-  }
-  return "unknown";
-}
-
-// Page-precise backends report exactly the pages written; pkey reports
-// whole groups.
-bool precise(tracker_kind kind) { return kind != tracker_kind::pkey; }
+using larder_test::kKinds;
+using larder_test::kPage;
+using larder_test::label;
+using larder_test::precise;
 
 std::uint64_t mix64(std::uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
