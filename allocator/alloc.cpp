@@ -27,6 +27,7 @@ void set_full(local_heap* h, page* pg) {
 
 // Makes `pg` (just taken from the arena) the heap's own.
 void claim_page(local_heap* h, page* pg) {
+  note_metadata(pg, sizeof(page));
   pg->heap.store(h, std::memory_order_release);
   pg->owner_tid.store(h->tid, std::memory_order_relaxed);
   set_delay_state(pg, kNoDelayed);
@@ -92,6 +93,8 @@ void page_retire(local_heap* h, page* pg) noexcept {
 }
 
 void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept {
+  note_metadata(pg, sizeof(page));
+  note_metadata(b, sizeof(block));
   b->next = pg->free;
   pg->free = b;
   --pg->used;
@@ -131,6 +134,8 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
     return nullptr;
   }
   block* b = pg->free;
+  note_metadata(pg, sizeof(page));
+  note_metadata(b, sizeof(block));
   pg->free = b->next;
   ++pg->used;
   return b;
@@ -142,6 +147,8 @@ namespace {
 // remote list, or, when the page is full, hands it to the owner heap's
 // delayed list (see page_ops.hpp).
 void push_remote(page* pg, block* head, block* tail, std::uint32_t count) {
+  note_metadata(pg, sizeof(page));
+  note_metadata(tail, sizeof(block));
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   bool delayed = false;
   for (;;) {
@@ -284,6 +291,22 @@ void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) n
     page* pg = page_of(s, raw);
     set_flag(pg, kPageHasAligned);
     pg->cache_bin = kNoCacheBin;  // its frees need block_start first
+  }
+  return reinterpret_cast<void*>(aligned);
+}
+
+void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) noexcept {
+  if (alignment <= 16) return size > kLargeMax ? huge_alloc(h, size, 0, nullptr) : malloc_generic(h, size);
+  if (size > kLargeMax || alignment > kLargeMax / 4 || size + alignment - 1 > kLargeMax)
+    return huge_alloc(h, size, alignment, nullptr);
+  auto* raw = static_cast<std::uint8_t*>(malloc_generic(h, size + alignment - 1));
+  if (raw == nullptr) return nullptr;
+  auto address = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t aligned = (address + alignment - 1) & ~(alignment - 1);
+  if (aligned != address) {
+    page* pg = page_of(segment_of(raw), raw);
+    set_flag(pg, kPageHasAligned);
+    pg->cache_bin = kNoCacheBin;
   }
   return reinterpret_cast<void*>(aligned);
 }

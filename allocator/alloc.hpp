@@ -40,6 +40,10 @@ void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) n
 void* zalloc_in(local_heap* h, std::size_t size) noexcept;
 void* realloc_block(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;
+// Allocation on `h` through the generic paths only, so that every write to
+// on-media metadata reaches the metadata sink (allocator/metadata_log.hpp):
+// for transactions.
+void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
 // Allocation in pod `pod` of region `r` on the calling thread.
 void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
 // Pushes the calling thread's batched remote frees to their page.

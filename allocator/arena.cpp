@@ -4,6 +4,7 @@
 
 #include "allocator/options.hpp"
 #include "allocator/region.hpp"
+#include "allocator/metadata_log.hpp"
 #include "port/os.hpp"
 
 #include <bit>
@@ -36,9 +37,11 @@ std::size_t find_run(std::uint64_t mask, std::size_t count) {
 // Folds remote frees into an unowned page's free list. The caller holds
 // the arena lock and the page is on no thread's queue.
 void fold_remote_frees(page* pg) {
+  note_metadata(pg, sizeof(page));
   std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
   for (block* b = remote_list(list); b != nullptr;) {
     block* next = b->next;
+    note_metadata(b, sizeof(block));
     b->next = pg->free;
     pg->free = b;
     --pg->used;
@@ -114,6 +117,7 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   segment* s = segment_with_run(slices, &first);
   if (s == nullptr) return nullptr;
   std::uint64_t mask = run_mask(first, slices);
+  note_metadata(s, kSegmentHeaderSize);
   if ((s->unpurged & mask) != 0) {
     std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));
     unpurged_slices_ -= purged_back < unpurged_slices_ ? purged_back : unpurged_slices_;
@@ -152,6 +156,7 @@ void pod_arena::abandon(page* pg) noexcept {
 }
 
 bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
+  note_metadata(s, kSegmentHeaderSize);
   for (std::size_t j = 0; j < count; ++j) {
     page* pg = &s->pages[first + j];
     pg->slice_count = 0;
@@ -171,7 +176,8 @@ bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count)
   s->unpurged |= mask;
   unpurged_slices_ += count;
   list_segment(s);
-  if (unpurged_slices_ > static_cast<std::size_t>(option_value(option::purge_slices))) purge_free_slices();
+  if (unpurged_slices_ > static_cast<std::size_t>(option_value(option::purge_slices)) && !metadata_logged())
+    purge_free_slices();
   return false;
 }
 

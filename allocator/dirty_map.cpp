@@ -8,7 +8,8 @@ std::uint32_t pod_of_address(const region& r, std::uintptr_t address) noexcept {
   std::size_t index = (address - r.base()) >> kSegmentShift;
   const std::uint32_t entry = __atomic_load_n(&r.meta()->segments[index], __ATOMIC_ACQUIRE);
   switch (layout::entry_state(entry)) {
-    case layout::kSegmentMeta: return kMetadataPod;
+    case layout::kSegmentMeta:
+    case layout::kSegmentLog: return kMetadataPod;
     case layout::kSegmentPages:
     case layout::kSegmentHugeHead:
     case layout::kSegmentHugeTail: return layout::entry_pod(entry);

@@ -3,6 +3,7 @@
 
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
+#include "allocator/metadata_log.hpp"
 
 #include <errno.h>
 
@@ -48,6 +49,7 @@ void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* z
 }
 
 void huge_free(region* r, segment* head) noexcept {
+  note_metadata(head, 64);
   head->magic = 0;
   r->release(head, head->span);
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "allocator/local_heap.hpp"
+#include "allocator/metadata_log.hpp"
 #include "allocator/segment.hpp"
 
 #include <sched.h>
@@ -19,6 +20,7 @@
 namespace larder::alloc {
 
 inline void set_delay_state(page* pg, delay_state state) noexcept {
+  note_metadata(pg, sizeof(page));
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   for (;;) {
     if ((tf & 3) == kDelaying) {
@@ -36,9 +38,11 @@ inline void set_delay_state(page* pg, delay_state state) noexcept {
 // Flags are written only by the page's owner; remote frees only read them,
 // so a plain load and store suffice.
 inline void set_flag(page* pg, std::uint8_t flag) noexcept {
+  note_metadata(pg, sizeof(page));
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) | flag, std::memory_order_relaxed);
 }
 inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
+  note_metadata(pg, sizeof(page));
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~flag, std::memory_order_relaxed);
 }
 
@@ -47,6 +51,7 @@ inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
 inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   if (remote_list(tf) == nullptr) return;
+  note_metadata(pg, sizeof(page));
   while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,
                                                  std::memory_order_relaxed)) {
   }
@@ -54,6 +59,7 @@ inline void page_collect(page* pg) noexcept {
   if (pg->free != nullptr) {
     block* tail = head;
     while (tail->next != nullptr) tail = tail->next;
+    note_metadata(tail, sizeof(block));
     tail->next = pg->free;
   }
   pg->free = head;
@@ -69,6 +75,8 @@ inline void page_extend(page* pg) noexcept {
   if (count == 0) count = 1;
   if (count > static_cast<std::size_t>(pg->capacity - pg->reserved)) count = pg->capacity - pg->reserved;
   std::uint8_t* start = page_start(s, pg) + std::size_t{pg->reserved} * size;
+  note_metadata(pg, sizeof(page));
+  note_fresh(start, count * size);
   for (std::size_t i = 0; i + 1 < count; ++i)
     reinterpret_cast<block*>(start + i * size)->next = reinterpret_cast<block*>(start + (i + 1) * size);
   reinterpret_cast<block*>(start + (count - 1) * size)->next = pg->free;

@@ -4,6 +4,7 @@
 #include "allocator/arena.hpp"
 #include "allocator/internal_pool.hpp"
 #include "allocator/options.hpp"
+#include "allocator/metadata_log.hpp"
 #include "port/os.hpp"
 
 #include <errno.h>
@@ -115,12 +116,16 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   *zeroed = !from_retained && first >= meta_->segments_high;
   if (!from_retained)
     for (std::size_t i = first; i < first + count; ++i) unretain(i);
+  note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
+  note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   meta_->segments[first] = segment_entry(state, pod);
   for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(layout::kSegmentHugeTail, pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
   if (first == search_hint_) search_hint_ = first + count;
 
   auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, first));
+  if (state == layout::kSegmentLog) return s;  // the log writes its own records from the start
+  note_fresh(s, sizeof(segment));
   if (!*zeroed) std::memset(static_cast<void*>(s), 0, sizeof(segment));
   s->magic = kSegmentMagic;
   s->pod = pod;
@@ -140,6 +145,9 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
   if (claim(first, count, s->pod) != 0) return false;
   for (std::size_t i = first; i < first + count; ++i) unretain(i);
+  note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
+  note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
+  note_metadata(s, 64);
   for (std::size_t i = first; i < first + count; ++i)
     meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
@@ -168,8 +176,12 @@ void region::release(segment* s, std::size_t count) noexcept {
   if (!writable_) return;
   std::size_t first = segment_index(s);
   std::lock_guard<std::mutex> guard(lock_);
+  note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   for (std::size_t i = first; i < first + count; ++i) meta_->segments[i] = layout::kSegmentFree;
   if (first < search_hint_) search_hint_ = first;
+  // A rollback may still need the contents: leave them (the segment is
+  // free in the table and is reused from there).
+  if (metadata_logged()) return;
   auto retain = static_cast<std::size_t>(option_value(option::retain_segments));
   if (count == 1 && retained_count_ < retain) {
     s->magic = 0;
@@ -207,13 +219,50 @@ std::size_t region::segments_in_use() const noexcept {
   return used;
 }
 
+namespace {
+
+// Why the page whose descriptor is slice `k` of `s` cannot be adopted, or
+// nullptr. Adopting follows the remote-free list, so that list is walked
+// in full; the free list only at its head (`larder check` walks it), to
+// keep open from reading every free block of the heap.
+const char* page_damage(const segment* s, std::size_t k) noexcept {
+  const page& pg = s->pages[k];
+  std::size_t slices = pg.slice_count;
+  if (k + slices > kSlicesPerSegment) return "its slices run past the segment";
+  if (pg.bin == 0 || pg.bin >= kBinCount) return "no such size class";
+  std::size_t size = kSizeClasses.block_size[pg.bin];
+  if (pg.block_size != size || slices_for_block(size) != slices) return "block size and slice count do not match its size class";
+  if (pg.capacity != page_area(&pg, k) / size || pg.reserved > pg.capacity || pg.used > pg.reserved)
+    return "block counts out of range";
+  std::uintptr_t start = reinterpret_cast<std::uintptr_t>(s) + (k == 0 ? kSegmentHeaderSize : k << kSliceShift);
+  std::uintptr_t end = start + std::size_t{pg.capacity} * size;
+  auto inside = [&](std::uintptr_t b) { return b >= start && b < end && (b - start) % size == 0; };
+  if (pg.free != nullptr && !inside(reinterpret_cast<std::uintptr_t>(pg.free))) return "free list outside the page";
+  std::uintptr_t word = pg.xthread_free.load(std::memory_order_relaxed);
+  std::size_t count = 0;
+  for (const block* b = remote_list(word); b != nullptr; b = b->next)
+    if (!inside(reinterpret_cast<std::uintptr_t>(b)) || ++count > remote_count(word)) return "damaged remote-free list";
+  if (count != remote_count(word) || count > pg.used) return "damaged remote-free list";
+  return nullptr;
+}
+
+}  // namespace
+
 status region::validate_segments() const {
   std::size_t high = meta_->segments_high;
-  if (high > segment_limit_) return status(errc::corrupt, "segment table runs past the reserve");
+  // Only the committed part of the reserve is backed: a header past it
+  // cannot be read (SIGBUS on a file).
+  if (high > segment_limit_ || high > committed() / kSegmentSize)
+    return status(errc::corrupt, "segment table runs past the heap's size");
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = meta_->segments[i];
     layout::segment_state st = entry_state(entry);
     if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
+    if (st == layout::kSegmentLog) {
+      if (layout::entry_pod(entry) >= layout::kMaxLanes)
+        return status(errc::corrupt, "segment " + std::to_string(i) + " belongs to a log lane that cannot exist");
+      continue;
+    }
     auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
     if ((st != layout::kSegmentPages && st != layout::kSegmentHugeHead) || s->magic != kSegmentMagic ||
         s->pod != layout::entry_pod(entry) || s->pod >= layout::kMaxPods || s->span == 0 || i + s->span > high)
@@ -222,8 +271,9 @@ status region::validate_segments() const {
       for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
         const page& pg = s->pages[k];
         if (((s->free_slices >> k) & 1) || pg.slice_count == 0) continue;
-        if (pg.slice_count + k > kSlicesPerSegment || pg.bin == 0 || pg.bin >= kBinCount || pg.used > pg.capacity)
-          return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged page descriptor");
+        if (const char* why = page_damage(s, k))
+          return status(errc::corrupt, "segment " + std::to_string(i) + " page descriptor of slice " +
+                                           std::to_string(k) + ": " + why);
       }
     }
   }
@@ -237,7 +287,7 @@ status region::adopt_existing() {
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = meta_->segments[i];
     layout::segment_state st = entry_state(entry);
-    if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
+    if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail || st == layout::kSegmentLog) continue;
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
     s->next_with_free = nullptr;
     s->listed = 0;

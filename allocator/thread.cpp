@@ -6,6 +6,7 @@
 #include "allocator/internal_pool.hpp"
 #include "allocator/page_ops.hpp"
 #include "allocator/options.hpp"
+#include "allocator/metadata_log.hpp"
 #include "port/os.hpp"
 
 #include <mutex>
@@ -15,6 +16,7 @@ namespace larder::alloc {
 constinit thread_local local_heap* tls_heap __attribute__((tls_model("initial-exec"))) = &g_empty_heap;
 
 constinit thread_local thread_data* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local metadata_sink* t_metadata_sink __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 

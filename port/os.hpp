@@ -16,7 +16,9 @@ inline constexpr std::size_t kOsPageSize = 4096;
 // (never charged up front: MAP_NORESERVE); otherwise the file is mapped
 // shared from offset 0, and may be shorter than `size` (touching past its
 // end faults until it grows). `addr` and `size` are OS-page multiples.
-int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable);
+// With `copy_on_write`, a file is mapped privately instead: writes stay in
+// this process and never reach the file (the crash simulation's mapping).
+int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable, bool copy_on_write = false);
 // Maps `size` anonymous private bytes aligned to `alignment` (a power of
 // two >= kOsPageSize) anywhere the kernel likes.
 int map_aligned(std::size_t size, std::size_t alignment, void** out);

@@ -24,6 +24,7 @@ const char* strerror(int code) noexcept {
     case errc::out_of_space: return "the heap is full";
     case errc::foreign_build: return "the heap was written by an incompatible build";
     case errc::unsupported: return "not supported by this kernel or CPU";
+    case errc::tx_aborted: return "the transaction was aborted";
     case errc::first_own_code: break;
   }
   if (code > 0 && code < static_cast<int>(errc::first_own_code)) return ::strerrordesc_np(code);

@@ -15,7 +15,7 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 1;  // compatible additions (1: write statistics)
+inline constexpr std::uint32_t kFormatMinor = 2;  // compatible additions (1: write statistics, 2: undo-log lanes)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -86,6 +86,7 @@ enum segment_state : std::uint32_t {
   kSegmentHugeHead = 2,    // first segment of one huge block (pod id in bits 16..31)
   kSegmentHugeTail = 3,    // a continuation of the huge block before it
   kSegmentMeta = 4,        // segment 0: superblocks and this block
+  kSegmentLog = 5,         // part of an undo-log lane's extent (lane index in bits 16..31)
 };
 inline constexpr std::uint32_t segment_entry(segment_state state, std::uint32_t pod) {
   return static_cast<std::uint32_t>(state) | (pod << 16);
@@ -122,6 +123,36 @@ struct pod_write_record {
 };
 static_assert(sizeof(pod_write_record) == 32);
 
+// Undo-log lanes (format 1.2; zero in older heaps: no lanes in use). A
+// lane's log is a chain of extents, each a run of kSegmentLog segments;
+// records (recovery/undo_log.hpp) are written from the start of the first
+// extent for every transaction. A transaction commits when the commit slot
+// of its parity (seq & 1) holds its seq with a good checksum; its data is
+// durable before that. See docs/format/heap.md.
+inline constexpr std::size_t kMaxLanes = 64;
+inline constexpr std::size_t kMaxLaneExtents = 12;
+struct commit_slot {
+  std::uint64_t seq;       // the committed transaction's number in its lane
+  std::uint64_t time_ns;   // CLOCK_REALTIME at commit
+  std::uint64_t unused;
+  std::uint64_t checksum;  // XXH3-64 of the fields before it
+};
+static_assert(sizeof(commit_slot) == 32);
+inline constexpr std::uint32_t kLaneInUse = 1;
+struct lane_record {
+  std::uint32_t state;         // 0 never used, kLaneInUse
+  std::uint32_t extent_count;  // extents[0, extent_count) are valid
+  std::uint64_t extents[kMaxLaneExtents];  // first segment index | segment count << 32
+  commit_slot commits[2];
+  std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64];
+};
+static_assert(sizeof(lane_record) == 256);
+inline constexpr std::uint64_t lane_extent(std::uint64_t first_segment, std::uint64_t count) {
+  return first_segment | (count << 32);
+}
+inline constexpr std::uint64_t extent_first(std::uint64_t e) { return e & 0xFFFFFFFFu; }
+inline constexpr std::uint64_t extent_count(std::uint64_t e) { return e >> 32; }
+
 struct heap_meta {
   std::uint64_t magic;
   std::uint64_t segments_high;  // one past the highest segment ever used
@@ -130,6 +161,9 @@ struct heap_meta {
   root_record roots[kMaxRoots];
   std::uint32_t segments[kMaxSegments];  // segment table, see segment_state
   pod_write_record pod_writes[kMaxPods + 1];
+  // Page-aligned, so that a transaction capturing pages can leave the
+  // lanes' own pages unprotected.
+  alignas(4096) lane_record lanes[kMaxLanes];
 };
 static_assert(offsetof(heap_meta, pods) == 64);
 static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");

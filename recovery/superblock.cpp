@@ -62,7 +62,7 @@ status read_superblock(int fd, std::uint64_t file_size, layout::superblock* out,
   return {};
 }
 
-int write_superblock(void* base, layout::superblock* sb, int* current, persist_fn persist) noexcept {
+int write_superblock(void* base, layout::superblock* sb, int* current, persist_domain& domain) noexcept {
   // The stale copy first: until it is durable the current one stands. Then
   // the other, so that either copy alone describes the heap as it is now.
   for (int step = 0; step < 2; ++step) {
@@ -71,9 +71,7 @@ int write_superblock(void* base, layout::superblock* sb, int* current, persist_f
     seal_superblock(sb);
     auto* slot = static_cast<char*>(base) + static_cast<std::size_t>(target) * layout::kSuperblockSize;
     std::memcpy(slot, sb, sizeof(*sb));
-    if (persist != nullptr) {
-      if (int err = persist(slot, sizeof(*sb))) return err;
-    }
+    if (int err = domain.persist(slot, sizeof(*sb))) return err;
     *current = target;
   }
   return 0;

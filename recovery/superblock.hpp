@@ -4,6 +4,7 @@
 #pragma once
 
 #include "recovery/layout.hpp"
+#include "recovery/persist.hpp"
 
 #include <larder/status.hpp>
 
@@ -21,10 +22,9 @@ bool superblock_checksum_ok(const layout::superblock& sb) noexcept;
 status read_superblock(int fd, std::uint64_t file_size, layout::superblock* out, int* copy);
 
 // Writes `sb` over the stale copy in the mapped heap at `base` with a
-// higher generation and makes it durable with `persist`, then does the same
+// higher generation and makes it durable in `domain`, then does the same
 // for the other copy, so that each copy alone is up to date. `*current` is
 // the copy index in use, updated as each write lands.
-using persist_fn = int (*)(void* address, std::size_t size);
-int write_superblock(void* base, layout::superblock* sb, int* current, persist_fn persist) noexcept;
+int write_superblock(void* base, layout::superblock* sb, int* current, persist_domain& domain) noexcept;
 
 }  // namespace larder::recovery

@@ -4,6 +4,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/transaction_engine.hpp"
 
 #include <cstdio>
 
@@ -69,9 +70,13 @@ void* heap::allocate(std::size_t size, std::size_t alignment) noexcept {
     errno = EINVAL;
     return nullptr;
   }
+  if (in_transaction(impl_)) return transactional_allocate(impl_, 0, size, alignment);
   return alloc::allocate_in(&impl_->region, 0, size, alignment);
 }
 
-void heap::deallocate(void* p) noexcept { alloc::fast_free(p); }
+void heap::deallocate(void* p) noexcept {
+  if (heap_impl* impl = transaction_heap_of(p)) return transactional_free(impl, p);
+  alloc::fast_free(p);
+}
 
 }  // namespace larder

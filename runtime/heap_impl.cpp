@@ -4,6 +4,7 @@
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
 #include "recovery/superblock.hpp"
+#include "runtime/transaction_engine.hpp"
 
 #include <errno.h>
 #include <time.h>
@@ -28,10 +29,10 @@ std::string hex(std::uintptr_t value) {
   return text;
 }
 
-int persist_file_range(void* address, std::size_t size) {
-  auto start = reinterpret_cast<std::uintptr_t>(address) & ~(port::kOsPageSize - 1);
-  std::size_t length = reinterpret_cast<std::uintptr_t>(address) + size - start;
-  return port::sync_range(reinterpret_cast<void*>(start), length);
+// Under the crash harness a file heap is mapped privately, so only what
+// the persistence domain writes reaches the file.
+bool simulating_crashes(backing kind, bool writable) {
+  return kind == backing::file && writable && recovery::crash_simulation().active;
 }
 
 }  // namespace
@@ -95,8 +96,18 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
   return {};
 }
 
+void heap_impl::choose_domain() {
+  if (kind != backing::file) {
+    domain = recovery::make_memory_domain();
+  } else if (simulating_crashes(kind, writable)) {
+    domain = recovery::make_crash_domain(fd, superblock.base);
+  } else {
+    domain = recovery::make_file_domain(fd, superblock.base);
+  }
+}
+
 status heap_impl::map_at(std::uintptr_t base, std::size_t reserve) {
-  int err = port::map_fixed(base, reserve, fd, writable);
+  int err = port::map_fixed(base, reserve, fd, writable, simulating_crashes(kind, writable));
   if (err == EEXIST)
     return status(errc::address_taken, "the heap must be mapped at " + hex(base) + "-" + hex(base + reserve) +
                                            ", which is already in use in this process");
@@ -117,7 +128,7 @@ status heap_impl::choose_base_and_map(const heap_options& options, std::size_t r
   std::uint64_t start = slots > 0 ? port::random64() % slots : 0;
   for (std::size_t attempt = 0; attempt < 64 && attempt < slots; ++attempt) {
     std::uintptr_t base = kPlacementLow + ((start + attempt) % slots) * step;
-    int err = port::map_fixed(base, reserve, fd, writable);
+    int err = port::map_fixed(base, reserve, fd, writable, simulating_crashes(kind, writable));
     if (err == 0) {
       superblock.base = base;
       return {};
@@ -138,6 +149,7 @@ status heap_impl::create_new(const heap_options& options) {
   }
   superblock.base = options.base;
   if (status s = choose_base_and_map(options, reserve); !s.ok()) return s;
+  choose_domain();
   superblock.magic = layout::kHeapMagic;
   superblock.format_major = layout::kFormatMajor;
   superblock.format_minor = layout::kFormatMinor;
@@ -165,15 +177,11 @@ status heap_impl::create_new(const heap_options& options) {
   // Both copies hold generation 1; the metadata is durable before either
   // superblock says the heap exists.
   recovery::seal_superblock(&superblock);
-  if (fd >= 0 && kind == backing::file) {
-    if (int err = persist_file_range(meta, sizeof(*meta))) return status::from_errno(err, "writing the new heap");
-  }
+  if (int err = domain->persist(meta, sizeof(*meta))) return status::from_errno(err, "writing the new heap");
   std::memcpy(base + layout::kSuperblockSize, &superblock, sizeof(superblock));
   std::memcpy(base, &superblock, sizeof(superblock));
   superblock_copy = 0;
-  if (fd >= 0 && kind == backing::file) {
-    if (int err = persist_file_range(base, layout::kMetaOffset)) return status::from_errno(err, "writing the new heap");
-  }
+  if (int err = domain->persist(base, layout::kMetaOffset)) return status::from_errno(err, "writing the new heap");
   return start_region(superblock.size, false);
 }
 
@@ -183,6 +191,7 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     return s;
   }
   if (status s = map_at(superblock.base, superblock.reserve); !s.ok()) return s;
+  choose_domain();
   // A crash between the two superblock writes of a growth can leave the
   // surviving copy with the older, smaller size; the file itself tells.
   std::uint64_t usable = file_size < superblock.reserve ? file_size : superblock.reserve;
@@ -192,6 +201,12 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   if (stored->magic != layout::kMetaMagic || stored->segments_high > superblock.size / layout::kSegmentSize) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": the metadata block is damaged");
+  }
+  // Roll back what crashed transactions left before the allocator looks at
+  // its metadata: they may have changed it.
+  if (status s = recover_transactions(*this); !s.ok()) {
+    port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+    return status(static_cast<errc>(s.code()), name + ": " + s.message());
   }
   return start_region(superblock.size, writable);
 }
@@ -222,9 +237,8 @@ int heap_impl::grow(void* context, std::size_t size) {
   auto* self = static_cast<heap_impl*>(context);
   if (int err = port::grow_file(self->fd, size, !self->memory_fs)) return err;
   self->superblock.size = size;
-  auto persist = self->kind == backing::file ? &persist_file_range : nullptr;
   return recovery::write_superblock(reinterpret_cast<void*>(self->superblock.base), &self->superblock,
-                                    &self->superblock_copy, persist);
+                                    &self->superblock_copy, *self->domain);
 }
 
 status heap_impl::close() {
@@ -233,9 +247,8 @@ status heap_impl::close() {
   alloc::forget_region(&region);
   alloc::unregister_region(&region);
   if (writable && kind == backing::file) {
-    int err = port::sync_range(reinterpret_cast<void*>(superblock.base), region.committed());
-    if (err == 0) err = port::sync_file(fd);
-    if (err != 0) result = status::from_errno(err, "making " + name + " durable");
+    if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed()))
+      result = status::from_errno(err, "making " + name + " durable");
   }
   region.destroy();
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);

@@ -6,6 +6,7 @@
 #include "port/os.hpp"
 #include "port/write_tracker.hpp"
 #include "recovery/layout.hpp"
+#include "recovery/persist.hpp"
 
 #include <larder/heap.hpp>
 
@@ -30,6 +31,17 @@ class heap_impl {
   bool memory_fs = false;  // tmpfs-like: do not reserve blocks up front
   std::string name;
   std::mutex meta_lock;  // pod and root tables
+
+  // Durability (recovery/persist.hpp) and transactions (runtime/
+  // transaction.cpp). Transactions run one at a time: tx_lock is held from
+  // begin to end. next_seq[i] is the number lane i gives its next one.
+  std::unique_ptr<recovery::persist_domain> domain;
+  std::mutex tx_lock;
+  std::uint64_t next_seq[layout::kMaxLanes] = {};
+  std::uintptr_t lane_thread[layout::kMaxLanes] = {};  // thread using each lane, under tx_lock
+  // Set when a commit or abort could not be made durable: the heap must be
+  // reopened (which recovers it) before the next transaction.
+  std::string tx_failure;
 
   // Page-write tracking (runtime/tracking.cpp). collect_lock serialises
   // start, stop and collect and keeps the tracker alive through them;
@@ -56,6 +68,7 @@ class heap_impl {
   status create_new(const heap_options& options);
   status open_existing(std::uint64_t file_size);
   status map_at(std::uintptr_t base, std::size_t reserve);
+  void choose_domain();
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
   static int grow(void* context, std::size_t size);

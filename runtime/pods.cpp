@@ -7,6 +7,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/transaction_engine.hpp"
 
 #include <cstring>
 
@@ -35,6 +36,7 @@ void* pod::allocate(std::size_t size, std::size_t alignment) const noexcept {
     errno = EINVAL;
     return nullptr;
   }
+  if (heap_impl* impl = transaction_heap_of(record_)) return transactional_allocate(impl, record_->id, size, alignment);
   return alloc::allocate_in(r, record_->id, size, alignment);
 }
 
@@ -78,19 +80,29 @@ status heap::make_pod(std::string_view name, pod* out) {
     return {};
   }
   if (!impl_->can_write()) return status(errc::read_only, "cannot add a pod");
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
-  layout::heap_meta* meta = impl_->meta();
-  for (std::uint32_t id = 1; id < layout::kMaxPods; ++id) {
-    layout::pod_record& rec = meta->pods[id];
-    if (rec.in_use == 1) continue;
-    std::memset(&rec, 0, sizeof(rec));
-    std::memcpy(rec.name, name.data(), name.size());
-    rec.id = id;
-    rec.in_use = 1;
-    *out = handle_of(meta, id);
-    return {};
-  }
-  return status(errc::table_full, "all 1024 pods are in use");
+  struct args {
+    std::string_view name;
+    pod* out;
+  } a{name, out};
+  return change_metadata(
+      [](heap& h, void* context) -> status {
+        auto* a = static_cast<args*>(context);
+        std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
+        layout::heap_meta* meta = h.impl()->meta();
+        for (std::uint32_t id = 1; id < layout::kMaxPods; ++id) {
+          layout::pod_record& rec = meta->pods[id];
+          if (rec.in_use == 1) continue;
+          if (status s = transactional_snapshot(h.impl(), &rec, sizeof(rec)); !s.ok()) return s;
+          std::memset(&rec, 0, sizeof(rec));
+          std::memcpy(rec.name, a->name.data(), a->name.size());
+          rec.id = id;
+          rec.in_use = 1;
+          *a->out = handle_of(meta, id);
+          return {};
+        }
+        return status(errc::table_full, "all 1024 pods are in use");
+      },
+      &a);
 }
 
 std::vector<pod_info> heap::pods() const {
@@ -108,7 +120,10 @@ std::vector<pod_info> heap::pods() const {
 
 // ---- standard-library adaptors --------------------------------------------
 
-void free(void* p) noexcept { alloc::fast_free(p); }
+void free(void* p) noexcept {
+  if (heap_impl* impl = transaction_heap_of(p)) return transactional_free(impl, p);
+  alloc::fast_free(p);
+}
 
 std::size_t usable_size(const void* p) noexcept { return alloc::usable_size(p); }
 
@@ -118,7 +133,7 @@ void* memory_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
   return p;
 }
 
-void memory_resource::do_deallocate(void* p, std::size_t, std::size_t) { alloc::fast_free(p); }
+void memory_resource::do_deallocate(void* p, std::size_t, std::size_t) { larder::free(p); }
 
 bool memory_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {
   const auto* o = dynamic_cast<const memory_resource*>(&other);

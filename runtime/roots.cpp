@@ -3,6 +3,9 @@
 #include <larder/heap.hpp>
 
 #include "runtime/heap_impl.hpp"
+#include "runtime/transaction_engine.hpp"
+
+#include <larder/transaction.hpp>
 
 #include <xxhash.h>
 
@@ -47,25 +50,55 @@ layout::root_record* probe(layout::heap_meta* meta, std::string_view name, layou
 
 }  // namespace
 
+// Root and pod records change failure-atomically: inside the caller's
+// transaction, or one of their own.
+status heap::change_metadata(status (*change)(heap&, void*), void* context) {
+  if (in_transaction(impl_)) return change(*this, context);
+  try {
+    transaction tx(*this);
+    status s = change(*this, context);
+    if (!s.ok()) {
+      tx.abort();
+      return s;
+    }
+    return tx.commit();
+  } catch (const error& e) {
+    return e.result();
+  }
+}
+
 status heap::set_root(std::string_view name, void* object, std::size_t size) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
   if (!contains(object)) return status(errc::invalid_argument, "a root must point into its heap");
   if (!impl_->can_write()) return status(errc::read_only, "cannot set a root");
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
-  layout::root_record* slot = nullptr;
-  layout::root_record* rec = probe(impl_->meta(), name, &slot);
-  if (rec == nullptr) {
-    if (slot == nullptr) return status(errc::table_full, "all 4096 roots are in use");
-    rec = slot;
-    std::memset(rec, 0, sizeof(*rec));
-    std::memcpy(rec->name, name.data(), name.size());
-    rec->name_hash = hash_name(name);
-  }
-  rec->object = reinterpret_cast<std::uint64_t>(object);
-  rec->size = size;
-  rec->in_use = kLive;
-  return {};
+  struct args {
+    std::string_view name;
+    void* object;
+    std::size_t size;
+  } a{name, object, size};
+  return change_metadata(
+      [](heap& h, void* context) -> status {
+        auto* a = static_cast<args*>(context);
+        std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
+        layout::root_record* slot = nullptr;
+        layout::root_record* rec = probe(h.impl()->meta(), a->name, &slot);
+        if (rec == nullptr) {
+          if (slot == nullptr) return status(errc::table_full, "all 4096 roots are in use");
+          rec = slot;
+        }
+        if (status s = transactional_snapshot(h.impl(), rec, sizeof(*rec)); !s.ok()) return s;
+        if (rec == slot) {
+          std::memset(rec, 0, sizeof(*rec));
+          std::memcpy(rec->name, a->name.data(), a->name.size());
+          rec->name_hash = hash_name(a->name);
+        }
+        rec->object = reinterpret_cast<std::uint64_t>(a->object);
+        rec->size = a->size;
+        rec->in_use = kLive;
+        return {};
+      },
+      &a);
 }
 
 void* heap::find_root(std::string_view name, std::size_t* size) const noexcept {
@@ -81,11 +114,17 @@ status heap::remove_root(std::string_view name) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (!name_ok(name)) return status(errc::invalid_argument, "a root name has 1 to 95 bytes");
   if (!impl_->can_write()) return status(errc::read_only, "cannot remove a root");
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
-  layout::root_record* rec = probe(impl_->meta(), name, nullptr);
-  if (rec == nullptr) return status(errc::not_found, std::string(name));
-  rec->in_use = kRemoved;
-  return {};
+  return change_metadata(
+      [](heap& h, void* context) -> status {
+        std::string_view name = *static_cast<std::string_view*>(context);
+        std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
+        layout::root_record* rec = probe(h.impl()->meta(), name, nullptr);
+        if (rec == nullptr) return status(errc::not_found, std::string(name));
+        if (status s = transactional_snapshot(h.impl(), &rec->in_use, sizeof(rec->in_use)); !s.ok()) return s;
+        rec->in_use = kRemoved;
+        return {};
+      },
+      &name);
 }
 
 std::vector<root_info> heap::roots() const {

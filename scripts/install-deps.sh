@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libxxhash-dev libpmemobj-dev libcli11-dev
+  libxxhash-dev libpmem2-dev libpmemobj-dev libcli11-dev
   python3 xz-utils coreutils
 )
 if [[ "${1:-}" == "--bench" ]]; then

@@ -160,8 +160,17 @@ class LARDER_EXPORT heap {
   heap_impl* impl() const noexcept { return impl_; }
 
  private:
+  // Runs change(*this, context) inside the calling thread's transaction on
+  // this heap, or in one of its own.
+  status change_metadata(status (*change)(heap&, void*), void* context);
   heap_impl* impl_ = nullptr;
 };
+
+}  // namespace larder
+
+#include <larder/transaction.hpp>
+
+namespace larder {
 
 template <class T, class... Args>
 T* heap::root(std::string_view name, Args&&... args) {
@@ -171,22 +180,12 @@ T* heap::root(std::string_view name, Args&&... args) {
       throw error(status(errc::type_mismatch, std::string(name)));
     return static_cast<T*>(found);
   }
-  void* raw = default_pod().allocate(sizeof(T), alignof(T));
-  if (raw == nullptr) throw error(status(errno == EROFS ? errc::read_only : errc::out_of_space, std::string(name)));
-  T* object;
-  try {
-    pod_scope scope(default_pod());
-    object = ::new (raw) T(std::forward<Args>(args)...);
-  } catch (...) {
-    deallocate(raw);
-    throw;
-  }
-  status s = set_root(name, object, sizeof(T));
-  if (!s.ok()) {
-    object->~T();
-    deallocate(raw);
-    throw error(std::move(s));
-  }
+  // One transaction for the block and the root record, so that a crash
+  // leaves either both or neither.
+  transaction tx(*this);
+  pod_scope scope(default_pod());
+  T* object = tx.make<T>(std::forward<Args>(args)...);
+  throw_if_error(set_root(name, object, sizeof(T)));
   return object;
 }
 

@@ -30,6 +30,7 @@ enum class errc : int {
   out_of_space = 20013,      // the heap's reservation or the disk is full
   foreign_build = 20014,     // written by a build with another layout
   unsupported = 20015,       // this kernel or CPU lacks the feature asked for
+  tx_aborted = 20016,        // the transaction was aborted; it can do nothing more
 };
 
 // Returns a static, human-readable description of an errno value or errc.

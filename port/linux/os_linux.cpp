@@ -24,9 +24,10 @@ extern char** environ;
 
 namespace larder::port {
 
-int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable) {
+int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable, bool copy_on_write) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  int flags = MAP_FIXED_NOREPLACE | (fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE : MAP_SHARED);
+  int flags = MAP_FIXED_NOREPLACE | (fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+                                            : (copy_on_write ? MAP_PRIVATE | MAP_NORESERVE : MAP_SHARED));
   void* want = reinterpret_cast<void*>(addr);
   void* got = mmap(want, size, prot, flags, fd, 0);
   if (got == MAP_FAILED) return errno;

@@ -1,0 +1,41 @@
+// How the allocator's writes to its on-media metadata become part of a
+// transaction. While a transaction allocates or frees (runtime/
+// transaction.cpp), the calling thread has a metadata_sink; every place
+// that changes persistent allocator state (page descriptors, free-list
+// links, segment headers, the segment table) reports the range first, so
+// the sink can log its before-image and make it durable at commit. With no
+// sink the cost is one thread-local load.
+#pragma once
+
+#include <cstddef>
+
+namespace larder::alloc {
+
+class metadata_sink {
+ public:
+  // [address, address + size) is about to change: log its before-image
+  // (durably) before returning.
+  virtual void before_write(void* address, std::size_t size) noexcept = 0;
+  // [address, address + size) is about to get contents that no rollback
+  // needs (memory nothing referenced before), but that must be durable
+  // when the transaction commits.
+  virtual void fresh(void* address, std::size_t size) noexcept = 0;
+
+ protected:
+  ~metadata_sink() = default;
+};
+
+extern thread_local metadata_sink* t_metadata_sink;
+
+inline void note_metadata(void* address, std::size_t size) noexcept {
+  if (metadata_sink* sink = t_metadata_sink; __builtin_expect(sink != nullptr, 0)) sink->before_write(address, size);
+}
+inline void note_fresh(void* address, std::size_t size) noexcept {
+  if (metadata_sink* sink = t_metadata_sink; __builtin_expect(sink != nullptr, 0)) sink->fresh(address, size);
+}
+// True while a transaction changes allocator state on this thread: memory
+// must then not be given back to the system (decommit), since a rollback
+// may still need its contents.
+inline bool metadata_logged() noexcept { return t_metadata_sink != nullptr; }
+
+}  // namespace larder::alloc

@@ -1,0 +1,72 @@
+// The persistence domain: the one way bytes of a heap become durable.
+// Every durable write of larder (superblocks, metadata records, undo-log
+// records, transaction data, close) goes through persist(), so that the
+// crash-simulating domain sees every persistence point.
+//
+// Domains: pmem (libpmem2 flush + drain on a file that libpmem2 reports as
+// byte- or cache-line-durable, or when PMEM2_FORCE_GRANULARITY forces it),
+// file (msync / fdatasync), memory (shm and anonymous heaps: persist is a
+// no-op and durable() is false), and crash simulation (see below).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace larder::recovery {
+
+struct persist_range {
+  const void* address;
+  std::size_t size;
+};
+
+enum class domain_kind : std::uint8_t { memory, file, pmem, crash_simulation };
+
+class persist_domain {
+ public:
+  virtual ~persist_domain() = default;
+  // Makes every range durable before returning: 0, or an errno value
+  // (EIO, ENOSPC) after which the ranges' durability is unknown.
+  virtual int persist(const persist_range* ranges, std::size_t count) noexcept = 0;
+  int persist(const void* address, std::size_t size) noexcept {
+    persist_range r{address, size};
+    return persist(&r, 1);
+  }
+  // False when nothing survives the machine stopping (shm, anonymous).
+  virtual bool durable() const noexcept = 0;
+  virtual domain_kind kind() const noexcept = 0;
+  const char* name() const noexcept;
+};
+
+// shm and anonymous heaps.
+std::unique_ptr<persist_domain> make_memory_domain();
+// A file heap mapped shared at `base`. Chooses pmem when libpmem2 says the
+// file is on persistent memory, else msync/fdatasync.
+std::unique_ptr<persist_domain> make_file_domain(int fd, std::uintptr_t base);
+
+// ---- crash simulation ---------------------------------------------------
+// Set up from the environment when a program runs under the crash harness
+// (LARDER_CRASH_AT is set). File heaps are then mapped privately, so that
+// no write reaches the file unless it is persisted: persist() copies the
+// ranges into the file with pwrite. Persistence points are counted over the
+// whole process, from 1. At point LARDER_CRASH_AT the process stops at once
+// (exit code kCrashExitCode) after landing none of that persist's ranges,
+// or, when LARDER_CRASH_SEED is not 0, a seeded random subset of their
+// 64-byte lines (a torn persist). LARDER_CRASH_AT=0 only counts. With
+// LARDER_CRASH_REPORT=path, the process writes "points N" there when it
+// exits normally, or "crashed N" just before it stops at point N (a word,
+// spaces, the number and a newline: 30 bytes).
+inline constexpr int kCrashExitCode = 86;
+struct crash_settings {
+  bool active = false;
+  std::uint64_t crash_at = 0;
+  std::uint64_t seed = 0;
+  const char* report_path = nullptr;
+};
+// Read once from the environment.
+const crash_settings& crash_simulation() noexcept;
+std::unique_ptr<persist_domain> make_crash_domain(int fd, std::uintptr_t base);
+// Persistence points counted so far in this process.
+std::uint64_t persistence_points() noexcept;
+
+}  // namespace larder::recovery

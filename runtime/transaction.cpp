@@ -1,0 +1,631 @@
+// Undo-log transactions (include/larder/transaction.hpp) and recovery on
+// open. The log format and replay are in recovery/undo_log; this file
+// drives them: lanes, snapshots, page capture, allocation and free inside
+// a transaction, commit, abort.
+//
+// Order of durability in a transaction (each arrow one persist):
+//   before-images in the lane -> (program writes in place) ->
+//   data: snapshotted ranges, captured pages, new blocks, allocator
+//   metadata -> commit slot.
+// A crash before the commit slot is durable leaves records that recovery
+// rolls back; the data they cover was not yet written in place when each
+// record became durable.
+#include <larder/transaction.hpp>
+
+#include "allocator/alloc.hpp"
+#include "allocator/metadata_log.hpp"
+#include "allocator/page_ops.hpp"
+#include "allocator/thread.hpp"
+#include "port/write_tracker.hpp"
+#include "recovery/undo_log.hpp"
+#include "runtime/heap_impl.hpp"
+#include "runtime/transaction_engine.hpp"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace larder {
+
+namespace {
+
+// Lanes start with one segment and double as they fill.
+constexpr std::size_t kFirstExtentSegments = 1;
+// A transaction capturing pages logs them from a signal handler, where the
+// log cannot grow: it gets this much room up front, and at most this many
+// pages.
+constexpr std::size_t kCaptureLogBytes = std::size_t{64} << 20;
+constexpr std::size_t kMaxCapturedPages = kCaptureLogBytes / (port::kOsPageSize + 64);
+
+[[noreturn]] void fail_in_handler(const char* text) {
+  port::write_stderr(text, std::strlen(text));
+  std::abort();
+}
+
+}  // namespace
+
+// The calling thread's transaction: one per thread, reused.
+struct transaction_state final : alloc::metadata_sink {
+  heap* owner = nullptr;
+  heap_impl* impl = nullptr;
+  std::size_t depth = 0;     // transaction objects alive
+  bool active = false;       // begun and neither committed nor aborted
+  bool aborted = false;
+  transaction* outermost = nullptr;
+  capture mode = capture::snapshots;
+  std::uint32_t lane = 0;
+  recovery::lane_writer writer{nullptr, 0};
+
+  // A before-image the program's rollback restores (allocator records are
+  // only for recovery; see abort).
+  struct user_record {
+    std::uintptr_t address;
+    const std::uint8_t* image;
+    std::size_t size;
+  };
+  std::vector<user_record> user_records;
+  std::vector<recovery::persist_range> unsynced;  // log bytes written, not yet durable
+  std::vector<recovery::persist_range> data;      // made durable at commit
+  std::map<std::uintptr_t, std::uintptr_t> logged;  // start -> end of ranges logged
+  std::vector<void*> allocated;
+  std::vector<void*> to_free;
+  bool sink_logs = true;  // false: the sink only collects ranges to persist (abort)
+  int sink_error = 0;
+
+  std::unique_ptr<port::write_tracker> capture_tracker;
+  std::size_t captured_pages = 0;
+
+  void before_write(void* address, std::size_t size) noexcept override;
+  void fresh(void* address, std::size_t size) noexcept override;
+
+  bool contains(std::uintptr_t start, std::size_t size) const noexcept {
+    std::uintptr_t base = impl->region.base();
+    return start >= base && size <= impl->region.committed() && start - base <= impl->region.committed() - size;
+  }
+  bool already_logged(std::uintptr_t start, std::size_t size) const noexcept {
+    auto it = logged.upper_bound(start);
+    if (it == logged.begin()) return false;
+    --it;
+    return it->first <= start && start + size <= it->second;
+  }
+  int grow_lane(std::size_t at_least) noexcept;
+  int log_range(std::uintptr_t start, std::size_t size, bool user) noexcept;
+  int sync_log() noexcept;
+  void reset() noexcept;
+};
+
+namespace {
+
+thread_local transaction_state* t_tx = nullptr;
+thread_local std::unique_ptr<transaction_state> t_tx_storage;
+
+status failure(const heap_impl& impl) {
+  return status(errc::invalid_argument, "an earlier transaction on " + impl.name +
+                                            " could not be made durable (" + impl.tx_failure +
+                                            "); reopen the heap to recover it");
+}
+
+// Runs the allocator with `state` receiving its metadata writes.
+struct sink_scope {
+  explicit sink_scope(alloc::metadata_sink* sink) noexcept : previous(alloc::t_metadata_sink) {
+    alloc::t_metadata_sink = sink;
+  }
+  ~sink_scope() { alloc::t_metadata_sink = previous; }
+  alloc::metadata_sink* previous;
+};
+
+}  // namespace
+
+// ---- logging ------------------------------------------------------------
+
+int transaction_state::grow_lane(std::size_t at_least) noexcept {
+  layout::lane_record* rec = writer.lane();
+  std::size_t have = writer.capacity();
+  std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
+  if (want < at_least) want = at_least;
+  std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
+  // The log's own segments are not part of any transaction.
+  sink_scope no_sink(nullptr);
+  bool zeroed = false;
+  alloc::segment* s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
+  if (s == nullptr) return errno != 0 ? errno : ENOMEM;
+  std::size_t first = impl->region.segment_index(s);
+  layout::heap_meta* meta = impl->meta();
+  // The table must say "log" durably before a lane points there, and a
+  // crash between the two leaves a log segment no lane owns, which
+  // recovery frees.
+  recovery::persist_range table[2] = {{&meta->segments[first], count * sizeof(meta->segments[0])},
+                                      {&meta->segments_high, sizeof(meta->segments_high)}};
+  if (int err = impl->domain->persist(table, 2)) return err;
+  if (int err = writer.add_extent(layout::lane_extent(first, count), *impl->domain)) {
+    impl->region.release(s, count);
+    return err;
+  }
+  (void)rec;
+  return 0;
+}
+
+int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool user) noexcept {
+  std::uintptr_t end = start + size;
+  for (std::uintptr_t at = start; at < end;) {
+    std::size_t piece = std::min<std::size_t>(end - at, recovery::kMaxRecordPayload);
+    const std::size_t before = unsynced.size();
+    int err = writer.append_range(reinterpret_cast<const void*>(at), piece, &unsynced);
+    if (err == ENOSPC) {
+      if ((err = grow_lane(recovery::record_span(piece) * 2)) != 0) return err;
+      continue;
+    }
+    if (err != 0) return err;
+    if (user) {
+      // The payload follows the header of the record just appended.
+      const auto* header = static_cast<const std::uint8_t*>(unsynced[unsynced.size() - 1].address);
+      user_records.push_back({at, header + sizeof(recovery::record_header), piece});
+    }
+    (void)before;
+    at += piece;
+  }
+  // Keep `logged` coalesced enough for the containment test.
+  auto [it, inserted] = logged.emplace(start, end);
+  if (!inserted && it->second < end) it->second = end;
+  return 0;
+}
+
+int transaction_state::sync_log() noexcept {
+  if (unsynced.empty()) return 0;
+  int err = impl->domain->persist(unsynced.data(), unsynced.size());
+  unsynced.clear();
+  return err;
+}
+
+void transaction_state::before_write(void* address, std::size_t size) noexcept {
+  auto start = reinterpret_cast<std::uintptr_t>(address);
+  if (sink_error != 0 || !contains(start, size)) return;
+  sink_scope no_sink(nullptr);  // our own bookkeeping allocates from the process heap
+  data.push_back({address, size});
+  if (!sink_logs || already_logged(start, size)) return;
+  if (int err = log_range(start, size, false)) {
+    sink_error = err;
+    return;
+  }
+  sink_error = sync_log();
+}
+
+void transaction_state::fresh(void* address, std::size_t size) noexcept {
+  auto start = reinterpret_cast<std::uintptr_t>(address);
+  if (!contains(start, size)) return;
+  sink_scope no_sink(nullptr);
+  data.push_back({address, size});
+}
+
+void transaction_state::reset() noexcept {
+  active = false;
+  user_records.clear();
+  unsynced.clear();
+  data.clear();
+  logged.clear();
+  allocated.clear();
+  to_free.clear();
+  sink_logs = true;
+  sink_error = 0;
+  captured_pages = 0;
+}
+
+// ---- page capture ------------------------------------------------------------
+
+namespace {
+
+// In the SIGSEGV handler: only memcpy, hashing and the persist system call
+// (the vectors were reserved at begin).
+void capture_page(void* context, std::uintptr_t page) {
+  auto* tx = static_cast<transaction_state*>(context);
+  if (tx->already_logged(page, port::kOsPageSize)) return;
+  if (tx->captured_pages >= kMaxCapturedPages)
+    fail_in_handler("larder: a transaction capturing pages wrote more pages than its log holds; stopping\n");
+  ++tx->captured_pages;
+  int err = tx->writer.append_range(reinterpret_cast<const void*>(page), port::kOsPageSize, &tx->unsynced);
+  if (err != 0) fail_in_handler("larder: the log of a transaction capturing pages is full; stopping\n");
+  const auto* header = static_cast<const std::uint8_t*>(tx->unsynced.back().address);
+  tx->user_records.push_back({page, header + sizeof(recovery::record_header), port::kOsPageSize});
+  tx->data.push_back({reinterpret_cast<const void*>(page), port::kOsPageSize});
+  if (tx->sync_log() != 0) fail_in_handler("larder: cannot make a captured page durable; stopping\n");
+}
+
+status start_capture(transaction_state* tx) {
+  std::unique_ptr<port::write_tracker> tracker;
+  if (port::make_tracker(port::tracker_kind::mprotect, &tracker) != 0)
+    return status(errc::unsupported, std::string("page capture needs the mprotect tracker: ") +
+                                         port::probe_tracker(port::tracker_kind::mprotect).reason);
+  if (tx->impl->tracker && tx->impl->tracker->kind() != port::tracker_kind::uffd_async)
+    return status(errc::unsupported, "page capture cannot run while the heap is tracked by a signal-based backend");
+  if (tx->writer.capacity() < kCaptureLogBytes) {
+    if (int err = tx->grow_lane(kCaptureLogBytes - tx->writer.capacity()))
+      return status::from_errno(err, "growing the log for page capture");
+  }
+  tx->user_records.reserve(kMaxCapturedPages + tx->user_records.size());
+  tx->data.reserve(kMaxCapturedPages + tx->data.size() + 64);
+  tx->unsynced.reserve(64);
+  tracker->set_first_write(&capture_page, tx);
+  // Every used segment but the log's own, whose writes are the log; the
+  // metadata segment without the lane records (they hold the log's state).
+  // Segment headers are left out: the allocator logs its own metadata, and
+  // an abort must not rewind it under the live allocator.
+  const layout::heap_meta* meta = tx->impl->meta();
+  std::uintptr_t base = tx->impl->region.base();
+  auto lanes = reinterpret_cast<std::uintptr_t>(&meta->lanes[0]);
+  auto after_lanes = reinterpret_cast<std::uintptr_t>(&meta->lanes[layout::kMaxLanes]);
+  std::uintptr_t meta_end = base + layout::kSegmentSize;
+  for (auto [start, end] : {std::pair{base, lanes}, std::pair{after_lanes, meta_end}}) {
+    if (start >= end) continue;
+    if (int err = tracker->track(start, end - start, 0)) return status::from_errno(err, "protecting the heap for page capture");
+  }
+  for (std::size_t i = 1; i < meta->segments_high; ++i) {
+    layout::segment_state st = layout::entry_state(meta->segments[i]);
+    if (st == layout::kSegmentFree || st == layout::kSegmentLog) continue;
+    std::uintptr_t start = base + (i << layout::kSegmentShift);
+    if (st != layout::kSegmentHugeTail) start += alloc::kSegmentHeaderSize;
+    if (int err = tracker->track(start, base + ((i + 1) << layout::kSegmentShift) - start, layout::entry_pod(meta->segments[i])))
+      return status::from_errno(err, "protecting the heap for page capture");
+  }
+  tx->capture_tracker = std::move(tracker);
+  return {};
+}
+
+void stop_capture(transaction_state* tx) noexcept {
+  if (!tx->capture_tracker) return;
+  tx->capture_tracker->untrack_all();
+  tx->capture_tracker.reset();
+}
+
+// ---- begin / commit / abort ----------------------------------------------------
+
+std::uint32_t choose_lane(heap_impl& impl) {
+  std::uintptr_t me = alloc::current_tid();
+  std::uint32_t free_lane = layout::kMaxLanes;
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    if (impl.lane_thread[i] == me) return i;
+    if (impl.lane_thread[i] == 0 && free_lane == layout::kMaxLanes) free_lane = i;
+  }
+  // Transactions run one at a time, so when every lane has been handed out
+  // any of them is idle; reuse the first.
+  if (free_lane == layout::kMaxLanes) free_lane = 0;
+  impl.lane_thread[free_lane] = me;
+  return free_lane;
+}
+
+status begin(transaction_state* tx, heap& h, heap_impl* impl, capture mode) {
+  tx->owner = &h;
+  tx->impl = impl;
+  tx->mode = mode;
+  tx->aborted = false;
+  tx->lane = choose_lane(*impl);
+  layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
+  tx->writer = recovery::lane_writer(rec, impl->region.base());
+  std::uint64_t seq = impl->next_seq[tx->lane];
+  std::uint64_t committed = recovery::committed_seq(*rec);
+  if (seq <= committed) seq = committed + 1;
+  impl->next_seq[tx->lane] = seq + 1;
+  tx->writer.begin(seq);
+  tx->active = true;
+  if (rec->extent_count == 0) {
+    if (int err = tx->grow_lane(0)) return status::from_errno(err, "making the transaction log");
+  }
+  if (mode == capture::pages) return start_capture(tx);
+  return {};
+}
+
+// Frees run at commit, as part of the transaction: their metadata writes
+// are logged like any other.
+int apply_frees(transaction_state* tx) {
+  if (tx->to_free.empty()) return 0;
+  // Log the common case (a block in a page of the heap) in one batch.
+  for (void* p : tx->to_free) {
+    if ((reinterpret_cast<std::uintptr_t>(p) & (alloc::kSegmentSize - 1)) == 0) continue;
+    alloc::segment* s = alloc::segment_of(p);
+    if (layout::entry_state(tx->impl->meta()->segments[tx->impl->region.segment_index(p)]) != layout::kSegmentPages)
+      continue;
+    alloc::page* pg = alloc::page_of(s, p);
+    for (auto [start, size] : {std::pair{reinterpret_cast<std::uintptr_t>(pg), sizeof(alloc::page)},
+                               std::pair{reinterpret_cast<std::uintptr_t>(p), sizeof(alloc::block)}}) {
+      if (tx->already_logged(start, size)) continue;
+      if (int err = tx->log_range(start, size, false)) return err;
+    }
+  }
+  if (int err = tx->sync_log()) return err;
+  sink_scope scope(tx);
+  for (void* p : tx->to_free) alloc::free_generic(p);
+  return tx->sink_error;
+}
+
+status finish_durably(transaction_state* tx, const char* what) {
+  heap_impl* impl = tx->impl;
+  int err = impl->domain->persist(tx->data.data(), tx->data.size());
+  if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), *impl->domain);
+  if (err != 0) {
+    impl->tx_failure = std::string(what) + ": " + larder::strerror(err);
+    return status::from_errno(err, what);
+  }
+  return {};
+}
+
+void end(transaction_state* tx) noexcept {
+  heap_impl* impl = tx->impl;
+  tx->reset();
+  impl->tx_lock.unlock();
+}
+
+status commit_outermost(transaction_state* tx) {
+  stop_capture(tx);
+  status result;
+  if (int err = apply_frees(tx)) {
+    tx->impl->tx_failure = std::string("freeing at commit: ") + larder::strerror(err);
+    result = status::from_errno(err, "freeing at commit");
+  } else {
+    result = finish_durably(tx, "committing a transaction");
+  }
+  end(tx);
+  return result;
+}
+
+void abort_outermost(transaction_state* tx) noexcept {
+  stop_capture(tx);
+  // The program's own writes go back to their before-images, newest first.
+  for (auto it = tx->user_records.rbegin(); it != tx->user_records.rend(); ++it)
+    std::memcpy(reinterpret_cast<void*>(it->address), it->image, it->size);
+  // Allocations are undone by freeing them through the live allocator,
+  // whose in-memory state (thread caches, queues) a byte-wise restore would
+  // contradict. The sink only collects what to make durable.
+  tx->sink_logs = false;
+  {
+    sink_scope scope(tx);
+    for (void* p : tx->allocated) alloc::free_generic(p);
+  }
+  for (const auto& r : tx->user_records) tx->data.push_back({reinterpret_cast<const void*>(r.address), r.size});
+  // Durable before the lane is closed, or a crash could keep the
+  // transaction's in-place writes with no log to undo them.
+  (void)finish_durably(tx, "making an aborted transaction durable");
+  tx->aborted = true;
+  end(tx);
+}
+
+transaction_state* thread_state() {
+  if (!t_tx_storage) t_tx_storage = std::make_unique<transaction_state>();
+  return t_tx_storage.get();
+}
+
+}  // namespace
+
+// ---- the public class ------------------------------------------------------------
+
+transaction::transaction(heap& h, capture mode)
+    : heap_(&h), state_(nullptr), exceptions_at_begin_(std::uncaught_exceptions()) {
+  heap_impl* impl = h.impl();
+  if (impl == nullptr) throw error(status(errc::invalid_argument, "the heap is not open"));
+  if (transaction_state* tx = t_tx) {
+    if (tx->impl != impl)
+      throw error(status(errc::invalid_argument, "this thread has a transaction open on another heap"));
+    if (!tx->active) throw error(status(errc::tx_aborted, "the enclosing transaction was aborted"));
+    if (mode == capture::pages && tx->mode != capture::pages) {
+      tx->mode = capture::pages;
+      throw_if_error(start_capture(tx));
+    }
+    ++tx->depth;
+    state_ = tx;
+    return;
+  }
+  if (!impl->can_write()) throw error(status(errc::read_only, "cannot begin a transaction"));
+  impl->tx_lock.lock();
+  if (!impl->tx_failure.empty()) {
+    impl->tx_lock.unlock();
+    throw error(failure(*impl));
+  }
+  transaction_state* tx = thread_state();
+  status s = begin(tx, h, impl, mode);
+  if (!s.ok()) {
+    if (s.is(errc::unsupported)) {
+      // Nothing was written in place yet: closing the lane is all it takes.
+      abort_outermost(tx);
+    } else {
+      stop_capture(tx);
+      end(tx);
+    }
+    tx->aborted = false;
+    throw error(s);
+  }
+  tx->depth = 1;
+  tx->outermost = this;
+  t_tx = tx;
+  state_ = tx;
+}
+
+transaction::~transaction() noexcept(false) {
+  transaction_state* tx = state_;
+  bool outermost = tx->depth == 1;
+  status failed;
+  if (!done_ && tx->active) {
+    if (std::uncaught_exceptions() > exceptions_at_begin_) {
+      abort_outermost(tx);
+    } else if (outermost) {
+      failed = commit_outermost(tx);
+    }
+  }
+  if (--tx->depth == 0) {
+    t_tx = nullptr;
+    tx->aborted = false;
+  }
+  if (!failed.ok() && std::uncaught_exceptions() == exceptions_at_begin_) throw error(std::move(failed));
+}
+
+void transaction::snapshot(const void* p, std::size_t size) { throw_if_error(transactional_snapshot(heap_->impl(), p, size)); }
+
+void* transaction::allocate(std::size_t size, std::size_t alignment, pod in) {
+  if (!state_->active) throw error(status(errc::tx_aborted, "allocate"));
+  if (state_->capture_tracker)
+    throw error(status(errc::unsupported, "allocation inside a transaction that captures pages"));
+  std::uint32_t pod_id = 0;
+  if (in.valid()) {
+    if (!heap_->contains(in.record())) throw error(status(errc::invalid_argument, "the pod belongs to another heap"));
+    pod_id = in.id();
+  }
+  void* p = transactional_allocate(heap_->impl(), pod_id, size, alignment);
+  if (p == nullptr) throw error(status(errno == EIO ? static_cast<errc>(EIO) : errc::out_of_space, "allocating in a transaction"));
+  return p;
+}
+
+void transaction::free(void* p) {
+  if (p == nullptr) return;
+  if (!state_->active) throw error(status(errc::tx_aborted, "free"));
+  if (!heap_->contains(p)) throw error(status(errc::invalid_argument, "the block is not in the transaction's heap"));
+  transactional_free(heap_->impl(), p);
+}
+
+status transaction::commit() {
+  if (done_) return {};
+  transaction_state* tx = state_;
+  if (!tx->active) return status(errc::tx_aborted, "commit");
+  done_ = true;
+  if (tx->depth > 1) return {};
+  return commit_outermost(tx);
+}
+
+void transaction::abort() noexcept {
+  done_ = true;
+  if (state_->active) abort_outermost(state_);
+}
+
+std::size_t transaction::depth() const noexcept { return state_->depth; }
+
+transaction* current_transaction(const heap& h) noexcept {
+  transaction_state* tx = t_tx;
+  if (tx == nullptr || !tx->active || tx->impl != h.impl()) return nullptr;
+  return tx->outermost;
+}
+
+// ---- engine entry points ------------------------------------------------------------
+
+bool in_transaction(const heap_impl* impl) noexcept {
+  transaction_state* tx = t_tx;
+  return tx != nullptr && tx->active && tx->impl == impl;
+}
+
+heap_impl* transaction_heap_of(const void* p) noexcept {
+  transaction_state* tx = t_tx;
+  if (tx == nullptr || !tx->active || !tx->impl->region.contains(p)) return nullptr;
+  return tx->impl;
+}
+
+status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) noexcept {
+  transaction_state* tx = t_tx;
+  if (tx == nullptr || tx->impl != impl) return status(errc::invalid_argument, "no transaction is open on this heap");
+  if (!tx->active) return status(errc::tx_aborted, "snapshot");
+  if (size == 0) return {};
+  auto start = reinterpret_cast<std::uintptr_t>(p);
+  if (!tx->contains(start, size)) return status(errc::invalid_argument, "a snapshot must lie inside the heap");
+  if (tx->already_logged(start, size)) return {};
+  if (int err = tx->log_range(start, size, true)) return status::from_errno(err, "logging a snapshot");
+  if (int err = tx->sync_log()) return status::from_errno(err, "making a snapshot durable");
+  tx->data.push_back({p, size});
+  return {};
+}
+
+void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+  transaction_state* tx = t_tx;
+  alloc::local_heap* h = alloc::local_heap_for(&impl->region, pod);
+  if (h == nullptr) {
+    errno = impl->region.writable() ? ENOMEM : EROFS;
+    return nullptr;
+  }
+  if (size == 0) size = 1;
+  void* p = nullptr;
+  if (alignment <= 16 && size <= alloc::kDirectMax) {
+    // The common case in one persist: the page descriptor and the link in
+    // the block, then the pop.
+    alloc::page* pg = h->direct[(size + 15) >> 4];
+    if (alloc::block* b = pg->free; b != nullptr) {
+      for (auto [start, bytes] : {std::pair{reinterpret_cast<std::uintptr_t>(pg), sizeof(alloc::page)},
+                                  std::pair{reinterpret_cast<std::uintptr_t>(b), sizeof(alloc::block)}}) {
+        if (tx->already_logged(start, bytes)) continue;
+        if (int err = tx->log_range(start, bytes, false)) {
+          errno = err;
+          return nullptr;
+        }
+      }
+      if (int err = tx->sync_log()) {
+        errno = err;
+        return nullptr;
+      }
+      tx->data.push_back({pg, sizeof(alloc::page)});
+      pg->free = b->next;
+      ++pg->used;
+      p = b;
+    }
+  }
+  if (p == nullptr) {
+    sink_scope scope(tx);
+    p = alloc::allocate_logged(h, size, alignment);
+    if (tx->sink_error != 0) {
+      // A metadata write could not be logged; the allocation may be half
+      // done in place, which only recovery can undo.
+      impl->tx_failure = std::string("logging allocator metadata: ") + larder::strerror(tx->sink_error);
+      errno = tx->sink_error;
+      return nullptr;
+    }
+  }
+  if (p == nullptr) return nullptr;
+  tx->allocated.push_back(p);
+  tx->data.push_back({p, size});
+  return p;
+}
+
+void transactional_free(heap_impl* impl, void* p) noexcept {
+  (void)impl;
+  t_tx->to_free.push_back(p);
+}
+
+// ---- recovery on open ------------------------------------------------------------
+
+status recover_transactions(heap_impl& impl) {
+  // The region is not set up yet: everything comes from the superblock.
+  std::uintptr_t base = impl.superblock.base;
+  auto* meta = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
+  std::size_t size = impl.superblock.size;
+  std::vector<bool> in_lane(meta->segments_high, false);
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    layout::lane_record& lane = meta->lanes[i];
+    if (lane.extent_count == 0) continue;
+    recovery::lane_scan scan;
+    if (status s = recovery::scan_lane(lane, base, size, &scan); !s.ok())
+      return status(errc::corrupt, "undo-log lane " + std::to_string(i) + ": " + s.message());
+    for (std::uint32_t e = 0; e < lane.extent_count; ++e) {
+      std::uint64_t first = layout::extent_first(lane.extents[e]);
+      for (std::uint64_t k = 0; k < layout::extent_count(lane.extents[e]) && first + k < in_lane.size(); ++k)
+        in_lane[first + k] = true;
+    }
+    if (scan.pending()) {
+      if (!impl.writable)
+        return status(errc::read_only, "undo-log lane " + std::to_string(i) +
+                                           " holds an uncommitted transaction; open the heap for writing once to roll it back");
+      if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain); !s.ok()) return s;
+    }
+    impl.next_seq[i] = std::max(scan.seq, scan.committed) + 1;
+  }
+  if (!impl.writable) return {};
+  // Log segments a crash left between claiming them and adding them to a
+  // lane.
+  for (std::size_t i = 1; i < meta->segments_high; ++i) {
+    if (layout::entry_state(meta->segments[i]) != layout::kSegmentLog || in_lane[i]) continue;
+    meta->segments[i] = layout::kSegmentFree;
+    if (int err = impl.domain->persist(&meta->segments[i], sizeof(meta->segments[i])))
+      return status::from_errno(err, "freeing an orphaned log segment");
+  }
+  return {};
+}
+
+}  // namespace larder

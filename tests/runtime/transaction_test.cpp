@@ -1,0 +1,325 @@
+// Transactions: commit, rollback on exception and abort, flat nesting,
+// allocation and free inside a transaction, page capture, and recovery of
+// a transaction cut short by the process dying (a forked child that exits
+// in the middle, with the heap mapped shared: what a kill -9 leaves).
+#include "runtime_test_util.hpp"
+
+#include <larder/transaction.hpp>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace {
+
+using larder_test::run_in_child;
+using larder_test::temp_dir;
+
+struct account {
+  std::uint64_t balance;
+  std::uint64_t history[7];
+};
+
+struct node {
+  std::uint64_t value;
+  node* next;
+};
+
+struct list_root {
+  node* head;
+  std::uint64_t count;
+};
+
+larder::heap_options file_options(const std::string& path) {
+  larder::heap_options o;
+  o.kind = larder::backing::file;
+  o.name = path;
+  o.reserve = std::size_t{1} << 30;
+  return o;
+}
+
+std::size_t bytes_in_use(const larder::heap& h) {
+  std::size_t total = 0;
+  for (const auto& p : h.pods()) total += p.bytes_in_use;
+  return total;
+}
+
+TEST(Transaction, CommittedChangesSurviveReopen) {
+  temp_dir dir;
+  {
+    larder::heap h(file_options(dir.file("h")));
+    auto* a = h.root<account>("account");
+    larder::transaction tx(h);
+    tx.snapshot(a);
+    a->balance = 100;
+    a->history[0] = 7;
+  }
+  larder::heap h(file_options(dir.file("h")));
+  auto* a = h.root<account>("account");
+  EXPECT_EQ(a->balance, 100u);
+  EXPECT_EQ(a->history[0], 7u);
+}
+
+TEST(Transaction, ExceptionRollsBackInPlaceWrites) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  auto* a = h.root<account>("account");
+  a->balance = 5;
+  try {
+    larder::transaction tx(h);
+    tx.snapshot(&a->balance, sizeof(a->balance));
+    a->balance = 999;
+    throw std::runtime_error("stop");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_EQ(a->balance, 5u);
+  // The heap takes new transactions afterwards.
+  {
+    larder::transaction tx(h);
+    tx.snapshot(&a->balance, sizeof(a->balance));
+    a->balance = 6;
+  }
+  EXPECT_EQ(a->balance, 6u);
+}
+
+TEST(Transaction, AbortFreesAllocationsAndRestoresSnapshots) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  auto* root = h.root<list_root>("list");
+  std::size_t before = bytes_in_use(h);
+  {
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    for (int i = 0; i < 100; ++i) {
+      node* n = tx.make<node>(node{static_cast<std::uint64_t>(i), root->head});
+      root->head = n;
+      ++root->count;
+    }
+    tx.abort();
+    EXPECT_THROW(tx.snapshot(root), larder::error);
+  }
+  EXPECT_EQ(root->head, nullptr);
+  EXPECT_EQ(root->count, 0u);
+  EXPECT_EQ(bytes_in_use(h), before);
+}
+
+TEST(Transaction, NestingIsFlatAndAnInnerAbortEndsTheWhole) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  auto* a = h.root<account>("account");
+  {
+    larder::transaction outer(h);
+    outer.snapshot(a);
+    a->balance = 1;
+    {
+      larder::transaction inner(h);
+      EXPECT_EQ(inner.depth(), 2u);
+      EXPECT_EQ(larder::current_transaction(h), &outer);
+      a->history[1] = 2;  // covered by the outer snapshot
+    }
+    EXPECT_EQ(outer.depth(), 1u);
+  }
+  EXPECT_EQ(a->balance, 1u);
+  {
+    larder::transaction outer(h);
+    outer.snapshot(a);
+    a->balance = 50;
+    {
+      larder::transaction inner(h);
+      inner.abort();
+    }
+    EXPECT_EQ(a->balance, 1u);
+    EXPECT_THROW(outer.snapshot(a), larder::error);
+  }
+  EXPECT_EQ(a->balance, 1u);
+  EXPECT_EQ(larder::current_transaction(h), nullptr);
+}
+
+TEST(Transaction, FreeHappensAtCommitOnly) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  auto* root = h.root<list_root>("list");
+  {
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->head = tx.make<node>(node{42, nullptr});
+  }
+  std::size_t with_node = bytes_in_use(h);
+  node* n = root->head;
+  {
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->head = nullptr;
+    tx.free(n);
+    EXPECT_EQ(n->value, 42u);  // still there until commit
+    tx.abort();
+  }
+  EXPECT_EQ(root->head, n);
+  EXPECT_EQ(n->value, 42u);
+  EXPECT_EQ(bytes_in_use(h), with_node);
+  {
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->head = nullptr;
+    tx.free(n);
+  }
+  EXPECT_LT(bytes_in_use(h), with_node);
+}
+
+TEST(Transaction, ProcessDeathMidTransactionIsRolledBackOnOpen) {
+  temp_dir dir;
+  std::string path = dir.file("h");
+  std::size_t before = 0;
+  {
+    larder::heap h(file_options(path));
+    auto* root = h.root<list_root>("list");
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->head = tx.make<node>(node{1, nullptr});
+    root->count = 1;
+  }
+  {
+    larder::heap h(file_options(path));
+    before = bytes_in_use(h);
+  }
+  int code = run_in_child([&] {
+    larder::heap h(file_options(path));
+    auto* root = h.root<list_root>("list");
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    for (int i = 0; i < 1000; ++i) {
+      root->head = tx.make<node>(node{static_cast<std::uint64_t>(i + 2), root->head});
+      ++root->count;
+    }
+    tx.free(root->head->next);
+    ::_exit(0);  // dies with the transaction open
+  });
+  ASSERT_EQ(code, 0);
+  larder::heap h(file_options(path));
+  auto* root = h.root<list_root>("list");
+  ASSERT_NE(root->head, nullptr);
+  EXPECT_EQ(root->count, 1u);
+  EXPECT_EQ(root->head->value, 1u);
+  EXPECT_EQ(root->head->next, nullptr);
+  EXPECT_EQ(bytes_in_use(h), before);
+  // And the heap goes on: a new transaction commits.
+  {
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->count = 2;
+  }
+  EXPECT_EQ(root->count, 2u);
+}
+
+TEST(Transaction, PageCaptureMakesUnmodifiedCodeFailureAtomic) {
+  temp_dir dir;
+  std::string path = dir.file("h");
+  {
+    larder::heap h(file_options(path));
+    auto* a = h.root<account>("account");
+    larder::transaction tx(h);
+    tx.snapshot(a);
+    a->balance = 10;
+  }
+  // Abort restores what plain stores changed.
+  {
+    larder::heap h(file_options(path));
+    auto* a = h.root<account>("account");
+    {
+      larder::transaction tx(h, larder::capture::pages);
+      a->balance = 20;
+      std::memset(a->history, 0xAB, sizeof(a->history));
+      tx.abort();
+    }
+    EXPECT_EQ(a->balance, 10u);
+    EXPECT_EQ(a->history[3], 0u);
+    {
+      larder::transaction tx(h, larder::capture::pages);
+      a->balance = 30;
+    }
+    EXPECT_EQ(a->balance, 30u);
+  }
+  // A process dying in the middle loses the uncommitted stores.
+  int code = run_in_child([&] {
+    larder::heap h(file_options(path));
+    auto* a = h.root<account>("account");
+    larder::transaction tx(h, larder::capture::pages);
+    a->balance = 40;
+    a->history[6] = 40;
+    ::_exit(0);
+  });
+  ASSERT_EQ(code, 0);
+  larder::heap h(file_options(path));
+  auto* a = h.root<account>("account");
+  EXPECT_EQ(a->balance, 30u);
+  EXPECT_EQ(a->history[6], 0u);
+}
+
+TEST(Transaction, LargeSnapshotsGrowTheLane) {
+  temp_dir dir;
+  std::string path = dir.file("h");
+  constexpr std::size_t kBytes = std::size_t{24} << 20;
+  unsigned char* block = nullptr;
+  {
+    larder::heap h(file_options(path));
+    block = static_cast<unsigned char*>(h.allocate(kBytes));
+    ASSERT_NE(block, nullptr);
+    std::memset(block, 1, kBytes);
+    ASSERT_TRUE(h.set_root("block", block, kBytes).ok());
+  }
+  int code = run_in_child([&] {
+    larder::heap h(file_options(path));
+    auto* b = static_cast<unsigned char*>(h.find_root("block"));
+    larder::transaction tx(h);
+    tx.snapshot(b, kBytes);
+    std::memset(b, 2, kBytes);
+    ::_exit(0);
+  });
+  ASSERT_EQ(code, 0);
+  larder::heap h(file_options(path));
+  auto* b = static_cast<unsigned char*>(h.find_root("block"));
+  ASSERT_EQ(b, block);
+  std::vector<unsigned char> expected(kBytes, 1);
+  EXPECT_EQ(std::memcmp(b, expected.data(), kBytes), 0);
+}
+
+TEST(Transaction, ReadOnlyOpenOfAHeapWithAPendingTransactionIsRefusedClearly) {
+  temp_dir dir;
+  std::string path = dir.file("h");
+  {
+    larder::heap h(file_options(path));
+    (void)h.root<account>("account");
+  }
+  int code = run_in_child([&] {
+    larder::heap h(file_options(path));
+    auto* a = h.root<account>("account");
+    larder::transaction tx(h);
+    tx.snapshot(a);
+    a->balance = 77;
+    ::_exit(0);
+  });
+  ASSERT_EQ(code, 0);
+  larder::heap_options o = file_options(path);
+  o.read_only = true;
+  larder::heap h;
+  larder::status s = larder::heap::open(o, &h);
+  EXPECT_TRUE(s.is(larder::errc::read_only)) << s.to_string();
+  EXPECT_NE(s.message().find("uncommitted"), std::string::npos) << s.message();
+  larder::heap w(file_options(path));
+  EXPECT_EQ(w.root<account>("account")->balance, 0u);
+}
+
+TEST(Transaction, ErrorsAreClear) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  larder::heap other(file_options(dir.file("other")));
+  std::uint64_t outside = 0;
+  larder::transaction tx(h);
+  EXPECT_THROW(tx.snapshot(&outside, sizeof(outside)), larder::error);
+  EXPECT_THROW(larder::transaction nested_other(other), larder::error);
+  EXPECT_THROW(tx.free(&outside), larder::error);
+}
+
+}  // namespace
