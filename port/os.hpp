@@ -43,6 +43,9 @@ int open_file(const char* path, bool create, bool exclusive, bool writable, int*
 // The same for a POSIX shared-memory object named "/name".
 int open_shm(const char* name, bool create, bool exclusive, bool writable, int* fd, bool* created);
 int remove_file(const char* path);
+// Renames `from` to `to` unless `to` exists (EEXIST), then makes the
+// directory entry durable.
+int rename_durably(const char* from, const char* to);
 int remove_shm(const char* name);
 int close_fd(int fd);
 int file_size(int fd, std::uint64_t* size);

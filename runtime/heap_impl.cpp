@@ -60,9 +60,24 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
     bool create = options.mode != open_mode::open && !options.read_only;
     bool exclusive = options.mode == open_mode::create;
     bool created = false;
-    int err = options.kind == backing::file
-                  ? port::open_file(options.name.c_str(), create, exclusive, impl->writable, &impl->fd, &created)
-                  : port::open_shm(options.name.c_str(), create, exclusive, impl->writable, &impl->fd, &created);
+    int err = 0;
+    if (options.kind == backing::file) {
+      // A new heap file is built under a temporary name and renamed into
+      // place once durable, so a crash never leaves a half-made heap.
+      err = port::open_file(options.name.c_str(), false, false, impl->writable, &impl->fd, &created);
+      if (err == 0 && exclusive) {
+        port::close_fd(impl->fd);
+        impl->fd = -1;
+        err = EEXIST;
+      }
+      if (err == ENOENT && create) {
+        impl->temporary_name = options.name + ".new-" + std::to_string(port::process_id()) + "-" +
+                               std::to_string(port::random64() % 1000000);
+        err = port::open_file(impl->temporary_name.c_str(), true, true, true, &impl->fd, &created);
+      }
+    } else {
+      err = port::open_shm(options.name.c_str(), create, exclusive, impl->writable, &impl->fd, &created);
+    }
     if (err == ENOENT) {
       s = status(errc::not_found, options.name);
     } else if (err == EEXIST) {
@@ -78,8 +93,9 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
         s = status::from_errno(err, "reading the size of " + options.name);
       } else if (created) {
         s = impl->create_new(options);
+        if (s.ok() && !impl->temporary_name.empty()) s = impl->publish(options);
         if (!s.ok()) {
-          if (options.kind == backing::file) port::remove_file(options.name.c_str());
+          if (options.kind == backing::file) port::remove_file(impl->temporary_name.c_str());
           if (options.kind == backing::shm) port::remove_shm(options.name.c_str());
         }
       } else {
@@ -90,10 +106,33 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
   if (!s.ok()) {
     if (impl->fd >= 0) port::close_fd(impl->fd);
     delete impl;
+    // Another process made the heap between our look and our rename.
+    if (s.is(errc::already_exists) && options.mode == open_mode::open_or_create) {
+      heap_options again = options;
+      again.mode = open_mode::open;
+      return open(again, out);
+    }
     return s;
   }
   *out = impl;
   return {};
+}
+
+status heap_impl::publish(const heap_options& options) {
+  // The rename is a persistence point of its own: a crash before it
+  // leaves no heap.
+  if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), 0))
+    return status::from_errno(err, "writing the new heap");
+  int err = port::rename_durably(temporary_name.c_str(), options.name.c_str());
+  if (err == 0) {
+    temporary_name.clear();
+    return {};
+  }
+  alloc::unregister_region(&region);
+  region.destroy();
+  port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+  if (err == EEXIST) return status(errc::already_exists, options.name);
+  return status::from_errno(err, "naming the new heap " + options.name);
 }
 
 void heap_impl::choose_domain() {

@@ -30,6 +30,7 @@ class heap_impl {
   bool writable = true;
   bool memory_fs = false;  // tmpfs-like: do not reserve blocks up front
   std::string name;
+  std::string temporary_name;  // a new file heap's name until it is complete
   std::mutex meta_lock;  // pod and root tables
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
@@ -69,6 +70,7 @@ class heap_impl {
   status open_existing(std::uint64_t file_size);
   status map_at(std::uintptr_t base, std::size_t reserve);
   void choose_domain();
+  status publish(const heap_options& options);
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
   static int grow(void* context, std::size_t size);

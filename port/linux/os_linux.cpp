@@ -2,6 +2,7 @@
 #include "port/os.hpp"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <pthread.h>
@@ -111,6 +112,27 @@ int open_shm(const char* name, bool create, bool exclusive, bool writable, int* 
 }
 
 int remove_file(const char* path) { return ::unlink(path) == 0 ? 0 : errno; }
+
+int rename_durably(const char* from, const char* to) {
+  if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0) {
+    if (errno != EINVAL && errno != ENOSYS) return errno;
+    // File systems without RENAME_NOREPLACE: link fails on an existing name.
+    if (::link(from, to) != 0) return errno;
+    ::unlink(from);
+  }
+  char directory[4096] = ".";
+  if (const char* slash = std::strrchr(to, '/')) {
+    std::size_t length = slash == to ? 1 : static_cast<std::size_t>(slash - to);
+    if (length >= sizeof(directory)) return ENAMETOOLONG;
+    std::memcpy(directory, to, length);
+    directory[length] = '\0';
+  }
+  int dir = ::open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return errno;
+  int err = ::fsync(dir) == 0 ? 0 : errno;
+  ::close(dir);
+  return err;
+}
 int remove_shm(const char* name) { return ::shm_unlink(name) == 0 ? 0 : errno; }
 int close_fd(int fd) { return ::close(fd) == 0 ? 0 : errno; }
 
