@@ -126,7 +126,9 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
     }
     if (tls_heap == &g_empty_heap) tls_heap = h;
   }
-  if (h->delayed_free.load(std::memory_order_relaxed) != nullptr) drain_delayed(h);
+  // Draining writes links into freed blocks; a transaction leaves that to
+  // the next allocation outside one (see page_collect).
+  if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);
   if (size > kLargeMax) return huge_alloc(h, size, 0, nullptr);
   page* pg = find_free_page(h, bin_of(size));
   if (pg == nullptr) {

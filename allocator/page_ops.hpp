@@ -48,9 +48,14 @@ inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
 
 // Moves remote frees onto the owner's free list. The count travels with
 // the list, so it is walked only when the free list is not empty.
+//
+// Inside a transaction it waits while the page has free blocks: folding
+// then writes a link into a free block, which a transaction capturing
+// pages would capture and an abort would rewind under the live allocator.
 inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   if (remote_list(tf) == nullptr) return;
+  if (metadata_logged() && pg->free != nullptr) return;
   note_metadata(pg, sizeof(page));
   while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,
                                                  std::memory_order_relaxed)) {
@@ -66,12 +71,14 @@ inline void page_collect(page* pg) noexcept {
   pg->used -= remote_count(tf);
 }
 
-// Carves up to an OS page's worth of never-used blocks onto the free list.
+// Carves up to an OS page's worth of never-used blocks onto the free list;
+// inside a transaction one block, which the caller takes at once (so no
+// link is left in free memory that an abort could rewind; see above).
 inline void page_extend(page* pg) noexcept {
   if (pg->reserved >= pg->capacity) return;
   segment* s = segment_of(pg);
   std::size_t size = pg->block_size;
-  std::size_t count = 4096 / size;
+  std::size_t count = metadata_logged() ? 1 : 4096 / size;
   if (count == 0) count = 1;
   if (count > static_cast<std::size_t>(pg->capacity - pg->reserved)) count = pg->capacity - pg->reserved;
   std::uint8_t* start = page_start(s, pg) + std::size_t{pg->reserved} * size;

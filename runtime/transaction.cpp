@@ -70,8 +70,14 @@ struct transaction_state final : alloc::metadata_sink {
     std::uintptr_t address;
     const std::uint8_t* image;
     std::size_t size;
+    std::size_t order;  // when it was logged: rollback goes newest first
   };
   std::vector<user_record> user_records;
+  // Kept apart for the page-capture handler, which must not allocate:
+  // reserved at begin and only ever appended to there.
+  std::vector<user_record> captured_records;
+  std::vector<recovery::persist_range> captured_ranges;
+  std::size_t records_logged = 0;
   std::vector<recovery::persist_range> unsynced;  // log bytes written, not yet durable
   std::vector<recovery::persist_range> data;      // made durable at commit
   std::map<std::uintptr_t, std::uintptr_t> logged;  // start -> end of ranges logged
@@ -167,7 +173,7 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
     if (user) {
       // The payload follows the header of the record just appended.
       const auto* header = static_cast<const std::uint8_t*>(unsynced[unsynced.size() - 1].address);
-      user_records.push_back({at, header + sizeof(recovery::record_header), piece});
+      user_records.push_back({at, header + sizeof(recovery::record_header), piece, records_logged++});
     }
     (void)before;
     at += piece;
@@ -208,6 +214,9 @@ void transaction_state::fresh(void* address, std::size_t size) noexcept {
 void transaction_state::reset() noexcept {
   active = false;
   user_records.clear();
+  captured_records.clear();
+  captured_ranges.clear();
+  records_logged = 0;
   unsynced.clear();
   data.clear();
   logged.clear();
@@ -233,8 +242,9 @@ void capture_page(void* context, std::uintptr_t page) {
   int err = tx->writer.append_range(reinterpret_cast<const void*>(page), port::kOsPageSize, &tx->unsynced);
   if (err != 0) fail_in_handler("larder: the log of a transaction capturing pages is full; stopping\n");
   const auto* header = static_cast<const std::uint8_t*>(tx->unsynced.back().address);
-  tx->user_records.push_back({page, header + sizeof(recovery::record_header), port::kOsPageSize});
-  tx->data.push_back({reinterpret_cast<const void*>(page), port::kOsPageSize});
+  tx->captured_records.push_back(
+      {page, header + sizeof(recovery::record_header), port::kOsPageSize, tx->records_logged++});
+  tx->captured_ranges.push_back({reinterpret_cast<const void*>(page), port::kOsPageSize});
   if (tx->sync_log() != 0) fail_in_handler("larder: cannot make a captured page durable; stopping\n");
 }
 
@@ -249,9 +259,10 @@ status start_capture(transaction_state* tx) {
     if (int err = tx->grow_lane(kCaptureLogBytes - tx->writer.capacity()))
       return status::from_errno(err, "growing the log for page capture");
   }
-  tx->user_records.reserve(kMaxCapturedPages + tx->user_records.size());
-  tx->data.reserve(kMaxCapturedPages + tx->data.size() + 64);
-  tx->unsynced.reserve(64);
+  tx->captured_records.reserve(kMaxCapturedPages);
+  tx->captured_ranges.reserve(kMaxCapturedPages);
+  // The handler appends one record at a time to `unsynced` and empties it.
+  tx->unsynced.reserve(tx->unsynced.size() + 8);
   tracker->set_first_write(&capture_page, tx);
   // Every used segment but the log's own, whose writes are the log; the
   // metadata segment without the lane records (they hold the log's state).
@@ -346,6 +357,7 @@ int apply_frees(transaction_state* tx) {
 
 status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
+  tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
   int err = impl->domain->persist(tx->data.data(), tx->data.size());
   if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), *impl->domain);
   if (err != 0) {
@@ -377,8 +389,10 @@ status commit_outermost(transaction_state* tx) {
 void abort_outermost(transaction_state* tx) noexcept {
   stop_capture(tx);
   // The program's own writes go back to their before-images, newest first.
-  for (auto it = tx->user_records.rbegin(); it != tx->user_records.rend(); ++it)
-    std::memcpy(reinterpret_cast<void*>(it->address), it->image, it->size);
+  auto& records = tx->user_records;
+  records.insert(records.end(), tx->captured_records.begin(), tx->captured_records.end());
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.order > b.order; });
+  for (const auto& r : records) std::memcpy(reinterpret_cast<void*>(r.address), r.image, r.size);
   // Allocations are undone by freeing them through the live allocator,
   // whose in-memory state (thread caches, queues) a byte-wise restore would
   // contradict. The sink only collects what to make durable.
@@ -467,8 +481,6 @@ void transaction::snapshot(const void* p, std::size_t size) { throw_if_error(tra
 
 void* transaction::allocate(std::size_t size, std::size_t alignment, pod in) {
   if (!state_->active) throw error(status(errc::tx_aborted, "allocate"));
-  if (state_->capture_tracker)
-    throw error(status(errc::unsupported, "allocation inside a transaction that captures pages"));
   std::uint32_t pod_id = 0;
   if (in.valid()) {
     if (!heap_->contains(in.record())) throw error(status(errc::invalid_argument, "the pod belongs to another heap"));
@@ -535,6 +547,51 @@ status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) 
   return {};
 }
 
+namespace {
+
+// The common cases without the generic path: a block from the direct
+// page's free list, or a fresh one carved from it. The page descriptor is
+// logged once per transaction, and the free-list links of the next blocks
+// in one batch, so most allocations persist nothing until commit. Returns
+// nullptr to send the caller to the generic path, or -1 (errno set).
+void* allocate_from_direct_page(transaction_state* tx, alloc::local_heap* h, std::size_t size) noexcept {
+  constexpr std::size_t kLinksPerBatch = 64;
+  alloc::page* pg = h->direct[(size + 15) >> 4];
+  alloc::block* b = pg->free;
+  if (b == nullptr && pg->reserved >= pg->capacity) return nullptr;
+  auto fail = [](int err) {
+    errno = err;
+    return reinterpret_cast<void*>(-1);
+  };
+  auto descriptor = reinterpret_cast<std::uintptr_t>(pg);
+  if (!tx->already_logged(descriptor, sizeof(alloc::page))) {
+    if (int err = tx->log_range(descriptor, sizeof(alloc::page), false)) return fail(err);
+    tx->data.push_back({pg, sizeof(alloc::page)});
+  }
+  if (b != nullptr && !tx->already_logged(reinterpret_cast<std::uintptr_t>(b), sizeof(alloc::block))) {
+    // Popped blocks get overwritten; a rollback needs their links back.
+    alloc::block* link = b;
+    for (std::size_t i = 0; i < kLinksPerBatch && link != nullptr; ++i, link = link->next) {
+      auto at = reinterpret_cast<std::uintptr_t>(link);
+      if (tx->already_logged(at, sizeof(alloc::block))) break;
+      if (int err = tx->log_range(at, sizeof(alloc::block), false)) return fail(err);
+    }
+  }
+  if (int err = tx->sync_log()) return fail(err);
+  ++pg->used;
+  if (b != nullptr) {
+    pg->free = b->next;
+    return b;
+  }
+  // Carve the next fresh block without linking it anywhere.
+  alloc::segment* s = alloc::segment_of(pg);
+  void* fresh = alloc::page_start(s, pg) + std::size_t{pg->reserved} * pg->block_size;
+  ++pg->reserved;
+  return fresh;
+}
+
+}  // namespace
+
 void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   transaction_state* tx = t_tx;
   alloc::local_heap* h = alloc::local_heap_for(&impl->region, pod);
@@ -544,29 +601,8 @@ void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t siz
   }
   if (size == 0) size = 1;
   void* p = nullptr;
-  if (alignment <= 16 && size <= alloc::kDirectMax) {
-    // The common case in one persist: the page descriptor and the link in
-    // the block, then the pop.
-    alloc::page* pg = h->direct[(size + 15) >> 4];
-    if (alloc::block* b = pg->free; b != nullptr) {
-      for (auto [start, bytes] : {std::pair{reinterpret_cast<std::uintptr_t>(pg), sizeof(alloc::page)},
-                                  std::pair{reinterpret_cast<std::uintptr_t>(b), sizeof(alloc::block)}}) {
-        if (tx->already_logged(start, bytes)) continue;
-        if (int err = tx->log_range(start, bytes, false)) {
-          errno = err;
-          return nullptr;
-        }
-      }
-      if (int err = tx->sync_log()) {
-        errno = err;
-        return nullptr;
-      }
-      tx->data.push_back({pg, sizeof(alloc::page)});
-      pg->free = b->next;
-      ++pg->used;
-      p = b;
-    }
-  }
+  if (alignment <= 16 && size <= alloc::kDirectMax) p = allocate_from_direct_page(tx, h, size);
+  if (p == reinterpret_cast<void*>(-1)) return nullptr;  // errno set
   if (p == nullptr) {
     sink_scope scope(tx);
     p = alloc::allocate_logged(h, size, alignment);
