@@ -6,6 +6,9 @@
 // exits. The parent then reopens the heap in a fresh mapping and prints
 // what it finds: the same map, at the same addresses, with no parsing or
 // loading step. Run it again and the counts grow: the index persists.
+// Each run's update is one transaction that captures the pages it writes:
+// if the writer dies half-way, the next open rolls the whole run back, and
+// a transaction that throws leaves nothing behind.
 #include <larder/larder.hpp>
 
 #include <sys/wait.h>
@@ -18,6 +21,7 @@
 #include <map>
 #include <string_view>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -54,19 +58,34 @@ int build(const char* path) {
   auto* index = heap.root<word_index>("word_counts");
   auto* stats = heap.root<corpus_stats>("stats");
   larder::allocator<char> in_heap(heap.default_pod());
-  std::istringstream words(kText);
-  std::string word;
-  while (words >> word) {
-    word.erase(std::remove_if(word.begin(), word.end(), [](char c) { return c == ','; }), word.end());
-    std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
-    auto it = index->find(std::string_view(word));
-    if (it == index->end()) it = index->emplace(pstring(word.c_str(), in_heap), 0).first;
-    ++it->second;
-    ++stats->words;
+  auto add_words = [&](const char* text) {
+    std::istringstream words(text);
+    std::string word;
+    while (words >> word) {
+      word.erase(std::remove_if(word.begin(), word.end(), [](char c) { return c == ','; }), word.end());
+      std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+      auto it = index->find(std::string_view(word));
+      if (it == index->end()) it = index->emplace(pstring(word.c_str(), in_heap), 0).first;
+      ++it->second;
+      ++stats->words;
+    }
+  };
+  {
+    // The map's own code does the stores; page capture logs each page
+    // before its first one, so the whole run commits or none of it does.
+    larder::transaction tx(heap, larder::capture::pages);
+    add_words(kText);
+    ++stats->runs;
   }
-  ++stats->runs;
-  std::printf("[writer pid %d] heap %s at %p: added %zu distinct words\n", getpid(), heap.uuid().c_str(),
-              heap.base(), index->size());
+  std::size_t distinct = index->size();
+  try {
+    larder::transaction tx(heap, larder::capture::pages);
+    add_words("a transaction that fails half way leaves no trace");
+    throw std::runtime_error("failed on purpose");
+  } catch (const std::runtime_error&) {
+  }
+  std::printf("[writer pid %d] heap %s at %p: added %zu distinct words; a failed transaction left %zu\n", getpid(),
+              heap.uuid().c_str(), heap.base(), distinct, index->size());
   larder::throw_if_error(heap.close());
   std::fflush(stdout);
   return 0;
