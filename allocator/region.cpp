@@ -98,6 +98,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
       if (entry_state(meta_->segments[i]) == layout::kSegmentFree && run_is_free(i, count)) first = i;
     }
     if (first == 0) first = high > 0 ? high : 1;
+    // Past segments_high everything should be free; make sure.
+    while (first + count <= segment_limit_ && !run_is_free(first, count)) ++first;
     if (first + count > segment_limit_) {
       errno = ENOMEM;
       return nullptr;
@@ -119,7 +121,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   meta_->segments[first] = segment_entry(state, pod);
-  for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(layout::kSegmentHugeTail, pod);
+  layout::segment_state rest = state == layout::kSegmentLog ? layout::kSegmentLog : layout::kSegmentHugeTail;
+  for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(rest, pod);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
   if (first == search_hint_) search_hint_ = first + count;
 

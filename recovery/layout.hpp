@@ -144,7 +144,11 @@ struct lane_record {
   std::uint32_t extent_count;  // extents[0, extent_count) are valid
   std::uint64_t extents[kMaxLaneExtents];  // first segment index | segment count << 32
   commit_slot commits[2];
-  std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64];
+  // Every seq the lane has handed out is below this, so a seq is never
+  // reused, even when a crash kept the records of its transaction from
+  // landing: stale records can never pass for a new transaction's.
+  std::uint64_t seq_limit;
+  std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64 - 8];
 };
 static_assert(sizeof(lane_record) == 256);
 inline constexpr std::uint64_t lane_extent(std::uint64_t first_segment, std::uint64_t count) {

@@ -66,6 +66,11 @@ status lane_extents(const layout::lane_record& lane, std::uintptr_t base, std::s
 status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size_t heap_size, lane_scan* out) {
   *out = lane_scan{};
   out->committed = committed_seq(lane);
+  if (out->committed >= kMaxSeq || lane.seq_limit >= kMaxSeq)
+    return status(errc::corrupt, "the lane's transaction numbers are out of range");
+  // Records may cover the heap after the superblocks, but not the lanes.
+  std::uintptr_t lanes_start = base + layout::kMetaOffset + offsetof(layout::heap_meta, lanes);
+  std::uintptr_t lanes_end = lanes_start + sizeof(layout::heap_meta::lanes);
   std::vector<extent_view> extents;
   if (status s = lane_extents(lane, base, heap_size, &extents); !s.ok()) return s;
   for (const extent_view& e : extents) {
@@ -78,14 +83,16 @@ status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size
         return {};
       const std::uint8_t* payload = e.start + offset + sizeof(record_header);
       if (h->checksum != record_checksum(*h, payload)) return {};
+      if (h->seq == 0 || h->seq >= kMaxSeq) return {};
       if (out->seq == 0) out->seq = h->seq;
       if (h->seq != out->seq) return {};
       out->bytes += record_span(h->size);
       if (h->kind == kRecordSkip) break;
       std::uint64_t end = h->address + h->size;
-      if (h->address < base || end < h->address || end > base + heap_size)
+      if (h->address < base + layout::kMetaOffset || end < h->address || end > base + heap_size ||
+          (h->address < lanes_end && end > lanes_start))
         return status(errc::corrupt, "log record at offset " + std::to_string(offset) + " of a lane covers " +
-                                         std::to_string(h->size) + " bytes outside the heap");
+                                         std::to_string(h->size) + " bytes outside what a transaction may change");
       out->records.push_back({h, payload});
       offset += record_span(h->size);
     }
@@ -171,12 +178,28 @@ int lane_writer::append_range(const void* address, std::size_t size, std::vector
 
 int lane_writer::add_extent(std::uint64_t extent, persist_domain& domain) noexcept {
   if (lane_->extent_count >= layout::kMaxLaneExtents) return EMLINK;
+  // A scan that runs off the end of the previous extent must not read
+  // whatever the new one held before.
+  auto* start = reinterpret_cast<record_header*>(base_ + (layout::extent_first(extent) << layout::kSegmentShift));
+  std::memset(start, 0, sizeof(*start));
   lane_->extents[lane_->extent_count] = extent;
-  // The extent is durable before the count that makes it part of the lane.
-  if (int err = domain.persist(&lane_->extents[lane_->extent_count], sizeof(std::uint64_t))) return err;
+  // The header and the extent are durable before the count that makes it
+  // part of the lane.
+  persist_range ranges[2] = {{start, sizeof(*start)}, {&lane_->extents[lane_->extent_count], sizeof(std::uint64_t)}};
+  if (int err = domain.persist(ranges, 2)) return err;
   ++lane_->extent_count;
   lane_->state = layout::kLaneInUse;
-  return domain.persist(lane_, 8);
+  if (int err = domain.persist(lane_, 8)) {
+    --lane_->extent_count;
+    return err;
+  }
+  return 0;
+}
+
+int reserve_seqs(layout::lane_record* lane, std::uint64_t through, persist_domain& domain) noexcept {
+  if (through < lane->seq_limit) return 0;
+  lane->seq_limit = through + kSeqReservation;
+  return domain.persist(&lane->seq_limit, sizeof(lane->seq_limit));
 }
 
 }  // namespace larder::recovery

@@ -86,6 +86,12 @@ status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size
 // mark seq as finished (so it is never replayed again). The caller has
 // the lane to itself.
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain);
+// Seqs are handed out below lane->seq_limit, which is raised (durably) by
+// kSeqReservation at a time: makes sure `through` is below it.
+inline constexpr std::uint64_t kSeqReservation = 1024;
+// Seqs at or above this mean a damaged lane.
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;
+int reserve_seqs(layout::lane_record* lane, std::uint64_t through, persist_domain& domain) noexcept;
 // Marks `seq` finished in the lane's commit slot of its parity and makes
 // the slot durable: the commit point of a transaction.
 int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& domain) noexcept;

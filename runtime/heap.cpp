@@ -33,6 +33,11 @@ status heap::open(const heap_options& options, heap* out) {
 
 status heap::close() {
   if (impl_ == nullptr) return {};
+  // A transaction still open would go on using the heap.
+  if (in_transaction(impl_)) return status(errc::invalid_argument, "a transaction on this heap is still open");
+  if (!impl_->tx_lock.try_lock())
+    return status(errc::invalid_argument, "another thread has a transaction open on this heap");
+  impl_->tx_lock.unlock();
   status s = impl_->close();
   delete impl_;
   impl_ = nullptr;

@@ -235,7 +235,8 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   // surviving copy with the older, smaller size; the file itself tells.
   std::uint64_t usable = file_size < superblock.reserve ? file_size : superblock.reserve;
   usable &= ~std::uint64_t{layout::kSegmentSize - 1};
-  if (usable > superblock.size) superblock.size = usable;
+  bool grown = usable > superblock.size;
+  if (grown) superblock.size = usable;
   auto* stored = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
   if (stored->magic != layout::kMetaMagic || stored->segments_high > superblock.size / layout::kSegmentSize) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -247,7 +248,20 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(static_cast<errc>(s.code()), name + ": " + s.message());
   }
-  return start_region(superblock.size, writable);
+  if (status s = start_region(superblock.size, writable); !s.ok()) return s;
+  // A crash in the middle of a superblock update leaves one copy torn or
+  // stale (and, in a growth, the file longer than both say): a writer
+  // makes both copies current again, the usual two-step way.
+  auto* base = reinterpret_cast<const std::uint8_t*>(superblock.base);
+  bool copies_differ = std::memcmp(base, base + layout::kSuperblockSize, sizeof(layout::superblock)) != 0;
+  if (writable && (grown || copies_differ)) {
+    if (int err = recovery::write_superblock(reinterpret_cast<void*>(superblock.base), &superblock, &superblock_copy,
+                                             *domain)) {
+      (void)close();
+      return status::from_errno(err, "repairing the superblocks of " + name);
+    }
+  }
+  return {};
 }
 
 status heap_impl::start_region(std::size_t committed, bool adopt) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -88,6 +89,12 @@ struct transaction_state final : alloc::metadata_sink {
 
   std::unique_ptr<port::write_tracker> capture_tracker;
   std::size_t captured_pages = 0;
+  // Taken by every path that appends to the log while pages are captured:
+  // the capture handler runs on whichever thread writes the heap. The
+  // holder never writes a captured page, so it never faults while holding.
+  std::atomic_flag log_lock = ATOMIC_FLAG_INIT;
+  // Segment runs the log could not use (see grow_lane), given back at the end.
+  std::vector<std::pair<alloc::segment*, std::size_t>> quarantined;
 
   void before_write(void* address, std::size_t size) noexcept override;
   void fresh(void* address, std::size_t size) noexcept override;
@@ -102,6 +109,14 @@ struct transaction_state final : alloc::metadata_sink {
     --it;
     return it->first <= start && start + size <= it->second;
   }
+  void lock_log() noexcept {
+    if (capture_tracker)
+      while (log_lock.test_and_set(std::memory_order_acquire)) {
+      }
+  }
+  void unlock_log() noexcept {
+    if (capture_tracker) log_lock.clear(std::memory_order_release);
+  }
   int grow_lane(std::size_t at_least) noexcept;
   int log_range(std::uintptr_t start, std::size_t size, bool user) noexcept;
   int sync_log() noexcept;
@@ -111,7 +126,6 @@ struct transaction_state final : alloc::metadata_sink {
 namespace {
 
 thread_local transaction_state* t_tx = nullptr;
-thread_local std::unique_ptr<transaction_state> t_tx_storage;
 
 status failure(const heap_impl& impl) {
   return status(errc::invalid_argument, "an earlier transaction on " + impl.name +
@@ -140,11 +154,24 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
   // The log's own segments are not part of any transaction.
   sink_scope no_sink(nullptr);
-  bool zeroed = false;
-  alloc::segment* s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
-  if (s == nullptr) return errno != 0 ? errno : ENOMEM;
-  std::size_t first = impl->region.segment_index(s);
   layout::heap_meta* meta = impl->meta();
+  alloc::segment* s = nullptr;
+  std::size_t first = 0;
+  for (;;) {
+    bool zeroed = false;
+    s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
+    if (s == nullptr) return errno != 0 ? errno : ENOMEM;
+    first = impl->region.segment_index(s);
+    // A run this transaction freed (its table entries are logged) still
+    // holds data a rollback brings back: the log must not write there.
+    // Keep it aside until the transaction ends.
+    auto entries = reinterpret_cast<std::uintptr_t>(&meta->segments[first]);
+    bool freed_here = false;
+    for (std::size_t i = 0; i < count && !freed_here; ++i)
+      freed_here = already_logged(entries + i * sizeof(meta->segments[0]), sizeof(meta->segments[0]));
+    if (!freed_here) break;
+    quarantined.emplace_back(s, count);
+  }
   // The table must say "log" durably before a lane points there, and a
   // crash between the two leaves a log segment no lane owns, which
   // recovery frees.
@@ -155,6 +182,7 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     impl->region.release(s, count);
     return err;
   }
+  // Recovery relies on it: no rollback may lower it below a log extent.
   (void)rec;
   return 0;
 }
@@ -193,15 +221,15 @@ int transaction_state::sync_log() noexcept {
 
 void transaction_state::before_write(void* address, std::size_t size) noexcept {
   auto start = reinterpret_cast<std::uintptr_t>(address);
-  if (sink_error != 0 || !contains(start, size)) return;
+  if (!contains(start, size)) return;
   sink_scope no_sink(nullptr);  // our own bookkeeping allocates from the process heap
   data.push_back({address, size});
-  if (!sink_logs || already_logged(start, size)) return;
-  if (int err = log_range(start, size, false)) {
-    sink_error = err;
-    return;
-  }
-  sink_error = sync_log();
+  if (sink_error != 0 || !sink_logs || already_logged(start, size)) return;
+  lock_log();
+  int err = log_range(start, size, false);
+  if (err == 0) err = sync_log();
+  unlock_log();
+  sink_error = err;
 }
 
 void transaction_state::fresh(void* address, std::size_t size) noexcept {
@@ -235,6 +263,12 @@ namespace {
 // (the vectors were reserved at begin).
 void capture_page(void* context, std::uintptr_t page) {
   auto* tx = static_cast<transaction_state*>(context);
+  while (tx->log_lock.test_and_set(std::memory_order_acquire)) {
+  }
+  struct unlock_at_end {
+    transaction_state* tx;
+    ~unlock_at_end() { tx->log_lock.clear(std::memory_order_release); }
+  } unlock{tx};
   if (tx->already_logged(page, port::kOsPageSize)) return;
   if (tx->captured_pages >= kMaxCapturedPages)
     fail_in_handler("larder: a transaction capturing pages wrote more pages than its log holds; stopping\n");
@@ -255,8 +289,8 @@ status start_capture(transaction_state* tx) {
                                          port::probe_tracker(port::tracker_kind::mprotect).reason);
   if (tx->impl->tracker && tx->impl->tracker->kind() != port::tracker_kind::uffd_async)
     return status(errc::unsupported, "page capture cannot run while the heap is tracked by a signal-based backend");
-  if (tx->writer.capacity() < kCaptureLogBytes) {
-    if (int err = tx->grow_lane(kCaptureLogBytes - tx->writer.capacity()))
+  if (tx->writer.capacity() - tx->writer.used() < kCaptureLogBytes) {
+    if (int err = tx->grow_lane(kCaptureLogBytes + tx->writer.used()))
       return status::from_errno(err, "growing the log for page capture");
   }
   tx->captured_records.reserve(kMaxCapturedPages);
@@ -266,17 +300,11 @@ status start_capture(transaction_state* tx) {
   tracker->set_first_write(&capture_page, tx);
   // Every used segment but the log's own, whose writes are the log; the
   // metadata segment without the lane records (they hold the log's state).
-  // Segment headers are left out: the allocator logs its own metadata, and
-  // an abort must not rewind it under the live allocator.
+  // The metadata segment and the segment headers are left out: the
+  // allocator and the root and pod tables log their own changes, and an
+  // abort must not rewind them under the live allocator. So is the log.
   const layout::heap_meta* meta = tx->impl->meta();
   std::uintptr_t base = tx->impl->region.base();
-  auto lanes = reinterpret_cast<std::uintptr_t>(&meta->lanes[0]);
-  auto after_lanes = reinterpret_cast<std::uintptr_t>(&meta->lanes[layout::kMaxLanes]);
-  std::uintptr_t meta_end = base + layout::kSegmentSize;
-  for (auto [start, end] : {std::pair{base, lanes}, std::pair{after_lanes, meta_end}}) {
-    if (start >= end) continue;
-    if (int err = tracker->track(start, end - start, 0)) return status::from_errno(err, "protecting the heap for page capture");
-  }
   for (std::size_t i = 1; i < meta->segments_high; ++i) {
     layout::segment_state st = layout::entry_state(meta->segments[i]);
     if (st == layout::kSegmentFree || st == layout::kSegmentLog) continue;
@@ -314,7 +342,7 @@ std::uint32_t choose_lane(heap_impl& impl) {
 status begin(transaction_state* tx, heap& h, heap_impl* impl, capture mode) {
   tx->owner = &h;
   tx->impl = impl;
-  tx->mode = mode;
+  tx->mode = capture::snapshots;
   tx->aborted = false;
   tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
@@ -322,13 +350,18 @@ status begin(transaction_state* tx, heap& h, heap_impl* impl, capture mode) {
   std::uint64_t seq = impl->next_seq[tx->lane];
   std::uint64_t committed = recovery::committed_seq(*rec);
   if (seq <= committed) seq = committed + 1;
+  if (int err = recovery::reserve_seqs(rec, seq, *impl->domain))
+    return status::from_errno(err, "reserving transaction numbers");
   impl->next_seq[tx->lane] = seq + 1;
   tx->writer.begin(seq);
   tx->active = true;
   if (rec->extent_count == 0) {
     if (int err = tx->grow_lane(0)) return status::from_errno(err, "making the transaction log");
   }
-  if (mode == capture::pages) return start_capture(tx);
+  if (mode == capture::pages) {
+    if (status s = start_capture(tx); !s.ok()) return s;
+    tx->mode = capture::pages;
+  }
   return {};
 }
 
@@ -355,30 +388,47 @@ int apply_frees(transaction_state* tx) {
   return tx->sink_error;
 }
 
+// A failure after writing in place: nothing more may change the heap in
+// this process (allocation fails with EROFS, frees are ignored) so that
+// reopening, which rolls the transaction back, finds it as it was.
+status fail_heap(heap_impl* impl, int err, const std::string& what) {
+  impl->tx_failure = what + ": " + larder::strerror(err);
+  impl->region.forbid_writes();
+  return status::from_errno(err, what);
+}
+
 status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
   tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
   int err = impl->domain->persist(tx->data.data(), tx->data.size());
   if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), *impl->domain);
-  if (err != 0) {
-    impl->tx_failure = std::string(what) + ": " + larder::strerror(err);
-    return status::from_errno(err, what);
-  }
+  if (err != 0) return fail_heap(impl, err, what);
   return {};
 }
 
 void end(transaction_state* tx) noexcept {
   heap_impl* impl = tx->impl;
+  if (t_tx == tx) t_tx = nullptr;
+  for (auto [s, count] : tx->quarantined) impl->region.release(s, count);
+  tx->quarantined.clear();
   tx->reset();
   impl->tx_lock.unlock();
 }
 
+void abort_outermost(transaction_state* tx) noexcept;
+
 status commit_outermost(transaction_state* tx) {
   stop_capture(tx);
+  if (tx->sink_error != 0) {
+    // Some allocator metadata could not be logged: committing would make
+    // an unlogged change permanent.
+    int err = tx->sink_error;
+    abort_outermost(tx);
+    return status::from_errno(err, "logging allocator metadata; the transaction was rolled back");
+  }
   status result;
   if (int err = apply_frees(tx)) {
-    tx->impl->tx_failure = std::string("freeing at commit: ") + larder::strerror(err);
-    result = status::from_errno(err, "freeing at commit");
+    result = fail_heap(tx->impl, err, "freeing at commit");
   } else {
     result = finish_durably(tx, "committing a transaction");
   }
@@ -409,9 +459,23 @@ void abort_outermost(transaction_state* tx) noexcept {
   end(tx);
 }
 
-transaction_state* thread_state() {
-  if (!t_tx_storage) t_tx_storage = std::make_unique<transaction_state>();
-  return t_tx_storage.get();
+// One state per outermost transaction; the thread keeps a spare so that a
+// transaction in a loop allocates nothing.
+thread_local std::unique_ptr<transaction_state> t_spare_state;
+
+transaction_state* new_state() {
+  if (t_spare_state) return t_spare_state.release();
+  return new transaction_state();
+}
+
+void release_state(transaction_state* tx) {
+  if (!t_spare_state) {
+    tx->aborted = false;
+    tx->outermost = nullptr;
+    t_spare_state.reset(tx);
+  } else {
+    delete tx;
+  }
 }
 
 }  // namespace
@@ -425,59 +489,49 @@ transaction::transaction(heap& h, capture mode)
   if (transaction_state* tx = t_tx) {
     if (tx->impl != impl)
       throw error(status(errc::invalid_argument, "this thread has a transaction open on another heap"));
-    if (!tx->active) throw error(status(errc::tx_aborted, "the enclosing transaction was aborted"));
     if (mode == capture::pages && tx->mode != capture::pages) {
-      tx->mode = capture::pages;
       throw_if_error(start_capture(tx));
+      tx->mode = capture::pages;
     }
     ++tx->depth;
     state_ = tx;
     return;
   }
   if (!impl->can_write()) throw error(status(errc::read_only, "cannot begin a transaction"));
-  impl->tx_lock.lock();
-  if (!impl->tx_failure.empty()) {
-    impl->tx_lock.unlock();
-    throw error(failure(*impl));
-  }
-  transaction_state* tx = thread_state();
-  status s = begin(tx, h, impl, mode);
+  std::unique_lock<std::mutex> lock(impl->tx_lock);
+  if (!impl->tx_failure.empty()) throw error(failure(*impl));
+  std::unique_ptr<transaction_state> tx(new_state());
+  lock.release();  // end() unlocks from here on
+  status s = begin(tx.get(), h, impl, mode);
   if (!s.ok()) {
-    if (s.is(errc::unsupported)) {
-      // Nothing was written in place yet: closing the lane is all it takes.
-      abort_outermost(tx);
-    } else {
-      stop_capture(tx);
-      end(tx);
-    }
-    tx->aborted = false;
+    // Nothing was written in place: closing the lane is all it takes.
+    abort_outermost(tx.get());
     throw error(s);
   }
   tx->depth = 1;
   tx->outermost = this;
-  t_tx = tx;
-  state_ = tx;
+  t_tx = tx.get();
+  state_ = tx.release();
 }
 
 transaction::~transaction() noexcept(false) {
   transaction_state* tx = state_;
-  bool outermost = tx->depth == 1;
   status failed;
   if (!done_ && tx->active) {
     if (std::uncaught_exceptions() > exceptions_at_begin_) {
       abort_outermost(tx);
-    } else if (outermost) {
+    } else if (tx->depth == 1) {
       failed = commit_outermost(tx);
     }
   }
-  if (--tx->depth == 0) {
-    t_tx = nullptr;
-    tx->aborted = false;
-  }
+  if (--tx->depth == 0) release_state(tx);
   if (!failed.ok() && std::uncaught_exceptions() == exceptions_at_begin_) throw error(std::move(failed));
 }
 
-void transaction::snapshot(const void* p, std::size_t size) { throw_if_error(transactional_snapshot(heap_->impl(), p, size)); }
+void transaction::snapshot(const void* p, std::size_t size) {
+  if (!state_->active) throw error(status(errc::tx_aborted, "snapshot"));
+  throw_if_error(transactional_snapshot(heap_->impl(), p, size));
+}
 
 void* transaction::allocate(std::size_t size, std::size_t alignment, pod in) {
   if (!state_->active) throw error(status(errc::tx_aborted, "allocate"));
@@ -541,8 +595,11 @@ status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) 
   auto start = reinterpret_cast<std::uintptr_t>(p);
   if (!tx->contains(start, size)) return status(errc::invalid_argument, "a snapshot must lie inside the heap");
   if (tx->already_logged(start, size)) return {};
-  if (int err = tx->log_range(start, size, true)) return status::from_errno(err, "logging a snapshot");
-  if (int err = tx->sync_log()) return status::from_errno(err, "making a snapshot durable");
+  tx->lock_log();
+  int err = tx->log_range(start, size, true);
+  if (err == 0) err = tx->sync_log();
+  tx->unlock_log();
+  if (err != 0) return status::from_errno(err, "logging a snapshot");
   tx->data.push_back({p, size});
   return {};
 }
@@ -564,20 +621,24 @@ void* allocate_from_direct_page(transaction_state* tx, alloc::local_heap* h, std
     return reinterpret_cast<void*>(-1);
   };
   auto descriptor = reinterpret_cast<std::uintptr_t>(pg);
+  int err = 0;
+  tx->lock_log();
   if (!tx->already_logged(descriptor, sizeof(alloc::page))) {
-    if (int err = tx->log_range(descriptor, sizeof(alloc::page), false)) return fail(err);
+    err = tx->log_range(descriptor, sizeof(alloc::page), false);
     tx->data.push_back({pg, sizeof(alloc::page)});
   }
-  if (b != nullptr && !tx->already_logged(reinterpret_cast<std::uintptr_t>(b), sizeof(alloc::block))) {
+  if (err == 0 && b != nullptr && !tx->already_logged(reinterpret_cast<std::uintptr_t>(b), sizeof(alloc::block))) {
     // Popped blocks get overwritten; a rollback needs their links back.
     alloc::block* link = b;
-    for (std::size_t i = 0; i < kLinksPerBatch && link != nullptr; ++i, link = link->next) {
+    for (std::size_t i = 0; i < kLinksPerBatch && link != nullptr && err == 0; ++i, link = link->next) {
       auto at = reinterpret_cast<std::uintptr_t>(link);
       if (tx->already_logged(at, sizeof(alloc::block))) break;
-      if (int err = tx->log_range(at, sizeof(alloc::block), false)) return fail(err);
+      err = tx->log_range(at, sizeof(alloc::block), false);
     }
   }
-  if (int err = tx->sync_log()) return fail(err);
+  if (err == 0) err = tx->sync_log();
+  tx->unlock_log();
+  if (err != 0) return fail(err);
   ++pg->used;
   if (b != nullptr) {
     pg->free = b->next;
@@ -632,17 +693,28 @@ status recover_transactions(heap_impl& impl) {
   std::uintptr_t base = impl.superblock.base;
   auto* meta = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
   std::size_t size = impl.superblock.size;
-  std::vector<bool> in_lane(meta->segments_high, false);
+  std::size_t segments = size / layout::kSegmentSize;
+  // A rollback may lower segments_high; segments above the lowered value
+  // can still hold the rolled-back bytes, and the allocator takes what
+  // lies above it for zero. Keep the highest value seen.
+  std::uint64_t high = meta->segments_high;
+  std::vector<std::int32_t> owner(segments, -1);  // lane of each log segment
   for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
     layout::lane_record& lane = meta->lanes[i];
-    if (lane.extent_count == 0) continue;
+    if (lane.extent_count == 0 && lane.seq_limit == 0) continue;
     recovery::lane_scan scan;
     if (status s = recovery::scan_lane(lane, base, size, &scan); !s.ok())
       return status(errc::corrupt, "undo-log lane " + std::to_string(i) + ": " + s.message());
     for (std::uint32_t e = 0; e < lane.extent_count; ++e) {
       std::uint64_t first = layout::extent_first(lane.extents[e]);
-      for (std::uint64_t k = 0; k < layout::extent_count(lane.extents[e]) && first + k < in_lane.size(); ++k)
-        in_lane[first + k] = true;
+      std::uint64_t count = layout::extent_count(lane.extents[e]);
+      for (std::uint64_t k = first; k < first + count; ++k) {
+        if (owner[k] >= 0)
+          return status(errc::corrupt, "undo-log lanes " + std::to_string(owner[k]) + " and " + std::to_string(i) +
+                                           " both claim segment " + std::to_string(k));
+        owner[k] = static_cast<std::int32_t>(i);
+      }
+      high = std::max<std::uint64_t>(high, first + count);
     }
     if (scan.pending()) {
       if (!impl.writable)
@@ -650,17 +722,38 @@ status recover_transactions(heap_impl& impl) {
                                            " holds an uncommitted transaction; open the heap for writing once to roll it back");
       if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain); !s.ok()) return s;
     }
-    impl.next_seq[i] = std::max(scan.seq, scan.committed) + 1;
+    impl.next_seq[i] = std::max({lane.seq_limit, scan.seq + 1, scan.committed + 1});
   }
   if (!impl.writable) return {};
-  // Log segments a crash left between claiming them and adding them to a
-  // lane.
-  for (std::size_t i = 1; i < meta->segments_high; ++i) {
-    if (layout::entry_state(meta->segments[i]) != layout::kSegmentLog || in_lane[i]) continue;
-    meta->segments[i] = layout::kSegmentFree;
-    if (int err = impl.domain->persist(&meta->segments[i], sizeof(meta->segments[i])))
-      return status::from_errno(err, "freeing an orphaned log segment");
+  // The segment table must agree with the lanes: every log segment marked
+  // as its lane's (a rollback may have restored an older entry), and none
+  // marked "log" that no lane holds (a crash between claiming segments
+  // and adding them to a lane).
+  std::vector<recovery::persist_range> changed;
+  high = std::min<std::uint64_t>(high, segments);
+  for (std::size_t k = 1; k < high; ++k) {
+    std::uint32_t entry = meta->segments[k];
+    layout::segment_state st = layout::entry_state(entry);
+    if (owner[k] >= 0) {
+      std::uint32_t want = layout::segment_entry(layout::kSegmentLog, static_cast<std::uint32_t>(owner[k]));
+      if (entry == want) continue;
+      if (st != layout::kSegmentFree && st != layout::kSegmentLog)
+        return status(errc::corrupt, "segment " + std::to_string(k) + " is in use and also part of undo-log lane " +
+                                         std::to_string(owner[k]));
+      meta->segments[k] = want;
+    } else if (st == layout::kSegmentLog) {
+      meta->segments[k] = layout::kSegmentFree;
+    } else {
+      continue;
+    }
+    changed.push_back({&meta->segments[k], sizeof(meta->segments[k])});
   }
+  if (high > meta->segments_high) {
+    meta->segments_high = high;
+    changed.push_back({&meta->segments_high, sizeof(meta->segments_high)});
+  }
+  if (int err = impl.domain->persist(changed.data(), changed.size()))
+    return status::from_errno(err, "repairing the segment table after recovery");
   return {};
 }
 

@@ -181,8 +181,13 @@ T* heap::root(std::string_view name, Args&&... args) {
     return static_cast<T*>(found);
   }
   // One transaction for the block and the root record, so that a crash
-  // leaves either both or neither.
+  // leaves either both or neither; it also keeps two threads from both
+  // making the root.
   transaction tx(*this);
+  if (void* found = find_root(name, &size)) {
+    if (size != sizeof(T)) throw error(status(errc::type_mismatch, std::string(name)));
+    return static_cast<T*>(found);
+  }
   pod_scope scope(default_pod());
   T* object = tx.make<T>(std::forward<Args>(args)...);
   throw_if_error(set_root(name, object, sizeof(T)));
@@ -195,9 +200,9 @@ void heap::destroy_root(std::string_view name) {
   T* object = static_cast<T*>(find_root(name, &size));
   if (object == nullptr) return;
   if (size != sizeof(T)) throw error(status(errc::type_mismatch, std::string(name)));
+  transaction tx(*this);
   throw_if_error(remove_root(name));
-  object->~T();
-  deallocate(object);
+  tx.destroy(object);
 }
 
 }  // namespace larder

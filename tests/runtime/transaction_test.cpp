@@ -380,6 +380,93 @@ TEST(Transaction, ReadOnlyOpenOfAHeapWithAPendingTransactionIsRefusedClearly) {
   EXPECT_EQ(w.root<account>("account")->balance, 0u);
 }
 
+// Allocations after a rollback never overlap each other or the log, even
+// when the rolled-back transaction both claimed segments and grew the log.
+TEST(Transaction, RollbackOfSegmentClaimsAndLogGrowthKeepsSegmentsApart) {
+  temp_dir dir;
+  std::string path = dir.file("h");
+  constexpr std::size_t kBig = std::size_t{5} << 20;
+  {
+    larder::heap h(file_options(path));
+    void* big = h.allocate(kBig);
+    ASSERT_NE(big, nullptr);
+    ASSERT_TRUE(h.set_root("big", big, kBig).ok());
+  }
+  int code = run_in_child([&] {
+    larder::heap h(file_options(path));
+    larder::transaction tx(h);
+    ASSERT_NE(h.allocate(std::size_t{6} << 20), nullptr);  // claims segments
+    tx.snapshot(h.find_root("big"), kBig);                  // grows the lane past them
+    ::_exit(0);
+  });
+  ASSERT_EQ(code, 0);
+  larder::heap h(file_options(path));
+  std::vector<unsigned char*> blocks;
+  for (int i = 0; i < 6; ++i) {
+    auto* p = static_cast<unsigned char*>(h.allocate(std::size_t{3} << 20));
+    ASSERT_NE(p, nullptr);
+    std::memset(p, i + 1, std::size_t{3} << 20);
+    blocks.push_back(p);
+  }
+  // A transaction with a large log after those allocations must not write
+  // into them.
+  {
+    larder::transaction tx(h);
+    tx.snapshot(h.find_root("big"), kBig);
+  }
+  for (int i = 0; i < 6; ++i)
+    for (std::size_t at = 0; at < (std::size_t{3} << 20); at += 4096) ASSERT_EQ(blocks[i][at], i + 1) << i;
+}
+
+// Allocator writes inside a capturing transaction go to pages the capture
+// leaves alone, so an abort cannot rewind them under the live allocator.
+TEST(Transaction, AbortOfACapturingTransactionThatClaimedSegments) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  std::size_t before = bytes_in_use(h);
+  {
+    larder::transaction tx(h, larder::capture::pages);
+    for (int i = 0; i < 60; ++i) ASSERT_NE(h.allocate(100000), nullptr);
+    tx.abort();
+  }
+  EXPECT_EQ(bytes_in_use(h), before);
+  auto* small = static_cast<unsigned char*>(h.allocate(100000));
+  auto* large = static_cast<unsigned char*>(h.allocate(std::size_t{8} << 20));
+  ASSERT_NE(small, nullptr);
+  ASSERT_NE(large, nullptr);
+  std::memset(small, 1, 100000);
+  std::memset(large, 2, std::size_t{8} << 20);
+  EXPECT_EQ(small[99999], 1);
+  EXPECT_TRUE(small + 100000 <= large || large + (std::size_t{8} << 20) <= small);
+}
+
+TEST(Transaction, ANewTransactionCanFollowACommitInTheSameScope) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  auto* a = h.root<account>("account");
+  larder::transaction first(h);
+  first.snapshot(a);
+  a->balance = 1;
+  ASSERT_TRUE(first.commit().ok());
+  larder::transaction second(h);
+  second.snapshot(a);
+  a->balance = 2;
+  second.abort();
+  EXPECT_EQ(a->balance, 1u);
+}
+
+TEST(Transaction, CloseRefusesWhileATransactionIsOpen) {
+  temp_dir dir;
+  larder::heap h(file_options(dir.file("h")));
+  {
+    larder::transaction tx(h);
+    larder::status s = h.close();
+    EXPECT_TRUE(s.is(larder::errc::invalid_argument)) << s.to_string();
+    EXPECT_TRUE(h.is_open());
+  }
+  EXPECT_TRUE(h.close().ok());
+}
+
 TEST(Transaction, ErrorsAreClear) {
   temp_dir dir;
   larder::heap h(file_options(dir.file("h")));
