@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace larder {
@@ -125,7 +126,8 @@ struct transaction_state final : alloc::metadata_sink {
 
 namespace {
 
-thread_local transaction_state* t_tx = nullptr;
+// Initial-exec: read on every allocation and free in a heap.
+constinit thread_local transaction_state* t_tx __attribute__((tls_model("initial-exec"))) = nullptr;
 
 status failure(const heap_impl& impl) {
   return status(errc::invalid_argument, "an earlier transaction on " + impl.name +
@@ -461,18 +463,22 @@ void abort_outermost(transaction_state* tx) noexcept {
 
 // One state per outermost transaction; the thread keeps a spare so that a
 // transaction in a loop allocates nothing.
-thread_local std::unique_ptr<transaction_state> t_spare_state;
+struct spare_state {
+  transaction_state* state = nullptr;
+  ~spare_state() { delete state; }
+};
+thread_local spare_state t_spare;
 
 transaction_state* new_state() {
-  if (t_spare_state) return t_spare_state.release();
+  if (transaction_state* tx = std::exchange(t_spare.state, nullptr)) return tx;
   return new transaction_state();
 }
 
 void release_state(transaction_state* tx) {
-  if (!t_spare_state) {
+  if (t_spare.state == nullptr) {
     tx->aborted = false;
     tx->outermost = nullptr;
-    t_spare_state.reset(tx);
+    t_spare.state = tx;
   } else {
     delete tx;
   }
