@@ -18,9 +18,12 @@ namespace {
 
 constexpr std::size_t kMinReserve = 16 * layout::kSegmentSize;
 // Where larder places heaps when the caller does not say: between 16 TiB and
-// 96 TiB, above where executables and brk live and below the mmap area.
+// 80 TiB. Below that live non-PIE executables and brk; position-
+// independent executables load at 0x5555_5555_4000 plus up to 1 TiB of
+// randomisation (85-86 TiB), and the mmap area sits near 128 TiB. A heap
+// placed where a later run's executable lands could not be opened there.
 constexpr std::uintptr_t kPlacementLow = std::uintptr_t{16} << 40;
-constexpr std::uintptr_t kPlacementHigh = std::uintptr_t{96} << 40;
+constexpr std::uintptr_t kPlacementHigh = std::uintptr_t{80} << 40;
 constexpr std::size_t kPlacementStep = std::size_t{64} << 30;
 
 std::string hex(std::uintptr_t value) {

@@ -9,9 +9,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libxxhash-dev libpmem2-dev libpmemobj-dev libcli11-dev
   python3 xz-utils coreutils
+  clang libclang-rt-14-dev  # the libFuzzer run of `quickstart.sh test` (libFuzzer is in libclang-rt-14-dev)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libpmemobj-dev)
+  packages+=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libpmemobj-dev strace)
 fi
 
 missing=()
