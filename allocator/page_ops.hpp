@@ -87,8 +87,11 @@ inline void page_extend(page* pg) noexcept {
   for (std::size_t i = 0; i + 1 < count; ++i)
     reinterpret_cast<block*>(start + i * size)->next = reinterpret_cast<block*>(start + (i + 1) * size);
   reinterpret_cast<block*>(start + (count - 1) * size)->next = pg->free;
-  pg->free = reinterpret_cast<block*>(start);
+  // `reserved` first: a process killed between the two stores then leaks
+  // the blocks instead of leaving them to be carved a second time.
   pg->reserved = static_cast<std::uint16_t>(pg->reserved + count);
+  std::atomic_signal_fence(std::memory_order_release);
+  pg->free = reinterpret_cast<block*>(start);
 }
 
 // Start of the block holding interior pointer `p`.

@@ -52,7 +52,7 @@ status read_superblock(int fd, std::uint64_t file_size, layout::superblock* out,
     return status(errc::foreign_build, "the heap was written by a build with a different layout");
   if (sb.reserve == 0 || sb.reserve > layout::kMaxReserve || sb.reserve % layout::kSegmentSize != 0 ||
       sb.base % layout::kSegmentSize != 0 || sb.size < layout::kSegmentSize || sb.size > sb.reserve ||
-      sb.base == 0 || sb.base + sb.reserve > layout::kAddressLimit)
+      sb.base == 0 || sb.base >= layout::kAddressLimit || sb.reserve > layout::kAddressLimit - sb.base)
     return status(errc::corrupt, "the superblock's geometry is impossible");
   if (file_size < sb.size)
     return status(errc::truncated, "the file holds " + std::to_string(file_size) + " bytes but the heap needs " +

@@ -48,6 +48,8 @@ void* heap::base() const noexcept { return impl_ ? reinterpret_cast<void*>(impl_
 std::size_t heap::reserve() const noexcept { return impl_ ? impl_->region.reserve() : 0; }
 backing heap::kind() const noexcept { return impl_ ? impl_->kind : backing::anonymous; }
 bool heap::contains(const void* p) const noexcept { return impl_ != nullptr && impl_->region.contains(p); }
+bool heap::durable() const noexcept { return impl_ != nullptr && impl_->domain->durable(); }
+const char* heap::persistence_domain() const noexcept { return impl_ ? impl_->domain->name() : ""; }
 
 std::string heap::uuid() const {
   if (impl_ == nullptr) return {};

@@ -748,6 +748,11 @@ status recover_transactions(heap_impl& impl) {
                                          std::to_string(owner[k]));
       meta->segments[k] = want;
     } else if (st == layout::kSegmentLog) {
+      // Log extents hold records from their first byte; one that starts
+      // with a segment header is a live segment whose entry was damaged.
+      if (reinterpret_cast<const alloc::segment*>(base + (k << layout::kSegmentShift))->magic == alloc::kSegmentMagic)
+        return status(errc::corrupt, "segment " + std::to_string(k) +
+                                         " is marked as part of an undo log but holds a segment header");
       meta->segments[k] = layout::kSegmentFree;
     } else {
       continue;

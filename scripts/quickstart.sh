@@ -2,7 +2,8 @@
 # One entry point for a fresh Debian 12 machine:
 #   scripts/quickstart.sh demo    install what is missing, build, run the demo
 #   scripts/quickstart.sh test    install what is missing, build (Release and
-#                                 ASan+UBSan) and run every test
+#                                 ASan+UBSan) and run every test, then fuzz
+#                                 heap images for a minute (clang build)
 #   scripts/quickstart.sh bench   install, build and run the comparison
 #                                 against other allocators (docs/PERFORMANCE.md)
 set -euo pipefail
@@ -22,6 +23,38 @@ configure_and_build() {  # dir, cmake args...
   cmake --build "$dir" -j "$jobs"
 }
 
+# The libFuzzer target tests/fuzz/open_fuzz, for LARDER_FUZZ_SECONDS (60)
+# seconds, in its own clang build; skipped with a message where clang or
+# libFuzzer is missing. A crash fails the run and leaves its input in
+# build-fuzz/artifacts/ (replay: build-fuzz/tests/fuzz/open_fuzz FILE).
+fuzz_run() {
+  local seconds=${LARDER_FUZZ_SECONDS:-60}
+  if ! command -v clang++ >/dev/null; then
+    echo "skipping the fuzz run: clang++ is not installed (scripts/install-deps.sh installs it)"
+    return 0
+  fi
+  local probe
+  probe=$(mktemp -d)
+  echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe/p.cpp"
+  if ! clang++ -fsanitize=fuzzer "$probe/p.cpp" -o "$probe/p" 2>/dev/null; then
+    rm -rf "$probe"
+    echo "skipping the fuzz run: clang++ cannot link libFuzzer (Debian 12: apt-get install libclang-rt-14-dev)"
+    return 0
+  fi
+  rm -rf "$probe"
+  configure_and_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+    -DCMAKE_CXX_COMPILER=clang++ -DLARDER_FUZZ=ON -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_TOOLS=OFF
+  mkdir -p build-fuzz/corpus build-fuzz/artifacts
+  echo "fuzzing heap images for ${seconds} s (tests/fuzz/open_fuzz)"
+  if ! build-fuzz/tests/fuzz/open_fuzz build-fuzz/corpus -max_total_time="$seconds" \
+         -artifact_prefix=build-fuzz/artifacts/ -print_final_stats=1 > build-fuzz/fuzz.log 2>&1; then
+    tail -n 100 build-fuzz/fuzz.log
+    echo "the fuzz run failed: see build-fuzz/fuzz.log; the input is in build-fuzz/artifacts/" >&2
+    return 1
+  fi
+  tail -n 12 build-fuzz/fuzz.log
+}
+
 case "${1:-}" in
   demo)
     install_deps
@@ -37,13 +70,16 @@ case "${1:-}" in
     configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_WERROR=ON -DLARDER_BUILD_BENCH=ON
     (cd build && ctest --output-on-failure -j "$jobs")
     configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_WERROR=ON -DLARDER_ASAN=ON
-    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs")
+    # The every-point crash sweeps run in the Release build only (minutes under ASan).
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -LE crash_exhaustive)
+    fuzz_run
     ;;
   bench)
     install_deps --bench
     configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_BUILD_BENCH=ON
     python3 bench/compare.py --build-dir build --write-doc "${@:2}"
     python3 bench/track_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
+    python3 bench/tx_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     ;;
   *)
     echo "usage: $0 demo|test|bench" >&2

@@ -6,11 +6,18 @@
 //   larder stat  HEAP [--interval S [--count N]]
 //                        pages written per pod, from page-write tracking
 //   larder create HEAP [--reserve BYTES]
+//   larder check HEAP [--repair]
+//                        verify every on-media structure (exit 0 clean, 1 damaged)
+//   larder crashtest [--every | --random N | --kill N] ... -- PROGRAM ARGS...
+//                        crash PROGRAM at its persistence points, check recovery
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
 // --shm. Inspection opens the heap read-only, so it works while another
 // process has it open for writing. See docs/tools/larder.md.
+#include <larder/check.hpp>
 #include <larder/larder.hpp>
+
+#include "crashtest_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -118,6 +125,26 @@ int stat(const target& t, double interval, int count) {
   return 0;
 }
 
+// Exit status: 0 clean, 1 damaged (problems remain), 2 when the check could
+// not run (no such heap, I/O error, busy).
+int check(const target& t, bool repair) {
+  larder::check_report r;
+  larder::status s = larder::check_heap(t.shm ? larder::backing::shm : larder::backing::file, t.name, repair, &r);
+  for (const auto& p : r.problems) std::printf("problem: %s\n", p.c_str());
+  for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
+  for (const auto& x : r.repairs) std::printf("repaired: %s\n", x.c_str());
+  if (!s.ok()) {
+    std::fprintf(stderr, "larder: %s\n", s.to_string().c_str());
+    return 2;
+  }
+  std::printf("%s: %s, %zu problems, %zu notes, %zu repairs\n"
+              "segments %zu, pages %zu, blocks in use %zu (%zu bytes), roots %zu, pods %zu, lanes %zu, "
+              "pending transactions %zu\n",
+              t.name.c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(), r.repairs.size(),
+              r.segments, r.pages, r.blocks_in_use, r.bytes_in_use, r.roots, r.pods, r.lanes, r.pending_transactions);
+  return r.clean() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,14 +157,21 @@ int main(int argc, char** argv) {
   auto* pods_cmd = app.add_subcommand("pods", "list the pods and their usage (opens for writing)");
   auto* stat_cmd = app.add_subcommand("stat", "pages written per pod, as recorded by page-write tracking");
   auto* create_cmd = app.add_subcommand("create", "create an empty heap");
-  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd}) add_target(c, &t);
+  auto* check_cmd = app.add_subcommand("check", "verify the heap's on-media structures (read-only unless --repair)");
+  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd, check_cmd}) add_target(c, &t);
   double interval = 0;
   int count = 0;
   stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
       ->check(CLI::PositiveNumber);
   stat_cmd->add_option("--count", count, "stop after N samples (default: until interrupted)")->check(CLI::NonNegativeNumber);
   create_cmd->add_option("--reserve", reserve, "address space to reserve, in bytes");
+  bool repair = false;
+  check_cmd->add_flag("--repair", repair,
+                      "open for writing (recovery), rewrite a damaged superblock copy, drop dangling roots, check again");
+  crashtest_command crashtest(app);
   CLI11_PARSE(app, argc, argv);
+  if (crashtest.chosen()) return crashtest.run(argv[0]);
+  if (*check_cmd) return check(t, repair);
   try {
     if (*info_cmd) return info(t);
     if (*roots_cmd) return roots(t);

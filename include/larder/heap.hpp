@@ -102,6 +102,13 @@ class LARDER_EXPORT heap {
   std::string uuid() const;  // 36-character text form
   heap_stats stats() const;
   bool contains(const void* p) const noexcept;
+  // Whether committed transactions survive the machine stopping: true for
+  // file heaps, false for shm (they survive the process only) and
+  // anonymous heaps. persistence_domain() names how bytes become durable:
+  // "persistent memory (libpmem2)", "file (msync/fdatasync)", "memory (not
+  // durable)" or "crash simulation" (docs/transactions.md).
+  bool durable() const noexcept;
+  const char* persistence_domain() const noexcept;
 
   // --- allocation -------------------------------------------------------
   // From the default pod. nullptr and errno=ENOMEM when full.

@@ -170,7 +170,12 @@ LARDER_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen,
 
 LARDER_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   LARDER_NEXT(ssize_t (*)(int, msghdr*, int), recvmsg);
-  return prepared_call([&] { return larder::port::prepare_msg(msg) | prepare_kernel_write(msg, sizeof *msg); },
+  return prepared_call(
+      [&] {
+        bool buffers = larder::port::prepare_msg(msg);  // both must run
+        bool header = prepare_kernel_write(msg, sizeof *msg);
+        return buffers || header;
+      },
                        [&] { return real(fd, msg, flags); });
 }
 

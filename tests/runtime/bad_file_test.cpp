@@ -348,7 +348,8 @@ TEST_F(RuntimeBadFile, ImpossibleGeometryIsCorrupt) {
   std::uint64_t base = get64(good, kBaseAt);
   for (edit e : {edit{"misaligned base", kBaseAt, base + 4096}, edit{"zero reserve", kReserveAt, 0},
                  edit{"reserve over 2 TiB", kReserveAt, std::uint64_t{4} << 40},
-                 edit{"size over the reserve", kSizeAt, reserve + kSegment}, edit{"size below a segment", kSizeAt, 4096}}) {
+                 edit{"size over the reserve", kSizeAt, reserve + kSegment}, edit{"size below a segment", kSizeAt, 4096},
+                 edit{"base + reserve wrapping past 2^64", kBaseAt, ~std::uint64_t{kSegment - 1}}}) {
     SCOPED_TRACE(e.what);
     std::string bad = good;
     for (int copy = 0; copy < 2; ++copy) {
@@ -409,6 +410,44 @@ TEST_F(RuntimeBadFile, DamagedSegmentHeaderIsCorruptAndLeavesTheFileAlone) {
   EXPECT_TRUE(after == before) << "refusing the heap changed the file, first at offset " << first_difference
                                << " (segment " << first_difference / kSegment << ", damaged segment " << victim
                                << ")";
+  expect_opens_again(good);
+}
+
+TEST_F(RuntimeBadFile, DamagedPageDescriptorIsCorruptAndLeavesTheFileAlone) {
+  // Opening follows a page's remote-free list and hands out its free list:
+  // a descriptor whose lists point out of the page, or whose counts or
+  // size class are impossible, must be refused before anything is touched.
+  std::string good = make_heap(true);
+  std::uint64_t high = get64(good, kSegmentsHighAt);
+  std::size_t at = 0;
+  for (std::size_t i = 1; i < high && at == 0; ++i) {
+    std::uint32_t entry = get32(good, kMetaAt + offsetof(larder::layout::heap_meta, segments) + 4 * i);
+    if (larder::layout::entry_state(entry) != larder::layout::kSegmentPages) continue;
+    for (std::size_t k = 0; k < 64 && at == 0; ++k) {
+      std::size_t d = i * kSegment + 64 + k * 64;  // page descriptor of slice k (docs/format/heap.md)
+      if (good[d + 60] != 0 && get64(good, d) != 0) at = d;
+    }
+  }
+  ASSERT_NE(at, 0u) << "no page with a free list";
+  struct edit {
+    const char* what;
+    std::size_t field;
+    std::uint64_t value;
+    std::size_t width;
+  };
+  std::uint64_t free_head = get64(good, at);
+  for (edit e : {edit{"free list outside the page", 0, free_head + kSegment, 8},
+                 edit{"free list off a block boundary", 0, free_head + 8, 8},
+                 edit{"remote-free list outside the page", 24, (std::uint64_t{1} << 48) | (free_head + kSegment), 8},
+                 edit{"remote count without a list", 24, std::uint64_t{3} << 48, 8},
+                 edit{"size class that does not exist", 62, 200, 1},
+                 edit{"more carved blocks than fit", 14, 60000, 2}}) {
+    SCOPED_TRACE(e.what);
+    std::string bad = good;
+    std::memcpy(bad.data() + at + e.field, &e.value, e.width);
+    write(bad);
+    expect_refused(errc::corrupt);
+  }
   expect_opens_again(good);
 }
 

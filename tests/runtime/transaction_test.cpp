@@ -467,6 +467,35 @@ TEST(Transaction, CloseRefusesWhileATransactionIsOpen) {
   EXPECT_TRUE(h.close().ok());
 }
 
+TEST(Transaction, EachBackingSaysHowDurableItIs) {
+  temp_dir dir;
+  larder::heap file(file_options(dir.file("h")));
+  EXPECT_TRUE(file.durable());
+  EXPECT_STREQ(file.persistence_domain(), "file (msync/fdatasync)");
+  larder::heap_options o;
+  o.kind = larder::backing::anonymous;
+  larder::heap anonymous(o);
+  EXPECT_FALSE(anonymous.durable());
+  EXPECT_STREQ(anonymous.persistence_domain(), "memory (not durable)");
+  // libpmem2 told to treat any file as byte-addressable persistent memory:
+  // the heap then persists with cache-line flushes, and transactions work.
+  int code = run_in_child([&] {
+    ::setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 1);
+    larder::heap h(file_options(dir.file("pmem")));
+    EXPECT_STREQ(h.persistence_domain(), "persistent memory (libpmem2)");
+    auto* a = h.root<account>("account");
+    {
+      larder::transaction tx(h);
+      tx.snapshot(a);
+      a->balance = 3;
+    }
+    ASSERT_TRUE(h.close().ok());
+    larder::heap again(file_options(dir.file("pmem")));
+    EXPECT_EQ(again.root<account>("account")->balance, 3u);
+  });
+  EXPECT_EQ(code, 0);
+}
+
 TEST(Transaction, ErrorsAreClear) {
   temp_dir dir;
   larder::heap h(file_options(dir.file("h")));

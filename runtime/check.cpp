@@ -1,0 +1,923 @@
+// The heap checker behind larder::check_heap and `larder check`: walks every
+// on-media structure of a heap (docs/format/heap.md) through a read-only
+// mapping and reports each violation with its place. Repair mode opens the
+// heap for writing (recovery) and fixes only what a good copy determines.
+//
+// The mapping is at the heap's recorded base when that range is free in
+// this process, else anywhere: every address stored in the heap is then
+// translated by the difference, and never dereferenced before it is known
+// to lie inside the readable part of the file.
+#include <larder/check.hpp>
+
+#include "allocator/segment.hpp"
+#include "allocator/size_class.hpp"
+#include "port/os.hpp"
+#include "recovery/layout.hpp"
+#include "recovery/superblock.hpp"
+#include "recovery/undo_log.hpp"
+#include "runtime/heap_impl.hpp"
+
+#include <xxhash.h>
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <set>
+#include <string_view>
+
+namespace larder {
+
+namespace {
+
+using alloc::kSegmentHeaderSize;
+using layout::kSegmentShift;
+using layout::kSegmentSize;
+using layout::kSliceShift;
+using layout::kSlicesPerSegment;
+
+// A badly damaged metadata block could yield one problem per table entry;
+// past this many, only a count is kept.
+constexpr std::size_t kMaxMessages = 1000;
+constexpr std::uint32_t kRootFree = 0, kRootLive = 1, kRootRemoved = 2;  // runtime/roots.cpp
+
+std::string hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
+  return text;
+}
+
+std::string segment_place(std::size_t i) {
+  return "segment " + std::to_string(i) + " (offset " + hex(std::uint64_t{i} << kSegmentShift) + ")";
+}
+
+std::string page_place(std::size_t i, std::size_t k) {
+  std::uint64_t at = (std::uint64_t{i} << kSegmentShift) + offsetof(alloc::segment, pages) + k * sizeof(alloc::page);
+  return "segment " + std::to_string(i) + " page descriptor of slice " + std::to_string(k) + " (offset " + hex(at) + ")";
+}
+
+const char* state_name(std::uint32_t state) {
+  switch (state) {
+    case layout::kSegmentFree: return "free";
+    case layout::kSegmentPages: return "heap pages";
+    case layout::kSegmentHugeHead: return "huge block head";
+    case layout::kSegmentHugeTail: return "huge block continuation";
+    case layout::kSegmentMeta: return "metadata";
+    case layout::kSegmentLog: return "undo log";
+    default: return "unknown";
+  }
+}
+
+// The name stored in a fixed-size field, or "" with *ok false when the
+// field has no NUL.
+std::string field_name(const char* field, std::size_t size, bool* ok) {
+  std::size_t n = ::strnlen(field, size);
+  *ok = n < size;
+  return std::string(field, n);
+}
+
+void add_capped(std::vector<std::string>* list, std::size_t* dropped, std::string text) {
+  if (list->size() < kMaxMessages) {
+    list->push_back(std::move(text));
+  } else {
+    ++*dropped;
+  }
+}
+
+// One open backing, read-only.
+struct backing_file {
+  int fd = -1;
+  std::uint64_t size = 0;
+  ~backing_file() {
+    if (fd >= 0) port::close_fd(fd);
+  }
+};
+
+status open_backing(backing kind, const std::string& path, bool writable, backing_file* out) {
+  bool created = false;
+  int err = kind == backing::shm ? port::open_shm(path.c_str(), false, false, writable, &out->fd, &created)
+                                 : port::open_file(path.c_str(), false, false, writable, &out->fd, &created);
+  if (err == ENOENT) return status(errc::not_found, path);
+  if (err != 0) return status::from_errno(err, "opening " + path);
+  if ((err = port::file_size(out->fd, &out->size)) != 0) return status::from_errno(err, "reading the size of " + path);
+  return {};
+}
+
+// What the superblock pass learned.
+struct superblock_facts {
+  layout::superblock copies[layout::kSuperblockCopies]{};
+  bool present[layout::kSuperblockCopies] = {};  // inside the file
+  bool sealed[layout::kSuperblockCopies] = {};   // magic and checksum good
+  int current = -1;                              // the copy open uses
+  int damaged = -1;  // the one copy that fails while the other is current and sound
+};
+
+class checker {
+ public:
+  explicit checker(check_report* out) : out_(out) {}
+  ~checker() { unmap(); }
+
+  status run(backing kind, const std::string& path);
+  const superblock_facts& superblocks() const noexcept { return sb_; }
+  // The superblock allowed the rest of the heap to be checked.
+  bool heap_checked() const noexcept { return checked_; }
+  // Orphaned log segments that still hold a segment header: recovery
+  // would free them, and they may be live segments with a damaged entry.
+  std::size_t suspect_orphans() const noexcept { return suspect_orphans_; }
+
+ private:
+  void problem(std::string text) { add_capped(&out_->problems, &dropped_problems_, std::move(text)); }
+  void note(std::string text) { add_capped(&out_->notes, &dropped_notes_, std::move(text)); }
+
+  bool check_superblocks(const backing_file& file, backing kind);
+  bool check_copy(int c);
+  bool check_current(const backing_file& file, backing kind);
+  void compare_copies();
+  status map_heap(const backing_file& file);
+  void unmap() noexcept;
+  bool check_meta();
+  void check_pods();
+  void check_segment_table();
+  void check_lanes();
+  void scan_lane_records(std::size_t n, const layout::lane_record& lane);
+  void check_segments();
+  void check_huge_run(std::size_t i, std::uint32_t entry, std::size_t* next);
+  void check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t entry);
+  std::string orphan_hint(std::size_t i);
+  void check_page_segment(std::size_t i, const alloc::segment& s);
+  std::size_t check_page(std::size_t i, std::size_t k, const alloc::segment& s);
+  bool walk_list(std::size_t i, std::size_t k, const char* what, std::uint64_t head, std::uint64_t start,
+                 std::size_t block_size, std::size_t reserved, std::vector<bool>* seen, std::size_t* count);
+  void check_roots();
+  void check_root(std::size_t slot, const layout::root_record& rec, std::set<std::string>* names);
+  void finish();
+
+  // Bytes [offset, offset + size) of the heap, when the file holds them.
+  const std::uint8_t* at(std::uint64_t offset, std::uint64_t size) const noexcept {
+    if (offset > avail_ || size > avail_ - offset) return nullptr;
+    return local_ + offset;
+  }
+  // The local address of heap address `address`, when readable.
+  const std::uint8_t* translate(std::uint64_t address, std::uint64_t size) const noexcept {
+    if (address < base_) return nullptr;
+    return at(address - base_, size);
+  }
+  const alloc::segment* segment_at(std::size_t i) const noexcept {
+    return reinterpret_cast<const alloc::segment*>(at(std::uint64_t{i} << kSegmentShift, kSegmentSize));
+  }
+  std::uint32_t entry(std::size_t i) const noexcept { return meta_->segments[i]; }
+
+  check_report* out_;
+  std::size_t dropped_problems_ = 0;
+  std::size_t dropped_notes_ = 0;
+  superblock_facts sb_;
+  std::uint64_t heap_size_ = 0;  // bytes of the heap as open would use them
+  std::uint8_t* local_ = nullptr;
+  std::size_t mapped_ = 0;
+  std::uint64_t base_ = 0;   // recorded base
+  std::uint64_t avail_ = 0;  // readable bytes from the base
+  const layout::heap_meta* meta_ = nullptr;
+  std::size_t high_ = 0;  // segments_high, clamped to what can be read
+  std::vector<int> log_owner_;  // lane owning each segment's extent, or -1
+  bool checked_ = false;
+  std::size_t suspect_orphans_ = 0;
+};
+
+// ---- superblocks ---------------------------------------------------------
+
+bool checker::check_superblocks(const backing_file& file, backing kind) {
+  if (file.size == 0) {
+    problem("the file is empty (0 bytes): not a larder heap");
+    return false;
+  }
+  bool any_magic = false;
+  for (int c = 0; c < static_cast<int>(layout::kSuperblockCopies); ++c) {
+    std::uint64_t magic = 0;
+    std::uint64_t offset = static_cast<std::uint64_t>(c) * layout::kSuperblockSize;
+    if (file.size >= offset + sizeof(magic) && port::read_at(file.fd, &magic, sizeof(magic), offset) == 0)
+      any_magic |= magic == layout::kHeapMagic;
+  }
+  if (!any_magic) {
+    problem(file.size < layout::kSuperblockSize
+                ? "not a larder heap: " + std::to_string(file.size) + " bytes, shorter than a superblock"
+                : "not a larder heap: neither superblock copy (offsets 0x0 and 0x1000) has the magic LRDRHEAP");
+    return false;
+  }
+  for (int c = 0; c < static_cast<int>(layout::kSuperblockCopies); ++c) {
+    std::uint64_t offset = static_cast<std::uint64_t>(c) * layout::kSuperblockSize;
+    if (file.size < offset + layout::kSuperblockSize) {
+      problem("superblock copy " + std::to_string(c) + " (offset " + hex(offset) + ") lies past the end of the file (" +
+              std::to_string(file.size) + " bytes)");
+      continue;
+    }
+    if (int err = port::read_at(file.fd, &sb_.copies[c], sizeof(layout::superblock), offset)) {
+      problem("superblock copy " + std::to_string(c) + ": reading it failed: " + larder::strerror(err));
+      continue;
+    }
+    sb_.present[c] = true;
+    if (check_copy(c) && (sb_.current < 0 || sb_.copies[c].generation > sb_.copies[sb_.current].generation))
+      sb_.current = c;
+  }
+  if (sb_.current < 0) {
+    problem("no superblock copy is valid: the heap cannot be opened, and the rest of it is not checked");
+    return false;
+  }
+  return check_current(file, kind);
+}
+
+// Magic and checksum of copy `c`; true when sealed.
+bool checker::check_copy(int c) {
+  const layout::superblock& sb = sb_.copies[c];
+  std::string place = "superblock copy " + std::to_string(c) + " (offset " +
+                      hex(static_cast<std::uint64_t>(c) * layout::kSuperblockSize) + ")";
+  if (sb.magic != layout::kHeapMagic) {
+    problem(place + ": bad magic " + hex(sb.magic) + " (expected " + hex(layout::kHeapMagic) + ", \"LRDRHEAP\")");
+    return false;
+  }
+  if (!recovery::superblock_checksum_ok(sb)) {
+    problem(place + ": the checksum " + hex(sb.checksum) + " does not match its contents (a torn or damaged write)");
+    return false;
+  }
+  sb_.sealed[c] = true;
+  return true;
+}
+
+// Format, layout and geometry of the copy that open uses, and its size
+// against the file. False when nothing further can be checked.
+bool checker::check_current(const backing_file& file, backing kind) {
+  int c = sb_.current;
+  const layout::superblock& sb = sb_.copies[c];
+  std::string place = "superblock copy " + std::to_string(c) + " (current, generation " + std::to_string(sb.generation) + ")";
+  compare_copies();
+  if (sb.format_major > layout::kFormatMajor) {
+    problem(place + ": format " + std::to_string(sb.format_major) + "." + std::to_string(sb.format_minor) +
+            " is newer than this build reads (" + std::to_string(layout::kFormatMajor) + "); not checked further");
+    return false;
+  }
+  if (sb.format_major == 0) problem(place + ": format major version 0 does not exist");
+  if (sb.format_minor > layout::kFormatMinor)
+    note("format 1." + std::to_string(sb.format_minor) + " is newer than this build's 1." +
+         std::to_string(layout::kFormatMinor) + ": additions it made are not checked");
+  if (sb.layout_signature != layout::kLayoutSignature) {
+    problem(place + ": layout signature " + hex(sb.layout_signature) + " differs from this build's " +
+            hex(layout::kLayoutSignature) + " (written by an incompatible build); not checked further");
+    return false;
+  }
+  if (sb.reserve == 0 || sb.reserve > layout::kMaxReserve || sb.reserve % kSegmentSize != 0 ||
+      sb.base % kSegmentSize != 0 || sb.base == 0 || sb.base >= layout::kAddressLimit ||
+      sb.reserve > layout::kAddressLimit - sb.base ||
+      sb.size < kSegmentSize || sb.size > sb.reserve) {
+    problem(place + ": impossible geometry (base " + hex(sb.base) + ", reserve " + hex(sb.reserve) + ", size " +
+            hex(sb.size) + "); not checked further");
+    return false;
+  }
+  if (sb.backing > static_cast<std::uint32_t>(layout::backing_kind::file)) {
+    problem(place + ": unknown backing kind " + std::to_string(sb.backing));
+  } else if (sb.backing != static_cast<std::uint32_t>(kind == backing::shm ? layout::backing_kind::shm
+                                                                             : layout::backing_kind::file)) {
+    note("the superblock records backing kind " + std::to_string(sb.backing) + " but the heap is read from a " +
+         (kind == backing::shm ? "shm object" : "file") + " (copied?)");
+  }
+  if (file.size < sb.size)
+    problem("truncated: the file holds " + std::to_string(file.size) + " bytes but the superblock says the heap is " +
+            std::to_string(sb.size) + " bytes");
+  heap_size_ = sb.size;
+  std::uint64_t usable = (file.size < sb.reserve ? file.size : sb.reserve) & ~std::uint64_t{kSegmentSize - 1};
+  if (usable > heap_size_) {
+    note("the file (" + std::to_string(file.size) + " bytes) is longer than the superblock's size " +
+         std::to_string(sb.size) + " (an interrupted growth); open uses the file's length");
+    heap_size_ = usable;
+  }
+  base_ = sb.base;
+  return true;
+}
+
+void checker::compare_copies() {
+  int c = sb_.current, o = 1 - sb_.current;
+  const layout::superblock& cur = sb_.copies[c];
+  const layout::superblock& other = sb_.copies[o];
+  std::string other_place = "superblock copy " + std::to_string(o) + " (offset " +
+                            hex(static_cast<std::uint64_t>(o) * layout::kSuperblockSize) + ")";
+  if (!sb_.sealed[o]) {
+    if (sb_.present[o]) {
+      sb_.damaged = o;
+      note(other_place + " is damaged; the heap opens from copy " + std::to_string(c) +
+           " (repair rewrites the damaged copy from it)");
+    }
+    return;
+  }
+  if (std::memcmp(cur.uuid, other.uuid, sizeof(cur.uuid)) != 0 || cur.base != other.base ||
+      cur.reserve != other.reserve || cur.created_ns != other.created_ns ||
+      cur.layout_signature != other.layout_signature) {
+    problem("the superblock copies describe different heaps (uuid, base, reserve or creation time differ)");
+    return;
+  }
+  if (cur.generation == other.generation && std::memcmp(&cur, &other, sizeof(cur)) != 0) {
+    problem("both superblock copies claim generation " + std::to_string(cur.generation) + " but differ");
+    return;
+  }
+  if (other.size != cur.size)
+    note(other_place + " (generation " + std::to_string(other.generation) + ") records size " +
+         std::to_string(other.size) + ", the current copy " + std::to_string(cur.size) +
+         ": an update was interrupted; harmless, open uses the current copy");
+}
+
+// ---- mapping -------------------------------------------------------------
+
+status checker::map_heap(const backing_file& file) {
+  std::uint64_t readable = file.size < sb_.copies[sb_.current].reserve ? file.size : sb_.copies[sb_.current].reserve;
+  std::size_t length = (readable + port::kOsPageSize - 1) & ~(port::kOsPageSize - 1);
+  int err = port::map_fixed(base_, length, file.fd, false);
+  std::uintptr_t at = base_;
+  // The recorded range is in use in this process: map anywhere instead,
+  // at an address the kernel just handed out (retried if another thread
+  // takes it meanwhile).
+  for (int attempt = 0; err == EEXIST && attempt < 8; ++attempt) {
+    void* hole = nullptr;
+    if ((err = port::map_aligned(length, kSegmentSize, &hole)) != 0) break;
+    port::unmap(hole, length);
+    at = reinterpret_cast<std::uintptr_t>(hole);
+    err = port::map_fixed(at, length, file.fd, false);
+  }
+  if (err != 0) return status::from_errno(err, "mapping the heap read-only");
+  local_ = reinterpret_cast<std::uint8_t*>(at);
+  mapped_ = length;
+  avail_ = readable;
+  return {};
+}
+
+void checker::unmap() noexcept {
+  if (local_ != nullptr) port::unmap(local_, mapped_);
+  local_ = nullptr;
+}
+
+// ---- metadata block ------------------------------------------------------
+
+bool checker::check_meta() {
+  const std::uint8_t* block = at(layout::kMetaOffset, sizeof(layout::heap_meta));
+  if (block == nullptr) {
+    problem("the file ends inside the metadata block (offset " + hex(layout::kMetaOffset) + ", " +
+            std::to_string(sizeof(layout::heap_meta)) + " bytes); not checked further");
+    return false;
+  }
+  meta_ = reinterpret_cast<const layout::heap_meta*>(block);
+  if (meta_->magic != layout::kMetaMagic) {
+    problem("metadata block (offset " + hex(layout::kMetaOffset) + "): bad magic " + hex(meta_->magic) +
+            " (expected \"LRDRMETA\"); not checked further");
+    return false;
+  }
+  std::uint64_t limit = heap_size_ >> kSegmentShift;
+  high_ = static_cast<std::size_t>(meta_->segments_high < limit ? meta_->segments_high : limit);
+  if (meta_->segments_high == 0)
+    problem("metadata block: segments_high is 0 (segment 0 itself is always in use)");
+  else if (meta_->segments_high > limit)
+    problem("metadata block: segments_high " + std::to_string(meta_->segments_high) +
+            " runs past the heap's size (" + std::to_string(limit) + " segments)");
+  if ((std::uint64_t{high_} << kSegmentShift) > avail_) high_ = static_cast<std::size_t>(avail_ >> kSegmentShift);
+  return true;
+}
+
+void checker::check_pods() {
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < layout::kMaxPods; ++i) {
+    const layout::pod_record& p = meta_->pods[i];
+    std::string place = "pod slot " + std::to_string(i);
+    if (p.in_use == 0) continue;
+    if (p.in_use != 1) {
+      problem(place + ": invalid in_use value " + std::to_string(p.in_use));
+      continue;
+    }
+    ++out_->pods;
+    bool terminated = false;
+    std::string name = field_name(p.name, sizeof(p.name), &terminated);
+    if (!terminated) problem(place + ": the name has no terminating NUL");
+    if (name.empty()) problem(place + ": the pod has an empty name");
+    if (p.id != i) problem(place + " ('" + name + "'): records id " + std::to_string(p.id));
+    if (!name.empty() && !names.insert(name).second) problem(place + ": a second pod named '" + name + "'");
+  }
+  if (meta_->pods[0].in_use != 1 || std::strncmp(meta_->pods[0].name, "default", sizeof(meta_->pods[0].name)) != 0)
+    problem("pod slot 0 must be the pod 'default', in use");
+}
+
+void checker::check_segment_table() {
+  if (entry(0) != layout::segment_entry(layout::kSegmentMeta, 0))
+    problem("segment table entry 0 is " + hex(entry(0)) + ", not the metadata segment");
+  for (std::size_t i = 1; i < high_; ++i) {
+    std::uint32_t st = layout::entry_state(entry(i));
+    if (st > layout::kSegmentLog || st == layout::kSegmentMeta)
+      problem("segment table entry " + std::to_string(i) + ": invalid state " + std::to_string(st) + " (entry " +
+              hex(entry(i)) + ")");
+  }
+  // Past segments_high every entry of the reserve is free (entries past the
+  // reserve are never read); compared a chunk at a time.
+  static constexpr std::uint32_t kZeros[1024] = {};
+  std::size_t past = 0, first_past = 0;
+  std::size_t limit = static_cast<std::size_t>(sb_.copies[sb_.current].reserve >> kSegmentShift);
+  std::size_t from = meta_->segments_high < limit ? static_cast<std::size_t>(meta_->segments_high) : limit;
+  for (std::size_t i = from; i < limit;) {
+    std::size_t n = std::min<std::size_t>(std::size(kZeros), limit - i);
+    if (std::memcmp(&meta_->segments[i], kZeros, n * sizeof(std::uint32_t)) != 0) {
+      for (std::size_t j = i; j < i + n; ++j)
+        if (entry(j) != layout::kSegmentFree && past++ == 0) first_past = j;
+    }
+    i += n;
+  }
+  if (past != 0)
+    problem(std::to_string(past) + " segment table entries past segments_high (" +
+            std::to_string(meta_->segments_high) + ") are not free, the first at segment " + std::to_string(first_past));
+  for (std::size_t i = high_; i < meta_->segments_high && i < layout::kMaxSegments; ++i) {
+    if (entry(i) == layout::kSegmentFree) continue;
+    problem(segment_place(i) + " is marked " + state_name(layout::entry_state(entry(i))) +
+            " but lies past the end of the file or the heap");
+    break;
+  }
+}
+
+// ---- undo-log lanes ------------------------------------------------------
+
+void checker::check_lanes() {
+  log_owner_.assign(high_, -1);
+  for (std::size_t n = 0; n < layout::kMaxLanes; ++n) {
+    const layout::lane_record& lane = meta_->lanes[n];
+    std::string place = "lane " + std::to_string(n);
+    // Recovery reads every lane with extents or a seq reservation, whatever
+    // its state says; so does the check.
+    if (lane.state == 0 && lane.extent_count == 0 && lane.seq_limit == 0) continue;
+    if (lane.state != 0 && lane.state != layout::kLaneInUse) {
+      problem(place + ": invalid state " + std::to_string(lane.state));
+      continue;
+    }
+    if (lane.state == layout::kLaneInUse) ++out_->lanes;
+    if (lane.extent_count > layout::kMaxLaneExtents) {
+      problem(place + ": extent count " + std::to_string(lane.extent_count) + " exceeds " +
+              std::to_string(layout::kMaxLaneExtents));
+      continue;
+    }
+    bool extents_ok = true;
+    for (std::size_t x = 0; x < lane.extent_count; ++x) {
+      std::uint64_t first = layout::extent_first(lane.extents[x]), count = layout::extent_count(lane.extents[x]);
+      std::string where = place + " extent " + std::to_string(x) + " (segments " + std::to_string(first) + ".." +
+                          std::to_string(first + count) + ")";
+      if (first == 0 || count == 0 || first + count > high_) {
+        problem(where + ": lies outside the heap's used segments (1.." + std::to_string(high_) + ")");
+        extents_ok = false;
+        continue;
+      }
+      for (std::uint64_t j = first; j < first + count; ++j) {
+        if (log_owner_[j] >= 0) {
+          problem(where + ": segment " + std::to_string(j) + " is also in lane " + std::to_string(log_owner_[j]) + "'s log");
+          extents_ok = false;
+        } else if (entry(j) != layout::segment_entry(layout::kSegmentLog, static_cast<std::uint32_t>(n))) {
+          problem(where + ": segment " + std::to_string(j) + " is marked " + state_name(layout::entry_state(entry(j))) +
+                  " (entry " + hex(entry(j)) + "), not undo log of lane " + std::to_string(n));
+          extents_ok = false;
+        }
+        log_owner_[j] = static_cast<int>(n);
+      }
+    }
+    if (extents_ok) scan_lane_records(n, lane);
+  }
+}
+
+void checker::scan_lane_records(std::size_t n, const layout::lane_record& lane) {
+  std::string place = "lane " + std::to_string(n);
+  if (lane.extent_count == 0) return;
+  if (reinterpret_cast<std::uintptr_t>(local_) != base_) {
+    note(place + ": records not scanned (the heap's address range is in use in this process)");
+    return;
+  }
+  recovery::lane_scan scan;
+  status s = recovery::scan_lane(lane, base_, heap_size_ < avail_ ? heap_size_ : avail_, &scan);
+  if (!s.ok()) {
+    problem(place + ": " + s.message());
+    return;
+  }
+  if (scan.pending()) {
+    ++out_->pending_transactions;
+    note(place + " holds an uncommitted transaction (" + std::to_string(scan.records.size()) +
+         " records); opening the heap for writing rolls it back");
+  }
+}
+
+// ---- segments and pages --------------------------------------------------
+
+void checker::check_segments() {
+  for (std::size_t i = 1; i < high_;) {
+    std::uint32_t e = entry(i);
+    std::uint32_t st = layout::entry_state(e);
+    std::size_t next = i + 1;
+    if (st != layout::kSegmentFree) ++out_->segments;
+    if (st == layout::kSegmentHugeTail) {
+      problem(segment_place(i) + " is marked a huge block's continuation, but no huge block covers it");
+    } else if (st == layout::kSegmentLog) {
+      if (layout::entry_pod(e) >= layout::kMaxLanes)
+        problem(segment_place(i) + " is marked undo log of lane " + std::to_string(layout::entry_pod(e)) +
+                ", which cannot exist");
+      else if (log_owner_[i] < 0)
+        note(segment_place(i) + " is an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
+             " that no extent references (a crash between claiming it and adding it to the lane); opening the "
+             "heap for writing frees it" + orphan_hint(i));
+    } else if (st == layout::kSegmentPages) {
+      const alloc::segment* s = segment_at(i);
+      if (s == nullptr) {
+        problem(segment_place(i) + " lies past the end of the file");
+      } else {
+        check_segment_header(i, *s, e);
+        if (s->magic == alloc::kSegmentMagic) check_page_segment(i, *s);
+      }
+    } else if (st == layout::kSegmentHugeHead) {
+      check_huge_run(i, e, &next);
+    }
+    i = next;
+  }
+}
+
+// An orphaned log segment that still holds a segment header may be a
+// segment of blocks whose table entry was damaged: say so before recovery
+// frees it.
+std::string checker::orphan_hint(std::size_t i) {
+  const alloc::segment* s = segment_at(i);
+  if (s == nullptr || s->magic != alloc::kSegmentMagic) return "";
+  ++suspect_orphans_;
+  return " (it still holds a segment header of pod " + std::to_string(s->pod) +
+         ": if its table entry is what is damaged, that frees live blocks)";
+}
+
+void checker::check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t e) {
+  std::string place = segment_place(i) + " header";
+  if (s.magic != alloc::kSegmentMagic) {
+    problem(place + ": bad magic " + hex(s.magic) + " (expected \"LRDRSEGM\"); its pages are not checked");
+    return;
+  }
+  std::uint32_t pod = layout::entry_pod(e);
+  if (s.pod != pod) problem(place + ": pod " + std::to_string(s.pod) + ", but the segment table says " + std::to_string(pod));
+  if (pod >= layout::kMaxPods || meta_->pods[pod].in_use != 1)
+    problem(segment_place(i) + " belongs to pod " + std::to_string(pod) + ", which is not in use");
+  if (s.unpurged & ~s.free_slices)
+    problem(place + ": slices " + hex(s.unpurged & ~s.free_slices) + " are marked unpurged but not free");
+}
+
+void checker::check_huge_run(std::size_t i, std::uint32_t e, std::size_t* next) {
+  const alloc::segment* s = segment_at(i);
+  if (s == nullptr) {
+    problem(segment_place(i) + " lies past the end of the file");
+    return;
+  }
+  check_segment_header(i, *s, e);
+  if (s->magic != alloc::kSegmentMagic) return;
+  std::string place = segment_place(i) + " (huge block)";
+  if (s->span == 0 || i + s->span > high_) {
+    problem(place + ": span " + std::to_string(s->span) + " runs past segments_high (" + std::to_string(high_) + ")");
+    return;
+  }
+  for (std::size_t j = i + 1; j < i + s->span; ++j) {
+    if (entry(j) != layout::segment_entry(layout::kSegmentHugeTail, layout::entry_pod(e))) {
+      problem(place + " spans " + std::to_string(s->span) + " segments, but segment " + std::to_string(j) +
+              " is marked " + state_name(layout::entry_state(entry(j))) + " (entry " + hex(entry(j)) + ")");
+      return;
+    }
+  }
+  out_->segments += s->span - 1;
+  *next = i + s->span;
+  const alloc::page& pg = s->pages[0];
+  std::uint64_t bytes = std::uint64_t{s->span} << kSegmentShift;
+  if (!(pg.flags.load(std::memory_order_relaxed) & alloc::kPageHuge) || pg.slice_count != kSlicesPerSegment ||
+      pg.capacity != 1 || pg.used != 1)
+    problem(page_place(i, 0) + ": not the descriptor of a live huge block (flags, slice_count, capacity, used)");
+  if (s->free_slices != 0) problem(place + ": free_slices is " + hex(s->free_slices) + ", not 0");
+  if (s->huge_offset < kSegmentHeaderSize || s->huge_offset % layout::kSliceSize != 0 || s->huge_offset >= bytes ||
+      s->huge_size > bytes - s->huge_offset) {
+    problem(place + ": the block (offset " + hex(s->huge_offset) + ", " + std::to_string(s->huge_size) +
+            " bytes) does not fit its " + std::to_string(s->span) + " segments");
+    return;
+  }
+  ++out_->blocks_in_use;
+  out_->bytes_in_use += s->huge_size;
+}
+
+void checker::check_page_segment(std::size_t i, const alloc::segment& s) {
+  for (std::size_t k = 0; k < kSlicesPerSegment;) {
+    const alloc::page& pg = s.pages[k];
+    bool free = (s.free_slices >> k) & 1;
+    if (free) {
+      if (pg.slice_count != 0)
+        problem(page_place(i, k) + ": the slice is marked free but starts a page of " +
+                std::to_string(pg.slice_count) + " slices");
+      ++k;
+      continue;
+    }
+    if (pg.slice_count == 0) {
+      problem(page_place(i, k) + ": the slice is in use but belongs to no page");
+      ++k;
+      continue;
+    }
+    k += check_page(i, k, s);
+  }
+}
+
+// Checks the page starting at slice `k`; returns the slices it covers.
+std::size_t checker::check_page(std::size_t i, std::size_t k, const alloc::segment& s) {
+  const alloc::page& pg = s.pages[k];
+  std::string place = page_place(i, k);
+  std::size_t slices = pg.slice_count;
+  if (k + slices > kSlicesPerSegment) {
+    problem(place + ": " + std::to_string(slices) + " slices run past the segment's end");
+    return 1;
+  }
+  for (std::size_t j = 1; j < slices; ++j) {
+    const alloc::page& cont = s.pages[k + j];
+    if ((s.free_slices >> (k + j)) & 1) {
+      problem(place + ": its slice " + std::to_string(k + j) + " is marked free");
+    } else if (cont.slice_count != 0 || cont.slice_offset != j) {
+      problem(page_place(i, k + j) + ": continuation of the page at slice " + std::to_string(k) +
+              ", but it records slice_count " + std::to_string(cont.slice_count) + " and slice_offset " +
+              std::to_string(cont.slice_offset));
+    }
+  }
+  std::uint8_t flags = pg.flags.load(std::memory_order_relaxed);
+  if (pg.bin == 0 || pg.bin >= alloc::kBinCount) {
+    problem(place + ": size class " + std::to_string(pg.bin) + " does not exist");
+    return slices;
+  }
+  std::size_t block_size = alloc::kSizeClasses.block_size[pg.bin];
+  std::size_t area = alloc::page_area(&pg, k);
+  if (pg.block_size != block_size || alloc::slices_for_block(block_size) != slices) {
+    problem(place + ": block size " + std::to_string(pg.block_size) + " and " + std::to_string(slices) +
+            " slices do not match size class " + std::to_string(pg.bin) + " (" + std::to_string(block_size) + " bytes)");
+    return slices;
+  }
+  if (pg.capacity != area / block_size)
+    problem(place + ": capacity " + std::to_string(pg.capacity) + ", but " + std::to_string(area / block_size) +
+            " blocks of " + std::to_string(block_size) + " bytes fit");
+  if (pg.cache_bin != alloc::kNoCacheBin && (pg.cache_bin != pg.bin || pg.bin >= alloc::kCachedBins))
+    problem(place + ": cache_bin " + std::to_string(pg.cache_bin) + " does not match size class " + std::to_string(pg.bin));
+  if (flags & ~(alloc::kPageInFull | alloc::kPageHasAligned))
+    problem(place + ": unexpected flags " + hex(flags));
+  ++out_->pages;
+  if (pg.reserved > pg.capacity || pg.used > pg.reserved || pg.capacity > area / block_size) {
+    problem(place + ": counts out of order (used " + std::to_string(pg.used) + ", reserved " +
+            std::to_string(pg.reserved) + ", capacity " + std::to_string(pg.capacity) + ")");
+    return slices;
+  }
+  out_->blocks_in_use += pg.used;
+  out_->bytes_in_use += std::size_t{pg.used} * block_size;
+  std::uint64_t start = base_ + (std::uint64_t{i} << kSegmentShift) + (k == 0 ? kSegmentHeaderSize : k << kSliceShift);
+  std::vector<bool> seen(pg.reserved, false);
+  std::size_t free_count = 0, remote_count = 0;
+  std::uintptr_t remote = pg.xthread_free.load(std::memory_order_relaxed);
+  if (!walk_list(i, k, "free list", reinterpret_cast<std::uintptr_t>(pg.free), start, block_size, pg.reserved, &seen,
+                 &free_count) ||
+      !walk_list(i, k, "remote-free list", reinterpret_cast<std::uintptr_t>(alloc::remote_list(remote)), start,
+                 block_size, pg.reserved, &seen, &remote_count))
+    return slices;
+  if (remote_count != alloc::remote_count(remote))
+    problem(place + ": the remote-free list holds " + std::to_string(remote_count) + " blocks but records " +
+            std::to_string(alloc::remote_count(remote)));
+  else if (remote_count > pg.used)
+    problem(place + ": " + std::to_string(remote_count) + " remote frees but only " + std::to_string(pg.used) +
+            " blocks in use");
+  else if (free_count + pg.used != pg.reserved)
+    problem(place + ": " + std::to_string(free_count) + " free blocks + " + std::to_string(pg.used) +
+            " in use != " + std::to_string(pg.reserved) + " carved");
+  return slices;
+}
+
+// Walks a block list of a page: every block must be one of the `reserved`
+// carved blocks from `start`, and appear once (in either list).
+bool checker::walk_list(std::size_t i, std::size_t k, const char* what, std::uint64_t head, std::uint64_t start,
+                        std::size_t block_size, std::size_t reserved, std::vector<bool>* seen, std::size_t* count) {
+  std::uint64_t end = start + std::uint64_t{reserved} * block_size;
+  std::size_t n = 0;
+  auto fail = [&](std::uint64_t b, const std::string& why) {
+    problem(page_place(i, k) + ": " + what + " entry " + std::to_string(n) + " (" + hex(b) + ") " + why);
+    return false;
+  };
+  for (std::uint64_t b = head; b != 0; ++n) {
+    if (b < start || b >= end)
+      return fail(b, "lies outside the page's " + std::to_string(reserved) + " carved blocks [" + hex(start) + ", " +
+                         hex(end) + ")");
+    if ((b - start) % block_size != 0)
+      return fail(b, "is not on a block boundary (block size " + std::to_string(block_size) + ")");
+    std::size_t index = static_cast<std::size_t>((b - start) / block_size);
+    if ((*seen)[index]) return fail(b, "appears twice in the page's free lists (a cycle or a double free)");
+    (*seen)[index] = true;
+    const std::uint8_t* local = translate(b, sizeof(std::uint64_t));
+    if (local == nullptr) return fail(b, "lies past the end of the file");
+    std::memcpy(&b, local, sizeof(b));
+  }
+  *count = n;
+  return true;
+}
+
+// ---- roots ---------------------------------------------------------------
+
+void checker::check_roots() {
+  std::set<std::string> names;
+  for (std::size_t slot = 0; slot < layout::kMaxRoots; ++slot) {
+    const layout::root_record& rec = meta_->roots[slot];
+    if (rec.in_use == kRootFree || rec.in_use == kRootRemoved) continue;
+    if (rec.in_use != kRootLive) {
+      problem("root slot " + std::to_string(slot) + ": invalid state " + std::to_string(rec.in_use));
+      continue;
+    }
+    ++out_->roots;
+    check_root(slot, rec, &names);
+  }
+}
+
+void checker::check_root(std::size_t slot, const layout::root_record& rec, std::set<std::string>* names) {
+  bool terminated = false;
+  std::string name = field_name(rec.name, sizeof(rec.name), &terminated);
+  std::string place = "root '" + name + "' (slot " + std::to_string(slot) + ")";
+  if (!terminated) problem(place + ": the name has no terminating NUL");
+  if (name.empty()) problem("root slot " + std::to_string(slot) + ": live, with an empty name");
+  if (!name.empty() && !names->insert(name).second) problem(place + ": a second live root of that name");
+  auto hash = static_cast<std::uint32_t>(XXH3_64bits(name.data(), name.size()));
+  if (rec.name_hash != hash) {
+    problem(place + ": name hash " + hex(rec.name_hash) + " does not match the name (" + hex(hash) +
+            "); find_root cannot find it");
+  } else {
+    // find_root probes from the hash and stops at the first free slot.
+    for (std::size_t probe = hash % layout::kMaxRoots; probe != slot; probe = (probe + 1) % layout::kMaxRoots) {
+      if (meta_->roots[probe].in_use == kRootFree) {
+        problem(place + ": unreachable, free slot " + std::to_string(probe) + " breaks its probe chain");
+        break;
+      }
+    }
+  }
+  std::uint64_t object = rec.object;
+  if (object < base_ || object - base_ >= heap_size_) {
+    problem(place + ": the object " + hex(object) + " lies outside the heap [" + hex(base_) + ", " +
+            hex(base_ + heap_size_) + ")");
+    return;
+  }
+  std::size_t i = static_cast<std::size_t>((object - base_) >> kSegmentShift);
+  std::uint32_t st = i < high_ ? layout::entry_state(entry(i)) : layout::kSegmentFree;
+  if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead && st != layout::kSegmentHugeTail) {
+    problem(place + ": the object " + hex(object) + " lies in " + segment_place(i) + ", which is " + state_name(st) +
+            ", not a segment of blocks");
+    return;
+  }
+  if (rec.size > heap_size_ - (object - base_))
+    note(place + ": its recorded size " + std::to_string(rec.size) + " runs past the end of the heap");
+}
+
+void checker::finish() {
+  if (dropped_problems_ != 0) out_->problems.push_back("... and " + std::to_string(dropped_problems_) + " more problems");
+  if (dropped_notes_ != 0) out_->notes.push_back("... and " + std::to_string(dropped_notes_) + " more notes");
+}
+
+status checker::run(backing kind, const std::string& path) {
+  backing_file file;
+  if (status s = open_backing(kind, path, false, &file); !s.ok()) return s;
+  if (check_superblocks(file, kind)) {
+    checked_ = true;
+    if (status s = map_heap(file); !s.ok()) return s;
+    if (check_meta()) {
+      check_pods();
+      check_segment_table();
+      check_lanes();
+      check_segments();
+      check_roots();
+    }
+    unmap();
+  }
+  finish();
+  return {};
+}
+
+// ---- repair --------------------------------------------------------------
+
+// Rewrites the damaged superblock copy from the current one, under the
+// writer lock, after making sure neither changed since the check.
+status rewrite_superblock(backing kind, const std::string& path, const superblock_facts& facts, check_report* out) {
+  backing_file file;
+  if (status s = open_backing(kind, path, true, &file); !s.ok()) return s;
+  if (int err = port::lock_writer(file.fd))
+    return err == EAGAIN ? status(errc::heap_busy, path) : status::from_errno(err, "locking " + path);
+  layout::superblock now[layout::kSuperblockCopies];
+  for (std::size_t c = 0; c < layout::kSuperblockCopies; ++c)
+    if (int err = port::read_at(file.fd, &now[c], sizeof(now[c]), c * layout::kSuperblockSize))
+      return status::from_errno(err, "reading the superblock of " + path);
+  int good = facts.current, bad = facts.damaged;
+  if (std::memcmp(&now[good], &facts.copies[good], sizeof(now[good])) != 0 ||
+      std::memcmp(&now[bad], &facts.copies[bad], sizeof(now[bad])) != 0)
+    return status(errc::heap_busy, path + ": the superblock changed while it was being checked");
+  std::uint64_t offset = static_cast<std::uint64_t>(bad) * layout::kSuperblockSize;
+  if (int err = port::write_at(file.fd, &now[good], sizeof(now[good]), offset))
+    return status::from_errno(err, "rewriting superblock copy " + std::to_string(bad) + " of " + path);
+  if (int err = port::sync_file(file.fd)) return status::from_errno(err, "making " + path + " durable");
+  out->repairs.push_back("rewrote superblock copy " + std::to_string(bad) + " (offset " + hex(offset) + ") from copy " +
+                         std::to_string(good) + " (generation " + std::to_string(now[good].generation) + ")");
+  return {};
+}
+
+// Marks removed the live roots of the open heap that point outside it, and
+// slots with an invalid state. (A root into a free segment stays: its
+// object's bytes may still be there, and a damaged table entry may be
+// what freed it.)
+void remove_dangling_roots(heap& h, check_report* out) {
+  heap_impl* impl = h.impl();
+  std::lock_guard<std::mutex> guard(impl->meta_lock);
+  layout::heap_meta* meta = impl->meta();
+  std::uint64_t base = impl->region.base(), size = impl->region.committed();
+  for (std::size_t slot = 0; slot < layout::kMaxRoots; ++slot) {
+    layout::root_record& rec = meta->roots[slot];
+    if (rec.in_use == kRootFree || rec.in_use == kRootRemoved) continue;
+    bool ok = false;
+    std::string name = field_name(rec.name, sizeof(rec.name), &ok);
+    std::string place = "root '" + name + "' (slot " + std::to_string(slot) + ")";
+    if (rec.in_use != kRootLive) {
+      out->repairs.push_back("root slot " + std::to_string(slot) + ": invalid state " + std::to_string(rec.in_use) +
+                             "; marked removed");
+      rec.in_use = kRootRemoved;
+      continue;
+    }
+    if (rec.object < base || rec.object - base >= size) {
+      out->repairs.push_back("removed " + place + ": it pointed to " + hex(rec.object) + ", outside the heap");
+      rec.in_use = kRootRemoved;
+    }
+  }
+}
+
+bool repaired_elsewhere(const std::string& problem) {
+  return problem.rfind("superblock copy", 0) == 0 || problem.rfind("root ", 0) == 0;
+}
+
+// Repairs after a check that found `before`: the superblock copy, then
+// recovery through a writable open, then the roots; `*out` receives the
+// check made afterwards. On an error before that check, `*out` is `before`.
+status repair(backing kind, const std::string& path, const superblock_facts& facts, std::size_t suspect_orphans,
+              check_report before, check_report* out) {
+  *out = check_report{};
+  check_report done;
+  if (facts.damaged >= 0) {
+    if (status s = rewrite_superblock(kind, path, facts, &done); !s.ok()) {
+      *out = std::move(before);
+      return s;
+    }
+  }
+  if (suspect_orphans != 0) {
+    // Recovery would free them: rather leave the heap as it is.
+    checker again(out);
+    if (status s = again.run(kind, path); !s.ok()) return s;
+    out->repairs = std::move(done.repairs);
+    out->notes.push_back("not opened for writing: recovery would free " + std::to_string(suspect_orphans) +
+                         " undo-log segment(s) that still hold a segment header (see above); resolve that first");
+    return {};
+  }
+  heap_options options;
+  options.kind = kind;
+  options.name = path;
+  options.mode = open_mode::open;
+  heap h;
+  status opened = heap::open(options, &h);
+  if (opened.ok()) {
+    remove_dangling_roots(h, &done);
+    if (status s = h.close(); !s.ok()) {
+      *out = std::move(before);
+      out->repairs = std::move(done.repairs);
+      return s;
+    }
+  }
+  checker again(out);
+  if (status s = again.run(kind, path); !s.ok()) return s;
+  out->repairs = std::move(done.repairs);
+  if (!opened.ok()) {
+    if (!opened.is_corruption() && !opened.is(errc::newer_format) && !opened.is(errc::foreign_build)) return opened;
+    out->notes.push_back("opening the heap for writing (recovery) failed: " + opened.to_string());
+    return {};
+  }
+  if (before.pending_transactions > out->pending_transactions)
+    out->repairs.push_back("recovery rolled back " +
+                           std::to_string(before.pending_transactions - out->pending_transactions) +
+                           " uncommitted transaction(s)");
+  std::set<std::string> remaining(out->problems.begin(), out->problems.end());
+  for (const std::string& p : before.problems)
+    if (!remaining.count(p) && !repaired_elsewhere(p)) out->repairs.push_back("fixed by recovery: " + p);
+  return {};
+}
+
+}  // namespace
+
+status check_heap(backing kind, const std::string& path, bool repair_mode, check_report* out) {
+  *out = check_report{};
+  if (kind == backing::anonymous) return status(errc::invalid_argument, "an anonymous heap cannot be checked");
+  if (path.empty()) return status(errc::invalid_argument, "a heap name is needed");
+  if (kind == backing::shm && (path[0] != '/' || path.find('/', 1) != std::string::npos))
+    return status(errc::invalid_argument, "a shm name looks like \"/name\" with no other slash");
+  checker first(out);
+  if (status s = first.run(kind, path); !s.ok()) return s;
+  if (!repair_mode) return {};
+  if (out->clean() && out->pending_transactions == 0 && first.superblocks().damaged < 0) return {};
+  if (!first.heap_checked()) {
+    out->notes.push_back("nothing was repaired: without a usable superblock copy there is nothing to repair from");
+    return {};
+  }
+  return repair(kind, path, first.superblocks(), first.suspect_orphans(), std::move(*out), out);
+}
+
+}  // namespace larder
