@@ -330,17 +330,9 @@ struct walker {
 };
 
 void check(larder::heap& h, const sample::arguments& a, std::uint64_t acknowledged) {
-  std::size_t size = 0;
-  auto* root = static_cast<tree_root*>(h.find_root("btree", &size));
-  if (root == nullptr) {
-    if (acknowledged != 0) sample::fail("the root \"btree\" is missing after %llu acknowledged operations",
-                                        static_cast<unsigned long long>(acknowledged));
-    sample::check_no_leak(h, {}, "no root yet");
-    return;
-  }
-  if (size != sizeof(tree_root)) sample::fail("the root \"btree\" has size %zu", size);
+  auto* root = sample::checked_root<tree_root>(h, "btree", acknowledged, a);
+  if (root == nullptr) return;
   std::uint64_t k = root->operations;
-  sample::check_counter(k, acknowledged, a.operations);
   sample::random r(a.seed);
   model m;
   for (std::uint64_t i = 0; i < k; ++i) apply_to_model(m, sample::next_keyed_op(r, a.operations));

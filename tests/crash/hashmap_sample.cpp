@@ -162,17 +162,9 @@ std::vector<const void*> check_map(const map_root* root, const model& m) {
 }
 
 void check(larder::heap& h, const sample::arguments& a, std::uint64_t acknowledged) {
-  std::size_t size = 0;
-  auto* root = static_cast<map_root*>(h.find_root("hashmap", &size));
-  if (root == nullptr) {
-    if (acknowledged != 0) sample::fail("the root \"hashmap\" is missing after %llu acknowledged operations",
-                                        static_cast<unsigned long long>(acknowledged));
-    sample::check_no_leak(h, {}, "no root yet");
-    return;
-  }
-  if (size != sizeof(map_root)) sample::fail("the root \"hashmap\" has size %zu", size);
+  auto* root = sample::checked_root<map_root>(h, "hashmap", acknowledged, a);
+  if (root == nullptr) return;
   std::uint64_t k = root->operations;
-  sample::check_counter(k, acknowledged, a.operations);
   sample::random r(a.seed);
   model m;
   for (std::uint64_t i = 0; i < k; ++i) apply_to_model(m, sample::next_keyed_op(r, a.operations));

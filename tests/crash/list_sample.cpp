@@ -136,17 +136,9 @@ std::vector<const void*> check_list(const list_root* root, const model& m) {
 }
 
 void check(larder::heap& h, const sample::arguments& a, std::uint64_t acknowledged) {
-  std::size_t size = 0;
-  auto* root = static_cast<list_root*>(h.find_root("list", &size));
-  if (root == nullptr) {
-    if (acknowledged != 0) sample::fail("the root \"list\" is missing after %llu acknowledged operations",
-                                        static_cast<unsigned long long>(acknowledged));
-    sample::check_no_leak(h, {}, "no root yet");
-    return;
-  }
-  if (size != sizeof(list_root)) sample::fail("the root \"list\" has size %zu", size);
+  auto* root = sample::checked_root<list_root>(h, "list", acknowledged, a);
+  if (root == nullptr) return;
   std::uint64_t k = root->operations;
-  sample::check_counter(k, acknowledged, a.operations);
   sample::random r(a.seed);
   model m;
   for (std::uint64_t i = 0; i < k; ++i) apply_to_model(m, next_op(r, i, m.size()));

@@ -212,4 +212,23 @@ inline void check_counter(std::uint64_t k, std::uint64_t acknowledged, std::uint
          static_cast<unsigned long long>(operations));
 }
 
+// The sample's root `name`, its size and operation counter checked
+// against what the run acknowledged; nullptr when the run never made it
+// (nothing may be in use then).
+template <class Root>
+Root* checked_root(larder::heap& h, const char* name, std::uint64_t acknowledged, const arguments& a) {
+  std::size_t size = 0;
+  auto* root = static_cast<Root*>(h.find_root(name, &size));
+  if (root == nullptr) {
+    if (acknowledged != 0)
+      fail("the root \"%s\" is missing after %llu acknowledged operations", name,
+           static_cast<unsigned long long>(acknowledged));
+    check_no_leak(h, {}, "no root yet");
+    return nullptr;
+  }
+  if (size != sizeof(Root)) fail("the root \"%s\" has size %zu", name, size);
+  check_counter(root->operations, acknowledged, a.operations);
+  return root;
+}
+
 }  // namespace sample
