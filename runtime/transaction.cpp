@@ -54,13 +54,11 @@ constexpr std::size_t kMaxCapturedPages = kCaptureLogBytes / (port::kOsPageSize 
 
 }  // namespace
 
-// The calling thread's transaction: one per thread, reused.
+// An outermost transaction and the nested ones that joined it.
 struct transaction_state final : alloc::metadata_sink {
-  heap* owner = nullptr;
   heap_impl* impl = nullptr;
   std::size_t depth = 0;     // transaction objects alive
   bool active = false;       // begun and neither committed nor aborted
-  bool aborted = false;
   transaction* outermost = nullptr;
   capture mode = capture::snapshots;
   std::uint32_t lane = 0;
@@ -149,7 +147,6 @@ struct sink_scope {
 // ---- logging ------------------------------------------------------------
 
 int transaction_state::grow_lane(std::size_t at_least) noexcept {
-  layout::lane_record* rec = writer.lane();
   std::size_t have = writer.capacity();
   std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
   if (want < at_least) want = at_least;
@@ -184,8 +181,6 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     impl->region.release(s, count);
     return err;
   }
-  // Recovery relies on it: no rollback may lower it below a log extent.
-  (void)rec;
   return 0;
 }
 
@@ -193,7 +188,6 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
   std::uintptr_t end = start + size;
   for (std::uintptr_t at = start; at < end;) {
     std::size_t piece = std::min<std::size_t>(end - at, recovery::kMaxRecordPayload);
-    const std::size_t before = unsynced.size();
     int err = writer.append_range(reinterpret_cast<const void*>(at), piece, &unsynced);
     if (err == ENOSPC) {
       if ((err = grow_lane(recovery::record_span(piece) * 2)) != 0) return err;
@@ -205,7 +199,6 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
       const auto* header = static_cast<const std::uint8_t*>(unsynced[unsynced.size() - 1].address);
       user_records.push_back({at, header + sizeof(recovery::record_header), piece, records_logged++});
     }
-    (void)before;
     at += piece;
   }
   // Keep `logged` coalesced enough for the containment test.
@@ -341,11 +334,9 @@ std::uint32_t choose_lane(heap_impl& impl) {
   return free_lane;
 }
 
-status begin(transaction_state* tx, heap& h, heap_impl* impl, capture mode) {
-  tx->owner = &h;
+status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   tx->impl = impl;
   tx->mode = capture::snapshots;
-  tx->aborted = false;
   tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
   tx->writer = recovery::lane_writer(rec, impl->region.base());
@@ -457,7 +448,6 @@ void abort_outermost(transaction_state* tx) noexcept {
   // Durable before the lane is closed, or a crash could keep the
   // transaction's in-place writes with no log to undo them.
   (void)finish_durably(tx, "making an aborted transaction durable");
-  tx->aborted = true;
   end(tx);
 }
 
@@ -476,7 +466,6 @@ transaction_state* new_state() {
 
 void release_state(transaction_state* tx) {
   if (t_spare.state == nullptr) {
-    tx->aborted = false;
     tx->outermost = nullptr;
     t_spare.state = tx;
   } else {
@@ -508,7 +497,7 @@ transaction::transaction(heap& h, capture mode)
   if (!impl->tx_failure.empty()) throw error(failure(*impl));
   std::unique_ptr<transaction_state> tx(new_state());
   lock.release();  // end() unlocks from here on
-  status s = begin(tx.get(), h, impl, mode);
+  status s = begin(tx.get(), impl, mode);
   if (!s.ok()) {
     // Nothing was written in place: closing the lane is all it takes.
     abort_outermost(tx.get());
