@@ -27,9 +27,22 @@ namespace larder::port {
 
 int map_fixed(std::uintptr_t addr, std::size_t size, int fd, bool writable, bool copy_on_write) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void* want = reinterpret_cast<void*>(addr);
+  if (fd >= 0 && writable && !copy_on_write) {
+    // On a DAX file system, MAP_SYNC makes the file's metadata (blocks
+    // allocated by a first store) durable before the store can be, so CPU
+    // cache flushes alone make data durable. Elsewhere the kernel refuses
+    // it and the mapping is an ordinary shared one.
+    void* got = mmap(want, size, prot, MAP_FIXED_NOREPLACE | MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+    if (got == want) return 0;
+    if (got != MAP_FAILED) {
+      munmap(got, size);
+      return EEXIST;
+    }
+    if (errno != EOPNOTSUPP && errno != EINVAL) return errno;
+  }
   int flags = MAP_FIXED_NOREPLACE | (fd < 0 ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
                                             : (copy_on_write ? MAP_PRIVATE | MAP_NORESERVE : MAP_SHARED));
-  void* want = reinterpret_cast<void*>(addr);
   void* got = mmap(want, size, prot, flags, fd, 0);
   if (got == MAP_FAILED) return errno;
   if (got != want) {  // kernels before 4.17 treat the flag as a hint
