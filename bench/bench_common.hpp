@@ -23,6 +23,10 @@ inline double seconds_between(bench_clock::time_point a, bench_clock::time_point
   return std::chrono::duration<double>(b - a).count();
 }
 
+inline double millis(bench_clock::time_point a, bench_clock::time_point b) {
+  return seconds_between(a, b) * 1000.0;
+}
+
 // Every workload's object and operation counts are multiplied by this factor.
 // 1.0 is the full run; smaller values make short smoke runs. Set from the
 // environment variable LARDER_BENCH_SCALE or the --scale=X argument (the

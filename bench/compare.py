@@ -43,7 +43,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
-from bench_env import machine_info, resolve_build_dir  # noqa: E402
+from bench_env import find_in_build, machine_info, resolve_build_dir  # noqa: E402
 
 ALLOC_WORKLOADS = ["churn", "pairs2t", "prodcons"]
 
@@ -111,18 +111,6 @@ def find_library(names: list[str]) -> str | None:
             path = Path(directory) / name
             if path.is_file():
                 return str(path)
-    return None
-
-
-def find_in_build(build_dir: Path, name: str, preferred: list[str]) -> Path | None:
-    for sub in preferred:
-        path = build_dir / sub / name
-        if path.is_file():
-            return path
-    if build_dir.is_dir():
-        for path in sorted(build_dir.rglob(name)):
-            if path.is_file() and "CMakeFiles" not in path.parts:
-                return path
     return None
 
 

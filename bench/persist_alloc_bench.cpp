@@ -57,7 +57,6 @@
 // LARDER_PERSIST_BENCH_NO_PMEMOBJ the pmemobj half.
 #include <benchmark/benchmark.h>
 
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +69,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_setup.hpp"
 
 #if !defined(LARDER_PERSIST_BENCH_NO_LARDER)
 #include <larder/larder.hpp>
@@ -82,6 +82,8 @@
 namespace {
 
 using larder_bench::bench_clock;
+using larder_bench::millis;
+using larder_bench::remove_file;
 using larder_bench::seconds_between;
 
 constexpr std::uint64_t kDefaultCount = 1'000'000;
@@ -92,19 +94,6 @@ std::uint64_t g_count = 0;  // 0: kDefaultCount times the scale factor
 
 std::uint64_t object_count() {
   return g_count != 0 ? g_count : larder_bench::scaled(kDefaultCount, 1000);
-}
-
-std::string bench_file(const char* stem) {
-  return g_dir + "/" + stem + "-" + std::to_string(static_cast<long>(getpid()));
-}
-
-void remove_file(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    std::fprintf(stderr, "warning: cannot remove %s: %s\n", path.c_str(), std::strerror(errno));
-}
-
-double millis(bench_clock::time_point a, bench_clock::time_point b) {
-  return seconds_between(a, b) * 1000.0;
 }
 
 void finish(benchmark::State& state, std::uint64_t items, double open_ms, double close_ms) {
@@ -130,7 +119,7 @@ inline void write_first_word(void* p, std::uint64_t value) noexcept {
 // Runs one larder workload; `timed` says which phase is measured.
 void larder_run(benchmark::State& state, phase timed) {
   const std::uint64_t n = object_count();
-  const std::string path = bench_file("larder-persist-bench") + ".heap";
+  const std::string path = larder_bench::bench_file(g_dir, "larder-persist-bench") + ".heap";
   double open_ms = 0.0;
   double close_ms = 0.0;
 
@@ -226,7 +215,7 @@ std::string pmemobj_failure(const char* what) {
 
 void pmemobj_run(benchmark::State& state, phase timed) {
   const std::uint64_t n = object_count();
-  const std::string path = bench_file("pmemobj-persist-bench") + ".pool";
+  const std::string path = larder_bench::bench_file(g_dir, "pmemobj-persist-bench") + ".pool";
   double open_ms = 0.0;
   double close_ms = 0.0;
 
@@ -294,30 +283,6 @@ BENCHMARK(pmemobj_reuse64)->Iterations(1)->UseManualTime()->Unit(benchmark::kMil
 
 #endif  // !LARDER_PERSIST_BENCH_NO_PMEMOBJ
 
-// A short name for the file system holding `dir`, for the report's context.
-std::string file_system_of(const std::string& dir) {
-  struct statfs info;
-  if (::statfs(dir.c_str(), &info) != 0) return std::string("unknown (") + std::strerror(errno) + ")";
-  switch (static_cast<unsigned long>(info.f_type)) {
-    case 0x01021994ul: return "tmpfs";
-    case 0xEF53ul: return "ext4";
-    case 0x58465342ul: return "xfs";
-    case 0x9123683Eul: return "btrfs";
-    default: {
-      char hex[32];
-      std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));
-      return hex;
-    }
-  }
-}
-
-bool take_value(const char* arg, const char* flag, const char** value) {
-  std::size_t len = std::strlen(flag);
-  if (std::strncmp(arg, flag, len) != 0) return false;
-  *value = arg + len;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -344,13 +309,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (taken) continue;
-    if (take_value(argv[i], "--dir=", &value)) {
+    if (larder_bench::take_value(argv[i], "--dir=", &value)) {
       if (*value == '\0') {
         std::fprintf(stderr, "%s: --dir needs a path\n", argv[0]);
         return 1;
       }
       g_dir = value;
-    } else if (take_value(argv[i], "--count=", &value)) {
+    } else if (larder_bench::take_value(argv[i], "--count=", &value)) {
       char* end = nullptr;
       unsigned long long v = std::strtoull(value, &end, 10);
       if (end == value || *end != '\0' || v == 0) {
@@ -367,7 +332,7 @@ int main(int argc, char** argv) {
   const char* force = std::getenv("PMEM_IS_PMEM_FORCE");
   const char* no_flush = std::getenv("PMEM_NO_FLUSH");
   benchmark::AddCustomContext("dir", g_dir);
-  benchmark::AddCustomContext("dir_fs", file_system_of(g_dir));
+  benchmark::AddCustomContext("dir_fs", larder_bench::file_system_of(g_dir));
   benchmark::AddCustomContext("objects", std::to_string(object_count()));
   benchmark::AddCustomContext("PMEM_IS_PMEM_FORCE", force != nullptr ? force : "");
   benchmark::AddCustomContext("PMEM_NO_FLUSH", no_flush != nullptr ? no_flush : "");

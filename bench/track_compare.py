@@ -50,7 +50,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
-from bench_env import machine_info, resolve_build_dir  # noqa: E402
+from bench_env import find_in_build, machine_info, resolve_build_dir, write_between_markers  # noqa: E402
 
 MARKERS = ("<!-- tracking-table:begin -->", "<!-- tracking-table:end -->")
 
@@ -73,22 +73,6 @@ TARGET_RATIO_HASH = 50.0      # uffd collect <= 1/50 of hashing, at 1 %
 TARGET_FIRST_WRITE_US = 1.5   # first write under uffd_async, anon and shm
 
 QUICK_ARGS = ["--iter-scale=0.2", "--collect-mib=64", "--first-write-mib=16", "--first-write-pages=1024"]
-
-
-# ---------------------------------------------------------------------------
-# discovery
-
-
-def find_bench(build_dir: Path) -> Path | None:
-    for sub in ["bench", "."]:
-        path = build_dir / sub / "track_bench"
-        if path.is_file():
-            return path
-    if build_dir.is_dir():
-        for path in sorted(build_dir.rglob("track_bench")):
-            if path.is_file() and "CMakeFiles" not in path.parts:
-                return path
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -383,25 +367,6 @@ def render(cells: dict, ctx: dict, info: dict, reps: int, elapsed: float, quick:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(path: Path, body: str) -> bool:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        print(f"note: cannot read {path} ({e}); nothing written", file=sys.stderr)
-        return False
-    begin, end = MARKERS
-    start = text.find(begin)
-    stop = text.find(end, start + len(begin)) if start >= 0 else -1
-    if start < 0 or stop < 0:
-        print(f"note: {path} has no {begin} … {end} markers; nothing written. Add them where the "
-              "table should go and rerun.", file=sys.stderr)
-        return False
-    text = text[:start] + f"{begin}\n{body.rstrip()}\n{end}" + text[stop + len(end):]
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote the tables into {path}", file=sys.stderr)
-    return True
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -424,7 +389,8 @@ def main() -> int:
     reps = args.reps if args.reps is not None else (1 if args.quick else 9)
     if reps < 1:
         p.error("--reps must be at least 1")
-    binary = Path(args.bench) if args.bench else find_bench(resolve_build_dir(args.build_dir))
+    binary = Path(args.bench) if args.bench else \
+        find_in_build(resolve_build_dir(args.build_dir), "track_bench", ["bench", "."])
     if binary is None or not binary.is_file():
         sys.exit(f"track_bench not found under {args.build_dir}; build it with "
                  "-DLARDER_BUILD_BENCH=ON (target track_bench) or pass --bench")
@@ -451,7 +417,7 @@ def main() -> int:
             "raw": data,
         }, indent=2) + "\n", encoding="utf-8")
     if args.write_doc:
-        write_doc(Path(args.write_doc), body)
+        write_between_markers(Path(args.write_doc), MARKERS, body)
     return 0
 
 

@@ -88,7 +88,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,6 +106,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "bench_setup.hpp"
 
 #if !defined(LARDER_TX_BENCH_NO_LARDER)
 #include <larder/larder.hpp>
@@ -120,7 +120,12 @@
 namespace {
 
 using larder_bench::bench_clock;
+using larder_bench::bench_file;
+using larder_bench::file_system_of;
+using larder_bench::millis;
+using larder_bench::remove_file;
 using larder_bench::seconds_between;
+using larder_bench::take_value;
 
 constexpr std::size_t kField = 64;           // case 1: bytes updated
 constexpr std::size_t kNode = 64;            // case 2: node size
@@ -133,19 +138,6 @@ int g_empty_opens = 10;
 int g_full_opens = 3;
 std::size_t g_pool_mib = 2048;       // pmemobj pool for the alloc_link case
 std::size_t g_larder_logged = 0;     // bytes larder's child logged (0: not run)
-
-std::string bench_file(const char* stem) {
-  return g_dir + "/" + stem + "-" + std::to_string(static_cast<long>(getpid()));
-}
-
-void remove_file(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    std::fprintf(stderr, "warning: cannot remove %s: %s\n", path.c_str(), std::strerror(errno));
-}
-
-double millis(bench_clock::time_point a, bench_clock::time_point b) {
-  return seconds_between(a, b) * 1000.0;
-}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
@@ -319,6 +311,31 @@ void run_throughput(benchmark::State& state, const std::string& key, Op op, Chec
 
 std::runtime_error fail(const std::string& text) { return std::runtime_error(text); }
 
+// What a recovery benchmark measures, for either library.
+struct recovery_times {
+  std::vector<double> empty_ms;  // opens after a clean close
+  std::vector<double> full_ms;   // opens that roll a crashed transaction back
+  std::vector<double> child_ms;  // the crashed children's logging
+  double logged_mib = 0.0;       // what the last counted crashed child logged
+};
+
+// The end of a recovery benchmark: removes its file, then reports `failure`
+// or the medians. False when it reported a failure.
+bool report_recovery(benchmark::State& state, const std::string& path, const std::string& failure,
+                     const recovery_times& times) {
+  remove_file(path);
+  if (!failure.empty()) {
+    state.SkipWithError(failure.c_str());
+    return false;
+  }
+  state.counters["open_empty_ms"] = median(times.empty_ms);
+  state.counters["open_full_ms"] = median(times.full_ms);
+  state.counters["child_log_ms"] = median(times.child_ms);
+  state.counters["log_mib"] = times.logged_mib;
+  state.counters["data_mib"] = static_cast<double>(g_data_mib);
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // larder
 
@@ -345,7 +362,7 @@ larder::heap_options larder_options(const std::string& path, larder::open_mode m
 }
 
 struct larder_env : bench_env {
-  std::string path = bench_file("larder-tx-bench") + ".heap";
+  std::string path = bench_file(g_dir, "larder-tx-bench") + ".heap";
   larder::heap h;
   larder_root* root = nullptr;
   larder_env() {
@@ -402,11 +419,10 @@ void bm_larder_alloc_link64(benchmark::State& state) {
 // child, since a heap is always mapped at its recorded base.
 void bm_larder_recovery(benchmark::State& state) {
   drop_env();
-  const std::string path = bench_file("larder-tx-bench-recovery") + ".heap";
+  const std::string path = bench_file(g_dir, "larder-tx-bench-recovery") + ".heap";
   const std::size_t nblocks = (g_data_mib << 20) / kBlock;
   std::vector<void*> blocks(nblocks, nullptr);
-  std::vector<double> empty_ms, full_ms, child_ms;
-  double logged_mib = 0.0;
+  recovery_times times;
   int lane_full = 0;
   std::string failure;
   remove_file(path);
@@ -434,7 +450,7 @@ void bm_larder_recovery(benchmark::State& state) {
         larder::heap h;
         double ms = 0;
         if (!open_heap(&h, &ms)) break;
-        empty_ms.push_back(ms);
+        times.empty_ms.push_back(ms);
         larder::throw_if_error(h.close());
       }
       // A crash whose lane filled up before the cap (out_of_space) only
@@ -479,36 +495,26 @@ void bm_larder_recovery(benchmark::State& state) {
         }
         probing = false;
         if (counted) {
-          child_ms.push_back(r.ms);
-          logged_mib = static_cast<double>(r.logged) / (1 << 20);
+          times.child_ms.push_back(r.ms);
+          times.logged_mib = static_cast<double>(r.logged) / (1 << 20);
         }
         larder::heap h;
         double ms = 0;
         if (!open_heap(&h, &ms)) break;
-        if (counted) full_ms.push_back(ms);
+        if (counted) times.full_ms.push_back(ms);
         for (std::size_t b = 0; b < r.blocks; ++b)
           if (!block_ok(blocks[b], b))
             throw fail("larder: after rollback block " + std::to_string(b) + " of " +
                        std::to_string(r.blocks) + " does not hold its data again");
         larder::throw_if_error(h.close());
       }
-      g_larder_logged = static_cast<std::size_t>(logged_mib * (1 << 20));
+      g_larder_logged = static_cast<std::size_t>(times.logged_mib * (1 << 20));
     } catch (const std::exception& e) {
       if (failure.empty()) failure = e.what();
     }
-    state.SetIterationTime(median(full_ms) / 1000.0);
+    state.SetIterationTime(median(times.full_ms) / 1000.0);
   }
-  remove_file(path);
-  if (!failure.empty()) {
-    state.SkipWithError(failure.c_str());
-    return;
-  }
-  state.counters["open_empty_ms"] = median(empty_ms);
-  state.counters["open_full_ms"] = median(full_ms);
-  state.counters["child_log_ms"] = median(child_ms);
-  state.counters["log_mib"] = logged_mib;
-  state.counters["lane_full"] = lane_full;
-  state.counters["data_mib"] = static_cast<double>(g_data_mib);
+  if (report_recovery(state, path, failure, times)) state.counters["lane_full"] = lane_full;
 }
 
 #endif  // !LARDER_TX_BENCH_NO_LARDER
@@ -538,7 +544,7 @@ std::string pmemobj_failure(const char* what) {
 }
 
 struct pmemobj_env : bench_env {
-  std::string path = bench_file("pmemobj-tx-bench") + ".pool";
+  std::string path = bench_file(g_dir, "pmemobj-tx-bench") + ".pool";
   PMEMobjpool* pop = nullptr;
   pm_root* root = nullptr;
   explicit pmemobj_env(std::size_t pool_mib = 64) {
@@ -674,15 +680,14 @@ std::string spawn_pmemobj_fill(const std::string& path, std::size_t pool, std::s
 
 void bm_pmemobj_recovery(benchmark::State& state) {
   drop_env();
-  const std::string path = bench_file("pmemobj-tx-bench-recovery") + ".pool";
+  const std::string path = bench_file(g_dir, "pmemobj-tx-bench-recovery") + ".pool";
   const std::size_t nblocks = (g_data_mib << 20) / kBlock;
   const std::size_t want_log = g_larder_logged != 0 ? g_larder_logged : (g_log_mib << 20);
   // Room for the data (each block costs a little more than 64 KiB), the undo
   // log of the crashed transaction and pmemobj's own metadata.
   const std::size_t pool = (g_data_mib << 20) + (g_data_mib << 20) / 16 + 2 * want_log + (std::size_t{256} << 20);
   std::vector<PMEMoid> blocks(nblocks, OID_NULL);
-  std::vector<double> empty_ms, full_ms, child_ms;
-  double logged_mib = 0.0;
+  recovery_times times;
   std::string failure;
   remove_file(path);
 
@@ -708,7 +713,7 @@ void bm_pmemobj_recovery(benchmark::State& state) {
         double ms = 0;
         PMEMobjpool* pop = open_pool(&ms);
         if (pop == nullptr) break;
-        empty_ms.push_back(ms);
+        times.empty_ms.push_back(ms);
         pmemobj_close(pop);
       }
       const std::size_t target = want_log / kBlock;
@@ -741,12 +746,12 @@ void bm_pmemobj_recovery(benchmark::State& state) {
           TX_END
         });
         if (r.error) throw fail(std::string("pmemobj crash child: ") + r.message);
-        child_ms.push_back(r.ms);
-        logged_mib = static_cast<double>(r.logged) / (1 << 20);
+        times.child_ms.push_back(r.ms);
+        times.logged_mib = static_cast<double>(r.logged) / (1 << 20);
         double ms = 0;
         PMEMobjpool* pop = open_pool(&ms);
         if (pop == nullptr) break;
-        full_ms.push_back(ms);
+        times.full_ms.push_back(ms);
         for (std::size_t b = 0; b < r.blocks; ++b) {
           if (!block_ok(pmemobj_direct(blocks[b]), b)) {
             pmemobj_close(pop);
@@ -758,18 +763,9 @@ void bm_pmemobj_recovery(benchmark::State& state) {
     } catch (const std::exception& e) {
       if (failure.empty()) failure = e.what();
     }
-    state.SetIterationTime(median(full_ms) / 1000.0);
+    state.SetIterationTime(median(times.full_ms) / 1000.0);
   }
-  remove_file(path);
-  if (!failure.empty()) {
-    state.SkipWithError(failure.c_str());
-    return;
-  }
-  state.counters["open_empty_ms"] = median(empty_ms);
-  state.counters["open_full_ms"] = median(full_ms);
-  state.counters["child_log_ms"] = median(child_ms);
-  state.counters["log_mib"] = logged_mib;
-  state.counters["data_mib"] = static_cast<double>(g_data_mib);
+  report_recovery(state, path, failure, times);
 }
 
 #endif  // !LARDER_TX_BENCH_NO_PMEMOBJ
@@ -781,7 +777,7 @@ void bm_pmemobj_recovery(benchmark::State& state) {
 
 void bm_sync_cost(benchmark::State& state, bool use_msync) {
   drop_env();
-  const std::string path = bench_file("tx-bench-sync") + ".dat";
+  const std::string path = bench_file(g_dir, "tx-bench-sync") + ".dat";
   constexpr std::size_t kSize = 1 << 20;
   remove_file(path);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
@@ -858,30 +854,6 @@ int run_probe(const std::string& name, std::uint64_t n) {
 }
 
 // ---------------------------------------------------------------------------
-
-// A short name for the file system holding `dir`, for the report's context.
-std::string file_system_of(const std::string& dir) {
-  struct statfs info;
-  if (::statfs(dir.c_str(), &info) != 0) return std::string("unknown (") + std::strerror(errno) + ")";
-  switch (static_cast<unsigned long>(info.f_type)) {
-    case 0x01021994ul: return "tmpfs";
-    case 0xEF53ul: return "ext4";
-    case 0x58465342ul: return "xfs";
-    case 0x9123683Eul: return "btrfs";
-    default: {
-      char hex[32];
-      std::snprintf(hex, sizeof hex, "0x%lx", static_cast<unsigned long>(info.f_type));
-      return hex;
-    }
-  }
-}
-
-bool take_value(const char* arg, const char* flag, const char** value) {
-  std::size_t len = std::strlen(flag);
-  if (std::strncmp(arg, flag, len) != 0) return false;
-  *value = arg + len;
-  return true;
-}
 
 bool parse_count(const char* text, std::uint64_t* out, bool zero_ok) {
   char* end = nullptr;

@@ -68,7 +68,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
-from bench_env import machine_info, resolve_build_dir  # noqa: E402
+from bench_env import find_in_build, machine_info, resolve_build_dir, write_between_markers  # noqa: E402
 
 MARKERS = ("<!-- tx-table:begin -->", "<!-- tx-table:end -->")
 SECTION_HEADING = "## Transactions: larder and libpmemobj"
@@ -112,18 +112,6 @@ QUICK = {"data_mib": 64, "log_mib": 16, "full_opens": 1, "empty_opens": 3, "min_
 
 # ---------------------------------------------------------------------------
 # discovery and running
-
-
-def find_bench(build_dir: Path) -> Path | None:
-    for sub in ["bench", "."]:
-        path = build_dir / sub / "larder_tx_bench"
-        if path.is_file():
-            return path
-    if build_dir.is_dir():
-        for path in sorted(build_dir.rglob("larder_tx_bench")):
-            if path.is_file() and "CMakeFiles" not in path.parts:
-                return path
-    return None
 
 
 def fs_env(fs: str) -> dict:
@@ -508,26 +496,6 @@ def render(results: dict, syncs: dict, ctxs: dict, dirs: dict, info: dict, args,
     return "\n".join(lines) + "\n"
 
 
-def write_doc(path: Path, body: str) -> bool:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        print(f"note: cannot read {path} ({e}); nothing written", file=sys.stderr)
-        return False
-    begin, end = MARKERS
-    start = text.find(begin)
-    stop = text.find(end, start + len(begin)) if start >= 0 else -1
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if start < 0 or stop < 0:
-        text = text.rstrip("\n") + f"\n\n{SECTION_HEADING}\n\n{block}\n"
-        print(f"note: {path} had no {begin} … {end} markers; appended a section with them", file=sys.stderr)
-    else:
-        text = text[:start] + block + text[stop + len(end):]
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote the tables into {path}", file=sys.stderr)
-    return True
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -574,7 +542,7 @@ def main() -> int:
                       saved.get("elapsed_s", 0.0))
         print(body)
         if args.write_doc:
-            write_doc(Path(args.write_doc), body)
+            write_between_markers(Path(args.write_doc), MARKERS, body, heading=SECTION_HEADING)
         return 0
 
     args.reps = args.reps if args.reps is not None else (1 if args.quick else 5)
@@ -590,7 +558,8 @@ def main() -> int:
     for f in file_systems:
         if not dirs[f].is_dir():
             sys.exit(f"{dirs[f]} is not a folder")
-    binary = Path(args.bench) if args.bench else find_bench(resolve_build_dir(args.build_dir))
+    binary = Path(args.bench) if args.bench else \
+        find_in_build(resolve_build_dir(args.build_dir), "larder_tx_bench", ["bench", "."])
     if binary is None or not binary.is_file():
         sys.exit(f"larder_tx_bench not found under {args.build_dir}; build it with -DLARDER_BUILD_BENCH=ON "
                  "(target larder_tx_bench) or pass --bench")
@@ -672,7 +641,7 @@ def main() -> int:
                                    "results": results, "syncs": syncs, "contexts": ctxs, "raw": raw},
                                   indent=2, default=str) + "\n", encoding="utf-8")
     if args.write_doc:
-        write_doc(Path(args.write_doc), body)
+        write_between_markers(Path(args.write_doc), MARKERS, body, heading=SECTION_HEADING)
     return 0
 
 

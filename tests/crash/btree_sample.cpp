@@ -29,17 +29,7 @@ struct tree_root {
   node* top;  // nullptr when empty
 };
 
-using model = std::map<std::uint64_t, std::uint64_t>;
-
-void apply_to_model(model& m, const sample::keyed_op& op) {
-  switch (op.kind) {
-    case sample::op_kind::put: m[op.key] = op.value; break;
-    case sample::op_kind::erase: m.erase(op.key); break;
-    case sample::op_kind::update:
-      if (auto it = m.find(op.key); it != m.end()) it->second = op.value;
-      break;
-  }
-}
+using model = sample::keyed_model;
 
 // Every write to a node goes after this; logging a node twice is harmless.
 node* touch(larder::transaction& tx, node* n) {
@@ -281,19 +271,7 @@ tree_root* make_root(larder::heap& h) {
   return h.root<tree_root>("btree", tree_root{0, 0, nullptr});
 }
 
-void run(larder::heap& h, const sample::arguments& a) {
-  tree_root* root = make_root(h);
-  sample::random r(a.seed);
-  for (std::uint64_t i = 0; i < a.operations; ++i) {
-    sample::keyed_op op = sample::next_keyed_op(r, a.operations);
-    if (i < root->operations) continue;  // done by an earlier run
-    {
-      larder::transaction tx(h);
-      perform(tx, root, op);
-    }
-    larder::crashtest::acknowledge(i + 1);
-  }
-}
+void run(larder::heap& h, const sample::arguments& a) { sample::run_keyed(h, a, make_root(h), perform); }
 
 // The tree's invariants: keys strictly increasing in order and within
 // their parent's bounds, 2..5 keys per node but the top (1..5), every
@@ -333,9 +311,7 @@ void check(larder::heap& h, const sample::arguments& a, std::uint64_t acknowledg
   auto* root = sample::checked_root<tree_root>(h, "btree", acknowledged, a);
   if (root == nullptr) return;
   std::uint64_t k = root->operations;
-  sample::random r(a.seed);
-  model m;
-  for (std::uint64_t i = 0; i < k; ++i) apply_to_model(m, sample::next_keyed_op(r, a.operations));
+  model m = sample::keyed_model_after(a, k);
   if (root->size != m.size())
     sample::fail("the tree records %llu keys, the model has %zu", static_cast<unsigned long long>(root->size), m.size());
   walker w{m, m.begin(), {root}};

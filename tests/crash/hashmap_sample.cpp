@@ -28,21 +28,11 @@ struct map_root {
 
 constexpr std::uint64_t kMinBuckets = 4;
 
-using model = std::map<std::uint64_t, std::uint64_t>;
+using model = sample::keyed_model;
 
 std::uint64_t bucket_of(std::uint64_t key, std::uint64_t bucket_count) {
   std::uint64_t x = key * 0x9E3779B97F4A7C15ull;
   return (x ^ (x >> 29)) & (bucket_count - 1);
-}
-
-void apply_to_model(model& m, const sample::keyed_op& op) {
-  switch (op.kind) {
-    case sample::op_kind::put: m[op.key] = op.value; break;
-    case sample::op_kind::erase: m.erase(op.key); break;
-    case sample::op_kind::update:
-      if (auto it = m.find(op.key); it != m.end()) it->second = op.value;
-      break;
-  }
 }
 
 node** new_buckets(larder::transaction& tx, std::uint64_t count) {
@@ -114,19 +104,7 @@ map_root* make_root(larder::heap& h) {
   return root;
 }
 
-void run(larder::heap& h, const sample::arguments& a) {
-  map_root* root = make_root(h);
-  sample::random r(a.seed);
-  for (std::uint64_t i = 0; i < a.operations; ++i) {
-    sample::keyed_op op = sample::next_keyed_op(r, a.operations);
-    if (i < root->operations) continue;  // done by an earlier run
-    {
-      larder::transaction tx(h);
-      perform(tx, root, op);
-    }
-    larder::crashtest::acknowledge(i + 1);
-  }
-}
+void run(larder::heap& h, const sample::arguments& a) { sample::run_keyed(h, a, make_root(h), perform); }
 
 // Walks every bucket against the model; returns the blocks the map holds.
 std::vector<const void*> check_map(const map_root* root, const model& m) {
@@ -165,9 +143,7 @@ void check(larder::heap& h, const sample::arguments& a, std::uint64_t acknowledg
   auto* root = sample::checked_root<map_root>(h, "hashmap", acknowledged, a);
   if (root == nullptr) return;
   std::uint64_t k = root->operations;
-  sample::random r(a.seed);
-  model m;
-  for (std::uint64_t i = 0; i < k; ++i) apply_to_model(m, sample::next_keyed_op(r, a.operations));
+  model m = sample::keyed_model_after(a, k);
   std::vector<const void*> blocks = check_map(root, m);
   sample::check_no_leak(h, blocks, "after recovery");
   sample::check_still_usable(h, blocks, sizeof(node));

@@ -101,19 +101,14 @@ list_root* make_root(larder::heap& h) {
 }
 
 void run(larder::heap& h, const sample::arguments& a) {
-  list_root* root = make_root(h);
   sample::random r(a.seed);
-  model m;
-  for (std::uint64_t i = 0; i < a.operations; ++i) {
+  model m;  // an operation's position depends on the list's length before it
+  auto next = [&](std::uint64_t i) {
     list_op op = next_op(r, i, m.size());
     apply_to_model(m, op);
-    if (i < root->operations) continue;  // done by an earlier run
-    {
-      larder::transaction tx(h);
-      perform(tx, root, op);
-    }
-    larder::crashtest::acknowledge(i + 1);
-  }
+    return op;
+  };
+  sample::run_operations(h, make_root(h), a.operations, next, perform);
 }
 
 // Walks the list against the model; returns the blocks it holds.

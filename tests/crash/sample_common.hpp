@@ -1,6 +1,7 @@
 // What the crash-test samples (list_sample, hashmap_sample, btree_sample)
 // share: arguments, the seeded random numbers their workloads draw, the
-// two phases around a sample's own run and check, and the leak check.
+// keyed workload and its model, the run phase's loop, the two phases around
+// a sample's own run and check, and the leak check.
 // Public API only (larder.hpp, transaction.hpp, crashtest.hpp).
 //
 // A sample is run by the crash-test driver:
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -93,6 +95,26 @@ inline keyed_op next_keyed_op(random& r, std::uint64_t operations) {
 }
 inline const char* to_string(op_kind k) { return k == op_kind::put ? "put" : k == op_kind::erase ? "erase" : "update"; }
 
+// What a keyed workload's structure should hold: key to value.
+using keyed_model = std::map<std::uint64_t, std::uint64_t>;
+inline void apply_keyed_op(keyed_model& m, const keyed_op& op) {
+  switch (op.kind) {
+    case op_kind::put: m[op.key] = op.value; break;
+    case op_kind::erase: m.erase(op.key); break;
+    case op_kind::update:
+      if (auto it = m.find(op.key); it != m.end()) it->second = op.value;
+      break;
+  }
+}
+
+// The model after the first k operations of the keyed workload.
+inline keyed_model keyed_model_after(const arguments& a, std::uint64_t k) {
+  random r(a.seed);
+  keyed_model m;
+  for (std::uint64_t i = 0; i < k; ++i) apply_keyed_op(m, next_keyed_op(r, a.operations));
+  return m;
+}
+
 // Bytes in blocks handed out, over every pod of the heap.
 inline std::size_t bytes_in_use(const larder::heap& h) {
   std::size_t total = 0;
@@ -131,6 +153,31 @@ inline void check_still_usable(larder::heap& h, const std::vector<const void*>& 
     tx.abort();
   }
   check_no_leak(h, blocks, "after a rolled-back transaction in the check phase");
+}
+
+// The run phase's loop: performs operations [root->operations, operations)
+// on `root`, each in its own transaction, and acknowledges each after its
+// commit returns. `next(i)` draws operation i; those an earlier run did are
+// drawn too and skipped, so that the draws stay in step with the check
+// phase's replay.
+template <class Root, class Next, class Perform>
+void run_operations(larder::heap& h, Root* root, std::uint64_t operations, Next next, Perform perform) {
+  for (std::uint64_t i = 0; i < operations; ++i) {
+    auto op = next(i);
+    if (i < root->operations) continue;  // done by an earlier run
+    {
+      larder::transaction tx(h);
+      perform(tx, root, op);
+    }
+    larder::crashtest::acknowledge(i + 1);
+  }
+}
+
+// The run phase of a keyed workload (hash map, B-tree).
+template <class Root, class Perform>
+void run_keyed(larder::heap& h, const arguments& a, Root* root, Perform perform) {
+  random r(a.seed);
+  run_operations(h, root, a.operations, [&](std::uint64_t) { return next_keyed_op(r, a.operations); }, perform);
 }
 
 // The phases around a sample. `run` performs operations [done, operations)
