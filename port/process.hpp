@@ -34,6 +34,9 @@ int wait_process(int pid, std::int64_t timeout_ns, process_exit* out);
 // it has ended but not been waited for yet (a zombie); ESRCH when there is
 // no such process.
 int kill_process(int pid);
+// SIGKILL to what is left of the process group the child led (processes
+// it started), after the child itself has ended. ESRCH is not an error.
+void kill_process_group(int pid);
 
 // The calling process's environment (nullptr-terminated "NAME=value"
 // strings), owned by libc: valid until the environment is changed.

@@ -66,7 +66,8 @@ struct crash_settings {
 // Read once from the environment.
 const crash_settings& crash_simulation() noexcept;
 std::unique_ptr<persist_domain> make_crash_domain(int fd, std::uintptr_t base);
-// Persistence points counted so far in this process.
+// Persistence points of crash-simulated heaps counted so far in this
+// process (other domains have no points: nothing there can be dropped).
 std::uint64_t persistence_points() noexcept;
 
 }  // namespace larder::recovery

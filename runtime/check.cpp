@@ -516,10 +516,17 @@ void checker::check_segments() {
       if (layout::entry_pod(e) >= layout::kMaxLanes)
         problem(segment_place(i) + " is marked undo log of lane " + std::to_string(layout::entry_pod(e)) +
                 ", which cannot exist");
-      else if (log_owner_[i] < 0)
-        note(segment_place(i) + " is an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
-             " that no extent references (a crash between claiming it and adding it to the lane); opening the "
-             "heap for writing frees it" + orphan_hint(i));
+      else if (log_owner_[i] < 0) {
+        std::string hint = orphan_hint(i);
+        if (hint.empty())
+          note(segment_place(i) + " is an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
+               " that no extent references (a crash between claiming it and adding it to the lane); opening the "
+               "heap for writing frees it");
+        else
+          problem(segment_place(i) + " is marked as an undo-log segment of lane " +
+                  std::to_string(layout::entry_pod(e)) + " that no extent references, but" + hint +
+                  "; opening the heap refuses it");
+      }
     } else if (st == layout::kSegmentPages) {
       const alloc::segment* s = segment_at(i);
       if (s == nullptr) {
@@ -542,8 +549,8 @@ std::string checker::orphan_hint(std::size_t i) {
   const alloc::segment* s = segment_at(i);
   if (s == nullptr || s->magic != alloc::kSegmentMagic) return "";
   ++suspect_orphans_;
-  return " (it still holds a segment header of pod " + std::to_string(s->pod) +
-         ": if its table entry is what is damaged, that frees live blocks)";
+  return " it still holds a segment header of pod " + std::to_string(s->pod) +
+         " (its table entry may be what is damaged)";
 }
 
 void checker::check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t e) {
@@ -558,6 +565,8 @@ void checker::check_segment_header(std::size_t i, const alloc::segment& s, std::
     problem(segment_place(i) + " belongs to pod " + std::to_string(pod) + ", which is not in use");
   if (s.unpurged & ~s.free_slices)
     problem(place + ": slices " + hex(s.unpurged & ~s.free_slices) + " are marked unpurged but not free");
+  if (layout::entry_state(e) == layout::kSegmentPages && s.span != 1)
+    problem(place + ": span " + std::to_string(s.span) + ", but a segment of pages spans 1");
 }
 
 void checker::check_huge_run(std::size_t i, std::uint32_t e, std::size_t* next) {

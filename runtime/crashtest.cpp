@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -267,32 +268,40 @@ status driver::spawn(const std::vector<std::string>& argv, const std::vector<std
     return status::from_errno(err, "starting " + argv[0]);
   *result = program_run{};
   int err = 0;
-  if (kill_after_s > 0 && kill_after_s < o_.timeout_s) {
-    err = port::wait_process(pid, static_cast<std::int64_t>(kill_after_s * 1e9), &result->exit);
-    if (err == ETIMEDOUT) {
-      (void)port::kill_process(pid);
-      result->killed = true;
-      err = port::wait_process(pid, -1, &result->exit);
-    }
-  } else {
-    err = port::wait_process(pid, static_cast<std::int64_t>(o_.timeout_s * 1e9), &result->exit);
-    if (err == ETIMEDOUT) {
-      (void)port::kill_process(pid);
-      result->timed_out = true;
-      err = port::wait_process(pid, -1, &result->exit);
-    }
+  // A week at most: longer limits would overflow the nanoseconds.
+  double limit = std::min(o_.timeout_s, 7 * 86400.0);
+  bool kill_first = kill_after_s > 0 && kill_after_s < limit;
+  err = port::wait_process(pid, static_cast<std::int64_t>((kill_first ? kill_after_s : limit) * 1e9), &result->exit);
+  if (err == ETIMEDOUT) {
+    (void)port::kill_process(pid);
+    err = port::wait_process(pid, -1, &result->exit);
+    // It may have ended on its own just before the signal: then it counts
+    // as the exit it made.
+    bool by_us = err == 0 && result->exit.signaled && result->exit.code == SIGKILL;
+    (kill_first ? result->killed : result->timed_out) = by_us;
+  } else if (err != 0) {
+    (void)port::kill_process(pid);
+    (void)port::wait_process(pid, -1, &result->exit);
   }
+  port::kill_process_group(pid);
   result->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (err != 0) return status::from_errno(err, "waiting for " + argv[0]);
   return {};
 }
 
-// A round starts from nothing: no heap, no acknowledgement, no report.
+// A round starts from nothing: no heap (nor one a crash left half made
+// under its temporary name), no acknowledgement, no report.
 status driver::start_round() {
   for (const std::string* path : {&heap_, &ack_, &report_}) {
     std::error_code ec;
     fs::remove(*path, ec);
     if (ec) return status::from_errno(ec.value(), "removing " + *path);
+  }
+  fs::path heap(heap_);
+  std::string unfinished = heap.filename().string() + ".new-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(heap.parent_path().empty() ? "." : heap.parent_path(), ec)) {
+    if (entry.path().filename().string().rfind(unfinished, 0) == 0) fs::remove(entry.path(), ec);
   }
   return {};
 }
@@ -368,7 +377,13 @@ status driver::crash_round(std::uint64_t point, round_result* r) {
   program_run p;
   if (status s = spawn(command_, env, run_log_, 0, &p); !s.ok()) return s;
   if (!p.timed_out && !p.exit.signaled && p.exit.code == 0) {
+    // The counting run saw this point, so the program persists differently
+    // from run to run: its crash points cannot be replayed.
     r->ended_early = true;
+    r->failure = "the run phase ended normally before persistence point " + std::to_string(point) +
+                 ", which the counting run reached (is the program deterministic for these arguments?)";
+    r->output = read_tail(run_log_, 8192);
+    return {};
   } else if (p.timed_out || p.exit.signaled || p.exit.code != recovery::kCrashExitCode) {
     r->failure = "the run phase, to crash at point " + std::to_string(point) + ", " +
                  (p.timed_out ? "did not finish in " + seconds(o_.timeout_s) : describe(p.exit));

@@ -171,6 +171,17 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     if (!freed_here) break;
     quarantined.emplace_back(s, count);
   }
+  // A segment freed earlier may still start with its old segment header,
+  // which recovery takes for a live segment whose entry was damaged: clear
+  // those first, durably, then mark the run as log.
+  std::vector<recovery::persist_range> headers;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto* old = reinterpret_cast<alloc::segment*>(impl->region.base() + ((first + i) << layout::kSegmentShift));
+    if (old->magic == 0) continue;
+    old->magic = 0;
+    headers.push_back({&old->magic, sizeof(old->magic)});
+  }
+  if (int err = impl->domain->persist(headers.data(), headers.size())) return err;
   // The table must say "log" durably before a lane points there, and a
   // crash between the two leaves a log segment no lane owns, which
   // recovery frees.

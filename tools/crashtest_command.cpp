@@ -22,6 +22,7 @@ crashtest_command::crashtest_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   command_->add_flag("--no-tear", no_tear_, "land none of the crashing persist's lines, rather than a random subset");
   command_->add_option("--timeout", options_.timeout_s, "seconds a program run may take (default 60)")
+      ->check(CLI::Range(0.001, 7 * 86400.0))
       ->check(CLI::PositiveNumber);
   command_->add_flag("--keep-going", options_.keep_going, "go on after the first failing point");
   command_->add_option("--work-dir", options_.work_dir,

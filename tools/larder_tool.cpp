@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <thread>
@@ -170,7 +171,12 @@ int main(int argc, char** argv) {
                       "open for writing (recovery), rewrite a damaged superblock copy, drop dangling roots, check again");
   crashtest_command crashtest(app);
   CLI11_PARSE(app, argc, argv);
-  if (crashtest.chosen()) return crashtest.run(argv[0]);
+  if (crashtest.chosen()) {
+    // The heap checker runs as this very program, not whatever PATH finds.
+    std::error_code ec;
+    std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    return crashtest.run(ec ? argv[0] : self.c_str());
+  }
   if (*check_cmd) return check(t, repair);
   try {
     if (*info_cmd) return info(t);

@@ -50,7 +50,10 @@ int prepare(spawn_setup* s, const char* output_path) {
   sigfillset(&all);
   if (int err = posix_spawnattr_setsigmask(&s->attributes, &none)) return err;
   if (int err = posix_spawnattr_setsigdefault(&s->attributes, &all)) return err;
-  return posix_spawnattr_setflags(&s->attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // A process group of its own, so that kill_process reaches whatever the
+  // program starts too.
+  if (int err = posix_spawnattr_setpgroup(&s->attributes, 0)) return err;
+  return posix_spawnattr_setflags(&s->attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 }
 
 process_exit decode(int raw) {
@@ -143,7 +146,15 @@ int wait_process(int pid, std::int64_t timeout_ns, process_exit* out) {
   return result;
 }
 
-int kill_process(int pid) { return ::kill(pid, SIGKILL) == 0 ? 0 : errno; }
+int kill_process(int pid) {
+  // The group first (the child leads it), then the child itself in case it
+  // left the group.
+  int group = ::kill(-pid, SIGKILL) == 0 ? 0 : errno;
+  int self = ::kill(pid, SIGKILL) == 0 ? 0 : errno;
+  return group == 0 || self == 0 ? 0 : self;
+}
+
+void kill_process_group(int pid) { (void)::kill(-pid, SIGKILL); }
 
 const char* const* current_environment() { return environ; }
 

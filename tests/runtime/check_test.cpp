@@ -299,15 +299,16 @@ TEST_F(RuntimeCheck, FlippedSegmentTableEntry) {
 
 TEST_F(RuntimeCheck, PagesSegmentMarkedAsLogIsNotHandedToRecovery) {
   // Recovery frees log segments no lane references; one that still holds
-  // a segment header may be live blocks whose entry is damaged, so repair
-  // leaves the heap alone.
+  // a segment header may be live blocks whose entry is damaged: opening
+  // refuses it, the checker calls it damage, and repair leaves it alone.
   std::string bad = make_heap();
   std::size_t i = find_segment(bad, layout::kSegmentPages);
   put32(bad, kSegmentsAt + 4 * i, layout::segment_entry(layout::kSegmentLog, 0));
   write(bad);
   check_report r = check();
-  EXPECT_TRUE(any_contains(r.notes, "segment " + std::to_string(i) + " (offset", "still holds a segment header"))
+  EXPECT_TRUE(any_contains(r.problems, "segment " + std::to_string(i) + " (offset", "still holds a segment header"))
       << describe(r);
+  expect_open_refused();
   r = check(true);
   EXPECT_TRUE(any_contains(r.notes, "not opened for writing")) << describe(r);
   EXPECT_TRUE(r.repairs.empty()) << describe(r);
@@ -326,6 +327,11 @@ TEST_F(RuntimeCheck, FlippedSegmentHeader) {
   bad[i * kSegment + 8] ^= 0x01;  // pod
   write(bad);
   expect_damaged("segment " + std::to_string(i) + " (offset", "pod");
+  expect_open_refused();
+  bad = good;
+  put32(bad, i * kSegment + 12, 0);  // span
+  write(bad);
+  expect_damaged("segment " + std::to_string(i) + " (offset", "span 0");
   expect_open_refused();
 }
 
