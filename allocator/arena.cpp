@@ -122,10 +122,13 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
     std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));
     unpurged_slices_ -= purged_back < unpurged_slices_ ? purged_back : unpurged_slices_;
   }
+  // The descriptor first, then the slices leave the free set: a kill in
+  // between leaves free slices with a stale descriptor, which nothing reads.
+  init_page(s, first, slices, bin);
+  std::atomic_signal_fence(std::memory_order_release);
   s->free_slices &= ~mask;
   s->unpurged &= ~mask;
   if (s->free_slices == 0) unlist_segment(s);
-  init_page(s, first, slices, bin);
   page* pg = &s->pages[first];
   // A shared mapping faults each OS page through the file system; taking a
   // small-block page in at once is cheaper than 16 separate faults.
@@ -157,14 +160,16 @@ void pod_arena::abandon(page* pg) noexcept {
 
 bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
   note_metadata(s, kSegmentHeaderSize);
+  // Free first, then the descriptors go: see new_page.
+  std::uint64_t mask = run_mask(first, count);
+  s->free_slices |= mask;
+  std::atomic_signal_fence(std::memory_order_release);
   for (std::size_t j = 0; j < count; ++j) {
     page* pg = &s->pages[first + j];
     pg->slice_count = 0;
     pg->slice_offset = 0;
     pg->block_size = 0;
   }
-  std::uint64_t mask = run_mask(first, count);
-  s->free_slices |= mask;
   if (s->free_slices == kAllSlices) {
     std::size_t was_unpurged = static_cast<std::size_t>(std::popcount(s->unpurged));
     unpurged_slices_ -= was_unpurged < unpurged_slices_ ? was_unpurged : unpurged_slices_;
@@ -224,36 +229,6 @@ void pod_arena::collect() noexcept {
     }
   }
   purge_free_slices();
-}
-
-void pod_arena::usage(std::size_t* in_use, std::size_t* committed) noexcept {
-  std::lock_guard<std::mutex> guard(lock);
-  // Blocks freed into pages that no thread owns count as free (folding them
-  // in writes the pages, so not in a heap this process may not change).
-  if (owner->writable())
-    for (page* first : abandoned_)
-      for (page* pg = first; pg != nullptr; pg = pg->next) fold_remote_frees(pg);
-  std::size_t live = 0, held = 0;
-  layout::heap_meta* meta = owner->meta();
-  for (std::size_t i = 1; i < meta->segments_high; ++i) {
-    std::uint32_t entry = meta->segments[i];
-    if (layout::entry_pod(entry) != pod) continue;
-    layout::segment_state st = layout::entry_state(entry);
-    auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
-    if (st == layout::kSegmentHugeHead) {
-      live += s->huge_size;
-      held += std::size_t{s->span} << kSegmentShift;
-    } else if (st == layout::kSegmentPages) {
-      for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
-        const page& pg = s->pages[k];
-        if (pg.slice_count == 0) continue;
-        live += std::size_t{pg.used} * pg.block_size;
-        held += std::size_t{pg.slice_count} << kSliceShift;
-      }
-    }
-  }
-  *in_use = live;
-  *committed = held;
 }
 
 void pod_arena::adopt_segment(segment* s) noexcept {

@@ -31,8 +31,6 @@ struct pod_arena {
   void abandon(page* pg) noexcept;
   // Returns free slices and empty abandoned pages to the OS now.
   void collect() noexcept;
-  // Bytes in live blocks and bytes of pages held, for statistics.
-  void usage(std::size_t* in_use, std::size_t* committed) noexcept;
 
   // Calls fn(page*) for each heap page in the pod's segments.
   template <class Fn>
@@ -65,7 +63,7 @@ void pod_arena::for_each_page(Fn&& fn) noexcept {
     if (layout::entry_state(entry) != layout::kSegmentPages || layout::entry_pod(entry) != pod) continue;
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
     for (std::size_t k = 0; k < kSlicesPerSegment; ++k)
-      if (s->pages[k].slice_count != 0) fn(&s->pages[k]);
+      if (s->pages[k].slice_count != 0 && ((s->free_slices >> k) & 1) == 0) fn(&s->pages[k]);
   }
 }
 

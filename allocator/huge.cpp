@@ -32,27 +32,27 @@ void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* z
   std::size_t count = segments_for(worst_offset + size);
   region* r = h->arena->owner;
   bool fresh = false;
-  segment* s = r->acquire(count, h->arena->pod, layout::kSegmentHugeHead, &fresh);
+  huge_request request{size, alignment};
+  segment* s = r->acquire(count, h->arena->pod, layout::kSegmentHugeHead, &fresh, &request);
   if (s == nullptr) return nullptr;
+  if (zeroed != nullptr) *zeroed = fresh;
+  return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(s) + s->huge_offset);
+}
+
+void init_huge_header(segment* s, const huge_request& request) noexcept {
   auto base = reinterpret_cast<std::uintptr_t>(s);
-  std::uintptr_t start = (base + kSegmentHeaderSize + alignment - 1) & ~(alignment - 1);
+  std::uintptr_t start = (base + kSegmentHeaderSize + request.alignment - 1) & ~(request.alignment - 1);
   page* pg = &s->pages[0];
-  s->huge_size = size;
+  s->huge_size = request.size;
   s->huge_offset = static_cast<std::uint32_t>(start - base);
   pg->capacity = 1;
   pg->used = 1;
   pg->slice_count = kSlicesPerSegment;
   pg->flags.store(kPageHuge, std::memory_order_relaxed);
   s->free_slices = 0;
-  if (zeroed != nullptr) *zeroed = fresh;
-  return reinterpret_cast<void*>(start);
 }
 
-void huge_free(region* r, segment* head) noexcept {
-  note_metadata(head, 64);
-  head->magic = 0;
-  r->release(head, head->span);
-}
+void huge_free(region* r, segment* head) noexcept { r->release(head, head->span); }
 
 std::size_t huge_usable(segment* head, const void* p) noexcept {
   auto end = reinterpret_cast<std::uintptr_t>(head) + span_bytes(head);
@@ -66,7 +66,10 @@ bool huge_resize_in_place(region* r, segment* head, void* p, std::size_t size) n
   if (needed < head->span) {
     std::size_t extra = head->span - needed;
     auto* tail = reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(head) + (needed << kSegmentShift));
+    // The span shrinks first: a kill before the release leaves tails of
+    // nobody, which opening frees.
     head->span = static_cast<std::uint32_t>(needed);
+    std::atomic_signal_fence(std::memory_order_release);
     r->release(tail, extra);
   } else if (needed > head->span && !r->extend(head, head->span, needed - head->span)) {
     return false;

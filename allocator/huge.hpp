@@ -10,6 +10,14 @@
 
 namespace larder::alloc {
 
+// What a huge block's head segment records (size asked for, alignment at
+// least a slice), written by region::acquire before the block exists.
+struct huge_request {
+  std::size_t size;
+  std::size_t alignment;
+};
+void init_huge_header(segment* s, const huge_request& request) noexcept;
+
 // `alignment` 0 means the default. `*zeroed` (if given) tells whether the
 // block is known to read as zero.
 void* huge_alloc(local_heap* h, std::size_t size, std::size_t alignment, bool* zeroed) noexcept;

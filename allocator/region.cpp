@@ -2,6 +2,7 @@
 #include "allocator/region.hpp"
 
 #include "allocator/arena.hpp"
+#include "allocator/huge.hpp"
 #include "allocator/internal_pool.hpp"
 #include "allocator/options.hpp"
 #include "allocator/metadata_log.hpp"
@@ -75,7 +76,8 @@ bool region::run_is_free(std::size_t first, std::size_t count) const noexcept {
   return true;
 }
 
-segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed) noexcept {
+segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed,
+                         const huge_request* huge) noexcept {
   if (!writable_) {
     errno = EROFS;
     return nullptr;
@@ -118,22 +120,30 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   *zeroed = !from_retained && first >= meta_->segments_high;
   if (!from_retained)
     for (std::size_t i = first; i < first + count; ++i) unretain(i);
+  // The order below keeps every instant of a process kill recoverable
+  // (docs/format/heap.md, "Allocator states a kill can leave"): the table
+  // covers the segments first (segments_high), then the header is
+  // written, then the tails, and the head's entry last, which is the
+  // moment the segments change hands. A kill before it leaves free
+  // segments or tails no head covers, which opening frees.
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
-  meta_->segments[first] = segment_entry(state, pod);
+  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, first));
+  if (state != layout::kSegmentLog) {  // the log writes its own records from the start
+    note_fresh(s, sizeof(segment));
+    if (!*zeroed) std::memset(static_cast<void*>(s), 0, sizeof(segment));
+    s->pod = pod;
+    s->span = static_cast<std::uint32_t>(count);
+    s->free_slices = ~std::uint64_t{0};
+    if (huge != nullptr) init_huge_header(s, *huge);
+    s->magic = kSegmentMagic;
+  }
   layout::segment_state rest = state == layout::kSegmentLog ? layout::kSegmentLog : layout::kSegmentHugeTail;
   for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(rest, pod);
-  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  std::atomic_signal_fence(std::memory_order_release);
+  meta_->segments[first] = segment_entry(state, pod);
   if (first == search_hint_) search_hint_ = first + count;
-
-  auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, first));
-  if (state == layout::kSegmentLog) return s;  // the log writes its own records from the start
-  note_fresh(s, sizeof(segment));
-  if (!*zeroed) std::memset(static_cast<void*>(s), 0, sizeof(segment));
-  s->magic = kSegmentMagic;
-  s->pod = pod;
-  s->span = static_cast<std::uint32_t>(count);
-  s->free_slices = ~std::uint64_t{0};
   return s;
 }
 
@@ -151,9 +161,12 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   note_metadata(s, 64);
+  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  // Tails first: until the span covers them they are tails of nobody,
+  // which opening frees.
   for (std::size_t i = first; i < first + count; ++i)
     meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
-  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  std::atomic_signal_fence(std::memory_order_release);
   s->span = static_cast<std::uint32_t>(span + count);
   return true;
 }
@@ -180,14 +193,22 @@ void region::release(segment* s, std::size_t count) noexcept {
   std::size_t first = segment_index(s);
   std::lock_guard<std::mutex> guard(lock_);
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
-  for (std::size_t i = first; i < first + count; ++i) meta_->segments[i] = layout::kSegmentFree;
+  // The head's entry first: a kill after it leaves tails of nobody, which
+  // opening frees. Then the header goes, so that a free segment never
+  // looks like a used one (the undo log takes free segments over).
+  for (std::size_t i = first; i < first + count; ++i) {
+    if (i == first + 1) std::atomic_signal_fence(std::memory_order_release);
+    meta_->segments[i] = layout::kSegmentFree;
+  }
+  std::atomic_signal_fence(std::memory_order_release);
+  note_metadata(&s->magic, sizeof(s->magic));
+  s->magic = 0;
   if (first < search_hint_) search_hint_ = first;
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
   if (metadata_logged()) return;
   auto retain = static_cast<std::size_t>(option_value(option::retain_segments));
   if (count == 1 && retained_count_ < retain) {
-    s->magic = 0;
     s->next_with_free = retained_;
     retained_ = s;
     ++retained_count_;
@@ -213,6 +234,32 @@ segment* region::head_segment(const void* p) const noexcept {
   layout::segment_state st = entry_state(meta_->segments[i]);
   if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) return nullptr;
   return reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+}
+
+void region::usage(std::size_t* in_use, std::size_t* held) const noexcept {
+  for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) in_use[pod] = held[pod] = 0;
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t entry = meta_->segments[i];
+    std::size_t pod = layout::entry_pod(entry);
+    layout::segment_state st = entry_state(entry);
+    auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
+    if (pod >= layout::kMaxPods || s->magic != kSegmentMagic) continue;
+    if (st == layout::kSegmentHugeHead) {
+      std::size_t bytes = std::size_t{s->span} << kSegmentShift;
+      in_use[pod] += bytes - s->huge_offset;  // what usable_size reports
+      held[pod] += bytes;
+    } else if (st == layout::kSegmentPages) {
+      for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
+        const page& pg = s->pages[k];
+        if (((s->free_slices >> k) & 1) || pg.slice_count == 0) continue;
+        std::size_t pending = remote_count(pg.xthread_free.load(std::memory_order_relaxed));
+        std::size_t live = pg.used > pending ? pg.used - pending : 0;
+        in_use[pod] += live * pg.block_size;
+        held[pod] += std::size_t{pg.slice_count} << kSliceShift;
+      }
+    }
+  }
 }
 
 std::size_t region::segments_in_use() const noexcept {
@@ -283,9 +330,30 @@ status region::validate_segments() const {
   return {};
 }
 
+std::size_t region::free_unowned_tails() noexcept {
+  std::size_t freed = 0;
+  std::size_t covered_to = 0;  // one past the last segment of the current run
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t entry = meta_->segments[i];
+    layout::segment_state st = entry_state(entry);
+    if (st == layout::kSegmentHugeHead || st == layout::kSegmentPages) {
+      auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
+      covered_to = i + s->span;
+    } else if (st == layout::kSegmentHugeTail && i >= covered_to) {
+      note_metadata(&meta_->segments[i], sizeof(meta_->segments[i]));
+      meta_->segments[i] = layout::kSegmentFree;
+      ++freed;
+    }
+  }
+  return freed;
+}
+
 status region::adopt_existing() {
   // Validate everything first, so that a refused heap is left untouched.
   if (status s = validate_segments(); !s.ok()) return s;
+  if (std::size_t freed = free_unowned_tails())
+    verbose("freed %zu segments that a huge block left behind when a process stopped", freed);
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = meta_->segments[i];

@@ -18,6 +18,7 @@
 namespace larder::alloc {
 
 struct pod_arena;
+struct huge_request;
 
 // Implemented by whoever maps the heap (the runtime for named heaps).
 struct region_hooks {
@@ -45,6 +46,14 @@ class region {
   status adopt_existing();
   // Checks the segment table and every used segment header, read-only.
   status validate_segments() const;
+  // Frees huge tails that no head's span covers: what a process stopped
+  // between the steps of a huge allocation, growth or free leaves behind.
+  // Returns how many. Writer only.
+  std::size_t free_unowned_tails() noexcept;
+  // Bytes in live blocks and bytes of pages held, per pod (arrays of
+  // layout::kMaxPods), from the heap's metadata alone: works on read-only
+  // heaps and for pods no thread has allocated from in this process.
+  void usage(std::size_t* in_use, std::size_t* held) const noexcept;
   // Frees the process-local state (arenas). The mapping is the caller's.
   void destroy() noexcept;
 
@@ -68,10 +77,12 @@ class region {
   }
 
   // Takes `count` consecutive free segments for `pod`, with the first
-  // marked `state` and the rest as huge tails. `*zeroed` tells whether the
-  // memory is known to read as zero. nullptr (errno set) when the reserve
-  // or the backing is full.
-  segment* acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed) noexcept;
+  // marked `state` and the rest as huge tails; for a huge block, `huge`
+  // says what its header records, written before the segments change
+  // hands. `*zeroed` tells whether the memory is known to read as zero.
+  // nullptr (errno set) when the reserve or the backing is full.
+  segment* acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed,
+                   const huge_request* huge = nullptr) noexcept;
   // Tries to take the `count` segments right after `s`'s run of `span`
   // as its huge tails (in-place growth of a huge block).
   bool extend(segment* s, std::size_t span, std::size_t count) noexcept;

@@ -15,12 +15,12 @@ void print_stats() noexcept {
       [](region* r, void*) {
         message("  heap %u at %p: reserve %zu MiB, %zu segments in use%s", r->slot, reinterpret_cast<void*>(r->base()),
                 r->reserve() >> 20, r->segments_in_use(), r->writable() ? "" : " (read-only)");
+        // Static: statistics print at exit, and must not allocate.
+        static std::size_t in_use[layout::kMaxPods], held[layout::kMaxPods];
+        r->usage(in_use, held);
         for (std::uint32_t pod = 0; pod < layout::kMaxPods; ++pod) {
-          pod_arena* a = r->existing_arena(pod);
-          if (a == nullptr) continue;
-          std::size_t in_use = 0, held = 0;
-          a->usage(&in_use, &held);
-          message("    pod %u: %zu KiB in blocks, %zu KiB in pages", pod, in_use >> 10, held >> 10);
+          if (held[pod] == 0) continue;
+          message("    pod %u: %zu KiB in blocks, %zu KiB in pages", pod, in_use[pod] >> 10, held[pod] >> 10);
         }
       },
       nullptr);

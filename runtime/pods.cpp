@@ -109,11 +109,11 @@ std::vector<pod_info> heap::pods() const {
   std::vector<pod_info> result;
   if (impl_ == nullptr) return result;
   layout::heap_meta* meta = impl_->meta();
+  std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
+  impl_->region.usage(in_use.data(), held.data());
   for (std::uint32_t id = 0; id < layout::kMaxPods; ++id) {
     if (meta->pods[id].in_use != 1) continue;
-    pod_info info{meta->pods[id].name, id, 0, 0};
-    if (alloc::pod_arena* a = impl_->region.existing_arena(id)) a->usage(&info.bytes_in_use, &info.bytes_committed);
-    result.push_back(std::move(info));
+    result.push_back(pod_info{meta->pods[id].name, id, in_use[id], held[id]});
   }
   return result;
 }
