@@ -184,10 +184,10 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   if (int err = impl->domain->persist(headers.data(), headers.size())) return err;
   // The table must say "log" durably before a lane points there, and a
   // crash between the two leaves a log segment no lane owns, which
-  // recovery frees.
-  recovery::persist_range table[2] = {{&meta->segments[first], count * sizeof(meta->segments[0])},
-                                      {&meta->segments_high, sizeof(meta->segments_high)}};
-  if (int err = impl->domain->persist(table, 2)) return err;
+  // recovery frees. segments_high lands first: entries past it must be
+  // free, and one persist of both may land either half alone.
+  if (int err = impl->domain->persist(&meta->segments_high, sizeof(meta->segments_high))) return err;
+  if (int err = impl->domain->persist(&meta->segments[first], count * sizeof(meta->segments[0]))) return err;
   if (int err = writer.add_extent(layout::lane_extent(first, count), *impl->domain)) {
     impl->region.release(s, count);
     return err;
