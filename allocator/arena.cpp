@@ -117,6 +117,16 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   segment* s = segment_with_run(slices, &first);
   if (s == nullptr) return nullptr;
   std::uint64_t mask = run_mask(first, slices);
+  // Purged slices of a file or shm heap are holes: without storage, the
+  // first store would die by SIGBUS on a full file system.
+  if ((s->unpurged & mask) != mask && owner->shared()) {
+    std::size_t offset = first == 0 ? kSegmentHeaderSize : 0;
+    auto* start = reinterpret_cast<std::uint8_t*>(s) + (first << kSliceShift) + offset;
+    if (int err = owner->reserve_backing(start, (slices << kSliceShift) - offset)) {
+      errno = err;
+      return nullptr;
+    }
+  }
   note_metadata(s, kSegmentHeaderSize);
   if ((s->unpurged & mask) != 0) {
     std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));

@@ -118,6 +118,13 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     }
   }
   *zeroed = !from_retained && first >= meta_->segments_high;
+  // Freed segments below segments_high may be holes in the file (decommit).
+  if (!from_retained && !*zeroed) {
+    if (int err = reserve_backing(reinterpret_cast<void*>(segment_index_to_address(base_, first)), count << kSegmentShift)) {
+      errno = err;
+      return nullptr;
+    }
+  }
   if (!from_retained)
     for (std::size_t i = first; i < first + count; ++i) unretain(i);
   // The order below keeps every instant of a process kill recoverable

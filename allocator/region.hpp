@@ -26,6 +26,10 @@ struct region_hooks {
   // Makes the backing at least `size` bytes long (and durable metadata say
   // so). Returns 0 or an errno value; ENOSPC when the disk is full.
   int (*grow)(void* context, std::size_t size) = nullptr;
+  // Gives [start, start + size) of the backing its storage again after a
+  // decommit made it a hole, before anything is written there. Returns 0
+  // or an errno value (ENOSPC: the file system is full).
+  int (*reserve_backing)(void* context, std::uintptr_t start, std::size_t size) = nullptr;
   // Called with the region lock held when segments [start, start + size)
   // pass to `pod`, before anything is written to them or about them (page
   // tracking must see those writes). Returns 0, or an errno value that
@@ -68,6 +72,12 @@ class region {
   // From now on allocation fails with EROFS and frees are ignored.
   void forbid_writes() noexcept { writable_ = false; }
   bool shared() const noexcept { return shared_; }
+  // Storage for a range that may have been decommitted, before it is
+  // written (region_hooks::reserve_backing); 0 where there is no backing.
+  int reserve_backing(const void* start, std::size_t size) noexcept {
+    if (hooks_.reserve_backing == nullptr) return 0;
+    return hooks_.reserve_backing(hooks_.context, reinterpret_cast<std::uintptr_t>(start), size);
+  }
   layout::heap_meta* meta() const noexcept { return meta_; }
 
   // The arena of `pod`, created on first use; nullptr if out of memory.

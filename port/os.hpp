@@ -49,10 +49,15 @@ int rename_durably(const char* from, const char* to);
 int remove_shm(const char* name);
 int close_fd(int fd);
 int file_size(int fd, std::uint64_t* size);
-// Grows the file to at least `size` bytes. With `allocate`, reserves the
-// disk blocks too, so a full disk is reported here (ENOSPC) instead of as a
-// SIGBUS on a later store.
-int grow_file(int fd, std::uint64_t size, bool allocate);
+// Grows the file to at least `size` bytes and reserves its storage (disk
+// blocks, or tmpfs pages), so that a full file system is reported here
+// (ENOSPC) instead of as a SIGBUS on a later store.
+int grow_file(int fd, std::uint64_t size);
+// Reserves storage for [offset, offset + length) of a file that is at least
+// that long: a range decommit() turned into a hole must get its storage
+// back before it is written through a mapping. ENOSPC when full; 0 where
+// the file system cannot reserve (the store may then still fault).
+int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length);
 int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset);
 int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset);
 int sync_file(int fd);
@@ -60,9 +65,17 @@ int sync_file(int fd);
 // lock, released when the descriptor closes). EAGAIN when another
 // descriptor holds it, in this process or another.
 int lock_writer(int fd);
-// True when the file lives on a RAM-backed file system (tmpfs, ramfs),
-// where reserving blocks up front would commit memory.
-bool is_memory_file_system(int fd);
+// Who blocks lock_writer: *read_lock tells whether the conflicting lock is
+// a read lock (larder's own readers take none, so some other program holds
+// it), *pid the holder where the kernel says (-1 for descriptor locks).
+// Returns 0, or an errno value (ENOENT when nothing blocks it any more).
+int writer_lock_holder(int fd, bool* read_lock, int* pid);
+// Calls fn(name, context) for each entry of `directory` whose name starts
+// with `prefix` ("." and ".." excluded). Returns 0 or an errno value.
+int for_each_directory_entry(const char* directory, const char* prefix, void (*fn)(const char* name, void* context),
+                             void* context);
+// Whether a process with this id exists (it may belong to another user).
+bool process_exists(int pid);
 
 // ---- threads, processes, misc -------------------------------------------
 // Registers fork handlers (pthread_atfork); safe to call once at startup.

@@ -1,6 +1,7 @@
 // Creating, opening, growing and closing heaps; see heap_impl.hpp.
 #include "runtime/heap_impl.hpp"
 
+#include "allocator/alloc.hpp"
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
 #include "recovery/superblock.hpp"
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace larder {
@@ -24,7 +26,6 @@ constexpr std::size_t kMinReserve = 16 * layout::kSegmentSize;
 // placed where a later run's executable lands could not be opened there.
 constexpr std::uintptr_t kPlacementLow = std::uintptr_t{16} << 40;
 constexpr std::uintptr_t kPlacementHigh = std::uintptr_t{80} << 40;
-constexpr std::size_t kPlacementStep = std::size_t{64} << 30;
 
 std::string hex(std::uintptr_t value) {
   char text[32];
@@ -32,10 +33,58 @@ std::string hex(std::uintptr_t value) {
   return text;
 }
 
+// An open heap of this process whose reserve overlaps [base, base + size).
+alloc::region* overlapping_heap(std::uintptr_t base, std::size_t size) {
+  struct search {
+    std::uintptr_t base, end;
+    alloc::region* found;
+  } s{base, base + size, nullptr};
+  alloc::for_each_region(
+      [](alloc::region* r, void* context) {
+        auto* s = static_cast<search*>(context);
+        if (r->base() < s->end && s->base < r->base() + r->reserve() && r != alloc::g_process_region) s->found = r;
+      },
+      &s);
+  return s.found;
+}
+
+// Removes NAME.new-PID-N files that a crash while creating NAME left, once
+// their process is gone.
+void remove_stale_temporaries(const std::string& name) {
+  std::size_t slash = name.rfind('/');
+  std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : name.substr(0, slash);
+  std::string prefix = (slash == std::string::npos ? name : name.substr(slash + 1)) + ".new-";
+  struct context {
+    std::string directory, prefix;
+  } c{directory, prefix};
+  (void)port::for_each_directory_entry(
+      directory.c_str(), prefix.c_str(),
+      [](const char* entry, void* p) {
+        auto* c = static_cast<context*>(p);
+        char* end = nullptr;
+        long pid = std::strtol(entry + c->prefix.size(), &end, 10);
+        if (end == entry + c->prefix.size() || *end != '-' || port::process_exists(static_cast<int>(pid))) return;
+        (void)port::remove_file((c->directory + "/" + entry).c_str());
+      },
+      &c);
+}
+
 // Under the crash harness a file heap is mapped privately, so only what
 // the persistence domain writes reaches the file.
 bool simulating_crashes(backing kind, bool writable) {
   return kind == backing::file && writable && recovery::crash_simulation().active;
+}
+
+// heap_busy, saying who holds the lock where the system tells.
+status busy(int fd, const std::string& name) {
+  bool read_lock = false;
+  int pid = -1;
+  bool known = port::writer_lock_holder(fd, &read_lock, &pid) == 0;
+  std::string who = pid > 0 ? "process " + std::to_string(pid) : "another process";
+  if (!known || !read_lock) return status(errc::heap_busy, name + ": " + who + " has the heap open for writing");
+  return status(errc::heap_busy, name + ": " + who +
+                                     " holds a read lock on the heap file's first byte, which blocks larder's writer "
+                                     "lock (larder's read-only openers take no lock): that program must let go of it");
 }
 
 }  // namespace
@@ -88,9 +137,9 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
     } else if (err != 0) {
       s = status::from_errno(err, "opening " + options.name);
     } else if (impl->writable && (err = port::lock_writer(impl->fd)) != 0) {
-      s = err == EAGAIN ? status(errc::heap_busy, options.name) : status::from_errno(err, "locking " + options.name);
+      s = err == EAGAIN ? busy(impl->fd, options.name) : status::from_errno(err, "locking " + options.name);
     } else {
-      impl->memory_fs = options.kind == backing::shm || port::is_memory_file_system(impl->fd);
+      if (options.kind == backing::file) remove_stale_temporaries(options.name);
       std::uint64_t size = 0;
       if ((err = port::file_size(impl->fd, &size)) != 0) {
         s = status::from_errno(err, "reading the size of " + options.name);
@@ -150,9 +199,14 @@ void heap_impl::choose_domain() {
 
 status heap_impl::map_at(std::uintptr_t base, std::size_t reserve) {
   int err = port::map_fixed(base, reserve, fd, writable, simulating_crashes(kind, writable));
-  if (err == EEXIST)
-    return status(errc::address_taken, "the heap must be mapped at " + hex(base) + "-" + hex(base + reserve) +
-                                           ", which is already in use in this process");
+  if (err == EEXIST) {
+    std::string where = "the heap must be mapped at " + hex(base) + "-" + hex(base + reserve) +
+                        " (pointers in it are absolute), which is already in use in this process";
+    if (alloc::region* other = overlapping_heap(base, reserve))
+      where += " by another larder heap (at " + hex(other->base()) +
+               "): a copy of this heap, or a heap whose range overlaps it, can only be open in another process";
+    return status(errc::address_taken, where);
+  }
   if (err != 0) return status::from_errno(err, "mapping the heap at " + hex(base));
   return {};
 }
@@ -165,11 +219,14 @@ status heap_impl::choose_base_and_map(const heap_options& options, std::size_t r
       return status(errc::invalid_argument, "the heap must lie below 2^47");
     return map_at(options.base, reserve);
   }
-  std::size_t step = (reserve + kPlacementStep - 1) / kPlacementStep * kPlacementStep;
-  std::size_t slots = (kPlacementHigh - kPlacementLow) / step;
-  std::uint64_t start = slots > 0 ? port::random64() % slots : 0;
-  for (std::size_t attempt = 0; attempt < 64 && attempt < slots; ++attempt) {
-    std::uintptr_t base = kPlacementLow + ((start + attempt) % slots) * step;
+  // Any segment-aligned base in the window, drawn at random: heaps made
+  // separately (and later opened together) then overlap only as often as
+  // their reserves are a large part of the window (2 x 64 GiB / 64 TiB for
+  // two default heaps), and never share one base by construction.
+  if (reserve > kPlacementHigh - kPlacementLow) return status(errc::invalid_argument, "the reserve is too large");
+  std::size_t positions = (kPlacementHigh - kPlacementLow - reserve) / layout::kSegmentSize + 1;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    std::uintptr_t base = kPlacementLow + (port::random64() % positions) * layout::kSegmentSize;
     int err = port::map_fixed(base, reserve, fd, writable, simulating_crashes(kind, writable));
     if (err == 0) {
       superblock.base = base;
@@ -186,7 +243,7 @@ status heap_impl::create_new(const heap_options& options) {
   if (reserve > layout::kMaxReserve) return status(errc::invalid_argument, "the reserve may be at most 2 TiB");
   std::size_t initial = layout::kSegmentSize;
   if (fd >= 0) {
-    if (int err = port::grow_file(fd, initial, !memory_fs))
+    if (int err = port::grow_file(fd, initial))
       return status::from_errno(err, "sizing the new heap " + name);
   }
   superblock.base = options.base;
@@ -270,7 +327,10 @@ status heap_impl::open_existing(std::uint64_t file_size) {
 status heap_impl::start_region(std::size_t committed, bool adopt) {
   alloc::region_hooks hooks;
   hooks.context = this;
-  if (fd >= 0) hooks.grow = &heap_impl::grow;
+  if (fd >= 0) {
+    hooks.grow = &heap_impl::grow;
+    hooks.reserve_backing = &heap_impl::reserve_backing;
+  }
   hooks.segments_claimed = &heap_impl::on_segments_claimed;
   region.init(superblock.base, superblock.reserve, committed, fd >= 0, writable, hooks);
   if (int err = alloc::register_region(&region)) {
@@ -291,10 +351,15 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
 
 int heap_impl::grow(void* context, std::size_t size) {
   auto* self = static_cast<heap_impl*>(context);
-  if (int err = port::grow_file(self->fd, size, !self->memory_fs)) return err;
+  if (int err = port::grow_file(self->fd, size)) return err;
   self->superblock.size = size;
   return recovery::write_superblock(reinterpret_cast<void*>(self->superblock.base), &self->superblock,
                                     &self->superblock_copy, *self->domain);
+}
+
+int heap_impl::reserve_backing(void* context, std::uintptr_t start, std::size_t size) {
+  auto* self = static_cast<heap_impl*>(context);
+  return port::reserve_file_range(self->fd, start - self->superblock.base, size);
 }
 
 status heap_impl::close() {

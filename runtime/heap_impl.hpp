@@ -28,7 +28,6 @@ class heap_impl {
   int fd = -1;
   backing kind = backing::file;
   bool writable = true;
-  bool memory_fs = false;  // tmpfs-like: do not reserve blocks up front
   std::string name;
   std::string temporary_name;  // a new file heap's name until it is complete
   std::mutex meta_lock;  // pod and root tables
@@ -74,6 +73,7 @@ class heap_impl {
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
   static int grow(void* context, std::size_t size);
+  static int reserve_backing(void* context, std::uintptr_t start, std::size_t size);
   static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);
 };
 

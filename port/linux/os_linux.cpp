@@ -1,17 +1,17 @@
 // Linux implementation of port/os.hpp.
 #include "port/os.hpp"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,15 +156,25 @@ int file_size(int fd, std::uint64_t* size) {
   return 0;
 }
 
-int grow_file(int fd, std::uint64_t size, bool allocate) {
+int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  // fallocate(2) itself: posix_fallocate would emulate it by writing.
+  while (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    if (errno == EINTR) continue;
+    return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : errno;
+  }
+  return 0;
+}
+
+int grow_file(int fd, std::uint64_t size) {
   std::uint64_t current = 0;
   if (int err = file_size(fd, &current)) return err;
   if (current >= size) return 0;
-  if (allocate) {
-    int err = posix_fallocate(fd, static_cast<off_t>(current), static_cast<off_t>(size - current));
-    if (err == 0) return 0;
-    if (err != EOPNOTSUPP && err != EINVAL) return err;
-  }
+  int err = reserve_file_range(fd, current, size - current);
+  if (err != 0) return err;
+  // Where fallocate is not supported the file is only sized.
+  std::uint64_t now = 0;
+  if ((err = file_size(fd, &now)) != 0) return err;
+  if (now >= size) return 0;
   return ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
 }
 
@@ -208,11 +218,35 @@ int lock_writer(int fd) {
   return (errno == EACCES || errno == EAGAIN) ? EAGAIN : errno;
 }
 
-bool is_memory_file_system(int fd) {
-  struct statfs fs;
-  if (fstatfs(fd, &fs) != 0) return false;
-  return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+int writer_lock_holder(int fd, bool* read_lock, int* pid) {
+  struct flock lock;
+  std::memset(&lock, 0, sizeof(lock));
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 1;
+  // F_GETLK (not the OFD form) reports a process-associated lock's pid.
+  if (fcntl(fd, F_GETLK, &lock) != 0) return errno;
+  if (lock.l_type == F_UNLCK) return ENOENT;
+  *read_lock = lock.l_type == F_RDLCK;
+  *pid = lock.l_pid > 0 ? lock.l_pid : -1;
+  return 0;
 }
+
+int for_each_directory_entry(const char* directory, const char* prefix, void (*fn)(const char* name, void* context),
+                             void* context) {
+  DIR* d = opendir(directory);
+  if (d == nullptr) return errno;
+  std::size_t length = std::strlen(prefix);
+  while (struct dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    if (std::strncmp(e->d_name, prefix, length) == 0) fn(e->d_name, context);
+  }
+  closedir(d);
+  return 0;
+}
+
+bool process_exists(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 int at_fork(void (*prepare)(), void (*parent)(), void (*child)()) {
   return pthread_atfork(prepare, parent, child);

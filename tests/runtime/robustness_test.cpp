@@ -3,6 +3,12 @@
 // together, stale files from crashed creations, lock holders.
 #include "runtime_test_util.hpp"
 
+#include <larder/check.hpp>
+#include <larder/transaction.hpp>
+
+#include <sched.h>
+#include <sys/mount.h>
+
 #include <thread>
 #include <vector>
 
@@ -58,6 +64,234 @@ TEST(PodUsage, RemoteFreesDoNotCount) {
     for (void* p : blocks) larder::heap::deallocate(p);
   }).join();
   EXPECT_EQ(in_use_of(h, "default"), before);
+}
+
+// ---- placement and copies ----------------------------------------------------
+
+std::uintptr_t base_of_new_heap(const std::string& path) {
+  larder::heap h({.kind = larder::backing::file, .name = path});
+  auto base = reinterpret_cast<std::uintptr_t>(h.base());
+  (void)h.close();
+  return base;
+}
+
+// Heaps made by separate processes get separate bases; heaps made in one
+// process never overlap, so they can all be open at once again later.
+TEST(Placement, SeparateCreationsGetSeparateBases) {
+  temp_dir dir;
+  std::vector<std::uintptr_t> bases;
+  for (int i = 0; i < 16; ++i) {
+    std::string path = dir.file("heap" + std::to_string(i));
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::uintptr_t base = base_of_new_heap(path);
+      (void)!::write(fds[1], &base, sizeof(base));
+      std::_Exit(0);
+    }
+    std::uintptr_t base = 0;
+    ASSERT_EQ(::read(fds[0], &base, sizeof(base)), static_cast<ssize_t>(sizeof(base)));
+    ::waitpid(pid, nullptr, 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    for (std::uintptr_t other : bases) EXPECT_NE(base, other);
+    bases.push_back(base);
+  }
+  std::vector<larder::heap> open;
+  for (int i = 0; i < 32; ++i) open.emplace_back(larder::heap_options{.name = dir.file("many" + std::to_string(i))});
+  for (auto& h : open) ASSERT_TRUE(h.close().ok());
+  for (int i = 0; i < 32; ++i)
+    open[i] = larder::heap({.name = dir.file("many" + std::to_string(i)), .mode = larder::open_mode::open});
+}
+
+// A byte-for-byte copy lives at its original's address: opening both in one
+// process is refused, and the message says why.
+TEST(Placement, CopyBesideItsOriginalIsRefusedClearly) {
+  temp_dir dir;
+  std::string path = dir.file("heap"), copy = dir.file("copy");
+  { larder::heap h({.name = path}); }
+  std::filesystem::copy_file(path, copy);
+  larder::heap original({.name = path, .mode = larder::open_mode::open});
+  larder::heap second;
+  larder::status s = larder::heap::open({.name = copy, .mode = larder::open_mode::open}, &second);
+  EXPECT_TRUE(s.is(larder::errc::address_taken)) << s.to_string();
+  EXPECT_NE(s.to_string().find("copy"), std::string::npos) << s.to_string();
+}
+
+// ---- locks and leftovers ------------------------------------------------------
+
+// Some other program holding a read lock on byte 0 blocks the writer; the
+// error says so instead of blaming a writer.
+TEST(WriterLock, ForeignReadLockIsNamed) {
+  temp_dir dir;
+  std::string path = dir.file("heap");
+  { larder::heap h({.name = path}); }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    struct flock lock {};
+    lock.l_type = F_RDLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_len = 1;
+    char c = ::fcntl(fd, F_SETLK, &lock) == 0 ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    ::pause();
+    std::_Exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  larder::heap h;
+  larder::status s = larder::heap::open({.name = path, .mode = larder::open_mode::open}, &h);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_TRUE(s.is(larder::errc::heap_busy)) << s.to_string();
+  EXPECT_NE(s.to_string().find("read lock"), std::string::npos) << s.to_string();
+  EXPECT_NE(s.to_string().find(std::to_string(pid)), std::string::npos) << s.to_string();
+  EXPECT_TRUE(larder::heap::open({.name = path, .mode = larder::open_mode::open}, &h).ok());
+}
+
+// NAME.new-PID-N files of creations that crashed go once their process is
+// gone; a live creator's file stays.
+TEST(Leftovers, HalfMadeHeapFilesOfDeadProcessesAreRemoved) {
+  temp_dir dir;
+  std::string path = dir.file("heap");
+  pid_t dead = ::fork();
+  if (dead == 0) std::_Exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::string stale = path + ".new-" + std::to_string(dead) + "-42";
+  std::string live = path + ".new-" + std::to_string(::getpid()) + "-7";
+  for (const std::string& f : {stale, live}) std::fclose(std::fopen(f.c_str(), "w"));
+  { larder::heap h({.name = path}); }
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_TRUE(std::filesystem::exists(live));
+  std::filesystem::remove(live);
+}
+
+// ---- a full file system ---------------------------------------------------
+
+// Mounts a tmpfs of `mib` MiB on `dir` in a mount namespace of this (forked)
+// process's own; false with a reason where the system does not allow it.
+bool mount_small_tmpfs(const std::string& dir, int mib, std::string* why) {
+  if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+    *why = std::string("unshare: ") + std::strerror(errno);
+    return false;
+  }
+  ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+  std::string options = "size=" + std::to_string(mib) + "m";
+  if (::mount("larder-full", dir.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    *why = std::string("mount tmpfs: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+bool resize_tmpfs(const std::string& dir, int mib) {
+  std::string options = "size=" + std::to_string(mib) + "m";
+  return ::mount("larder-full", dir.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
+}
+
+struct kept_root {
+  std::uint64_t count;
+  std::uint64_t values[512];
+};
+
+// Fills a 32 MiB file system with plain allocation, transactions and page
+// capture: each fails with an error, none dies by a signal, and once space
+// is added the heap reopens with every committed change.
+TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
+  temp_dir dir;
+  std::string mountpoint = dir.file("fs");
+  ASSERT_EQ(::mkdir(mountpoint.c_str(), 0700), 0);
+  int code = larder_test::run_in_child([&] {
+    std::string why;
+    if (!mount_small_tmpfs(mountpoint, 32, &why)) {
+      std::printf("cannot make a small file system here (%s): nothing to test\n", why.c_str());
+      std::_Exit(77);
+    }
+    std::string path = mountpoint + "/heap";
+    std::uint64_t committed = 0;
+    {
+      larder::heap h({.kind = larder::backing::file, .name = path, .reserve = std::size_t{1} << 30});
+      auto* root = h.root<kept_root>("kept", kept_root{});
+      // Plain allocation until the file system is full: every block handed
+      // out can be written.
+      std::vector<void*> blocks;
+      for (int i = 0; i < 4096; ++i) {
+        std::size_t size = (i % 3 == 0) ? (std::size_t{1} << 20) : (i % 3 == 1) ? 100000 : 3000;
+        void* p = h.allocate(size);
+        if (p == nullptr) {
+          EXPECT_TRUE(errno == ENOSPC || errno == ENOMEM) << std::strerror(errno);
+          break;
+        }
+        std::memset(p, 0xAB, size);
+        blocks.push_back(p);
+      }
+      ASSERT_FALSE(blocks.empty());
+      EXPECT_LT(blocks.size(), 4096u) << "the file system never filled";
+      // Give some back, then commit transactions until one fails.
+      for (std::size_t i = 0; i < blocks.size() / 4; ++i) larder::heap::deallocate(blocks[i]);
+      bool failed = false;
+      for (int round = 0; round < 1000 && !failed; ++round) {
+        try {
+          larder::transaction tx(h);
+          tx.snapshot(root);
+          root->values[root->count % 512] = root->count;
+          ++root->count;
+          for (int k = 0; k < 16; ++k) std::memset(tx.allocate(64 << 10), round, 64 << 10);
+        } catch (const larder::error& e) {
+          failed = true;
+        }
+        if (!failed) committed = root->count;
+      }
+      EXPECT_TRUE(failed) << "transactions never ran out of space";
+      EXPECT_EQ(root->count, committed) << "a failed transaction left its change";
+      // Page capture needs log space for each page it captures.
+      try {
+        larder::transaction tx(h, larder::capture::pages);
+        for (void* p : blocks) std::memset(p, 0xCD, 3000);
+      } catch (const larder::error&) {
+      }
+      (void)h.close();
+    }
+    // Reopen and check on the still-full file system: an answer, no signal.
+    {
+      larder::heap h;
+      larder::status s = larder::heap::open({.kind = larder::backing::file, .name = path,
+                                              .mode = larder::open_mode::open}, &h);
+      if (s.ok()) {
+        auto* root = static_cast<kept_root*>(h.find_root("kept"));
+        ASSERT_NE(root, nullptr);
+        EXPECT_EQ(root->count, committed);
+        (void)h.close();
+      }
+      larder::check_report report;
+      (void)larder::check_heap(path, false, &report);
+    }
+    // With room again, everything committed is there and the heap works.
+    ASSERT_TRUE(resize_tmpfs(mountpoint, 96));
+    larder::heap h({.kind = larder::backing::file, .name = path, .mode = larder::open_mode::open});
+    auto* root = static_cast<kept_root*>(h.find_root("kept"));
+    ASSERT_NE(root, nullptr);
+    EXPECT_EQ(root->count, committed);
+    for (std::uint64_t i = 0; i < committed && i < 512; ++i)
+      EXPECT_EQ(root->values[i], committed > 512 ? root->values[i] : i);
+    {
+      larder::transaction tx(h);
+      tx.snapshot(root);
+      ++root->count;
+    }
+    EXPECT_EQ(root->count, committed + 1);
+    ASSERT_TRUE(h.close().ok());
+    larder::check_report report;
+    EXPECT_TRUE(larder::check_heap(path, false, &report).ok());
+    EXPECT_EQ(report.problems.size(), 0u);
+  });
+  if (code == 77) GTEST_SKIP() << "no small file system could be mounted here";
+  EXPECT_EQ(code, 0) << (code > 128 ? "the child died by a signal" : "the child failed");
 }
 
 }  // namespace
