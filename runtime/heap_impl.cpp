@@ -304,7 +304,8 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   }
   // Roll back what crashed transactions left before the allocator looks at
   // its metadata: they may have changed it.
-  if (status s = recover_transactions(*this); !s.ok()) {
+  status recovered = writable ? recover_transactions(*this) : recover_for_reading();
+  if (status s = recovered; !s.ok()) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(static_cast<errc>(s.code()), name + ": " + s.message());
   }
@@ -324,6 +325,31 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   return {};
 }
 
+// A reader cannot roll back in the file. Beside a live writer, a lane's
+// pending transaction is the writer's work in progress, and the reader
+// sees it as it goes, as it sees every other store. With no writer, the
+// pending transaction crashed: the reader maps the heap copy-on-write and
+// rolls it back in its own pages, so it sees the last committed state.
+status heap_impl::recover_for_reading() {
+  bool read_lock = false;
+  int holder = -1;
+  beside_live_writer = port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock;
+  status s = recover_transactions(*this);
+  if (!s.is(errc::read_only)) return s;
+  if (beside_live_writer) return {};
+  port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+  if (int err = port::map_fixed(superblock.base, superblock.reserve, fd, true, true))
+    return status::from_errno(err, "mapping a private copy to roll back a crashed transaction in");
+  std::unique_ptr<recovery::persist_domain> file_domain = std::move(domain);
+  domain = recovery::make_memory_domain();
+  writable = true;
+  s = recover_transactions(*this);
+  writable = false;
+  domain = std::move(file_domain);
+  rolled_back_privately = s.ok();
+  return s;
+}
+
 status heap_impl::start_region(std::size_t committed, bool adopt) {
   alloc::region_hooks hooks;
   hooks.context = this;
@@ -338,7 +364,9 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
     return status::from_errno(err, "too many heaps open");
   }
   if (adopt || !writable) {
-    status s = adopt ? region.adopt_existing() : region.validate_segments();
+    // Beside a live writer, pages change under the reader: the writer
+    // checked them when it opened the heap.
+    status s = adopt ? region.adopt_existing() : beside_live_writer ? status() : region.validate_segments();
     if (!s.ok()) {
       alloc::unregister_region(&region);
       region.destroy();

@@ -30,6 +30,12 @@ class heap_impl {
   bool writable = true;
   std::string name;
   std::string temporary_name;  // a new file heap's name until it is complete
+  // Read-only opens (docs/persistence.md, "Readers"): beside a live writer
+  // the view is the writer's memory as it changes; after a crash it is a
+  // private copy with the crashed transactions rolled back, the file
+  // untouched.
+  bool beside_live_writer = false;
+  bool rolled_back_privately = false;
   std::mutex meta_lock;  // pod and root tables
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
@@ -72,6 +78,7 @@ class heap_impl {
   status publish(const heap_options& options);
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
+  status recover_for_reading();
   static int grow(void* context, std::size_t size);
   static int reserve_backing(void* context, std::uintptr_t start, std::size_t size);
   static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);

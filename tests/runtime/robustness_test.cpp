@@ -171,6 +171,121 @@ TEST(Leftovers, HalfMadeHeapFilesOfDeadProcessesAreRemoved) {
   std::filesystem::remove(live);
 }
 
+// ---- readers beside a writer ---------------------------------------------------
+
+struct counter_root {
+  std::uint64_t committed;
+  void* blocks[64];
+};
+
+// A writer process that commits transactions and allocates plainly until
+// killed; it writes one byte to `ready` once it runs.
+pid_t start_writer(const std::string& path, int ready) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  larder::heap h({.name = path, .mode = larder::open_mode::open});
+  auto* root = static_cast<counter_root*>(h.find_root("counter"));
+  char c = 'r';
+  (void)!::write(ready, &c, 1);
+  for (std::uint64_t i = 0;; ++i) {
+    {
+      larder::transaction tx(h);
+      tx.snapshot(&root->committed);
+      ++root->committed;
+      tx.free(tx.allocate(1000 + (i % 7) * 5000));
+    }
+    std::size_t slot = i % 64;
+    if (root->blocks[slot] != nullptr) larder::heap::deallocate(root->blocks[slot]);
+    root->blocks[slot] = h.allocate((i * 7919) % (3 << 20) + 1);
+  }
+}
+
+TEST(Readers, ReadOnlyOpensBesideAWriterAreNeverRefused) {
+  temp_dir dir;
+  std::string path = dir.file("heap");
+  {
+    larder::heap h({.name = path});
+    h.root<counter_root>("counter", counter_root{});
+  }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t writer = start_writer(path, ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  int refused = 0;
+  std::uint64_t last = 0;
+  for (int round = 0; round < 100; ++round) {
+    larder::heap h;
+    larder::status s = larder::heap::open({.name = path, .mode = larder::open_mode::open, .read_only = true}, &h);
+    if (!s.ok()) {
+      ++refused;
+      ADD_FAILURE() << "round " << round << ": " << s.to_string();
+      continue;
+    }
+    auto* root = static_cast<counter_root*>(h.find_root("counter"));
+    ASSERT_NE(root, nullptr);
+    std::uint64_t now = root->committed;
+    EXPECT_GE(now, last);
+    last = now;
+    EXPECT_EQ(h.roots().size(), 1u);
+    EXPECT_FALSE(h.pods().empty());
+    EXPECT_GT(h.stats().mapped_size, 0u);
+    (void)h.close();
+  }
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  EXPECT_EQ(refused, 0);
+  EXPECT_GT(last, 0u) << "the writer never committed";
+}
+
+// After a crash mid-transaction, a reader sees the last committed state and
+// the file is left exactly as it was (the next writer rolls it back).
+TEST(Readers, ReadOnlyOpenAfterACrashSeesTheCommittedState) {
+  temp_dir dir;
+  std::string path = dir.file("heap");
+  {
+    larder::heap h({.name = path});
+    h.root<counter_root>("counter", counter_root{})->committed = 0;
+    larder::transaction tx(h);
+    auto* root = static_cast<counter_root*>(h.find_root("counter"));
+    tx.snapshot(&root->committed);
+    root->committed = 41;
+  }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    larder::heap h({.name = path, .mode = larder::open_mode::open});
+    auto* root = static_cast<counter_root*>(h.find_root("counter"));
+    larder::transaction tx(h);
+    tx.snapshot(root);
+    root->committed = 999;
+    root->blocks[0] = tx.allocate(5 << 20);
+    ::msync(h.base(), h.stats().mapped_size, MS_SYNC);
+    char c = 'r';
+    (void)!::write(ready[1], &c, 1);
+    ::pause();
+    std::_Exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  bool ok = false;
+  std::string before = larder_test::read_all(path, &ok);
+  ASSERT_TRUE(ok);
+  {
+    larder::heap h({.name = path, .mode = larder::open_mode::open, .read_only = true});
+    auto* root = static_cast<counter_root*>(h.find_root("counter"));
+    ASSERT_NE(root, nullptr);
+    EXPECT_EQ(root->committed, 41u);
+    EXPECT_EQ(root->blocks[0], nullptr);
+  }
+  EXPECT_TRUE(larder_test::read_all(path, &ok) == before) << "a reader changed the file";
+  larder::heap h({.name = path, .mode = larder::open_mode::open});
+  EXPECT_EQ(static_cast<counter_root*>(h.find_root("counter"))->committed, 41u);
+}
+
 // ---- a full file system ---------------------------------------------------
 
 // Mounts a tmpfs of `mib` MiB on `dir` in a mount namespace of this (forked)
