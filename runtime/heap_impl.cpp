@@ -1,6 +1,8 @@
 // Creating, opening, growing and closing heaps; see heap_impl.hpp.
 #include "runtime/heap_impl.hpp"
 
+#include "larder_config.h"
+
 #include "allocator/alloc.hpp"
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
@@ -20,12 +22,13 @@ namespace {
 
 constexpr std::size_t kMinReserve = 16 * layout::kSegmentSize;
 // Where larder places heaps when the caller does not say: between 16 TiB and
-// 80 TiB. Below that live non-PIE executables and brk; position-
-// independent executables load at 0x5555_5555_4000 plus up to 1 TiB of
-// randomisation (85-86 TiB), and the mmap area sits near 128 TiB. A heap
-// placed where a later run's executable lands could not be opened there.
-constexpr std::uintptr_t kPlacementLow = std::uintptr_t{16} << 40;
-constexpr std::uintptr_t kPlacementHigh = std::uintptr_t{80} << 40;
+// 80 TiB (larder_config.h; lower in a ThreadSanitizer build). Below that
+// live non-PIE executables and brk; position-independent executables load
+// at 0x5555_5555_4000 plus up to 1 TiB of randomisation (85-86 TiB), and
+// the mmap area sits near 128 TiB. A heap placed where a later run's
+// executable lands could not be opened there.
+constexpr std::uintptr_t kPlacementLow = LARDER_PLACEMENT_LOW;
+constexpr std::uintptr_t kPlacementHigh = LARDER_PLACEMENT_HIGH;
 
 std::string hex(std::uintptr_t value) {
   char text[32];
