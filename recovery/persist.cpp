@@ -1,6 +1,7 @@
 // The persistence domains; see persist.hpp.
 #include "recovery/persist.hpp"
 
+#include "port/options.hpp"
 #include "port/os.hpp"
 #include "port/pmem.hpp"
 
@@ -132,11 +133,6 @@ class crash_domain final : public persist_domain {
   std::uintptr_t base_;
 };
 
-std::uint64_t parse_number(const char* text) {
-  if (text == nullptr || *text == '\0') return 0;
-  return std::strtoull(text, nullptr, 10);
-}
-
 }  // namespace
 
 const char* persist_domain::name() const noexcept {
@@ -161,13 +157,11 @@ std::unique_ptr<persist_domain> make_file_domain(int fd, std::uintptr_t base) {
 const crash_settings& crash_simulation() noexcept {
   static const crash_settings settings = [] {
     crash_settings s;
-    const char* at = port::get_env("LARDER_CRASH_AT");
-    if (at == nullptr) return s;
+    if (!port::option_set(port::option::crash_at)) return s;
     s.active = true;
-    s.crash_at = parse_number(at);
-    s.seed = parse_number(port::get_env("LARDER_CRASH_SEED"));
-    s.report_path = port::get_env("LARDER_CRASH_REPORT");
-    if (s.report_path != nullptr && *s.report_path == '\0') s.report_path = nullptr;
+    s.crash_at = port::option_value(port::option::crash_at);
+    s.seed = port::option_value(port::option::crash_seed);
+    s.report_path = port::option_text(port::option::crash_report);
     std::atexit(report_points_at_exit);
     return s;
   }();

@@ -4,6 +4,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/dirty_map.hpp"
 #include "allocator/thread.hpp"
+#include "port/options.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
 
@@ -58,13 +59,13 @@ std::uint64_t realtime_ns() {
 
 status make_backend(tracker_backend requested, std::unique_ptr<port::write_tracker>* out) {
   if (requested == tracker_backend::automatic) {
-    if (const char* forced = port::get_env("LARDER_TRACKER"); forced != nullptr && *forced != '\0') {
-      requested = tracker_backend::none;
+    // Read again each time, so a program may choose with setenv; an invalid
+    // value warns and leaves the choice automatic.
+    std::uint64_t index = 0;
+    const char* forced = nullptr;
+    if (port::read_option_now(port::option::tracker, &index, &forced)) {
       for (const auto& b : kBackends)
         if (std::strcmp(forced, port::tracker_name(b.kind)) == 0) requested = b.backend;
-      if (requested == tracker_backend::none)
-        return status(errc::invalid_argument,
-                      std::string("LARDER_TRACKER=") + forced + ": expected uffd-async, mprotect or pkey");
     }
   }
   if (requested == tracker_backend::automatic) {

@@ -16,6 +16,11 @@ install_deps() {
   "$root/scripts/install-deps.sh" "$@"
 }
 
+# Each configure names every option its command relies on: CMake keeps
+# cached values, so a build/ configured by another command (demo leaves the
+# tests out) or by hand would otherwise decide what gets built and run.
+no_sanitizers=(-DLARDER_ASAN=OFF -DLARDER_TSAN=OFF -DLARDER_FUZZ=OFF)
+
 configure_and_build() {  # dir, cmake args...
   local dir=$1
   shift
@@ -43,7 +48,8 @@ fuzz_run() {
   fi
   rm -rf "$probe"
   configure_and_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-    -DCMAKE_CXX_COMPILER=clang++ -DLARDER_FUZZ=ON -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_TOOLS=OFF
+    -DCMAKE_CXX_COMPILER=clang++ -DLARDER_FUZZ=ON -DLARDER_ASAN=OFF -DLARDER_TSAN=OFF \
+    -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_TOOLS=OFF -DLARDER_BUILD_BENCH=OFF
   mkdir -p build-fuzz/corpus build-fuzz/artifacts
   echo "fuzzing heap images for ${seconds} s (tests/fuzz/open_fuzz)"
   if ! build-fuzz/tests/fuzz/open_fuzz build-fuzz/corpus -max_total_time="$seconds" \
@@ -58,7 +64,9 @@ fuzz_run() {
 case "${1:-}" in
   demo)
     install_deps
-    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_BUILD_TESTS=OFF
+    # Without the tests, which a later `test` turns on again.
+    configure_and_build build -DCMAKE_BUILD_TYPE=Release "${no_sanitizers[@]}" \
+      -DLARDER_BUILD_TOOLS=ON -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_BENCH=OFF
     heap=${2:-/tmp/larder-demo.heap}
     rm -f "$heap"
     ./build/tools/larder_demo "$heap"
@@ -67,16 +75,20 @@ case "${1:-}" in
     ;;
   test)
     install_deps
-    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_WERROR=ON -DLARDER_BUILD_BENCH=ON
-    (cd build && ctest --output-on-failure -j "$jobs")
-    configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_WERROR=ON -DLARDER_ASAN=ON
+    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_WERROR=ON "${no_sanitizers[@]}" \
+      -DLARDER_BUILD_TESTS=ON -DLARDER_BUILD_TOOLS=ON -DLARDER_BUILD_BENCH=ON
+    # --no-tests=error: a build without tests must fail here, not pass.
+    (cd build && ctest --no-tests=error --output-on-failure -j "$jobs")
+    configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_WERROR=ON -DLARDER_ASAN=ON \
+      -DLARDER_TSAN=OFF -DLARDER_FUZZ=OFF -DLARDER_BUILD_TESTS=ON -DLARDER_BUILD_TOOLS=ON -DLARDER_BUILD_BENCH=OFF
     # The every-point crash sweeps run in the Release build only (minutes under ASan).
-    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs" -LE crash_exhaustive)
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --no-tests=error --output-on-failure -j "$jobs" \
+      -LE crash_exhaustive)
     fuzz_run
     ;;
   bench)
     install_deps --bench
-    configure_and_build build -DCMAKE_BUILD_TYPE=Release -DLARDER_BUILD_BENCH=ON
+    configure_and_build build -DCMAKE_BUILD_TYPE=Release "${no_sanitizers[@]}" -DLARDER_BUILD_BENCH=ON
     python3 bench/compare.py --build-dir build --write-doc "${@:2}"
     python3 bench/track_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     python3 bench/tx_compare.py --build-dir build --write-doc docs/PERFORMANCE.md

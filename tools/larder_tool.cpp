@@ -25,9 +25,61 @@
 #include <filesystem>
 #include <cstdio>
 #include <map>
+#include <string>
+#include <string_view>
 #include <thread>
 
 namespace {
+
+// Names come from the heap (or the command line) and may hold any bytes:
+// control characters, including a terminal's escape sequences and line
+// breaks, and bytes that are not UTF-8, are shown as \xHH (\n, \t, \r and
+// \\ for the common ones) so that a listing shows what is there and one
+// name stays on one line.
+std::string printable(std::string_view name) {
+  std::string out;
+  auto escape = [&](unsigned char byte) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    switch (byte) {
+      case '\n': out += "\\n"; return;
+      case '\t': out += "\\t"; return;
+      case '\r': out += "\\r"; return;
+      case '\\': out += "\\\\"; return;
+      default: break;
+    }
+    out += "\\x";
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  };
+  for (std::size_t i = 0; i < name.size();) {
+    auto byte = static_cast<unsigned char>(name[i]);
+    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+      out += static_cast<char>(byte);
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence is kept, except for the C1 controls
+    // (U+0080..U+009F), which some terminals obey as escapes.
+    std::size_t length = byte >= 0xc2 && byte <= 0xdf ? 2 : byte >= 0xe0 && byte <= 0xef ? 3
+                       : byte >= 0xf0 && byte <= 0xf4 ? 4 : 0;
+    bool valid = length != 0 && i + length <= name.size();
+    for (std::size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(name[i + k]) & 0xc0) == 0x80;
+    if (valid) {
+      auto second = static_cast<unsigned char>(name[i + 1]);
+      if ((byte == 0xc2 && second < 0xa0) || (byte == 0xe0 && second < 0xa0) || (byte == 0xed && second >= 0xa0) ||
+          (byte == 0xf0 && second < 0x90) || (byte == 0xf4 && second >= 0x90))
+        valid = false;  // C1 control, overlong form, surrogate, or past U+10FFFF
+    }
+    if (valid) {
+      out.append(name.substr(i, length));
+      i += length;
+    } else {
+      escape(byte);
+      ++i;
+    }
+  }
+  return out;
+}
 
 struct target {
   std::string name;
@@ -53,14 +105,15 @@ int info(const target& t) {
   larder::heap_stats st = h.stats();
   std::printf("heap        %s\nuuid        %s\nbase        %p\nreserve     %zu MiB\nsize        %zu MiB\n"
               "segments    %zu in use\npods        %zu\nroots       %zu\n",
-              t.name.c_str(), h.uuid().c_str(), h.base(), st.reserve >> 20, st.mapped_size >> 20,
+              printable(t.name).c_str(), h.uuid().c_str(), h.base(), st.reserve >> 20, st.mapped_size >> 20,
               st.segments_in_use, st.pods, st.roots);
   return 0;
 }
 
 int roots(const target& t) {
   larder::heap h = open_heap(t, true);
-  for (const auto& r : h.roots()) std::printf("%-40s %12zu bytes at %p\n", r.name.c_str(), r.size, r.object);
+  for (const auto& r : h.roots())
+    std::printf("%-40s %12zu bytes at %p\n", printable(r.name).c_str(), r.size, r.object);
   return 0;
 }
 
@@ -69,7 +122,7 @@ int pods(const target& t) {
   larder::heap h = open_heap(t, false);
   std::printf("%-6s %-30s %14s %14s\n", "id", "name", "bytes in use", "bytes held");
   for (const auto& p : h.pods())
-    std::printf("%-6u %-30s %14zu %14zu\n", p.id, p.name.c_str(), p.bytes_in_use, p.bytes_committed);
+    std::printf("%-6u %-30s %14zu %14zu\n", p.id, printable(p.name).c_str(), p.bytes_in_use, p.bytes_committed);
   return 0;
 }
 
@@ -89,7 +142,7 @@ void print_write_stats(const larder::write_stats& s) {
   auto row = [&](const char* id, const std::string& name, std::uint64_t last, std::uint64_t total,
                  std::uint64_t epochs) {
     double rate = s.last_epoch_seconds > 0 ? static_cast<double>(last) / s.last_epoch_seconds : 0.0;
-    std::printf("%-10s %-24s %12llu %12.2f %14.0f %12llu %8llu\n", id, name.c_str(),
+    std::printf("%-10s %-24s %12llu %12.2f %14.0f %12llu %8llu\n", id, printable(name).c_str(),
                 static_cast<unsigned long long>(last), static_cast<double>(last) * 4096 / (1 << 20), rate,
                 static_cast<unsigned long long>(total), static_cast<unsigned long long>(epochs));
   };
@@ -117,7 +170,8 @@ int stat(const target& t, double interval, int count) {
     for (const auto& p : now.pods) {
       std::uint64_t delta = p.pages_total - before[p.pod];
       if (delta != 0)
-        std::printf("   %-24s %12llu pages %14.0f pages/s\n", p.name.c_str(), static_cast<unsigned long long>(delta),
+        std::printf("   %-24s %12llu pages %14.0f pages/s\n", printable(p.name).c_str(),
+                    static_cast<unsigned long long>(delta),
                     static_cast<double>(delta) / interval);
     }
     std::fflush(stdout);
@@ -131,17 +185,18 @@ int stat(const target& t, double interval, int count) {
 int check(const target& t, bool repair) {
   larder::check_report r;
   larder::status s = larder::check_heap(t.shm ? larder::backing::shm : larder::backing::file, t.name, repair, &r);
-  for (const auto& p : r.problems) std::printf("problem: %s\n", p.c_str());
-  for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
-  for (const auto& x : r.repairs) std::printf("repaired: %s\n", x.c_str());
+  for (const auto& p : r.problems) std::printf("problem: %s\n", printable(p).c_str());
+  for (const auto& n : r.notes) std::printf("note: %s\n", printable(n).c_str());
+  for (const auto& x : r.repairs) std::printf("repaired: %s\n", printable(x).c_str());
   if (!s.ok()) {
-    std::fprintf(stderr, "larder: %s\n", s.to_string().c_str());
+    std::fprintf(stderr, "larder: %s\n", printable(s.to_string()).c_str());
     return 2;
   }
   std::printf("%s: %s, %zu problems, %zu notes, %zu repairs\n"
               "segments %zu, pages %zu, blocks in use %zu (%zu bytes), roots %zu, pods %zu, lanes %zu, "
               "pending transactions %zu\n",
-              t.name.c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(), r.repairs.size(),
+              printable(t.name).c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(),
+              r.repairs.size(),
               r.segments, r.pages, r.blocks_in_use, r.bytes_in_use, r.roots, r.pods, r.lanes, r.pending_transactions);
   return r.clean() ? 0 : 1;
 }
@@ -189,10 +244,10 @@ int main(int argc, char** argv) {
     options.mode = larder::open_mode::create;
     options.reserve = reserve;
     larder::heap h(options);
-    std::printf("created %s (uuid %s) at %p\n", t.name.c_str(), h.uuid().c_str(), h.base());
+    std::printf("created %s (uuid %s) at %p\n", printable(t.name).c_str(), h.uuid().c_str(), h.base());
     return 0;
   } catch (const larder::error& e) {
-    std::fprintf(stderr, "larder: %s\n", e.what());
+    std::fprintf(stderr, "larder: %s\n", printable(e.what()).c_str());
     return 1;
   }
 }
