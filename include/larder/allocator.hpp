@@ -23,8 +23,14 @@ template <class T>
 class allocator {
  public:
   using value_type = T;
-  using propagate_on_container_copy_assignment = std::true_type;
-  using propagate_on_container_move_assignment = std::true_type;
+  // Assignment keeps the target's pod: a container that lives in a heap
+  // and is assigned one built elsewhere (a temporary outside any
+  // pod_scope, say) copies the elements into its own pod when the pods
+  // differ, rather than taking over blocks that do not survive the
+  // process. Swap must not copy, so it exchanges the allocators with the
+  // blocks: swap only containers of the same pod (docs/containers.md).
+  using propagate_on_container_copy_assignment = std::false_type;
+  using propagate_on_container_move_assignment = std::false_type;
   using propagate_on_container_swap = std::true_type;
 
   // The calling thread's current pod (see pod_scope) at construction.

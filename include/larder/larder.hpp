@@ -14,6 +14,7 @@
 #pragma once
 
 #include <larder/allocator.hpp>
+#include <larder/containers.hpp>
 #include <larder/export.hpp>
 #include <larder/heap.hpp>
 #include <larder/pod.hpp>
