@@ -1,8 +1,12 @@
-// Builds against the installed headers and library only.
+// Builds against the installed headers and library only: makes a heap with
+// a root, reopens it, and says which library's malloc the program runs on.
 #include <larder/larder.h>
 #include <larder/larder.hpp>
 
+#include <dlfcn.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -22,6 +26,8 @@ int main(int argc, char** argv) {
   void* p = larder_malloc(100);
   larder_free(p);
   if (found == nullptr || std::string(found) != "installed" || p == nullptr) return 1;
-  std::puts("consumer ok");
+  Dl_info malloc_from{};
+  if (dladdr(reinterpret_cast<void*>(&std::malloc), &malloc_from) == 0 || malloc_from.dli_fname == nullptr) return 1;
+  std::printf("consumer ok (malloc from %s)\n", malloc_from.dli_fname);
   return 0;
 }
