@@ -239,7 +239,7 @@ void free_generic(void* p) noexcept {
   }
   segment* s = segment_of(p);
   if ((reinterpret_cast<std::uintptr_t>(p) & (kSegmentSize - 1)) == 0 ||
-      layout::entry_state(r->meta()->segments[r->segment_index(p)]) != layout::kSegmentPages) {
+      layout::entry_state(r->entry(r->segment_index(p))) != layout::kSegmentPages) {
     segment* head = r->head_segment(p);
     if (head == nullptr || !(head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge)) {
       warning("free: %p is not a live block", p);

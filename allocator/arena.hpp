@@ -59,7 +59,7 @@ void pod_arena::for_each_page(Fn&& fn) noexcept {
   layout::heap_meta* meta = owner->meta();
   std::size_t high = meta->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t entry = meta->segments[i];
+    std::uint32_t entry = owner->entry(i);
     if (layout::entry_state(entry) != layout::kSegmentPages || layout::entry_pod(entry) != pod) continue;
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
     for (std::size_t k = 0; k < kSlicesPerSegment; ++k)

@@ -6,7 +6,7 @@ namespace larder::alloc {
 
 std::uint32_t pod_of_address(const region& r, std::uintptr_t address) noexcept {
   std::size_t index = (address - r.base()) >> kSegmentShift;
-  const std::uint32_t entry = __atomic_load_n(&r.meta()->segments[index], __ATOMIC_ACQUIRE);
+  const std::uint32_t entry = r.entry(index);
   switch (layout::entry_state(entry)) {
     case layout::kSegmentMeta:
     case layout::kSegmentLog: return kMetadataPod;

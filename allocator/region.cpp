@@ -72,7 +72,7 @@ int region::ensure_committed(std::size_t size) noexcept {
 bool region::run_is_free(std::size_t first, std::size_t count) const noexcept {
   if (first + count > segment_limit_) return false;
   for (std::size_t i = first; i < first + count; ++i)
-    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
+    if (entry_state(entry(i)) != layout::kSegmentFree) return false;
   return true;
 }
 
@@ -97,7 +97,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   } else {
     std::size_t high = meta_->segments_high;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
-      if (entry_state(meta_->segments[i]) == layout::kSegmentFree && run_is_free(i, count)) first = i;
+      if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
     }
     if (first == 0) first = high > 0 ? high : 1;
     // Past segments_high everything should be free; make sure.
@@ -147,9 +147,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     s->magic = kSegmentMagic;
   }
   layout::segment_state rest = state == layout::kSegmentLog ? layout::kSegmentLog : layout::kSegmentHugeTail;
-  for (std::size_t i = 1; i < count; ++i) meta_->segments[first + i] = segment_entry(rest, pod);
-  std::atomic_signal_fence(std::memory_order_release);
-  meta_->segments[first] = segment_entry(state, pod);
+  for (std::size_t i = 1; i < count; ++i) set_entry(first + i, segment_entry(rest, pod));
+  set_entry(first, segment_entry(state, pod));
   if (first == search_hint_) search_hint_ = first + count;
   return s;
 }
@@ -161,7 +160,7 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   if (first + count > segment_limit_) return false;
   std::size_t high = meta_->segments_high;
   for (std::size_t i = first; i < first + count && i < high; ++i)
-    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) return false;
+    if (entry_state(entry(i)) != layout::kSegmentFree) return false;
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
   if (claim(first, count, s->pod) != 0) return false;
   for (std::size_t i = first; i < first + count; ++i) unretain(i);
@@ -172,9 +171,8 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   // Tails first: until the span covers them they are tails of nobody,
   // which opening frees.
   for (std::size_t i = first; i < first + count; ++i)
-    meta_->segments[i] = segment_entry(layout::kSegmentHugeTail, s->pod);
-  std::atomic_signal_fence(std::memory_order_release);
-  s->span = static_cast<std::uint32_t>(span + count);
+    set_entry(i, segment_entry(layout::kSegmentHugeTail, s->pod));
+  __atomic_store_n(&s->span, static_cast<std::uint32_t>(span + count), __ATOMIC_RELEASE);
   return true;
 }
 
@@ -203,13 +201,9 @@ void region::release(segment* s, std::size_t count) noexcept {
   // The head's entry first: a kill after it leaves tails of nobody, which
   // opening frees. Then the header goes, so that a free segment never
   // looks like a used one (the undo log takes free segments over).
-  for (std::size_t i = first; i < first + count; ++i) {
-    if (i == first + 1) std::atomic_signal_fence(std::memory_order_release);
-    meta_->segments[i] = layout::kSegmentFree;
-  }
-  std::atomic_signal_fence(std::memory_order_release);
+  for (std::size_t i = first; i < first + count; ++i) set_entry(i, layout::kSegmentFree);
   note_metadata(&s->magic, sizeof(s->magic));
-  s->magic = 0;
+  __atomic_store_n(&s->magic, 0, __ATOMIC_RELEASE);
   if (first < search_hint_) search_hint_ = first;
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
@@ -237,8 +231,8 @@ void region::purge_retained() noexcept {
 segment* region::head_segment(const void* p) const noexcept {
   if (!contains(p)) return nullptr;
   std::size_t i = segment_index(p);
-  while (i > 0 && entry_state(meta_->segments[i]) == layout::kSegmentHugeTail) --i;
-  layout::segment_state st = entry_state(meta_->segments[i]);
+  while (i > 0 && entry_state(entry(i)) == layout::kSegmentHugeTail) --i;
+  layout::segment_state st = entry_state(entry(i));
   if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) return nullptr;
   return reinterpret_cast<segment*>(segment_index_to_address(base_, i));
 }
@@ -247,9 +241,9 @@ void region::usage(std::size_t* in_use, std::size_t* held) const noexcept {
   for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) in_use[pod] = held[pod] = 0;
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t entry = meta_->segments[i];
-    std::size_t pod = layout::entry_pod(entry);
-    layout::segment_state st = entry_state(entry);
+    std::uint32_t e = entry(i);
+    std::size_t pod = layout::entry_pod(e);
+    layout::segment_state st = entry_state(e);
     auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
     if (pod >= layout::kMaxPods || s->magic != kSegmentMagic) continue;
     if (st == layout::kSegmentHugeHead) {
@@ -272,7 +266,7 @@ void region::usage(std::size_t* in_use, std::size_t* held) const noexcept {
 std::size_t region::segments_in_use() const noexcept {
   std::size_t used = 0;
   for (std::size_t i = 1; i < meta_->segments_high; ++i)
-    if (entry_state(meta_->segments[i]) != layout::kSegmentFree) ++used;
+    if (entry_state(entry(i)) != layout::kSegmentFree) ++used;
   return used;
 }
 
@@ -312,17 +306,17 @@ status region::validate_segments() const {
   if (high > segment_limit_ || high > committed() / kSegmentSize)
     return status(errc::corrupt, "segment table runs past the heap's size");
   for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t entry = meta_->segments[i];
-    layout::segment_state st = entry_state(entry);
+    std::uint32_t e = entry(i);
+    layout::segment_state st = entry_state(e);
     if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
     if (st == layout::kSegmentLog) {
-      if (layout::entry_pod(entry) >= layout::kMaxLanes)
+      if (layout::entry_pod(e) >= layout::kMaxLanes)
         return status(errc::corrupt, "segment " + std::to_string(i) + " belongs to a log lane that cannot exist");
       continue;
     }
     auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
     if ((st != layout::kSegmentPages && st != layout::kSegmentHugeHead) || s->magic != kSegmentMagic ||
-        s->pod != layout::entry_pod(entry) || s->pod >= layout::kMaxPods || s->span == 0 || i + s->span > high)
+        s->pod != layout::entry_pod(e) || s->pod >= layout::kMaxPods || s->span == 0 || i + s->span > high)
       return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged header");
     if (st == layout::kSegmentPages) {
       for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
@@ -342,14 +336,14 @@ std::size_t region::free_unowned_tails() noexcept {
   std::size_t covered_to = 0;  // one past the last segment of the current run
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t entry = meta_->segments[i];
-    layout::segment_state st = entry_state(entry);
+    std::uint32_t e = entry(i);
+    layout::segment_state st = entry_state(e);
     if (st == layout::kSegmentHugeHead || st == layout::kSegmentPages) {
       auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
       covered_to = i + s->span;
     } else if (st == layout::kSegmentHugeTail && i >= covered_to) {
       note_metadata(&meta_->segments[i], sizeof(meta_->segments[i]));
-      meta_->segments[i] = layout::kSegmentFree;
+      set_entry(i, layout::kSegmentFree);
       ++freed;
     }
   }
@@ -363,8 +357,8 @@ status region::adopt_existing() {
     verbose("freed %zu segments that a huge block left behind when a process stopped", freed);
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t entry = meta_->segments[i];
-    layout::segment_state st = entry_state(entry);
+    std::uint32_t e = entry(i);
+    layout::segment_state st = entry_state(e);
     if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail || st == layout::kSegmentLog) continue;
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
     s->next_with_free = nullptr;

@@ -79,6 +79,11 @@ class region {
     return hooks_.reserve_backing(hooks_.context, reinterpret_cast<std::uintptr_t>(start), size);
   }
   layout::heap_meta* meta() const noexcept { return meta_; }
+  // Segment-table entry i. Readers outside the region lock (frees,
+  // usable_size, page tracking, other processes) see entries change: each
+  // is one aligned word, written with release order so that what it
+  // publishes (the header) is seen first.
+  std::uint32_t entry(std::size_t i) const noexcept { return __atomic_load_n(&meta_->segments[i], __ATOMIC_ACQUIRE); }
 
   // The arena of `pod`, created on first use; nullptr if out of memory.
   pod_arena* arena(std::uint32_t pod) noexcept;
@@ -120,6 +125,9 @@ class region {
   std::uint64_t generation = 0;       // bumped when the slot is reused
 
  private:
+  void set_entry(std::size_t i, std::uint32_t value) noexcept {
+    __atomic_store_n(&meta_->segments[i], value, __ATOMIC_RELEASE);
+  }
   int ensure_committed(std::size_t size) noexcept;
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
