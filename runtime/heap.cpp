@@ -1,5 +1,6 @@
 // The public larder::heap class over heap_impl.
 #include <larder/heap.hpp>
+#include <larder/version.hpp>
 
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
@@ -66,11 +67,21 @@ heap_stats heap::stats() const {
   st.mapped_size = impl_->region.committed();
   st.reserve = impl_->region.reserve();
   st.segments_in_use = impl_->region.segments_in_use();
+  st.format_major = impl_->superblock.format_major;
+  st.format_minor = impl_->superblock.format_minor;
+  st.created_ns = impl_->superblock.created_ns;
+  st.beside_live_writer = impl_->beside_live_writer;
+  st.private_rollback = impl_->rolled_back_privately;
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
   for (const auto& p : impl_->meta()->pods) st.pods += p.in_use == 1;
   for (const auto& r : impl_->meta()->roots) st.roots += r.in_use == 1;
+  for (const auto& l : impl_->meta()->lanes) st.lanes_in_use += l.state == layout::kLaneInUse;
   return st;
 }
+
+status heap::remove(backing kind, const std::string& name) { return heap_impl::remove(kind, name); }
+
+const char* version() noexcept { return LARDER_VERSION_STRING; }
 
 void* heap::allocate(std::size_t size, std::size_t alignment) noexcept {
   if (impl_ == nullptr) {

@@ -173,6 +173,38 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
   return {};
 }
 
+status heap_impl::remove(backing kind, const std::string& name) {
+  if (kind == backing::anonymous) return status(errc::invalid_argument, "an anonymous heap has nothing to remove");
+  int fd = -1;
+  bool created = false;
+  int err = kind == backing::file ? port::open_file(name.c_str(), false, false, false, &fd, &created)
+                                  : port::open_shm(name.c_str(), false, false, false, &fd, &created);
+  if (err == ENOENT) return status(errc::not_found, name);
+  if (err != 0) return status::from_errno(err, "opening " + name);
+  std::uint64_t size = 0;
+  layout::superblock sb{};
+  int copy = 0;
+  status s;
+  bool read_lock = false;
+  int holder = -1;
+  if ((err = port::file_size(fd, &size)) != 0) {
+    s = status::from_errno(err, "reading the size of " + name);
+  } else if (status found = recovery::read_superblock(fd, size, &sb, &copy);
+             found.is(errc::not_a_heap) || (found.is(errc::truncated) && size < 2 * layout::kSuperblockSize)) {
+    // A damaged heap may go; something that never was one stays.
+    s = status(errc::not_a_heap, name + ": nothing removed");
+  } else if (port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock) {
+    s = status(errc::heap_busy, name + ": " + (holder > 0 ? "process " + std::to_string(holder) : "another process") +
+                                    " has the heap open for writing");
+  }
+  port::close_fd(fd);
+  if (!s.ok()) return s;
+  err = kind == backing::file ? port::remove_file(name.c_str()) : port::remove_shm(name.c_str());
+  if (err != 0) return status::from_errno(err, "removing " + name);
+  if (kind == backing::file) remove_stale_temporaries(name);
+  return {};
+}
+
 status heap_impl::publish(const heap_options& options) {
   // The rename is a persistence point of its own: a crash before it
   // leaves no heap.

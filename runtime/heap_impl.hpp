@@ -20,6 +20,7 @@ namespace larder {
 class heap_impl {
  public:
   static status open(const heap_options& options, heap_impl** out);
+  static status remove(backing kind, const std::string& name);
   status close();
 
   alloc::region region;

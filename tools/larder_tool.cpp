@@ -1,25 +1,30 @@
-// larder: inspect heaps from the command line.
+// larder: inspect, check, recover and remove heaps from the command line.
 //
-//   larder info  HEAP    superblock facts and usage
+//   larder info  HEAP    superblock facts, usage and undo-log lanes
 //   larder roots HEAP    the named roots
 //   larder pods  HEAP    the pods and their usage
 //   larder stat  HEAP [--interval S [--count N]]
 //                        pages written per pod, from page-write tracking
 //   larder create HEAP [--reserve BYTES]
 //   larder check HEAP [--repair]
-//                        verify every on-media structure (exit 0 clean, 1 damaged)
+//                        verify every on-media structure
+//   larder recover HEAP  roll back what a crash left, now (a writer open does it too)
+//   larder rm HEAP       remove a heap no process has open for writing
 //   larder crashtest [--every | --random N | --kill N] ... -- PROGRAM ARGS...
 //                        crash PROGRAM at its persistence points, check recovery
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
 // --shm. Inspection opens the heap read-only, so it works while another
-// process has it open for writing. See docs/tools/larder.md.
+// process has it open for writing; listings take --json. Exit codes: 0 ok,
+// 1 damaged, 2 cannot run, 64 usage (output.hpp). See docs/tools/larder.md.
 #include <larder/check.hpp>
 #include <larder/larder.hpp>
 
 #include "crashtest_command.hpp"
+#include "output.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -31,54 +36,16 @@
 
 namespace {
 
-// Names come from the heap (or the command line) and may hold any bytes:
-// control characters, including a terminal's escape sequences and line
-// breaks, and bytes that are not UTF-8, are shown as \xHH (\n, \t, \r and
-// \\ for the common ones) so that a listing shows what is there and one
-// name stays on one line.
-std::string printable(std::string_view name) {
-  std::string out;
-  auto escape = [&](unsigned char byte) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    switch (byte) {
-      case '\n': out += "\\n"; return;
-      case '\t': out += "\\t"; return;
-      case '\r': out += "\\r"; return;
-      case '\\': out += "\\\\"; return;
-      default: break;
-    }
-    out += "\\x";
-    out += kHex[byte >> 4];
-    out += kHex[byte & 15];
-  };
-  for (std::size_t i = 0; i < name.size();) {
-    auto byte = static_cast<unsigned char>(name[i]);
-    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
-      out += static_cast<char>(byte);
-      ++i;
-      continue;
-    }
-    // A well-formed UTF-8 sequence is kept, except for the C1 controls
-    // (U+0080..U+009F), which some terminals obey as escapes.
-    std::size_t length = byte >= 0xc2 && byte <= 0xdf ? 2 : byte >= 0xe0 && byte <= 0xef ? 3
-                       : byte >= 0xf0 && byte <= 0xf4 ? 4 : 0;
-    bool valid = length != 0 && i + length <= name.size();
-    for (std::size_t k = 1; valid && k < length; ++k) valid = (static_cast<unsigned char>(name[i + k]) & 0xc0) == 0x80;
-    if (valid) {
-      auto second = static_cast<unsigned char>(name[i + 1]);
-      if ((byte == 0xc2 && second < 0xa0) || (byte == 0xe0 && second < 0xa0) || (byte == 0xed && second >= 0xa0) ||
-          (byte == 0xf0 && second < 0x90) || (byte == 0xf4 && second >= 0x90))
-        valid = false;  // C1 control, overlong form, surrogate, or past U+10FFFF
-    }
-    if (valid) {
-      out.append(name.substr(i, length));
-      i += length;
-    } else {
-      escape(byte);
-      ++i;
-    }
-  }
-  return out;
+using larder_tool::human_size;
+using larder_tool::printable;
+using json = nlohmann::ordered_json;
+
+void print_json(const json& j) { std::printf("%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str()); }
+
+std::string address(const void* p) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%p", p);
+  return text;
 }
 
 struct target {
@@ -100,29 +67,57 @@ void add_target(CLI::App* command, target* t) {
   command->add_flag("--shm", t->shm, "HEAP names a POSIX shared-memory object");
 }
 
-int info(const target& t) {
+int info(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
   larder::heap_stats st = h.stats();
-  std::printf("heap        %s\nuuid        %s\nbase        %p\nreserve     %zu MiB\nsize        %zu MiB\n"
-              "segments    %zu in use\npods        %zu\nroots       %zu\n",
-              printable(t.name).c_str(), h.uuid().c_str(), h.base(), st.reserve >> 20, st.mapped_size >> 20,
-              st.segments_in_use, st.pods, st.roots);
+  std::string view = st.beside_live_writer ? "live: another process has it open for writing"
+                     : st.private_rollback ? "a private copy with a crashed transaction rolled back"
+                                           : "as stored";
+  if (as_json) {
+    print_json({{"heap", t.name}, {"uuid", h.uuid()}, {"base", address(h.base())},
+                {"format", std::to_string(st.format_major) + "." + std::to_string(st.format_minor)},
+                {"created", larder_tool::utc_time(st.created_ns)}, {"created_ns", st.created_ns},
+                {"reserve", st.reserve}, {"size", st.mapped_size}, {"segments_in_use", st.segments_in_use},
+                {"pods", st.pods}, {"roots", st.roots}, {"lanes_in_use", st.lanes_in_use},
+                {"persistence", h.persistence_domain()}, {"view", view}});
+    return 0;
+  }
+  std::printf("heap        %s\nuuid        %s\nbase        %p\nformat      %u.%u\ncreated     %s\n"
+              "reserve     %s\nsize        %s\nsegments    %zu in use\npods        %zu\nroots       %zu\n"
+              "lanes       %zu in use\nview        %s\n",
+              printable(t.name).c_str(), h.uuid().c_str(), h.base(), st.format_major, st.format_minor,
+              larder_tool::utc_time(st.created_ns).c_str(), human_size(st.reserve).c_str(),
+              human_size(st.mapped_size).c_str(), st.segments_in_use, st.pods, st.roots, st.lanes_in_use,
+              view.c_str());
   return 0;
 }
 
-int roots(const target& t) {
+int roots(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
+  if (as_json) {
+    json list = json::array();
+    for (const auto& r : h.roots()) list.push_back({{"name", r.name}, {"size", r.size}, {"address", address(r.object)}});
+    print_json(list);
+    return 0;
+  }
   for (const auto& r : h.roots())
     std::printf("%-40s %12zu bytes at %p\n", printable(r.name).c_str(), r.size, r.object);
   return 0;
 }
 
-int pods(const target& t) {
-  // Usage figures need the heap's page state, which only a writer rebuilds.
-  larder::heap h = open_heap(t, false);
-  std::printf("%-6s %-30s %14s %14s\n", "id", "name", "bytes in use", "bytes held");
+int pods(const target& t, bool as_json) {
+  larder::heap h = open_heap(t, true);
+  if (as_json) {
+    json list = json::array();
+    for (const auto& p : h.pods())
+      list.push_back({{"id", p.id}, {"name", p.name}, {"bytes_in_use", p.bytes_in_use}, {"bytes_held", p.bytes_committed}});
+    print_json(list);
+    return 0;
+  }
+  std::printf("%-6s %-30s %14s %14s\n", "id", "name", "in use", "held");
   for (const auto& p : h.pods())
-    std::printf("%-6u %-30s %14zu %14zu\n", p.id, printable(p.name).c_str(), p.bytes_in_use, p.bytes_committed);
+    std::printf("%-6u %-30s %14s %14s\n", p.id, printable(p.name).c_str(), human_size(p.bytes_in_use).c_str(),
+                human_size(p.bytes_committed).c_str());
   return 0;
 }
 
@@ -153,10 +148,30 @@ void print_write_stats(const larder::write_stats& s) {
   row("", "all pods", s.pages_last_epoch, s.pages_total, s.epoch);
 }
 
+json write_stats_json(const larder::write_stats& s) {
+  json pods = json::array();
+  for (const auto& p : s.pods)
+    pods.push_back({{"pod", p.pod == larder::kMetadataPod ? json(nullptr) : json(p.pod)}, {"name", p.name},
+                    {"pages_last_epoch", p.pages_last_epoch}, {"pages_total", p.pages_total},
+                    {"epochs_written", p.epochs_written}});
+  return {{"backend", larder::to_string(s.backend)}, {"pid", s.pid}, {"epoch", s.epoch},
+          {"last_epoch_seconds", s.last_epoch_seconds}, {"current_epoch_seconds", s.current_epoch_seconds},
+          {"pages_last_epoch", s.pages_last_epoch}, {"pages_total", s.pages_total}, {"pods", pods}};
+}
+
 // With an interval: what was collected meanwhile, per pod, per second.
-int stat(const target& t, double interval, int count) {
+int stat(const target& t, double interval, int count, bool as_json) {
   larder::heap h = open_heap(t, true);
   larder::write_stats previous = h.write_statistics();
+  if (as_json) {
+    print_json(write_stats_json(previous));
+    for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+      print_json(write_stats_json(h.write_statistics()));
+      std::fflush(stdout);
+    }
+    return 0;
+  }
   print_write_stats(previous);
   for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
@@ -182,39 +197,83 @@ int stat(const target& t, double interval, int count) {
 
 // Exit status: 0 clean, 1 damaged (problems remain), 2 when the check could
 // not run (no such heap, I/O error, busy).
-int check(const target& t, bool repair) {
+int check(const target& t, bool repair, bool as_json) {
   larder::check_report r;
   larder::status s = larder::check_heap(t.shm ? larder::backing::shm : larder::backing::file, t.name, repair, &r);
+  if (as_json) {
+    json out = {{"heap", t.name}, {"ok", s.ok()}, {"clean", s.ok() && r.clean()}, {"problems", r.problems},
+                {"notes", r.notes}, {"repairs", r.repairs}, {"segments", r.segments}, {"pages", r.pages},
+                {"blocks_in_use", r.blocks_in_use}, {"bytes_in_use", r.bytes_in_use}, {"roots", r.roots},
+                {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions}};
+    if (!s.ok()) out["error"] = s.to_string();
+    print_json(out);
+    return !s.ok() ? larder_tool::kExitCannotRun : r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
+  }
   for (const auto& p : r.problems) std::printf("problem: %s\n", printable(p).c_str());
   for (const auto& n : r.notes) std::printf("note: %s\n", printable(n).c_str());
   for (const auto& x : r.repairs) std::printf("repaired: %s\n", printable(x).c_str());
   if (!s.ok()) {
     std::fprintf(stderr, "larder: %s\n", printable(s.to_string()).c_str());
-    return 2;
+    return larder_tool::kExitCannotRun;
   }
   std::printf("%s: %s, %zu problems, %zu notes, %zu repairs\n"
-              "segments %zu, pages %zu, blocks in use %zu (%zu bytes), roots %zu, pods %zu, lanes %zu, "
+              "segments %zu, pages %zu, blocks in use %zu (%s), roots %zu, pods %zu, lanes %zu, "
               "pending transactions %zu\n",
               printable(t.name).c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(),
-              r.repairs.size(),
-              r.segments, r.pages, r.blocks_in_use, r.bytes_in_use, r.roots, r.pods, r.lanes, r.pending_transactions);
-  return r.clean() ? 0 : 1;
+              r.repairs.size(), r.segments, r.pages, r.blocks_in_use, human_size(r.bytes_in_use).c_str(), r.roots,
+              r.pods, r.lanes, r.pending_transactions);
+  return r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
+}
+
+// Opening for writing recovers; the checker, read-only before, says what
+// there was to recover.
+int recover(const target& t) {
+  larder::check_report before;
+  larder::status s = larder::check_heap(t.shm ? larder::backing::shm : larder::backing::file, t.name, false, &before);
+  if (!s.ok()) {
+    std::fprintf(stderr, "larder: %s\n", printable(s.to_string()).c_str());
+    return larder_tool::exit_code_of(s);
+  }
+  larder::heap h = open_heap(t, false);
+  if (larder::status closed = h.close(); !closed.ok()) {
+    std::fprintf(stderr, "larder: %s\n", printable(closed.to_string()).c_str());
+    return larder_tool::exit_code_of(closed);
+  }
+  std::printf("%s: recovered: %zu pending transactions rolled back\n", printable(t.name).c_str(),
+              before.pending_transactions);
+  return larder_tool::kExitOk;
+}
+
+int remove_heap(const target& t) {
+  larder::status s = larder::heap::remove(t.shm ? larder::backing::shm : larder::backing::file, t.name);
+  if (!s.ok()) {
+    std::fprintf(stderr, "larder: %s\n", printable(s.to_string()).c_str());
+    return larder_tool::exit_code_of(s);
+  }
+  std::printf("removed %s\n", printable(t.name).c_str());
+  return larder_tool::kExitOk;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"larder: inspect and create larder heaps"};
+  CLI::App app{"larder: inspect, check, recover and create larder heaps"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("larder ") + larder::version());
   target t;
   std::size_t reserve = std::size_t{64} << 30;
-  auto* info_cmd = app.add_subcommand("info", "superblock facts and usage");
+  bool as_json = false;
+  auto* info_cmd = app.add_subcommand("info", "superblock facts, usage and undo-log lanes");
   auto* roots_cmd = app.add_subcommand("roots", "list the named roots");
-  auto* pods_cmd = app.add_subcommand("pods", "list the pods and their usage (opens for writing)");
+  auto* pods_cmd = app.add_subcommand("pods", "list the pods and their usage");
   auto* stat_cmd = app.add_subcommand("stat", "pages written per pod, as recorded by page-write tracking");
   auto* create_cmd = app.add_subcommand("create", "create an empty heap");
   auto* check_cmd = app.add_subcommand("check", "verify the heap's on-media structures (read-only unless --repair)");
-  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd, check_cmd}) add_target(c, &t);
+  auto* recover_cmd = app.add_subcommand("recover", "roll back what a crash left (opening for writing does it too)");
+  auto* rm_cmd = app.add_subcommand("rm", "remove a heap's file or shm object (refused while a writer has it open)");
+  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd, check_cmd, recover_cmd, rm_cmd}) add_target(c, &t);
+  for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, check_cmd})
+    c->add_flag("--json", as_json, "print JSON instead of text");
   double interval = 0;
   int count = 0;
   stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
@@ -225,19 +284,26 @@ int main(int argc, char** argv) {
   check_cmd->add_flag("--repair", repair,
                       "open for writing (recovery), rewrite a damaged superblock copy, drop dangling roots, check again");
   crashtest_command crashtest(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? larder_tool::kExitOk : larder_tool::kExitUsage;
+  }
   if (crashtest.chosen()) {
     // The heap checker runs as this very program, not whatever PATH finds.
     std::error_code ec;
     std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
     return crashtest.run(ec ? argv[0] : self.c_str());
   }
-  if (*check_cmd) return check(t, repair);
+  if (*check_cmd) return check(t, repair, as_json);
+  if (*rm_cmd) return remove_heap(t);
   try {
-    if (*info_cmd) return info(t);
-    if (*roots_cmd) return roots(t);
-    if (*pods_cmd) return pods(t);
-    if (*stat_cmd) return stat(t, interval, count);
+    if (*info_cmd) return info(t, as_json);
+    if (*roots_cmd) return roots(t, as_json);
+    if (*pods_cmd) return pods(t, as_json);
+    if (*stat_cmd) return stat(t, interval, count, as_json);
+    if (*recover_cmd) return recover(t);
     larder::heap_options options;
     options.kind = t.shm ? larder::backing::shm : larder::backing::file;
     options.name = t.name;
@@ -245,9 +311,9 @@ int main(int argc, char** argv) {
     options.reserve = reserve;
     larder::heap h(options);
     std::printf("created %s (uuid %s) at %p\n", printable(t.name).c_str(), h.uuid().c_str(), h.base());
-    return 0;
+    return larder_tool::kExitOk;
   } catch (const larder::error& e) {
     std::fprintf(stderr, "larder: %s\n", printable(e.what()).c_str());
-    return 1;
+    return larder_tool::exit_code_of(e.result());
   }
 }

@@ -68,6 +68,15 @@ struct heap_stats {
   std::size_t segments_in_use;
   std::size_t pods;
   std::size_t roots;
+  std::uint32_t format_major;  // on-media format (docs/format/heap.md)
+  std::uint32_t format_minor;
+  std::uint64_t created_ns;    // CLOCK_REALTIME at creation
+  std::size_t lanes_in_use;    // undo-log lanes that have held a transaction
+  // How a read-only open sees the heap (docs/persistence.md, "Readers"):
+  // beside a writer that had it open, or as a private copy in which a
+  // crashed transaction was rolled back.
+  bool beside_live_writer;
+  bool private_rollback;
 };
 
 class heap_impl;
@@ -90,6 +99,11 @@ class LARDER_EXPORT heap {
   // foreign_build, address_taken, heap_busy, not_found, already_exists, or
   // an errno value from the system call that failed.
   static status open(const heap_options& options, heap* out);
+
+  // Removes the file or shm object of a heap that no process has open for
+  // writing, after checking that it is a larder heap. Errors: not_found,
+  // not_a_heap (nothing removed), heap_busy, or an errno value.
+  static status remove(backing kind, const std::string& name);
 
   // Unmaps the heap after making a file-backed heap durable (msync). Objects
   // in it must no longer be used. Idempotent.

@@ -19,3 +19,4 @@
 #include <larder/heap.hpp>
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
+#include <larder/version.hpp>
