@@ -128,6 +128,7 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
     }
   }
   note_metadata(s, kSegmentHeaderSize);
+  const bool resident = (s->unpurged & mask) == mask;
   if ((s->unpurged & mask) != 0) {
     std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));
     unpurged_slices_ -= purged_back < unpurged_slices_ ? purged_back : unpurged_slices_;
@@ -140,9 +141,10 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   s->unpurged &= ~mask;
   if (s->free_slices == 0) unlist_segment(s);
   page* pg = &s->pages[first];
-  // A shared mapping faults each OS page through the file system; taking a
-  // small-block page in at once is cheaper than 16 separate faults.
-  if (owner->shared() && slices == 1) port::populate(page_start(s, pg), page_area(pg, first));
+  // Taking a small-block page in at once is cheaper than 16 separate
+  // faults (on a shared mapping each goes through the file system); its
+  // blocks are all handed out before another page of its size is taken.
+  if (slices == 1 && (owner->shared() || !resident)) port::populate(page_start(s, pg), page_area(pg, first));
   return pg;
 }
 

@@ -33,7 +33,7 @@ void region::init(std::uintptr_t base, std::size_t reserve, std::size_t committe
 
 void region::destroy() noexcept {
   for (auto& slot : arenas_) internal_delete(slot.exchange(nullptr));
-  retained_ = nullptr;
+  retained_runs_ = 0;
   retained_count_ = 0;
 }
 
@@ -84,17 +84,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   }
   std::lock_guard<std::mutex> guard(lock_);
   std::size_t first = 0;
-  bool from_retained = false;
-  if (count == 1 && retained_ != nullptr) {
-    first = segment_index(retained_);
-    if (int err = claim(first, 1, pod)) {
-      errno = err;
-      return nullptr;
-    }
-    retained_ = retained_->next_with_free;
-    --retained_count_;
-    from_retained = true;
-  } else {
+  bool from_retained = false;  // every segment of the run is retained
+  if (!find_retained(count, &first, &from_retained)) {
     std::size_t high = meta_->segments_high;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
       if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
@@ -106,18 +97,17 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
       errno = ENOMEM;
       return nullptr;
     }
-    if (int err = ensure_committed((first + count) << kSegmentShift)) {
-      errno = err == ENOSPC ? ENOSPC : ENOMEM;
-      return nullptr;
-    }
   }
-  if (!from_retained) {
-    if (int err = claim(first, count, pod)) {
-      errno = err;
-      return nullptr;
-    }
+  if (int err = ensure_committed((first + count) << kSegmentShift)) {
+    errno = err == ENOSPC ? ENOSPC : ENOMEM;
+    return nullptr;
   }
-  *zeroed = !from_retained && first >= meta_->segments_high;
+  if (int err = claim(first, count, pod)) {
+    errno = err;
+    return nullptr;
+  }
+  // Retained segments were used, so they lie below segments_high.
+  *zeroed = first >= meta_->segments_high;
   // Freed segments below segments_high may be holes in the file (decommit).
   if (!from_retained && !*zeroed) {
     if (int err = reserve_backing(reinterpret_cast<void*>(segment_index_to_address(base_, first)), count << kSegmentShift)) {
@@ -125,8 +115,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
       return nullptr;
     }
   }
-  if (!from_retained)
-    for (std::size_t i = first; i < first + count; ++i) unretain(i);
+  unretain(first, count);
+  note_in_use(count);
   // The order below keeps every instant of a process kill recoverable
   // (docs/format/heap.md, "Allocator states a kill can leave"): the table
   // covers the segments first (segments_high), then the header is
@@ -163,7 +153,8 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
     if (entry_state(entry(i)) != layout::kSegmentFree) return false;
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
   if (claim(first, count, s->pod) != 0) return false;
-  for (std::size_t i = first; i < first + count; ++i) unretain(i);
+  unretain(first, count);
+  note_in_use(count);
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   note_metadata(s, 64);
@@ -182,15 +173,125 @@ int region::claim(std::size_t first, std::size_t count, std::uint32_t pod) noexc
 }
 
 // Retained segments are free in the segment table, so a run found there
-// may include some: they must leave the retained list before use.
-void region::unretain(std::size_t index) noexcept {
-  for (segment** link = &retained_; *link != nullptr; link = &(*link)->next_with_free) {
-    if (segment_index(*link) == index) {
-      *link = (*link)->next_with_free;
-      --retained_count_;
-      return;
+// may include some: they must leave the retained runs before use. What is
+// left of a run on either side stays retained.
+void region::unretain(std::size_t first, std::size_t count) noexcept {
+  const std::size_t end = first + count;
+  for (std::size_t k = 0; k < retained_runs_;) {
+    retained_run r = retained_[k];
+    const std::size_t r_end = r.first + r.count;
+    if (r_end <= first || r.first >= end) {
+      ++k;
+      continue;
+    }
+    retained_count_ -= r.count;
+    for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
+    --retained_runs_;
+    if (r.first < first) {
+      retained_[retained_runs_++] = {r.first, first - r.first};
+      retained_count_ += first - r.first;
+    }
+    if (r_end > end) {
+      if (retained_runs_ < kRetainedRuns) {
+        retained_[retained_runs_++] = {end, r_end - end};
+        retained_count_ += r_end - end;
+      } else {
+        port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, end)), (r_end - end) << kSegmentShift,
+                       shared_);
+      }
     }
   }
+}
+
+void region::note_in_use(std::size_t count) noexcept {
+  in_use_ += count;
+  if (in_use_ > peak_in_use_) peak_in_use_ = in_use_;
+}
+
+// A run for `count` segments made of retained ones: the smallest retained
+// run that holds it, else the largest that free neighbours complete (only
+// those are faulted in afresh). Nothing changes until unretain.
+bool region::find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept {
+  std::size_t best = kRetainedRuns;
+  for (std::size_t k = 0; k < retained_runs_; ++k)
+    if (retained_[k].count >= count && (best == kRetainedRuns || retained_[k].count < retained_[best].count)) best = k;
+  if (best < kRetainedRuns) {
+    *first = retained_[best].first;
+    *whole = true;
+    return true;
+  }
+  *whole = false;
+  std::size_t most = 0;
+  for (std::size_t k = 0; k < retained_runs_; ++k) {
+    const retained_run r = retained_[k];
+    if (r.count <= most) continue;
+    const std::size_t missing = count - r.count;
+    if (run_is_free(r.first + r.count, missing)) {
+      *first = r.first;
+      most = r.count;
+    } else if (r.first >= missing + 1 && run_is_free(r.first - missing, missing)) {
+      *first = r.first - missing;
+      most = r.count;
+    }
+  }
+  return most > 0;
+}
+
+void region::drop_retained(std::size_t k) noexcept {
+  retained_run r = retained_[k];
+  port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, r.first)), r.count << kSegmentShift, shared_);
+  for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
+  --retained_runs_;
+  retained_count_ -= r.count;
+}
+
+// Keeps a freed run committed, joined with retained neighbours, within
+// LARDER_RETAIN_SEGMENTS: the oldest runs go back to the OS first, so
+// memory that stays unused is given back while a free-and-allocate cycle
+// of the same blocks never faults them in again.
+void region::retain(std::size_t first, std::size_t count) noexcept {
+  std::size_t budget = static_cast<std::size_t>(option_value(option::retain_segments));
+  const std::uint64_t now = port::monotonic_ns();
+  if (now - peak_checked_ns_ >= kPeakDecayNs) {
+    peak_in_use_ = in_use_ + (peak_in_use_ - in_use_) / 2;
+    peak_checked_ns_ = now;
+  }
+  if (budget > 0 && peak_in_use_ - in_use_ > budget) budget = peak_in_use_ - in_use_;
+  for (std::size_t k = 0; k < retained_runs_;) {
+    const retained_run r = retained_[k];
+    if (r.first + r.count != first && first + count != r.first) {
+      ++k;
+      continue;
+    }
+    for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
+    --retained_runs_;
+    retained_count_ -= r.count;
+    if (r.first < first) first = r.first;
+    count += r.count;
+  }
+  if (count > budget) {
+    const std::size_t excess = count - budget;
+    port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, first)), excess << kSegmentShift, shared_);
+    first += excess;
+    count = budget;
+  }
+  if (count == 0) return;
+  if (retained_runs_ == kRetainedRuns) drop_retained(0);
+  // Only as much of the oldest runs as the budget needs goes back.
+  while (retained_runs_ > 0 && retained_count_ + count > budget) {
+    retained_run& oldest = retained_[0];
+    const std::size_t over = retained_count_ + count - budget;
+    if (over >= oldest.count) {
+      drop_retained(0);
+      continue;
+    }
+    oldest.count -= over;
+    retained_count_ -= over;
+    port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, oldest.first + oldest.count)),
+                   over << kSegmentShift, shared_);
+  }
+  retained_[retained_runs_++] = {first, count};
+  retained_count_ += count;
 }
 
 void region::release(segment* s, std::size_t count) noexcept {
@@ -205,27 +306,16 @@ void region::release(segment* s, std::size_t count) noexcept {
   note_metadata(&s->magic, sizeof(s->magic));
   __atomic_store_n(&s->magic, 0, __ATOMIC_RELEASE);
   if (first < search_hint_) search_hint_ = first;
+  in_use_ -= count < in_use_ ? count : in_use_;
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
   if (metadata_logged()) return;
-  auto retain = static_cast<std::size_t>(option_value(option::retain_segments));
-  if (count == 1 && retained_count_ < retain) {
-    s->next_with_free = retained_;
-    retained_ = s;
-    ++retained_count_;
-    return;
-  }
-  port::decommit(s, count << kSegmentShift, shared_);
+  retain(first, count);
 }
 
 void region::purge_retained() noexcept {
   std::lock_guard<std::mutex> guard(lock_);
-  while (retained_ != nullptr) {
-    segment* s = retained_;
-    retained_ = s->next_with_free;
-    port::decommit(s, kSegmentSize, shared_);
-  }
-  retained_count_ = 0;
+  while (retained_runs_ > 0) drop_retained(retained_runs_ - 1);
 }
 
 segment* region::head_segment(const void* p) const noexcept {

@@ -131,7 +131,12 @@ class region {
   int ensure_committed(std::size_t size) noexcept;
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
-  void unretain(std::size_t index) noexcept;
+  void unretain(std::size_t first, std::size_t count) noexcept;
+  bool find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept;
+  void retain(std::size_t first, std::size_t count) noexcept;
+  void drop_retained(std::size_t k) noexcept;
+  void note_in_use(std::size_t count) noexcept;
+  static constexpr std::uint64_t kPeakDecayNs = 1'000'000'000;
 
   std::uintptr_t base_ = 0;
   std::size_t reserve_ = 0;
@@ -143,8 +148,23 @@ class region {
   layout::heap_meta* meta_ = nullptr;
   std::mutex lock_;
   std::size_t search_hint_ = 1;
-  segment* retained_ = nullptr;  // empty segments kept committed (single ones)
-  std::size_t retained_count_ = 0;
+  // Runs of free segments kept committed for reuse, oldest first: free in
+  // the segment table like any other (so what is on media never depends on
+  // them), only not given back to the OS yet.
+  struct retained_run {
+    std::size_t first;
+    std::size_t count;
+  };
+  static constexpr std::size_t kRetainedRuns = 32;
+  retained_run retained_[kRetainedRuns] = {};
+  std::size_t retained_runs_ = 0;
+  std::size_t retained_count_ = 0;  // segments in all runs
+  // Segments in use, and their recent high-water mark (halving its excess
+  // over in_use_ every kPeakDecayNs): retaining up to the mark's excess
+  // never commits more than the heap used at its peak.
+  std::size_t in_use_ = 0;
+  std::size_t peak_in_use_ = 0;
+  std::uint64_t peak_checked_ns_ = 0;
   std::mutex arenas_lock_;
   std::atomic<pod_arena*> arenas_[layout::kMaxPods] = {};
 };

@@ -7,7 +7,7 @@
 // same for jemalloc, mimalloc or tcmalloc; without LD_PRELOAD it measures the
 // C library's malloc. bench/compare.py does that for every allocator.
 //
-// Object sizes: every workload draws request sizes from 16 to 1024 bytes,
+// Object sizes: unless said otherwise, a workload draws sizes from 16 to 1024 bytes,
 // log-uniformly (the logarithm of the size is uniform, so each doubling
 // 16-32, 32-64, ..., 512-1024 is equally likely and the mean request is about
 // 242 bytes). Sizes come from a 4096-entry table of the distribution's
@@ -41,6 +41,32 @@
 //             how freed memory flows back to the allocating thread.
 //             items_per_second counts blocks passed, per second of wall time.
 //
+//   large     One thread. Keeps 4 live blocks of 1 to 32 MiB (log-uniform,
+//             so each doubling is equally likely; mean about 9 MiB) and,
+//             1,000 times, frees a random one and allocates a replacement,
+//             writing one byte to every 4 KiB page of it, as a program
+//             filling a buffer would. Blocks this large are where
+//             allocators hand memory back to the kernel and fault it in
+//             again; items_per_second counts the pages written (about
+//             2,300 a block), since a block takes milliseconds.
+//
+//   bursty    Three threads. An allocating thread makes 2,000 bursts of
+//             1,024 blocks each, sizes 16 B to 256 KiB (log-uniform, mean
+//             about 27 KiB), and hands every burst whole to one of two
+//             freeing threads, alternately, which free it; at most 4
+//             bursts are in flight. Every free is cross-thread, of small
+//             and large blocks alike; items_per_second counts blocks.
+//
+//   shortlived  A short program that allocates heavily and exits: a child
+//             process (this binary, run again with --shortlived-child)
+//             allocates 1,000,000 blocks of the usual sizes, freeing a
+//             random quarter of them along the way as temporaries, then
+//             exits without freeing the rest. The workload runs it 10 times
+//             and times each from the spawn to the parent's wait, so
+//             process start, allocator set-up and teardown at exit all
+//             count; items_per_second counts the children's allocations,
+//             and peak_rss_mb is the largest child's resident set.
+//
 // Counters: items_per_second as above, and peak_rss_mb, the process's
 // resident-set high-water mark (getrusage ru_maxrss) at the end of the run.
 // The high-water mark covers the whole process and never drops, so run one
@@ -53,8 +79,16 @@
 // --quick uses a small scale for smoke tests.
 #include <benchmark/benchmark.h>
 
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -82,34 +116,42 @@ constexpr int kPairThreads = 2;
 constexpr std::uint64_t kProdConsBlocks = 5'000'000;
 constexpr std::size_t kRingSlots = 1024;
 
+constexpr std::uint64_t kLargeOps = 1'000;
+constexpr std::uint32_t kLargeLive = 4;
+constexpr std::uint64_t kBursts = 2'000;
+constexpr std::size_t kBurstBlocks = 1024;
+constexpr std::size_t kBurstsInFlight = 4;
+constexpr std::uint64_t kShortBlocks = 1'000'000;
+constexpr int kShortRuns = 10;
+
 constexpr std::size_t kMinSize = 16;
 constexpr std::size_t kMaxSize = 1024;
 
-// Quantiles of the log-uniform distribution over [kMinSize, kMaxSize].
+// Quantiles of the log-uniform distribution over [min, max].
 class size_table {
  public:
   static constexpr std::size_t kEntries = 4096;
 
-  size_table() {
-    const double ratio = static_cast<double>(kMaxSize) / static_cast<double>(kMinSize);
+  size_table(std::size_t min, std::size_t max) {
+    const double ratio = static_cast<double>(max) / static_cast<double>(min);
     for (std::size_t i = 0; i < kEntries; ++i) {
       double u = (static_cast<double>(i) + 0.5) / static_cast<double>(kEntries);
-      double v = static_cast<double>(kMinSize) * std::pow(ratio, u);
+      double v = static_cast<double>(min) * std::pow(ratio, u);
       std::size_t s = static_cast<std::size_t>(v);
-      if (s < kMinSize) s = kMinSize;
-      if (s > kMaxSize) s = kMaxSize;
-      sizes_[i] = static_cast<std::uint16_t>(s);
+      if (s < min) s = min;
+      if (s > max) s = max;
+      sizes_[i] = static_cast<std::uint32_t>(s);
     }
   }
   // Uses the low 12 bits of `r`; callers take slot indices from the high bits.
   std::size_t pick(std::uint64_t r) const noexcept { return sizes_[r & (kEntries - 1)]; }
 
  private:
-  std::uint16_t sizes_[kEntries];
+  std::uint32_t sizes_[kEntries];
 };
 
 const size_table& sizes() {
-  static const size_table table;
+  static const size_table table(kMinSize, kMaxSize);
   return table;
 }
 
@@ -383,13 +425,222 @@ void prodcons(benchmark::State& state) {
   finish(state, blocks, 2);
 }
 
+// ---------------------------------------------------------------------------
+// large
+
+void large(benchmark::State& state) {
+  static const size_table table(std::size_t{1} << 20, std::size_t{32} << 20);
+  const std::uint64_t ops = scaled(kLargeOps, 20);
+  constexpr std::size_t kPage = 4096;
+  std::uint64_t pages = 0;
+
+  for (auto _ : state) {
+    rng random(kSeed + 0x3000);
+    void* slots[kLargeLive] = {};
+    bool failed = false;
+    pages = 0;
+    const auto start = bench_clock::now();
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      const std::uint64_t r = random.next();
+      const std::uint32_t slot = rng::below(r, kLargeLive);
+      std::free(slots[slot]);
+      const std::size_t size = table.pick(r);
+      auto* p = static_cast<unsigned char*>(std::malloc(size));
+      slots[slot] = p;
+      if (__builtin_expect(p == nullptr, 0)) {
+        failed = true;
+        break;
+      }
+      for (std::size_t at = 0; at < size; at += kPage) p[at] = static_cast<unsigned char>(i);
+      p[size - 1] = static_cast<unsigned char>(i);
+      pages += (size + kPage - 1) / kPage;
+    }
+    state.SetIterationTime(seconds_between(start, bench_clock::now()));
+    for (void* p : slots) std::free(p);
+    if (failed) {
+      state.SkipWithError("malloc returned null");
+      break;
+    }
+  }
+  finish(state, pages, 1);
+  state.counters["blocks"] = static_cast<double>(ops);
+}
+
+// ---------------------------------------------------------------------------
+// bursty
+
+// Bursts travel whole from the allocating thread to a freeing thread.
+class burst_queue {
+ public:
+  void push(std::vector<void*>* burst) {
+    std::unique_lock<std::mutex> guard(lock_);
+    bursts_.push_back(burst);
+    ready_.notify_one();
+  }
+  // nullptr once closed and empty.
+  std::vector<void*>* pop() {
+    std::unique_lock<std::mutex> guard(lock_);
+    ready_.wait(guard, [&] { return !bursts_.empty() || closed_; });
+    if (bursts_.empty()) return nullptr;
+    std::vector<void*>* burst = bursts_.front();
+    bursts_.pop_front();
+    return burst;
+  }
+  void close() {
+    std::lock_guard<std::mutex> guard(lock_);
+    closed_ = true;
+    ready_.notify_all();
+  }
+
+ private:
+  std::mutex lock_;
+  std::condition_variable ready_;
+  std::deque<std::vector<void*>*> bursts_;
+  bool closed_ = false;
+};
+
+void bursty(benchmark::State& state) {
+  static const size_table table(kMinSize, std::size_t{256} << 10);
+  const std::uint64_t bursts = scaled(kBursts, 20);
+  constexpr int kFreers = 2;
+
+  for (auto _ : state) {
+    // The burst buffers are made up front and cycle between the threads, so
+    // the only allocation in the timed part is the workload's own.
+    std::vector<std::vector<void*>> buffers(kBurstsInFlight);
+    for (auto& b : buffers) b.reserve(kBurstBlocks);
+    burst_queue empty;  // buffers back to the allocating thread
+    burst_queue full[kFreers];
+    for (auto& b : buffers) empty.push(&b);
+    std::atomic<bool> failed{false};
+    bench_clock::time_point finished[kFreers];
+
+    auto freer = [&](int index) {
+      while (std::vector<void*>* burst = full[index].pop()) {
+        for (void* p : *burst) std::free(p);
+        burst->clear();
+        empty.push(burst);
+      }
+      finished[index] = bench_clock::now();
+    };
+    std::thread threads[kFreers];
+    for (int t = 0; t < kFreers; ++t) threads[t] = std::thread(freer, t);
+
+    rng random(kSeed + 0x4000);
+    const auto start = bench_clock::now();
+    std::uint64_t made = 0;
+    for (std::uint64_t b = 0; b < bursts && !failed.load(std::memory_order_relaxed); ++b) {
+      std::vector<void*>* burst = empty.pop();
+      for (std::size_t i = 0; i < kBurstBlocks; ++i) {
+        void* p = std::malloc(table.pick(random.next()));
+        if (__builtin_expect(p == nullptr, 0)) {
+          failed.store(true, std::memory_order_relaxed);
+          break;
+        }
+        touch(p, made++);
+        burst->push_back(p);
+      }
+      full[b % kFreers].push(burst);
+    }
+    for (auto& q : full) q.close();
+    for (auto& t : threads) t.join();
+    auto last = finished[0];
+    for (const auto& f : finished)
+      if (f > last) last = f;
+    state.SetIterationTime(seconds_between(start, last));
+    if (failed.load()) {
+      state.SkipWithError("malloc returned null");
+      break;
+    }
+  }
+  finish(state, bursts * kBurstBlocks, 1 + kFreers);
+}
+
+// ---------------------------------------------------------------------------
+// shortlived
+
+// The child's whole program. Returns from main afterwards, so the C
+// library's exit (atexit handlers, the allocator's teardown) runs as in a
+// real program.
+int shortlived_child() {
+  const std::uint64_t blocks = scaled(kShortBlocks, 10'000);
+  const size_table& table = sizes();
+  rng random(kSeed + 0x5000);
+  constexpr std::uint32_t kTemporaries = 64;
+  void* temporaries[kTemporaries] = {};
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < blocks; ++i) {
+    const std::uint64_t r = random.next();
+    void* p = std::malloc(table.pick(r));
+    if (p == nullptr) return 2;
+    touch(p, i);
+    // A quarter are temporaries, freed a while later; the rest live until
+    // the exit, which frees nothing.
+    if ((r >> 40) % 4 == 0) {
+      const std::uint32_t slot = rng::below(r >> 12, kTemporaries);
+      if (temporaries[slot] != nullptr) sum += first_word(temporaries[slot]);
+      std::free(temporaries[slot]);
+      temporaries[slot] = p;
+    } else {
+      sum += first_word(p);
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  return 0;
+}
+
+void shortlived(benchmark::State& state) {
+  const std::uint64_t blocks = scaled(kShortBlocks, 10'000);
+  char scale_arg[64];
+  std::snprintf(scale_arg, sizeof scale_arg, "--scale=%.17g", larder_bench::scale_factor());
+  char child_flag[] = "--shortlived-child";
+  char* child_argv[] = {const_cast<char*>("/proc/self/exe"), child_flag, scale_arg, nullptr};
+  double peak_kib = 0.0;
+
+  for (auto _ : state) {
+    double elapsed = 0.0;
+    bool failed = false;
+    for (int run = 0; run < kShortRuns && !failed; ++run) {
+      const auto start = bench_clock::now();
+      pid_t pid = 0;
+      if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, child_argv, environ) != 0) {
+        failed = true;
+        break;
+      }
+      int status = 0;
+      struct rusage usage;
+      std::memset(&usage, 0, sizeof usage);
+      if (wait4(pid, &status, 0, &usage) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = true;
+      elapsed += seconds_between(start, bench_clock::now());
+      if (static_cast<double>(usage.ru_maxrss) > peak_kib) peak_kib = static_cast<double>(usage.ru_maxrss);
+    }
+    state.SetIterationTime(elapsed);
+    if (failed) {
+      state.SkipWithError("the child program failed");
+      break;
+    }
+  }
+  finish(state, blocks * kShortRuns, 1);
+  state.counters["peak_rss_mb"] = peak_kib / 1024.0;
+}
+
 BENCHMARK(churn)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(pairs2t)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(prodcons)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(large)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bursty)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(shortlived)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The shortlived child: nothing but its own allocations, before Google
+  // Benchmark sets anything up.
+  if (argc >= 2 && std::strcmp(argv[1], "--shortlived-child") == 0) {
+    bool taken = false;
+    if (argc >= 3 && !larder_bench::take_scale_flag(argv[2], &taken)) return 1;
+    return shortlived_child();
+  }
   benchmark::Initialize(&argc, argv);
   for (int i = 1; i < argc; ++i) {
     bool taken = false;

@@ -2,12 +2,13 @@
 """Run larder's benchmarks against other allocators and tabulate the results.
 
 What it runs
-  * larder_alloc_bench, once per workload (churn, pairs2t, prodcons) per
-    allocator, each run in a fresh process so that its peak-RSS counter
-    covers that workload alone. The allocator is chosen with LD_PRELOAD:
-    glibc (nothing preloaded), jemalloc, mimalloc, tcmalloc (the "minimal"
-    build, without the profiler hooks) and larder (liblarder_malloc.so from
-    the build folder). An allocator whose library is missing is skipped with a
+  * larder_alloc_bench, once per workload (churn, pairs2t, prodcons, large,
+    bursty, shortlived) per allocator, each run in a fresh process so that
+    its peak-RSS counter covers that workload alone (shortlived times child
+    processes of its own, from spawn to exit, and reports their RSS). The
+    allocator is chosen with LD_PRELOAD: glibc (nothing preloaded),
+    jemalloc, mimalloc, tcmalloc (the "minimal" build, without the profiler
+    hooks) and larder (liblarder_malloc.so from the build folder). An allocator whose library is missing is skipped with a
     note. Every workload is repeated --reps times; the allocators take turns
     within each round, in a rotating order, so that slow drifts in machine
     speed spread over all of them. The tables show medians (or, with
@@ -45,7 +46,7 @@ REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
 from bench_env import find_in_build, machine_info, resolve_build_dir  # noqa: E402
 
-ALLOC_WORKLOADS = ["churn", "pairs2t", "prodcons"]
+ALLOC_WORKLOADS = ["churn", "pairs2t", "prodcons", "large", "bursty", "shortlived"]
 
 # (row name, larder benchmark, pmemobj benchmark)
 PERSIST_WORKLOADS = [

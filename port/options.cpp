@@ -27,7 +27,8 @@ constexpr option_row kRows[] = {
     {"purge_slices", option_kind::number, 64, 0, kMaxProcessReserve >> 16, nullptr, "64",
      "free 64 KiB slices a pod keeps before returning them to the OS"},
     {"retain_segments", option_kind::number, 8, 0, kMaxProcessReserve >> 22, nullptr, "8",
-     "empty 4 MiB segments a heap keeps for reuse before returning them to the OS"},
+     "empty 4 MiB segments a heap keeps committed for reuse before returning them to the OS; more, up to "
+     "what it used at its recent peak, while its use is below that peak"},
     {"tracker", option_kind::word, 0, 0, 0, "uffd-async|mprotect|pkey", "(automatic)",
      "the page-write tracking backend that start_tracking() uses: uffd-async, mprotect or pkey; "
      "read again at each start_tracking()"},
