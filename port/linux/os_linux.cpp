@@ -207,24 +207,27 @@ int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offse
 
 int sync_file(int fd) { return fdatasync(fd) == 0 ? 0 : errno; }
 
-int lock_writer(int fd) {
+namespace {
+// The writer lock: a write lock on the heap file's first byte.
+struct flock writer_lock_range() {
   struct flock lock;
   std::memset(&lock, 0, sizeof(lock));
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
   lock.l_start = 0;
   lock.l_len = 1;
+  return lock;
+}
+}  // namespace
+
+int lock_writer(int fd) {
+  struct flock lock = writer_lock_range();
   if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return 0;
   return (errno == EACCES || errno == EAGAIN) ? EAGAIN : errno;
 }
 
 int writer_lock_holder(int fd, bool* read_lock, int* pid) {
-  struct flock lock;
-  std::memset(&lock, 0, sizeof(lock));
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = 0;
-  lock.l_len = 1;
+  struct flock lock = writer_lock_range();
   // F_GETLK (not the OFD form) reports a process-associated lock's pid.
   if (fcntl(fd, F_GETLK, &lock) != 0) return errno;
   if (lock.l_type == F_UNLCK) return ENOENT;
