@@ -15,7 +15,8 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 2;  // compatible additions (1: write statistics, 2: undo-log lanes)
+inline constexpr std::uint32_t kFormatMinor = 3;  // compatible additions (1: write statistics, 2: undo-log lanes,
+                                                 // 3: root and pod record checksums)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -64,10 +65,11 @@ static_assert(std::is_trivially_copyable_v<superblock>);
 struct pod_record {
   char name[kPodNameMax + 1];
   std::uint32_t id;
-  std::uint32_t in_use;  // 1 when the slot holds a pod
-  std::uint8_t unused[8];
+  std::uint32_t in_use;    // 1 when the slot holds a pod
+  std::uint64_t checksum;  // XXH3-64 of the bytes before it (format 1.3; recovery/records.hpp)
 };
 static_assert(sizeof(pod_record) == 64);
+static_assert(offsetof(pod_record, checksum) == 56);
 
 struct root_record {
   char name[kRootNameMax + 1];
@@ -75,9 +77,10 @@ struct root_record {
   std::uint64_t size;
   std::uint32_t in_use;
   std::uint32_t name_hash;
-  std::uint8_t unused[8];
+  std::uint64_t checksum;  // XXH3-64 of the bytes before it (format 1.3; recovery/records.hpp)
 };
 static_assert(sizeof(root_record) == 128);
+static_assert(offsetof(root_record, checksum) == 120);
 
 // Segment table entries: what each 4 MiB segment of the reserve is.
 enum segment_state : std::uint32_t {

@@ -13,6 +13,7 @@
 #include "allocator/size_class.hpp"
 #include "port/os.hpp"
 #include "recovery/layout.hpp"
+#include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/heap_impl.hpp"
@@ -42,7 +43,9 @@ using layout::kSlicesPerSegment;
 // A badly damaged metadata block could yield one problem per table entry;
 // past this many, only a count is kept.
 constexpr std::size_t kMaxMessages = 1000;
-constexpr std::uint32_t kRootFree = 0, kRootLive = 1, kRootRemoved = 2;  // runtime/roots.cpp
+using recovery::kRootFree;
+using recovery::kRootLive;
+using recovery::kRootRemoved;
 
 std::string hex(std::uint64_t value) {
   char text[24];
@@ -122,6 +125,9 @@ class checker {
 
   status run(backing kind, const std::string& path);
   const superblock_facts& superblocks() const noexcept { return sb_; }
+  bool records_checksummed() const noexcept {
+    return sb_.current >= 0 && recovery::records_checksummed(sb_.copies[sb_.current]);
+  }
   // The superblock allowed the rest of the heap to be checked.
   bool heap_checked() const noexcept { return checked_; }
   // Orphaned log segments that still hold a segment header: recovery
@@ -385,6 +391,11 @@ void checker::check_pods() {
   for (std::size_t i = 0; i < layout::kMaxPods; ++i) {
     const layout::pod_record& p = meta_->pods[i];
     std::string place = "pod slot " + std::to_string(i);
+    if (const char* why = recovery::pod_damage(p, static_cast<std::uint32_t>(i), records_checksummed());
+        why != nullptr && (p.in_use == 0 || std::strcmp(why, "the record fails its checksum") == 0)) {
+      problem(place + ": " + why);
+      continue;
+    }
     if (p.in_use == 0) continue;
     if (p.in_use != 1) {
       problem(place + ": invalid in_use value " + std::to_string(p.in_use));
@@ -728,6 +739,13 @@ void checker::check_roots() {
   std::set<std::string> names;
   for (std::size_t slot = 0; slot < layout::kMaxRoots; ++slot) {
     const layout::root_record& rec = meta_->roots[slot];
+    // The same judgement as open's (recovery/records.hpp); the checks
+    // below add what only a whole-table view sees.
+    if (const char* why = recovery::root_damage(rec, base_, heap_size_, records_checksummed());
+        why != nullptr && (rec.in_use != kRootLive || std::strcmp(why, "the record fails its checksum") == 0)) {
+      problem("root slot " + std::to_string(slot) + ": " + why);
+      continue;
+    }
     if (rec.in_use == kRootFree || rec.in_use == kRootRemoved) continue;
     if (rec.in_use != kRootLive) {
       problem("root slot " + std::to_string(slot) + ": invalid state " + std::to_string(rec.in_use));
@@ -825,6 +843,62 @@ status rewrite_superblock(backing kind, const std::string& path, const superbloc
   return {};
 }
 
+// Damaged root records become removed ones and damaged pod records get a
+// name that says so, sealed, under the writer lock, before the heap is
+// opened (open refuses damaged records). A root's object is never guessed.
+status rewrite_damaged_records(backing kind, const std::string& path, const layout::superblock& sb,
+                               check_report* out) {
+  backing_file file;
+  if (status s = open_backing(kind, path, true, &file); !s.ok()) return s;
+  if (int err = port::lock_writer(file.fd))
+    return err == EAGAIN ? status(errc::heap_busy, path) : status::from_errno(err, "locking " + path);
+  bool checksummed = recovery::records_checksummed(sb);
+  std::uint64_t pods_at = layout::kMetaOffset + offsetof(layout::heap_meta, pods);
+  std::uint64_t roots_at = layout::kMetaOffset + offsetof(layout::heap_meta, roots);
+  std::vector<layout::pod_record> pods(layout::kMaxPods);
+  std::vector<layout::root_record> roots(layout::kMaxRoots);
+  if (int err = port::read_at(file.fd, pods.data(), pods.size() * sizeof(pods[0]), pods_at))
+    return status::from_errno(err, "reading the pod table of " + path);
+  if (int err = port::read_at(file.fd, roots.data(), roots.size() * sizeof(roots[0]), roots_at))
+    return status::from_errno(err, "reading the root table of " + path);
+  bool changed = false;
+  for (std::uint32_t i = 0; i < layout::kMaxPods; ++i) {
+    const char* why = recovery::pod_damage(pods[i], i, checksummed);
+    if (why == nullptr) continue;
+    bool was_free = pods[i].in_use == recovery::kPodFree;
+    std::string text = "pod slot " + std::to_string(i) + " (" + why + "): ";
+    std::memset(&pods[i], 0, sizeof(pods[i]));
+    if (!was_free) {
+      std::snprintf(pods[i].name, sizeof(pods[i].name), "damaged-%u", i);
+      pods[i].id = i;
+      pods[i].in_use = recovery::kPodLive;
+      recovery::seal(&pods[i]);
+    }
+    out->repairs.push_back(text + (was_free ? "cleared" : "renamed '" + std::string(pods[i].name) + "'"));
+    changed = true;
+  }
+  for (std::size_t i = 0; i < roots.size(); ++i) {
+    const char* why = recovery::root_damage(roots[i], sb.base, sb.reserve, checksummed);
+    if (why == nullptr) continue;
+    bool ok = false;
+    std::string name = field_name(roots[i].name, sizeof(roots[i].name), &ok);
+    if (roots[i].in_use == kRootLive)
+      out->repairs.push_back("removed root '" + name + "' (slot " + std::to_string(i) + "): " + why);
+    else
+      out->repairs.push_back("root slot " + std::to_string(i) + " (" + why + "): marked removed");
+    roots[i].in_use = kRootRemoved;
+    recovery::seal(&roots[i]);
+    changed = true;
+  }
+  if (!changed) return {};
+  if (int err = port::write_at(file.fd, pods.data(), pods.size() * sizeof(pods[0]), pods_at))
+    return status::from_errno(err, "rewriting the pod table of " + path);
+  if (int err = port::write_at(file.fd, roots.data(), roots.size() * sizeof(roots[0]), roots_at))
+    return status::from_errno(err, "rewriting the root table of " + path);
+  if (int err = port::sync_file(file.fd)) return status::from_errno(err, "making " + path + " durable");
+  return {};
+}
+
 // Marks removed the live roots of the open heap that point outside it, and
 // slots with an invalid state. (A root into a free segment stays: its
 // object's bytes may still be there, and a damaged table entry may be
@@ -869,6 +943,12 @@ status repair(backing kind, const std::string& path, const superblock_facts& fac
       *out = std::move(before);
       return s;
     }
+  }
+  const layout::superblock& sb = facts.copies[facts.current];
+  if (status s = rewrite_damaged_records(kind, path, sb, &done); !s.ok()) {
+    *out = std::move(before);
+    out->repairs = std::move(done.repairs);
+    return s;
   }
   if (suspect_orphans != 0) {
     // Recovery would free them: rather leave the heap as it is.

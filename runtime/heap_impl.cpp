@@ -6,6 +6,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
+#include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
 #include "runtime/transaction_engine.hpp"
 
@@ -307,7 +308,8 @@ status heap_impl::create_new(const heap_options& options) {
   meta->segments[0] = layout::segment_entry(layout::kSegmentMeta, 0);
   std::strcpy(meta->pods[0].name, "default");
   meta->pods[0].id = 0;
-  meta->pods[0].in_use = 1;
+  meta->pods[0].in_use = recovery::kPodLive;
+  recovery::seal(&meta->pods[0]);
   // Both copies hold generation 1; the metadata is durable before either
   // superblock says the heap exists.
   recovery::seal_superblock(&superblock);
@@ -344,13 +346,28 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(static_cast<errc>(s.code()), name + ": " + s.message());
   }
+  // Roots and pods are what a program finds its data by: a damaged record
+  // refuses the open rather than hide or misdirect a root (larder check
+  // --repair removes it).
+  if (std::string why = recovery::first_record_damage(*stored, superblock); !why.empty()) {
+    port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+    return status(errc::corrupt, name + ": " + why + " (larder check --repair removes damaged records)");
+  }
+  bool upgrade = writable && !recovery::records_checksummed(superblock);
+  if (upgrade) {
+    if (int err = recovery::upgrade_records(stored, *domain)) {
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      return status::from_errno(err, "sealing the root and pod records of " + name);
+    }
+    superblock.format_minor = layout::kFormatMinor;
+  }
   if (status s = start_region(superblock.size, writable); !s.ok()) return s;
   // A crash in the middle of a superblock update leaves one copy torn or
   // stale (and, in a growth, the file longer than both say): a writer
   // makes both copies current again, the usual two-step way.
   auto* base = reinterpret_cast<const std::uint8_t*>(superblock.base);
   bool copies_differ = std::memcmp(base, base + layout::kSuperblockSize, sizeof(layout::superblock)) != 0;
-  if (writable && (grown || copies_differ)) {
+  if (writable && (grown || copies_differ || upgrade)) {
     if (int err = recovery::write_superblock(reinterpret_cast<void*>(superblock.base), &superblock, &superblock_copy,
                                              *domain)) {
       (void)close();

@@ -6,6 +6,7 @@
 
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
+#include "recovery/records.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/transaction_engine.hpp"
 
@@ -96,7 +97,8 @@ status heap::make_pod(std::string_view name, pod* out) {
           std::memset(&rec, 0, sizeof(rec));
           std::memcpy(rec.name, a->name.data(), a->name.size());
           rec.id = id;
-          rec.in_use = 1;
+          rec.in_use = recovery::kPodLive;
+          recovery::seal(&rec);
           *a->out = handle_of(meta, id);
           return {};
         }

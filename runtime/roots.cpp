@@ -2,12 +2,11 @@
 // heap's metadata block, probed linearly from the name's hash.
 #include <larder/heap.hpp>
 
+#include "recovery/records.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <larder/transaction.hpp>
-
-#include <xxhash.h>
 
 #include <cstring>
 
@@ -15,13 +14,9 @@ namespace larder {
 
 namespace {
 
-constexpr std::uint32_t kFree = 0;
-constexpr std::uint32_t kLive = 1;
-constexpr std::uint32_t kRemoved = 2;  // keeps probe chains unbroken
-
-std::uint32_t hash_name(std::string_view name) {
-  return static_cast<std::uint32_t>(XXH3_64bits(name.data(), name.size()));
-}
+using recovery::kRootFree;
+using recovery::kRootLive;
+using recovery::kRootRemoved;
 
 bool name_ok(std::string_view name) {
   return !name.empty() && name.size() <= layout::kRootNameMax && name.find('\0') == std::string_view::npos;
@@ -30,19 +25,19 @@ bool name_ok(std::string_view name) {
 // The live slot holding `name`, or nullptr; `*insert_at` receives the first
 // slot where it could be added.
 layout::root_record* probe(layout::heap_meta* meta, std::string_view name, layout::root_record** insert_at) {
-  std::uint32_t hash = hash_name(name);
+  std::uint32_t hash = recovery::root_name_hash(name);
   layout::root_record* first_free = nullptr;
   for (std::size_t i = 0; i < layout::kMaxRoots; ++i) {
     layout::root_record& rec = meta->roots[(hash + i) % layout::kMaxRoots];
-    if (rec.in_use == kFree) {
+    if (rec.in_use == kRootFree) {
       if (first_free == nullptr) first_free = &rec;
       break;
     }
-    if (rec.in_use == kRemoved) {
+    if (rec.in_use == kRootRemoved) {
       if (first_free == nullptr) first_free = &rec;
       continue;
     }
-    if (rec.in_use == kLive && rec.name_hash == hash && name == rec.name) return &rec;
+    if (rec.in_use == kRootLive && rec.name_hash == hash && name == rec.name) return &rec;
   }
   if (insert_at != nullptr) *insert_at = first_free;
   return nullptr;
@@ -91,11 +86,12 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
         if (rec == slot) {
           std::memset(rec, 0, sizeof(*rec));
           std::memcpy(rec->name, a->name.data(), a->name.size());
-          rec->name_hash = hash_name(a->name);
+          rec->name_hash = recovery::root_name_hash(a->name);
         }
         rec->object = reinterpret_cast<std::uint64_t>(a->object);
         rec->size = a->size;
-        rec->in_use = kLive;
+        rec->in_use = kRootLive;
+        recovery::seal(rec);
         return {};
       },
       &a);
@@ -120,8 +116,9 @@ status heap::remove_root(std::string_view name) {
         std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
         layout::root_record* rec = probe(h.impl()->meta(), name, nullptr);
         if (rec == nullptr) return status(errc::not_found, std::string(name));
-        if (status s = transactional_snapshot(h.impl(), &rec->in_use, sizeof(rec->in_use)); !s.ok()) return s;
-        rec->in_use = kRemoved;
+        if (status s = transactional_snapshot(h.impl(), rec, sizeof(*rec)); !s.ok()) return s;
+        rec->in_use = kRootRemoved;
+        recovery::seal(rec);
         return {};
       },
       &name);
@@ -132,7 +129,7 @@ std::vector<root_info> heap::roots() const {
   if (impl_ == nullptr) return result;
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
   for (const auto& rec : impl_->meta()->roots) {
-    if (rec.in_use != kLive) continue;
+    if (rec.in_use != kRootLive) continue;
     result.push_back({rec.name, reinterpret_cast<void*>(rec.object), rec.size});
   }
   return result;
