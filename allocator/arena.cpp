@@ -119,13 +119,15 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   std::uint64_t mask = run_mask(first, slices);
   // Purged slices of a file or shm heap are holes: without storage, the
   // first store would die by SIGBUS on a full file system.
-  if ((s->unpurged & mask) != mask && owner->shared()) {
+  if ((s->holes & mask) != 0) {
     std::size_t offset = first == 0 ? kSegmentHeaderSize : 0;
     auto* start = reinterpret_cast<std::uint8_t*>(s) + (first << kSliceShift) + offset;
     if (int err = owner->reserve_backing(start, (slices << kSliceShift) - offset)) {
       errno = err;
       return nullptr;
     }
+    note_metadata(&s->holes, sizeof(s->holes));
+    s->holes &= ~mask;
   }
   note_metadata(s, kSegmentHeaderSize);
   const bool resident = (s->unpurged & mask) == mask;
@@ -218,6 +220,7 @@ void pod_arena::purge_free_slices() noexcept {
         bytes -= kSegmentHeaderSize;
       }
       port::decommit(start, bytes, owner->shared());
+      if (owner->shared()) s->holes |= run_mask(first, count);
       mask &= ~run_mask(first, count);
     }
     s->unpurged = 0;

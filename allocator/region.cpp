@@ -109,7 +109,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   // Retained segments were used, so they lie below segments_high.
   *zeroed = first >= meta_->segments_high;
   // Freed segments below segments_high may be holes in the file (decommit).
-  if (!from_retained && !*zeroed) {
+  // Even retained runs: slices purged before their segment emptied are holes.
+  if (!*zeroed) {
     if (int err = reserve_backing(reinterpret_cast<void*>(segment_index_to_address(base_, first)), count << kSegmentShift)) {
       errno = err;
       return nullptr;
