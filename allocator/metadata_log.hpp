@@ -5,6 +5,13 @@
 // links, segment headers, the segment table) reports the range first, so
 // the sink can log its before-image and make it durable at commit. With no
 // sink the cost is one thread-local load.
+//
+// The sink is called with a pod arena's lock, or the region's, held: it
+// must not allocate through malloc or new (with liblarder_malloc, inside a
+// pod_scope of the same heap that re-enters the arena whose lock is held),
+// nor call back into the allocator of that region (the region's lock is
+// not recursive). The runtime's sink keeps its bookkeeping in memory from
+// the OS and makes room in its log before the allocator runs.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +21,7 @@ namespace larder::alloc {
 class metadata_sink {
  public:
   // [address, address + size) is about to change: log its before-image
-  // (durably) before returning.
+  // (durably) before returning. Allocator locks may be held (see above).
   virtual void before_write(void* address, std::size_t size) noexcept = 0;
   // [address, address + size) is about to get contents that no rollback
   // needs (memory nothing referenced before), but that must be durable

@@ -134,11 +134,15 @@ static_assert(sizeof(pod_write_record) == 32);
 // durable before that. See docs/format/heap.md.
 inline constexpr std::size_t kMaxLanes = 64;
 inline constexpr std::size_t kMaxLaneExtents = 12;
+// Slot 0 lies at bytes 104..135 of its lane and so straddles a 64-byte
+// line: seq, time_ns and line_check share the first line (a crash never
+// tears them), which is what recovery decides by; checksum, in the next
+// line, is what readers before line checks decide by.
 struct commit_slot {
-  std::uint64_t seq;       // the committed transaction's number in its lane
-  std::uint64_t time_ns;   // CLOCK_REALTIME at commit
-  std::uint64_t unused;
-  std::uint64_t checksum;  // XXH3-64 of the fields before it
+  std::uint64_t seq;         // the committed transaction's number in its lane
+  std::uint64_t time_ns;     // CLOCK_REALTIME at commit
+  std::uint64_t line_check;  // XXH3-64 of seq and time_ns, bit 0 set (0 in older slots)
+  std::uint64_t checksum;    // XXH3-64 of the fields before it
 };
 static_assert(sizeof(commit_slot) == 32);
 inline constexpr std::uint32_t kLaneInUse = 1;
@@ -154,6 +158,7 @@ struct lane_record {
   std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64 - 8];
 };
 static_assert(sizeof(lane_record) == 256);
+static_assert(offsetof(lane_record, commits) == 104 && offsetof(lane_record, seq_limit) == 168);
 inline constexpr std::uint64_t lane_extent(std::uint64_t first_segment, std::uint64_t count) {
   return first_segment | (count << 32);
 }

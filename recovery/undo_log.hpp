@@ -7,15 +7,23 @@
 // with the XXH3-64 of the header fields and the payload in `checksum`. A
 // record that does not fit in the rest of an extent goes to the start of
 // the next one (a skip record marks the jump when 32 bytes are left).
+// Records are made durable in batches (one persist each); every batch but
+// the first starts with a marker (a range record of 0 bytes), so a reader
+// knows that whatever lies before a marker was durable before anything
+// after it was written.
 //
 // Protocol (per transaction): records durable -> in-place writes -> data
-// durable -> commit slot (seq & 1) durable. Recovery reads the lane's
-// newest valid commit slot (committed seq c) and the records of the first
-// record's seq s: if s > c they are rolled back, newest first; otherwise
-// the transaction committed and nothing is done. A scan stops at the first
-// record whose checksum fails or whose seq differs, since a torn persist
-// lands records in no particular order only after the last complete one
-// (whose in-place writes had not started).
+// durable -> commit slot (seq & 1) durable. Recovery reads the records of
+// the first record's seq s and the lane's commit slots: s committed (or was
+// rolled back already) when slot s & 1 holds s or more, or the other slot
+// a later seq; otherwise its records are rolled back, newest first. A slot
+// or record that fails its checksum is damage, never "not committed": a
+// slot's deciding bytes lie in one 64-byte line, so no crash tears them,
+// and a crash can only tear the last batch of records (whose in-place
+// writes had not started). So a damaged slot that the decision needs, or
+// a damaged record followed by a later batch of the same transaction,
+// makes the lane unrecoverable (errc::corrupt) rather than roll back part
+// of it or nothing.
 #pragma once
 
 #include "recovery/layout.hpp"
@@ -52,9 +60,39 @@ inline std::size_t record_span(std::size_t payload) noexcept {
 }
 
 std::uint64_t record_checksum(const record_header& h, const void* payload) noexcept;
+// A batch marker: a range record of no bytes at the metadata block's start
+// (a record older readers accept and replay as nothing).
+inline bool is_batch_marker(const record_header& h) noexcept { return h.kind == kRecordRange && h.size == 0; }
+
+// ---- commit slots ----------------------------------------------------------
+
+// XXH3-64 of the 24 bytes before `checksum` (what every reader checks).
 std::uint64_t commit_slot_checksum(const layout::commit_slot& slot) noexcept;
-// The newest commit slot that passes its checksum: its seq, or 0.
+// XXH3-64 of seq and time_ns with bit 0 set: the `line_check` field.
+std::uint64_t commit_slot_line_check(const layout::commit_slot& slot) noexcept;
+// A slot recording `seq` finished (0: the empty slot, all zero bytes).
+layout::commit_slot make_commit_slot(std::uint64_t seq, std::uint64_t time_ns) noexcept;
+
+enum class slot_state : std::uint8_t {
+  empty,    // seq, time_ns and line_check zero: nothing of its parity ever finished
+  valid,    // records `seq`
+  damaged,  // fails its checks: what it recorded is unknown
+};
+struct slot_view {
+  slot_state state = slot_state::empty;
+  std::uint64_t seq = 0;        // when valid
+  // Valid by its line check (or empty), but `checksum` does not match.
+  bool stale_checksum = false;
+};
+// Reads slot `k` of a lane. A slot with a line check is valid when the
+// line check holds (seq, time_ns and line_check share one 64-byte line,
+// so a crash never tears them); one without (written before line checks)
+// when its checksum holds. Either way seq must be nonzero and of parity k.
+slot_view read_slot(const layout::lane_record& lane, unsigned k) noexcept;
+// The newest seq a valid commit slot records, or 0.
 std::uint64_t committed_seq(const layout::lane_record& lane) noexcept;
+// Where slot `k` of lane `lane_index` lies, as an offset in the heap.
+std::uint64_t commit_slot_offset(std::size_t lane_index, unsigned k) noexcept;
 
 // A lane's extents as addresses in the mapped heap.
 struct extent_view {
@@ -66,26 +104,70 @@ struct extent_view {
 status lane_extents(const layout::lane_record& lane, std::uintptr_t base, std::size_t heap_size,
                     std::vector<extent_view>* out);
 
+// ---- scan ------------------------------------------------------------------
+
 // One record found by a scan.
 struct found_record {
   const record_header* header;
   const std::uint8_t* payload;
 };
 struct lane_scan {
-  std::uint64_t committed = 0;  // newest committed seq
+  std::uint64_t committed = 0;  // newest seq a valid slot records
   std::uint64_t seq = 0;        // seq of the records found (0: none)
   std::vector<found_record> records;
   std::size_t bytes = 0;  // log bytes the records span
-  bool pending() const noexcept { return seq != 0 && seq > committed; }
+  slot_view slots[2];
+  // seq's transaction is over (committed, aborted or rolled back): its
+  // slot holds seq or more, or the other slot a later seq.
+  bool finished = true;
+  // seq's own slot is damaged and the other slot does not settle it:
+  // whether seq committed cannot be told.
+  bool undecidable = false;
+  // A record of the pending transaction fails its checksum and a later
+  // batch of it follows: that record was durable, so the log is damaged.
+  bool record_damaged = false;
+  std::uint64_t damaged_record_offset = 0;  // heap offset of that record
+  // The scan stopped at a record that fails its checksum with no later
+  // batch after it: a batch cut short by a crash (or damage that cannot be
+  // told from one). The valid records before it are rolled back.
+  bool torn_tail = false;
+
+  // Recovery rolls seq back.
+  bool pending() const noexcept { return seq != 0 && !finished && !undecidable && !record_damaged; }
+  // A slot needs rewriting (damaged, or a stale checksum).
+  bool slots_need_repair() const noexcept {
+    for (const slot_view& v : slots)
+      if (v.state == slot_state::damaged || v.stale_checksum) return true;
+    return false;
+  }
 };
 // Reads a lane without changing anything. Range records must lie inside
 // [base, base + heap_size); one that does not fails the scan with corrupt.
+// Damage (undecidable, record_damaged) is reported in `out`, not as an
+// error: lane_verdict turns it into one.
 status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size_t heap_size, lane_scan* out);
+// corrupt, naming the lane (`lane_index`) and the damaged slot or record,
+// when the lane cannot be recovered without guessing; else OK.
+status lane_verdict(const lane_scan& scan, std::size_t lane_index);
+// The slots a lane should hold once its transaction is settled: as a
+// rollback or scan left them, with damaged slots and stale checksums
+// rewritten. With `commit_undecided`, an undecidable transaction counts as
+// committed (the repair `larder check --repair` makes: a slot damaged
+// after its transaction committed is what one flipped bit leaves; its
+// records are then not needed, damaged or not). A damaged slot k
+// gets the newest seq of parity k at or below the newest finished seq
+// (every seq below a finished one is over), or the empty slot.
+void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool commit_undecided,
+                   layout::commit_slot out[2]) noexcept;
 // Writes back the before-images of a pending scan, newest first, makes
-// them durable, then records the rollback by writing commit slots that
-// mark seq as finished (so it is never replayed again). The caller has
-// the lane to itself.
+// them durable, then records the rollback by writing the commit slot of
+// seq (so it is never replayed again). The caller has the lane to itself.
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain);
+// On a lane that lane_verdict accepts, once its transaction is settled
+// (after roll_back_lane, or when nothing was pending): rewrites damaged
+// slots and stale checksums as settled_slots(..., false) says, durably.
+int repair_slots(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain) noexcept;
+
 // Seqs are handed out below lane->seq_limit, which is raised (durably) by
 // kSeqReservation at a time: makes sure `through` is below it.
 inline constexpr std::uint64_t kSeqReservation = 1024;
@@ -96,17 +178,27 @@ int reserve_seqs(layout::lane_record* lane, std::uint64_t through, persist_domai
 // the slot durable: the commit point of a transaction.
 int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& domain) noexcept;
 
+// ---- writer ----------------------------------------------------------------
+
 // Appends records to a lane for one transaction. Not thread-safe: a lane
-// belongs to one transaction at a time.
+// belongs to one transaction at a time. Allocates nothing.
 class lane_writer {
  public:
+  // At most this many ranges per append: a batch marker, a skip record and
+  // the record.
+  static constexpr std::size_t kMaxDirtyRanges = 3;
+
   lane_writer(layout::lane_record* lane, std::uintptr_t base) noexcept : lane_(lane), base_(base) {}
   // Starts transaction `seq` at the start of the log.
   void begin(std::uint64_t seq) noexcept;
   // Appends a range record holding the current bytes of [address, +size)
-  // (size <= kMaxRecordPayload) and adds the bytes written to `dirty`.
-  // ENOSPC when the extents are full (add_extent, then retry).
-  int append_range(const void* address, std::size_t size, std::vector<persist_range>* dirty) noexcept;
+  // (0 < size <= kMaxRecordPayload), preceded by a batch marker when a
+  // batch was made durable since the last append. Stores the log bytes
+  // written in dirty[0, *count) (at most kMaxDirtyRanges). ENOSPC, with
+  // nothing written, when the extents are full (add_extent, then retry).
+  int append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count) noexcept;
+  // Everything appended so far is durable: the next append starts a batch.
+  void end_batch() noexcept { batch_done_ = used_total_ != 0; }
   // Makes `extent` (first segment index | count << 32, already claimed as
   // kSegmentLog) the lane's next extent, durably. EMLINK when the lane has
   // kMaxLaneExtents already.
@@ -117,12 +209,17 @@ class lane_writer {
   layout::lane_record* lane() const noexcept { return lane_; }
 
  private:
+  std::size_t extent_size(std::size_t e) const noexcept;
+  std::uint8_t* extent_start(std::size_t e) const noexcept;
+  void write_header(void* at, record_kind kind, std::uint64_t address, const void* payload, std::size_t size) noexcept;
+
   layout::lane_record* lane_;
   std::uintptr_t base_;
   std::uint64_t seq_ = 0;
   std::size_t extent_ = 0;    // current extent index
   std::size_t offset_ = 0;    // write offset in it
   std::size_t used_total_ = 0;
+  bool batch_done_ = false;   // a marker is due before the next record
 };
 
 }  // namespace larder::recovery

@@ -109,6 +109,16 @@ status open_backing(backing kind, const std::string& path, bool writable, backin
   return {};
 }
 
+// A lane whose commit slots repair mode rewrites before recovery runs: one
+// whose transaction cannot be told committed or not (recovery refuses such
+// a lane; the repair keeps the transaction's changes).
+struct slot_repair {
+  std::size_t lane = 0;
+  layout::commit_slot seen[2]{};  // as the check read them
+  layout::commit_slot want[2]{};
+  std::string text;  // the repair, for the report
+};
+
 // What the superblock pass learned.
 struct superblock_facts {
   layout::superblock copies[layout::kSuperblockCopies]{};
@@ -133,6 +143,7 @@ class checker {
   // Orphaned log segments that still hold a segment header: recovery
   // would free them, and they may be live segments with a damaged entry.
   std::size_t suspect_orphans() const noexcept { return suspect_orphans_; }
+  const std::vector<slot_repair>& slot_repairs() const noexcept { return slot_repairs_; }
 
  private:
   void problem(std::string text) { add_capped(&out_->problems, &dropped_problems_, std::move(text)); }
@@ -149,6 +160,7 @@ class checker {
   void check_segment_table();
   void check_lanes();
   void scan_lane_records(std::size_t n, const layout::lane_record& lane);
+  void check_commit_slots(std::size_t n, const layout::lane_record& lane, const recovery::lane_scan* scan);
   void check_segments();
   void check_huge_run(std::size_t i, std::uint32_t entry, std::size_t* next);
   void check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t entry);
@@ -190,6 +202,7 @@ class checker {
   std::vector<int> log_owner_;  // lane owning each segment's extent, or -1
   bool checked_ = false;
   std::size_t suspect_orphans_ = 0;
+  std::vector<slot_repair> slot_repairs_;
 };
 
 // ---- superblocks ---------------------------------------------------------
@@ -456,7 +469,10 @@ void checker::check_lanes() {
     std::string place = "lane " + std::to_string(n);
     // Recovery reads every lane with extents or a seq reservation, whatever
     // its state says; so does the check.
-    if (lane.state == 0 && lane.extent_count == 0 && lane.seq_limit == 0) continue;
+    layout::commit_slot empty[2]{};
+    if (lane.state == 0 && lane.extent_count == 0 && lane.seq_limit == 0 &&
+        std::memcmp(lane.commits, empty, sizeof(empty)) == 0)
+      continue;
     if (lane.state != 0 && lane.state != layout::kLaneInUse) {
       problem(place + ": invalid state " + std::to_string(lane.state));
       continue;
@@ -489,27 +505,75 @@ void checker::check_lanes() {
         log_owner_[j] = static_cast<int>(n);
       }
     }
-    if (extents_ok) scan_lane_records(n, lane);
+    if (extents_ok) {
+      scan_lane_records(n, lane);
+    } else {
+      check_commit_slots(n, lane, nullptr);
+    }
   }
 }
 
 void checker::scan_lane_records(std::size_t n, const layout::lane_record& lane) {
   std::string place = "lane " + std::to_string(n);
-  if (lane.extent_count == 0) return;
+  if (lane.extent_count == 0) return check_commit_slots(n, lane, nullptr);
   if (reinterpret_cast<std::uintptr_t>(local_) != base_) {
     note(place + ": records not scanned (the heap's address range is in use in this process)");
-    return;
+    return check_commit_slots(n, lane, nullptr);
   }
   recovery::lane_scan scan;
   status s = recovery::scan_lane(lane, base_, heap_size_ < avail_ ? heap_size_ : avail_, &scan);
   if (!s.ok()) {
     problem(place + ": " + s.message());
-    return;
+    return check_commit_slots(n, lane, nullptr);
+  }
+  check_commit_slots(n, lane, &scan);
+  if (scan.record_damaged) {
+    problem(place + ": the log record at offset " + hex(scan.damaged_record_offset) + " of uncommitted transaction " +
+            std::to_string(scan.seq) +
+            " fails its checksum, although later records of that transaction were written after it was durable: "
+            "the log is damaged, and opening the heap for writing refuses rather than undo part of the "
+            "transaction (not repairable)");
   }
   if (scan.pending()) {
     ++out_->pending_transactions;
     note(place + " holds an uncommitted transaction (" + std::to_string(scan.records.size()) +
          " records); opening the heap for writing rolls it back");
+  }
+}
+
+// A slot that fails its checks is damage: a slot's deciding bytes lie in
+// one 64-byte line, so no crash tears them (recovery/undo_log.hpp).
+void checker::check_commit_slots(std::size_t n, const layout::lane_record& lane, const recovery::lane_scan* scan) {
+  for (unsigned k = 0; k < 2; ++k) {
+    recovery::slot_view v = recovery::read_slot(lane, k);
+    if (v.state != recovery::slot_state::damaged && !v.stale_checksum) continue;
+    std::string place = "lane " + std::to_string(n) + " commit slot " + std::to_string(k) + " (offset " +
+                        hex(recovery::commit_slot_offset(n, k)) + ")";
+    if (v.state == recovery::slot_state::valid) {
+      problem(place + ": its checksum field does not match the slot, which records transaction " +
+              std::to_string(v.seq) + " (damage, or a commit cut short in its last 8 bytes); opening the heap for "
+              "writing rewrites it");
+    } else if (scan == nullptr) {
+      problem(place + " fails its checksum (damage); whether the lane's records need it was not checked");
+    } else if (scan->undecidable && (scan->seq & 1) == k) {
+      problem(place + " fails its checksum (damage), and the lane holds the records of transaction " +
+              std::to_string(scan->seq) + ", whose commit that slot records: whether it committed cannot be "
+              "told, and opening the heap for writing refuses; `--repair` keeps the transaction's changes "
+              "(treats it as committed)");
+      slot_repair fix;
+      fix.lane = n;
+      std::memcpy(fix.seen, lane.commits, sizeof(fix.seen));
+      recovery::settled_slots(lane, *scan, true, fix.want);
+      fix.text = "lane " + std::to_string(n) + " commit slot " + std::to_string(k) + " was damaged and transaction " +
+                 std::to_string(scan->seq) + " could not be told committed or not: treated it as committed (kept "
+                 "its changes as they are) and rewrote the slot";
+      slot_repairs_.push_back(std::move(fix));
+    } else {
+      problem(place + " fails its checksum (damage); nothing depends on it (" +
+              (scan->seq == 0 ? std::string("the lane holds no records")
+                              : "transaction " + std::to_string(scan->seq) + " is settled by the lane's other slot") +
+              "), and opening the heap for writing rewrites it");
+    }
   }
 }
 
@@ -843,6 +907,31 @@ status rewrite_superblock(backing kind, const std::string& path, const superbloc
   return {};
 }
 
+// Rewrites the commit slots of lanes whose transaction could not be told
+// committed or not, as committed, under the writer lock, after making sure
+// they did not change since the check.
+status rewrite_commit_slots(backing kind, const std::string& path, const std::vector<slot_repair>& fixes,
+                            check_report* out) {
+  backing_file file;
+  if (status s = open_backing(kind, path, true, &file); !s.ok()) return s;
+  if (int err = port::lock_writer(file.fd))
+    return err == EAGAIN ? status(errc::heap_busy, path) : status::from_errno(err, "locking " + path);
+  for (const slot_repair& fix : fixes) {
+    std::uint64_t offset = recovery::commit_slot_offset(fix.lane, 0);
+    layout::commit_slot now[2];
+    if (int err = port::read_at(file.fd, now, sizeof(now), offset))
+      return status::from_errno(err, "reading the commit slots of lane " + std::to_string(fix.lane));
+    if (std::memcmp(now, fix.seen, sizeof(now)) != 0)
+      return status(errc::heap_busy, path + ": the commit slots of lane " + std::to_string(fix.lane) +
+                                         " changed while the heap was being checked");
+    if (int err = port::write_at(file.fd, fix.want, sizeof(fix.want), offset))
+      return status::from_errno(err, "rewriting the commit slots of lane " + std::to_string(fix.lane));
+  }
+  if (int err = port::sync_file(file.fd)) return status::from_errno(err, "making " + path + " durable");
+  for (const slot_repair& fix : fixes) out->repairs.push_back(fix.text);
+  return {};
+}
+
 // Damaged root records become removed ones and damaged pod records get a
 // name that says so, sealed, under the writer lock, before the heap is
 // opened (open refuses damaged records). A root's object is never guessed.
@@ -928,19 +1017,27 @@ void remove_dangling_roots(heap& h, check_report* out) {
 }
 
 bool repaired_elsewhere(const std::string& problem) {
-  return problem.rfind("superblock copy", 0) == 0 || problem.rfind("root ", 0) == 0;
+  return problem.rfind("superblock copy", 0) == 0 || problem.rfind("root ", 0) == 0 ||
+         (problem.rfind("lane ", 0) == 0 && problem.find("cannot be told") != std::string::npos);
 }
 
 // Repairs after a check that found `before`: the superblock copy, then
 // recovery through a writable open, then the roots; `*out` receives the
 // check made afterwards. On an error before that check, `*out` is `before`.
 status repair(backing kind, const std::string& path, const superblock_facts& facts, std::size_t suspect_orphans,
-              check_report before, check_report* out) {
+              const std::vector<slot_repair>& slot_fixes, check_report before, check_report* out) {
   *out = check_report{};
   check_report done;
   if (facts.damaged >= 0) {
     if (status s = rewrite_superblock(kind, path, facts, &done); !s.ok()) {
       *out = std::move(before);
+      return s;
+    }
+  }
+  if (!slot_fixes.empty()) {
+    if (status s = rewrite_commit_slots(kind, path, slot_fixes, &done); !s.ok()) {
+      *out = std::move(before);
+      out->repairs = std::move(done.repairs);
       return s;
     }
   }
@@ -1007,7 +1104,7 @@ status check_heap(backing kind, const std::string& path, bool repair_mode, check
     out->notes.push_back("nothing was repaired: without a usable superblock copy there is nothing to repair from");
     return {};
   }
-  return repair(kind, path, first.superblocks(), first.suspect_orphans(), std::move(*out), out);
+  return repair(kind, path, first.superblocks(), first.suspect_orphans(), first.slot_repairs(), std::move(*out), out);
 }
 
 }  // namespace larder

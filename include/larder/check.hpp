@@ -45,13 +45,18 @@ struct check_report {
 // process has the heap open for writing.
 //
 // With `repair`: first rewrites a superblock copy that fails its checks
-// from the other, valid one; then opens the heap for writing through
+// from the other, valid one; rewrites a damaged commit slot on which an
+// undo-log lane's transaction depends, treating that transaction as
+// committed (its changes stay as they are: a slot damaged after its
+// commit is what one flipped bit leaves; the repair says so); then opens
+// the heap for writing through
 // larder::heap, which runs recovery (rolls back uncommitted transactions,
 // rebuilds the allocator's process-local state); marks removed every root
 // that points outside the heap; closes the heap (making it durable) and
 // checks it again. `out` then holds the final state and the list of
-// repairs. Nothing is guessed: a structure that cannot be rebuilt from a
-// good copy or by recovery stays a problem. The heap is not opened for
+// repairs. Nothing else is guessed: a structure that cannot be rebuilt
+// from a good copy or by recovery stays a problem (a damaged log record of
+// an uncommitted transaction, for one: recovery refuses that lane). The heap is not opened for
 // writing when recovery would free an undo-log segment that still holds a
 // segment header (it may be live blocks whose table entry is damaged).
 //

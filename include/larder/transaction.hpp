@@ -18,7 +18,11 @@
 // capture::pages, automatically: the first write to each page of the heap
 // inside the transaction copies the page into the log (through the
 // synchronous page-write tracker), so code that was not written for larder
-// becomes failure-atomic.
+// becomes failure-atomic. An abort writes captured pages back only over
+// blocks that were live when capture began and still are: blocks that
+// plain malloc or new handed out meanwhile (inside a pod_scope of the heap
+// with liblarder_malloc: an exception being thrown, a temporary) keep
+// their bytes.
 //
 // Nesting is flat: a transaction object made while the thread already has
 // one open on the same heap joins it; only the outermost commits, and an

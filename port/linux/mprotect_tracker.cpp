@@ -11,6 +11,11 @@
 // Written bits live in 1 GiB chunks found through a flat table over the
 // 47-bit address space, so the handler finds a page's bit in O(1) without
 // locks, and any number of ranges can be tracked.
+//
+// The tracker, its table and its list of chunks are mapped from the OS,
+// never taken from malloc: the handler writes the tracker, and with
+// larder's malloc inside a pod_scope a malloc'd tracker would lie in the
+// very pages it protects (a fault inside the handler kills the process).
 #include "port/linux/tracker_backends.hpp"
 
 #include <sys/mman.h>
@@ -54,18 +59,32 @@ T* map_zeroed(std::size_t bytes) {
   return p == MAP_FAILED ? nullptr : static_cast<T*>(p);
 }
 
-class mprotect_tracker final : public write_tracker, public fault_client {
+// Objects of a class deriving from this are mapped from the OS.
+struct os_mapped {
+  static void* operator new(std::size_t size) {
+    void* p = map_zeroed<void>(size);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  static void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return map_zeroed<void>(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { ::munmap(p, size); }
+};
+
+class mprotect_tracker final : public write_tracker, public fault_client, public os_mapped {
  public:
   mprotect_tracker() = default;
   ~mprotect_tracker() override {
     untrack_all();
     remove_fault_client(this);
     if (table_ != nullptr) ::munmap(table_, kChunks * sizeof(chunk*));
+    if (chunks_ != nullptr) ::munmap(chunks_, kChunks * sizeof(std::uintptr_t));
   }
 
   int init() {
     table_ = map_zeroed<std::atomic<chunk*>>(kChunks * sizeof(chunk*));
-    if (table_ == nullptr) return errno;
+    // Room for every chunk index; only the pages used are ever touched.
+    chunks_ = map_zeroed<std::uintptr_t>(kChunks * sizeof(std::uintptr_t));
+    if (table_ == nullptr || chunks_ == nullptr) return errno;
     return add_fault_client(this);
   }
 
@@ -89,7 +108,10 @@ class mprotect_tracker final : public write_tracker, public fault_client {
       chunk* fresh = map_zeroed<chunk>(sizeof(chunk));
       if (fresh == nullptr) return errno;
       table_[c].store(fresh, std::memory_order_release);
-      chunks_.insert(std::upper_bound(chunks_.begin(), chunks_.end(), c), c);
+      std::uintptr_t* at = std::upper_bound(chunks_, chunks_ + chunk_count_, c);
+      std::copy_backward(at, chunks_ + chunk_count_, chunks_ + chunk_count_ + 1);
+      *at = c;
+      ++chunk_count_;
     }
     exclusive_begin();
     // Pages already tracked keep their state: re-protecting one would lose
@@ -111,7 +133,7 @@ class mprotect_tracker final : public write_tracker, public fault_client {
   void untrack_all() noexcept override {
     std::lock_guard guard(lock_);
     exclusive_begin();
-    for (std::uintptr_t c : chunks_) {
+    for (std::uintptr_t c : chunk_list()) {
       chunk* ch = table_[c].load(std::memory_order_relaxed);
       std::uintptr_t base = c << kChunkShift;
       for_each_set_run(ch->tracked, base, [](std::uintptr_t lo, std::uintptr_t hi) {
@@ -120,7 +142,7 @@ class mprotect_tracker final : public write_tracker, public fault_client {
       table_[c].store(nullptr, std::memory_order_release);
       ::munmap(ch, sizeof(chunk));
     }
-    chunks_.clear();
+    chunk_count_ = 0;
     tracked_bytes_ = 0;
     report_all_ = false;
     exclusive_end();
@@ -130,7 +152,7 @@ class mprotect_tracker final : public write_tracker, public fault_client {
     std::lock_guard guard(lock_);
     exclusive_begin();
     int result = 0;
-    for (std::uintptr_t c : chunks_) {
+    for (std::uintptr_t c : chunk_list()) {
       chunk* ch = table_[c].load(std::memory_order_relaxed);
       std::uintptr_t base = c << kChunkShift;
       const std::uint64_t* source = report_all_ ? ch->tracked : ch->written;
@@ -208,7 +230,7 @@ class mprotect_tracker final : public write_tracker, public fault_client {
     // the child's first collect report every tracked page.
     collecting_.store(false, std::memory_order_relaxed);
     inside_.store(0, std::memory_order_relaxed);
-    for (std::uintptr_t c : chunks_) {
+    for (std::uintptr_t c : chunk_list()) {
       chunk* ch = table_[c].load(std::memory_order_relaxed);
       for_each_set_run(ch->tracked, c << kChunkShift, [](std::uintptr_t lo, std::uintptr_t hi) {
         ::mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_READ);
@@ -223,6 +245,14 @@ class mprotect_tracker final : public write_tracker, public fault_client {
     return table_[page >> kChunkShift].load(std::memory_order_acquire);
   }
   static std::size_t page_index(std::uintptr_t page) noexcept { return (page >> 12) & (kPagesPerChunk - 1); }
+
+  struct index_range {
+    const std::uintptr_t* first;
+    const std::uintptr_t* last;
+    const std::uintptr_t* begin() const noexcept { return first; }
+    const std::uintptr_t* end() const noexcept { return last; }
+  };
+  index_range chunk_list() const noexcept { return {chunks_, chunks_ + chunk_count_}; }
 
   // Runs the callback, then makes the page writable. When the kernel is out
   // of mappings (each unprotected page can split one), unprotects the
@@ -317,7 +347,8 @@ class mprotect_tracker final : public write_tracker, public fault_client {
 
   mutable std::mutex lock_;
   std::atomic<chunk*>* table_ = nullptr;
-  std::vector<std::uintptr_t> chunks_;  // indices with a chunk, ascending
+  std::uintptr_t* chunks_ = nullptr;  // indices with a chunk, ascending
+  std::size_t chunk_count_ = 0;
   std::size_t tracked_bytes_ = 0;
   bool report_all_ = false;
   std::atomic<bool> collecting_{false};
