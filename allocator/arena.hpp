@@ -32,7 +32,8 @@ struct pod_arena {
   // Returns free slices and empty abandoned pages to the OS now.
   void collect() noexcept;
 
-  // Calls fn(page*) for each heap page in the pod's segments.
+  // Calls fn(page*) for each heap page in the pod's segments, holding
+  // `lock` (so fn must not take it).
   template <class Fn>
   void for_each_page(Fn&& fn) noexcept;
 
@@ -56,8 +57,16 @@ struct pod_arena {
 
 template <class Fn>
 void pod_arena::for_each_page(Fn&& fn) noexcept {
-  layout::heap_meta* meta = owner->meta();
-  std::size_t high = meta->segments_high;
+  // The arena lock keeps the pod's pages from being carved or released
+  // (new_page, release_slices) while the walk reads free_slices and
+  // slice_count, and keeps its segments from changing hands. Other pods
+  // grow the region under the region lock, which guards segments_high.
+  std::lock_guard<std::mutex> guard(lock);
+  std::size_t high;
+  {
+    std::lock_guard<std::mutex> region_guard(owner->claim_lock());
+    high = owner->meta()->segments_high;
+  }
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = owner->entry(i);
     if (layout::entry_state(entry) != layout::kSegmentPages || layout::entry_pod(entry) != pod) continue;

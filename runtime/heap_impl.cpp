@@ -335,7 +335,17 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   bool grown = usable > superblock.size;
   if (grown) superblock.size = usable;
   auto* stored = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
-  if (stored->magic != layout::kMetaMagic || stored->segments_high > superblock.size / layout::kSegmentSize) {
+  // A writer beside a reader grows the file before segments_high covers
+  // the growth, so a table past the size read above may only be newer than
+  // that size: the file's size now says.
+  const std::uint64_t high = stored->segments_high;
+  std::uint64_t now = 0;
+  if (!writable && high > superblock.size / layout::kSegmentSize && port::file_size(fd, &now) == 0) {
+    std::uint64_t later = now < superblock.reserve ? now : superblock.reserve;
+    later &= ~std::uint64_t{layout::kSegmentSize - 1};
+    if (later > superblock.size) superblock.size = later;
+  }
+  if (stored->magic != layout::kMetaMagic || high > superblock.size / layout::kSegmentSize) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": the metadata block is damaged");
   }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <new>
+#include <optional>
 #include <cstring>
 #include <ctime>
 
@@ -207,10 +208,16 @@ void heap_impl::stop_tracking() noexcept {
   process_heap_scope scope;
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
-  std::lock_guard tracker_guard(tracker_lock);
-  if (!tracker) return;
-  tracker->untrack_all();
-  tracker.reset();
+  // Destroyed outside tracker_lock: a signal-based tracker leaves the fault
+  // dispatcher under its lock, which a fork holds while it takes the region
+  // locks, and claims take tracker_lock under a region lock.
+  std::unique_ptr<port::write_tracker> old;
+  {
+    std::lock_guard tracker_guard(tracker_lock);
+    if (!tracker) return;
+    tracker->untrack_all();
+    old = std::move(tracker);
+  }
   tracking_backend = tracker_backend::none;
   if (can_write()) {
     meta()->tracking.backend = layout::kNotTracked;
@@ -264,7 +271,12 @@ status heap_impl::collect_dirty(dirty_set* out) {
 
 int heap_impl::on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) {
   auto* self = static_cast<heap_impl*>(context);
-  process_heap_scope scope;
+  // This runs under the region lock. Setting up a thread takes the threads
+  // lock, which a fork takes before the region locks, so a thread whose
+  // first use of larder is this claim is left as it is: its tls_heap is
+  // the empty heap, whose allocations go to the process heap anyway.
+  std::optional<process_heap_scope> scope;
+  if (alloc::current_thread() != nullptr) scope.emplace();
   self->reset_tracking_locks_after_fork();
   std::lock_guard guard(self->tracker_lock);
   if (!self->tracker) return 0;
