@@ -251,6 +251,7 @@ void reseal(const fuzz_state& st, std::uint8_t flags, std::vector<std::uint8_t>*
       std::size_t at = st.lane_at + offsetof(layout::lane_record, commits) + k * sizeof(layout::commit_slot);
       layout::commit_slot slot;
       std::memcpy(&slot, b + at, sizeof(slot));
+      if (slot.seq != 0 || slot.time_ns != 0) slot.line_check = larder::recovery::commit_slot_line_check(slot);
       slot.checksum = larder::recovery::commit_slot_checksum(slot);
       std::memcpy(b + at, &slot, sizeof(slot));
     }
