@@ -13,6 +13,7 @@
 #include <larder/check.hpp>
 #include <larder/transaction.hpp>
 
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -108,10 +109,10 @@ TEST(DamageSweep, NoFlipIsSilentNoneKills) {
   int fd = ::open(path.c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
   // The metadata as stored, to find what is in use.
-  std::vector<unsigned char> meta_bytes(sizeof(layout::heap_meta));
-  ASSERT_EQ(::pread(fd, meta_bytes.data(), meta_bytes.size(), layout::kMetaOffset),
-            static_cast<ssize_t>(meta_bytes.size()));
-  const auto* meta = reinterpret_cast<const layout::heap_meta*>(meta_bytes.data());
+  auto stored = std::make_unique<layout::heap_meta>();  // over-aligned: not a byte buffer
+  ASSERT_EQ(::pread(fd, stored.get(), sizeof(layout::heap_meta), layout::kMetaOffset),
+            static_cast<ssize_t>(sizeof(layout::heap_meta)));
+  const layout::heap_meta* meta = stored.get();
   sweep_result r;
   std::uint64_t stride = full ? 1 : 7;
   for (std::uint64_t at = 0; at < layout::kMetaOffset; at += stride) flip_and_check(path, fd, at, "superblock", &r);
