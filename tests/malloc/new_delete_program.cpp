@@ -16,17 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "check.hpp"
+
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                          \
-    }                                                                        \
-  } while (0)
 
 // larder reports a usable size only for blocks it allocated.
 bool from_larder(const void* p) { return p != nullptr && larder_usable_size(p) > 0; }

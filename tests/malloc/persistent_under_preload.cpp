@@ -21,17 +21,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "check.hpp"
+
 namespace {
-
-int g_failures = 0;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                          \
-    }                                                                        \
-  } while (0)
 
 using counts_map = std::map<int, int, std::less<>, larder::allocator<std::pair<const int, int>>>;
 
