@@ -4,6 +4,8 @@
 // docs/crashtest.md. Entry point: crashtest::run.
 #include <larder/crashtest.hpp>
 
+#include <larder/check.hpp>
+
 #include "port/os.hpp"
 #include "port/process.hpp"
 #include "recovery/persist.hpp"
@@ -198,7 +200,7 @@ class driver {
   const options& o_;
   outcome* out_;
   bool own_work_dir_ = false;
-  std::string work_dir_, heap_, ack_, report_, run_log_, check_log_, checker_log_;
+  std::string work_dir_, heap_, ack_, report_, run_log_, check_log_;
   std::vector<std::string> command_;
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
 };
@@ -236,7 +238,6 @@ status driver::prepare() {
   report_ = (dir / "crash-report").string();
   run_log_ = (dir / "run.log").string();
   check_log_ = (dir / "check.log").string();
-  checker_log_ = (dir / "checker.log").string();
   command_ = o_.command;
   // A program named by a relative path keeps working from another directory
   // in the replay command.
@@ -317,14 +318,13 @@ status driver::check_phase(round_result* r) {
     return {};
   }
   std::error_code ec;
-  if (o_.heap_checker.empty() || !fs::exists(heap_, ec)) return {};  // no heap: the program said that is fine
-  std::vector<std::string> checker = o_.heap_checker;
-  checker.push_back(heap_);
-  if (status s = spawn(checker, {}, checker_log_, 0, &p); !s.ok()) return s;
-  if (p.timed_out || p.exit.signaled || p.exit.code != 0) {
-    r->failure = "the check phase passed, but the heap checker " +
-                 (p.timed_out ? std::string("did not finish") : describe(p.exit));
-    r->output = read_tail(checker_log_, 8192);
+  if (!o_.check_heap || !fs::exists(heap_, ec)) return {};  // no heap: the program said that is fine
+  check_report report;
+  if (status s = larder::check_heap(heap_, false, &report); !s.ok()) {
+    r->failure = "the check phase passed, but larder check could not run: " + s.to_string();
+  } else if (!report.clean()) {
+    r->failure = "the check phase passed, but larder check found the heap damaged";
+    for (const std::string& problem : report.problems) r->output += "problem: " + problem + "\n";
   }
   return {};
 }

@@ -33,7 +33,7 @@ crashtest_command::crashtest_command(CLI::App& app) {
       ->required();
 }
 
-int crashtest_command::run(const char* self) {
+int crashtest_command::run() {
   namespace ct = larder::crashtest;
   if (random_ != 0) {
     options_.how = ct::mode::random_points;
@@ -43,11 +43,7 @@ int crashtest_command::run(const char* self) {
     options_.samples = kill_;
   }
   options_.torn = !no_tear_;
-  const CLI::App* parent = command_->get_parent();
-  bool have_check = parent != nullptr && !parent->get_subcommands([](const CLI::App* c) {
-                                            return c->get_name() == "check";
-                                          }).empty();
-  if (have_check && !no_heap_check_) options_.heap_checker = {self, "check"};
+  options_.check_heap = !no_heap_check_;
   options_.progress = [this](const std::string& line) {
     if (quiet_ && line.rfind("FAIL", 0) != 0) return;
     std::printf("crashtest: %s\n", line.c_str());

@@ -13,11 +13,10 @@ class crashtest_command {
   // Adds the subcommand "crashtest" to `app`.
   explicit crashtest_command(CLI::App& app);
   bool chosen() const { return static_cast<bool>(*command_); }
-  // Runs it; `self` is how this program was started (argv[0]), used to run
-  // `larder check` on the heap after each check phase when this tool has it.
-  // Exit status: 0 when every round passed, 1 when one failed, 2 when the
+  // Runs it, checking the heap as `larder check` does after each check
+  // phase unless --no-heap-check. Exit status: 0 when every round passed, 1 when one failed, 2 when the
   // test could not run.
-  int run(const char* self);
+  int run();
 
  private:
   CLI::App* command_;

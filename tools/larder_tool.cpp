@@ -290,12 +290,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? larder_tool::kExitOk : larder_tool::kExitUsage;
   }
-  if (crashtest.chosen()) {
-    // The heap checker runs as this very program, not whatever PATH finds.
-    std::error_code ec;
-    std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
-    return crashtest.run(ec ? argv[0] : self.c_str());
-  }
+  if (crashtest.chosen()) return crashtest.run();
   if (*check_cmd) return check(t, repair, as_json);
   if (*rm_cmd) return remove_heap(t);
   try {

@@ -92,10 +92,10 @@ struct options {
   std::string work_dir;
   double timeout_s = 60;       // per program run; a run past it fails
   bool keep_going = false;     // go on after the first failing point
-  // Extra check after each check phase that passed, when the heap file
-  // exists: the command with the heap path appended must exit 0 (e.g.
-  // {"larder", "check"}). Empty: none.
-  std::vector<std::string> heap_checker;
+  // After each check phase that passed, when the heap file exists, check
+  // it with larder::check_heap() (what `larder check` does), in this
+  // process: it must be clean.
+  bool check_heap = true;
   // Receives a line (no newline) for each stage, failure and, at most
   // about twice a second, progress. May be empty.
   std::function<void(const std::string&)> progress;

@@ -8,7 +8,10 @@
 #   snippets_test.sh list SOURCE_DIR
 #       prints the id of every snippet that runs: FILE#N, the Nth ```cpp
 #       block of FILE (fragments counted), FILE relative to SOURCE_DIR
-#   snippets_test.sh run SOURCE_DIR ID plain|preload|linked CXX LIBLARDER LIBLARDER_MALLOC
+#   snippets_test.sh build SOURCE_DIR ID CXX OUT_DIR
+#       compiles snippet ID once, into OUT_DIR
+#   snippets_test.sh run ID OUT_DIR plain|preload|linked CXX LIBLARDER LIBLARDER_MALLOC
+#       links it and runs it in a fresh temporary directory
 #
 # The rules a snippet is built by:
 # * The line just before the fence may hold a marker. `<!-- fragment -->`
@@ -22,8 +25,8 @@
 #   the top, after `#include <larder/larder.hpp>`, and the rest is placed,
 #   in order, inside `int main() { ... }`.
 # * Every string literal that starts with "/tmp/ is made to start with
-#   the snippet's own temporary directory instead, in which it runs, so
-#   its heap files are its own.
+#   "./" instead: each run has a temporary directory of its own, in which
+#   it runs, so its heap files are its own.
 set -euo pipefail
 
 fence_re='^[[:space:]]*```'
@@ -85,11 +88,11 @@ wrap() {
   printf '}\n'
 }
 
-run() {
-  local source_dir=$1 id=$2 variant=$3 cxx=$4 liblarder=$5 liblarder_malloc=$6
-  local file=${id%#*} n=${id##*#} extracted header line marker work status args
-  liblarder=$(realpath -e "$liblarder")
-  liblarder_malloc=$(realpath -e "$liblarder_malloc")
+# build SOURCE_DIR ID CXX OUT_DIR: compiles the snippet once, to
+# OUT_DIR/snippet.o, for every way of running it.
+build() {
+  local source_dir=$1 id=$2 cxx=$3 out=$4
+  local file=${id%#*} n=${id##*#} extracted header line marker
   [[ -f $source_dir/$file ]] || { echo "FAIL $id: no $file" >&2; return 1; }
   extracted=$(extract "$source_dir/$file" "$n")
   [[ -n $extracted ]] || { echo "FAIL $id: $file has no cpp block $n (re-run cmake)" >&2; return 1; }
@@ -100,10 +103,33 @@ run() {
     echo "FAIL $id: $file:$line is marked as a fragment now (re-run cmake)" >&2
     return 1
   fi
+  rm -rf "$out"
+  mkdir -p "$out"
+  # Paths under /tmp/ become relative: each run has a directory of its own.
+  tail -n +2 <<<"$extracted" | wrap "$file" "$line" | sed 's|"/tmp/|"./|g' >"$out/snippet.cpp"
+  sed -nE 's/^[[:space:]]*<!--[[:space:]]*args:(.*)-->[[:space:]]*$/\1/p' <<<"$marker" >"$out/args"
+  echo "snippet $id ($file:$line)"
+  if ! "$cxx" -std=c++20 -O1 -Wall -pthread -I"$source_dir/include" -c -o "$out/snippet.o" "$out/snippet.cpp" \
+      2>"$out/compile.log"; then
+    cat "$out/compile.log" >&2
+    echo "--- the program built from $file:$line:" >&2
+    cat -n "$out/snippet.cpp" >&2
+    echo "FAIL $id: does not compile" >&2
+    return 1
+  fi
+  cat "$out/compile.log"
+}
+
+# run ID OUT_DIR plain|preload|linked CXX LIBLARDER LIBLARDER_MALLOC: links
+# what build compiled and runs it in a fresh directory.
+run() {
+  local id=$1 out=$2 variant=$3 cxx=$4 liblarder=$5 liblarder_malloc=$6 work status args
+  liblarder=$(realpath -e "$liblarder")
+  liblarder_malloc=$(realpath -e "$liblarder_malloc")
+  [[ -f $out/snippet.o ]] || { echo "FAIL $id: not compiled (snippet.$id.build)" >&2; return 1; }
   work=$(mktemp -d)
   # shellcheck disable=SC2064  # expand now: work is local
   trap "rm -rf '$work'" EXIT
-  tail -n +2 <<<"$extracted" | wrap "$file" "$line" | sed "s|\"/tmp/|\"$work/|g" >"$work/snippet.cpp"
 
   local link=$liblarder preload=
   case $variant in
@@ -112,18 +138,13 @@ run() {
   linked) link=$liblarder_malloc ;;
   *) echo "unknown variant $variant" >&2; return 2 ;;
   esac
-  echo "snippet $id ($file:$line), $variant"
-  if ! "$cxx" -std=c++20 -O1 -Wall -pthread -I"$source_dir/include" -o "$work/snippet" "$work/snippet.cpp" \
-      "$link" -Wl,-rpath,"$(dirname "$link")" 2>"$work/compile.log"; then
-    cat "$work/compile.log" >&2
-    echo "--- the program built from $file:$line:" >&2
-    cat -n "$work/snippet.cpp" >&2
-    echo "FAIL $id: does not compile" >&2
+  echo "snippet $id, $variant"
+  if ! "$cxx" -pthread -o "$work/snippet" "$out/snippet.o" "$link" -Wl,-rpath,"$(dirname "$link")"; then
+    echo "FAIL $id: does not link" >&2
     return 1
   fi
-  cat "$work/compile.log"
 
-  args=$(sed -nE 's/^[[:space:]]*<!--[[:space:]]*args:(.*)-->[[:space:]]*$/\1/p' <<<"$marker")
+  args=$(cat "$out/args")
   local -a runs
   IFS='|' read -r -a runs <<<"${args:- }"
   for args in "${runs[@]}"; do
@@ -142,14 +163,16 @@ run() {
       return 1
     fi
   done
-  echo "ok: snippet $id ($file:$line), $variant"
+  echo "ok: snippet $id, $variant"
 }
 
 case ${1:-} in
 list) list "$2" ;;
+build) build "${@:2}" ;;
 run) run "${@:2}" ;;
 *)
-  echo "usage: $0 list SOURCE_DIR | run SOURCE_DIR ID plain|preload|linked CXX LIBLARDER LIBLARDER_MALLOC" >&2
+  echo "usage: $0 list SOURCE_DIR | build SOURCE_DIR ID CXX OUT_DIR |" \
+    "run ID OUT_DIR plain|preload|linked CXX LIBLARDER LIBLARDER_MALLOC" >&2
   exit 2
   ;;
 esac
