@@ -36,6 +36,10 @@ struct local_heap;
 inline constexpr std::uint8_t kPageInFull = 1;      // in the owner's full queue
 inline constexpr std::uint8_t kPageHasAligned = 2;  // holds interior (aligned) pointers
 inline constexpr std::uint8_t kPageHuge = 4;        // the one block of a huge segment run
+// Set aside by `larder check --repair` (format 1.4): which blocks the page
+// holds could not be told, so none is ever handed out or freed again; the
+// descriptor covers its slice run as one block (see heap_repair.hpp).
+inline constexpr std::uint8_t kPageQuarantined = 8;
 
 // page::xthread_free packs three things into one word, so that one atomic
 // operation updates them together: bits 0-1 the delay_state, bits 2-47 the
