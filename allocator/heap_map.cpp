@@ -52,7 +52,7 @@ void heap_map::huge(const huge_facts& facts) {
   u.huge_info = facts;
   const std::uint64_t segment_address = view_.base + (std::uint64_t{facts.segment} << kSegmentShift);
   const std::uint64_t run_bytes = std::uint64_t{facts.span} << kSegmentShift;
-  u.readable_blocks = facts.state != huge_state::quarantined;
+  u.readable_blocks = facts.state == huge_state::sound || facts.state == huge_state::header_damaged;
   // A huge block reaches from its start to its segments' end (what
   // usable_size reports); a quarantined one is all of its run after the header.
   std::uint64_t offset = u.readable_blocks ? facts.offset : kSegmentHeaderSize;

@@ -97,12 +97,10 @@ void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reac
 }
 
 void repair_huge(const heap_view& view, const huge_facts& h, repair_outcome* out) {
-  if (h.state == huge_state::sound) return;
+  if (h.state == huge_state::sound || h.state == huge_state::quarantined) return;
   segment* s = view.segment_at(h.segment);
   const std::uint64_t bytes = std::uint64_t{h.span} << kSegmentShift;
-  const bool quarantine = h.state == huge_state::quarantined;
-  if (quarantine && (s->pages[0].flags.load(std::memory_order_relaxed) & kPageQuarantined) && s->magic == kSegmentMagic)
-    return;  // set aside before
+  const bool quarantine = h.state == huge_state::unreadable;
   s->magic = kSegmentMagic;
   s->pod = h.pod;
   s->span = static_cast<std::uint32_t>(h.span);
@@ -112,6 +110,7 @@ void repair_huge(const heap_view& view, const huge_facts& h, repair_outcome* out
     s->huge_offset = static_cast<std::uint32_t>(kSliceSize);
     s->huge_size = bytes - kSliceSize;
   } else {
+    s->huge_offset = static_cast<std::uint32_t>(h.offset);
     s->huge_size = h.size;
   }
   page* pg = &s->pages[0];

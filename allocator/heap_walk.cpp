@@ -43,6 +43,14 @@ std::size_t area_of(std::size_t slice, std::size_t slices) {
 
 constexpr std::uint8_t kKnownPageFlags = kPageInFull | kPageHasAligned;
 
+// Where a huge block can start in its run (huge.cpp, init_huge_header):
+// at its alignment, a power of two from a slice to half a segment, or, for
+// larger alignments, at a later segment boundary.
+bool huge_offset_possible(std::uint64_t offset, std::uint64_t run_bytes) {
+  if (offset < kSliceSize || offset >= run_bytes) return false;
+  return offset <= kSegmentSize / 2 ? (offset & (offset - 1)) == 0 : offset % kSegmentSize == 0;
+}
+
 class walker {
  public:
   walker(const heap_view& view, const walk_options& options, walk_reporter& reporter)
@@ -214,7 +222,11 @@ void walker::walk_pages_segment(std::size_t i, std::uint32_t e) {
     if (marked_free &&
         !damage_at(at_page(i, k), "the slice is marked free, but its page holds " + num(pg.used) + " blocks in use"))
       return;
-    if (!marked_free && pg.slice_count == 0 && (pg.slice_offset != 0 || !page_class(pg, k, &g, &recovered))) {
+    // In use with no page: free again only when nothing was ever carved
+    // under its descriptor; otherwise it may hold the blocks of a page whose
+    // descriptor lost its size class, and they cannot be told apart.
+    if (!marked_free && pg.slice_count == 0 && pg.slice_offset == 0 && pg.reserved == 0 && pg.used == 0 &&
+        pg.free == nullptr && !page_class(pg, k, &g, &recovered)) {
       if (!damage_at(at_page(i, k), "the slice is in use but belongs to no page")) return;
       free_slices |= std::uint64_t{1} << k;
       ++k;
@@ -247,18 +259,20 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
   facts.used = pg.used;
   facts.start = view_.base + (std::uint64_t{i} << kSegmentShift) + (k == 0 ? kSegmentHeaderSize : k << kSliceShift);
   bool sound = !marked_free;
-  if (facts.flags & kPageQuarantined) {
-    std::size_t slices = pg.slice_count;
-    if (slices != 0 && k + slices <= kSlicesPerSegment && unreadable_run(k, s) >= slices) {
-      facts.state = page_state::quarantined;
-      facts.slices = slices;
-      ++totals_.quarantined_pages;
-      totals_.quarantined_bytes += area_of(k, slices);
-      reporter_.notice(place, place.text() + ": quarantined by a repair (" + num(area_of(k, slices)) +
-                                  " bytes set aside; its blocks are never handed out again)");
-      reporter_.page(facts);
-      return slices;
-    }
+  // A quarantined page is written whole (heap_repair.cpp, quarantine_page);
+  // a flag alone, which one flipped bit can set, is not one.
+  const std::size_t slices = pg.slice_count;
+  if (facts.flags == kPageQuarantined && slices != 0 && k + slices <= kSlicesPerSegment && pg.bin == 0 &&
+      pg.free == nullptr && pg.capacity == 1 && pg.reserved == 1 && pg.used == 1 &&
+      pg.block_size == area_of(k, slices) && unreadable_run(k, s) >= slices) {
+    facts.state = page_state::quarantined;
+    facts.slices = slices;
+    ++totals_.quarantined_pages;
+    totals_.quarantined_bytes += area_of(k, slices);
+    reporter_.notice(place, place.text() + ": quarantined by a repair (" + num(area_of(k, slices)) +
+                                " bytes set aside; its blocks are never handed out again)");
+    reporter_.page(facts);
+    return slices;
   }
   page_geometry g;
   bool known = page_class(pg, k, &g, &facts.geometry_recovered);
@@ -281,13 +295,16 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
   if (!known || k + g.slices > kSlicesPerSegment) {
     facts.state = page_state::unreadable;
     facts.slices = unreadable_run(k, s);
-    if (facts.flags & kPageQuarantined) damage_at(place, "a quarantined page whose slice run is damaged");
     reporter_.page(facts);
     return facts.slices;
   }
   facts.geometry = g;
   facts.slices = g.slices;
   ++totals_.pages;
+  if (pg.slice_offset != 0) {  // page_of() steps back by it
+    sound = false;
+    damage_at(place, "slice_offset " + num(pg.slice_offset) + " in the page's first slice");
+  }
   for (std::size_t j = 1; j < g.slices && !totals_.stopped; ++j) {
     const page& cont = s.pages[k + j];
     if ((s.free_slices >> (k + j)) & 1) {
@@ -429,7 +446,7 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
   const std::uint64_t bytes = std::uint64_t{facts.span} << kSegmentShift;
   facts.offset = s->huge_offset;
   facts.size = s->huge_size;
-  if ((flags & kPageQuarantined) && (flags & kPageHuge)) {
+  if (flags == (kPageHuge | kPageQuarantined) && s->huge_offset == kSliceSize && s->huge_size == bytes - kSliceSize) {
     facts.state = huge_state::quarantined;
     ++totals_.quarantined_pages;
     totals_.quarantined_bytes += bytes;
@@ -438,7 +455,7 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
     reporter_.huge(facts);
     return;
   }
-  if (!(flags & kPageHuge) || pg.slice_count != kSlicesPerSegment || pg.capacity != 1 || pg.used != 1) {
+  if (flags != kPageHuge || pg.slice_count != kSlicesPerSegment || pg.capacity != 1 || pg.used != 1) {
     sound = false;
     if (!damage_at(at_page(i, 0), "not the descriptor of a live huge block (flags, slice_count, capacity, used)")) return;
   }
@@ -446,12 +463,21 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
     sound = false;
     if (!damage(at_header(i), place + ": free_slices is " + hex(s->free_slices) + ", not 0")) return;
   }
-  bool offset_ok = s->huge_offset >= kSegmentHeaderSize && s->huge_offset % kSliceSize == 0 && s->huge_offset < bytes;
-  if (!offset_ok || s->huge_size > bytes - s->huge_offset) {
+  // An offset one flipped bit away from exactly one that can be is that one.
+  bool offset_ok = huge_offset_possible(s->huge_offset, bytes);
+  if (!offset_ok) {
+    std::size_t candidates = 0;
+    for (unsigned bit = 0; bit < 32; ++bit) {
+      std::uint64_t other = s->huge_offset ^ (std::uint64_t{1} << bit);
+      if (huge_offset_possible(other, bytes) && other + s->huge_size <= bytes && ++candidates == 1) facts.offset = other;
+    }
+    offset_ok = candidates == 1;
+  }
+  if (!offset_ok || facts.offset != s->huge_offset || s->huge_size > bytes - s->huge_offset) {
     damage(at_header(i), place + ": the block (offset " + hex(s->huge_offset) + ", " + num(s->huge_size) +
                              " bytes) does not fit its " + num(facts.span) + " segments");
-    facts.state = offset_ok ? huge_state::header_damaged : huge_state::quarantined;
-    if (offset_ok) facts.size = bytes - s->huge_offset;
+    facts.state = offset_ok ? huge_state::header_damaged : huge_state::unreadable;
+    if (offset_ok) facts.size = std::min<std::uint64_t>(s->huge_size, bytes - facts.offset);
   } else {
     facts.state = sound ? huge_state::sound : huge_state::header_damaged;
     ++totals_.blocks_in_use;

@@ -105,8 +105,10 @@ struct page_facts {
 
 enum class huge_state : std::uint8_t {
   sound,
-  header_damaged,  // the block is where its header says; other fields are not as they must be
-  quarantined,     // where the block starts cannot be told (or a repair set it aside)
+  header_damaged,  // where the block starts is known (as recorded, or the one
+                   // possible offset one flipped bit away); other fields are not as they must be
+  unreadable,      // where the block starts cannot be told
+  quarantined,     // set aside by a repair
 };
 
 struct huge_facts {
@@ -114,7 +116,7 @@ struct huge_facts {
   std::size_t span = 1;  // from the segment table: the head and the continuations after it
   std::uint32_t pod = 0;
   huge_state state = huge_state::sound;
-  std::uint64_t offset = 0;  // of the block from the segment start
+  std::uint64_t offset = 0;  // of the block from the segment start (header_damaged: as it must be)
   std::uint64_t size = 0;    // its bytes, at most what the span holds
 };
 
