@@ -39,8 +39,7 @@ void heap_map::page(const page_facts& facts) {
     u.block_bytes = facts.geometry.block_size;
     u.blocks = facts.geometry.capacity;
   } else {
-    std::size_t bytes = facts.slices << kSliceShift;
-    u.block_bytes = facts.slice == 0 ? bytes - kSegmentHeaderSize : bytes;
+    u.block_bytes = run_area(facts.slice, facts.slices);
     u.blocks = 1;
   }
   units_.push_back(std::move(u));

@@ -1,6 +1,8 @@
 // Repair of the allocator's metadata; see heap_repair.hpp.
 #include "allocator/heap_repair.hpp"
 
+#include "allocator/size_class.hpp"
+
 #include <cstring>
 
 namespace larder::alloc {
@@ -8,11 +10,6 @@ namespace larder::alloc {
 namespace {
 
 std::string num(std::uint64_t value) { return std::to_string(value); }
-
-std::size_t page_bytes(std::size_t k, std::size_t slices) {
-  std::size_t bytes = slices << kSliceShift;
-  return k == 0 ? bytes - kSegmentHeaderSize : bytes;
-}
 
 void clear_process_local(page* pg) noexcept {
   pg->owner_tid.store(0, std::memory_order_relaxed);
@@ -60,8 +57,8 @@ void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reac
   if (p.state == page_state::unreadable) {
     quarantine_page(s, p.slice, p.slices);
     ++out->quarantined_pages;
-    out->quarantined_bytes += page_bytes(p.slice, p.slices);
-    out->lines.push_back(place + ": quarantined " + num(p.slices) + " slice(s) (" + num(page_bytes(p.slice, p.slices)) +
+    out->quarantined_bytes += run_area(p.slice, p.slices);
+    out->lines.push_back(place + ": quarantined " + num(p.slices) + " slice(s) (" + num(run_area(p.slice, p.slices)) +
                          " bytes): which blocks the page holds cannot be told; none is handed out or freed again");
     return;
   }
@@ -174,7 +171,7 @@ void quarantine_page(segment* s, std::size_t k, std::size_t slices) noexcept {
   pg->used = 1;
   pg->reserved = 1;
   pg->capacity = 1;
-  pg->block_size = static_cast<std::uint32_t>(page_bytes(k, slices));
+  pg->block_size = static_cast<std::uint32_t>(run_area(k, slices));
   pg->slice_count = static_cast<std::uint8_t>(slices);
   pg->slice_offset = 0;
   pg->bin = 0;

@@ -2,6 +2,8 @@
 // prints (docs/tools/larder.md).
 #include "allocator/heap_walk.hpp"
 
+#include "allocator/size_class.hpp"
+
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -36,11 +38,6 @@ const char* segment_state_name(std::uint32_t state) noexcept {
 
 namespace {
 
-std::size_t area_of(std::size_t slice, std::size_t slices) {
-  std::size_t bytes = slices << kSliceShift;
-  return slice == 0 ? bytes - kSegmentHeaderSize : bytes;
-}
-
 constexpr std::uint8_t kKnownPageFlags = kPageInFull | kPageHasAligned;
 
 // Where a huge block can start in its run (huge.cpp, init_huge_header):
@@ -70,7 +67,7 @@ class walker {
   void walk_pages_segment(std::size_t i, std::uint32_t entry);
   std::size_t walk_page(std::size_t i, std::size_t k, const segment& s, bool marked_free);
   std::size_t unreadable_run(std::size_t k, const segment& s) const;
-  bool walk_list(const walk_place& place, const char* what, std::uint64_t head, std::uint64_t start,
+  bool walk_list(const walk_place& place, bool report, const char* what, std::uint64_t head, std::uint64_t start,
                  std::size_t block_size, std::size_t reserved, bool to_the_end, std::vector<bool>* listed,
                  std::size_t* count);
   void walk_huge(std::size_t i, std::uint32_t entry, std::size_t* next);
@@ -264,12 +261,12 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
   const std::size_t slices = pg.slice_count;
   if (facts.flags == kPageQuarantined && slices != 0 && k + slices <= kSlicesPerSegment && pg.bin == 0 &&
       pg.free == nullptr && pg.capacity == 1 && pg.reserved == 1 && pg.used == 1 &&
-      pg.block_size == area_of(k, slices) && unreadable_run(k, s) >= slices) {
+      pg.block_size == run_area(k, slices) && unreadable_run(k, s) >= slices) {
     facts.state = page_state::quarantined;
     facts.slices = slices;
     ++totals_.quarantined_pages;
-    totals_.quarantined_bytes += area_of(k, slices);
-    reporter_.notice(place, place.text() + ": quarantined by a repair (" + num(area_of(k, slices)) +
+    totals_.quarantined_bytes += run_area(k, slices);
+    reporter_.notice(place, place.text() + ": quarantined by a repair (" + num(run_area(k, slices)) +
                                 " bytes set aside; its blocks are never handed out again)");
     reporter_.page(facts);
     return slices;
@@ -333,7 +330,7 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
   facts.reserved = std::min<std::size_t>(pg.reserved, g.capacity);
   facts.listed.assign(g.capacity, false);
   // Counts out of order: the lists are still followed (repair learns what
-  // they name), but their own checks would only repeat the problem.
+  // they name), quietly: their own checks would only repeat the problem.
   bool counts_ok = pg.reserved <= g.capacity && pg.used <= pg.reserved;
   if (!counts_ok) {
     sound = false;
@@ -347,11 +344,10 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
   std::size_t bound = counts_ok ? pg.reserved : g.capacity;
   std::size_t free_count = 0, remote_count = 0;
   std::uintptr_t remote = pg.xthread_free.load(std::memory_order_relaxed);
-  const walk_place list_place = counts_ok ? place : walk_place{};
   bool lists_ok =
-      walk_list(list_place, "free list", reinterpret_cast<std::uintptr_t>(pg.free), facts.start, g.block_size, bound,
-                options_.full_lists, &facts.listed, &free_count) &&
-      walk_list(list_place, "remote-free list", reinterpret_cast<std::uintptr_t>(alloc::remote_list(remote)),
+      walk_list(place, counts_ok, "free list", reinterpret_cast<std::uintptr_t>(pg.free), facts.start, g.block_size,
+                bound, options_.full_lists, &facts.listed, &free_count) &&
+      walk_list(place, counts_ok, "remote-free list", reinterpret_cast<std::uintptr_t>(alloc::remote_list(remote)),
                 facts.start, g.block_size, bound, true, &facts.listed, &remote_count);
   if (!lists_ok) {
     sound = false;
@@ -376,16 +372,15 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
 
 // Walks a block list of a page: every block must be one of the `reserved`
 // carved blocks from `start`, and appear once (in either list). Without
-// `to_the_end` only the head is checked. A walk whose place is the
-// metadata kind reports nothing (its page's counts were already reported).
-bool walker::walk_list(const walk_place& place, const char* what, std::uint64_t head, std::uint64_t start,
-                       std::size_t block_size, std::size_t reserved, bool to_the_end, std::vector<bool>* listed,
-                       std::size_t* count) {
+// `to_the_end` only the head is checked; without `report` a broken link
+// only ends the walk.
+bool walker::walk_list(const walk_place& place, bool report, const char* what, std::uint64_t head,
+                       std::uint64_t start, std::size_t block_size, std::size_t reserved, bool to_the_end,
+                       std::vector<bool>* listed, std::size_t* count) {
   const std::uint64_t end = start + std::uint64_t{reserved} * block_size;
   std::size_t n = 0;
   auto fail = [&](std::uint64_t b, const std::string& why) {
-    if (place.kind == walk_place::page)
-      damage_at(place, std::string(what) + " entry " + num(n) + " (" + hex(b) + ") " + why);
+    if (report) damage_at(place, std::string(what) + " entry " + num(n) + " (" + hex(b) + ") " + why);
     return false;
   };
   for (std::uint64_t b = head; b != 0; ++n) {
@@ -511,7 +506,7 @@ bool page_class(const page& pg, std::size_t slice, page_geometry* out, bool* rec
     g.bin = bin;
     g.block_size = kSizeClasses.block_size[bin];
     g.slices = slices_for_block(g.block_size);
-    g.capacity = slice + g.slices <= kSlicesPerSegment ? area_of(slice, g.slices) / g.block_size : 0;
+    g.capacity = slice + g.slices <= kSlicesPerSegment ? run_area(slice, g.slices) / g.block_size : 0;
     return g;
   };
   auto votes = [&](const page_geometry& g) {

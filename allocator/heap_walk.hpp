@@ -15,7 +15,6 @@
 #pragma once
 
 #include "allocator/segment.hpp"
-#include "allocator/size_class.hpp"
 #include "recovery/layout.hpp"
 
 #include <cstddef>

@@ -130,9 +130,12 @@ inline std::uint8_t* page_start(segment* s, const page* pg) noexcept {
   return reinterpret_cast<std::uint8_t*>(s) + offset;
 }
 
-inline std::size_t page_area(const page* pg, std::size_t index) noexcept {
-  std::size_t bytes = std::size_t{pg->slice_count} << kSliceShift;
-  return index == 0 ? bytes - kSegmentHeaderSize : bytes;
+// Bytes of blocks a run of `slices` slices from slice `first` holds.
+inline std::size_t run_area(std::size_t first, std::size_t slices) noexcept {
+  std::size_t bytes = slices << kSliceShift;
+  return first == 0 ? bytes - kSegmentHeaderSize : bytes;
 }
+
+inline std::size_t page_area(const page* pg, std::size_t index) noexcept { return run_area(index, pg->slice_count); }
 
 }  // namespace larder::alloc

@@ -26,7 +26,6 @@
 #include <errno.h>
 
 #include <algorithm>
-#include <functional>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -92,7 +91,7 @@ struct superblock_facts {
   int damaged = -1;  // the one copy that fails while the other is current and sound
 };
 
-class checker {
+class checker final : public alloc::walk_reporter {
  public:
   explicit checker(check_report* out) : out_(out) {}
 
@@ -131,6 +130,13 @@ class checker {
   void check_segments();
   void check_log_segments();
   std::string orphan_hint(std::size_t i);
+  // The allocator walk's lines go into the report as they are.
+  bool damage(const alloc::walk_place&, const std::string& message) override {
+    segment_problems_.push_back(message);
+    problem(message);
+    return true;
+  }
+  void notice(const alloc::walk_place&, const std::string& message) override { note(message); }
   void check_roots();
   void check_root(std::size_t slot, const layout::root_record& rec, std::set<std::string>* names);
   void finish();
@@ -480,21 +486,7 @@ void checker::check_commit_slots(std::size_t n, const layout::lane_record& lane,
 // ---- segments and pages --------------------------------------------------
 
 // The allocator's walk (allocator/heap_walk.hpp) checks the segment table,
-// headers and pages; its lines go into the report as they are.
-class report_walk final : public alloc::walk_reporter {
- public:
-  explicit report_walk(std::function<void(std::string)> problem, std::function<void(std::string)> note)
-      : problem_(std::move(problem)), note_(std::move(note)) {}
-  bool damage(const alloc::walk_place&, const std::string& message) override {
-    problem_(message);
-    return true;
-  }
-  void notice(const alloc::walk_place&, const std::string& message) override { note_(message); }
-
- private:
-  std::function<void(std::string)> problem_, note_;
-};
-
+// headers and pages, reporting to this checker.
 void checker::check_segments() {
   alloc::heap_view view;
   view.local = local_;
@@ -502,15 +494,9 @@ void checker::check_segments() {
   view.size = heap_size_;
   view.readable = avail_;
   view.reserve = sb_.copies[sb_.current].reserve;
-  report_walk reporter(
-      [this](std::string text) {
-        segment_problems_.push_back(text);
-        problem(std::move(text));
-      },
-      [this](std::string text) { note(std::move(text)); });
   alloc::walk_options full;
   full.full_lists = true;
-  alloc::walk_totals totals = alloc::walk_heap(view, full, reporter);
+  alloc::walk_totals totals = alloc::walk_heap(view, full, *this);
   out_->segments = totals.segments;
   out_->pages = totals.pages;
   out_->blocks_in_use = totals.blocks_in_use;
