@@ -17,8 +17,7 @@ std::string hex(std::uint64_t value) {
 }
 
 std::string unit_place(const map_unit& u) {
-  if (u.kind == map_unit::huge)
-    return walk_place{walk_place::segment, u.huge_info.segment, 0}.text() + " (huge block)";
+  if (u.kind == map_unit::huge) return walk_place{walk_place::segment, u.huge_info.segment, 0}.text() + " (huge block)";
   return walk_place{walk_place::page, u.page_info.segment, u.page_info.slice}.text();
 }
 
@@ -168,8 +167,10 @@ void heap_map::reach(std::uint64_t address, std::uint32_t stamp, bool through_da
       if (word - view_.base >= view_.size) continue;
       block_ref target;
       found t = resolve(word, &target);
-      if (t == found::block) visit(target);
-      else if (t == found::damaged) damaged(target, "the block at " + hex(start) + " points into");
+      if (t == found::block)
+        visit(target);
+      else if (t == found::damaged)
+        damaged(target, "the block at " + hex(start) + " points into");
     }
   }
 }

@@ -25,8 +25,8 @@ namespace larder::alloc {
 // A heap page or a huge block, as the walk found it.
 struct map_unit {
   enum kind_t : std::uint8_t { page, huge } kind = page;
-  page_facts page_info;  // kind page
-  huge_facts huge_info;  // kind huge
+  page_facts page_info;          // kind page
+  huge_facts huge_info;          // kind huge
   std::uint64_t start = 0;       // heap address of its first block
   std::size_t block_bytes = 0;   // bytes of each block (an unreadable page: all of it)
   std::size_t blocks = 0;        // blocks an address can land in

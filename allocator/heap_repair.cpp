@@ -49,8 +49,8 @@ void repair_pages_header(const heap_view& view, const pages_segment_facts& f, re
                        " from the segment table and the segment's pages");
 }
 
-void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reached,
-                 std::uint32_t stamp, repair_outcome* out) {
+void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reached, std::uint32_t stamp,
+                 repair_outcome* out) {
   const page_facts& p = u.page_info;
   segment* s = map.view().segment_at(p.segment);
   const std::string place = page_place(p.segment, p.slice);
@@ -64,9 +64,7 @@ void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reac
   }
   if (p.state != page_state::lists_damaged) return;
   const page_geometry& g = p.geometry;
-  auto is_reached = [&](std::size_t index) {
-    return reached.stamp[u.first_mark + index] == stamp;
-  };
+  auto is_reached = [&](std::size_t index) { return reached.stamp[u.first_mark + index] == stamp; };
   // Carved: as recorded, and at least every block a list names or a root
   // reaches (a `reserved` damaged low must not let page_extend carve a
   // live block a second time).
@@ -86,10 +84,12 @@ void repair_page(const heap_map& map, const map_unit& u, const reach_marks& reac
   write_page(s, address, p.slice, g, reserved, (p.flags & kPageHasAligned) != 0, in_use);
   ++out->pages_rebuilt;
   std::string line = place + ": rebuilt as a page of size class " + num(g.bin) + " (" + num(g.block_size) +
-                     "-byte blocks" + (p.geometry_recovered ? ", from the fields that agree" : "") + "): " +
-                     num(reserved) + " carved, " + num(free_blocks) + " on a new free list, " + num(used) + " in use";
+                     "-byte blocks" + (p.geometry_recovered ? ", from the fields that agree" : "") +
+                     "): " + num(reserved) + " carved, " + num(free_blocks) + " on a new free list, " + num(used) +
+                     " in use";
   if (used != p.used) line += " (it recorded " + num(p.used) + ")";
-  if (reached_listed != 0) line += "; " + num(reached_listed) + " block(s) its lists named free are reached from a root and stay in use";
+  if (reached_listed != 0)
+    line += "; " + num(reached_listed) + " block(s) its lists named free are reached from a root and stay in use";
   out->lines.push_back(line);
 }
 

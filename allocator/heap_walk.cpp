@@ -26,13 +26,20 @@ std::string num(std::uint64_t value) { return std::to_string(value); }
 
 const char* segment_state_name(std::uint32_t state) noexcept {
   switch (state) {
-    case layout::kSegmentFree: return "free";
-    case layout::kSegmentPages: return "heap pages";
-    case layout::kSegmentHugeHead: return "huge block head";
-    case layout::kSegmentHugeTail: return "huge block continuation";
-    case layout::kSegmentMeta: return "metadata";
-    case layout::kSegmentLog: return "undo log";
-    default: return "unknown";
+    case layout::kSegmentFree:
+      return "free";
+    case layout::kSegmentPages:
+      return "heap pages";
+    case layout::kSegmentHugeHead:
+      return "huge block head";
+    case layout::kSegmentHugeTail:
+      return "huge block continuation";
+    case layout::kSegmentMeta:
+      return "metadata";
+    case layout::kSegmentLog:
+      return "undo log";
+    default:
+      return "unknown";
   }
 }
 
@@ -137,8 +144,8 @@ void walker::check_table() {
   // reserve are never read); compared a chunk at a time.
   static constexpr std::uint32_t kZeros[1024] = {};
   std::size_t past = 0, first_past = 0;
-  const std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(view_.reserve >> kSegmentShift,
-                                                                             layout::kMaxSegments));
+  const std::size_t limit =
+      static_cast<std::size_t>(std::min<std::uint64_t>(view_.reserve >> kSegmentShift, layout::kMaxSegments));
   const std::size_t from = static_cast<std::size_t>(std::min<std::uint64_t>(meta_->segments_high, limit));
   for (std::size_t i = from; i < limit;) {
     std::size_t n = std::min<std::size_t>(std::size(kZeros), limit - i);
@@ -149,12 +156,13 @@ void walker::check_table() {
     i += n;
   }
   if (past != 0 && !damage(at_table(first_past), num(past) + " segment table entries past segments_high (" +
-                                                     num(meta_->segments_high) + ") are not free, the first at segment " +
-                                                     num(first_past)))
+                                                     num(meta_->segments_high) +
+                                                     ") are not free, the first at segment " + num(first_past)))
     return;
   for (std::size_t i = high_; i < meta_->segments_high && i < limit; ++i) {
     if (view_.entry(i) == layout::kSegmentFree) continue;
-    damage(at_segment(i), at_segment(i).text() + " is marked " + segment_state_name(layout::entry_state(view_.entry(i))) +
+    damage(at_segment(i), at_segment(i).text() + " is marked " +
+                              segment_state_name(layout::entry_state(view_.entry(i))) +
                               " but lies past the end of the file or the heap");
     break;
   }
@@ -209,8 +217,8 @@ void walker::walk_pages_segment(std::size_t i, std::uint32_t e) {
     bool marked_free = (recorded_free >> k) & 1;
     page_geometry g;
     bool recovered = false;
-    bool live = pg.slice_count != 0 && page_class(pg, k, &g, &recovered) && !recovered && k + g.slices <= kSlicesPerSegment &&
-                pg.used > 0 && pg.used <= pg.reserved && pg.reserved <= g.capacity;
+    bool live = pg.slice_count != 0 && page_class(pg, k, &g, &recovered) && !recovered &&
+                k + g.slices <= kSlicesPerSegment && pg.used > 0 && pg.used <= pg.reserved && pg.reserved <= g.capacity;
     if (marked_free && !live) {
       free_slices |= std::uint64_t{1} << k;
       ++k;
@@ -361,8 +369,8 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
       damage_at(place, num(remote_count) + " remote frees but only " + num(pg.used) + " blocks in use");
     } else if (options_.full_lists && free_count + pg.used != pg.reserved) {
       sound = false;
-      damage_at(place, num(free_count) + " free blocks + " + num(pg.used) + " in use != " + num(pg.reserved) +
-                           " carved");
+      damage_at(place,
+                num(free_count) + " free blocks + " + num(pg.used) + " in use != " + num(pg.reserved) + " carved");
     }
   }
   facts.state = sound && !facts.geometry_recovered ? page_state::sound : page_state::lists_damaged;
@@ -374,9 +382,9 @@ std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bo
 // carved blocks from `start`, and appear once (in either list). Without
 // `to_the_end` only the head is checked; without `report` a broken link
 // only ends the walk.
-bool walker::walk_list(const walk_place& place, bool report, const char* what, std::uint64_t head,
-                       std::uint64_t start, std::size_t block_size, std::size_t reserved, bool to_the_end,
-                       std::vector<bool>* listed, std::size_t* count) {
+bool walker::walk_list(const walk_place& place, bool report, const char* what, std::uint64_t head, std::uint64_t start,
+                       std::size_t block_size, std::size_t reserved, bool to_the_end, std::vector<bool>* listed,
+                       std::size_t* count) {
   const std::uint64_t end = start + std::uint64_t{reserved} * block_size;
   std::size_t n = 0;
   auto fail = [&](std::uint64_t b, const std::string& why) {
@@ -385,9 +393,10 @@ bool walker::walk_list(const walk_place& place, bool report, const char* what, s
   };
   for (std::uint64_t b = head; b != 0; ++n) {
     if (b < start || b >= end)
-      return fail(b, "lies outside the page's " + num(reserved) + " carved blocks [" + hex(start) + ", " + hex(end) +
-                         ")");
-    if ((b - start) % block_size != 0) return fail(b, "is not on a block boundary (block size " + num(block_size) + ")");
+      return fail(b,
+                  "lies outside the page's " + num(reserved) + " carved blocks [" + hex(start) + ", " + hex(end) + ")");
+    if ((b - start) % block_size != 0)
+      return fail(b, "is not on a block boundary (block size " + num(block_size) + ")");
     std::size_t index = static_cast<std::size_t>((b - start) / block_size);
     if ((*listed)[index]) return fail(b, "appears twice in the page's free lists (a cycle or a double free)");
     (*listed)[index] = true;
@@ -427,8 +436,8 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
     std::size_t j = i + run;
     sound = false;
     if (!damage(at_header(i), place + " spans " + num(s->span) + " segments, but segment " + num(j) + " is marked " +
-                                  segment_state_name(layout::entry_state(view_.entry(j))) + " (entry " + hex(view_.entry(j)) +
-                                  ")"))
+                                  segment_state_name(layout::entry_state(view_.entry(j))) + " (entry " +
+                                  hex(view_.entry(j)) + ")"))
       return;
     facts.span = run;
   } else {
@@ -452,7 +461,8 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
   }
   if (flags != kPageHuge || pg.slice_count != kSlicesPerSegment || pg.capacity != 1 || pg.used != 1) {
     sound = false;
-    if (!damage_at(at_page(i, 0), "not the descriptor of a live huge block (flags, slice_count, capacity, used)")) return;
+    if (!damage_at(at_page(i, 0), "not the descriptor of a live huge block (flags, slice_count, capacity, used)"))
+      return;
   }
   if (s->free_slices != 0) {
     sound = false;
@@ -464,7 +474,8 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
     std::size_t candidates = 0;
     for (unsigned bit = 0; bit < 32; ++bit) {
       std::uint64_t other = s->huge_offset ^ (std::uint64_t{1} << bit);
-      if (huge_offset_possible(other, bytes) && other + s->huge_size <= bytes && ++candidates == 1) facts.offset = other;
+      if (huge_offset_possible(other, bytes) && other + s->huge_size <= bytes && ++candidates == 1)
+        facts.offset = other;
     }
     offset_ok = candidates == 1;
   }
@@ -486,10 +497,14 @@ void walker::walk_huge(std::size_t i, std::uint32_t e, std::size_t* next) {
 std::string walk_place::text() const {
   std::uint64_t at = std::uint64_t{segment_index} << kSegmentShift;
   switch (kind) {
-    case metadata: return "metadata block";
-    case table: return "segment table entry " + num(segment_index);
-    case segment: return "segment " + num(segment_index) + " (offset " + hex(at) + ")";
-    case header: return "segment " + num(segment_index) + " (offset " + hex(at) + ") header";
+    case metadata:
+      return "metadata block";
+    case table:
+      return "segment table entry " + num(segment_index);
+    case segment:
+      return "segment " + num(segment_index) + " (offset " + hex(at) + ")";
+    case header:
+      return "segment " + num(segment_index) + " (offset " + hex(at) + ") header";
     case page:
       return "segment " + num(segment_index) + " page descriptor of slice " + num(slice) + " (offset " +
              hex(at + offsetof(alloc::segment, pages) + slice * sizeof(alloc::page)) + ")";
@@ -515,7 +530,8 @@ bool page_class(const page& pg, std::size_t slice, page_geometry* out, bool* rec
   };
   std::size_t candidates[2] = {0, 0};
   if (pg.bin >= 1 && pg.bin < kBinCount) candidates[0] = pg.bin;
-  if (pg.block_size >= 16 && pg.block_size <= kLargeMax && kSizeClasses.block_size[bin_of(pg.block_size)] == pg.block_size)
+  if (pg.block_size >= 16 && pg.block_size <= kLargeMax &&
+      kSizeClasses.block_size[bin_of(pg.block_size)] == pg.block_size)
     candidates[1] = bin_of(pg.block_size);
   for (std::size_t bin : candidates) {
     if (bin == 0) continue;

@@ -91,12 +91,12 @@ struct page_facts {
   std::size_t slice = 0;
   std::size_t slices = 1;  // the run it covers (unreadable: the slices that look like its own)
   page_state state = page_state::sound;
-  page_geometry geometry;          // when the state is sound or lists_damaged
+  page_geometry geometry;           // when the state is sound or lists_damaged
   bool geometry_recovered = false;  // a field of the size class was outvoted
-  std::size_t reserved = 0;        // carved blocks as recorded, at most capacity
-  std::size_t used = 0;            // as recorded
+  std::size_t reserved = 0;         // carved blocks as recorded, at most capacity
+  std::size_t used = 0;             // as recorded
   std::uint8_t flags = 0;
-  std::uint64_t start = 0;         // heap address of its first block
+  std::uint64_t start = 0;  // heap address of its first block
   // Over `capacity` blocks, with the full walk: the blocks that the free
   // and remote-free lists name, up to the first link that cannot be right.
   std::vector<bool> listed;
@@ -122,8 +122,8 @@ struct huge_facts {
 // A segment of heap pages, after its pages were walked.
 struct pages_segment_facts {
   std::size_t segment = 0;
-  std::uint32_t pod = 0;  // from the segment table
-  bool header_damaged = false;  // magic, pod, span or unpurged not as they must be
+  std::uint32_t pod = 0;          // from the segment table
+  bool header_damaged = false;    // magic, pod, span or unpurged not as they must be
   std::uint64_t free_slices = 0;  // as the pages found say it should be
 };
 
@@ -153,14 +153,14 @@ struct walk_options {
 };
 
 struct walk_totals {
-  std::size_t segments = 0;       // in use, segment 0 excluded
-  std::size_t pages = 0;          // heap pages whose size class is sound
-  std::size_t blocks_in_use = 0;  // huge blocks count one
-  std::size_t bytes_in_use = 0;   // block sizes (huge: the size asked for)
+  std::size_t segments = 0;           // in use, segment 0 excluded
+  std::size_t pages = 0;              // heap pages whose size class is sound
+  std::size_t blocks_in_use = 0;      // huge blocks count one
+  std::size_t bytes_in_use = 0;       // block sizes (huge: the size asked for)
   std::size_t quarantined_pages = 0;  // pages and huge blocks set aside
   std::size_t quarantined_bytes = 0;
-  std::size_t damage = 0;         // damage reported
-  bool stopped = false;           // the reporter ended the walk
+  std::size_t damage = 0;  // damage reported
+  bool stopped = false;    // the reporter ended the walk
 };
 
 // Walks the segment table and every used segment of `view`.

@@ -50,8 +50,9 @@ class region {
   // pods. Fails with errc::corrupt on a damaged segment header.
   status adopt_existing();
   // Checks the segment table, every used segment header and every page
-  // (free lists at their head only), read-only: the walk of heap_walk.hpp,
-  // stopped at the first damage, which the error names.
+  // (free lists at their head only, unless LARDER_DEBUG_FULL), read-only:
+  // the walk of heap_walk.hpp, stopped at the first damage, which the error
+  // names.
   status validate_segments() const;
   // The full walk (every free list to its end), for LARDER_ASSERT_EXPENSIVE
   // and tests: true when every invariant holds; each broken one is printed

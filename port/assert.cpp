@@ -16,7 +16,9 @@ namespace {
 void print_and_abort(const char* file, int line, const char* condition) {
   char text[512];
   int n = std::snprintf(text, sizeof(text), "larder: assertion failed at %s:%d: %s\n", file, line, condition);
-  if (n > 0) port::write_stderr(text, static_cast<std::size_t>(n) < sizeof(text) ? static_cast<std::size_t>(n) : sizeof(text) - 1);
+  if (n > 0)
+    port::write_stderr(text,
+                       static_cast<std::size_t>(n) < sizeof(text) ? static_cast<std::size_t>(n) : sizeof(text) - 1);
   std::abort();
 }
 

@@ -29,7 +29,7 @@ namespace larder::port {
 
 }  // namespace larder::port
 
-#define LARDER_ASSERT_AT_LEVEL(level, condition) \
+#define LARDER_ASSERT_AT_LEVEL(level, condition)                                                                      \
   ((LARDER_DEBUG_LEVEL >= (level) && !(condition)) ? ::larder::port::assertion_failed(__FILE__, __LINE__, #condition) \
                                                    : (void)0)
 #define LARDER_ASSERT(condition) LARDER_ASSERT_AT_LEVEL(1, condition)

@@ -309,8 +309,8 @@ void checker::compare_copies() {
 // ---- mapping -------------------------------------------------------------
 
 status checker::map_heap(const backing_file& file) {
-  if (status s = map_heap_file(file, base_, sb_.copies[sb_.current].reserve, false, false, false, &mapping_); !s.ok())
-    return s;
+  const std::uint64_t reserve = sb_.copies[sb_.current].reserve;
+  if (status s = map_heap_file(file, base_, reserve, false, false, false, &mapping_); !s.ok()) return s;
   local_ = mapping_.local;
   avail_ = mapping_.readable;
   return {};
@@ -404,7 +404,8 @@ void checker::check_lanes() {
           problem(where + ": segment " + std::to_string(j) + " is also in lane " + std::to_string(log_owner_[j]) + "'s log");
           extents_ok = false;
         } else if (entry(j) != layout::segment_entry(layout::kSegmentLog, static_cast<std::uint32_t>(n))) {
-          problem(where + ": segment " + std::to_string(j) + " is marked " + alloc::segment_state_name(layout::entry_state(entry(j))) +
+          problem(where + ": segment " + std::to_string(j) + " is marked " +
+                  alloc::segment_state_name(layout::entry_state(entry(j))) +
                   " (entry " + hex(entry(j)) + "), not undo log of lane " + std::to_string(n));
           extents_ok = false;
         }
@@ -509,7 +510,8 @@ void checker::check_segments() {
 void checker::check_log_segments() {
   for (std::size_t i = 1; i < high_; ++i) {
     std::uint32_t e = entry(i);
-    if (layout::entry_state(e) != layout::kSegmentLog || layout::entry_pod(e) >= layout::kMaxLanes || log_owner_[i] >= 0)
+    if (layout::entry_state(e) != layout::kSegmentLog || layout::entry_pod(e) >= layout::kMaxLanes ||
+        log_owner_[i] >= 0)
       continue;
     std::string hint = orphan_hint(i);
     if (hint.empty())
@@ -585,7 +587,8 @@ void checker::check_root(std::size_t slot, const layout::root_record& rec, std::
   std::size_t i = static_cast<std::size_t>((object - base_) >> kSegmentShift);
   std::uint32_t st = i < high_ ? layout::entry_state(entry(i)) : layout::kSegmentFree;
   if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead && st != layout::kSegmentHugeTail) {
-    problem(place + ": the object " + hex(object) + " lies in " + segment_place(i) + ", which is " + alloc::segment_state_name(st) +
+    problem(place + ": the object " + hex(object) + " lies in " + segment_place(i) + ", which is " +
+            alloc::segment_state_name(st) +
             ", not a segment of blocks");
     return;
   }
@@ -871,7 +874,8 @@ status repair(backing kind, const std::string& path, const checker& first, check
                            " uncommitted transaction(s)");
   std::set<std::string> remaining(out->problems.begin(), out->problems.end());
   for (const std::string& p : before.problems)
-    if (!remaining.count(p) && !repaired_elsewhere(p, by_allocator_repair)) out->repairs.push_back("fixed by recovery: " + p);
+    if (!remaining.count(p) && !repaired_elsewhere(p, by_allocator_repair))
+      out->repairs.push_back("fixed by recovery: " + p);
   return {};
 }
 

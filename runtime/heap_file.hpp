@@ -28,7 +28,7 @@ status open_backing(backing kind, const std::string& path, bool writable, backin
 // The first min(file size, reserve) bytes of a heap, mapped.
 struct heap_mapping {
   std::uint8_t* local = nullptr;
-  std::size_t length = 0;     // mapped, whole OS pages
+  std::size_t length = 0;      // mapped, whole OS pages
   std::uint64_t readable = 0;  // bytes backed by the file
   heap_mapping() = default;
   heap_mapping(const heap_mapping&) = delete;

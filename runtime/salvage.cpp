@@ -102,7 +102,8 @@ void settle_lanes(source_heap* src, salvage_report* out) {
                            " has a damaged log record and cannot be rolled back; what it changed is salvaged as it is");
     } else if (scan.pending()) {
       if (status r = recovery::roll_back_lane(&lane, scan, *memory); r.ok())
-        out->notes.push_back(place + ": rolled back an uncommitted transaction (" + std::to_string(scan.records.size()) +
+        out->notes.push_back(place + ": rolled back an uncommitted transaction (" +
+                             std::to_string(scan.records.size()) +
                              " records) in a private copy; the heap file is unchanged");
       else
         out->notes.push_back(place + ": rolling back its uncommitted transaction failed: " + r.message());
@@ -141,11 +142,11 @@ class salvager {
   source_heap& src_;
   salvage_report* out_;
   heap_map map_;
-  std::vector<bool> kept_;           // per block (mark index) of the map
+  std::vector<bool> kept_;  // per block (mark index) of the map
   std::vector<kept_root> roots_;
-  std::map<std::uint32_t, pod> pods_;                     // old pod id -> its pod in the new heap
-  std::map<std::size_t, std::int64_t> segment_shift_;     // copied pages segment -> distance moved
-  std::map<std::uint32_t, std::uint64_t> huge_moved_;     // kept huge unit -> its new address
+  std::map<std::uint32_t, pod> pods_;                  // old pod id -> its pod in the new heap
+  std::map<std::size_t, std::int64_t> segment_shift_;  // copied pages segment -> distance moved
+  std::map<std::uint32_t, std::uint64_t> huge_moved_;  // kept huge unit -> its new address
 };
 
 void salvager::choose_roots() {
@@ -194,9 +195,9 @@ status salvager::new_pod(heap& target, std::uint32_t old_id, pod* out) {
     *out = found->second;
     return {};
   }
-  std::string name =
-      old_id < layout::kMaxPods ? pod_name(*src_.view.meta(), old_id, recovery::records_checksummed(src_.sb))
-                                : "damaged-" + std::to_string(old_id);
+  std::string name = old_id < layout::kMaxPods
+                         ? pod_name(*src_.view.meta(), old_id, recovery::records_checksummed(src_.sb))
+                         : "damaged-" + std::to_string(old_id);
   if (status s = target.make_pod(name, out); !s.ok()) return s;
   pods_[old_id] = *out;
   return {};
@@ -267,7 +268,8 @@ status salvager::copy_huge(heap& target) {
                                                                : std::size_t{1} << std::countr_zero(unit.start);
     alignment = std::min<std::size_t>(alignment, std::size_t{1} << 30);
     void* to = owner.allocate(unit.block_bytes, alignment);
-    if (to == nullptr) return status::from_errno(errno == 0 ? ENOMEM : errno, "allocating a huge block in the new heap");
+    if (to == nullptr)
+      return status::from_errno(errno == 0 ? ENOMEM : errno, "allocating a huge block in the new heap");
     std::memcpy(to, src_.view.translate(unit.start, unit.block_bytes), unit.block_bytes);
     huge_moved_[static_cast<std::uint32_t>(u)] = reinterpret_cast<std::uintptr_t>(to);
   }
@@ -356,7 +358,8 @@ status salvager::copy_into(heap& target) {
 status salvage_heap(backing kind, const std::string& path, const std::string& out_path, salvage_report* out) {
   *out = salvage_report{};
   if (kind == backing::anonymous) return status(errc::invalid_argument, "an anonymous heap cannot be salvaged");
-  if (path.empty() || out_path.empty()) return status(errc::invalid_argument, "a heap name and an output path are needed");
+  if (path.empty() || out_path.empty())
+    return status(errc::invalid_argument, "a heap name and an output path are needed");
   source_heap src;
   if (status s = open_source(kind, path, &src); !s.ok()) return s;
   settle_lanes(&src, out);

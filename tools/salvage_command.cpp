@@ -37,9 +37,17 @@ int salvage_command::run() {
       }
       roots.push_back(std::move(one));
     }
-    json out = {{"heap", heap_}, {"out", out_}, {"ok", s.ok()}, {"roots", roots}, {"notes", r.notes},
-                {"salvaged", r.roots.size() - r.lost()}, {"lost", r.lost()}, {"blocks", r.blocks},
-                {"bytes", r.bytes}, {"pods", r.pods}, {"pointers_relocated", r.pointers_relocated}};
+    json out = {{"heap", heap_},
+                {"out", out_},
+                {"ok", s.ok()},
+                {"roots", roots},
+                {"notes", r.notes},
+                {"salvaged", r.roots.size() - r.lost()},
+                {"lost", r.lost()},
+                {"blocks", r.blocks},
+                {"bytes", r.bytes},
+                {"pods", r.pods},
+                {"pointers_relocated", r.pointers_relocated}};
     if (!s.ok()) out["error"] = s.to_string();
     std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
     return code;

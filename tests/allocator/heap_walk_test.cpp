@@ -17,7 +17,9 @@
 
 #include <larder/larder.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -92,7 +94,7 @@ class HeapWalk : public ::testing::Test {
       auto* n = static_cast<node*>(h.allocate(sizeof(node)));
       *n = node{i * 7919, head, {i, i}};
       head = n;
-      spare.push_back(h.allocate(sizeof(node)));          // freed below: free lists run between live nodes
+      spare.push_back(h.allocate(sizeof(node)));             // freed below: free lists run between live nodes
       spare.push_back(other.allocate(100 + (i % 7) * 300));  // pages of several sizes in the other pod
     }
     for (std::size_t i = 0; i < spare.size(); i += 2) larder::heap::deallocate(spare[i]);
@@ -112,14 +114,16 @@ class HeapWalk : public ::testing::Test {
     delete dir_;
   }
 
+  // The image, page-aligned as a mapping is (the metadata block's type is).
   void SetUp() override {
-    image_.assign(bytes_->size() / 8 + 1, 0);
-    std::memcpy(image_.data(), bytes_->data(), bytes_->size());
+    std::size_t length = (bytes_->size() + 4095) & ~std::size_t{4095};
+    image_.reset(static_cast<std::uint8_t*>(std::aligned_alloc(4096, length)));
+    std::memcpy(image_.get(), bytes_->data(), bytes_->size());
   }
 
   alloc::heap_view view() {
     alloc::heap_view v;
-    v.local = reinterpret_cast<std::uint8_t*>(image_.data());
+    v.local = image_.get();
     v.base = base_;
     layout::superblock sb;
     std::memcpy(&sb, v.local, sizeof(sb));
@@ -157,7 +161,9 @@ class HeapWalk : public ::testing::Test {
     return 0;
   }
 
-  std::string page_place(std::size_t i, std::size_t k) { return alloc::walk_place{alloc::walk_place::page, i, k}.text(); }
+  std::string page_place(std::size_t i, std::size_t k) {
+    return alloc::walk_place{alloc::walk_place::page, i, k}.text();
+  }
   std::string header_place(std::size_t i) { return alloc::walk_place{alloc::walk_place::header, i, 0}.text(); }
 
   // A local pointer for heap address `address`.
@@ -166,7 +172,10 @@ class HeapWalk : public ::testing::Test {
     return reinterpret_cast<T*>(view().translate(address, sizeof(T)));
   }
 
-  std::vector<std::uint64_t> image_;
+  struct free_image {
+    void operator()(std::uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t, free_image> image_;
   static larder_test::temp_dir* dir_;
   static std::string* bytes_;
   static std::uintptr_t base_;
@@ -237,7 +246,8 @@ TEST_F(HeapWalk, EachKindOfDamageIsReportedAtItsPlace) {
       {"remote count", [&] { pg->xthread_free.store(std::uintptr_t{3} << alloc::kRemoteCountShift); }, page,
        "remote-free list holds 0 blocks but records 3"},
       {"huge span", [&] { segment(huge)->span = 0; }, "(huge block)", "span 0"},
-      {"huge descriptor", [&] { segment(huge)->pages[0].used = 2; }, page_place(huge, 0), "not the descriptor of a live huge block"},
+      {"huge descriptor", [&] { segment(huge)->pages[0].used = 2; }, page_place(huge, 0),
+       "not the descriptor of a live huge block"},
       {"huge size", [&] { segment(huge)->huge_size = std::uint64_t{1} << 40; }, "(huge block)", "does not fit"},
   };
   for (const edit& e : edits) {
@@ -294,7 +304,8 @@ TEST_F(HeapWalk, OneDamagedSizeClassFieldIsOutvotedTwoAreNot) {
 
 TEST_F(HeapWalk, QuarantinedPageIsANoticeAndRebuiltPageIsSound) {
   auto [i, k] = busy_page();
-  const alloc::page_geometry g{segment(i)->pages[k].bin, segment(i)->pages[k].block_size, 1, segment(i)->pages[k].capacity};
+  const alloc::page_geometry g{segment(i)->pages[k].bin, segment(i)->pages[k].block_size, 1,
+                               segment(i)->pages[k].capacity};
   alloc::quarantine_page(segment(i), k, 1);
   collect c;
   alloc::walk_totals t = walk(&c);
@@ -340,7 +351,8 @@ TEST_F(HeapWalk, ReachFollowsEveryWordIntoLiveBlocksOnly) {
   std::uint64_t free_block = reinterpret_cast<std::uintptr_t>(segment(i)->pages[k].free);
   EXPECT_EQ(map.resolve(free_block, &b), alloc::heap_map::found::nothing);
   // A page whose blocks cannot be told apart is a damaged edge.
-  std::uint64_t second = local<node>(list)->next == nullptr ? 0 : reinterpret_cast<std::uintptr_t>(local<node>(list)->next);
+  std::uint64_t second =
+      local<node>(list)->next == nullptr ? 0 : reinterpret_cast<std::uintptr_t>(local<node>(list)->next);
   std::size_t si = (second - base_) >> layout::kSegmentShift;
   std::size_t sk = ((second - base_) & (layout::kSegmentSize - 1)) >> layout::kSliceShift;
   alloc::page* pg = &segment(si)->pages[sk - segment(si)->pages[sk].slice_offset];

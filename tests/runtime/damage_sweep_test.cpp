@@ -79,7 +79,8 @@ bool list_intact(const larder::heap& h) {
 bool cold_intact(const larder::heap& h, bool every_byte) {
   std::size_t size = 0;
   auto* cold = static_cast<const unsigned char*>(h.find_root("cold", &size));
-  if (cold == nullptr || size != (std::size_t{3} << 20) || !h.contains(cold) || !h.contains(cold + size - 1)) return false;
+  if (cold == nullptr || size != (std::size_t{3} << 20) || !h.contains(cold) || !h.contains(cold + size - 1))
+    return false;
   for (std::size_t i = 0; i < size; i += every_byte ? 1 : size - 1)
     if (cold[i] != 0x5A) return false;
   return true;
@@ -114,7 +115,8 @@ heap_places find_places(const larder::heap& h, const layout::heap_meta& meta) {
   auto* root = static_cast<const list_root*>(h.find_root("list"));
   places.list.descriptors.insert(descriptor_of(h, root));
   for (const node* n = root->head; n != nullptr; n = n->next) places.list.descriptors.insert(descriptor_of(h, n));
-  std::uint64_t cold = reinterpret_cast<std::uintptr_t>(h.find_root("cold")) - reinterpret_cast<std::uintptr_t>(h.base());
+  std::uint64_t cold =
+      reinterpret_cast<std::uintptr_t>(h.find_root("cold")) - reinterpret_cast<std::uintptr_t>(h.base());
   places.cold.huge_header = cold & ~std::uint64_t{layout::kSegmentSize - 1};
   return places;
 }
@@ -122,7 +124,8 @@ heap_places find_places(const larder::heap& h, const layout::heap_meta& meta) {
 // May a flip at `offset` (of kind `what`) cost this root? Its own record,
 // or the metadata that says where its blocks are.
 bool may_lose(const root_places& root, std::uint64_t offset, const char* what) {
-  const std::uint64_t record = layout::kMetaOffset + offsetof(layout::heap_meta, roots) + root.slot * sizeof(layout::root_record);
+  const std::uint64_t record =
+      layout::kMetaOffset + offsetof(layout::heap_meta, roots) + root.slot * sizeof(layout::root_record);
   if (std::strcmp(what, "root") == 0) return offset >= record && offset < record + sizeof(layout::root_record);
   if (std::strcmp(what, "segment header") != 0) return false;
   if (root.huge_header != 0) return offset >= root.huge_header && offset < root.huge_header + 128;
@@ -162,8 +165,8 @@ void repair_and_salvage(const std::string& path, std::uint64_t offset, const cha
   s = larder::salvage_heap(larder::backing::file, work, out, &salvaged);
   if (!s.ok()) return wrong("salvage failed: " + s.to_string());
   larder::heap copy;
-  if (larder::status opened = larder::heap::open({.name = out, .mode = larder::open_mode::open, .read_only = true}, &copy);
-      !opened.ok())
+  larder::heap_options read_only{.name = out, .mode = larder::open_mode::open, .read_only = true};
+  if (larder::status opened = larder::heap::open(read_only, &copy); !opened.ok())
     return wrong("the salvaged heap does not open: " + opened.to_string());
   struct {
     const char* name;

@@ -115,7 +115,8 @@ class Repair : public ::testing::Test {
                                                         << joined(before.problems);
     check_report after = check(true);
     EXPECT_TRUE(after.clean()) << joined(after.problems);
-    EXPECT_TRUE(any_contains(after.repairs, repair)) << "expected a repair '" << repair << "'\n" << joined(after.repairs);
+    EXPECT_TRUE(any_contains(after.repairs, repair)) << "expected a repair '" << repair << "'\n"
+                                                     << joined(after.repairs);
     {
       larder::heap h;
       larder::status s = larder::heap::open(larder_test::file_options(path_, open_mode::open), &h);

@@ -39,7 +39,7 @@ struct alignas(64) aligned_block {
   std::uint64_t words[8];
 };
 
-constexpr std::size_t kPage = 64;                // page descriptor bytes
+constexpr std::size_t kPage = 64;  // page descriptor bytes
 constexpr std::size_t kHuge = std::size_t{5} << 20;
 
 std::string key(int i) { return "key number " + std::to_string(i) + " long enough to leave the small-string buffer"; }
@@ -140,7 +140,8 @@ TEST_F(Salvage, IntactHeapComesBackWhole) {
   EXPECT_TRUE(*map == *source.root<text_map>("map"));
   EXPECT_EQ(map->size(), 500u);
   EXPECT_TRUE(copy.contains(map->begin()->first.data()));
-  EXPECT_TRUE(list_equal(static_cast<list_root*>(copy.find_root("list")), static_cast<list_root*>(source.find_root("list"))));
+  EXPECT_TRUE(
+      list_equal(static_cast<list_root*>(copy.find_root("list")), static_cast<list_root*>(source.find_root("list"))));
   auto* list = static_cast<list_root*>(copy.find_root("list"));
   for (const list_node* n = list->head; n != nullptr; n = n->next) ASSERT_TRUE(copy.contains(n));
   auto* vec = copy.root<larder::vector<std::uint64_t>>("vector");
@@ -155,7 +156,8 @@ TEST_F(Salvage, IntactHeapComesBackWhole) {
   EXPECT_EQ(size, kHuge);
   EXPECT_TRUE(larder_test::check_pattern(huge, kHuge, 77));
   bool cold_holds_the_list = false;
-  for (const auto& p : copy.pods()) cold_holds_the_list |= p.name == "cold" && p.bytes_in_use >= 300 * sizeof(list_node);
+  for (const auto& p : copy.pods())
+    cold_holds_the_list |= p.name == "cold" && p.bytes_in_use >= 300 * sizeof(list_node);
   EXPECT_TRUE(cold_holds_the_list);
   // The copy is a heap like any other: its containers allocate in it.
   for (int i = 500; i < 700; ++i) map->emplace(key(i), value(i));
@@ -182,8 +184,8 @@ TEST_F(Salvage, DamagedHeapGivesBackTheIntactRootsAndNamesTheLostOne) {
   // Two fields of the size class: the page's blocks cannot be told apart.
   std::size_t at = descriptor_of(lost_head, base);
   std::string bytes = larder_test::read_all(path_);
-  bytes[at + 62] = 0;                                  // bin
-  std::memset(bytes.data() + at + 56, 0, 4);           // block_size
+  bytes[at + 62] = 0;                         // bin
+  std::memset(bytes.data() + at + 56, 0, 4);  // block_size
   ASSERT_TRUE(larder_test::write_all(path_, bytes.data(), bytes.size()));
 
   larder::salvage_report r = salvage(out_);
@@ -270,7 +272,8 @@ TEST_F(Salvage, Errors) {
   EXPECT_EQ(larder_test::read_all(out_), "keep");
   std::string garbage(std::size_t{1} << 20, 'x');
   ASSERT_TRUE(larder_test::write_all(path_, garbage.data(), garbage.size()));
-  EXPECT_TRUE(larder::salvage_heap(larder::backing::file, path_, dir_.file("none.lrd"), &r).is(larder::errc::not_a_heap));
+  EXPECT_TRUE(
+      larder::salvage_heap(larder::backing::file, path_, dir_.file("none.lrd"), &r).is(larder::errc::not_a_heap));
 }
 
 }  // namespace
