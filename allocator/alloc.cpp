@@ -241,16 +241,17 @@ void free_generic(void* p) noexcept {
   if ((reinterpret_cast<std::uintptr_t>(p) & (kSegmentSize - 1)) == 0 ||
       layout::entry_state(r->entry(r->segment_index(p))) != layout::kSegmentPages) {
     segment* head = r->head_segment(p);
-    if (head == nullptr || !(head->pages[0].flags.load(std::memory_order_relaxed) & kPageHuge)) {
-      warning("free: %p is not a live block", p);
+    std::uint8_t flags = head == nullptr ? 0 : head->pages[0].flags.load(std::memory_order_relaxed);
+    if (!(flags & kPageHuge) || (flags & kPageQuarantined)) {
+      warning("free: %p is not a live block%s", p, (flags & kPageQuarantined) ? " (a quarantined huge block)" : "");
       return;
     }
     huge_free(r, head);
     return;
   }
   page* pg = page_of(s, p);
-  if (pg->slice_count == 0) {
-    warning("free: %p is not a live block", p);
+  if (pg->slice_count == 0 || (pg->flags.load(std::memory_order_relaxed) & kPageQuarantined)) {
+    warning("free: %p is not a live block%s", p, pg->slice_count == 0 ? "" : " (its page is quarantined)");
     return;
   }
   free_in_page(r, pg, p);
@@ -258,8 +259,8 @@ void free_generic(void* p) noexcept {
 
 void free_not_owned(page* slice, void* p) noexcept {
   page* pg = slice - slice->slice_offset;
-  // Huge blocks and stray pointers take the careful path.
-  if (pg->slice_count == 0 || (pg->flags.load(std::memory_order_relaxed) & kPageHuge)) {
+  // Huge blocks, quarantined pages and stray pointers take the careful path.
+  if (pg->slice_count == 0 || (pg->flags.load(std::memory_order_relaxed) & (kPageHuge | kPageQuarantined))) {
     free_generic(p);
     return;
   }

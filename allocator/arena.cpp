@@ -259,6 +259,10 @@ void pod_arena::adopt_segment(segment* s) noexcept {
     pg->heap.store(nullptr, std::memory_order_relaxed);
     pg->next = pg->prev = nullptr;
     pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~kPageInFull, std::memory_order_relaxed);
+    if (pg->flags.load(std::memory_order_relaxed) & kPageQuarantined) {  // never handed out again
+      k += slices;
+      continue;
+    }
     fold_remote_frees(pg);
     if (pg->used == 0) {
       if (release_slices(s, k, slices)) return;  // the whole segment went back

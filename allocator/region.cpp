@@ -2,10 +2,12 @@
 #include "allocator/region.hpp"
 
 #include "allocator/arena.hpp"
+#include "allocator/heap_walk.hpp"
 #include "allocator/huge.hpp"
 #include "allocator/internal_pool.hpp"
 #include "allocator/options.hpp"
 #include "allocator/metadata_log.hpp"
+#include "port/assert.hpp"
 #include "port/os.hpp"
 
 #include <errno.h>
@@ -363,63 +365,59 @@ std::size_t region::segments_in_use() const noexcept {
 
 namespace {
 
-// Why the page whose descriptor is slice `k` of `s` cannot be adopted, or
-// nullptr. Adopting follows the remote-free list, so that list is walked
-// in full; the free list only at its head (`larder check` walks it), to
-// keep open from reading every free block of the heap.
-const char* page_damage(const segment* s, std::size_t k) noexcept {
-  const page& pg = s->pages[k];
-  std::size_t slices = pg.slice_count;
-  if (k + slices > kSlicesPerSegment) return "its slices run past the segment";
-  if (pg.bin == 0 || pg.bin >= kBinCount) return "no such size class";
-  std::size_t size = kSizeClasses.block_size[pg.bin];
-  if (pg.block_size != size || slices_for_block(size) != slices) return "block size and slice count do not match its size class";
-  if (pg.capacity != page_area(&pg, k) / size || pg.reserved > pg.capacity || pg.used > pg.reserved)
-    return "block counts out of range";
-  std::uintptr_t start = reinterpret_cast<std::uintptr_t>(s) + (k == 0 ? kSegmentHeaderSize : k << kSliceShift);
-  std::uintptr_t end = start + std::size_t{pg.capacity} * size;
-  auto inside = [&](std::uintptr_t b) { return b >= start && b < end && (b - start) % size == 0; };
-  if (pg.free != nullptr && !inside(reinterpret_cast<std::uintptr_t>(pg.free))) return "free list outside the page";
-  std::uintptr_t word = pg.xthread_free.load(std::memory_order_relaxed);
-  std::size_t count = 0;
-  for (const block* b = remote_list(word); b != nullptr; b = b->next)
-    if (!inside(reinterpret_cast<std::uintptr_t>(b)) || ++count > remote_count(word)) return "damaged remote-free list";
-  if (count != remote_count(word) || count > pg.used) return "damaged remote-free list";
-  return nullptr;
-}
+// Open's reporter: the first damage ends the walk.
+class first_damage final : public walk_reporter {
+ public:
+  bool damage(const walk_place&, const std::string& message) override {
+    message_ = message;
+    return false;
+  }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string message_;
+};
+
+// The full walk's reporter for debug builds: says what is wrong.
+class warn_damage final : public walk_reporter {
+ public:
+  bool damage(const walk_place&, const std::string& message) override {
+    warning("heap at %p: %s", reinterpret_cast<void*>(base_), message.c_str());
+    return true;
+  }
+  explicit warn_damage(std::uintptr_t base) : base_(base) {}
+
+ private:
+  std::uintptr_t base_;
+};
 
 }  // namespace
 
+heap_view region::view() const noexcept {
+  heap_view v;
+  v.local = reinterpret_cast<std::uint8_t*>(base_);
+  v.base = base_;
+  v.size = v.readable = committed();
+  v.reserve = reserve_;
+  return v;
+}
+
 status region::validate_segments() const {
-  std::size_t high = meta_->segments_high;
-  // Only the committed part of the reserve is backed: a header past it
-  // cannot be read (SIGBUS on a file).
-  if (high > segment_limit_ || high > committed() / kSegmentSize)
-    return status(errc::corrupt, "segment table runs past the heap's size");
-  for (std::size_t i = 1; i < high; ++i) {
-    std::uint32_t e = entry(i);
-    layout::segment_state st = entry_state(e);
-    if (st == layout::kSegmentFree || st == layout::kSegmentHugeTail) continue;
-    if (st == layout::kSegmentLog) {
-      if (layout::entry_pod(e) >= layout::kMaxLanes)
-        return status(errc::corrupt, "segment " + std::to_string(i) + " belongs to a log lane that cannot exist");
-      continue;
-    }
-    auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
-    if ((st != layout::kSegmentPages && st != layout::kSegmentHugeHead) || s->magic != kSegmentMagic ||
-        s->pod != layout::entry_pod(e) || s->pod >= layout::kMaxPods || s->span == 0 || i + s->span > high)
-      return status(errc::corrupt, "segment " + std::to_string(i) + " has a damaged header");
-    if (st == layout::kSegmentPages) {
-      for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
-        const page& pg = s->pages[k];
-        if (((s->free_slices >> k) & 1) || pg.slice_count == 0) continue;
-        if (const char* why = page_damage(s, k))
-          return status(errc::corrupt, "segment " + std::to_string(i) + " page descriptor of slice " +
-                                           std::to_string(k) + ": " + why);
-      }
-    }
-  }
-  return {};
+  first_damage first;
+  // With full walks on, open follows every free list too, so that a heap
+  // it accepts holds every invariant that region::is_valid() checks.
+  walk_options options;
+  options.full_lists = LARDER_DEBUG_LEVEL >= 3;
+  walk_heap(view(), options, first);
+  if (first.message().empty()) return {};
+  return status(errc::corrupt, first.message() + " (larder check --repair rebuilds what the rest of the heap determines)");
+}
+
+bool region::is_valid() const {
+  warn_damage report(base_);
+  walk_options full;
+  full.full_lists = true;
+  return walk_heap(view(), full, report).damage == 0;
 }
 
 std::size_t region::free_unowned_tails() noexcept {
@@ -459,6 +457,7 @@ status region::adopt_existing() {
     if (a == nullptr) return status::from_errno(ENOMEM, "setting up pod arenas");
     a->adopt_segment(s);
   }
+  LARDER_ASSERT_EXPENSIVE(is_valid());
   return {};
 }
 

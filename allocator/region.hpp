@@ -5,6 +5,7 @@
 // traced back to the region holding it.
 #pragma once
 
+#include "allocator/heap_walk.hpp"
 #include "allocator/segment.hpp"
 #include "recovery/layout.hpp"
 
@@ -48,8 +49,17 @@ class region {
   // pending remote frees in, and offers pages with free blocks to their
   // pods. Fails with errc::corrupt on a damaged segment header.
   status adopt_existing();
-  // Checks the segment table and every used segment header, read-only.
+  // Checks the segment table, every used segment header and every page
+  // (free lists at their head only, unless LARDER_DEBUG_FULL), read-only:
+  // the walk of heap_walk.hpp, stopped at the first damage, which the error
+  // names.
   status validate_segments() const;
+  // The full walk (every free list to its end), for LARDER_ASSERT_EXPENSIVE
+  // and tests: true when every invariant holds; each broken one is printed
+  // as a warning. Only exact while no thread allocates or frees here.
+  bool is_valid() const;
+  // The heap as mapped here, for the walker.
+  heap_view view() const noexcept;
   // Frees huge tails that no head's span covers: what a process stopped
   // between the steps of a huge allocation, growth or free leaves behind.
   // Returns how many. Writer only.

@@ -36,6 +36,10 @@ struct local_heap;
 inline constexpr std::uint8_t kPageInFull = 1;      // in the owner's full queue
 inline constexpr std::uint8_t kPageHasAligned = 2;  // holds interior (aligned) pointers
 inline constexpr std::uint8_t kPageHuge = 4;        // the one block of a huge segment run
+// Set aside by `larder check --repair` (format 1.4): which blocks the page
+// holds could not be told, so none is ever handed out or freed again; the
+// descriptor covers its slice run as one block (see heap_repair.hpp).
+inline constexpr std::uint8_t kPageQuarantined = 8;
 
 // page::xthread_free packs three things into one word, so that one atomic
 // operation updates them together: bits 0-1 the delay_state, bits 2-47 the
@@ -126,9 +130,12 @@ inline std::uint8_t* page_start(segment* s, const page* pg) noexcept {
   return reinterpret_cast<std::uint8_t*>(s) + offset;
 }
 
-inline std::size_t page_area(const page* pg, std::size_t index) noexcept {
-  std::size_t bytes = std::size_t{pg->slice_count} << kSliceShift;
-  return index == 0 ? bytes - kSegmentHeaderSize : bytes;
+// Bytes of blocks a run of `slices` slices from slice `first` holds.
+inline std::size_t run_area(std::size_t first, std::size_t slices) noexcept {
+  std::size_t bytes = slices << kSliceShift;
+  return first == 0 ? bytes - kSegmentHeaderSize : bytes;
 }
+
+inline std::size_t page_area(const page* pg, std::size_t index) noexcept { return run_area(index, pg->slice_count); }
 
 }  // namespace larder::alloc

@@ -9,13 +9,16 @@
 // to lie inside the readable part of the file.
 #include <larder/check.hpp>
 
+#include "allocator/heap_map.hpp"
+#include "allocator/heap_repair.hpp"
+#include "allocator/heap_walk.hpp"
 #include "allocator/segment.hpp"
-#include "allocator/size_class.hpp"
 #include "port/os.hpp"
 #include "recovery/layout.hpp"
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
 #include "recovery/undo_log.hpp"
+#include "runtime/heap_file.hpp"
 #include "runtime/heap_impl.hpp"
 
 #include <xxhash.h>
@@ -37,8 +40,6 @@ namespace {
 using alloc::kSegmentHeaderSize;
 using layout::kSegmentShift;
 using layout::kSegmentSize;
-using layout::kSliceShift;
-using layout::kSlicesPerSegment;
 
 // A badly damaged metadata block could yield one problem per table entry;
 // past this many, only a count is kept.
@@ -53,26 +54,7 @@ std::string hex(std::uint64_t value) {
   return text;
 }
 
-std::string segment_place(std::size_t i) {
-  return "segment " + std::to_string(i) + " (offset " + hex(std::uint64_t{i} << kSegmentShift) + ")";
-}
-
-std::string page_place(std::size_t i, std::size_t k) {
-  std::uint64_t at = (std::uint64_t{i} << kSegmentShift) + offsetof(alloc::segment, pages) + k * sizeof(alloc::page);
-  return "segment " + std::to_string(i) + " page descriptor of slice " + std::to_string(k) + " (offset " + hex(at) + ")";
-}
-
-const char* state_name(std::uint32_t state) {
-  switch (state) {
-    case layout::kSegmentFree: return "free";
-    case layout::kSegmentPages: return "heap pages";
-    case layout::kSegmentHugeHead: return "huge block head";
-    case layout::kSegmentHugeTail: return "huge block continuation";
-    case layout::kSegmentMeta: return "metadata";
-    case layout::kSegmentLog: return "undo log";
-    default: return "unknown";
-  }
-}
+std::string segment_place(std::size_t i) { return alloc::walk_place{alloc::walk_place::segment, i, 0}.text(); }
 
 // The name stored in a fixed-size field, or "" with *ok false when the
 // field has no NUL.
@@ -88,25 +70,6 @@ void add_capped(std::vector<std::string>* list, std::size_t* dropped, std::strin
   } else {
     ++*dropped;
   }
-}
-
-// One open backing, read-only.
-struct backing_file {
-  int fd = -1;
-  std::uint64_t size = 0;
-  ~backing_file() {
-    if (fd >= 0) port::close_fd(fd);
-  }
-};
-
-status open_backing(backing kind, const std::string& path, bool writable, backing_file* out) {
-  bool created = false;
-  int err = kind == backing::shm ? port::open_shm(path.c_str(), false, false, writable, &out->fd, &created)
-                                 : port::open_file(path.c_str(), false, false, writable, &out->fd, &created);
-  if (err == ENOENT) return status(errc::not_found, path);
-  if (err != 0) return status::from_errno(err, "opening " + path);
-  if ((err = port::file_size(out->fd, &out->size)) != 0) return status::from_errno(err, "reading the size of " + path);
-  return {};
 }
 
 // A lane whose commit slots repair mode rewrites before recovery runs: one
@@ -128,10 +91,9 @@ struct superblock_facts {
   int damaged = -1;  // the one copy that fails while the other is current and sound
 };
 
-class checker {
+class checker final : public alloc::walk_reporter {
  public:
   explicit checker(check_report* out) : out_(out) {}
-  ~checker() { unmap(); }
 
   status run(backing kind, const std::string& path);
   const superblock_facts& superblocks() const noexcept { return sb_; }
@@ -143,6 +105,12 @@ class checker {
   // Orphaned log segments that still hold a segment header: recovery
   // would free them, and they may be live segments with a damaged entry.
   std::size_t suspect_orphans() const noexcept { return suspect_orphans_; }
+  // The allocator walk's damage lines (segments and pages).
+  const std::vector<std::string>& segment_problems() const noexcept { return segment_problems_; }
+  // Lanes whose records or slots are damaged, or that hold an uncommitted
+  // transaction: until recovery settles them, allocator metadata may be
+  // what a rollback restores.
+  bool lanes_settled() const noexcept { return out_->pending_transactions == 0 && lane_problems_ == 0; }
   const std::vector<slot_repair>& slot_repairs() const noexcept { return slot_repairs_; }
 
  private:
@@ -154,21 +122,21 @@ class checker {
   bool check_current(const backing_file& file, backing kind);
   void compare_copies();
   status map_heap(const backing_file& file);
-  void unmap() noexcept;
   bool check_meta();
   void check_pods();
-  void check_segment_table();
   void check_lanes();
   void scan_lane_records(std::size_t n, const layout::lane_record& lane);
   void check_commit_slots(std::size_t n, const layout::lane_record& lane, const recovery::lane_scan* scan);
   void check_segments();
-  void check_huge_run(std::size_t i, std::uint32_t entry, std::size_t* next);
-  void check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t entry);
+  void check_log_segments();
   std::string orphan_hint(std::size_t i);
-  void check_page_segment(std::size_t i, const alloc::segment& s);
-  std::size_t check_page(std::size_t i, std::size_t k, const alloc::segment& s);
-  bool walk_list(std::size_t i, std::size_t k, const char* what, std::uint64_t head, std::uint64_t start,
-                 std::size_t block_size, std::size_t reserved, std::vector<bool>* seen, std::size_t* count);
+  // The allocator walk's lines go into the report as they are.
+  bool damage(const alloc::walk_place&, const std::string& message) override {
+    segment_problems_.push_back(message);
+    problem(message);
+    return true;
+  }
+  void notice(const alloc::walk_place&, const std::string& message) override { note(message); }
   void check_roots();
   void check_root(std::size_t slot, const layout::root_record& rec, std::set<std::string>* names);
   void finish();
@@ -178,14 +146,6 @@ class checker {
     if (offset > avail_ || size > avail_ - offset) return nullptr;
     return local_ + offset;
   }
-  // The local address of heap address `address`, when readable.
-  const std::uint8_t* translate(std::uint64_t address, std::uint64_t size) const noexcept {
-    if (address < base_) return nullptr;
-    return at(address - base_, size);
-  }
-  const alloc::segment* segment_at(std::size_t i) const noexcept {
-    return reinterpret_cast<const alloc::segment*>(at(std::uint64_t{i} << kSegmentShift, kSegmentSize));
-  }
   std::uint32_t entry(std::size_t i) const noexcept { return meta_->segments[i]; }
 
   check_report* out_;
@@ -193,8 +153,8 @@ class checker {
   std::size_t dropped_notes_ = 0;
   superblock_facts sb_;
   std::uint64_t heap_size_ = 0;  // bytes of the heap as open would use them
+  heap_mapping mapping_;
   std::uint8_t* local_ = nullptr;
-  std::size_t mapped_ = 0;
   std::uint64_t base_ = 0;   // recorded base
   std::uint64_t avail_ = 0;  // readable bytes from the base
   const layout::heap_meta* meta_ = nullptr;
@@ -202,6 +162,8 @@ class checker {
   std::vector<int> log_owner_;  // lane owning each segment's extent, or -1
   bool checked_ = false;
   std::size_t suspect_orphans_ = 0;
+  std::vector<std::string> segment_problems_;
+  std::size_t lane_problems_ = 0;
   std::vector<slot_repair> slot_repairs_;
 };
 
@@ -347,30 +309,11 @@ void checker::compare_copies() {
 // ---- mapping -------------------------------------------------------------
 
 status checker::map_heap(const backing_file& file) {
-  std::uint64_t readable = file.size < sb_.copies[sb_.current].reserve ? file.size : sb_.copies[sb_.current].reserve;
-  std::size_t length = (readable + port::kOsPageSize - 1) & ~(port::kOsPageSize - 1);
-  int err = port::map_fixed(base_, length, file.fd, false);
-  std::uintptr_t at = base_;
-  // The recorded range is in use in this process: map anywhere instead,
-  // at an address the kernel just handed out (retried if another thread
-  // takes it meanwhile).
-  for (int attempt = 0; err == EEXIST && attempt < 8; ++attempt) {
-    void* hole = nullptr;
-    if ((err = port::map_aligned(length, kSegmentSize, &hole)) != 0) break;
-    port::unmap(hole, length);
-    at = reinterpret_cast<std::uintptr_t>(hole);
-    err = port::map_fixed(at, length, file.fd, false);
-  }
-  if (err != 0) return status::from_errno(err, "mapping the heap read-only");
-  local_ = reinterpret_cast<std::uint8_t*>(at);
-  mapped_ = length;
-  avail_ = readable;
+  const std::uint64_t reserve = sb_.copies[sb_.current].reserve;
+  if (status s = map_heap_file(file, base_, reserve, false, false, false, &mapping_); !s.ok()) return s;
+  local_ = mapping_.local;
+  avail_ = mapping_.readable;
   return {};
-}
-
-void checker::unmap() noexcept {
-  if (local_ != nullptr) port::unmap(local_, mapped_);
-  local_ = nullptr;
 }
 
 // ---- metadata block ------------------------------------------------------
@@ -388,13 +331,10 @@ bool checker::check_meta() {
             " (expected \"LRDRMETA\"); not checked further");
     return false;
   }
+  // As the allocator walk clamps it (it reports a segments_high past the
+  // heap's size).
   std::uint64_t limit = heap_size_ >> kSegmentShift;
   high_ = static_cast<std::size_t>(meta_->segments_high < limit ? meta_->segments_high : limit);
-  if (meta_->segments_high == 0)
-    problem("metadata block: segments_high is 0 (segment 0 itself is always in use)");
-  else if (meta_->segments_high > limit)
-    problem("metadata block: segments_high " + std::to_string(meta_->segments_high) +
-            " runs past the heap's size (" + std::to_string(limit) + " segments)");
   if ((std::uint64_t{high_} << kSegmentShift) > avail_) high_ = static_cast<std::size_t>(avail_ >> kSegmentShift);
   return true;
 }
@@ -424,40 +364,6 @@ void checker::check_pods() {
   }
   if (meta_->pods[0].in_use != 1 || std::strncmp(meta_->pods[0].name, "default", sizeof(meta_->pods[0].name)) != 0)
     problem("pod slot 0 must be the pod 'default', in use");
-}
-
-void checker::check_segment_table() {
-  if (entry(0) != layout::segment_entry(layout::kSegmentMeta, 0))
-    problem("segment table entry 0 is " + hex(entry(0)) + ", not the metadata segment");
-  for (std::size_t i = 1; i < high_; ++i) {
-    std::uint32_t st = layout::entry_state(entry(i));
-    if (st > layout::kSegmentLog || st == layout::kSegmentMeta)
-      problem("segment table entry " + std::to_string(i) + ": invalid state " + std::to_string(st) + " (entry " +
-              hex(entry(i)) + ")");
-  }
-  // Past segments_high every entry of the reserve is free (entries past the
-  // reserve are never read); compared a chunk at a time.
-  static constexpr std::uint32_t kZeros[1024] = {};
-  std::size_t past = 0, first_past = 0;
-  std::size_t limit = static_cast<std::size_t>(sb_.copies[sb_.current].reserve >> kSegmentShift);
-  std::size_t from = meta_->segments_high < limit ? static_cast<std::size_t>(meta_->segments_high) : limit;
-  for (std::size_t i = from; i < limit;) {
-    std::size_t n = std::min<std::size_t>(std::size(kZeros), limit - i);
-    if (std::memcmp(&meta_->segments[i], kZeros, n * sizeof(std::uint32_t)) != 0) {
-      for (std::size_t j = i; j < i + n; ++j)
-        if (entry(j) != layout::kSegmentFree && past++ == 0) first_past = j;
-    }
-    i += n;
-  }
-  if (past != 0)
-    problem(std::to_string(past) + " segment table entries past segments_high (" +
-            std::to_string(meta_->segments_high) + ") are not free, the first at segment " + std::to_string(first_past));
-  for (std::size_t i = high_; i < meta_->segments_high && i < layout::kMaxSegments; ++i) {
-    if (entry(i) == layout::kSegmentFree) continue;
-    problem(segment_place(i) + " is marked " + state_name(layout::entry_state(entry(i))) +
-            " but lies past the end of the file or the heap");
-    break;
-  }
 }
 
 // ---- undo-log lanes ------------------------------------------------------
@@ -498,7 +404,8 @@ void checker::check_lanes() {
           problem(where + ": segment " + std::to_string(j) + " is also in lane " + std::to_string(log_owner_[j]) + "'s log");
           extents_ok = false;
         } else if (entry(j) != layout::segment_entry(layout::kSegmentLog, static_cast<std::uint32_t>(n))) {
-          problem(where + ": segment " + std::to_string(j) + " is marked " + state_name(layout::entry_state(entry(j))) +
+          problem(where + ": segment " + std::to_string(j) + " is marked " +
+                  alloc::segment_state_name(layout::entry_state(entry(j))) +
                   " (entry " + hex(entry(j)) + "), not undo log of lane " + std::to_string(n));
           extents_ok = false;
         }
@@ -579,42 +486,41 @@ void checker::check_commit_slots(std::size_t n, const layout::lane_record& lane,
 
 // ---- segments and pages --------------------------------------------------
 
+// The allocator's walk (allocator/heap_walk.hpp) checks the segment table,
+// headers and pages, reporting to this checker.
 void checker::check_segments() {
-  for (std::size_t i = 1; i < high_;) {
+  alloc::heap_view view;
+  view.local = local_;
+  view.base = base_;
+  view.size = heap_size_;
+  view.readable = avail_;
+  view.reserve = sb_.copies[sb_.current].reserve;
+  alloc::walk_options full;
+  full.full_lists = true;
+  alloc::walk_totals totals = alloc::walk_heap(view, full, *this);
+  out_->segments = totals.segments;
+  out_->pages = totals.pages;
+  out_->blocks_in_use = totals.blocks_in_use;
+  out_->bytes_in_use = totals.bytes_in_use;
+  out_->quarantined_pages = totals.quarantined_pages;
+  out_->quarantined_bytes = totals.quarantined_bytes;
+}
+
+// Undo-log segments that no lane's extents hold: recovery frees them.
+void checker::check_log_segments() {
+  for (std::size_t i = 1; i < high_; ++i) {
     std::uint32_t e = entry(i);
-    std::uint32_t st = layout::entry_state(e);
-    std::size_t next = i + 1;
-    if (st != layout::kSegmentFree) ++out_->segments;
-    if (st == layout::kSegmentHugeTail) {
-      note(segment_place(i) + " is marked a huge block's continuation, but no huge block covers it (a process "
-           "stopped between the steps of a huge allocation or free); opening the heap for writing frees it");
-    } else if (st == layout::kSegmentLog) {
-      if (layout::entry_pod(e) >= layout::kMaxLanes)
-        problem(segment_place(i) + " is marked undo log of lane " + std::to_string(layout::entry_pod(e)) +
-                ", which cannot exist");
-      else if (log_owner_[i] < 0) {
-        std::string hint = orphan_hint(i);
-        if (hint.empty())
-          note(segment_place(i) + " is an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
-               " that no extent references (a crash between claiming it and adding it to the lane); opening the "
-               "heap for writing frees it");
-        else
-          problem(segment_place(i) + " is marked as an undo-log segment of lane " +
-                  std::to_string(layout::entry_pod(e)) + " that no extent references, but" + hint +
-                  "; opening the heap refuses it");
-      }
-    } else if (st == layout::kSegmentPages) {
-      const alloc::segment* s = segment_at(i);
-      if (s == nullptr) {
-        problem(segment_place(i) + " lies past the end of the file");
-      } else {
-        check_segment_header(i, *s, e);
-        if (s->magic == alloc::kSegmentMagic) check_page_segment(i, *s);
-      }
-    } else if (st == layout::kSegmentHugeHead) {
-      check_huge_run(i, e, &next);
-    }
-    i = next;
+    if (layout::entry_state(e) != layout::kSegmentLog || layout::entry_pod(e) >= layout::kMaxLanes ||
+        log_owner_[i] >= 0)
+      continue;
+    std::string hint = orphan_hint(i);
+    if (hint.empty())
+      note(segment_place(i) + " is an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
+           " that no extent references (a crash between claiming it and adding it to the lane); opening the "
+           "heap for writing frees it");
+    else
+      problem(segment_place(i) + " is marked as an undo-log segment of lane " + std::to_string(layout::entry_pod(e)) +
+              " that no extent references, but" + hint + "; opening the heap refuses it");
   }
 }
 
@@ -622,179 +528,11 @@ void checker::check_segments() {
 // segment of blocks whose table entry was damaged: say so before recovery
 // frees it.
 std::string checker::orphan_hint(std::size_t i) {
-  const alloc::segment* s = segment_at(i);
+  const auto* s = reinterpret_cast<const alloc::segment*>(at(std::uint64_t{i} << kSegmentShift, kSegmentHeaderSize));
   if (s == nullptr || s->magic != alloc::kSegmentMagic) return "";
   ++suspect_orphans_;
   return " it still holds a segment header of pod " + std::to_string(s->pod) +
          " (its table entry may be what is damaged)";
-}
-
-void checker::check_segment_header(std::size_t i, const alloc::segment& s, std::uint32_t e) {
-  std::string place = segment_place(i) + " header";
-  if (s.magic != alloc::kSegmentMagic) {
-    problem(place + ": bad magic " + hex(s.magic) + " (expected \"LRDRSEGM\"); its pages are not checked");
-    return;
-  }
-  std::uint32_t pod = layout::entry_pod(e);
-  if (s.pod != pod) problem(place + ": pod " + std::to_string(s.pod) + ", but the segment table says " + std::to_string(pod));
-  if (pod >= layout::kMaxPods || meta_->pods[pod].in_use != 1)
-    problem(segment_place(i) + " belongs to pod " + std::to_string(pod) + ", which is not in use");
-  if (s.unpurged & ~s.free_slices)
-    problem(place + ": slices " + hex(s.unpurged & ~s.free_slices) + " are marked unpurged but not free");
-  if (layout::entry_state(e) == layout::kSegmentPages && s.span != 1)
-    problem(place + ": span " + std::to_string(s.span) + ", but a segment of pages spans 1");
-}
-
-void checker::check_huge_run(std::size_t i, std::uint32_t e, std::size_t* next) {
-  const alloc::segment* s = segment_at(i);
-  if (s == nullptr) {
-    problem(segment_place(i) + " lies past the end of the file");
-    return;
-  }
-  check_segment_header(i, *s, e);
-  if (s->magic != alloc::kSegmentMagic) return;
-  std::string place = segment_place(i) + " (huge block)";
-  if (s->span == 0 || i + s->span > high_) {
-    problem(place + ": span " + std::to_string(s->span) + " runs past segments_high (" + std::to_string(high_) + ")");
-    return;
-  }
-  for (std::size_t j = i + 1; j < i + s->span; ++j) {
-    if (entry(j) != layout::segment_entry(layout::kSegmentHugeTail, layout::entry_pod(e))) {
-      problem(place + " spans " + std::to_string(s->span) + " segments, but segment " + std::to_string(j) +
-              " is marked " + state_name(layout::entry_state(entry(j))) + " (entry " + hex(entry(j)) + ")");
-      return;
-    }
-  }
-  out_->segments += s->span - 1;
-  *next = i + s->span;
-  const alloc::page& pg = s->pages[0];
-  std::uint64_t bytes = std::uint64_t{s->span} << kSegmentShift;
-  if (!(pg.flags.load(std::memory_order_relaxed) & alloc::kPageHuge) || pg.slice_count != kSlicesPerSegment ||
-      pg.capacity != 1 || pg.used != 1)
-    problem(page_place(i, 0) + ": not the descriptor of a live huge block (flags, slice_count, capacity, used)");
-  if (s->free_slices != 0) problem(place + ": free_slices is " + hex(s->free_slices) + ", not 0");
-  if (s->huge_offset < kSegmentHeaderSize || s->huge_offset % layout::kSliceSize != 0 || s->huge_offset >= bytes ||
-      s->huge_size > bytes - s->huge_offset) {
-    problem(place + ": the block (offset " + hex(s->huge_offset) + ", " + std::to_string(s->huge_size) +
-            " bytes) does not fit its " + std::to_string(s->span) + " segments");
-    return;
-  }
-  ++out_->blocks_in_use;
-  out_->bytes_in_use += s->huge_size;
-}
-
-void checker::check_page_segment(std::size_t i, const alloc::segment& s) {
-  for (std::size_t k = 0; k < kSlicesPerSegment;) {
-    const alloc::page& pg = s.pages[k];
-    bool free = (s.free_slices >> k) & 1;
-    // A free slice's descriptor is stale by design: pages are described
-    // before their slices leave the free set and freed before the
-    // descriptor is cleared, so a stopped process may leave either.
-    if (free) {
-      ++k;
-      continue;
-    }
-    if (pg.slice_count == 0) {
-      problem(page_place(i, k) + ": the slice is in use but belongs to no page");
-      ++k;
-      continue;
-    }
-    k += check_page(i, k, s);
-  }
-}
-
-// Checks the page starting at slice `k`; returns the slices it covers.
-std::size_t checker::check_page(std::size_t i, std::size_t k, const alloc::segment& s) {
-  const alloc::page& pg = s.pages[k];
-  std::string place = page_place(i, k);
-  std::size_t slices = pg.slice_count;
-  if (k + slices > kSlicesPerSegment) {
-    problem(place + ": " + std::to_string(slices) + " slices run past the segment's end");
-    return 1;
-  }
-  for (std::size_t j = 1; j < slices; ++j) {
-    const alloc::page& cont = s.pages[k + j];
-    if ((s.free_slices >> (k + j)) & 1) {
-      problem(place + ": its slice " + std::to_string(k + j) + " is marked free");
-    } else if (cont.slice_count != 0 || cont.slice_offset != j) {
-      problem(page_place(i, k + j) + ": continuation of the page at slice " + std::to_string(k) +
-              ", but it records slice_count " + std::to_string(cont.slice_count) + " and slice_offset " +
-              std::to_string(cont.slice_offset));
-    }
-  }
-  std::uint8_t flags = pg.flags.load(std::memory_order_relaxed);
-  if (pg.bin == 0 || pg.bin >= alloc::kBinCount) {
-    problem(place + ": size class " + std::to_string(pg.bin) + " does not exist");
-    return slices;
-  }
-  std::size_t block_size = alloc::kSizeClasses.block_size[pg.bin];
-  std::size_t area = alloc::page_area(&pg, k);
-  if (pg.block_size != block_size || alloc::slices_for_block(block_size) != slices) {
-    problem(place + ": block size " + std::to_string(pg.block_size) + " and " + std::to_string(slices) +
-            " slices do not match size class " + std::to_string(pg.bin) + " (" + std::to_string(block_size) + " bytes)");
-    return slices;
-  }
-  if (pg.capacity != area / block_size)
-    problem(place + ": capacity " + std::to_string(pg.capacity) + ", but " + std::to_string(area / block_size) +
-            " blocks of " + std::to_string(block_size) + " bytes fit");
-  if (pg.cache_bin != alloc::kNoCacheBin && (pg.cache_bin != pg.bin || pg.bin >= alloc::kCachedBins))
-    problem(place + ": cache_bin " + std::to_string(pg.cache_bin) + " does not match size class " + std::to_string(pg.bin));
-  if (flags & ~(alloc::kPageInFull | alloc::kPageHasAligned))
-    problem(place + ": unexpected flags " + hex(flags));
-  ++out_->pages;
-  if (pg.reserved > pg.capacity || pg.used > pg.reserved || pg.capacity > area / block_size) {
-    problem(place + ": counts out of order (used " + std::to_string(pg.used) + ", reserved " +
-            std::to_string(pg.reserved) + ", capacity " + std::to_string(pg.capacity) + ")");
-    return slices;
-  }
-  out_->blocks_in_use += pg.used;
-  out_->bytes_in_use += std::size_t{pg.used} * block_size;
-  std::uint64_t start = base_ + (std::uint64_t{i} << kSegmentShift) + (k == 0 ? kSegmentHeaderSize : k << kSliceShift);
-  std::vector<bool> seen(pg.reserved, false);
-  std::size_t free_count = 0, remote_count = 0;
-  std::uintptr_t remote = pg.xthread_free.load(std::memory_order_relaxed);
-  if (!walk_list(i, k, "free list", reinterpret_cast<std::uintptr_t>(pg.free), start, block_size, pg.reserved, &seen,
-                 &free_count) ||
-      !walk_list(i, k, "remote-free list", reinterpret_cast<std::uintptr_t>(alloc::remote_list(remote)), start,
-                 block_size, pg.reserved, &seen, &remote_count))
-    return slices;
-  if (remote_count != alloc::remote_count(remote))
-    problem(place + ": the remote-free list holds " + std::to_string(remote_count) + " blocks but records " +
-            std::to_string(alloc::remote_count(remote)));
-  else if (remote_count > pg.used)
-    problem(place + ": " + std::to_string(remote_count) + " remote frees but only " + std::to_string(pg.used) +
-            " blocks in use");
-  else if (free_count + pg.used != pg.reserved)
-    problem(place + ": " + std::to_string(free_count) + " free blocks + " + std::to_string(pg.used) +
-            " in use != " + std::to_string(pg.reserved) + " carved");
-  return slices;
-}
-
-// Walks a block list of a page: every block must be one of the `reserved`
-// carved blocks from `start`, and appear once (in either list).
-bool checker::walk_list(std::size_t i, std::size_t k, const char* what, std::uint64_t head, std::uint64_t start,
-                        std::size_t block_size, std::size_t reserved, std::vector<bool>* seen, std::size_t* count) {
-  std::uint64_t end = start + std::uint64_t{reserved} * block_size;
-  std::size_t n = 0;
-  auto fail = [&](std::uint64_t b, const std::string& why) {
-    problem(page_place(i, k) + ": " + what + " entry " + std::to_string(n) + " (" + hex(b) + ") " + why);
-    return false;
-  };
-  for (std::uint64_t b = head; b != 0; ++n) {
-    if (b < start || b >= end)
-      return fail(b, "lies outside the page's " + std::to_string(reserved) + " carved blocks [" + hex(start) + ", " +
-                         hex(end) + ")");
-    if ((b - start) % block_size != 0)
-      return fail(b, "is not on a block boundary (block size " + std::to_string(block_size) + ")");
-    std::size_t index = static_cast<std::size_t>((b - start) / block_size);
-    if ((*seen)[index]) return fail(b, "appears twice in the page's free lists (a cycle or a double free)");
-    (*seen)[index] = true;
-    const std::uint8_t* local = translate(b, sizeof(std::uint64_t));
-    if (local == nullptr) return fail(b, "lies past the end of the file");
-    std::memcpy(&b, local, sizeof(b));
-  }
-  *count = n;
-  return true;
 }
 
 // ---- roots ---------------------------------------------------------------
@@ -849,7 +587,8 @@ void checker::check_root(std::size_t slot, const layout::root_record& rec, std::
   std::size_t i = static_cast<std::size_t>((object - base_) >> kSegmentShift);
   std::uint32_t st = i < high_ ? layout::entry_state(entry(i)) : layout::kSegmentFree;
   if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead && st != layout::kSegmentHugeTail) {
-    problem(place + ": the object " + hex(object) + " lies in " + segment_place(i) + ", which is " + state_name(st) +
+    problem(place + ": the object " + hex(object) + " lies in " + segment_place(i) + ", which is " +
+            alloc::segment_state_name(st) +
             ", not a segment of blocks");
     return;
   }
@@ -870,12 +609,14 @@ status checker::run(backing kind, const std::string& path) {
     if (status s = map_heap(file); !s.ok()) return s;
     if (check_meta()) {
       check_pods();
-      check_segment_table();
+      std::size_t before_lanes = out_->problems.size();
       check_lanes();
+      lane_problems_ = out_->problems.size() - before_lanes;
       check_segments();
+      check_log_segments();
       check_roots();
     }
-    unmap();
+    mapping_.unmap();
   }
   finish();
   return {};
@@ -1016,43 +757,76 @@ void remove_dangling_roots(heap& h, check_report* out) {
   }
 }
 
-bool repaired_elsewhere(const std::string& problem) {
-  return problem.rfind("superblock copy", 0) == 0 || problem.rfind("root ", 0) == 0 ||
-         (problem.rfind("lane ", 0) == 0 && problem.find("cannot be told") != std::string::npos);
+// Rebuilds what the allocator walk finds damaged in segment headers, pages
+// and huge blocks (allocator/heap_repair.hpp), through a shared writable
+// mapping, under the writer lock. Blocks reachable from a sound live root
+// are never put on a free list.
+status repair_allocator(backing kind, const std::string& path, const layout::superblock& sb, check_report* out) {
+  backing_file file;
+  if (status s = open_backing(kind, path, true, &file); !s.ok()) return s;
+  if (int err = port::lock_writer(file.fd))
+    return err == EAGAIN ? status(errc::heap_busy, path) : status::from_errno(err, "locking " + path);
+  heap_mapping mapping;
+  if (status s = map_heap_file(file, sb.base, sb.reserve, true, false, false, &mapping); !s.ok()) return s;
+  alloc::heap_view view;
+  view.local = mapping.local;
+  view.base = sb.base;
+  view.readable = mapping.readable;
+  view.reserve = sb.reserve;
+  // As open sizes it: an interrupted growth leaves the file longer.
+  view.size = std::max<std::uint64_t>(sb.size, mapping.readable & ~std::uint64_t{kSegmentSize - 1});
+  if (view.at(layout::kMetaOffset, sizeof(layout::heap_meta)) == nullptr || view.meta()->magic != layout::kMetaMagic)
+    return {};
+  alloc::heap_map map;
+  map.build(view);
+  if (map.totals().damage == 0) return {};
+  alloc::reach_marks reached = map.new_marks();
+  const bool checksummed = recovery::records_checksummed(sb);
+  for (const layout::root_record& rec : view.meta()->roots) {
+    if (rec.in_use != kRootLive || recovery::root_damage(rec, sb.base, sb.reserve, checksummed) != nullptr) continue;
+    alloc::heap_map::reach_result ignored;
+    map.reach(rec.object, 1, true, &reached, &ignored);
+  }
+  alloc::repair_outcome done = alloc::repair_heap(map, reached, 1);
+  if (done.lines.empty()) return {};
+  if (int err = port::sync_file(file.fd)) return status::from_errno(err, "making " + path + " durable");
+  for (std::string& line : done.lines) out->repairs.push_back(std::move(line));
+  return {};
 }
 
-// Repairs after a check that found `before`: the superblock copy, then
-// recovery through a writable open, then the roots; `*out` receives the
-// check made afterwards. On an error before that check, `*out` is `before`.
-status repair(backing kind, const std::string& path, const superblock_facts& facts, std::size_t suspect_orphans,
-              const std::vector<slot_repair>& slot_fixes, check_report before, check_report* out) {
+bool repaired_elsewhere(const std::string& problem, const std::vector<std::string>& by_allocator_repair) {
+  return problem.rfind("superblock copy", 0) == 0 || problem.rfind("root ", 0) == 0 ||
+         (problem.rfind("lane ", 0) == 0 && problem.find("cannot be told") != std::string::npos) ||
+         std::find(by_allocator_repair.begin(), by_allocator_repair.end(), problem) != by_allocator_repair.end();
+}
+
+// Repairs after `first` found `before`: the superblock copy, commit slots
+// and records, then recovery through a writable open, then the allocator's
+// metadata, then the roots; `*out` receives the check made afterwards. On
+// an error before that check, `*out` is `before`.
+status repair(backing kind, const std::string& path, const checker& first, check_report before, check_report* out) {
+  const superblock_facts& facts = first.superblocks();
   *out = check_report{};
   check_report done;
-  if (facts.damaged >= 0) {
-    if (status s = rewrite_superblock(kind, path, facts, &done); !s.ok()) {
-      *out = std::move(before);
-      return s;
-    }
-  }
-  if (!slot_fixes.empty()) {
-    if (status s = rewrite_commit_slots(kind, path, slot_fixes, &done); !s.ok()) {
-      *out = std::move(before);
-      out->repairs = std::move(done.repairs);
-      return s;
-    }
-  }
-  const layout::superblock& sb = facts.copies[facts.current];
-  if (status s = rewrite_damaged_records(kind, path, sb, &done); !s.ok()) {
+  auto fail = [&](status s) {
     *out = std::move(before);
     out->repairs = std::move(done.repairs);
     return s;
+  };
+  if (facts.damaged >= 0) {
+    if (status s = rewrite_superblock(kind, path, facts, &done); !s.ok()) return fail(s);
   }
-  if (suspect_orphans != 0) {
+  if (!first.slot_repairs().empty()) {
+    if (status s = rewrite_commit_slots(kind, path, first.slot_repairs(), &done); !s.ok()) return fail(s);
+  }
+  const layout::superblock& sb = facts.copies[facts.current];
+  if (status s = rewrite_damaged_records(kind, path, sb, &done); !s.ok()) return fail(s);
+  if (first.suspect_orphans() != 0) {
     // Recovery would free them: rather leave the heap as it is.
     checker again(out);
     if (status s = again.run(kind, path); !s.ok()) return s;
     out->repairs = std::move(done.repairs);
-    out->notes.push_back("not opened for writing: recovery would free " + std::to_string(suspect_orphans) +
+    out->notes.push_back("not opened for writing: recovery would free " + std::to_string(first.suspect_orphans()) +
                          " undo-log segment(s) that still hold a segment header (see above); resolve that first");
     return {};
   }
@@ -1062,17 +836,33 @@ status repair(backing kind, const std::string& path, const superblock_facts& fac
   options.mode = open_mode::open;
   heap h;
   status opened = heap::open(options, &h);
+  std::vector<std::string> by_allocator_repair;
+  if (!first.segment_problems().empty()) {
+    // Recovery has run (a rollback stays done even when the open then
+    // refused the allocator's metadata); a lane it could not settle may
+    // still hold before-images of that metadata, which then stays as it is.
+    if (opened.ok()) {
+      if (status s = h.close(); !s.ok()) return fail(s);
+    }
+    check_report now;
+    checker probe(&now);
+    if (status s = probe.run(kind, path); !s.ok()) return fail(s);
+    if (probe.lanes_settled()) {
+      if (status s = repair_allocator(kind, path, sb, &done); !s.ok()) return fail(s);
+      by_allocator_repair = first.segment_problems();
+    } else {
+      done.notes.push_back("segments and pages not repaired: an undo-log lane is not settled (see above)");
+    }
+    opened = heap::open(options, &h);
+  }
   if (opened.ok()) {
     remove_dangling_roots(h, &done);
-    if (status s = h.close(); !s.ok()) {
-      *out = std::move(before);
-      out->repairs = std::move(done.repairs);
-      return s;
-    }
+    if (status s = h.close(); !s.ok()) return fail(s);
   }
   checker again(out);
   if (status s = again.run(kind, path); !s.ok()) return s;
   out->repairs = std::move(done.repairs);
+  for (std::string& note : done.notes) out->notes.push_back(std::move(note));
   if (!opened.ok()) {
     if (!opened.is_corruption() && !opened.is(errc::newer_format) && !opened.is(errc::foreign_build)) return opened;
     out->notes.push_back("opening the heap for writing (recovery) failed: " + opened.to_string());
@@ -1084,7 +874,8 @@ status repair(backing kind, const std::string& path, const superblock_facts& fac
                            " uncommitted transaction(s)");
   std::set<std::string> remaining(out->problems.begin(), out->problems.end());
   for (const std::string& p : before.problems)
-    if (!remaining.count(p) && !repaired_elsewhere(p)) out->repairs.push_back("fixed by recovery: " + p);
+    if (!remaining.count(p) && !repaired_elsewhere(p, by_allocator_repair))
+      out->repairs.push_back("fixed by recovery: " + p);
   return {};
 }
 
@@ -1104,7 +895,7 @@ status check_heap(backing kind, const std::string& path, bool repair_mode, check
     out->notes.push_back("nothing was repaired: without a usable superblock copy there is nothing to repair from");
     return {};
   }
-  return repair(kind, path, first.superblocks(), first.suspect_orphans(), first.slot_repairs(), std::move(*out), out);
+  return repair(kind, path, first, std::move(*out), out);
 }
 
 }  // namespace larder

@@ -5,6 +5,7 @@
 
 #include "allocator/alloc.hpp"
 #include "allocator/thread.hpp"
+#include "port/assert.hpp"
 #include "port/os.hpp"
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
@@ -456,6 +457,7 @@ status heap_impl::close() {
   status result;
   stop_tracking();
   alloc::forget_region(&region);
+  LARDER_ASSERT_EXPENSIVE(!can_write() || region.is_valid());
   alloc::unregister_region(&region);
   if (writable && kind == backing::file) {
     if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed()))

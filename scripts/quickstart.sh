@@ -81,8 +81,11 @@ case "${1:-}" in
       -DLARDER_BUILD_TESTS=ON -DLARDER_BUILD_TOOLS=ON -DLARDER_BUILD_BENCH=ON
     # --no-tests=error: a build without tests must fail here, not pass.
     (cd build && ctest --no-tests=error --output-on-failure -j "$jobs")
+    # With every assertion, the full invariant walk of each heap at every
+    # writer open and close included (LARDER_DEBUG_FULL).
     configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_WERROR=ON -DLARDER_ASAN=ON \
-      -DLARDER_TSAN=OFF -DLARDER_FUZZ=OFF -DLARDER_BUILD_TESTS=ON -DLARDER_BUILD_TOOLS=ON -DLARDER_BUILD_BENCH=OFF
+      -DLARDER_DEBUG_FULL=ON -DLARDER_TSAN=OFF -DLARDER_FUZZ=OFF -DLARDER_BUILD_TESTS=ON -DLARDER_BUILD_TOOLS=ON \
+      -DLARDER_BUILD_BENCH=OFF
     # The every-point crash sweeps run in the Release build only (minutes under ASan).
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --no-tests=error --output-on-failure -j "$jobs" \
       -LE crash_exhaustive)

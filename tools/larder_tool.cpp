@@ -7,7 +7,10 @@
 //                        pages written per pod, from page-write tracking
 //   larder create HEAP [--reserve BYTES]
 //   larder check HEAP [--repair]
-//                        verify every on-media structure
+//                        verify every on-media structure; --repair rebuilds
+//                        what the rest determines
+//   larder salvage HEAP OUT
+//                        copy every root whose objects are intact into a new heap
 //   larder recover HEAP  roll back what a crash left, now (a writer open does it too)
 //   larder rm HEAP       remove a heap no process has open for writing
 //   larder crashtest [--every | --random N | --kill N] ... -- PROGRAM ARGS...
@@ -22,6 +25,7 @@
 
 #include "crashtest_command.hpp"
 #include "output.hpp"
+#include "salvage_command.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -204,7 +208,8 @@ int check(const target& t, bool repair, bool as_json) {
     json out = {{"heap", t.name}, {"ok", s.ok()}, {"clean", s.ok() && r.clean()}, {"problems", r.problems},
                 {"notes", r.notes}, {"repairs", r.repairs}, {"segments", r.segments}, {"pages", r.pages},
                 {"blocks_in_use", r.blocks_in_use}, {"bytes_in_use", r.bytes_in_use}, {"roots", r.roots},
-                {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions}};
+                {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions},
+                {"quarantined_pages", r.quarantined_pages}, {"quarantined_bytes", r.quarantined_bytes}};
     if (!s.ok()) out["error"] = s.to_string();
     print_json(out);
     return !s.ok() ? larder_tool::kExitCannotRun : r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
@@ -222,6 +227,9 @@ int check(const target& t, bool repair, bool as_json) {
               printable(t.name).c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(),
               r.repairs.size(), r.segments, r.pages, r.blocks_in_use, human_size(r.bytes_in_use).c_str(), r.roots,
               r.pods, r.lanes, r.pending_transactions);
+  if (r.quarantined_pages != 0)
+    std::printf("quarantined: %zu pages (%s) set aside by a repair\n", r.quarantined_pages,
+                human_size(r.quarantined_bytes).c_str());
   return r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
 }
 
@@ -282,8 +290,10 @@ int main(int argc, char** argv) {
   create_cmd->add_option("--reserve", reserve, "address space to reserve, in bytes");
   bool repair = false;
   check_cmd->add_flag("--repair", repair,
-                      "open for writing (recovery), rewrite a damaged superblock copy, drop dangling roots, check again");
+                      "rewrite what the rest of the heap determines (superblock copy, records, recovery, segment "
+                      "headers, pages, free lists), quarantine what it does not, check again");
   crashtest_command crashtest(app);
+  salvage_command salvage(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -292,6 +302,7 @@ int main(int argc, char** argv) {
   }
   if (crashtest.chosen()) return crashtest.run();
   if (*check_cmd) return check(t, repair, as_json);
+  if (salvage.chosen()) return salvage.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);

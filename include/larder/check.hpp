@@ -1,6 +1,8 @@
 // larder::check_heap: verify a heap's on-media structures offline, and
-// optionally repair what can be repaired without guessing user data.
-// `larder check` (docs/tools/larder.md) is the command-line front end.
+// optionally repair what can be repaired without guessing user data;
+// larder::salvage_heap: copy what is intact out of a damaged heap.
+// `larder check` and `larder salvage` (docs/tools/larder.md) are the
+// command-line front ends.
 #pragma once
 
 #include <larder/export.hpp>
@@ -33,6 +35,10 @@ struct check_report {
   std::size_t pods = 0;             // pods in use
   std::size_t lanes = 0;            // undo-log lanes in use
   std::size_t pending_transactions = 0;  // lanes holding an uncommitted transaction
+  // Pages (and huge blocks) a repair set aside because which blocks they
+  // held could not be told: never handed out or freed again.
+  std::size_t quarantined_pages = 0;
+  std::size_t quarantined_bytes = 0;
 
   bool clean() const noexcept { return problems.empty(); }
 };
@@ -70,5 +76,59 @@ LARDER_EXPORT status check_heap(backing kind, const std::string& path, bool repa
 inline status check_heap(const std::string& path, bool repair, check_report* out) {
   return check_heap(backing::file, path, repair, out);
 }
+
+// What salvage_heap did with one root.
+struct salvaged_root {
+  std::string name;  // as recorded ("slot N" when the record holds no name)
+  bool salvaged = false;
+  std::size_t blocks = 0;  // blocks of its object graph (a block two roots share counts for each)
+  std::size_t bytes = 0;
+  std::string lost_because;  // when not salvaged: why, naming the damaged place
+};
+
+struct salvage_report {
+  std::vector<salvaged_root> roots;  // every live or damaged root record, in slot order
+  // What the reader should know: a crashed transaction rolled back in a
+  // private copy, a lane that could not be read, ...
+  std::vector<std::string> notes;
+  std::size_t blocks = 0;  // blocks copied, each once
+  std::size_t bytes = 0;
+  std::size_t pods = 0;    // pods the new heap holds blocks of
+  std::size_t pointers_relocated = 0;  // words rewritten to the new addresses
+
+  std::size_t lost() const noexcept {
+    std::size_t n = 0;
+    for (const salvaged_root& r : roots) n += r.salvaged ? 0 : 1;
+    return n;
+  }
+};
+
+// Copies every root of the heap in file `path` (or shm object, kind shm)
+// whose object graph is intact into a new file heap `out_path`, and says
+// per root what it did (docs/tools/larder.md, "salvage"). The heap is only
+// read: mapped privately at its own address, where a transaction a crash
+// left uncommitted is rolled back in this process's copy.
+//
+// A root's graph is what it reaches conservatively: every 8-byte-aligned
+// word inside a block reached whose value lies inside a block that may be
+// live. It is intact unless it reaches a page whose blocks cannot be told
+// apart (a damaged or quarantined page descriptor) or a block past the end
+// of the file; a root whose record is damaged is lost too. Each block kept
+// goes to the pod of the same name in the new heap (a pod whose record is
+// damaged: `damaged-N`), under the same root names and sizes.
+//
+// The new heap has a base address of its own, so pointers move: every word
+// of a kept block whose value lies inside a kept block, or just past one,
+// is rewritten. An integer that happens to hold such a value is rewritten
+// too (the price of a copy that can be opened beside its original).
+//
+// Returns OK when the new heap was written, whatever was lost (see
+// out->lost()). Errors: not_found, not_a_heap, corrupt (no sound
+// superblock or metadata block), truncated, newer_format, foreign_build,
+// address_taken (the heap's range is in use in this process), already_exists
+// (`out_path` exists), or the errno value of a failed call; `out_path` is
+// then not left behind.
+LARDER_EXPORT status salvage_heap(backing kind, const std::string& path, const std::string& out_path,
+                                  salvage_report* out);
 
 }  // namespace larder

@@ -82,4 +82,12 @@ inline void throw_if_error(const status& s) {
   if (!s.ok()) throw error(s);
 }
 
+// Builds with assertions (a debug build; -DLARDER_DEBUG_INTERNAL=ON and
+// -DLARDER_DEBUG_FULL=ON add internal checks and full walks of the heap's
+// invariants) call the handler when one fails; by default it prints the
+// place and aborts. A handler that returns is followed by abort(). Returns
+// the handler installed before; nullptr restores the default.
+using assertion_handler = void (*)(const char* file, int line, const char* condition);
+LARDER_EXPORT assertion_handler set_assertion_handler(assertion_handler handler) noexcept;
+
 }  // namespace larder

@@ -64,32 +64,6 @@ std::uint64_t get64(const std::string& b, std::size_t at) {
   return v;
 }
 
-// Each case below opens, checks and syncs the heap; on tmpfs that costs
-// no disk flushes.
-class work_dir {
- public:
-  work_dir() {
-    for (const char* root : {"/dev/shm", "/tmp"}) {
-      std::string pattern = std::string(root) + "/larder-slots-XXXXXX";
-      if (::mkdtemp(pattern.data()) != nullptr) {
-        path_ = pattern;
-        return;
-      }
-    }
-    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-  }
-  ~work_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  work_dir(const work_dir&) = delete;
-  work_dir& operator=(const work_dir&) = delete;
-  std::string file(const char* name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 larder::heap_options options(const std::string& path, larder::open_mode mode) {
   larder::heap_options o = larder_test::file_options(path, mode);
   o.reserve = std::size_t{256} << 20;
@@ -149,7 +123,7 @@ class CommitSlotDamage : public ::testing::Test {
     return true;
   }
 
-  work_dir dir_;
+  larder_test::temp_dir dir_{true};  // each case opens, checks and syncs heaps: on tmpfs where there is one
   std::string path_ = dir_.file("list.heap");
   std::string original_;
   std::size_t lane_ = 0;
@@ -260,7 +234,7 @@ class UndoRecordDamage : public ::testing::Test {
     return true;
   }
 
-  work_dir dir_;
+  larder_test::temp_dir dir_{true};  // each case opens, checks and syncs heaps: on tmpfs where there is one
   std::string path_ = dir_.file("values.heap");
   std::string pending_;
   std::size_t lane_ = 0;
