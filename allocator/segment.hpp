@@ -95,7 +95,7 @@ struct segment {
   std::uint8_t unused[3];
   std::uint32_t huge_offset;    // huge: offset of the block from the segment start
   std::uint64_t huge_size;      // huge: the size asked for
-  std::uint64_t holes;          // bit i set: slice i was given back to the file system (file and shm heaps)
+  std::uint64_t holes;          // bit i set: slice i may have no storage in the file (file and shm heaps)
   page pages[kSlicesPerSegment];
 };
 static_assert(sizeof(segment) <= kSegmentHeaderSize);

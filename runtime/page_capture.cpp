@@ -52,7 +52,7 @@ void capture_page(void* context, std::uintptr_t page) {
     return;
   }
   if (tx->already_logged(page, port::kOsPageSize)) return;
-  if (tx->captured_pages >= kMaxCapturedPages)
+  if (tx->captured_pages >= tx->capture_page_limit)
     fail_in_handler("larder: a transaction capturing pages wrote more pages than its log holds; stopping\n");
   ++tx->captured_pages;
   int err = tx->append(page, port::kOsPageSize);
@@ -109,23 +109,53 @@ class begin_view final : public alloc::heap_view {
   engine_vector<std::pair<std::uintptr_t, const std::uint8_t*>> pages_;
 };
 
-}  // namespace
+// The part of segment `index` (table entry `entry`) that capture protects,
+// or false for none: every used segment but the log's own, whose writes
+// are the log, and the metadata segment (the root and pod tables log their
+// own changes). Segment headers are protected but never logged: the
+// allocator logs its changes there, and an abort must not rewind them
+// under the live allocator; their first images tell the rollback which
+// blocks were free at begin. A huge block's header is not protected.
+bool protected_part(std::uintptr_t base, std::size_t index, std::uint32_t entry, std::uintptr_t* start,
+                    std::uintptr_t* end) noexcept {
+  layout::segment_state st = layout::entry_state(entry);
+  if (index == 0 || st == layout::kSegmentFree || st == layout::kSegmentLog) return false;
+  *start = base + (index << layout::kSegmentShift);
+  *end = *start + layout::kSegmentSize;
+  if (st == layout::kSegmentHugeHead) *start += alloc::kSegmentHeaderSize;
+  return true;
+}
 
-status start_capture(transaction_state* tx) {
+// The most pages a capture that begins with `entries` can log: each page
+// of the protected parts once, but the headers of pages segments.
+std::size_t capturable_pages(const engine_vector<std::uint32_t>& entries) noexcept {
+  std::size_t pages = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    std::uintptr_t start = 0, end = 0;
+    if (!protected_part(0, i, entries[i], &start, &end)) continue;
+    pages += (end - start) / port::kOsPageSize;
+    if (layout::entry_state(entries[i]) == layout::kSegmentPages) pages -= alloc::kSegmentHeaderSize / port::kOsPageSize;
+  }
+  return std::min(pages, kMaxCapturedPages);
+}
+
+status protect_heap(transaction_state* tx) {
   std::unique_ptr<port::write_tracker> tracker;
   if (port::make_tracker(port::tracker_kind::mprotect, &tracker) != 0)
     return status(errc::unsupported, std::string("page capture needs the mprotect tracker: ") +
                                          port::probe_tracker(port::tracker_kind::mprotect).reason);
   if (tx->impl->tracker && tx->impl->tracker->kind() != port::tracker_kind::uffd_async)
     return status(errc::unsupported, "page capture cannot run while the heap is tracked by a signal-based backend");
-  if (int err = tx->ensure_log_room(kCaptureLogBytes + kSinkHeadroom))
-    return status::from_errno(err, "growing the log for page capture");
-  tx->captured_records.reserve(kMaxCapturedPages);
-  tx->captured_ranges.reserve(kMaxCapturedPages);
-  // The handler appends one record at a time to `unsynced` and empties it.
-  tx->unsynced.reserve(tx->unsynced.size() + 2 * recovery::lane_writer::kMaxDirtyRanges);
   const layout::heap_meta* meta = tx->impl->meta();
   tx->begin_entries.assign(meta->segments, meta->segments + meta->segments_high);
+  // ensure_log_room adds the room of the pages capture may log.
+  tx->capture_page_limit = capturable_pages(tx->begin_entries);
+  if (int err = tx->ensure_log_room(kSinkHeadroom))
+    return status::from_errno(err, "growing the log for page capture");
+  tx->captured_records.reserve(tx->capture_page_limit);
+  tx->captured_ranges.reserve(tx->capture_page_limit);
+  // The handler appends one record at a time to `unsynced` and empties it.
+  tx->unsynced.reserve(tx->unsynced.size() + 2 * recovery::lane_writer::kMaxDirtyRanges);
   std::size_t page_segments = static_cast<std::size_t>(
       std::count_if(tx->begin_entries.begin(), tx->begin_entries.end(),
                     [](std::uint32_t e) { return layout::entry_state(e) == layout::kSegmentPages; }));
@@ -134,27 +164,27 @@ status start_capture(transaction_state* tx) {
   tx->header_pages.reserve(tx->header_capacity);
   spare_blocks(*tx, &tx->begin_spare_blocks);
   tracker->set_first_write(&capture_page, tx);
-  // Every used segment but the log's own, whose writes are the log. The
-  // metadata segment is left out: the root and pod tables log their own
-  // changes. Segment headers are protected but never logged: the
-  // allocator logs its changes there, and an abort must not rewind them
-  // under the live allocator; their first images tell the rollback which
-  // blocks were free at begin.
   std::uintptr_t base = tx->impl->region.base();
-  for (std::size_t i = 1; i < tx->begin_entries.size(); ++i) {
-    layout::segment_state st = layout::entry_state(tx->begin_entries[i]);
-    if (st == layout::kSegmentFree || st == layout::kSegmentLog) continue;
-    std::uintptr_t start = base + (i << layout::kSegmentShift);
-    if (st == layout::kSegmentHugeHead) start += alloc::kSegmentHeaderSize;
-    if (int err = tracker->track(start, base + ((i + 1) << layout::kSegmentShift) - start,
-                                 layout::entry_pod(tx->begin_entries[i])))
+  for (std::size_t i = 0; i < tx->begin_entries.size(); ++i) {
+    std::uintptr_t start = 0, end = 0;
+    if (!protected_part(base, i, tx->begin_entries[i], &start, &end)) continue;
+    if (int err = tracker->track(start, end - start, layout::entry_pod(tx->begin_entries[i])))
       return status::from_errno(err, "protecting the heap for page capture");
   }
   tx->capture_tracker = std::move(tracker);
   return {};
 }
 
+}  // namespace
+
+status start_capture(transaction_state* tx) {
+  status s = protect_heap(tx);
+  if (!s.ok()) tx->capture_page_limit = 0;
+  return s;
+}
+
 void stop_capture(transaction_state* tx) noexcept {
+  tx->capture_page_limit = 0;
   if (!tx->capture_tracker) return;
   tx->capture_tracker->untrack_all();
   tx->capture_tracker.reset();

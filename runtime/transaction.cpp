@@ -79,7 +79,9 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   tx->mode = capture::snapshots;
   tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
-  tx->writer = recovery::lane_writer(rec, impl->region.base());
+  impl->lane_storage[tx->lane].fd = impl->fd;
+  impl->lane_storage[tx->lane].whole = impl->hole_reads_take_storage;
+  tx->writer = recovery::lane_writer(rec, impl->region.base(), &impl->lane_storage[tx->lane]);
   std::uint64_t seq = impl->next_seq[tx->lane];
   std::uint64_t committed = recovery::committed_seq(*rec);
   if (seq <= committed) seq = committed + 1;
@@ -144,6 +146,10 @@ void end(transaction_state* tx) noexcept {
   if (t_tx == tx) t_tx = nullptr;
   for (auto [s, count] : tx->quarantined) impl->region.release(s, count);
   tx->quarantined.clear();
+  // Past what this transaction wrote, the log holds nothing a recovery
+  // needs.
+  std::size_t keep = std::max(tx->writer.used(), kLogStorageKept);
+  if (tx->writer.reserved() > 2 * keep) tx->writer.release_storage_past(keep);
   tx->reset();
   impl->tx_lock.unlock();
 }

@@ -30,6 +30,15 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     bool zeroed = false;
     s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
     if (s == nullptr) return errno != 0 ? errno : ENOMEM;
+    // Storage before anything is read or written there: the first page,
+    // which the extent's first record and a release write, or where
+    // reading a hole takes storage, all of it (the loop below reads every
+    // segment's header).
+    std::size_t bytes = impl->hole_reads_take_storage ? count << layout::kSegmentShift : port::kOsPageSize;
+    if (int err = impl->reserve_storage(s, bytes)) {
+      impl->region.release(s, count, false);
+      return err;
+    }
     first = impl->region.segment_index(s);
     // A run this transaction freed (its table entries are logged) still
     // holds data a rollback brings back: the log must not write there.
@@ -69,15 +78,17 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
 }
 
 // Grows the log, if need be, so that `bytes` more fit beside what page
-// capture still has reserved. Called without log_lock: growing may write
-// segment headers that capture protects, and the handler takes log_lock.
+// capture still has reserved, and gives it storage ahead. Called without
+// log_lock: growing may write segment headers that capture protects, and
+// the handler takes log_lock.
 int transaction_state::ensure_log_room(std::size_t bytes) noexcept {
-  if (capture_tracker) {
-    std::size_t pages = captured_pages;
-    bytes += (kMaxCapturedPages - std::min(pages, kMaxCapturedPages)) * kCapturedPageSpan;
+  if (capture_page_limit != 0)
+    bytes += (capture_page_limit - std::min(captured_pages, capture_page_limit)) * kCapturedPageSpan;
+  if (writer.capacity() - writer.used() < bytes) {
+    if (int err = grow_lane(writer.used() + bytes)) return err;
   }
-  if (writer.capacity() - writer.used() >= bytes) return 0;
-  return grow_lane(writer.used() + bytes);
+  // All of it while pages are captured: the capture handler cannot reserve.
+  return writer.reserve(writer.used() + (capture_page_limit != 0 ? bytes : std::min(bytes, kStorageAhead)));
 }
 
 // Appends one record (size <= kMaxRecordPayload) and queues its bytes for
@@ -97,12 +108,13 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
   for (std::uintptr_t at = start; at < end;) {
     std::size_t piece = std::min<std::size_t>(end - at, recovery::kMaxRecordPayload);
     int err = append(at, piece);
-    if (err == ENOSPC && may_grow) {
+    if (err == ENOBUFS && may_grow) {
       if ((err = grow_lane(writer.used() + (recovery::record_span(piece) + sizeof(recovery::record_header)) * 2)) != 0)
         return err;
       continue;
     }
-    if (err != 0) return err;
+    // A log that cannot take more is out of space to the caller.
+    if (err != 0) return err == ENOBUFS ? ENOSPC : err;
     if (user) {
       // The record just appended ends the last range queued.
       const recovery::persist_range& last = unsynced.back();
@@ -173,6 +185,7 @@ void transaction_state::reset() noexcept {
   sink_logs = true;
   sink_error = 0;
   captured_pages = 0;
+  capture_page_limit = 0;
   begin_entries.clear();
   begin_spare_blocks.clear();
   header_pages.clear();

@@ -31,8 +31,9 @@
 namespace larder {
 
 // A transaction capturing pages logs them from a signal handler, where the
-// log cannot grow: it gets this much room up front, and at most this many
-// pages.
+// log can neither grow nor get storage: it gets room and storage up front
+// for every page it may capture (each page of the segments in use when
+// capture begins, once), and for at most this many pages.
 inline constexpr std::size_t kCaptureLogBytes = std::size_t{64} << 20;
 // (Each captured page is one batch: a marker and the page's record.)
 inline constexpr std::size_t kCapturedPageSpan = port::kOsPageSize + 64;
@@ -43,6 +44,15 @@ inline constexpr std::size_t kMaxCapturedPages = kCaptureLogBytes / kCapturedPag
 // logs a few pages' descriptors and links, a segment header (8 KiB) and
 // segment-table entries; folding a page's remote frees logs each block.
 inline constexpr std::size_t kSinkHeadroom = std::size_t{2} << 20;
+// Log storage (file and shm heaps) kept ahead of what the log holds,
+// outside page capture: about what one allocation logs. The log reserves
+// more as it is written; where the sink then meets a full file system the
+// transaction fails for good, like any metadata write the sink cannot log.
+inline constexpr std::size_t kStorageAhead = std::size_t{64} << 10;
+// Log storage a lane keeps between transactions. One that needed far more
+// (page capture reserves for every page it may capture) gives the rest
+// back when it ends.
+inline constexpr std::size_t kLogStorageKept = std::size_t{256} << 10;
 
 // Log room for one allocation or free of `size` bytes with the sink set:
 // the headroom plus the segment-table entries of a huge block.
@@ -85,6 +95,7 @@ struct transaction_state final : alloc::metadata_sink {
 
   std::unique_ptr<port::write_tracker> capture_tracker;
   std::size_t captured_pages = 0;
+  std::size_t capture_page_limit = 0;  // pages capture may log; 0 when not capturing
   // What the allocator looked like when capture began, so that an abort
   // rewinds only the blocks that were live then (page_capture.cpp).
   engine_vector<std::uint32_t> begin_entries;        // the segment table
