@@ -377,8 +377,7 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     return status(errc::corrupt, name + ": " + why + " (larder check --repair removes damaged records)");
   }
   // A writer records the format it writes in (a sparse backing from 1.4).
-  bool upgrade = writable && superblock.format_major == layout::kFormatMajor &&
-                 superblock.format_minor < layout::kFormatMinor;
+  bool upgrade = writable && superblock.format_minor < layout::kFormatMinor;
   if (writable && !recovery::records_checksummed(superblock)) {
     if (int err = recovery::upgrade_records(stored, *domain)) {
       port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);

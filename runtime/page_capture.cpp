@@ -184,10 +184,11 @@ status start_capture(transaction_state* tx) {
 }
 
 void stop_capture(transaction_state* tx) noexcept {
+  if (tx->capture_tracker) {
+    tx->capture_tracker->untrack_all();
+    tx->capture_tracker.reset();
+  }
   tx->capture_page_limit = 0;
-  if (!tx->capture_tracker) return;
-  tx->capture_tracker->untrack_all();
-  tx->capture_tracker.reset();
 }
 
 // An abort writes a captured page back only over the blocks that were live
