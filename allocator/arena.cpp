@@ -117,8 +117,9 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
   segment* s = segment_with_run(slices, &first);
   if (s == nullptr) return nullptr;
   std::uint64_t mask = run_mask(first, slices);
-  // Purged slices of a file or shm heap are holes: without storage, the
-  // first store would die by SIGBUS on a full file system.
+  // Slices of a file or shm heap without storage (never handed out since
+  // the segment was taken, or purged since): the first store would die by
+  // SIGBUS on a full file system.
   if ((s->holes & mask) != 0) {
     std::size_t offset = first == 0 ? kSegmentHeaderSize : 0;
     auto* start = reinterpret_cast<std::uint8_t*>(s) + (first << kSliceShift) + offset;

@@ -1,6 +1,6 @@
 // How the allocator's writes to its on-media metadata become part of a
 // transaction. While a transaction allocates or frees (runtime/
-// transaction.cpp), the calling thread has a metadata_sink; every place
+// transaction_log.cpp), the calling thread has a metadata_sink; every place
 // that changes persistent allocator state (page descriptors, free-list
 // links, segment headers, the segment table) reports the range first, so
 // the sink can log its before-image and make it durable at commit. With no
@@ -18,6 +18,11 @@
 
 namespace larder::alloc {
 
+struct metadata_range {
+  void* address;
+  std::size_t size;
+};
+
 class metadata_sink {
  public:
   // [address, address + size) is about to change: log its before-image
@@ -27,6 +32,15 @@ class metadata_sink {
   // needs (memory nothing referenced before), but that must be durable
   // when the transaction commits.
   virtual void fresh(void* address, std::size_t size) noexcept = 0;
+  // For paths that log ahead in batches (allocate_direct_logged), called
+  // with no allocator lock held. Whether the before-image of [address,
+  // address + size) is in the log already.
+  virtual bool logged(const void* address, std::size_t size) const noexcept = 0;
+  // Logs the before-images of ranges[0, count) in one batch, durably;
+  // ranges[0, changing) are about to change (and must be durable at
+  // commit), the rest may change later in the transaction. 0 or an errno
+  // value, after which nothing may be written to them.
+  virtual int log_batch(const metadata_range* ranges, std::size_t count, std::size_t changing) noexcept = 0;
 
  protected:
   ~metadata_sink() = default;
@@ -44,5 +58,18 @@ inline void note_fresh(void* address, std::size_t size) noexcept {
 // must then not be given back to the system (decommit), since a rollback
 // may still need its contents.
 inline bool metadata_logged() noexcept { return t_metadata_sink != nullptr; }
+
+// Runs the allocator with `sink` (nullptr: none) receiving the calling
+// thread's metadata writes, until the scope ends.
+class metadata_sink_scope {
+ public:
+  explicit metadata_sink_scope(metadata_sink* sink) noexcept : previous_(t_metadata_sink) { t_metadata_sink = sink; }
+  ~metadata_sink_scope() { t_metadata_sink = previous_; }
+  metadata_sink_scope(const metadata_sink_scope&) = delete;
+  metadata_sink_scope& operator=(const metadata_sink_scope&) = delete;
+
+ private:
+  metadata_sink* previous_;
+};
 
 }  // namespace larder::alloc

@@ -31,6 +31,7 @@ void region::init(std::uintptr_t base, std::size_t reserve, std::size_t committe
   hooks_ = hooks;
   meta_ = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
   search_hint_ = 1;
+  table_reserved_ = 0;
 }
 
 void region::destroy() noexcept {
@@ -110,13 +111,9 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   }
   // Retained segments were used, so they lie below segments_high.
   *zeroed = first >= meta_->segments_high;
-  // Freed segments below segments_high may be holes in the file (decommit).
-  // Even retained runs: slices purged before their segment emptied are holes.
-  if (!*zeroed) {
-    if (int err = reserve_backing(reinterpret_cast<void*>(segment_index_to_address(base_, first)), count << kSegmentShift)) {
-      errno = err;
-      return nullptr;
-    }
+  if (int err = reserve_run(first, count, state)) {
+    errno = err;
+    return nullptr;
   }
   unretain(first, count);
   note_in_use(count);
@@ -136,6 +133,9 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     s->pod = pod;
     s->span = static_cast<std::uint32_t>(count);
     s->free_slices = ~std::uint64_t{0};
+    // No slice has storage yet (reserve_run): each gets it when it is
+    // handed out (pod_arena::new_page).
+    if (state == layout::kSegmentPages && hooks_.reserve_backing != nullptr) s->holes = ~std::uint64_t{0};
     if (huge != nullptr) init_huge_header(s, *huge);
     s->magic = kSegmentMagic;
   }
@@ -156,6 +156,7 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
     if (entry_state(entry(i)) != layout::kSegmentFree) return false;
   if (ensure_committed((first + count) << kSegmentShift) != 0) return false;
   if (claim(first, count, s->pod) != 0) return false;
+  if (reserve_run(first, count, layout::kSegmentHugeTail) != 0) return false;
   unretain(first, count);
   note_in_use(count);
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
@@ -168,6 +169,31 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
     set_entry(i, segment_entry(layout::kSegmentHugeTail, s->pod));
   __atomic_store_n(&s->span, static_cast<std::uint32_t>(span + count), __ATOMIC_RELEASE);
   return true;
+}
+
+// A file or shm backing grows as a hole (region_hooks::grow), and a freed
+// run may have been given back (decommit): a run gets storage for what is
+// written as it changes hands. Its segment-table entries, and then: the
+// header of a pages segment (its slices get theirs as they are handed
+// out), every byte of a huge block (the program may write all of it),
+// nothing for an undo log (which reserves as it fills).
+int region::reserve_run(std::size_t first, std::size_t count, layout::segment_state state) noexcept {
+  if (hooks_.reserve_backing == nullptr) return 0;
+  if (first + count > table_reserved_) {
+    // Whole pages of the table, so that most growth needs no call.
+    auto start = reinterpret_cast<std::uintptr_t>(&meta_->segments[table_reserved_]);
+    auto end = (reinterpret_cast<std::uintptr_t>(&meta_->segments[first + count]) + port::kOsPageSize - 1) &
+               ~(port::kOsPageSize - 1);
+    if (int err = reserve_backing(reinterpret_cast<const void*>(start), end - start)) return err;
+    table_reserved_ = (end - reinterpret_cast<std::uintptr_t>(&meta_->segments[0])) / sizeof(meta_->segments[0]);
+  }
+  void* s = reinterpret_cast<void*>(segment_index_to_address(base_, first));
+  switch (state) {
+    case layout::kSegmentPages: return reserve_backing(s, kSegmentHeaderSize);
+    case layout::kSegmentHugeHead:
+    case layout::kSegmentHugeTail: return reserve_backing(s, count << kSegmentShift);
+    default: return 0;
+  }
 }
 
 int region::claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept {
@@ -297,7 +323,7 @@ void region::retain(std::size_t first, std::size_t count) noexcept {
   retained_count_ += count;
 }
 
-void region::release(segment* s, std::size_t count) noexcept {
+void region::release(segment* s, std::size_t count, bool written) noexcept {
   if (!writable_) return;
   std::size_t first = segment_index(s);
   std::lock_guard<std::mutex> guard(lock_);
@@ -306,8 +332,10 @@ void region::release(segment* s, std::size_t count) noexcept {
   // opening frees. Then the header goes, so that a free segment never
   // looks like a used one (the undo log takes free segments over).
   for (std::size_t i = first; i < first + count; ++i) set_entry(i, layout::kSegmentFree);
-  note_metadata(&s->magic, sizeof(s->magic));
-  __atomic_store_n(&s->magic, 0, __ATOMIC_RELEASE);
+  if (written) {
+    note_metadata(&s->magic, sizeof(s->magic));
+    __atomic_store_n(&s->magic, 0, __ATOMIC_RELEASE);
+  }
   if (first < search_hint_) search_hint_ = first;
   in_use_ -= count < in_use_ ? count : in_use_;
   // A rollback may still need the contents: leave them (the segment is

@@ -111,8 +111,10 @@ class region {
   // Tries to take the `count` segments right after `s`'s run of `span`
   // as its huge tails (in-place growth of a huge block).
   bool extend(segment* s, std::size_t span, std::size_t count) noexcept;
-  // Gives back a run of `count` segments starting at `s`.
-  void release(segment* s, std::size_t count) noexcept;
+  // Gives back a run of `count` segments starting at `s`. `written` false:
+  // nothing was written there since acquire (whose storage may be
+  // missing), so its first bytes are left alone.
+  void release(segment* s, std::size_t count, bool written = true) noexcept;
   // Gives every retained empty segment back to the OS.
   void purge_retained() noexcept;
 
@@ -139,6 +141,7 @@ class region {
     __atomic_store_n(&meta_->segments[i], value, __ATOMIC_RELEASE);
   }
   int ensure_committed(std::size_t size) noexcept;
+  int reserve_run(std::size_t first, std::size_t count, layout::segment_state state) noexcept;
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
   void unretain(std::size_t first, std::size_t count) noexcept;
@@ -158,6 +161,7 @@ class region {
   layout::heap_meta* meta_ = nullptr;
   std::mutex lock_;
   std::size_t search_hint_ = 1;
+  std::size_t table_reserved_ = 0;  // segment-table entries below it have storage
   // Runs of free segments kept committed for reuse, oldest first: free in
   // the segment table like any other (so what is on media never depends on
   // them), only not given back to the OS yet.

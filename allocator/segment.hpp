@@ -99,7 +99,7 @@ struct segment {
   std::uint8_t unused[3];
   std::uint32_t huge_offset;    // huge: offset of the block from the segment start
   std::uint64_t huge_size;      // huge: the size asked for
-  std::uint64_t holes;          // bit i set: slice i was given back to the file system (file and shm heaps)
+  std::uint64_t holes;          // bit i set: slice i may have no storage in the file (file and shm heaps)
   page pages[kSlicesPerSegment];
 };
 static_assert(sizeof(segment) <= kSegmentHeaderSize);
@@ -107,6 +107,22 @@ static_assert(offsetof(segment, pages) == 64);
 
 inline segment* segment_of(const void* p) noexcept {
   return reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(p) & ~(kSegmentSize - 1));
+}
+
+// Whether the segment starting at `start` begins with a segment header.
+// A free segment may still hold one from an allocation that recovery
+// rolled back (its header was new memory, which the log does not keep).
+inline bool holds_segment_header(const void* start) noexcept {
+  return static_cast<const segment*>(start)->magic == kSegmentMagic;
+}
+
+// Makes a free segment that is taken for other use (an undo log) stop
+// looking like a segment with a header. Returns the bytes it changed, for
+// the caller to make durable, or nullptr when there was nothing to clear.
+inline std::uint64_t* clear_old_header(segment* s) noexcept {
+  if (s->magic == 0) return nullptr;
+  s->magic = 0;
+  return &s->magic;
 }
 
 inline std::size_t slice_index(const segment* s, const void* p) noexcept {

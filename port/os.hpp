@@ -49,15 +49,28 @@ int rename_durably(const char* from, const char* to);
 int remove_shm(const char* name);
 int close_fd(int fd);
 int file_size(int fd, std::uint64_t* size);
-// Grows the file to at least `size` bytes and reserves its storage (disk
-// blocks, or tmpfs pages), so that a full file system is reported here
-// (ENOSPC) instead of as a SIGBUS on a later store.
+// Grows the file to at least `size` bytes without giving it storage: the
+// new range is a hole, which reads as zero and costs nothing until
+// reserve_file_range gives it storage.
 int grow_file(int fd, std::uint64_t size);
-// Reserves storage for [offset, offset + length) of a file that is at least
-// that long: a range decommit() turned into a hole must get its storage
-// back before it is written through a mapping. ENOSPC when full; 0 where
-// the file system cannot reserve (the store may then still fault).
+// Reserves storage (disk blocks, or tmpfs pages) for the pages that
+// [offset, offset + length) touches, in a file that covers them. A store
+// through a mapping dirties its whole page, which needs storage for all of
+// it, and on a full file system dies by SIGBUS: every range gets its
+// storage here before it is first written, so that a full file system is
+// an error (ENOSPC) instead. Cheap for a range that has storage already. 0
+// where the file system cannot reserve (the store may then still fault).
 int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length);
+// Whether reading a hole of the file through a mapping takes storage, as
+// on tmpfs (shm objects included), where the page read is the storage: on
+// a full file system such a read, not only a store, dies by SIGBUS. Disk
+// file systems map zeros for it. *out false when the file system is
+// unknown.
+int hole_reads_take_storage(int fd, bool* out);
+// Gives the storage of the whole pages inside [offset, offset + length)
+// back to the file system, leaving a hole (the size stays). 0 where the file system cannot (the
+// storage is then kept).
+int release_file_range(int fd, std::uint64_t offset, std::uint64_t length);
 int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset);
 int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset);
 int sync_file(int fd);

@@ -16,7 +16,8 @@ namespace larder::layout {
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
 inline constexpr std::uint32_t kFormatMinor = 4;  // compatible additions (1: write statistics, 2: undo-log lanes,
-                                                 // 3: root and pod record checksums, 4: quarantined pages)
+                                                 // 3: root and pod record checksums, 4: quarantined pages,
+                                                 // sparse backings)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;

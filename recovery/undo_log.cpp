@@ -2,6 +2,8 @@
 // writer; see undo_log.hpp.
 #include "recovery/undo_log.hpp"
 
+#include "port/os.hpp"
+
 #include <xxhash.h>
 
 #include <time.h>
@@ -383,6 +385,7 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
   *count = 0;
   const std::size_t span = record_span(size);
   if (!batch_done_ && extent_ < lane_->extent_count && extent_size(extent_) - offset_ >= span) {
+    if (int err = reserve(used_total_ + span)) return err;
     std::uint8_t* at = extent_start(extent_) + offset_;
     write_header(at, kRecordRange, reinterpret_cast<std::uintptr_t>(address), address, size);
     dirty[(*count)++] = {at, sizeof(record_header) + size};
@@ -391,7 +394,7 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
     return 0;
   }
   const std::size_t extents = lane_->extent_count;
-  // Place everything before writing anything, so that ENOSPC leaves the
+  // Place everything before writing anything, so that a failure leaves the
   // log as it was.
   std::size_t e = extent_, offset = offset_;
   auto room = [&] { return extent_size(e) - offset; };
@@ -400,7 +403,7 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
     // The marker comes first in log order: nothing of the new batch may
     // lie before it.
     while (e < extents && room() < sizeof(record_header)) ++e, offset = 0;
-    if (e >= extents) return ENOSPC;
+    if (e >= extents) return ENOBUFS;
     marker = extent_start(e) + offset;
     offset += sizeof(record_header);
   }
@@ -410,7 +413,10 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
     ++e;
     offset = 0;
   }
-  if (e >= extents || room() < span) return ENOSPC;
+  if (e >= extents || room() < span) return ENOBUFS;
+  std::size_t used = offset + span;
+  for (std::size_t i = 0; i < e; ++i) used += extent_size(i);
+  if (int err = reserve(used)) return err;
 
   if (marker != nullptr) {
     write_header(marker, kRecordRange, base_ + layout::kMetaOffset, nullptr, 0);
@@ -425,8 +431,7 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
   write_header(at, kRecordRange, reinterpret_cast<std::uintptr_t>(address), address, size);
   add_dirty(dirty, count, at, sizeof(record_header) + size);
   // used() counts the tails of extents left behind.
-  used_total_ = offset + span;
-  for (std::size_t i = 0; i < e; ++i) used_total_ += extent_size(i);
+  used_total_ = used;
   extent_ = e;
   offset_ = offset + span;
   return 0;
@@ -450,6 +455,53 @@ int lane_writer::add_extent(std::uint64_t extent, persist_domain& domain) noexce
     return err;
   }
   return 0;
+}
+
+template <class Fn>
+int lane_writer::for_each_piece(std::size_t from, std::size_t to, Fn&& fn) const noexcept {
+  std::size_t at = 0;
+  for (std::uint32_t e = 0; e < lane_->extent_count && at < to; ++e) {
+    const std::size_t size = extent_size(e);
+    const std::size_t lo = std::max(from, at), hi = std::min(to, at + size);
+    if (lo < hi) {
+      auto offset = reinterpret_cast<std::uintptr_t>(extent_start(e)) - base_ + (lo - at);
+      if (int err = fn(offset, hi - lo)) return err;
+    }
+    at += size;
+  }
+  return 0;
+}
+
+int lane_writer::reserve(std::size_t bytes) noexcept {
+  if (storage_ == nullptr || storage_->fd < 0) return 0;
+  const std::size_t limit = capacity();
+  bytes = storage_->whole ? limit : std::min(bytes, limit);
+  const std::size_t from = storage_->reserved;
+  if (bytes <= from) return 0;
+  const int fd = storage_->fd;
+  auto reserve_piece = [fd](std::uintptr_t offset, std::size_t length) {
+    return port::reserve_file_range(fd, offset, length);
+  };
+  // In steps, so that a log filling a little at a time costs few calls;
+  // where a step does not fit on the file system, just what was asked.
+  std::size_t target = std::min(limit, (std::max(bytes, from + kStorageStep) + kStorageStep - 1) & ~(kStorageStep - 1));
+  int err = for_each_piece(from, target, reserve_piece);
+  if (err != 0 && target > bytes) err = for_each_piece(from, target = bytes, reserve_piece);
+  if (err != 0) return err;
+  storage_->reserved = target;
+  return 0;
+}
+
+void lane_writer::release_storage_past(std::size_t keep) noexcept {
+  if (storage_ == nullptr || storage_->fd < 0 || storage_->whole) return;
+  keep = (keep + kStorageStep - 1) & ~(kStorageStep - 1);
+  if (keep >= storage_->reserved) return;
+  const int fd = storage_->fd;
+  (void)for_each_piece(keep, storage_->reserved, [fd](std::uintptr_t offset, std::size_t length) {
+    (void)port::release_file_range(fd, offset, length);
+    return 0;
+  });
+  storage_->reserved = keep;
 }
 
 int reserve_seqs(layout::lane_record* lane, std::uint64_t through, persist_domain& domain) noexcept {

@@ -180,6 +180,20 @@ int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& d
 
 // ---- writer ----------------------------------------------------------------
 
+// The storage of a lane's log in a file or shm heap. A store through the
+// mapping into a hole of the file needs storage, and on a full file system
+// dies by SIGBUS, so the log's bytes get storage before they are written:
+// a prefix of the log, in log order, grown in steps as it fills.
+// Process-local, one per lane of an open heap; lasts across transactions.
+struct log_storage {
+  int fd = -1;  // the heap's backing; -1: nothing to reserve (anonymous heaps)
+  // Reading a hole takes storage on this backing (port::
+  // hole_reads_take_storage), and recovery reads a log past its records:
+  // the log gets storage for all its extents, and keeps it.
+  bool whole = false;
+  std::size_t reserved = 0;  // the log's first `reserved` bytes have storage
+};
+
 // Appends records to a lane for one transaction. Not thread-safe: a lane
 // belongs to one transaction at a time. Allocates nothing.
 class lane_writer {
@@ -187,24 +201,39 @@ class lane_writer {
   // At most this many ranges per append: a batch marker, a skip record and
   // the record.
   static constexpr std::size_t kMaxDirtyRanges = 3;
+  // Storage is reserved this much at a time, at least.
+  static constexpr std::size_t kStorageStep = std::size_t{64} << 10;
 
-  lane_writer(layout::lane_record* lane, std::uintptr_t base) noexcept : lane_(lane), base_(base) {}
+  // `storage` (nullptr: none to reserve) must outlive the writer.
+  lane_writer(layout::lane_record* lane, std::uintptr_t base, log_storage* storage = nullptr) noexcept
+      : lane_(lane), base_(base), storage_(storage) {}
   // Starts transaction `seq` at the start of the log.
   void begin(std::uint64_t seq) noexcept;
   // Appends a range record holding the current bytes of [address, +size)
   // (0 < size <= kMaxRecordPayload), preceded by a batch marker when a
   // batch was made durable since the last append. Stores the log bytes
-  // written in dirty[0, *count) (at most kMaxDirtyRanges). ENOSPC, with
-  // nothing written, when the extents are full (add_extent, then retry).
+  // written in dirty[0, *count) (at most kMaxDirtyRanges). With nothing
+  // written: ENOBUFS when the extents are full (add_extent, then retry),
+  // ENOSPC when the file system has no storage left for the record.
   int append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count) noexcept;
   // Everything appended so far is durable: the next append starts a batch.
   void end_batch() noexcept { batch_done_ = used_total_ != 0; }
   // Makes `extent` (first segment index | count << 32, already claimed as
-  // kSegmentLog) the lane's next extent, durably. EMLINK when the lane has
-  // kMaxLaneExtents already.
+  // kSegmentLog, its first page with storage) the lane's next extent,
+  // durably. EMLINK when the lane has kMaxLaneExtents already.
   int add_extent(std::uint64_t extent, persist_domain& domain) noexcept;
   std::size_t capacity() const noexcept;
   std::size_t used() const noexcept { return used_total_; }
+  // Gives the log's first `bytes` (at most its capacity) storage, if they
+  // have none yet. 0, or ENOSPC (the file system is full) or another errno
+  // value, with the storage as it was. Appends reserve what they write
+  // themselves; a caller that must not fail later (a signal handler)
+  // reserves ahead.
+  int reserve(std::size_t bytes) noexcept;
+  // Gives back the storage of the log past its first `keep` bytes (rounded
+  // up to kStorageStep), for a lane whose transaction is over.
+  void release_storage_past(std::size_t keep) noexcept;
+  std::size_t reserved() const noexcept { return storage_ != nullptr ? storage_->reserved : 0; }
   std::uint64_t seq() const noexcept { return seq_; }
   layout::lane_record* lane() const noexcept { return lane_; }
 
@@ -212,9 +241,14 @@ class lane_writer {
   std::size_t extent_size(std::size_t e) const noexcept;
   std::uint8_t* extent_start(std::size_t e) const noexcept;
   void write_header(void* at, record_kind kind, std::uint64_t address, const void* payload, std::size_t size) noexcept;
+  // Calls fn(file offset, length) for each piece of the log's bytes [from,
+  // to) in its extents; stops at the first nonzero result and returns it.
+  template <class Fn>
+  int for_each_piece(std::size_t from, std::size_t to, Fn&& fn) const noexcept;
 
   layout::lane_record* lane_;
   std::uintptr_t base_;
+  log_storage* storage_;
   std::uint64_t seq_ = 0;
   std::size_t extent_ = 0;    // current extent index
   std::size_t offset_ = 0;    // write offset in it

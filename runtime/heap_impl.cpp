@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -145,6 +146,8 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
       s = err == EAGAIN ? busy(impl->fd, options.name) : status::from_errno(err, "locking " + options.name);
     } else {
       if (options.kind == backing::file) remove_stale_temporaries(options.name);
+      // Unknown: taken for a disk file system's.
+      (void)port::hole_reads_take_storage(impl->fd, &impl->hole_reads_take_storage);
       std::uint64_t size = 0;
       if ((err = port::file_size(impl->fd, &size)) != 0) {
         s = status::from_errno(err, "reading the size of " + options.name);
@@ -286,6 +289,7 @@ status heap_impl::create_new(const heap_options& options) {
   superblock.base = options.base;
   if (status s = choose_base_and_map(options, reserve); !s.ok()) return s;
   choose_domain();
+  if (int err = reserve_fixed_metadata()) return status::from_errno(err, "giving the new heap " + name + " storage");
   superblock.magic = layout::kHeapMagic;
   superblock.format_major = layout::kFormatMajor;
   superblock.format_minor = layout::kFormatMinor;
@@ -329,6 +333,15 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   }
   if (status s = map_at(superblock.base, superblock.reserve); !s.ok()) return s;
   choose_domain();
+  // A copy may have lost storage (made sparse), or moved to where reading
+  // a hole takes storage: a writer gives the metadata block what it needs
+  // before anything reads or writes it.
+  if (writable) {
+    if (int err = reserve_fixed_metadata()) {
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      return status::from_errno(err, "giving the metadata of " + name + " storage");
+    }
+  }
   // A crash between the two superblock writes of a growth can leave the
   // surviving copy with the older, smaller size; the file itself tells.
   std::uint64_t usable = file_size < superblock.reserve ? file_size : superblock.reserve;
@@ -364,14 +377,15 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": " + why + " (larder check --repair removes damaged records)");
   }
-  bool upgrade = writable && !recovery::records_checksummed(superblock);
-  if (upgrade) {
+  // A writer records the format it writes in (a sparse backing from 1.4).
+  bool upgrade = writable && superblock.format_minor < layout::kFormatMinor;
+  if (writable && !recovery::records_checksummed(superblock)) {
     if (int err = recovery::upgrade_records(stored, *domain)) {
       port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
       return status::from_errno(err, "sealing the root and pod records of " + name);
     }
-    superblock.format_minor = layout::kFormatMinor;
   }
+  if (upgrade) superblock.format_minor = layout::kFormatMinor;
   if (status s = start_region(superblock.size, writable); !s.ok()) return s;
   // A crash in the middle of a superblock update leaves one copy torn or
   // stale (and, in a growth, the file longer than both say): a writer
@@ -449,8 +463,27 @@ int heap_impl::grow(void* context, std::size_t size) {
 }
 
 int heap_impl::reserve_backing(void* context, std::uintptr_t start, std::size_t size) {
-  auto* self = static_cast<heap_impl*>(context);
-  return port::reserve_file_range(self->fd, start - self->superblock.base, size);
+  return static_cast<heap_impl*>(context)->reserve_storage(reinterpret_cast<const void*>(start), size);
+}
+
+int heap_impl::reserve_storage(const void* start, std::size_t size) const noexcept {
+  if (fd < 0) return 0;
+  return port::reserve_file_range(fd, reinterpret_cast<std::uintptr_t>(start) - superblock.base, size);
+}
+
+// The backing grows as a hole: each part of the metadata block gets its
+// storage before it is first written. Written from the start: the
+// superblocks, the block's header and pod table, the first page of the
+// segment table (the region reserves the rest as the heap grows), the
+// write statistics and the lanes. Root records get theirs when set. Where
+// reading a hole takes storage, all of it: it is all read.
+int heap_impl::reserve_fixed_metadata() const noexcept {
+  auto* meta = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
+  const void* base = reinterpret_cast<const void*>(superblock.base);
+  if (hole_reads_take_storage) return reserve_storage(base, layout::kMetaOffset + sizeof(*meta));
+  if (int err = reserve_storage(base, layout::kMetaOffset + offsetof(layout::heap_meta, roots))) return err;
+  if (int err = reserve_storage(&meta->segments[0], sizeof(meta->segments[0]))) return err;
+  return reserve_storage(&meta->pod_writes, sizeof(*meta) - offsetof(layout::heap_meta, pod_writes));
 }
 
 status heap_impl::close() {

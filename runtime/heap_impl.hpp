@@ -7,6 +7,7 @@
 #include "port/write_tracker.hpp"
 #include "recovery/layout.hpp"
 #include "recovery/persist.hpp"
+#include "recovery/undo_log.hpp"
 
 #include <larder/heap.hpp>
 
@@ -46,6 +47,11 @@ class heap_impl {
   std::mutex tx_lock;
   std::uint64_t next_seq[layout::kMaxLanes] = {};
   std::uintptr_t lane_thread[layout::kMaxLanes] = {};  // thread using each lane, under tx_lock
+  recovery::log_storage lane_storage[layout::kMaxLanes];  // under tx_lock
+  // Reading a hole of the backing takes storage (tmpfs, shm): what is read
+  // gets storage too, not only what is written (port::
+  // hole_reads_take_storage).
+  bool hole_reads_take_storage = false;
   // Set when a commit or abort could not be made durable: the heap must be
   // reopened (which recovers it) before the next transaction.
   std::string tx_failure;
@@ -67,6 +73,10 @@ class heap_impl {
   status collect_dirty(dirty_set* out);
 
   layout::heap_meta* meta() const noexcept { return region.meta(); }
+  // Gives [start, start + size) of the heap storage in the backing before
+  // it is first written (port::reserve_file_range; file and shm heaps
+  // only). 0 or an errno value, ENOSPC when the file system is full.
+  int reserve_storage(const void* start, std::size_t size) const noexcept;
   // False when opened read-only, and in a forked child of the process that
   // has it open (see allocator/thread.cpp).
   bool can_write() const noexcept { return writable && region.writable(); }
@@ -80,6 +90,7 @@ class heap_impl {
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
   status start_region(std::size_t committed, bool adopt);
   status recover_for_reading();
+  int reserve_fixed_metadata() const noexcept;
   static int grow(void* context, std::size_t size);
   static int reserve_backing(void* context, std::uintptr_t start, std::size_t size);
   static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);

@@ -81,6 +81,9 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
         if (rec == nullptr) {
           if (slot == nullptr) return status(errc::table_full, "all 4096 roots are in use");
           rec = slot;
+          // The root table gets its storage as it fills (heap_impl.cpp).
+          if (int err = h.impl()->reserve_storage(rec, sizeof(*rec)))
+            return status::from_errno(err, "giving the root table storage");
         }
         if (status s = transactional_snapshot(h.impl(), rec, sizeof(*rec)); !s.ok()) return s;
         if (rec == slot) {

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,8 +158,35 @@ int file_size(int fd, std::uint64_t* size) {
 }
 
 int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  // A store dirties its whole page, which then needs storage for all of it
+  // (file system blocks may be smaller than a page).
+  std::uint64_t end = (offset + length + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
+  offset &= ~std::uint64_t{kOsPageSize - 1};
   // fallocate(2) itself: posix_fallocate would emulate it by writing.
-  while (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+  while (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(end - offset)) != 0) {
+    if (errno == EINTR) continue;
+    return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : errno;
+  }
+  return 0;
+}
+
+int hole_reads_take_storage(int fd, bool* out) {
+  // From linux/magic.h: shmem and tmpfs, ramfs, hugetlbfs.
+  constexpr unsigned long kTmpfsMagic = 0x01021994, kRamfsMagic = 0x858458f6, kHugetlbfsMagic = 0x958458f6;
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return errno;
+  auto type = static_cast<unsigned long>(fs.f_type);
+  *out = type == kTmpfsMagic || type == kRamfsMagic || type == kHugetlbfsMagic;
+  return 0;
+}
+
+int release_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  // Whole pages only: punching part of one would zero the rest of it.
+  std::uint64_t start = (offset + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
+  std::uint64_t end = (offset + length) & ~std::uint64_t{kOsPageSize - 1};
+  if (end <= start) return 0;
+  while (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(start),
+                   static_cast<off_t>(end - start)) != 0) {
     if (errno == EINTR) continue;
     return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : errno;
   }
@@ -169,12 +197,6 @@ int grow_file(int fd, std::uint64_t size) {
   std::uint64_t current = 0;
   if (int err = file_size(fd, &current)) return err;
   if (current >= size) return 0;
-  int err = reserve_file_range(fd, current, size - current);
-  if (err != 0) return err;
-  // Where fallocate is not supported the file is only sized.
-  std::uint64_t now = 0;
-  if ((err = file_size(fd, &now)) != 0) return err;
-  if (now >= size) return 0;
   return ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
 }
 

@@ -8,6 +8,7 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include <thread>
 #include <vector>
@@ -292,25 +293,52 @@ TEST(Readers, ReadOnlyOpenAfterACrashSeesTheCommittedState) {
 
 // ---- a full file system ---------------------------------------------------
 
-// Mounts a tmpfs of `mib` MiB on `dir` in a mount namespace of this (forked)
-// process's own; false with a reason where the system does not allow it.
-bool mount_small_tmpfs(const std::string& dir, int mib, std::string* why) {
+// The file systems a full disk is tried on: tmpfs, where reading a hole of
+// a mapped file takes storage as writing does, and ext4, where it does
+// not (the heap's storage is then reserved only where it is written).
+enum class small_fs { tmpfs, ext4 };
+
+// Mounts a 96 MiB file system of `kind` on `dir` in a mount namespace of
+// this (forked) process's own (an ext4 image is made in `scratch`), with
+// all but `free_mib` MiB of it taken by the file `dir`/ballast, whose
+// removal makes room later. False with a reason where the system does not
+// allow it.
+bool mount_small_fs(small_fs kind, const std::string& dir, const std::string& scratch, int free_mib,
+                    std::string* why) {
   if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
     *why = std::string("unshare: ") + std::strerror(errno);
     return false;
   }
   ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
-  std::string options = "size=" + std::to_string(mib) + "m";
-  if (::mount("larder-full", dir.c_str(), "tmpfs", 0, options.c_str()) != 0) {
-    *why = std::string("mount tmpfs: ") + std::strerror(errno);
+  if (kind == small_fs::tmpfs) {
+    if (::mount("larder-full", dir.c_str(), "tmpfs", 0, "size=96m") != 0) {
+      *why = std::string("mount tmpfs: ") + std::strerror(errno);
+      return false;
+    }
+  } else {
+    std::string image = scratch + "/ext4.img";
+    std::string make = "truncate -s 96M " + image + " && mkfs.ext4 -q -F -m 0 " + image + " >/dev/null 2>&1";
+    if (std::system(make.c_str()) != 0) {
+      *why = "no mkfs.ext4";
+      return false;
+    }
+    if (std::system(("mount -o loop " + image + " " + dir + " >/dev/null 2>&1").c_str()) != 0) {
+      *why = "cannot mount an ext4 image (no loop devices?)";
+      return false;
+    }
+  }
+  struct statvfs fs;
+  if (::statvfs(dir.c_str(), &fs) != 0) {
+    *why = std::string("statvfs: ") + std::strerror(errno);
     return false;
   }
-  return true;
-}
-
-bool resize_tmpfs(const std::string& dir, int mib) {
-  std::string options = "size=" + std::to_string(mib) + "m";
-  return ::mount("larder-full", dir.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
+  std::uint64_t free_bytes = std::uint64_t{fs.f_bavail} * fs.f_frsize;
+  std::uint64_t keep = std::uint64_t(free_mib) << 20;
+  int fd = ::open((dir + "/ballast").c_str(), O_CREAT | O_WRONLY, 0600);
+  bool ok = fd >= 0 && (free_bytes <= keep || ::posix_fallocate(fd, 0, static_cast<off_t>(free_bytes - keep)) == 0);
+  if (fd >= 0) ::close(fd);
+  if (!ok) *why = "cannot make the ballast file";
+  return ok;
 }
 
 struct kept_root {
@@ -318,16 +346,18 @@ struct kept_root {
   std::uint64_t values[512];
 };
 
-// Fills a 32 MiB file system with plain allocation, transactions and page
-// capture: each fails with an error, none dies by a signal, and once space
-// is added the heap reopens with every committed change.
-TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
+class FullDisk : public ::testing::TestWithParam<small_fs> {};
+
+// Fills a file system with 32 MiB free with plain allocation, transactions
+// and page capture: each fails with an error, none dies by a signal, and
+// once space is added the heap reopens with every committed change.
+TEST_P(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
   temp_dir dir;
   std::string mountpoint = dir.file("fs");
   ASSERT_EQ(::mkdir(mountpoint.c_str(), 0700), 0);
   int code = larder_test::run_in_child([&] {
     std::string why;
-    if (!mount_small_tmpfs(mountpoint, 32, &why)) {
+    if (!mount_small_fs(GetParam(), mountpoint, dir.path(), 32, &why)) {
       std::printf("cannot make a small file system here (%s): nothing to test\n", why.c_str());
       std::_Exit(77);
     }
@@ -336,21 +366,23 @@ TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
     {
       larder::heap h({.kind = larder::backing::file, .name = path, .reserve = std::size_t{1} << 30});
       auto* root = h.root<kept_root>("kept", kept_root{});
-      // Plain allocation until the file system is full: every block handed
-      // out can be written.
+      // Plain allocation of every size until the file system is full, and
+      // on while it is: every block handed out can be written.
       std::vector<void*> blocks;
+      bool filled = false;
       for (int i = 0; i < 4096; ++i) {
         std::size_t size = (i % 3 == 0) ? (std::size_t{1} << 20) : (i % 3 == 1) ? 100000 : 3000;
         void* p = h.allocate(size);
         if (p == nullptr) {
           EXPECT_TRUE(errno == ENOSPC || errno == ENOMEM) << std::strerror(errno);
-          break;
+          filled = true;
+          continue;
         }
         std::memset(p, 0xAB, size);
         blocks.push_back(p);
       }
       ASSERT_FALSE(blocks.empty());
-      EXPECT_LT(blocks.size(), 4096u) << "the file system never filled";
+      EXPECT_TRUE(filled) << "the file system never filled";
       // Give some back, then commit transactions until one fails.
       for (std::size_t i = 0; i < blocks.size() / 4; ++i) larder::heap::deallocate(blocks[i]);
       bool failed = false;
@@ -368,12 +400,14 @@ TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
       }
       EXPECT_TRUE(failed) << "transactions never ran out of space";
       EXPECT_EQ(root->count, committed) << "a failed transaction left its change";
-      // Page capture needs log space for each page it captures.
+      // Page capture needs log space for each page it may capture.
       try {
         larder::transaction tx(h, larder::capture::pages);
-        for (void* p : blocks) std::memset(p, 0xCD, 3000);
+        for (std::size_t i = blocks.size() / 4; i < blocks.size(); ++i) std::memset(blocks[i], 0xCD, 3000);
       } catch (const larder::error&) {
       }
+      // New roots need storage in the root table.
+      for (int i = 0; i < 64; ++i) (void)h.set_root("extra-" + std::to_string(i), root, sizeof(*root));
       (void)h.close();
     }
     // Reopen and check on the still-full file system: an answer, no signal.
@@ -391,7 +425,7 @@ TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
       (void)larder::check_heap(path, false, &report);
     }
     // With room again, everything committed is there and the heap works.
-    ASSERT_TRUE(resize_tmpfs(mountpoint, 96));
+    ASSERT_EQ(::unlink((mountpoint + "/ballast").c_str()), 0);
     larder::heap h({.kind = larder::backing::file, .name = path, .mode = larder::open_mode::open});
     auto* root = static_cast<kept_root*>(h.find_root("kept"));
     ASSERT_NE(root, nullptr);
@@ -412,5 +446,10 @@ TEST(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
   if (code == 77) GTEST_SKIP() << "no small file system could be mounted here";
   EXPECT_EQ(code, 0) << (code > 128 ? "the child died by a signal" : "the child failed");
 }
+
+INSTANTIATE_TEST_SUITE_P(FileSystems, FullDisk, ::testing::Values(small_fs::tmpfs, small_fs::ext4),
+                         [](const ::testing::TestParamInfo<small_fs>& info) {
+                           return info.param == small_fs::tmpfs ? "tmpfs" : "ext4";
+                         });
 
 }  // namespace

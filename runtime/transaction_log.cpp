@@ -1,0 +1,194 @@
+// A transaction's lane: appending before-images, making them durable in
+// batches, growing the log, and the allocator's metadata sink
+// (allocator/metadata_log.hpp). See transaction_state.hpp.
+#include "runtime/transaction_state.hpp"
+
+#include <errno.h>
+
+#include <algorithm>
+
+namespace larder {
+
+namespace {
+
+// Lanes start with one segment and double as they fill.
+constexpr std::size_t kFirstExtentSegments = 1;
+
+}  // namespace
+
+int transaction_state::grow_lane(std::size_t at_least) noexcept {
+  std::size_t have = writer.capacity();
+  std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
+  if (want < at_least) want = at_least;
+  std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
+  // The log's own segments are not part of any transaction.
+  alloc::metadata_sink_scope no_sink(nullptr);
+  layout::heap_meta* meta = impl->meta();
+  alloc::segment* s = nullptr;
+  std::size_t first = 0;
+  for (;;) {
+    bool zeroed = false;
+    s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
+    if (s == nullptr) return errno != 0 ? errno : ENOMEM;
+    // Storage before anything is read or written there: the first page,
+    // which the extent's first record and a release write, or where
+    // reading a hole takes storage, all of it (the loop below reads every
+    // segment's header).
+    std::size_t bytes = impl->hole_reads_take_storage ? count << layout::kSegmentShift : port::kOsPageSize;
+    if (int err = impl->reserve_storage(s, bytes)) {
+      impl->region.release(s, count, false);
+      return err;
+    }
+    first = impl->region.segment_index(s);
+    // A run this transaction freed (its table entries are logged) still
+    // holds data a rollback brings back: the log must not write there.
+    // Keep it aside until the transaction ends.
+    // So must a run page capture protects (in use when it began, freed
+    // since outside the transaction): the log is written under log_lock,
+    // which the capture handler takes.
+    auto entries = reinterpret_cast<std::uintptr_t>(&meta->segments[first]);
+    bool freed_here = false;
+    for (std::size_t i = 0; i < count && !freed_here; ++i) {
+      freed_here = already_logged(entries + i * sizeof(meta->segments[0]), sizeof(meta->segments[0])) ||
+                   (first + i < begin_entries.size() && layout::entry_state(begin_entries[first + i]) != layout::kSegmentFree);
+    }
+    if (!freed_here) break;
+    quarantined.emplace_back(s, count);
+  }
+  // An old segment header there would make recovery take a log segment for
+  // a live one whose entry was damaged: clear those first, durably, then
+  // mark the run as log.
+  engine_vector<recovery::persist_range> headers;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto* old = reinterpret_cast<alloc::segment*>(impl->region.base() + ((first + i) << layout::kSegmentShift));
+    if (std::uint64_t* cleared = alloc::clear_old_header(old)) headers.push_back({cleared, sizeof(*cleared)});
+  }
+  if (int err = impl->domain->persist(headers.data(), headers.size())) return err;
+  // The table must say "log" durably before a lane points there, and a
+  // crash between the two leaves a log segment no lane owns, which
+  // recovery frees. segments_high lands first: entries past it must be
+  // free, and one persist of both may land either half alone.
+  if (int err = impl->domain->persist(&meta->segments_high, sizeof(meta->segments_high))) return err;
+  if (int err = impl->domain->persist(&meta->segments[first], count * sizeof(meta->segments[0]))) return err;
+  if (int err = writer.add_extent(layout::lane_extent(first, count), *impl->domain)) {
+    impl->region.release(s, count);
+    return err;
+  }
+  return 0;
+}
+
+// Grows the log, if need be, so that `bytes` more fit beside what page
+// capture still has reserved, and gives it storage ahead. Called without
+// log_lock: growing may write segment headers that capture protects, and
+// the handler takes log_lock.
+int transaction_state::ensure_log_room(std::size_t bytes) noexcept {
+  if (capture_page_limit != 0)
+    bytes += (capture_page_limit - std::min(captured_pages, capture_page_limit)) * kCapturedPageSpan;
+  if (writer.capacity() - writer.used() < bytes) {
+    if (int err = grow_lane(writer.used() + bytes)) return err;
+  }
+  // All of it while pages are captured: the capture handler cannot reserve.
+  return writer.reserve(writer.used() + (capture_page_limit != 0 ? bytes : std::min(bytes, kStorageAhead)));
+}
+
+// Appends one record (size <= kMaxRecordPayload) and queues its bytes for
+// sync_log. Allocates nothing once `unsynced` has room (page capture
+// reserves it).
+int transaction_state::append(std::uintptr_t start, std::size_t size) noexcept {
+  recovery::persist_range dirty[recovery::lane_writer::kMaxDirtyRanges];
+  std::size_t count = 0;
+  int err = writer.append_range(reinterpret_cast<const void*>(start), size, dirty, &count);
+  if (err != 0) return err;
+  for (std::size_t i = 0; i < count; ++i) unsynced.push_back(dirty[i]);
+  return 0;
+}
+
+int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool user, bool may_grow) noexcept {
+  std::uintptr_t end = start + size;
+  for (std::uintptr_t at = start; at < end;) {
+    std::size_t piece = std::min<std::size_t>(end - at, recovery::kMaxRecordPayload);
+    int err = append(at, piece);
+    if (err == ENOBUFS && may_grow) {
+      if ((err = grow_lane(writer.used() + (recovery::record_span(piece) + sizeof(recovery::record_header)) * 2)) != 0)
+        return err;
+      continue;
+    }
+    // A log that cannot take more is out of space to the caller.
+    if (err != 0) return err == ENOBUFS ? ENOSPC : err;
+    if (user) {
+      // The record just appended ends the last range queued.
+      const recovery::persist_range& last = unsynced.back();
+      const auto* payload = static_cast<const std::uint8_t*>(last.address) + last.size - piece;
+      user_records.push_back({at, payload, piece, records_logged++});
+    }
+    at += piece;
+  }
+  // Keep `logged_ranges` coalesced enough for the containment test.
+  auto [it, inserted] = logged_ranges.emplace(start, end);
+  if (!inserted && it->second < end) it->second = end;
+  return 0;
+}
+
+int transaction_state::sync_log() noexcept {
+  if (unsynced.empty()) return 0;
+  int err = impl->domain->persist(unsynced.data(), unsynced.size());
+  unsynced.clear();
+  // A marker starts the next batch only after this one is durable.
+  if (err == 0) writer.end_batch();
+  return err;
+}
+
+void transaction_state::before_write(void* address, std::size_t size) noexcept {
+  auto start = reinterpret_cast<std::uintptr_t>(address);
+  if (!contains(start, size)) return;
+  data.push_back({address, size});
+  if (sink_error != 0 || !sink_logs || already_logged(start, size)) return;
+  lock_log();
+  // The caller made room (ensure_log_room): the region's lock may be held.
+  int err = log_range(start, size, false, false);
+  if (err == 0) err = sync_log();
+  unlock_log();
+  sink_error = err;
+}
+
+void transaction_state::fresh(void* address, std::size_t size) noexcept {
+  auto start = reinterpret_cast<std::uintptr_t>(address);
+  if (!contains(start, size)) return;
+  data.push_back({address, size});
+}
+
+int transaction_state::log_batch(const alloc::metadata_range* ranges, std::size_t count,
+                                 std::size_t changing) noexcept {
+  lock_log();
+  // The caller made room (ensure_log_room).
+  int err = 0;
+  for (std::size_t i = 0; i < count && err == 0; ++i)
+    err = log_range(reinterpret_cast<std::uintptr_t>(ranges[i].address), ranges[i].size, false, false);
+  if (err == 0) err = sync_log();
+  unlock_log();
+  if (err != 0) return err;
+  for (std::size_t i = 0; i < changing; ++i) data.push_back({ranges[i].address, ranges[i].size});
+  return 0;
+}
+
+void transaction_state::reset() noexcept {
+  active = false;
+  user_records.clear();
+  captured_records.clear();
+  captured_ranges.clear();
+  records_logged = 0;
+  unsynced.clear();
+  data.clear();
+  logged_ranges.clear();
+  allocated.clear();
+  to_free.clear();
+  sink_logs = true;
+  sink_error = 0;
+  captured_pages = 0;
+  capture_page_limit = 0;
+  begin_entries.clear();
+  begin_spare_blocks.clear();
+  header_pages.clear();
+}
+
+}  // namespace larder
