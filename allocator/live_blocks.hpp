@@ -16,13 +16,13 @@
 namespace larder::alloc {
 
 // The bytes of a heap as of some moment.
-class heap_view {
+class earlier_heap_bytes {
  public:
   // The bytes at `address` as they were; valid to the end of its OS page.
   virtual const void* at(std::uintptr_t address) const noexcept = 0;
 
  protected:
-  ~heap_view() = default;
+  ~earlier_heap_bytes() = default;
 };
 
 // Calls visit(context, block) for each block of `r` that the calling
@@ -35,7 +35,7 @@ void for_each_spare_block(const region& r, void (*visit)(void* context, std::uin
 // lists are sorted and must outlive the object. Not thread-safe.
 class live_blocks {
  public:
-  live_blocks(const region& r, const heap_view& then, const std::uintptr_t* spare_then, std::size_t spare_then_count,
+  live_blocks(const region& r, const earlier_heap_bytes& then, const std::uintptr_t* spare_then, std::size_t spare_then_count,
               const std::uintptr_t* spare_now, std::size_t spare_now_count) noexcept
       : region_(r),
         then_view_(then),
@@ -76,7 +76,7 @@ class live_blocks {
   bool read_page(Read&& read, segment* s, std::size_t k, spare_list spare, page_blocks* out) const noexcept;
 
   const region& region_;
-  const heap_view& then_view_;
+  const earlier_heap_bytes& then_view_;
   spare_list spare_then_, spare_now_;
   // The page read last.
   segment* segment_ = nullptr;

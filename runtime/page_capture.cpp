@@ -89,7 +89,7 @@ void spare_blocks(const transaction_state& tx, engine_vector<std::uintptr_t>* ou
 // The heap as it was when capture began: captured pages and segment-header
 // pages from their images, everything else as it is now (never written
 // since).
-class begin_view final : public alloc::heap_view {
+class begin_view final : public alloc::earlier_heap_bytes {
  public:
   explicit begin_view(const transaction_state& tx) {
     pages_.reserve(tx.captured_records.size() + tx.header_pages.size());
