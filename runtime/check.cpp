@@ -761,11 +761,15 @@ void remove_dangling_roots(heap& h, check_report* out) {
 // and huge blocks (allocator/heap_repair.hpp), through a shared writable
 // mapping, under the writer lock. Blocks reachable from a sound live root
 // are never put on a free list.
-status repair_allocator(backing kind, const std::string& path, const layout::superblock& sb, check_report* out) {
+status repair_allocator(backing kind, const std::string& path, check_report* out) {
   backing_file file;
   if (status s = open_backing(kind, path, true, &file); !s.ok()) return s;
   if (int err = port::lock_writer(file.fd))
     return err == EAGAIN ? status(errc::heap_busy, path) : status::from_errno(err, "locking " + path);
+  // As the repairs and recovery before left it.
+  layout::superblock sb;
+  int copy = 0;
+  if (status s = recovery::read_superblock(file.fd, file.size, &sb, &copy); !s.ok()) return {};
   heap_mapping mapping;
   if (status s = map_heap_file(file, sb.base, sb.reserve, true, false, false, &mapping); !s.ok()) return s;
   alloc::heap_view view;
@@ -848,7 +852,7 @@ status repair(backing kind, const std::string& path, const checker& first, check
     checker probe(&now);
     if (status s = probe.run(kind, path); !s.ok()) return fail(s);
     if (probe.lanes_settled()) {
-      if (status s = repair_allocator(kind, path, sb, &done); !s.ok()) return fail(s);
+      if (status s = repair_allocator(kind, path, &done); !s.ok()) return fail(s);
       by_allocator_repair = first.segment_problems();
     } else {
       done.notes.push_back("segments and pages not repaired: an undo-log lane is not settled (see above)");

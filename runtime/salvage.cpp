@@ -229,7 +229,6 @@ status salvager::copy_pages(heap& target) {
     const std::uint64_t old_address = src_.view.base + (std::uint64_t{segment} << layout::kSegmentShift);
     const std::uint64_t new_address = reinterpret_cast<std::uintptr_t>(to);
     segment_shift_[segment] = static_cast<std::int64_t>(new_address - old_address);
-    const std::uint8_t* from = src_.view.at(std::uint64_t{segment} << layout::kSegmentShift, layout::kSegmentSize);
     for (std::size_t u = first; u < end; ++u) {
       const map_unit& unit = units[u];
       const alloc::page_facts& p = unit.page_info;
@@ -239,8 +238,10 @@ status salvager::copy_pages(heap& target) {
         if (!kept_[unit.first_mark + b]) continue;
         in_use[b] = true;
         reserved = b + 1;
-        std::size_t offset = static_cast<std::size_t>(unit.start + b * unit.block_bytes - old_address);
-        std::memcpy(reinterpret_cast<std::uint8_t*>(to) + offset, from + offset, unit.block_bytes);
+        // A reach read every kept block, so each lies inside the file.
+        const std::uint64_t start = unit.start + b * unit.block_bytes;
+        std::memcpy(reinterpret_cast<std::uint8_t*>(to) + (start - old_address),
+                    src_.view.translate(start, unit.block_bytes), unit.block_bytes);
       }
       if (reserved == 0) continue;
       alloc::write_page(to, new_address, p.slice, p.geometry, reserved, (p.flags & alloc::kPageHasAligned) != 0,

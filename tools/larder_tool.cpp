@@ -28,7 +28,6 @@
 #include "salvage_command.hpp"
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -41,10 +40,9 @@
 namespace {
 
 using larder_tool::human_size;
+using larder_tool::json;
+using larder_tool::print_json;
 using larder_tool::printable;
-using json = nlohmann::ordered_json;
-
-void print_json(const json& j) { std::printf("%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str()); }
 
 std::string address(const void* p) {
   char text[32];

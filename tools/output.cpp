@@ -73,6 +73,10 @@ std::string human_size(std::uint64_t bytes) {
   return text;
 }
 
+void print_json(const json& document) {
+  std::printf("%s\n", document.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+}
+
 std::string utc_time(std::uint64_t ns) {
   std::time_t seconds = static_cast<std::time_t>(ns / 1000000000u);
   std::tm parts{};

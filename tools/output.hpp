@@ -4,6 +4,8 @@
 
 #include <larder/status.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,5 +31,10 @@ std::string human_size(std::uint64_t bytes);
 
 // "2026-12-06 05:04:58 UTC" from CLOCK_REALTIME nanoseconds.
 std::string utc_time(std::uint64_t ns);
+
+// What --json prints: keys in the order given, names exact (bytes that are
+// not UTF-8 become U+FFFD), indented, one document per call.
+using json = nlohmann::ordered_json;
+void print_json(const json& document);
 
 }  // namespace larder_tool

@@ -7,8 +7,6 @@
 
 #include <larder/check.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 
 salvage_command::salvage_command(CLI::App& app) {
@@ -25,7 +23,7 @@ int salvage_command::run() {
   larder::status s = larder::salvage_heap(shm_ ? larder::backing::shm : larder::backing::file, heap_, out_, &r);
   int code = !s.ok() ? larder_tool::exit_code_of(s) : r.lost() == 0 ? larder_tool::kExitOk : larder_tool::kExitDamaged;
   if (json_) {
-    using json = nlohmann::ordered_json;
+    using larder_tool::json;
     json roots = json::array();
     for (const auto& root : r.roots) {
       json one = {{"name", root.name}, {"salvaged", root.salvaged}};
@@ -49,7 +47,7 @@ int salvage_command::run() {
                 {"pods", r.pods},
                 {"pointers_relocated", r.pointers_relocated}};
     if (!s.ok()) out["error"] = s.to_string();
-    std::printf("%s\n", out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+    larder_tool::print_json(out);
     return code;
   }
   if (!s.ok()) {

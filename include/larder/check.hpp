@@ -54,17 +54,25 @@ struct check_report {
 // from the other, valid one; rewrites a damaged commit slot on which an
 // undo-log lane's transaction depends, treating that transaction as
 // committed (its changes stay as they are: a slot damaged after its
-// commit is what one flipped bit leaves; the repair says so); then opens
-// the heap for writing through
-// larder::heap, which runs recovery (rolls back uncommitted transactions,
-// rebuilds the allocator's process-local state); marks removed every root
-// that points outside the heap; closes the heap (making it durable) and
-// checks it again. `out` then holds the final state and the list of
-// repairs. Nothing else is guessed: a structure that cannot be rebuilt
-// from a good copy or by recovery stays a problem (a damaged log record of
-// an uncommitted transaction, for one: recovery refuses that lane). The heap is not opened for
-// writing when recovery would free an undo-log segment that still holds a
-// segment header (it may be live blocks whose table entry is damaged).
+// commit is what one flipped bit leaves; the repair says so); marks
+// damaged root records removed and renames damaged pod records; then opens
+// the heap for writing through larder::heap, which runs recovery (rolls
+// back uncommitted transactions, rebuilds the allocator's process-local
+// state). Where the allocator's metadata is damaged it then rebuilds what
+// the rest of the heap determines: segment headers from the segment table,
+// a page's size class from the fields that agree, free lists and counts
+// (a block goes on a free list only when the old lists named it free and
+// no root reaches it), huge-block headers; a page whose blocks cannot be
+// told apart is quarantined (never handed out or freed again; counted in
+// quarantined_pages). Then it marks removed every root that points
+// outside the heap, closes the heap (making it durable) and checks it
+// again. `out` then holds the final state and the list of repairs.
+// Nothing about user data is guessed: what cannot be rebuilt stays a
+// problem (a damaged log record of an uncommitted transaction, for one:
+// recovery refuses that lane, and the allocator's metadata is then left as
+// it is). The heap is not opened for writing when recovery would free an
+// undo-log segment that still holds a segment header (it may be live
+// blocks whose table entry is damaged).
 //
 // Returns OK when the check ran, whatever it found (see out->clean()).
 // Errors: not_found (no such file or shm object), invalid_argument (bad
