@@ -106,8 +106,9 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     errno = err;
     return nullptr;
   }
+  const std::size_t moved = move_retained_into(first, count);
   // Retained segments were used, so they lie below segments_high.
-  *zeroed = first >= meta_->segments_high;
+  *zeroed = first >= meta_->segments_high && moved == 0;
   // Freed segments below segments_high may be holes in the file (decommit).
   // Even retained runs: slices purged before their segment emptied are holes.
   if (!*zeroed) {
@@ -202,6 +203,47 @@ void region::unretain(std::size_t first, std::size_t count) noexcept {
       }
     }
   }
+}
+
+// Fills the segments of [first, first + count) that hold no retained
+// memory with the memory of retained runs outside it, oldest first: a
+// block made of several scattered freed ones is then not faulted in again
+// page by page. Returns how many segments were moved.
+std::size_t region::move_retained_into(std::size_t first, std::size_t count) noexcept {
+  if (!memory_movable_ || meta_->segments_high > kMaxMovableSegments) return 0;
+  const std::size_t end = first + count;
+  std::size_t moved = 0;
+  for (std::size_t at = first; at < end;) {
+    std::size_t gap_end = end;  // [at, gap_end) holds no retained memory
+    bool retained = false;
+    for (std::size_t k = 0; k < retained_runs_ && !retained; ++k) {
+      const retained_run r = retained_[k];
+      retained = r.first <= at && at < r.first + r.count;
+      if (retained) at = r.first + r.count;
+      if (r.first > at && r.first < gap_end) gap_end = r.first;
+    }
+    if (retained) continue;
+    std::size_t k = 0;
+    while (k < retained_runs_ && retained_[k].first < end && retained_[k].first + retained_[k].count > first) ++k;
+    if (k == retained_runs_) break;  // nothing outside the run to move
+    retained_run& donor = retained_[k];
+    const std::size_t n = donor.count < gap_end - at ? donor.count : gap_end - at;
+    const std::size_t from = donor.first + donor.count - n;
+    if (port::move_memory(reinterpret_cast<void*>(segment_index_to_address(base_, from)),
+                          reinterpret_cast<void*>(segment_index_to_address(base_, at)), n << kSegmentShift) != 0) {
+      memory_movable_ = false;
+      break;
+    }
+    donor.count -= n;
+    retained_count_ -= n;
+    if (donor.count == 0) {
+      for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
+      --retained_runs_;
+    }
+    moved += n;
+    at += n;
+  }
+  return moved;
 }
 
 void region::note_in_use(std::size_t count) noexcept {
