@@ -84,8 +84,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   }
   std::lock_guard<std::mutex> guard(lock_);
   std::size_t first = 0;
-  bool from_retained = false;  // every segment of the run is retained
-  if (!find_retained(count, &first, &from_retained)) {
+  bool backed = false;  // the run is one retained run with storage throughout
+  if (!find_retained(count, &first, &backed)) {
     std::size_t high = meta_->segments_high;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
       if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
@@ -109,9 +109,9 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   const std::size_t moved = move_retained_into(first, count);
   // Retained segments were used, so they lie below segments_high.
   *zeroed = first >= meta_->segments_high && moved == 0;
-  // Freed segments below segments_high may be holes in the file (decommit).
-  // Even retained runs: slices purged before their segment emptied are holes.
-  if (!*zeroed) {
+  // Freed segments below segments_high may be holes in the file (decommit),
+  // and so may slices purged before their segment emptied.
+  if (!*zeroed && !backed) {
     if (int err = reserve_backing(reinterpret_cast<void*>(segment_index_to_address(base_, first)), count << kSegmentShift)) {
       errno = err;
       return nullptr;
@@ -190,12 +190,12 @@ void region::unretain(std::size_t first, std::size_t count) noexcept {
     for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
     --retained_runs_;
     if (r.first < first) {
-      retained_[retained_runs_++] = {r.first, first - r.first};
+      retained_[retained_runs_++] = {r.first, first - r.first, r.backed};
       retained_count_ += first - r.first;
     }
     if (r_end > end) {
       if (retained_runs_ < kRetainedRuns) {
-        retained_[retained_runs_++] = {end, r_end - end};
+        retained_[retained_runs_++] = {end, r_end - end, r.backed};
         retained_count_ += r_end - end;
       } else {
         port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, end)), (r_end - end) << kSegmentShift,
@@ -252,18 +252,19 @@ void region::note_in_use(std::size_t count) noexcept {
 }
 
 // A run for `count` segments made of retained ones: the smallest retained
-// run that holds it, else the largest that free neighbours complete (only
-// those are faulted in afresh). Nothing changes until unretain.
-bool region::find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept {
+// run that holds it (`*backed` then tells whether that run has storage
+// throughout), else the largest that free neighbours complete (only those
+// are faulted in afresh). Nothing changes until unretain.
+bool region::find_retained(std::size_t count, std::size_t* first, bool* backed) noexcept {
   std::size_t best = kRetainedRuns;
   for (std::size_t k = 0; k < retained_runs_; ++k)
     if (retained_[k].count >= count && (best == kRetainedRuns || retained_[k].count < retained_[best].count)) best = k;
   if (best < kRetainedRuns) {
     *first = retained_[best].first;
-    *whole = true;
+    *backed = retained_[best].backed;
     return true;
   }
-  *whole = false;
+  *backed = false;
   std::size_t most = 0;
   for (std::size_t k = 0; k < retained_runs_; ++k) {
     const retained_run r = retained_[k];
@@ -292,7 +293,7 @@ void region::drop_retained(std::size_t k) noexcept {
 // LARDER_RETAIN_SEGMENTS: the oldest runs go back to the OS first, so
 // memory that stays unused is given back while a free-and-allocate cycle
 // of the same blocks never faults them in again.
-void region::retain(std::size_t first, std::size_t count) noexcept {
+void region::retain(std::size_t first, std::size_t count, bool backed) noexcept {
   std::size_t budget = static_cast<std::size_t>(option_value(option::retain_segments));
   const std::uint64_t now = port::monotonic_ns();
   if (now - peak_checked_ns_ >= kPeakDecayNs) {
@@ -311,6 +312,7 @@ void region::retain(std::size_t first, std::size_t count) noexcept {
     retained_count_ -= r.count;
     if (r.first < first) first = r.first;
     count += r.count;
+    backed = backed && r.backed;
   }
   if (count > budget) {
     const std::size_t excess = count - budget;
@@ -333,7 +335,7 @@ void region::retain(std::size_t first, std::size_t count) noexcept {
     port::decommit(reinterpret_cast<void*>(segment_index_to_address(base_, oldest.first + oldest.count)),
                    over << kSegmentShift, shared_);
   }
-  retained_[retained_runs_++] = {first, count};
+  retained_[retained_runs_++] = {first, count, backed};
   retained_count_ += count;
 }
 
@@ -341,6 +343,8 @@ void region::release(segment* s, std::size_t count) noexcept {
   if (!writable_) return;
   std::size_t first = segment_index(s);
   std::lock_guard<std::mutex> guard(lock_);
+  // Only a pages segment purges slices (holes in a file or shm backing).
+  const bool backed = layout::entry_state(entry(first)) != layout::kSegmentPages || s->holes == 0;
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   // The head's entry first: a kill after it leaves tails of nobody, which
   // opening frees. Then the header goes, so that a free segment never
@@ -353,7 +357,7 @@ void region::release(segment* s, std::size_t count) noexcept {
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
   if (metadata_logged()) return;
-  retain(first, count);
+  retain(first, count, backed);
 }
 
 void region::purge_retained() noexcept {

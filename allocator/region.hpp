@@ -136,8 +136,8 @@ class region {
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
   void unretain(std::size_t first, std::size_t count) noexcept;
-  bool find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept;
-  void retain(std::size_t first, std::size_t count) noexcept;
+  bool find_retained(std::size_t count, std::size_t* first, bool* backed) noexcept;
+  void retain(std::size_t first, std::size_t count, bool backed) noexcept;
   void drop_retained(std::size_t k) noexcept;
   void note_in_use(std::size_t count) noexcept;
   std::size_t move_retained_into(std::size_t first, std::size_t count) noexcept;
@@ -159,6 +159,9 @@ class region {
   struct retained_run {
     std::size_t first;
     std::size_t count;
+    // Every byte has storage in the backing: no slice was purged into a
+    // hole before the segments emptied.
+    bool backed;
   };
   static constexpr std::size_t kRetainedRuns = 32;
   retained_run retained_[kRetainedRuns] = {};
