@@ -346,7 +346,7 @@ std::size_t usable_size(const void* p) noexcept {
   return pg->block_size - static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - start);
 }
 
-void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   local_heap* h = local_heap_for(r, pod);
   if (h == nullptr) {
     errno = r->writable() ? ENOMEM : EROFS;
