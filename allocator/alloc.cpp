@@ -129,6 +129,7 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
   // Draining writes links into freed blocks; a transaction leaves that to
   // the next allocation outside one (see page_collect).
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);
+  if (thread_data* td = h->thread; td->remote_pending && !metadata_logged()) flush_remote_frees(td);
   if (size > kLargeMax) return huge_alloc(h, size, 0, nullptr);
   page* pg = find_free_page(h, bin_of(size));
   if (pg == nullptr) {
@@ -184,25 +185,37 @@ void push_remote(page* pg, block* head, block* tail, std::uint32_t count) {
 
 constexpr std::uint32_t kRemoteBatch = 64;
 
+void flush_batch(remote_batch& batch) {
+  if (batch.head != nullptr) push_remote(batch.pg, batch.head, batch.tail, batch.count);
+  batch = remote_batch{};
+}
+
 // Remote frees into the process heap are gathered per page and pushed as
 // one chain: a consumer freeing a producer's blocks then pays one atomic
 // operation (and one trip of the page's cache line between cores) per batch
-// instead of per block. Heaps that can be closed are not batched, so no
-// thread ever holds blocks of a heap that goes away.
+// instead of per block. A thread holds at most one batch per small size
+// class, until the batch fills, another page of its class comes, or the
+// thread takes the slow allocation path or exits. A thread that has not
+// allocated yet is set up here, so that one that only frees (a consumer)
+// batches too and flushes when it exits. Heaps that can be closed are not
+// batched, so no thread ever holds blocks of a heap that goes away.
 void free_remote(region* r, page* pg, block* b) {
-  thread_data* td = r == g_process_region ? current_thread() : nullptr;
+  thread_data* td = nullptr;
+  if (r == g_process_region && (current_thread() != nullptr || thread_setup() != nullptr)) td = current_thread();
   if (td == nullptr) {
     push_remote(pg, b, b, 1);
     return;
   }
-  if (td->remote_page != pg || td->remote_count >= kRemoteBatch) {
-    flush_remote_frees(td);
-    td->remote_page = pg;
-    td->remote_tail = b;
+  remote_batch& batch = td->remote[pg->bin < kCachedBins ? pg->bin : 0];
+  if (batch.pg != pg || batch.count >= kRemoteBatch) {
+    flush_batch(batch);
+    batch.pg = pg;
+    batch.tail = b;
   }
-  b->next = td->remote_head;
-  td->remote_head = b;
-  ++td->remote_count;
+  b->next = batch.head;
+  batch.head = b;
+  ++batch.count;
+  td->remote_pending = true;
 }
 
 // `pg` is a live page of `r` holding `p`.
@@ -219,10 +232,9 @@ void free_in_page(region* r, page* pg, void* p) {
 }  // namespace
 
 void flush_remote_frees(thread_data* td) noexcept {
-  if (td->remote_head != nullptr) push_remote(td->remote_page, td->remote_head, td->remote_tail, td->remote_count);
-  td->remote_page = nullptr;
-  td->remote_head = td->remote_tail = nullptr;
-  td->remote_count = 0;
+  if (!td->remote_pending) return;
+  for (remote_batch& batch : td->remote) flush_batch(batch);
+  td->remote_pending = false;
 }
 
 void free_generic(void* p) noexcept {
@@ -347,7 +359,7 @@ std::size_t usable_size(const void* p) noexcept {
   return pg->block_size - static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - start);
 }
 
-void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   local_heap* h = local_heap_for(r, pod);
   if (h == nullptr) {
     errno = r->writable() ? ENOMEM : EROFS;

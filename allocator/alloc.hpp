@@ -4,6 +4,7 @@
 // All of them follow the C contract: nullptr and errno on failure.
 #pragma once
 
+#include "allocator/arena.hpp"
 #include "allocator/local_heap.hpp"
 #include "allocator/region.hpp"
 #include "allocator/thread.hpp"
@@ -44,8 +45,8 @@ std::size_t usable_size(const void* p) noexcept;
 // on-media metadata reaches the metadata sink (allocator/metadata_log.hpp):
 // for transactions.
 void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
-// Allocation in pod `pod` of region `r` on the calling thread.
-void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
+// allocate_in when the thread's first local heap is not the one wanted.
+void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
 // Pushes the calling thread's batched remote frees to their page.
 void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.
@@ -72,6 +73,23 @@ inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
 }
 
 inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
+
+// Whether `h`, one of the calling thread's local heaps, serves (`r`, `pod`).
+inline bool local_heap_serves(const local_heap* h, const region* r, std::uint32_t pod) noexcept {
+  return h->owner_region.load(std::memory_order_acquire) == r && h->region_generation == r->generation &&
+         h->arena->pod == pod;
+}
+
+// Allocation in pod `pod` of region `r` on the calling thread. A thread's
+// list of local heaps starts with the one it set up last, which is the one
+// a program using one heap and pod always wants: that case needs no walk.
+inline void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+  thread_data* td = tls_thread;
+  local_heap* h = td != nullptr ? td->heaps : nullptr;
+  if (LARDER_LIKELY(h != nullptr && alignment <= 16 && local_heap_serves(h, r, pod) && r->writable()))
+    return heap_malloc(h, size);
+  return allocate_in_generic(r, pod, size, alignment);
+}
 
 inline void fast_free(void* p) noexcept {
   auto address = reinterpret_cast<std::uintptr_t>(p);

@@ -46,7 +46,9 @@ class metadata_sink {
   ~metadata_sink() = default;
 };
 
-extern thread_local metadata_sink* t_metadata_sink;
+// Declared as defined (constinit, initial-exec), so that every use is one
+// load from the thread pointer: no TLS wrapper call, no __tls_get_addr.
+extern thread_local constinit metadata_sink* t_metadata_sink __attribute__((tls_model("initial-exec")));
 
 inline void note_metadata(void* address, std::size_t size) noexcept {
   if (metadata_sink* sink = t_metadata_sink; __builtin_expect(sink != nullptr, 0)) sink->before_write(address, size);

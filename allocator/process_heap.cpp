@@ -35,6 +35,7 @@ bool map_process_heap() {
     reserve /= 2;
   }
   g_process_region_storage.init(reinterpret_cast<std::uintptr_t>(base), reserve, reserve, false, true, {});
+  g_process_region_storage.allow_memory_moves();
   auto* meta = g_process_region_storage.meta();
   meta->magic = layout::kMetaMagic;
   meta->segments_high = 1;

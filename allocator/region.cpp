@@ -87,8 +87,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   }
   std::lock_guard<std::mutex> guard(lock_);
   std::size_t first = 0;
-  bool from_retained = false;  // every segment of the run is retained
-  if (!find_retained(count, &first, &from_retained)) {
+  if (!find_retained(count, &first)) {
     std::size_t high = meta_->segments_high;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
       if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
@@ -109,8 +108,9 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     errno = err;
     return nullptr;
   }
+  const std::size_t moved = move_retained_into(first, count);
   // Retained segments were used, so they lie below segments_high.
-  *zeroed = first >= meta_->segments_high;
+  *zeroed = first >= meta_->segments_high && moved == 0;
   if (int err = reserve_run(first, count, state)) {
     errno = err;
     return nullptr;
@@ -232,24 +232,63 @@ void region::unretain(std::size_t first, std::size_t count) noexcept {
   }
 }
 
+// Fills the segments of [first, first + count) that hold no retained
+// memory with the memory of retained runs outside it, oldest first: a
+// block made of several scattered freed ones is then not faulted in again
+// page by page. Returns how many segments were moved.
+std::size_t region::move_retained_into(std::size_t first, std::size_t count) noexcept {
+  if (!memory_movable_ || meta_->segments_high > kMaxMovableSegments) return 0;
+  const std::size_t end = first + count;
+  std::size_t moved = 0;
+  for (std::size_t at = first; at < end;) {
+    std::size_t gap_end = end;  // [at, gap_end) holds no retained memory
+    bool retained = false;
+    for (std::size_t k = 0; k < retained_runs_ && !retained; ++k) {
+      const retained_run r = retained_[k];
+      retained = r.first <= at && at < r.first + r.count;
+      if (retained) at = r.first + r.count;
+      if (r.first > at && r.first < gap_end) gap_end = r.first;
+    }
+    if (retained) continue;
+    std::size_t k = 0;
+    while (k < retained_runs_ && retained_[k].first < end && retained_[k].first + retained_[k].count > first) ++k;
+    if (k == retained_runs_) break;  // nothing outside the run to move
+    retained_run& donor = retained_[k];
+    const std::size_t n = donor.count < gap_end - at ? donor.count : gap_end - at;
+    const std::size_t from = donor.first + donor.count - n;
+    if (port::move_memory(reinterpret_cast<void*>(segment_index_to_address(base_, from)),
+                          reinterpret_cast<void*>(segment_index_to_address(base_, at)), n << kSegmentShift) != 0) {
+      memory_movable_ = false;
+      break;
+    }
+    donor.count -= n;
+    retained_count_ -= n;
+    if (donor.count == 0) {
+      for (std::size_t j = k; j + 1 < retained_runs_; ++j) retained_[j] = retained_[j + 1];
+      --retained_runs_;
+    }
+    moved += n;
+    at += n;
+  }
+  return moved;
+}
+
 void region::note_in_use(std::size_t count) noexcept {
   in_use_ += count;
   if (in_use_ > peak_in_use_) peak_in_use_ = in_use_;
 }
 
 // A run for `count` segments made of retained ones: the smallest retained
-// run that holds it, else the largest that free neighbours complete (only
-// those are faulted in afresh). Nothing changes until unretain.
-bool region::find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept {
+// run that holds it, else the largest that free neighbours complete (only those
+// are faulted in afresh). Nothing changes until unretain.
+bool region::find_retained(std::size_t count, std::size_t* first) noexcept {
   std::size_t best = kRetainedRuns;
   for (std::size_t k = 0; k < retained_runs_; ++k)
     if (retained_[k].count >= count && (best == kRetainedRuns || retained_[k].count < retained_[best].count)) best = k;
   if (best < kRetainedRuns) {
     *first = retained_[best].first;
-    *whole = true;
     return true;
   }
-  *whole = false;
   std::size_t most = 0;
   for (std::size_t k = 0; k < retained_runs_; ++k) {
     const retained_run r = retained_[k];

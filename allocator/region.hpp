@@ -117,6 +117,10 @@ class region {
   void release(segment* s, std::size_t count, bool written = true) noexcept;
   // Gives every retained empty segment back to the OS.
   void purge_retained() noexcept;
+  // Lets acquire() move retained memory between segments (port::move_memory).
+  // Only for a region in private anonymous memory that nothing tracks or
+  // maps elsewhere: the process heap.
+  void allow_memory_moves() noexcept { memory_movable_ = true; }
 
   // The head segment of the run holding address `p` (walks back over huge
   // tails); nullptr if `p` is in no used segment.
@@ -145,10 +149,11 @@ class region {
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;
   void unretain(std::size_t first, std::size_t count) noexcept;
-  bool find_retained(std::size_t count, std::size_t* first, bool* whole) noexcept;
+  bool find_retained(std::size_t count, std::size_t* first) noexcept;
   void retain(std::size_t first, std::size_t count) noexcept;
   void drop_retained(std::size_t k) noexcept;
   void note_in_use(std::size_t count) noexcept;
+  std::size_t move_retained_into(std::size_t first, std::size_t count) noexcept;
   static constexpr std::uint64_t kPeakDecayNs = 1'000'000'000;
 
   std::uintptr_t base_ = 0;
@@ -173,6 +178,12 @@ class region {
   retained_run retained_[kRetainedRuns] = {};
   std::size_t retained_runs_ = 0;
   std::size_t retained_count_ = 0;  // segments in all runs
+  // Every move leaves the kernel a mapping boundary at each end of both
+  // ranges, on segment boundaries below segments_high; moving only while
+  // segments_high is below this bounds the mappings a region can cost the
+  // process (the kernel's default limit, vm.max_map_count, is 65,530).
+  static constexpr std::size_t kMaxMovableSegments = 4096;
+  bool memory_movable_ = false;
   // Segments in use, and their recent high-water mark (halving its excess
   // over in_use_ every kPeakDecayNs): retaining up to the mark's excess
   // never commits more than the heap used at its peak.

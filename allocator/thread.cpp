@@ -162,9 +162,7 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   if (tls_thread == nullptr && thread_setup() == nullptr) return nullptr;
   thread_data* td = tls_thread;
   for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread) {
-    if (h->owner_region.load(std::memory_order_acquire) == r && h->region_generation == r->generation &&
-        h->arena->pod == pod)
-      return r->writable() ? h : nullptr;
+    if (local_heap_serves(h, r, pod)) return r->writable() ? h : nullptr;
   }
   if (!r->writable()) return nullptr;
   pod_arena* arena = r->arena(pod);

@@ -11,18 +11,26 @@ namespace larder::alloc {
 
 class region;
 
+// Blocks of one page of the process heap that a thread freed but does not
+// own, waiting to be pushed to the page together (see alloc.cpp).
+struct remote_batch {
+  page* pg = nullptr;
+  block* head = nullptr;
+  block* tail = nullptr;
+  std::uint32_t count = 0;
+};
+
 struct thread_data {
   std::uintptr_t tid = 0;
   local_heap* heaps = nullptr;          // this thread's local heaps
   local_heap* process_default = nullptr;  // process heap, pod 0
   thread_data* next = nullptr;          // all threads, under the threads lock
   thread_data* prev = nullptr;
-  // Blocks of one page of the process heap that this thread freed but does
-  // not own, waiting to be pushed to the page together (see alloc.cpp).
-  page* remote_page = nullptr;
-  block* remote_head = nullptr;
-  block* remote_tail = nullptr;
-  std::uint32_t remote_count = 0;
+  // One batch per small size class (indexed by bin; slot 0 takes every
+  // larger class), since a thread freeing another's blocks of mixed sizes
+  // rarely frees two of one page in a row.
+  remote_batch remote[kCachedBins];
+  bool remote_pending = false;  // some batch holds blocks
 };
 
 // Where malloc in this thread goes. Initial-exec TLS: reading it never

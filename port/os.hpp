@@ -33,6 +33,13 @@ int decommit(void* addr, std::size_t size, bool shared);
 // an errno value where the kernel lacks it, and the pages then fault in on
 // first touch as usual.
 int populate(void* addr, std::size_t size);
+// Moves the memory behind [from, from + size) to [to, to + size) by moving
+// page-table entries: no copy and no page fault, and whatever `to` held is
+// given back to the system. `from` then reads as zero, as after decommit().
+// Both ranges lie in private anonymous memory from map_aligned, are OS-page
+// multiples and do not overlap. Fails (EINVAL before Linux 5.7) with both
+// ranges still mapped; `to` then reads as zero.
+int move_memory(void* from, void* to, std::size_t size);
 // Writes dirty pages of a shared file mapping back and waits for them.
 int sync_range(void* addr, std::size_t size);
 

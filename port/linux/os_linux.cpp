@@ -84,6 +84,21 @@ int decommit(void* addr, std::size_t size, bool shared) {
 
 int populate(void* addr, std::size_t size) { return madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : errno; }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4  // Linux 5.7
+#endif
+
+int move_memory(void* from, void* to, std::size_t size) {
+  void* got = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+  if (got == to) return 0;
+  int err = errno;
+  // MREMAP_FIXED unmaps `to` before it moves anything, so a failure past
+  // that point (the kernel out of memory) leaves a hole in the caller's
+  // reservation: map it again before another mapping can take it.
+  mmap(to, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return err;
+}
+
 int sync_range(void* addr, std::size_t size) { return msync(addr, size, MS_SYNC) == 0 ? 0 : errno; }
 
 namespace {

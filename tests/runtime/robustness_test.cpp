@@ -6,6 +6,7 @@
 #include <larder/check.hpp>
 #include <larder/transaction.hpp>
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
@@ -442,6 +443,66 @@ TEST_P(FullDisk, AllocationTransactionsAndCaptureFailCleanly) {
     larder::check_report report;
     EXPECT_TRUE(larder::check_heap(path, false, &report).ok());
     EXPECT_EQ(report.problems.size(), 0u);
+  });
+  if (code == 77) GTEST_SKIP() << "no small file system could be mounted here";
+  EXPECT_EQ(code, 0) << (code > 128 ? "the child died by a signal" : "the child failed");
+}
+
+// Fills the file system holding `dir` with a file of its own (writes fail
+// with ENOSPC, never with a signal).
+void fill_file_system(const std::string& dir) {
+  int fd = ::open((dir + "/filler").c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  std::vector<char> chunk(1 << 16, 'f');
+  while (::write(fd, chunk.data(), chunk.size()) > 0) {
+  }
+  while (::write(fd, chunk.data(), 4096) > 0) {
+  }
+  ::close(fd);
+}
+
+// Slices freed while their segment still held blocks are given back to the
+// file system as holes; when the segment then empties it is kept for reuse.
+// Taking it again with the file system full must fail as an allocation
+// error: it holds no storage for those slices, and a store into one would
+// raise SIGBUS.
+TEST(FullDisk, ReusedSegmentWithHolesIsReservedAgain) {
+  temp_dir dir;
+  std::string mountpoint = dir.file("fs");
+  ASSERT_EQ(::mkdir(mountpoint.c_str(), 0700), 0);
+  int code = larder_test::run_in_child([&] {
+    std::string why;
+    if (!mount_small_fs(small_fs::tmpfs, mountpoint, dir.path(), 48, &why)) {
+      std::printf("cannot make a small file system here (%s): nothing to test\n", why.c_str());
+      std::_Exit(77);
+    }
+    constexpr std::size_t kBlock = 8192;  // eight to a 64 KiB slice
+    larder::heap h({.kind = larder::backing::file, .name = mountpoint + "/heap", .reserve = std::size_t{1} << 30});
+    std::vector<void*> blocks;
+    for (int i = 0; i < 3 * 64 * 8; ++i) {  // about three segments
+      void* p = h.allocate(kBlock);
+      ASSERT_NE(p, nullptr) << std::strerror(errno);
+      std::memset(p, 0x5A, kBlock);
+      blocks.push_back(p);
+    }
+    // Every other slice empties first, so more than the 64 free slices an
+    // arena keeps (LARDER_PURGE_SLICES) are purged while each segment still
+    // holds blocks; then the segments empty.
+    for (int odd = 0; odd < 2; ++odd)
+      for (void* p : blocks)
+        if (((reinterpret_cast<std::uintptr_t>(p) >> 16) & 1) == static_cast<std::uintptr_t>(odd))
+          larder::heap::deallocate(p);
+    fill_file_system(mountpoint);
+    std::size_t made = 0;
+    for (; made < blocks.size(); ++made) {
+      void* p = h.allocate(kBlock);
+      if (p == nullptr) {
+        EXPECT_TRUE(errno == ENOSPC || errno == ENOMEM) << std::strerror(errno);
+        break;
+      }
+      std::memset(p, 0xA5, kBlock);
+    }
+    EXPECT_LT(made, blocks.size()) << "the full file system never refused an allocation";
   });
   if (code == 77) GTEST_SKIP() << "no small file system could be mounted here";
   EXPECT_EQ(code, 0) << (code > 128 ? "the child died by a signal" : "the child failed");
