@@ -10,6 +10,7 @@
 #include <larder/status.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -138,5 +139,29 @@ struct salvage_report {
 // then not left behind.
 LARDER_EXPORT status salvage_heap(backing kind, const std::string& path, const std::string& out_path,
                                   salvage_report* out);
+
+// A word of a heap object, reachable from a root, that holds an address
+// of this process outside every open larder heap: a pointer that means
+// nothing after a restart (a std::string or std::vector with the default
+// allocator, a const char* to a literal, a vtable, a std::function).
+struct outside_pointer {
+  std::string root;          // the root whose object graph holds it
+  const void* block;         // the heap block holding the word
+  std::size_t offset;        // the word's offset in the block
+  std::uintptr_t value;      // the address the word holds
+  std::string target;        // what is mapped there: a file, "[heap]", "[stack]",
+                             // "anonymous memory", "the process heap (liblarder_malloc)"
+};
+
+// A debug aid: walks every block reachable from `h`'s roots (conservatively,
+// every aligned word that points into a block is followed, as salvage
+// does) and lists the words that hold an address mapped in this process
+// outside every open larder heap, at most `limit` of them. Addresses into
+// another open heap are not listed (they stay valid while both are open).
+// An integer that happens to equal such an address is listed too. Exact
+// only while no thread writes the heap. Errors: invalid_argument (`h` is
+// not open), the errno value of reading the process's mappings.
+LARDER_EXPORT status find_outside_pointers(const heap& h, std::vector<outside_pointer>* out,
+                                           std::size_t limit = 1000);
 
 }  // namespace larder
