@@ -359,7 +359,7 @@ TEST_F(RuntimeCheck, FlippedPageDescriptor) {
     int delta;
     bool refused;  // by open; else it opens (the count is only checked by walking the free list)
   };
-  for (edit e : {edit{"reserved", kPageReserved, 5000, true}, edit{"used", kPageUsed, 1, false},
+  for (edit e : {edit{"reserved", kPageReserved, 5000, true}, edit{"used", kPageUsed, 2, false},
                  edit{"free pointer", kPageFree, 8, true},
                  edit{"free pointer", kPageFree, -static_cast<int>(kSegment), true}}) {
     SCOPED_TRACE(e.what);
