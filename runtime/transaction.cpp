@@ -25,6 +25,7 @@
 #include "port/write_tracker.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/lane_space.hpp"
 #include "runtime/transaction_engine.hpp"
 #include "runtime/transaction_memory.hpp"
 
@@ -244,28 +245,7 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     if (!freed_here) break;
     quarantined.emplace_back(s, count);
   }
-  // A segment freed earlier may still start with its old segment header,
-  // which recovery takes for a live segment whose entry was damaged: clear
-  // those first, durably, then mark the run as log.
-  engine_vector<recovery::persist_range> headers;
-  for (std::size_t i = 0; i < count; ++i) {
-    auto* old = reinterpret_cast<alloc::segment*>(impl->region.base() + ((first + i) << layout::kSegmentShift));
-    if (old->magic == 0) continue;
-    old->magic = 0;
-    headers.push_back({&old->magic, sizeof(old->magic)});
-  }
-  if (int err = impl->domain->persist(headers.data(), headers.size())) return err;
-  // The table must say "log" durably before a lane points there, and a
-  // crash between the two leaves a log segment no lane owns, which
-  // recovery frees. segments_high lands first: entries past it must be
-  // free, and one persist of both may land either half alone.
-  if (int err = impl->domain->persist(&meta->segments_high, sizeof(meta->segments_high))) return err;
-  if (int err = impl->domain->persist(&meta->segments[first], count * sizeof(meta->segments[0]))) return err;
-  if (int err = writer.add_extent(layout::lane_extent(first, count), *impl->domain)) {
-    impl->region.release(s, count);
-    return err;
-  }
-  return 0;
+  return add_lane_extent(*impl, writer, s, count);
 }
 
 // Grows the log, if need be, so that `bytes` more fit beside what page
@@ -672,12 +652,8 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
   tx->writer = recovery::lane_writer(rec, impl->region.base());
-  std::uint64_t seq = impl->next_seq[tx->lane];
-  std::uint64_t committed = recovery::committed_seq(*rec);
-  if (seq <= committed) seq = committed + 1;
-  if (int err = recovery::reserve_seqs(rec, seq, *impl->domain))
-    return status::from_errno(err, "reserving transaction numbers");
-  impl->next_seq[tx->lane] = seq + 1;
+  std::uint64_t seq = 0;
+  if (int err = take_lane_seq(*impl, tx->lane, &seq)) return status::from_errno(err, "reserving transaction numbers");
   tx->writer.begin(seq);
   tx->active = true;
   if (rec->extent_count == 0) {
