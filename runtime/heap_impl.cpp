@@ -8,10 +8,10 @@
 #include "port/os.hpp"
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
+#include "runtime/close_journal.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <errno.h>
-#include <time.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -297,9 +297,7 @@ status heap_impl::create_new(const heap_options& options) {
   superblock.size = fd >= 0 ? initial : reserve;
   superblock.layout_signature = layout::kLayoutSignature;
   superblock.backing = static_cast<std::uint32_t>(kind);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  superblock.created_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+  superblock.created_ns = port::realtime_ns();
 
   auto* base = reinterpret_cast<std::uint8_t*>(superblock.base);
   auto* meta = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
@@ -363,11 +361,16 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": " + why + " (larder check --repair removes damaged records)");
   }
-  bool upgrade = writable && !recovery::records_checksummed(superblock);
+  // Older heaps are upgraded by their first writer: records sealed (1.3);
+  // close journals and the last-close time (1.4) need nothing converted.
+  bool upgrade = writable && superblock.format_major == layout::kFormatMajor &&
+                 superblock.format_minor < layout::kFormatMinor;
   if (upgrade) {
-    if (int err = recovery::upgrade_records(stored, *domain)) {
-      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
-      return status::from_errno(err, "sealing the root and pod records of " + name);
+    if (!recovery::records_checksummed(superblock)) {
+      if (int err = recovery::upgrade_records(stored, *domain)) {
+        port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+        return status::from_errno(err, "sealing the root and pod records of " + name);
+      }
     }
     superblock.format_minor = layout::kFormatMinor;
   }
@@ -457,9 +460,23 @@ status heap_impl::close() {
   stop_tracking();
   alloc::forget_region(&region);
   alloc::unregister_region(&region);
-  if (writable && kind == backing::file) {
-    if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed()))
-      result = status::from_errno(err, "making " + name + " durable");
+  if (writable && kind != backing::anonymous) {
+    if (kind == backing::file) {
+      // A heap whose durable state is in doubt (a failed transaction, a
+      // forked child's view) is written back as it is, with no journal:
+      // its next open recovers it from the undo log.
+      if (tx_failure.empty() && region.writable()) {
+        result = write_back(*this);
+      } else if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed())) {
+        result = status::from_errno(err, "making " + name + " durable");
+      }
+    }
+    // The close is complete: say so, last.
+    if (result.ok() && tx_failure.empty() && region.writable()) {
+      meta()->last_close_ns = port::realtime_ns();
+      if (int err = domain->persist(&meta()->last_close_ns, sizeof(meta()->last_close_ns)))
+        result = status::from_errno(err, "recording the close of " + name);
+    }
   }
   region.destroy();
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
