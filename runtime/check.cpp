@@ -1,6 +1,8 @@
 // The heap checker behind larder::check_heap and `larder check`: walks every
-// on-media structure of a heap (docs/format/heap.md) through a read-only
-// mapping and reports each violation with its place. Repair mode opens the
+// on-media structure of a heap (docs/format/heap.md) through a private
+// mapping, which it changes only to complete a close that a crash cut
+// short as the next writer open would, and reports each violation with
+// its place. Repair mode opens the
 // heap for writing (recovery) and fixes only what a good copy determines.
 //
 // The mapping is at the heap's recorded base when that range is free in
@@ -158,6 +160,7 @@ class checker {
   bool check_meta();
   void check_pods();
   void check_segment_table();
+  void replay_close_journals();
   void check_lanes();
   void scan_lane_records(std::size_t n, const layout::lane_record& lane);
   void check_commit_slots(std::size_t n, const layout::lane_record& lane, const recovery::lane_scan* scan);
@@ -349,7 +352,7 @@ void checker::compare_copies() {
 status checker::map_heap(const backing_file& file) {
   std::uint64_t readable = file.size < sb_.copies[sb_.current].reserve ? file.size : sb_.copies[sb_.current].reserve;
   std::size_t length = (readable + port::kOsPageSize - 1) & ~(port::kOsPageSize - 1);
-  int err = port::map_fixed(base_, length, file.fd, false);
+  int err = port::map_fixed(base_, length, file.fd, true, true);
   std::uintptr_t at = base_;
   // The recorded range is in use in this process: map anywhere instead,
   // at an address the kernel just handed out (retried if another thread
@@ -359,7 +362,7 @@ status checker::map_heap(const backing_file& file) {
     if ((err = port::map_aligned(length, kSegmentSize, &hole)) != 0) break;
     port::unmap(hole, length);
     at = reinterpret_cast<std::uintptr_t>(hole);
-    err = port::map_fixed(at, length, file.fd, false);
+    err = port::map_fixed(at, length, file.fd, true, true);
   }
   if (err != 0) return status::from_errno(err, "mapping the heap read-only");
   local_ = reinterpret_cast<std::uint8_t*>(at);
@@ -388,6 +391,7 @@ bool checker::check_meta() {
             " (expected \"LRDRMETA\"); not checked further");
     return false;
   }
+  replay_close_journals();
   std::uint64_t limit = heap_size_ >> kSegmentShift;
   high_ = static_cast<std::size_t>(meta_->segments_high < limit ? meta_->segments_high : limit);
   if (meta_->segments_high == 0)
@@ -461,6 +465,29 @@ void checker::check_segment_table() {
 }
 
 // ---- undo-log lanes ------------------------------------------------------
+
+// A close journal that committed (recovery/undo_log.hpp) is part of the
+// heap's state: the next writer open writes its after-images before
+// anything reads the allocator's metadata. The check does the same in its
+// private copy, so that it judges the heap as that open will find it; a
+// journal it cannot read is left to check_lanes to report.
+void checker::replay_close_journals() {
+  if (reinterpret_cast<std::uintptr_t>(local_) != base_) return;  // records hold absolute addresses
+  const std::size_t size = heap_size_ < avail_ ? heap_size_ : avail_;
+  for (std::size_t n = 0; n < layout::kMaxLanes; ++n) {
+    auto& lane = reinterpret_cast<layout::heap_meta*>(local_ + layout::kMetaOffset)->lanes[n];
+    if (lane.extent_count == 0) continue;
+    recovery::lane_scan scan;
+    if (!recovery::scan_lane(lane, base_, size, &scan).ok() || !scan.journal || !scan.pending() ||
+        !recovery::lane_verdict(scan, n).ok())
+      continue;
+    auto memory = recovery::make_memory_domain();
+    if (!recovery::roll_back_lane(&lane, scan, *memory).ok()) continue;
+    ++out_->interrupted_closes;
+    note("lane " + std::to_string(n) + " holds the journal of a close that a crash cut short (" +
+         std::to_string(scan.records.size()) + " records); checked as the next writer open completes it");
+  }
+}
 
 void checker::check_lanes() {
   log_owner_.assign(high_, -1);
@@ -1078,6 +1105,9 @@ status repair(backing kind, const std::string& path, const superblock_facts& fac
     out->notes.push_back("opening the heap for writing (recovery) failed: " + opened.to_string());
     return {};
   }
+  if (before.interrupted_closes > out->interrupted_closes)
+    out->repairs.push_back("recovery completed " + std::to_string(before.interrupted_closes - out->interrupted_closes) +
+                           " close(s) that a crash cut short");
   if (before.pending_transactions > out->pending_transactions)
     out->repairs.push_back("recovery rolled back " +
                            std::to_string(before.pending_transactions - out->pending_transactions) +
@@ -1099,7 +1129,9 @@ status check_heap(backing kind, const std::string& path, bool repair_mode, check
   checker first(out);
   if (status s = first.run(kind, path); !s.ok()) return s;
   if (!repair_mode) return {};
-  if (out->clean() && out->pending_transactions == 0 && first.superblocks().damaged < 0) return {};
+  if (out->clean() && out->pending_transactions == 0 && out->interrupted_closes == 0 &&
+      first.superblocks().damaged < 0)
+    return {};
   if (!first.heap_checked()) {
     out->notes.push_back("nothing was repaired: without a usable superblock copy there is nothing to repair from");
     return {};

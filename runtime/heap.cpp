@@ -73,6 +73,7 @@ heap_stats heap::stats() const {
   st.beside_live_writer = impl_->beside_live_writer;
   st.private_rollback = impl_->rolled_back_privately;
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  st.last_close_ns = impl_->meta()->last_close_ns;
   for (const auto& p : impl_->meta()->pods) st.pods += p.in_use == 1;
   for (const auto& r : impl_->meta()->roots) st.roots += r.in_use == 1;
   for (const auto& l : impl_->meta()->lanes) st.lanes_in_use += l.state == layout::kLaneInUse;

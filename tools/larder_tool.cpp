@@ -204,7 +204,8 @@ int check(const target& t, bool repair, bool as_json) {
     json out = {{"heap", t.name}, {"ok", s.ok()}, {"clean", s.ok() && r.clean()}, {"problems", r.problems},
                 {"notes", r.notes}, {"repairs", r.repairs}, {"segments", r.segments}, {"pages", r.pages},
                 {"blocks_in_use", r.blocks_in_use}, {"bytes_in_use", r.bytes_in_use}, {"roots", r.roots},
-                {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions}};
+                {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions},
+                {"interrupted_closes", r.interrupted_closes}};
     if (!s.ok()) out["error"] = s.to_string();
     print_json(out);
     return !s.ok() ? larder_tool::kExitCannotRun : r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
@@ -218,10 +219,10 @@ int check(const target& t, bool repair, bool as_json) {
   }
   std::printf("%s: %s, %zu problems, %zu notes, %zu repairs\n"
               "segments %zu, pages %zu, blocks in use %zu (%s), roots %zu, pods %zu, lanes %zu, "
-              "pending transactions %zu\n",
+              "pending transactions %zu, interrupted closes %zu\n",
               printable(t.name).c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(),
               r.repairs.size(), r.segments, r.pages, r.blocks_in_use, human_size(r.bytes_in_use).c_str(), r.roots,
-              r.pods, r.lanes, r.pending_transactions);
+              r.pods, r.lanes, r.pending_transactions, r.interrupted_closes);
   return r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
 }
 
@@ -239,8 +240,8 @@ int recover(const target& t) {
     std::fprintf(stderr, "larder: %s\n", printable(closed.to_string()).c_str());
     return larder_tool::exit_code_of(closed);
   }
-  std::printf("%s: recovered: %zu pending transactions rolled back\n", printable(t.name).c_str(),
-              before.pending_transactions);
+  std::printf("%s: recovered: %zu pending transactions rolled back, %zu interrupted closes completed\n",
+              printable(t.name).c_str(), before.pending_transactions, before.interrupted_closes);
   return larder_tool::kExitOk;
 }
 

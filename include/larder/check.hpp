@@ -33,6 +33,10 @@ struct check_report {
   std::size_t pods = 0;             // pods in use
   std::size_t lanes = 0;            // undo-log lanes in use
   std::size_t pending_transactions = 0;  // lanes holding an uncommitted transaction
+  // Closes that a crash cut short during their write-back: their journal
+  // (docs/persistence.md) is checked as applied, and the next writable
+  // open applies it.
+  std::size_t interrupted_closes = 0;
 
   bool clean() const noexcept { return problems.empty(); }
 };
@@ -41,8 +45,9 @@ struct check_report {
 // kind shm) and fills `*out` (cleared first).
 //
 // Without `repair` nothing is written: the backing is opened read-only and
-// read through a read-only mapping. The check is exact only while no
-// process has the heap open for writing.
+// read through a private mapping (a close journal that a crash left is
+// applied there only). The check is exact only while no process has the
+// heap open for writing.
 //
 // With `repair`: first rewrites a superblock copy that fails its checks
 // from the other, valid one; rewrites a damaged commit slot on which an
@@ -51,7 +56,8 @@ struct check_report {
 // commit is what one flipped bit leaves; the repair says so); then opens
 // the heap for writing through
 // larder::heap, which runs recovery (rolls back uncommitted transactions,
-// rebuilds the allocator's process-local state); marks removed every root
+// completes an interrupted close, rebuilds the allocator's process-local
+// state); marks removed every root
 // that points outside the heap; closes the heap (making it durable) and
 // checks it again. `out` then holds the final state and the list of
 // repairs. Nothing else is guessed: a structure that cannot be rebuilt

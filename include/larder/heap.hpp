@@ -71,6 +71,9 @@ struct heap_stats {
   std::uint32_t format_major;  // on-media format (docs/format/heap.md)
   std::uint32_t format_minor;
   std::uint64_t created_ns;    // CLOCK_REALTIME at creation
+  // CLOCK_REALTIME when a writer last closed the heap cleanly; 0 when
+  // unknown (never, or not since format 1.4; docs/format/heap.md).
+  std::uint64_t last_close_ns;
   std::size_t lanes_in_use;    // undo-log lanes that have held a transaction
   // How a read-only open sees the heap (docs/persistence.md, "Readers"):
   // beside a writer that had it open, or as a private copy in which a
