@@ -9,6 +9,7 @@
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
 #include "runtime/close_journal.hpp"
+#include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <errno.h>
@@ -399,9 +400,12 @@ status heap_impl::recover_for_reading() {
   bool read_lock = false;
   int holder = -1;
   beside_live_writer = port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock;
+  if (beside_live_writer && holder > 0) writer_pid = holder;
   status s = recover_transactions(*this);
   if (!s.is(errc::read_only)) return s;
   if (beside_live_writer) return {};
+  lanes_found = describe_lanes(*reinterpret_cast<const layout::heap_meta*>(superblock.base + layout::kMetaOffset),
+                               superblock.base, superblock.size);
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
   if (int err = port::map_fixed(superblock.base, superblock.reserve, fd, true, true))
     return status::from_errno(err, "mapping a private copy to roll back a crashed transaction in");

@@ -114,6 +114,9 @@ TEST_F(CloseJournal, TornWriteBackIsCompletedByTheNextOpen) {
       EXPECT_TRUE(reader.stats().private_rollback);
       EXPECT_NE(reader.find_root("plain"), nullptr);
       EXPECT_EQ(reader.stats().last_close_ns, 0u) << "the close did not finish";
+      std::size_t interrupted = 0;
+      for (const larder::lane_info& l : reader.lanes()) interrupted += l.state == larder::lane_state::interrupted_close;
+      EXPECT_EQ(interrupted, 1u) << "the lanes as the file holds them";
     }
     EXPECT_EQ(read_all(heap_), torn) << "a read-only open changed the file";
 
@@ -128,6 +131,9 @@ TEST_F(CloseJournal, TornWriteBackIsCompletedByTheNextOpen) {
     ASSERT_TRUE(larder::check_heap(heap_, false, &r).ok());
     EXPECT_TRUE(r.clean()) << describe(r);
     EXPECT_EQ(r.interrupted_closes, 0u) << describe(r);
+    larder::heap reader(options(true));
+    EXPECT_GT(reader.stats().last_close_ns, 0u);
+    for (const larder::lane_info& l : reader.lanes()) EXPECT_EQ(l.state, larder::lane_state::clean) << l.index;
   }
 }
 
