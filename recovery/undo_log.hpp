@@ -13,17 +13,7 @@
 // after it was written.
 //
 // Protocol (per transaction): records durable -> in-place writes -> data
-// durable -> commit slot (seq & 1) durable.
-//
-// A lane may instead hold a close journal (format 1.4): after-images of the
-// allocator's metadata, written by a close before its write-back of the
-// whole heap (runtime/close_journal.cpp), so that a power failure in the
-// middle of that write-back can be completed rather than rolled back. Its
-// records are kRecordAfterImage, the last one of 0 bytes (the end mark),
-// all in one batch. Once its commit slot records it, recovery writes every
-// after-image in order and then retires the journal by clearing its first
-// record; a journal that did not commit is ignored (the write-back had not
-// begun). Recovery reads the records of
+// durable -> commit slot (seq & 1) durable. Recovery reads the records of
 // the first record's seq s and the lane's commit slots: s committed (or was
 // rolled back already) when slot s & 1 holds s or more, or the other slot
 // a later seq; otherwise its records are rolled back, newest first. A slot
@@ -34,6 +24,16 @@
 // a damaged record followed by a later batch of the same transaction,
 // makes the lane unrecoverable (errc::corrupt) rather than roll back part
 // of it or nothing.
+//
+// A lane may instead hold a close journal (format 1.4): after-images of the
+// allocator's metadata, written by a close before its write-back of the
+// whole heap (runtime/close_journal.cpp), so that a power failure in the
+// middle of that write-back can be completed rather than rolled back. Its
+// records are kRecordAfterImage, the last one of 0 bytes (the end mark),
+// all in one batch. Once its commit slot records it, recovery writes every
+// after-image in order and then retires the journal by clearing its first
+// record; a journal that did not commit is ignored (the write-back had not
+// begun).
 #pragma once
 
 #include "recovery/layout.hpp"

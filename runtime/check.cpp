@@ -364,7 +364,7 @@ status checker::map_heap(const backing_file& file) {
     at = reinterpret_cast<std::uintptr_t>(hole);
     err = port::map_fixed(at, length, file.fd, true, true);
   }
-  if (err != 0) return status::from_errno(err, "mapping the heap read-only");
+  if (err != 0) return status::from_errno(err, "mapping the heap");
   local_ = reinterpret_cast<std::uint8_t*>(at);
   mapped_ = length;
   avail_ = readable;

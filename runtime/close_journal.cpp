@@ -49,7 +49,8 @@ std::uint32_t roomiest_lane(heap_impl& impl) {
   return best;
 }
 
-int grow_lane(heap_impl& impl, recovery::lane_writer& writer, std::uint32_t lane, std::size_t bytes) {
+// A new extent of at least `bytes` for the lane.
+int add_log_room(heap_impl& impl, recovery::lane_writer& writer, std::uint32_t lane, std::size_t bytes) {
   std::size_t count = (bytes + layout::kSegmentSize - 1) >> layout::kSegmentShift;
   bool zeroed = false;
   alloc::segment* run = impl.region.acquire(count, lane, layout::kSegmentLog, &zeroed);
@@ -108,7 +109,7 @@ int commit_journal(heap_impl& impl, std::uint32_t lane) {
     std::size_t need = journal_bytes(ranges);
     std::size_t room = writer.capacity();
     if (room < need || grow) {
-      if (int err = grow_lane(impl, writer, lane, std::max(need - std::min(need, room), room))) return err;
+      if (int err = add_log_room(impl, writer, lane, std::max(need - std::min(need, room), room))) return err;
       grow = false;
       continue;
     }
