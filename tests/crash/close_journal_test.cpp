@@ -3,8 +3,8 @@
 // stopped at the persistence point of the write-back, with a seeded subset
 // of its lines landed, which leaves a heap whose close journal committed.
 // The checker judges the heap as the journal leaves it and says so; a
-// read-only open completes the close in its private copy and leaves the
-// file alone; the next writer open completes it in the file.
+// read-only open and salvage complete the close in their private copies
+// and leave the file alone; the next writer open completes it in the file.
 #include <larder/check.hpp>
 #include <larder/heap.hpp>
 
@@ -122,6 +122,21 @@ TEST_F(CloseJournal, TornWriteBackIsCompletedByTheNextOpen) {
       EXPECT_EQ(interrupted, 1u) << "the lanes as the file holds them";
     }
     EXPECT_EQ(read_all(heap_), torn) << "a read-only open changed the file";
+
+    {
+      larder::salvage_report salvaged;
+      const std::string copy = dir_ + "/salvaged";
+      ASSERT_TRUE(larder::salvage_heap(larder::backing::file, heap_, copy, &salvaged).ok());
+      EXPECT_EQ(salvaged.lost(), 0u);
+      EXPECT_TRUE(std::any_of(salvaged.notes.begin(), salvaged.notes.end(), [](const std::string& n) {
+        return n.find("completed a close that a crash cut short") != std::string::npos;
+      })) << "salvage reads the heap as the journal leaves it";
+      larder::check_report c;
+      ASSERT_TRUE(larder::check_heap(copy, false, &c).ok());
+      EXPECT_TRUE(c.clean()) << describe(c);
+      fs::remove(copy);
+    }
+    EXPECT_EQ(read_all(heap_), torn) << "salvage changed the file";
 
     {
       larder::heap writer(options(false));
