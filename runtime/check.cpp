@@ -2,8 +2,8 @@
 // on-media structure of a heap (docs/format/heap.md) through a private
 // mapping, which it changes only to complete a close that a crash cut
 // short as the next writer open would, and reports each violation with
-// its place. Repair mode opens the
-// heap for writing (recovery) and fixes only what a good copy determines.
+// its place. Repair mode opens the heap for writing (recovery) and fixes
+// only what a good copy determines.
 //
 // The mapping is at the heap's recorded base when that range is free in
 // this process, else anywhere: every address stored in the heap is then

@@ -481,8 +481,9 @@ int heap_impl::reserve_storage(const void* start, std::size_t size) const noexce
 // storage before it is first written. Written from the start: the
 // superblocks, the block's header and pod table, the first page of the
 // segment table (the region reserves the rest as the heap grows), the
-// write statistics, the lanes and the last-close time. Root records get theirs when set. Where
-// reading a hole takes storage, all of it: it is all read.
+// write statistics, the lanes and the last-close time. Root records get
+// theirs when set. Where reading a hole takes storage, all of it: it is
+// all read.
 int heap_impl::reserve_fixed_metadata() const noexcept {
   auto* meta = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
   const void* base = reinterpret_cast<const void*>(superblock.base);

@@ -1,8 +1,7 @@
 // What transactions and close journals share about undo-log lanes: a
 // writer with the lane's log storage and how much of it a lane keeps, the
-// next transaction number of a
-// lane, and a run of segments made a lane's next extent in the order that
-// keeps every crash recoverable.
+// next transaction number of a lane, and a run of segments made a lane's
+// next extent in the order that keeps every crash recoverable.
 #pragma once
 
 #include "allocator/segment.hpp"

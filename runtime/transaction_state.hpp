@@ -49,6 +49,7 @@ inline constexpr std::size_t kSinkHeadroom = std::size_t{2} << 20;
 // more as it is written; where the sink then meets a full file system the
 // transaction fails for good, like any metadata write the sink cannot log.
 inline constexpr std::size_t kStorageAhead = std::size_t{64} << 10;
+
 // Log room for one allocation or free of `size` bytes with the sink set:
 // the headroom plus the segment-table entries of a huge block.
 inline std::size_t sink_room(std::size_t size) noexcept {
