@@ -105,6 +105,8 @@ int thread_exit_key(void (*destructor)(void*), unsigned* key);
 int thread_exit_key_set(unsigned key, void* value);
 std::uint64_t random64();
 std::uint64_t monotonic_ns();
+// Wall-clock time (CLOCK_REALTIME) in ns since the epoch, for timestamps kept in heaps.
+std::uint64_t realtime_ns();
 int process_id();
 // Writes `length` bytes to standard error without allocating.
 void write_stderr(const char* text, std::size_t length);

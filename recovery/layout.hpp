@@ -17,7 +17,7 @@ inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
 inline constexpr std::uint32_t kFormatMinor = 4;  // compatible additions (1: write statistics, 2: undo-log lanes,
                                                  // 3: root and pod record checksums, 4: quarantined pages,
-                                                 // sparse backings)
+                                                 // sparse backings, close journals and the last-close time)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -177,8 +177,13 @@ struct heap_meta {
   // Page-aligned, so that a transaction capturing pages can leave the
   // lanes' own pages unprotected.
   alignas(4096) lane_record lanes[kMaxLanes];
+  // CLOCK_REALTIME when a writer last closed the heap cleanly, written
+  // after everything else of the close was durable (format 1.4; 0 in older
+  // heaps and until their first clean close: unknown).
+  std::uint64_t last_close_ns;
 };
 static_assert(offsetof(heap_meta, pods) == 64);
+static_assert(offsetof(heap_meta, last_close_ns) == 2740224);
 static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");
 static_assert(std::is_trivially_copyable_v<heap_meta>);
 

@@ -42,8 +42,8 @@ bool all_zero(const void* p, std::size_t size) noexcept {
 
 // Kind and size make sense and the record fits in the rest of its extent.
 bool plausible(const record_header& h, std::size_t room) noexcept {
-  return (h.kind == kRecordRange || h.kind == kRecordSkip) && h.size <= kMaxRecordPayload &&
-         record_span(h.size) <= room;
+  return (h.kind == kRecordRange || h.kind == kRecordSkip || h.kind == kRecordAfterImage) &&
+         h.size <= kMaxRecordPayload && record_span(h.size) <= room;
 }
 
 bool intact(const record_header& h, std::size_t room) noexcept {
@@ -181,36 +181,60 @@ status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size
   std::uintptr_t lanes_end = lanes_start + sizeof(layout::heap_meta::lanes);
   std::vector<extent_view> extents;
   if (status s = lane_extents(lane, base, heap_size, &extents); !s.ok()) return s;
+  if (!extents.empty()) out->log_start = extents[0].start;
   // The records of the first record's seq, up to one that fails.
   bool failed = false, ended = false;
   std::size_t failed_extent = 0, failed_offset = 0;
+  std::uint64_t stopped_at = 0;  // heap offset where the records stop
   for (std::size_t e = 0; e < extents.size() && !failed && !ended; ++e) {
     const extent_view& x = extents[e];
     for (std::size_t offset = 0; x.size - offset >= sizeof(record_header);) {
       const auto* h = reinterpret_cast<const record_header*>(x.start + offset);
+      stopped_at = reinterpret_cast<std::uintptr_t>(h) - base;
       if (!intact(*h, x.size - offset)) {
         failed = true;
         failed_extent = e;
         failed_offset = offset;
         break;
       }
-      if (out->seq == 0) out->seq = h->seq;
+      if (out->seq == 0) {
+        out->seq = h->seq;
+        out->journal = h->kind == kRecordAfterImage;
+      }
       if (h->seq != out->seq) {  // an older transaction's records
         ended = true;
         break;
       }
       out->bytes += record_span(h->size);
       if (h->kind == kRecordSkip) break;
+      if ((h->kind == kRecordAfterImage) != out->journal)
+        return status(errc::corrupt, "log record at offset " + std::to_string(offset) +
+                                         " of a lane mixes a close journal's after-images with a transaction's "
+                                         "before-images");
       std::uint64_t end = h->address + h->size;
       if (h->address < base + layout::kMetaOffset || end < h->address || end > base + heap_size ||
           (h->address < lanes_end && end > lanes_start))
         return status(errc::corrupt, "log record at offset " + std::to_string(offset) + " of a lane covers " +
                                          std::to_string(h->size) + " bytes outside what a transaction may change");
+      if (is_journal_end(*h)) {
+        out->journal_complete = true;
+        ended = true;
+        break;
+      }
       if (!is_batch_marker(*h)) out->records.push_back({h, reinterpret_cast<const std::uint8_t*>(h + 1)});
       offset += record_span(h->size);
     }
   }
   decide(out->seq, out);
+  if (out->journal) {
+    // A journal is written whole before it commits: one that committed
+    // without its end mark is damaged. One that did not commit is ignored.
+    if (out->finished && !out->undecidable && !out->journal_complete) {
+      out->record_damaged = true;
+      out->damaged_record_offset = stopped_at;
+    }
+    return {};
+  }
   if (!failed) return {};
   std::uint64_t failed_at = reinterpret_cast<std::uintptr_t>(extents[failed_extent].start) + failed_offset - base;
   if (out->seq != 0) {
@@ -257,6 +281,13 @@ status lane_verdict(const lane_scan& scan, std::size_t lane_index) {
                                      ", whose commit that slot records: whether it committed cannot be told "
                                      "(`larder check --repair` keeps its changes)");
   }
+  if (scan.record_damaged && scan.journal) {
+    return status(errc::corrupt, lane + ": the close journal (transaction " + std::to_string(scan.seq) +
+                                     ") committed, but its records end at heap offset " +
+                                     hex(scan.damaged_record_offset) +
+                                     " without its end mark: replaying only part of it would leave the "
+                                     "allocator's metadata half old, half new");
+  }
   if (scan.record_damaged) {
     return status(errc::corrupt, lane + ": the log record at heap offset " + hex(scan.damaged_record_offset) +
                                      " of uncommitted transaction " + std::to_string(scan.seq) +
@@ -295,8 +326,42 @@ int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& d
   return domain.persist(&slot, sizeof(slot));
 }
 
+namespace {
+
+int clear_first_record(std::uint8_t* log_start, persist_domain& domain) noexcept {
+  std::memset(log_start, 0, sizeof(record_header));
+  return domain.persist(log_start, sizeof(record_header));
+}
+
+// The after-images in log order (a later one of the same bytes wins),
+// durably, then the journal is retired.
+status replay_journal(const lane_scan& scan, persist_domain& domain) {
+  std::vector<persist_range> written;
+  written.reserve(scan.records.size());
+  for (const found_record& r : scan.records) {
+    void* target = reinterpret_cast<void*>(r.header->address);
+    std::memcpy(target, r.payload, r.header->size);
+    written.push_back({target, r.header->size});
+  }
+  if (int err = domain.persist(written.data(), written.size()))
+    return status::from_errno(err, "making the close journal's after-images durable");
+  if (int err = clear_first_record(scan.log_start, domain))
+    return status::from_errno(err, "retiring the replayed close journal");
+  return {};
+}
+
+}  // namespace
+
+int retire_journal(layout::lane_record* lane, std::uintptr_t base, persist_domain& domain) noexcept {
+  if (lane->extent_count == 0) return 0;
+  return clear_first_record(
+      reinterpret_cast<std::uint8_t*>(base + (layout::extent_first(lane->extents[0]) << layout::kSegmentShift)),
+      domain);
+}
+
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain) {
   if (!scan.pending()) return {};
+  if (scan.journal) return replay_journal(scan, domain);
   std::vector<persist_range> restored;
   restored.reserve(scan.records.size());
   for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
@@ -381,13 +446,14 @@ void add_dirty(persist_range* dirty, std::size_t* count, const std::uint8_t* at,
 
 }  // namespace
 
-int lane_writer::append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count) noexcept {
+int lane_writer::append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count,
+                              record_kind kind) noexcept {
   *count = 0;
   const std::size_t span = record_span(size);
   if (!batch_done_ && extent_ < lane_->extent_count && extent_size(extent_) - offset_ >= span) {
     if (int err = reserve(used_total_ + span)) return err;
     std::uint8_t* at = extent_start(extent_) + offset_;
-    write_header(at, kRecordRange, reinterpret_cast<std::uintptr_t>(address), address, size);
+    write_header(at, kind, reinterpret_cast<std::uintptr_t>(address), address, size);
     dirty[(*count)++] = {at, sizeof(record_header) + size};
     offset_ += span;
     used_total_ += span;
@@ -428,7 +494,7 @@ int lane_writer::append_range(const void* address, std::size_t size, persist_ran
     add_dirty(dirty, count, skip, sizeof(record_header));
   }
   std::uint8_t* at = extent_start(e) + offset;
-  write_header(at, kRecordRange, reinterpret_cast<std::uintptr_t>(address), address, size);
+  write_header(at, kind, reinterpret_cast<std::uintptr_t>(address), address, size);
   add_dirty(dirty, count, at, sizeof(record_header) + size);
   // used() counts the tails of extents left behind.
   used_total_ = used;

@@ -24,6 +24,16 @@
 // a damaged record followed by a later batch of the same transaction,
 // makes the lane unrecoverable (errc::corrupt) rather than roll back part
 // of it or nothing.
+//
+// A lane may instead hold a close journal (format 1.4): after-images of the
+// allocator's metadata, written by a close before its write-back of the
+// whole heap (runtime/close_journal.cpp), so that a power failure in the
+// middle of that write-back can be completed rather than rolled back. Its
+// records are kRecordAfterImage, the last one of 0 bytes (the end mark),
+// all in one batch. Once its commit slot records it, recovery writes every
+// after-image in order and then retires the journal by clearing its first
+// record; a journal that did not commit is ignored (the write-back had not
+// begun).
 #pragma once
 
 #include "recovery/layout.hpp"
@@ -40,6 +50,7 @@ namespace larder::recovery {
 enum record_kind : std::uint32_t {
   kRecordRange = 1,  // payload: the before-image of [address, address + size)
   kRecordSkip = 2,   // the rest of this extent is unused; go on in the next
+  kRecordAfterImage = 3,  // payload: what [address, address + size) holds after a close (format 1.4)
 };
 
 struct record_header {
@@ -63,6 +74,8 @@ std::uint64_t record_checksum(const record_header& h, const void* payload) noexc
 // A batch marker: a range record of no bytes at the metadata block's start
 // (a record older readers accept and replay as nothing).
 inline bool is_batch_marker(const record_header& h) noexcept { return h.kind == kRecordRange && h.size == 0; }
+// The last record of a close journal.
+inline bool is_journal_end(const record_header& h) noexcept { return h.kind == kRecordAfterImage && h.size == 0; }
 
 // ---- commit slots ----------------------------------------------------------
 
@@ -131,9 +144,17 @@ struct lane_scan {
   // batch after it: a batch cut short by a crash (or damage that cannot be
   // told from one). The valid records before it are rolled back.
   bool torn_tail = false;
+  // The records are a close journal (after-images), and its end mark was
+  // found. A committed journal without one is damage (record_damaged):
+  // the whole journal was durable before its commit.
+  bool journal = false;
+  bool journal_complete = false;
+  std::uint8_t* log_start = nullptr;  // the first record's place (extent 0), when the lane has extents
 
-  // Recovery rolls seq back.
-  bool pending() const noexcept { return seq != 0 && !finished && !undecidable && !record_damaged; }
+  // Recovery has work: roll seq back, or replay its committed journal.
+  bool pending() const noexcept {
+    return seq != 0 && !undecidable && !record_damaged && (journal ? finished : !finished);
+  }
   // A slot needs rewriting (damaged, or a stale checksum).
   bool slots_need_repair() const noexcept {
     for (const slot_view& v : slots)
@@ -159,10 +180,15 @@ status lane_verdict(const lane_scan& scan, std::size_t lane_index);
 // (every seq below a finished one is over), or the empty slot.
 void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool commit_undecided,
                    layout::commit_slot out[2]) noexcept;
-// Writes back the before-images of a pending scan, newest first, makes
-// them durable, then records the rollback by writing the commit slot of
-// seq (so it is never replayed again). The caller has the lane to itself.
+// Settles a pending scan; the caller has the lane to itself. An undo log:
+// writes back the before-images, newest first, makes them durable, then
+// records the rollback by writing the commit slot of seq (so it is never
+// replayed again). A committed close journal: writes the after-images in
+// order, makes them durable, then retires the journal.
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain);
+// Clears the first record of the lane's log, durably: a close journal
+// whose after-images are all in place is never replayed again.
+int retire_journal(layout::lane_record* lane, std::uintptr_t base, persist_domain& domain) noexcept;
 // On a lane that lane_verdict accepts, once its transaction is settled
 // (after roll_back_lane, or when nothing was pending): rewrites damaged
 // slots and stale checksums as settled_slots(..., false) says, durably.
@@ -209,13 +235,15 @@ class lane_writer {
       : lane_(lane), base_(base), storage_(storage) {}
   // Starts transaction `seq` at the start of the log.
   void begin(std::uint64_t seq) noexcept;
-  // Appends a range record holding the current bytes of [address, +size)
-  // (0 < size <= kMaxRecordPayload), preceded by a batch marker when a
-  // batch was made durable since the last append. Stores the log bytes
-  // written in dirty[0, *count) (at most kMaxDirtyRanges). With nothing
-  // written: ENOBUFS when the extents are full (add_extent, then retry),
-  // ENOSPC when the file system has no storage left for the record.
-  int append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count) noexcept;
+  // Appends a record of `kind` (a range or an after-image) holding the
+  // current bytes of [address, +size) (size <= kMaxRecordPayload; 0 only
+  // for a journal's end mark), preceded by a batch marker when a batch was
+  // made durable since the last append. Stores the log bytes written in
+  // dirty[0, *count) (at most kMaxDirtyRanges). With nothing written:
+  // ENOBUFS when the extents are full (add_extent, then retry), ENOSPC when
+  // the file system has no storage left for the record.
+  int append_range(const void* address, std::size_t size, persist_range* dirty, std::size_t* count,
+                   record_kind kind = kRecordRange) noexcept;
   // Everything appended so far is durable: the next append starts a batch.
   void end_batch() noexcept { batch_done_ = used_total_ != 0; }
   // Makes `extent` (first segment index | count << 32, already claimed as

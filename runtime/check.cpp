@@ -1,7 +1,9 @@
 // The heap checker behind larder::check_heap and `larder check`: walks every
-// on-media structure of a heap (docs/format/heap.md) through a read-only
-// mapping and reports each violation with its place. Repair mode opens the
-// heap for writing (recovery) and fixes only what a good copy determines.
+// on-media structure of a heap (docs/format/heap.md) through a private
+// mapping, which it changes only to complete a close that a crash cut
+// short as the next writer open would, and reports each violation with
+// its place. Repair mode opens the heap for writing (recovery) and fixes
+// only what a good copy determines.
 //
 // The mapping is at the heap's recorded base when that range is free in
 // this process, else anywhere: every address stored in the heap is then
@@ -124,6 +126,7 @@ class checker final : public alloc::walk_reporter {
   status map_heap(const backing_file& file);
   bool check_meta();
   void check_pods();
+  void replay_close_journals();
   void check_lanes();
   void scan_lane_records(std::size_t n, const layout::lane_record& lane);
   void check_commit_slots(std::size_t n, const layout::lane_record& lane, const recovery::lane_scan* scan);
@@ -310,7 +313,7 @@ void checker::compare_copies() {
 
 status checker::map_heap(const backing_file& file) {
   const std::uint64_t reserve = sb_.copies[sb_.current].reserve;
-  if (status s = map_heap_file(file, base_, reserve, false, false, false, &mapping_); !s.ok()) return s;
+  if (status s = map_heap_file(file, base_, reserve, true, true, false, &mapping_); !s.ok()) return s;
   local_ = mapping_.local;
   avail_ = mapping_.readable;
   return {};
@@ -331,6 +334,7 @@ bool checker::check_meta() {
             " (expected \"LRDRMETA\"); not checked further");
     return false;
   }
+  replay_close_journals();
   // As the allocator walk clamps it (it reports a segments_high past the
   // heap's size).
   std::uint64_t limit = heap_size_ >> kSegmentShift;
@@ -367,6 +371,29 @@ void checker::check_pods() {
 }
 
 // ---- undo-log lanes ------------------------------------------------------
+
+// A close journal that committed (recovery/undo_log.hpp) is part of the
+// heap's state: the next writer open writes its after-images before
+// anything reads the allocator's metadata. The check does the same in its
+// private copy, so that it judges the heap as that open will find it; a
+// journal it cannot read is left to check_lanes to report.
+void checker::replay_close_journals() {
+  if (reinterpret_cast<std::uintptr_t>(local_) != base_) return;  // records hold absolute addresses
+  const std::size_t size = heap_size_ < avail_ ? heap_size_ : avail_;
+  for (std::size_t n = 0; n < layout::kMaxLanes; ++n) {
+    auto& lane = reinterpret_cast<layout::heap_meta*>(local_ + layout::kMetaOffset)->lanes[n];
+    if (lane.extent_count == 0) continue;
+    recovery::lane_scan scan;
+    if (!recovery::scan_lane(lane, base_, size, &scan).ok() || !scan.journal || !scan.pending() ||
+        !recovery::lane_verdict(scan, n).ok())
+      continue;
+    auto memory = recovery::make_memory_domain();
+    if (!recovery::roll_back_lane(&lane, scan, *memory).ok()) continue;
+    ++out_->interrupted_closes;
+    note("lane " + std::to_string(n) + " holds the journal of a close that a crash cut short (" +
+         std::to_string(scan.records.size()) + " records); checked as the next writer open completes it");
+  }
+}
 
 void checker::check_lanes() {
   log_owner_.assign(high_, -1);
@@ -872,6 +899,9 @@ status repair(backing kind, const std::string& path, const checker& first, check
     out->notes.push_back("opening the heap for writing (recovery) failed: " + opened.to_string());
     return {};
   }
+  if (before.interrupted_closes > out->interrupted_closes)
+    out->repairs.push_back("recovery completed " + std::to_string(before.interrupted_closes - out->interrupted_closes) +
+                           " close(s) that a crash cut short");
   if (before.pending_transactions > out->pending_transactions)
     out->repairs.push_back("recovery rolled back " +
                            std::to_string(before.pending_transactions - out->pending_transactions) +
@@ -894,7 +924,9 @@ status check_heap(backing kind, const std::string& path, bool repair_mode, check
   checker first(out);
   if (status s = first.run(kind, path); !s.ok()) return s;
   if (!repair_mode) return {};
-  if (out->clean() && out->pending_transactions == 0 && first.superblocks().damaged < 0) return {};
+  if (out->clean() && out->pending_transactions == 0 && out->interrupted_closes == 0 &&
+      first.superblocks().damaged < 0)
+    return {};
   if (!first.heap_checked()) {
     out->notes.push_back("nothing was repaired: without a usable superblock copy there is nothing to repair from");
     return {};

@@ -5,6 +5,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <cstdio>
@@ -72,11 +73,19 @@ heap_stats heap::stats() const {
   st.created_ns = impl_->superblock.created_ns;
   st.beside_live_writer = impl_->beside_live_writer;
   st.private_rollback = impl_->rolled_back_privately;
+  st.writer_pid = impl_->writer_pid;
   std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  st.last_close_ns = impl_->meta()->last_close_ns;
   for (const auto& p : impl_->meta()->pods) st.pods += p.in_use == 1;
   for (const auto& r : impl_->meta()->roots) st.roots += r.in_use == 1;
   for (const auto& l : impl_->meta()->lanes) st.lanes_in_use += l.state == layout::kLaneInUse;
   return st;
+}
+
+std::vector<lane_info> heap::lanes() const {
+  if (impl_ == nullptr) return {};
+  if (impl_->rolled_back_privately) return impl_->lanes_found;
+  return describe_lanes(*impl_->meta(), impl_->region.base(), impl_->region.committed());
 }
 
 status heap::remove(backing kind, const std::string& name) { return heap_impl::remove(kind, name); }

@@ -9,10 +9,11 @@
 #include "port/os.hpp"
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
+#include "runtime/close_journal.hpp"
+#include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <errno.h>
-#include <time.h>
 
 #include <cstddef>
 #include <cstdio>
@@ -302,9 +303,7 @@ status heap_impl::create_new(const heap_options& options) {
   superblock.size = fd >= 0 ? initial : reserve;
   superblock.layout_signature = layout::kLayoutSignature;
   superblock.backing = static_cast<std::uint32_t>(kind);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  superblock.created_ns = static_cast<std::uint64_t>(now.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(now.tv_nsec);
+  superblock.created_ns = port::realtime_ns();
 
   auto* base = reinterpret_cast<std::uint8_t*>(superblock.base);
   auto* meta = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
@@ -377,8 +376,12 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": " + why + " (larder check --repair removes damaged records)");
   }
-  // A writer records the format it writes in (a sparse backing from 1.4).
-  bool upgrade = writable && superblock.format_minor < layout::kFormatMinor;
+  // Older heaps are upgraded by their first writer: records sealed (1.3).
+  // What 1.4 added (quarantined pages, a sparse backing, close journals,
+  // the last-close time) needs nothing converted; the writer records the
+  // format it writes in.
+  bool upgrade = writable && superblock.format_major == layout::kFormatMajor &&
+                 superblock.format_minor < layout::kFormatMinor;
   if (writable && !recovery::records_checksummed(superblock)) {
     if (int err = recovery::upgrade_records(stored, *domain)) {
       port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -411,9 +414,12 @@ status heap_impl::recover_for_reading() {
   bool read_lock = false;
   int holder = -1;
   beside_live_writer = port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock;
+  if (beside_live_writer && holder > 0) writer_pid = holder;
   status s = recover_transactions(*this);
   if (!s.is(errc::read_only)) return s;
   if (beside_live_writer) return {};
+  lanes_found = describe_lanes(*reinterpret_cast<const layout::heap_meta*>(superblock.base + layout::kMetaOffset),
+                               superblock.base, superblock.size);
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
   if (int err = port::map_fixed(superblock.base, superblock.reserve, fd, true, true))
     return status::from_errno(err, "mapping a private copy to roll back a crashed transaction in");
@@ -475,8 +481,9 @@ int heap_impl::reserve_storage(const void* start, std::size_t size) const noexce
 // storage before it is first written. Written from the start: the
 // superblocks, the block's header and pod table, the first page of the
 // segment table (the region reserves the rest as the heap grows), the
-// write statistics and the lanes. Root records get theirs when set. Where
-// reading a hole takes storage, all of it: it is all read.
+// write statistics, the lanes and the last-close time. Root records get
+// theirs when set. Where reading a hole takes storage, all of it: it is
+// all read.
 int heap_impl::reserve_fixed_metadata() const noexcept {
   auto* meta = reinterpret_cast<layout::heap_meta*>(superblock.base + layout::kMetaOffset);
   const void* base = reinterpret_cast<const void*>(superblock.base);
@@ -492,9 +499,23 @@ status heap_impl::close() {
   alloc::forget_region(&region);
   LARDER_ASSERT_EXPENSIVE(!can_write() || region.is_valid());
   alloc::unregister_region(&region);
-  if (writable && kind == backing::file) {
-    if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed()))
-      result = status::from_errno(err, "making " + name + " durable");
+  if (writable && kind != backing::anonymous) {
+    if (kind == backing::file) {
+      // A heap whose durable state is in doubt (a failed transaction, a
+      // forked child's view) is written back as it is, with no journal:
+      // its next open recovers it from the undo log.
+      if (tx_failure.empty() && region.writable()) {
+        result = write_back(*this);
+      } else if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed())) {
+        result = status::from_errno(err, "making " + name + " durable");
+      }
+    }
+    // The close is complete: say so, last.
+    if (result.ok() && tx_failure.empty() && region.writable()) {
+      meta()->last_close_ns = port::realtime_ns();
+      if (int err = domain->persist(&meta()->last_close_ns, sizeof(meta()->last_close_ns)))
+        result = status::from_errno(err, "recording the close of " + name);
+    }
   }
   region.destroy();
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);

@@ -37,7 +37,9 @@ class heap_impl {
   // private copy with the crashed transactions rolled back, the file
   // untouched.
   bool beside_live_writer = false;
+  int writer_pid = 0;  // beside_live_writer: its process, when the system says
   bool rolled_back_privately = false;
+  std::vector<lane_info> lanes_found;  // rolled_back_privately: the lanes as the file holds them
   std::mutex meta_lock;  // pod and root tables
 
   // Durability (recovery/persist.hpp) and transactions (runtime/

@@ -81,8 +81,9 @@ status open_source(backing kind, const std::string& path, source_heap* src) {
   return {};
 }
 
-// Rolls back in the private copy what crashed transactions left, as open
-// would; says what it could not.
+// Settles in the private copy what crashes left, as open would (crashed
+// transactions rolled back, interrupted closes completed); says what it
+// could not.
 void settle_lanes(source_heap* src, salvage_report* out) {
   std::unique_ptr<recovery::persist_domain> memory = recovery::make_memory_domain();
   for (std::size_t n = 0; n < layout::kMaxLanes; ++n) {
@@ -97,16 +98,20 @@ void settle_lanes(source_heap* src, salvage_report* out) {
     } else if (scan.undecidable) {
       out->notes.push_back(place + ": whether transaction " + std::to_string(scan.seq) +
                            " committed cannot be told (a damaged commit slot); its changes are salvaged as they are");
+    } else if (scan.record_damaged && scan.journal) {
+      out->notes.push_back(place + ": the journal of a close that a crash cut short ends without its end mark and "
+                                   "cannot be completed; the allocator's metadata is salvaged as the close left it");
     } else if (scan.record_damaged) {
       out->notes.push_back(place + ": uncommitted transaction " + std::to_string(scan.seq) +
                            " has a damaged log record and cannot be rolled back; what it changed is salvaged as it is");
     } else if (scan.pending()) {
+      const std::string what = scan.journal ? "a close that a crash cut short" : "an uncommitted transaction";
       if (status r = recovery::roll_back_lane(&lane, scan, *memory); r.ok())
-        out->notes.push_back(place + ": rolled back an uncommitted transaction (" +
+        out->notes.push_back(place + ": " + (scan.journal ? "completed " : "rolled back ") + what + " (" +
                              std::to_string(scan.records.size()) +
                              " records) in a private copy; the heap file is unchanged");
       else
-        out->notes.push_back(place + ": rolling back its uncommitted transaction failed: " + r.message());
+        out->notes.push_back(place + ": settling " + what + " failed: " + r.message());
     }
   }
 }

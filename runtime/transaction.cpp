@@ -16,6 +16,7 @@
 
 #include "allocator/alloc.hpp"
 #include "allocator/logged_alloc.hpp"
+#include "runtime/lane_space.hpp"
 #include "runtime/transaction_engine.hpp"
 #include "runtime/transaction_state.hpp"
 
@@ -79,15 +80,9 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   tx->mode = capture::snapshots;
   tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
-  impl->lane_storage[tx->lane].fd = impl->fd;
-  impl->lane_storage[tx->lane].whole = impl->hole_reads_take_storage;
-  tx->writer = recovery::lane_writer(rec, impl->region.base(), &impl->lane_storage[tx->lane]);
-  std::uint64_t seq = impl->next_seq[tx->lane];
-  std::uint64_t committed = recovery::committed_seq(*rec);
-  if (seq <= committed) seq = committed + 1;
-  if (int err = recovery::reserve_seqs(rec, seq, *impl->domain))
-    return status::from_errno(err, "reserving transaction numbers");
-  impl->next_seq[tx->lane] = seq + 1;
+  tx->writer = lane_writer_for(*impl, tx->lane);
+  std::uint64_t seq = 0;
+  if (int err = take_lane_seq(*impl, tx->lane, &seq)) return status::from_errno(err, "reserving transaction numbers");
   tx->writer.begin(seq);
   tx->active = true;
   if (rec->extent_count == 0) {
@@ -146,10 +141,7 @@ void end(transaction_state* tx) noexcept {
   if (t_tx == tx) t_tx = nullptr;
   for (auto [s, count] : tx->quarantined) impl->region.release(s, count);
   tx->quarantined.clear();
-  // Past what this transaction wrote, the log holds nothing a recovery
-  // needs.
-  std::size_t keep = std::max(tx->writer.used(), kLogStorageKept);
-  if (tx->writer.reserved() > 2 * keep) tx->writer.release_storage_past(keep);
+  trim_log_storage(tx->writer);
   tx->reset();
   impl->tx_lock.unlock();
 }

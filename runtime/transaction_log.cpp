@@ -1,6 +1,7 @@
 // A transaction's lane: appending before-images, making them durable in
 // batches, growing the log, and the allocator's metadata sink
 // (allocator/metadata_log.hpp). See transaction_state.hpp.
+#include "runtime/lane_space.hpp"
 #include "runtime/transaction_state.hpp"
 
 #include <errno.h>
@@ -25,21 +26,9 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   alloc::metadata_sink_scope no_sink(nullptr);
   layout::heap_meta* meta = impl->meta();
   alloc::segment* s = nullptr;
-  std::size_t first = 0;
   for (;;) {
-    bool zeroed = false;
-    s = impl->region.acquire(count, lane, layout::kSegmentLog, &zeroed);
-    if (s == nullptr) return errno != 0 ? errno : ENOMEM;
-    // Storage before anything is read or written there: the first page,
-    // which the extent's first record and a release write, or where
-    // reading a hole takes storage, all of it (the loop below reads every
-    // segment's header).
-    std::size_t bytes = impl->hole_reads_take_storage ? count << layout::kSegmentShift : port::kOsPageSize;
-    if (int err = impl->reserve_storage(s, bytes)) {
-      impl->region.release(s, count, false);
-      return err;
-    }
-    first = impl->region.segment_index(s);
+    if (int err = claim_log_run(*impl, lane, count, &s)) return err;
+    std::size_t first = impl->region.segment_index(s);
     // A run this transaction freed (its table entries are logged) still
     // holds data a rollback brings back: the log must not write there.
     // Keep it aside until the transaction ends.
@@ -55,26 +44,7 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     if (!freed_here) break;
     quarantined.emplace_back(s, count);
   }
-  // An old segment header there would make recovery take a log segment for
-  // a live one whose entry was damaged: clear those first, durably, then
-  // mark the run as log.
-  engine_vector<recovery::persist_range> headers;
-  for (std::size_t i = 0; i < count; ++i) {
-    auto* old = reinterpret_cast<alloc::segment*>(impl->region.base() + ((first + i) << layout::kSegmentShift));
-    if (std::uint64_t* cleared = alloc::clear_old_header(old)) headers.push_back({cleared, sizeof(*cleared)});
-  }
-  if (int err = impl->domain->persist(headers.data(), headers.size())) return err;
-  // The table must say "log" durably before a lane points there, and a
-  // crash between the two leaves a log segment no lane owns, which
-  // recovery frees. segments_high lands first: entries past it must be
-  // free, and one persist of both may land either half alone.
-  if (int err = impl->domain->persist(&meta->segments_high, sizeof(meta->segments_high))) return err;
-  if (int err = impl->domain->persist(&meta->segments[first], count * sizeof(meta->segments[0]))) return err;
-  if (int err = writer.add_extent(layout::lane_extent(first, count), *impl->domain)) {
-    impl->region.release(s, count);
-    return err;
-  }
-  return 0;
+  return add_lane_extent(*impl, writer, s, count);
 }
 
 // Grows the log, if need be, so that `bytes` more fit beside what page

@@ -49,10 +49,6 @@ inline constexpr std::size_t kSinkHeadroom = std::size_t{2} << 20;
 // more as it is written; where the sink then meets a full file system the
 // transaction fails for good, like any metadata write the sink cannot log.
 inline constexpr std::size_t kStorageAhead = std::size_t{64} << 10;
-// Log storage a lane keeps between transactions. One that needed far more
-// (page capture reserves for every page it may capture) gives the rest
-// back when it ends.
-inline constexpr std::size_t kLogStorageKept = std::size_t{256} << 10;
 
 // Log room for one allocation or free of `size` bytes with the sink set:
 // the headroom plus the segment-table entries of a huge block.

@@ -36,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -69,28 +70,76 @@ void add_target(CLI::App* command, target* t) {
   command->add_flag("--shm", t->shm, "HEAP names a POSIX shared-memory object");
 }
 
+// "unknown" for a time of 0 (docs/format/heap.md: a heap before format 1.4).
+std::string time_or_unknown(std::uint64_t ns) { return ns == 0 ? "unknown" : larder_tool::utc_time(ns); }
+
+json lane_json(const larder::lane_info& l) {
+  json j = {{"lane", l.index}, {"state", larder::to_string(l.state)}, {"last_finished", l.last_finished},
+            {"last_finished_time", time_or_unknown(l.last_finished_ns)}, {"last_finished_ns", l.last_finished_ns},
+            {"extents", l.extents}, {"log_bytes", l.log_bytes}};
+  if (l.state == larder::lane_state::pending_transaction || l.state == larder::lane_state::interrupted_close) {
+    j["pending_seq"] = l.pending_seq;
+    j["pending_records"] = l.pending_records;
+    j["pending_bytes"] = l.pending_bytes;
+  }
+  if (l.state == larder::lane_state::damaged) j["problem"] = l.problem;
+  return j;
+}
+
+// One line: "  lane 3    clean; last finished 12 at ...; log 1 extent, 4 MiB".
+std::string lane_line(const larder::lane_info& l, bool live_writer) {
+  std::string text = "  lane " + std::to_string(l.index);
+  text.resize(12, ' ');
+  text += larder::to_string(l.state);
+  switch (l.state) {
+    case larder::lane_state::pending_transaction:
+      text += " " + std::to_string(l.pending_seq) + " (" + std::to_string(l.pending_records) + " records, " +
+              human_size(l.pending_bytes) + " of log)" +
+              (live_writer ? ": in flight" : ": the next writer open rolls it back");
+      break;
+    case larder::lane_state::interrupted_close:
+      text += " (journal " + std::to_string(l.pending_seq) + ", " + std::to_string(l.pending_records) + " records, " +
+              human_size(l.pending_bytes) + "): the next writer open completes it";
+      break;
+    case larder::lane_state::damaged: text += ": " + printable(l.problem); break;
+    default: break;
+  }
+  if (l.last_finished != 0)
+    text += "; last finished " + std::to_string(l.last_finished) + " at " + time_or_unknown(l.last_finished_ns);
+  text += "; log " + std::to_string(l.extents) + (l.extents == 1 ? " extent, " : " extents, ") + human_size(l.log_bytes);
+  return text;
+}
+
 int info(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
   larder::heap_stats st = h.stats();
-  std::string view = st.beside_live_writer ? "live: another process has it open for writing"
-                     : st.private_rollback ? "a private copy with a crashed transaction rolled back"
+  std::vector<larder::lane_info> lanes = h.lanes();
+  std::string writer = st.writer_pid > 0 ? "process " + std::to_string(st.writer_pid) : "another process";
+  std::string view = st.beside_live_writer ? "live: " + writer + " has it open for writing"
+                     : st.private_rollback ? "a private copy with what a crash left recovered"
                                            : "as stored";
   if (as_json) {
+    json lane_list = json::array();
+    for (const auto& l : lanes) lane_list.push_back(lane_json(l));
     print_json({{"heap", t.name}, {"uuid", h.uuid()}, {"base", address(h.base())},
                 {"format", std::to_string(st.format_major) + "." + std::to_string(st.format_minor)},
                 {"created", larder_tool::utc_time(st.created_ns)}, {"created_ns", st.created_ns},
+                {"last_close", time_or_unknown(st.last_close_ns)}, {"last_close_ns", st.last_close_ns},
                 {"reserve", st.reserve}, {"size", st.mapped_size}, {"segments_in_use", st.segments_in_use},
-                {"pods", st.pods}, {"roots", st.roots}, {"lanes_in_use", st.lanes_in_use},
-                {"persistence", h.persistence_domain()}, {"view", view}});
+                {"pods", st.pods}, {"roots", st.roots}, {"lanes_in_use", st.lanes_in_use}, {"lanes", lane_list},
+                {"persistence", h.persistence_domain()}, {"view", view},
+                {"writer_pid", st.beside_live_writer && st.writer_pid > 0 ? json(st.writer_pid) : json(nullptr)}});
     return 0;
   }
   std::printf("heap        %s\nuuid        %s\nbase        %p\nformat      %u.%u\ncreated     %s\n"
-              "reserve     %s\nsize        %s\nsegments    %zu in use\npods        %zu\nroots       %zu\n"
-              "lanes       %zu in use\nview        %s\n",
+              "last close  %s\nreserve     %s\nsize        %s\nsegments    %zu in use\npods        %zu\n"
+              "roots       %zu\nlanes       %zu in use\n",
               printable(t.name).c_str(), h.uuid().c_str(), h.base(), st.format_major, st.format_minor,
-              larder_tool::utc_time(st.created_ns).c_str(), human_size(st.reserve).c_str(),
-              human_size(st.mapped_size).c_str(), st.segments_in_use, st.pods, st.roots, st.lanes_in_use,
-              view.c_str());
+              larder_tool::utc_time(st.created_ns).c_str(), time_or_unknown(st.last_close_ns).c_str(),
+              human_size(st.reserve).c_str(), human_size(st.mapped_size).c_str(), st.segments_in_use, st.pods,
+              st.roots, st.lanes_in_use);
+  for (const auto& l : lanes) std::printf("%s\n", lane_line(l, st.beside_live_writer).c_str());
+  std::printf("view        %s\n", view.c_str());
   return 0;
 }
 
@@ -207,7 +256,8 @@ int check(const target& t, bool repair, bool as_json) {
                 {"notes", r.notes}, {"repairs", r.repairs}, {"segments", r.segments}, {"pages", r.pages},
                 {"blocks_in_use", r.blocks_in_use}, {"bytes_in_use", r.bytes_in_use}, {"roots", r.roots},
                 {"pods", r.pods}, {"lanes", r.lanes}, {"pending_transactions", r.pending_transactions},
-                {"quarantined_pages", r.quarantined_pages}, {"quarantined_bytes", r.quarantined_bytes}};
+                {"quarantined_pages", r.quarantined_pages}, {"quarantined_bytes", r.quarantined_bytes},
+                {"interrupted_closes", r.interrupted_closes}};
     if (!s.ok()) out["error"] = s.to_string();
     print_json(out);
     return !s.ok() ? larder_tool::kExitCannotRun : r.clean() ? larder_tool::kExitOk : larder_tool::kExitDamaged;
@@ -221,10 +271,10 @@ int check(const target& t, bool repair, bool as_json) {
   }
   std::printf("%s: %s, %zu problems, %zu notes, %zu repairs\n"
               "segments %zu, pages %zu, blocks in use %zu (%s), roots %zu, pods %zu, lanes %zu, "
-              "pending transactions %zu\n",
+              "pending transactions %zu, interrupted closes %zu\n",
               printable(t.name).c_str(), r.clean() ? "clean" : "DAMAGED", r.problems.size(), r.notes.size(),
               r.repairs.size(), r.segments, r.pages, r.blocks_in_use, human_size(r.bytes_in_use).c_str(), r.roots,
-              r.pods, r.lanes, r.pending_transactions);
+              r.pods, r.lanes, r.pending_transactions, r.interrupted_closes);
   if (r.quarantined_pages != 0)
     std::printf("quarantined: %zu pages (%s) set aside by a repair\n", r.quarantined_pages,
                 human_size(r.quarantined_bytes).c_str());
@@ -245,8 +295,8 @@ int recover(const target& t) {
     std::fprintf(stderr, "larder: %s\n", printable(closed.to_string()).c_str());
     return larder_tool::exit_code_of(closed);
   }
-  std::printf("%s: recovered: %zu pending transactions rolled back\n", printable(t.name).c_str(),
-              before.pending_transactions);
+  std::printf("%s: recovered: %zu pending transactions rolled back, %zu interrupted closes completed\n",
+              printable(t.name).c_str(), before.pending_transactions, before.interrupted_closes);
   return larder_tool::kExitOk;
 }
 

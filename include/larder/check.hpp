@@ -40,6 +40,10 @@ struct check_report {
   // held could not be told: never handed out or freed again.
   std::size_t quarantined_pages = 0;
   std::size_t quarantined_bytes = 0;
+  // Closes that a crash cut short during their write-back: their journal
+  // (docs/persistence.md) is checked as applied, and the next writable
+  // open applies it.
+  std::size_t interrupted_closes = 0;
 
   bool clean() const noexcept { return problems.empty(); }
 };
@@ -48,8 +52,9 @@ struct check_report {
 // kind shm) and fills `*out` (cleared first).
 //
 // Without `repair` nothing is written: the backing is opened read-only and
-// read through a read-only mapping. The check is exact only while no
-// process has the heap open for writing.
+// read through a private mapping (a close journal that a crash left is
+// applied there only). The check is exact only while no process has the
+// heap open for writing.
 //
 // With `repair`: first rewrites a superblock copy that fails its checks
 // from the other, valid one; rewrites a damaged commit slot on which an
@@ -58,22 +63,22 @@ struct check_report {
 // commit is what one flipped bit leaves; the repair says so); marks
 // damaged root records removed and renames damaged pod records; then opens
 // the heap for writing through larder::heap, which runs recovery (rolls
-// back uncommitted transactions, rebuilds the allocator's process-local
-// state). Where the allocator's metadata is damaged it then rebuilds what
-// the rest of the heap determines: segment headers from the segment table,
-// a page's size class from the fields that agree, free lists and counts
-// (a block goes on a free list only when the old lists named it free and
-// no root reaches it), huge-block headers; a page whose blocks cannot be
-// told apart is quarantined (never handed out or freed again; counted in
-// quarantined_pages). Then it marks removed every root that points
-// outside the heap, closes the heap (making it durable) and checks it
-// again. `out` then holds the final state and the list of repairs.
-// Nothing about user data is guessed: what cannot be rebuilt stays a
-// problem (a damaged log record of an uncommitted transaction, for one:
-// recovery refuses that lane, and the allocator's metadata is then left as
-// it is). The heap is not opened for writing when recovery would free an
-// undo-log segment that still holds a segment header (it may be live
-// blocks whose table entry is damaged).
+// back uncommitted transactions, completes an interrupted close, rebuilds
+// the allocator's process-local state). Where the allocator's metadata is
+// damaged it then rebuilds what the rest of the heap determines: segment
+// headers from the segment table, a page's size class from the fields that
+// agree, free lists and counts (a block goes on a free list only when the
+// old lists named it free and no root reaches it), huge-block headers; a
+// page whose blocks cannot be told apart is quarantined (never handed out
+// or freed again; counted in quarantined_pages). Then it marks removed
+// every root that points outside the heap, closes the heap (making it
+// durable) and checks it again. `out` then holds the final state and the
+// list of repairs. Nothing about user data is guessed: what cannot be
+// rebuilt stays a problem (a damaged log record of an uncommitted
+// transaction, for one: recovery refuses that lane, and the allocator's
+// metadata is then left as it is). The heap is not opened for writing when
+// recovery would free an undo-log segment that still holds a segment
+// header (it may be live blocks whose table entry is damaged).
 //
 // Returns OK when the check ran, whatever it found (see out->clean()).
 // Errors: not_found (no such file or shm object), invalid_argument (bad
@@ -116,7 +121,8 @@ struct salvage_report {
 // whose object graph is intact into a new file heap `out_path`, and says
 // per root what it did (docs/tools/larder.md, "salvage"). The heap is only
 // read: mapped privately at its own address, where a transaction a crash
-// left uncommitted is rolled back in this process's copy.
+// left uncommitted is rolled back, and a close a crash cut short is
+// completed, in this process's copy.
 //
 // A root's graph is what it reaches conservatively: every 8-byte-aligned
 // word inside a block reached whose value lies inside a block that may be

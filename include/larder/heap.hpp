@@ -71,12 +71,44 @@ struct heap_stats {
   std::uint32_t format_major;  // on-media format (docs/format/heap.md)
   std::uint32_t format_minor;
   std::uint64_t created_ns;    // CLOCK_REALTIME at creation
+  // CLOCK_REALTIME when a writer last closed the heap cleanly; 0 when
+  // unknown (never, or not since format 1.4; docs/format/heap.md).
+  std::uint64_t last_close_ns;
   std::size_t lanes_in_use;    // undo-log lanes that have held a transaction
   // How a read-only open sees the heap (docs/persistence.md, "Readers"):
-  // beside a writer that had it open, or as a private copy in which a
-  // crashed transaction was rolled back.
+  // beside a writer that had it open, or as a private copy in which what
+  // a crash left was recovered (a transaction rolled back, a close
+  // completed).
   bool beside_live_writer;
   bool private_rollback;
+  int writer_pid;  // the live writer's process, beside_live_writer; 0 if unknown
+};
+
+// An undo-log lane (docs/transactions.md; docs/format/heap.md, "Lane
+// record"). The format records no owner: every lane belongs to the one
+// process that has the heap open for writing (heap_stats::writer_pid).
+enum class lane_state : std::uint8_t {
+  unused,               // never held a transaction
+  clean,                // nothing to recover: its last transaction finished
+  pending_transaction,  // a transaction that did not commit (in flight beside
+                        // a live writer; else the next writer open rolls it back)
+  interrupted_close,    // a close journal that committed: a close was cut
+                        // short, and the next writer open completes it
+  damaged,              // its commit slots or log cannot be read (see problem)
+};
+LARDER_EXPORT const char* to_string(lane_state state) noexcept;
+
+struct lane_info {
+  std::uint32_t index;
+  lane_state state;
+  std::uint64_t last_finished;   // newest transaction number its commit slots record (0: none)
+  std::uint64_t last_finished_ns;  // CLOCK_REALTIME in that slot
+  std::size_t extents;           // log extents (runs of segments)
+  std::size_t log_bytes;         // their size
+  std::uint64_t pending_seq;     // pending_transaction, interrupted_close: its number
+  std::size_t pending_records;   // and its records
+  std::size_t pending_bytes;     // and the log bytes they take
+  std::string problem;           // damaged: why
 };
 
 class heap_impl;
@@ -115,6 +147,11 @@ class LARDER_EXPORT heap {
   backing kind() const noexcept;
   std::string uuid() const;  // 36-character text form
   heap_stats stats() const;
+  // Every lane that is not unused. On a heap opened read-only that a
+  // crash left with work to recover (stats().private_rollback), the lanes
+  // as the file holds them, before the private recovery; otherwise as
+  // they are now.
+  std::vector<lane_info> lanes() const;
   bool contains(const void* p) const noexcept;
   // Whether committed transactions survive the machine stopping: true for
   // file heaps, false for shm (they survive the process only) and

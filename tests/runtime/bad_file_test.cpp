@@ -36,6 +36,7 @@ constexpr std::size_t kSignatureAt = 64;
 constexpr std::size_t kChecksumAt = 4088;
 constexpr std::size_t kMetaAt = 8192;
 constexpr std::size_t kSegmentsHighAt = kMetaAt + 8;
+constexpr std::size_t kLastCloseAt = kMetaAt + 2740224;  // format 1.4
 static_assert(offsetof(larder::layout::superblock, magic) == kMagicAt);
 static_assert(offsetof(larder::layout::superblock, format_major) == kMajorAt);
 static_assert(offsetof(larder::layout::superblock, format_minor) == kMinorAt);
@@ -47,6 +48,7 @@ static_assert(offsetof(larder::layout::superblock, layout_signature) == kSignatu
 static_assert(offsetof(larder::layout::superblock, checksum) == kChecksumAt);
 static_assert(larder::layout::kMetaOffset == kMetaAt);
 static_assert(offsetof(larder::layout::heap_meta, segments_high) == 8);
+static_assert(kMetaAt + offsetof(larder::layout::heap_meta, last_close_ns) == kLastCloseAt);
 constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;  // "LRDRHEAP"
 static_assert(larder::layout::kHeapMagic == kHeapMagic);
 constexpr std::size_t kSegment = std::size_t{4} << 20;
@@ -449,6 +451,41 @@ TEST_F(RuntimeBadFile, DamagedPageDescriptorIsCorruptAndLeavesTheFileAlone) {
     expect_refused(errc::corrupt);
   }
   expect_opens_again(good);
+}
+
+// A heap of format 1.3 (no close time) reads as such, with the time
+// unknown, until its first writer: that open records format 1.4 and its
+// close the time.
+TEST_F(RuntimeBadFile, Format13IsUpgradedByTheFirstWriter) {
+  std::string bytes = make_heap(true);
+  for (int copy = 0; copy < 2; ++copy) {
+    put32(bytes, static_cast<std::size_t>(copy) * kCopySize + kMinorAt, 3);
+    reseal(bytes, copy);
+  }
+  put64(bytes, kLastCloseAt, 0);
+  ASSERT_TRUE(larder_test::write_all(path_, bytes.data(), bytes.size()));
+  {
+    larder::heap_options o = larder_test::file_options(path_, open_mode::open);
+    o.read_only = true;
+    larder::heap reader(o);
+    EXPECT_EQ(reader.stats().format_minor, 3u);
+    EXPECT_EQ(reader.stats().last_close_ns, 0u);
+    EXPECT_NE(reader.find_root("first"), nullptr);
+  }
+  EXPECT_TRUE(larder_test::read_all(path_) == bytes) << "a reader changed the file";
+  std::uint64_t created = 0;
+  {
+    larder::heap writer(larder_test::file_options(path_, open_mode::open));
+    EXPECT_EQ(writer.stats().format_minor, 4u);
+    EXPECT_EQ(writer.stats().last_close_ns, 0u);
+    created = writer.stats().created_ns;
+    EXPECT_TRUE(writer.close().ok());
+  }
+  std::string after = larder_test::read_all(path_);
+  int copy = current_copy(after);
+  EXPECT_TRUE(sealed(after, copy));
+  EXPECT_EQ(get32(after, static_cast<std::size_t>(copy) * kCopySize + kMinorAt), 4u);
+  EXPECT_GE(get64(after, kLastCloseAt), created);
 }
 
 }  // namespace

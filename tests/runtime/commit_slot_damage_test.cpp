@@ -88,9 +88,9 @@ std::size_t used_lane(const std::string& bytes) {
 class CommitSlotDamage : public ::testing::Test {
  protected:
   void SetUp() override {
+    larder::heap h(options(path_, larder::open_mode::create));
+    auto* root = h.root<list_root>("list");
     {
-      larder::heap h(options(path_, larder::open_mode::create));
-      auto* root = h.root<list_root>("list");
       larder::transaction tx(h);
       tx.snapshot(root);
       for (std::uint64_t i = 0; i < kNodes; ++i) {
@@ -98,7 +98,10 @@ class CommitSlotDamage : public ::testing::Test {
         ++root->count;
       }
     }
+    // The file as a writer killed right after the commit leaves it: a
+    // clean close would write its close journal over the lane's records.
     original_ = larder_test::read_all(path_);
+    ASSERT_TRUE(h.close().ok());
     lane_ = used_lane(original_);
   }
 

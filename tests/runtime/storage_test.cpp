@@ -38,6 +38,7 @@ constexpr std::size_t kFixedMetadata = 160 * kKiB;
 constexpr std::size_t kWholeMetadata = 2 * kMiB + 640 * kKiB;
 constexpr std::size_t kLogAfterSmallTransactions = 512 * kKiB;
 constexpr std::size_t kFirstLogExtent = 4 * kMiB;
+constexpr std::size_t kLogStorageKept = 256 * kKiB;
 constexpr std::size_t kHeaderAllowance = 64 * kKiB;
 
 using entries = larder::map<int, larder::string>;
@@ -127,6 +128,27 @@ TEST(Storage, FileHeapCostsWhatItHolds) {
   EXPECT_LE(many.size, captured.size + 4 * kMiB);
   ASSERT_TRUE(h.close().ok());
   EXPECT_EQ(cost_of(path).allocated, many.allocated) << "closing gave storage to more of the file";
+}
+
+// A heap that never ran a transaction gets a log at its first close, for
+// the close journal (docs/persistence.md): one segment of size, and
+// storage only for the journal it writes.
+TEST(Storage, CloseJournalCostsWhatItWrites) {
+  temp_dir dir;
+  if (on_tmpfs(dir.path())) GTEST_SKIP() << dir.path() << " is on tmpfs: each log extent takes storage in full";
+  std::string path = dir.file("heap");
+  file_cost before;
+  {
+    larder::heap h({.kind = larder::backing::file, .name = path});
+    for (int i = 0; i < 2000; ++i) ASSERT_NE(h.allocate(100 + static_cast<std::size_t>(i % 7) * 300), nullptr);
+    before = cost_of(path);
+    ASSERT_TRUE(h.close().ok());
+  }
+  file_cost closed = cost_of(path);
+  EXPECT_LE(closed.size, before.size + kFirstLogExtent) << "one log segment";
+  EXPECT_LE(closed.allocated, before.allocated + kLogStorageKept) << "the journal's storage, in 64 KiB steps";
+  larder::heap reopened({.kind = larder::backing::file, .name = path, .mode = larder::open_mode::open});
+  EXPECT_GT(reopened.stats().last_close_ns, 0u);
 }
 
 // A shm object lives on tmpfs, where every page read takes storage: the

@@ -1,0 +1,151 @@
+// The close journal and write-back; see close_journal.hpp.
+#include "runtime/close_journal.hpp"
+
+#include "allocator/durable_metadata.hpp"
+#include "port/options.hpp"
+#include "recovery/undo_log.hpp"
+#include "runtime/heap_impl.hpp"
+#include "runtime/lane_space.hpp"
+#include "runtime/transaction_memory.hpp"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace larder {
+
+namespace {
+
+using recovery::kMaxRecordPayload;
+using recovery::record_span;
+
+// Ranges closer than a record header are cheaper in one record.
+constexpr std::size_t kJoinGap = sizeof(recovery::record_header);
+
+// Log bytes the journal of `ranges` takes, with room for one record that
+// does not fit the rest of an extent and moves to the next.
+std::size_t journal_bytes(const std::vector<alloc::metadata_range>& ranges) {
+  std::size_t total = record_span(0);  // the end mark
+  for (const auto& r : ranges) {
+    std::size_t whole = r.size / kMaxRecordPayload;
+    total += whole * record_span(kMaxRecordPayload);
+    if (std::size_t rest = r.size % kMaxRecordPayload) total += record_span(rest);
+  }
+  return total + record_span(kMaxRecordPayload);
+}
+
+// The lane with the most log room: every lane is idle while a heap closes.
+std::uint32_t roomiest_lane(heap_impl& impl) {
+  std::uint32_t best = 0;
+  std::size_t most = 0;
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    std::size_t room = recovery::lane_writer(&impl.meta()->lanes[i], impl.region.base()).capacity();
+    if (room > most) {
+      best = i;
+      most = room;
+    }
+  }
+  return best;
+}
+
+// A new extent of at least `bytes` for the lane.
+int add_log_room(heap_impl& impl, recovery::lane_writer& writer, std::uint32_t lane, std::size_t bytes) {
+  std::size_t count = (bytes + layout::kSegmentSize - 1) >> layout::kSegmentShift;
+  alloc::segment* run = nullptr;
+  if (int err = claim_log_run(impl, lane, count, &run)) return err;
+  return add_lane_extent(impl, writer, run, count);
+}
+
+// Appends after-images of `ranges` and the end mark; `dirty` gets the log
+// bytes written, joined across the padding between records. ENOBUFS when
+// the log's extents are full, ENOSPC when the file system has no storage
+// left for the log.
+int append_journal(recovery::lane_writer& writer, std::uintptr_t base, const std::vector<alloc::metadata_range>& ranges,
+                   engine_vector<recovery::persist_range>* dirty) {
+  auto add = [&](const void* address, std::size_t size) -> int {
+    recovery::persist_range written[recovery::lane_writer::kMaxDirtyRanges];
+    std::size_t count = 0;
+    if (int err = writer.append_range(address, size, written, &count, recovery::kRecordAfterImage)) return err;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (!dirty->empty()) {
+        recovery::persist_range& last = dirty->back();
+        auto end = static_cast<const char*>(last.address) + last.size;
+        auto next = static_cast<const char*>(written[i].address);
+        if (next >= end && next - end < static_cast<std::ptrdiff_t>(recovery::kRecordAlign)) {
+          last.size = static_cast<std::size_t>(next - static_cast<const char*>(last.address)) + written[i].size;
+          continue;
+        }
+      }
+      dirty->push_back(written[i]);
+    }
+    return 0;
+  };
+  for (const auto& r : ranges) {
+    for (std::size_t done = 0; done < r.size;) {
+      std::size_t piece = std::min(r.size - done, kMaxRecordPayload);
+      if (int err = add(reinterpret_cast<const void*>(r.address + done), piece)) return err;
+      done += piece;
+    }
+  }
+  return add(reinterpret_cast<const void*>(base + layout::kMetaOffset), 0);
+}
+
+// Writes and commits the journal. Growing the lane changes the segment
+// table, so the ranges are collected again after each growth.
+int commit_journal(heap_impl& impl, std::uint32_t lane) {
+  layout::lane_record* rec = &impl.meta()->lanes[lane];
+  const std::uintptr_t base = impl.region.base();
+  recovery::lane_writer writer = lane_writer_for(impl, lane);
+  std::vector<alloc::metadata_range> ranges;
+  engine_vector<recovery::persist_range> dirty;
+  std::uint64_t seq = 0;
+  if (int err = take_lane_seq(impl, lane, &seq)) return err;
+  bool grow = false;  // the last try ran out of room at an extent's end
+  for (int attempt = 0;; ++attempt) {
+    if (attempt == 4) return ENOBUFS;
+    ranges.clear();
+    alloc::collect_durable_metadata(impl.region, kJoinGap, &ranges);
+    std::size_t need = journal_bytes(ranges);
+    std::size_t room = writer.capacity();
+    if (room < need || grow) {
+      if (int err = add_log_room(impl, writer, lane, std::max(need - std::min(need, room), room))) return err;
+      grow = false;
+      continue;
+    }
+    writer.begin(seq);
+    dirty.clear();
+    int err = append_journal(writer, base, ranges, &dirty);
+    if (err == 0) break;
+    if (err != ENOBUFS) return err;
+    grow = true;
+  }
+  // One range a persist: on a file, a persist of several ranges syncs the
+  // whole file, which would start the write-back before the commit.
+  for (const auto& d : dirty)
+    if (int err = impl.domain->persist(d.address, d.size)) return err;
+  return recovery::write_commit(rec, seq, *impl.domain);
+}
+
+}  // namespace
+
+status write_back(heap_impl& impl) {
+  const std::uintptr_t base = impl.region.base();
+  std::uint32_t lane = roomiest_lane(impl);
+  int journal = commit_journal(impl, lane);
+  if (journal != 0)
+    port::verbose("closing %s without a close journal (%s): a power failure during the write-back could leave "
+                  "its allocator metadata half written",
+                  impl.name.c_str(), larder::strerror(journal));
+  if (int err = impl.domain->persist(reinterpret_cast<void*>(base), impl.region.committed()))
+    return status::from_errno(err, "making " + impl.name + " durable");
+  if (journal == 0) {
+    if (int err = recovery::retire_journal(&impl.meta()->lanes[lane], base, *impl.domain))
+      return status::from_errno(err, "retiring the close journal of " + impl.name);
+  }
+  recovery::lane_writer writer = lane_writer_for(impl, lane);
+  trim_log_storage(writer);
+  return {};
+}
+
+}  // namespace larder

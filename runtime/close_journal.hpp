@@ -1,0 +1,26 @@
+// Close's write-back of a file heap. Stores outside transactions reach the
+// file only here (docs/persistence.md), and a power failure in the middle
+// of a write-back lands an arbitrary subset of the heap's cache lines. So
+// the allocator's durable metadata (allocator/durable_metadata.hpp) goes
+// first into a close journal in an undo-log lane (recovery/undo_log.hpp),
+// committed before the write-back starts and retired after it ends: the
+// next open that finds it committed writes its after-images again, which
+// leaves the metadata exactly as this close saw it whatever subset of the
+// write-back landed. User data outside transactions may still land in
+// part, as before.
+#pragma once
+
+#include <larder/status.hpp>
+
+namespace larder {
+
+class heap_impl;
+
+// Makes the whole heap durable, the allocator's metadata atomically. The
+// allocator must be quiescent (thread caches flushed, nothing allocating)
+// and no transaction running. Where the journal cannot be written (no
+// room for it), the write-back goes ahead without one: once it returns
+// OK everything is durable either way.
+status write_back(heap_impl& impl);
+
+}  // namespace larder

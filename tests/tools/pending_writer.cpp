@@ -1,0 +1,27 @@
+// Opens (or creates) a file heap, begins a transaction that changes a root,
+// says "in transaction" on standard output and waits there forever: the
+// `larder info` test kills it with SIGKILL to leave a pending transaction.
+#include <larder/larder.hpp>
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: pending_writer HEAP\n");
+    return 2;
+  }
+  larder::heap_options options;
+  options.name = argv[1];
+  options.reserve = std::size_t{1} << 30;
+  larder::heap heap(options);
+  auto* counter = heap.root<std::uint64_t>("counter", std::uint64_t{0});
+  larder::transaction tx(heap);
+  tx.snapshot(counter);
+  ++*counter;
+  std::printf("in transaction\n");
+  std::fflush(stdout);
+  for (;;) ::pause();
+}
