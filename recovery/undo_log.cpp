@@ -185,12 +185,10 @@ status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size
   // The records of the first record's seq, up to one that fails.
   bool failed = false, ended = false;
   std::size_t failed_extent = 0, failed_offset = 0;
-  std::uint64_t stopped_at = 0;  // heap offset where the records stop
   for (std::size_t e = 0; e < extents.size() && !failed && !ended; ++e) {
     const extent_view& x = extents[e];
     for (std::size_t offset = 0; x.size - offset >= sizeof(record_header);) {
       const auto* h = reinterpret_cast<const record_header*>(x.start + offset);
-      stopped_at = reinterpret_cast<std::uintptr_t>(h) - base;
       if (!intact(*h, x.size - offset)) {
         failed = true;
         failed_extent = e;
@@ -225,16 +223,8 @@ status scan_lane(const layout::lane_record& lane, std::uintptr_t base, std::size
       offset += record_span(h->size);
     }
   }
+  if (out->journal) return {};  // no transaction to decide
   decide(out->seq, out);
-  if (out->journal) {
-    // A journal is written whole before it commits: one that committed
-    // without its end mark is damaged. One that did not commit is ignored.
-    if (out->finished && !out->undecidable && !out->journal_complete) {
-      out->record_damaged = true;
-      out->damaged_record_offset = stopped_at;
-    }
-    return {};
-  }
   if (!failed) return {};
   std::uint64_t failed_at = reinterpret_cast<std::uintptr_t>(extents[failed_extent].start) + failed_offset - base;
   if (out->seq != 0) {
@@ -281,13 +271,6 @@ status lane_verdict(const lane_scan& scan, std::size_t lane_index) {
                                      ", whose commit that slot records: whether it committed cannot be told "
                                      "(`larder check --repair` keeps its changes)");
   }
-  if (scan.record_damaged && scan.journal) {
-    return status(errc::corrupt, lane + ": the close journal (transaction " + std::to_string(scan.seq) +
-                                     ") committed, but its records end at heap offset " +
-                                     hex(scan.damaged_record_offset) +
-                                     " without its end mark: replaying only part of it would leave the "
-                                     "allocator's metadata half old, half new");
-  }
   if (scan.record_damaged) {
     return status(errc::corrupt, lane + ": the log record at heap offset " + hex(scan.damaged_record_offset) +
                                      " of uncommitted transaction " + std::to_string(scan.seq) +
@@ -328,9 +311,9 @@ int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& d
 
 namespace {
 
-int clear_first_record(std::uint8_t* log_start, persist_domain& domain) noexcept {
+persist_range clear_first_record(std::uint8_t* log_start) noexcept {
   std::memset(log_start, 0, sizeof(record_header));
-  return domain.persist(log_start, sizeof(record_header));
+  return {log_start, sizeof(record_header)};
 }
 
 // The after-images in log order (a later one of the same bytes wins),
@@ -345,18 +328,17 @@ status replay_journal(const lane_scan& scan, persist_domain& domain) {
   }
   if (int err = domain.persist(written.data(), written.size()))
     return status::from_errno(err, "making the close journal's after-images durable");
-  if (int err = clear_first_record(scan.log_start, domain))
+  if (int err = domain.persist(clear_first_record(scan.log_start).address, sizeof(record_header)))
     return status::from_errno(err, "retiring the replayed close journal");
   return {};
 }
 
 }  // namespace
 
-int retire_journal(layout::lane_record* lane, std::uintptr_t base, persist_domain& domain) noexcept {
-  if (lane->extent_count == 0) return 0;
+persist_range retire_journal(layout::lane_record* lane, std::uintptr_t base) noexcept {
+  if (lane->extent_count == 0) return {nullptr, 0};
   return clear_first_record(
-      reinterpret_cast<std::uint8_t*>(base + (layout::extent_first(lane->extents[0]) << layout::kSegmentShift)),
-      domain);
+      reinterpret_cast<std::uint8_t*>(base + (layout::extent_first(lane->extents[0]) << layout::kSegmentShift)));
 }
 
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain) {

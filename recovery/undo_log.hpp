@@ -29,11 +29,14 @@
 // allocator's metadata, written by a close before its write-back of the
 // whole heap (runtime/close_journal.cpp), so that a power failure in the
 // middle of that write-back can be completed rather than rolled back. Its
-// records are kRecordAfterImage, the last one of 0 bytes (the end mark),
-// all in one batch. Once its commit slot records it, recovery writes every
-// after-image in order and then retires the journal by clearing its first
-// record; a journal that did not commit is ignored (the write-back had not
-// begun).
+// records are kRecordAfterImage, all of one seq, the last one of 0 bytes
+// (the end mark). The commit slots do not decide it: a complete journal
+// (every record through the end mark intact) is replayed, its after-images
+// written in order, and then retired by clearing its first record; an
+// incomplete one was cut short while it was written, before the
+// write-back began, and is ignored. Replaying a complete journal whose
+// write-back had not begun is as sound: the metadata is then the close's
+// and the blocks hold what they held before.
 #pragma once
 
 #include "recovery/layout.hpp"
@@ -145,15 +148,14 @@ struct lane_scan {
   // told from one). The valid records before it are rolled back.
   bool torn_tail = false;
   // The records are a close journal (after-images), and its end mark was
-  // found. A committed journal without one is damage (record_damaged):
-  // the whole journal was durable before its commit.
+  // found (an incomplete journal is ignored).
   bool journal = false;
   bool journal_complete = false;
   std::uint8_t* log_start = nullptr;  // the first record's place (extent 0), when the lane has extents
 
-  // Recovery has work: roll seq back, or replay its committed journal.
+  // Recovery has work: roll seq back, or replay its complete journal.
   bool pending() const noexcept {
-    return seq != 0 && !undecidable && !record_damaged && (journal ? finished : !finished);
+    return seq != 0 && !undecidable && !record_damaged && (journal ? journal_complete : !finished);
   }
   // A slot needs rewriting (damaged, or a stale checksum).
   bool slots_need_repair() const noexcept {
@@ -183,12 +185,14 @@ void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool 
 // Settles a pending scan; the caller has the lane to itself. An undo log:
 // writes back the before-images, newest first, makes them durable, then
 // records the rollback by writing the commit slot of seq (so it is never
-// replayed again). A committed close journal: writes the after-images in
+// replayed again). A complete close journal: writes the after-images in
 // order, makes them durable, then retires the journal.
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain);
-// Clears the first record of the lane's log, durably: a close journal
-// whose after-images are all in place is never replayed again.
-int retire_journal(layout::lane_record* lane, std::uintptr_t base, persist_domain& domain) noexcept;
+// Clears the first record of the lane's log, so that a close journal
+// whose after-images are all in place is never replayed again, and
+// returns the bytes the caller makes durable (none when the lane has no
+// log).
+persist_range retire_journal(layout::lane_record* lane, std::uintptr_t base) noexcept;
 // On a lane that lane_verdict accepts, once its transaction is settled
 // (after roll_back_lane, or when nothing was pending): rewrites damaged
 // slots and stale checksums as settled_slots(..., false) says, durably.

@@ -372,7 +372,7 @@ void checker::check_pods() {
 
 // ---- undo-log lanes ------------------------------------------------------
 
-// A close journal that committed (recovery/undo_log.hpp) is part of the
+// A complete close journal (recovery/undo_log.hpp) is part of the
 // heap's state: the next writer open writes its after-images before
 // anything reads the allocator's metadata. The check does the same in its
 // private copy, so that it judges the heap as that open will find it; a

@@ -3,6 +3,7 @@
 
 #include "allocator/durable_metadata.hpp"
 #include "port/options.hpp"
+#include "port/os.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/lane_space.hpp"
@@ -91,10 +92,10 @@ int append_journal(recovery::lane_writer& writer, std::uintptr_t base, const std
   return add(reinterpret_cast<const void*>(base + layout::kMetaOffset), 0);
 }
 
-// Writes and commits the journal. Growing the lane changes the segment
-// table, so the ranges are collected again after each growth.
-int commit_journal(heap_impl& impl, std::uint32_t lane) {
-  layout::lane_record* rec = &impl.meta()->lanes[lane];
+// Writes the journal and makes it durable: complete, it is in force.
+// Growing the lane changes the segment table, so the ranges are collected
+// again after each growth.
+int write_journal(heap_impl& impl, std::uint32_t lane) {
   const std::uintptr_t base = impl.region.base();
   recovery::lane_writer writer = lane_writer_for(impl, lane);
   std::vector<alloc::metadata_range> ranges;
@@ -121,10 +122,11 @@ int commit_journal(heap_impl& impl, std::uint32_t lane) {
     grow = true;
   }
   // One range a persist: on a file, a persist of several ranges syncs the
-  // whole file, which would start the write-back before the commit.
+  // whole file, which would start the write-back before the journal is
+  // whole.
   for (const auto& d : dirty)
     if (int err = impl.domain->persist(d.address, d.size)) return err;
-  return recovery::write_commit(rec, seq, *impl.domain);
+  return 0;
 }
 
 }  // namespace
@@ -132,17 +134,22 @@ int commit_journal(heap_impl& impl, std::uint32_t lane) {
 status write_back(heap_impl& impl) {
   const std::uintptr_t base = impl.region.base();
   std::uint32_t lane = roomiest_lane(impl);
-  int journal = commit_journal(impl, lane);
+  int journal = write_journal(impl, lane);
   if (journal != 0)
     port::verbose("closing %s without a close journal (%s): a power failure during the write-back could leave "
                   "its allocator metadata half written",
                   impl.name.c_str(), larder::strerror(journal));
   if (int err = impl.domain->persist(reinterpret_cast<void*>(base), impl.region.committed()))
     return status::from_errno(err, "making " + impl.name + " durable");
-  if (journal == 0) {
-    if (int err = recovery::retire_journal(&impl.meta()->lanes[lane], base, *impl.domain))
-      return status::from_errno(err, "retiring the close journal of " + impl.name);
-  }
+  // The close is complete. Retiring the journal and recording the time are
+  // one persist: either may land alone, and both outcomes are sound (a
+  // journal replayed again changes nothing).
+  layout::heap_meta* meta = impl.meta();
+  meta->last_close_ns = port::realtime_ns();
+  recovery::persist_range done[2] = {{&meta->last_close_ns, sizeof(meta->last_close_ns)}};
+  if (journal == 0) done[1] = recovery::retire_journal(&meta->lanes[lane], base);
+  if (int err = impl.domain->persist(done, done[1].size != 0 ? 2 : 1))
+    return status::from_errno(err, "recording the close of " + impl.name);
   recovery::lane_writer writer = lane_writer_for(impl, lane);
   trim_log_storage(writer);
   return {};

@@ -3,8 +3,8 @@
 // of a write-back lands an arbitrary subset of the heap's cache lines. So
 // the allocator's durable metadata (allocator/durable_metadata.hpp) goes
 // first into a close journal in an undo-log lane (recovery/undo_log.hpp),
-// committed before the write-back starts and retired after it ends: the
-// next open that finds it committed writes its after-images again, which
+// durable before the write-back starts and retired after it ends: the
+// next open that finds it complete writes its after-images again, which
 // leaves the metadata exactly as this close saw it whatever subset of the
 // write-back landed. User data outside transactions may still land in
 // part, as before.
@@ -16,7 +16,8 @@ namespace larder {
 
 class heap_impl;
 
-// Makes the whole heap durable, the allocator's metadata atomically. The
+// Makes the whole heap durable, the allocator's metadata atomically, then
+// records the close's time (layout::heap_meta::last_close_ns). The
 // allocator must be quiescent (thread caches flushed, nothing allocating)
 // and no transaction running. Where the journal cannot be written (no
 // room for it), the write-back goes ahead without one: once it returns

@@ -499,23 +499,17 @@ status heap_impl::close() {
   alloc::forget_region(&region);
   LARDER_ASSERT_EXPENSIVE(!can_write() || region.is_valid());
   alloc::unregister_region(&region);
-  if (writable && kind != backing::anonymous) {
-    if (kind == backing::file) {
-      // A heap whose durable state is in doubt (a failed transaction, a
-      // forked child's view) is written back as it is, with no journal:
-      // its next open recovers it from the undo log.
-      if (tx_failure.empty() && region.writable()) {
-        result = write_back(*this);
-      } else if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed())) {
-        result = status::from_errno(err, "making " + name + " durable");
-      }
-    }
-    // The close is complete: say so, last.
-    if (result.ok() && tx_failure.empty() && region.writable()) {
-      meta()->last_close_ns = port::realtime_ns();
-      if (int err = domain->persist(&meta()->last_close_ns, sizeof(meta()->last_close_ns)))
-        result = status::from_errno(err, "recording the close of " + name);
-    }
+  // A heap whose durable state is in doubt (a failed transaction, a forked
+  // child's view) is written back as it is, with no journal and no close
+  // time: its next open recovers it from the undo log.
+  bool clean = writable && tx_failure.empty() && region.writable();
+  if (kind == backing::file && clean) {
+    result = write_back(*this);
+  } else if (kind == backing::file && writable) {
+    if (int err = domain->persist(reinterpret_cast<void*>(superblock.base), region.committed()))
+      result = status::from_errno(err, "making " + name + " durable");
+  } else if (kind == backing::shm && clean) {
+    meta()->last_close_ns = port::realtime_ns();
   }
   region.destroy();
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);

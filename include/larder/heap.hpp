@@ -92,7 +92,7 @@ enum class lane_state : std::uint8_t {
   clean,                // nothing to recover: its last transaction finished
   pending_transaction,  // a transaction that did not commit (in flight beside
                         // a live writer; else the next writer open rolls it back)
-  interrupted_close,    // a close journal that committed: a close was cut
+  interrupted_close,    // a complete close journal: a close was cut
                         // short, and the next writer open completes it
   damaged,              // its commit slots or log cannot be read (see problem)
 };
