@@ -10,12 +10,6 @@ namespace larder::alloc {
 
 namespace {
 
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
-  return text;
-}
-
 std::string unit_place(const map_unit& u) {
   if (u.kind == map_unit::huge) return walk_place{walk_place::segment, u.huge_info.segment, 0}.text() + " (huge block)";
   return walk_place{walk_place::page, u.page_info.segment, u.page_info.slice}.text();

@@ -14,15 +14,15 @@ namespace larder::alloc {
 
 namespace {
 
+std::string num(std::uint64_t value) { return std::to_string(value); }
+
+}  // namespace
+
 std::string hex(std::uint64_t value) {
   char text[24];
   std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
   return text;
 }
-
-std::string num(std::uint64_t value) { return std::to_string(value); }
-
-}  // namespace
 
 const char* segment_state_name(std::uint32_t state) noexcept {
   switch (state) {

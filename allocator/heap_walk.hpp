@@ -166,6 +166,9 @@ struct walk_totals {
 // Walks the segment table and every used segment of `view`.
 walk_totals walk_heap(const heap_view& view, const walk_options& options, walk_reporter& reporter);
 
+// `value` as 0x-prefixed hexadecimal, as every report writes addresses.
+std::string hex(std::uint64_t value);
+
 // "free", "heap pages", "huge block head", ... for a segment-table state.
 const char* segment_state_name(std::uint32_t state) noexcept;
 

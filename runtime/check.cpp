@@ -39,6 +39,8 @@ namespace larder {
 
 namespace {
 
+using alloc::hex;
+
 using alloc::kSegmentHeaderSize;
 using layout::kSegmentShift;
 using layout::kSegmentSize;
@@ -49,12 +51,6 @@ constexpr std::size_t kMaxMessages = 1000;
 using recovery::kRootFree;
 using recovery::kRootLive;
 using recovery::kRootRemoved;
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
-  return text;
-}
 
 std::string segment_place(std::size_t i) { return alloc::walk_place{alloc::walk_place::segment, i, 0}.text(); }
 

@@ -43,15 +43,11 @@ namespace larder {
 
 namespace {
 
+using alloc::hex;
+
 using alloc::block_ref;
 using alloc::heap_map;
 using alloc::map_unit;
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof(text), "0x%" PRIx64, value);
-  return text;
-}
 
 std::string record_name(const char* field, std::size_t size) { return std::string(field, ::strnlen(field, size)); }
 
