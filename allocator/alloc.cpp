@@ -95,6 +95,7 @@ void page_retire(local_heap* h, page* pg) noexcept {
 void free_to_owned_page(local_heap* h, page* pg, block* b) noexcept {
   note_metadata(pg, sizeof(page));
   note_metadata(b, sizeof(block));
+  note_plain_change(pg);
   b->next = pg->free;
   pg->free = b;
   --pg->used;
@@ -152,6 +153,7 @@ namespace {
 void push_remote(page* pg, block* head, block* tail, std::uint32_t count) {
   note_metadata(pg, sizeof(page));
   note_metadata(tail, sizeof(block));
+  note_plain_change(pg);
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   bool delayed = false;
   for (;;) {

@@ -5,6 +5,7 @@
 #include "allocator/options.hpp"
 #include "allocator/region.hpp"
 #include "allocator/metadata_log.hpp"
+#include "allocator/unsettled.hpp"
 #include "port/os.hpp"
 
 #include <bit>
@@ -38,6 +39,7 @@ std::size_t find_run(std::uint64_t mask, std::size_t count) {
 // the arena lock and the page is on no thread's queue.
 void fold_remote_frees(page* pg) {
   note_metadata(pg, sizeof(page));
+  note_plain_change(pg);
   std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
   for (block* b = remote_list(list); b != nullptr;) {
     block* next = b->next;
@@ -131,6 +133,7 @@ page* pod_arena::new_page(std::size_t bin) noexcept {
     s->holes &= ~mask;
   }
   note_metadata(s, kSegmentHeaderSize);
+  note_plain_change(s);
   const bool resident = (s->unpurged & mask) == mask;
   if ((s->unpurged & mask) != 0) {
     std::size_t purged_back = static_cast<std::size_t>(std::popcount(s->unpurged & mask));
@@ -175,6 +178,7 @@ void pod_arena::abandon(page* pg) noexcept {
 
 bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count) noexcept {
   note_metadata(s, kSegmentHeaderSize);
+  note_plain_change(s);
   // Free first, then the descriptors go: see new_page.
   std::uint64_t mask = run_mask(first, count);
   s->free_slices |= mask;

@@ -4,6 +4,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/arena.hpp"
 #include "allocator/metadata_log.hpp"
+#include "allocator/unsettled.hpp"
 
 #include <errno.h>
 
@@ -63,6 +64,7 @@ bool huge_resize_in_place(region* r, segment* head, void* p, std::size_t size) n
   std::size_t offset = reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(head);
   std::size_t needed = segments_for(offset + size);
   if (size <= kLargeMax / 2) return false;  // small enough to move to a page
+  note_plain_change(head);
   if (needed < head->span) {
     std::size_t extra = head->span - needed;
     auto* tail = reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(head) + (needed << kSegmentShift));

@@ -121,6 +121,7 @@ void local_heap_abandon(local_heap* h) noexcept {
   while (delayed != nullptr) {
     block* next = delayed->next;
     page* pg = page_of(segment_of(delayed), delayed);
+    note_plain_change(pg);
     delayed->next = pg->free;
     pg->free = delayed;
     --pg->used;

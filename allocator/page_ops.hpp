@@ -14,6 +14,7 @@
 #include "allocator/local_heap.hpp"
 #include "allocator/metadata_log.hpp"
 #include "allocator/segment.hpp"
+#include "allocator/unsettled.hpp"
 
 #include <sched.h>
 
@@ -39,10 +40,12 @@ inline void set_delay_state(page* pg, delay_state state) noexcept {
 // so a plain load and store suffice.
 inline void set_flag(page* pg, std::uint8_t flag) noexcept {
   note_metadata(pg, sizeof(page));
+  note_plain_change(pg);
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) | flag, std::memory_order_relaxed);
 }
 inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
   note_metadata(pg, sizeof(page));
+  note_plain_change(pg);
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~flag, std::memory_order_relaxed);
 }
 
@@ -57,6 +60,7 @@ inline void page_collect(page* pg) noexcept {
   if (remote_list(tf) == nullptr) return;
   if (metadata_logged() && pg->free != nullptr) return;
   note_metadata(pg, sizeof(page));
+  note_plain_change(pg);
   while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,
                                                  std::memory_order_relaxed)) {
   }
@@ -84,6 +88,7 @@ inline void page_extend(page* pg) noexcept {
   std::uint8_t* start = page_start(s, pg) + std::size_t{pg->reserved} * size;
   note_metadata(pg, sizeof(page));
   note_fresh(start, count * size);
+  note_plain_change(pg);
   for (std::size_t i = 0; i + 1 < count; ++i)
     reinterpret_cast<block*>(start + i * size)->next = reinterpret_cast<block*>(start + (i + 1) * size);
   reinterpret_cast<block*>(start + (count - 1) * size)->next = pg->free;

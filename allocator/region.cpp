@@ -7,6 +7,7 @@
 #include "allocator/internal_pool.hpp"
 #include "allocator/options.hpp"
 #include "allocator/metadata_log.hpp"
+#include "allocator/unsettled.hpp"
 #include "port/assert.hpp"
 #include "port/os.hpp"
 
@@ -138,6 +139,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     if (state == layout::kSegmentPages && hooks_.reserve_backing != nullptr) s->holes = ~std::uint64_t{0};
     if (huge != nullptr) init_huge_header(s, *huge);
     s->magic = kSegmentMagic;
+    note_plain_change(s);
   }
   layout::segment_state rest = state == layout::kSegmentLog ? layout::kSegmentLog : layout::kSegmentHugeTail;
   for (std::size_t i = 1; i < count; ++i) set_entry(first + i, segment_entry(rest, pod));
@@ -162,6 +164,7 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   note_metadata(s, 64);
+  note_plain_change(s);
   if (first + count > meta_->segments_high) meta_->segments_high = first + count;
   // Tails first: until the span covers them they are tails of nobody,
   // which opening frees.

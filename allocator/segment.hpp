@@ -96,7 +96,12 @@ struct segment {
   std::uint64_t unpurged;       // bit i set: free slice i still holds memory
   segment* next_with_free;      // process-local: pod arena's list
   std::uint8_t listed;          // process-local: on that list
-  std::uint8_t unused[3];
+  // Set when plain allocation (outside a transaction) changes the
+  // segment's metadata, which then reaches the media only at close: a
+  // transaction settles the segment before it makes any of it durable
+  // (allocator/unsettled.hpp). Format 1.5; zero before.
+  std::uint8_t unsettled;
+  std::uint8_t unused[2];
   std::uint32_t huge_offset;    // huge: offset of the block from the segment start
   std::uint64_t huge_size;      // huge: the size asked for
   std::uint64_t holes;          // bit i set: slice i may have no storage in the file (file and shm heaps)

@@ -2,6 +2,7 @@
 #include "runtime/close_journal.hpp"
 
 #include "allocator/durable_metadata.hpp"
+#include "allocator/unsettled.hpp"
 #include "port/options.hpp"
 #include "port/os.hpp"
 #include "recovery/undo_log.hpp"
@@ -133,6 +134,8 @@ int write_journal(heap_impl& impl, std::uint32_t lane) {
 
 status write_back(heap_impl& impl) {
   const std::uintptr_t base = impl.region.base();
+  // Everything becomes durable here: nothing is left to settle.
+  alloc::clear_unsettled(impl.region);
   std::uint32_t lane = roomiest_lane(impl);
   int journal = write_journal(impl, lane);
   if (journal != 0)

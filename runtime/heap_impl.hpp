@@ -54,6 +54,9 @@ class heap_impl {
   // gets storage too, not only what is written (port::
   // hole_reads_take_storage).
   bool hole_reads_take_storage = false;
+  // alloc::g_unsettled_marks when this heap's marked segments were last
+  // settled (runtime/plain_settle.hpp); none yet after an open.
+  std::uint64_t settled_marks = ~std::uint64_t{0};
   // Set when a commit or abort could not be made durable: the heap must be
   // reopened (which recovers it) before the next transaction.
   std::string tx_failure;

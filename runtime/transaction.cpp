@@ -17,6 +17,7 @@
 #include "allocator/alloc.hpp"
 #include "allocator/logged_alloc.hpp"
 #include "runtime/lane_space.hpp"
+#include "runtime/plain_settle.hpp"
 #include "runtime/transaction_engine.hpp"
 #include "runtime/transaction_state.hpp"
 
@@ -99,6 +100,7 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
 // are logged like any other.
 int apply_frees(transaction_state* tx) {
   if (tx->to_free.empty()) return 0;
+  if (int err = settle_plain_changes(*tx->impl, tx->pods_allocating.data(), tx->pods_allocating.size())) return err;
   // Log the common case (a block in a page of the heap) in one batch.
   for (void* p : tx->to_free) {
     alloc::metadata_range writes[2];
@@ -130,7 +132,9 @@ status fail_heap(heap_impl* impl, int err, const std::string& what) {
 status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
   tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
-  int err = impl->domain->persist(tx->data.data(), tx->data.size());
+  // Plain allocation may have changed the segments it allocated in since.
+  int err = settle_plain_changes(*impl, tx->pods_allocating.data(), tx->pods_allocating.size());
+  if (err == 0) err = impl->domain->persist(tx->data.data(), tx->data.size());
   if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), *impl->domain);
   if (err != 0) return fail_heap(impl, err, what);
   return {};
@@ -362,6 +366,11 @@ status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) 
 
 void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   transaction_state* tx = t_tx;
+  tx->note_pod(pod);
+  if (int err = settle_plain_changes(*impl, &pod, 1)) {
+    errno = err;
+    return nullptr;
+  }
   alloc::local_heap* h = alloc::local_heap_for(&impl->region, pod);
   if (h == nullptr) {
     errno = impl->region.writable() ? ENOMEM : EROFS;
@@ -402,8 +411,9 @@ void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t siz
 }
 
 void transactional_free(heap_impl* impl, void* p) noexcept {
-  (void)impl;
   t_tx->to_free.push_back(p);
+  std::size_t index = impl->region.segment_index(p);
+  if (index < layout::kMaxSegments) t_tx->note_pod(impl->region.entry(index) >> 16);
 }
 
 }  // namespace larder

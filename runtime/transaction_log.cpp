@@ -154,6 +154,7 @@ void transaction_state::reset() noexcept {
   to_free.clear();
   sink_logs = true;
   sink_error = 0;
+  pods_allocating.clear();
   captured_pages = 0;
   capture_page_limit = 0;
   begin_entries.clear();

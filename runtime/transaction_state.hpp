@@ -11,6 +11,7 @@
 // or land in the very pages being captured.
 #pragma once
 
+#include <algorithm>
 #include <larder/transaction.hpp>
 
 #include "allocator/internal_pool.hpp"
@@ -87,6 +88,14 @@ struct transaction_state final : alloc::metadata_sink {
   engine_vector<void*> allocated;
   engine_vector<void*> to_free;
   bool sink_logs = true;  // false: the sink only collects ranges to persist (abort)
+  // The pods it allocated or frees in: plain allocation's changes there are
+  // settled before it makes allocator metadata durable (runtime/
+  // plain_settle.hpp).
+  engine_vector<std::uint32_t> pods_allocating;
+  void note_pod(std::uint32_t pod) {
+    if (std::find(pods_allocating.begin(), pods_allocating.end(), pod) == pods_allocating.end())
+      pods_allocating.push_back(pod);
+  }
   int sink_error = 0;
 
   std::unique_ptr<port::write_tracker> capture_tracker;
