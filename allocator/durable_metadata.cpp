@@ -1,10 +1,7 @@
 // The allocator's durable metadata; see durable_metadata.hpp.
 #include "allocator/durable_metadata.hpp"
 
-#include "allocator/heap_walk.hpp"
-
 #include <algorithm>
-#include <cstdio>
 
 namespace larder::alloc {
 
@@ -61,18 +58,19 @@ class metadata_reporter final : public walk_reporter {
 
 }  // namespace
 
-void collect_segment_table(const region& r, std::vector<metadata_range>* out) {
-  layout::heap_meta* meta = r.meta();
-  out->push_back({reinterpret_cast<std::uintptr_t>(&meta->segments_high), sizeof(meta->segments_high)});
-  out->push_back({reinterpret_cast<std::uintptr_t>(&meta->segments[0]), meta->segments_high * sizeof(meta->segments[0])});
+void collect_segment_table(const heap_view& view, std::vector<metadata_range>* out) {
+  const std::uintptr_t meta = static_cast<std::uintptr_t>(view.base) + layout::kMetaOffset;
+  const std::uint64_t high = view.meta()->segments_high;
+  out->push_back({meta + offsetof(layout::heap_meta, segments_high), sizeof(high)});
+  out->push_back({meta + offsetof(layout::heap_meta, segments), high * sizeof(std::uint32_t)});
 }
 
-void collect_segment_metadata(const region& r, std::size_t join_gap, std::vector<metadata_range>* out) {
+void collect_segment_metadata(const heap_view& view, std::size_t join_gap, std::vector<metadata_range>* out) {
   const std::size_t first = out->size();
-  metadata_reporter reporter(r.base(), out);
+  metadata_reporter reporter(static_cast<std::uintptr_t>(view.base), out);
   walk_options full;
   full.full_lists = true;
-  walk_heap(r.view(), full, reporter);
+  walk_heap(view, full, reporter);
   auto begin = out->begin() + static_cast<std::ptrdiff_t>(first);
   auto joined = begin;
   for (auto it = begin; it != out->end(); ++it) {

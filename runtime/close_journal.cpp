@@ -105,12 +105,12 @@ int write_journal(heap_impl& impl, std::uint32_t lane) {
   engine_vector<recovery::persist_range> dirty;
   std::uint64_t seq = 0;
   if (int err = take_lane_seq(impl, lane, &seq)) return err;
-  alloc::collect_segment_metadata(impl.region, kJoinGap, &segments);
+  alloc::collect_segment_metadata(impl.region.view(), kJoinGap, &segments);
   bool grow = false;  // the last try ran out of room at an extent's end
   for (int attempt = 0;; ++attempt) {
     if (attempt == 4) return ENOBUFS;
     ranges.clear();
-    alloc::collect_segment_table(impl.region, &ranges);
+    alloc::collect_segment_table(impl.region.view(), &ranges);
     ranges.insert(ranges.end(), segments.begin(), segments.end());
     std::size_t need = journal_bytes(ranges);
     std::size_t room = writer.capacity();
