@@ -70,6 +70,7 @@ void collect_segment_metadata(const heap_view& view, std::size_t join_gap, std::
   metadata_reporter reporter(static_cast<std::uintptr_t>(view.base), out);
   walk_options full;
   full.full_lists = true;
+  full.table_tail = false;  // nothing there is journaled
   walk_heap(view, full, reporter);
   auto begin = out->begin() + static_cast<std::ptrdiff_t>(first);
   auto joined = begin;

@@ -148,8 +148,9 @@ void walker::check_table() {
   const std::size_t limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(view_.reserve >> kSegmentShift, layout::kMaxSegments));
   const std::size_t from = static_cast<std::size_t>(std::min<std::uint64_t>(meta_->segments_high, limit));
-  for (std::size_t i = from; i < limit;) {
-    std::size_t n = std::min<std::size_t>(std::size(kZeros), limit - i);
+  const std::size_t scan_end = options_.table_tail ? limit : from;
+  for (std::size_t i = from; i < scan_end;) {
+    std::size_t n = std::min<std::size_t>(std::size(kZeros), scan_end - i);
     if (std::memcmp(&meta_->segments[i], kZeros, n * sizeof(std::uint32_t)) != 0) {
       for (std::size_t j = i; j < i + n; ++j)
         if (view_.entry(j) != layout::kSegmentFree && past++ == 0) first_past = j;

@@ -154,6 +154,10 @@ struct walk_options {
   // reading every free block of the heap; remote-free lists are always
   // walked (open folds them in).
   bool full_lists = false;
+  // Check that every segment-table entry past segments_high, up to the
+  // reserve, is free: reads up to 2 MiB of table that no segment uses.
+  // Without it the walk reads only what the segments in use need.
+  bool table_tail = true;
 };
 
 struct walk_totals {
