@@ -91,6 +91,7 @@ class walker {
   const layout::heap_meta* meta_;
   std::size_t high_ = 0;  // segments_high, clamped to what the heap's size and the file hold
   walk_totals totals_;
+  page_facts facts_;  // of the page being walked
 };
 
 walk_totals walker::run() {
@@ -147,8 +148,9 @@ void walker::check_table() {
   const std::size_t limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(view_.reserve >> kSegmentShift, layout::kMaxSegments));
   const std::size_t from = static_cast<std::size_t>(std::min<std::uint64_t>(meta_->segments_high, limit));
-  for (std::size_t i = from; i < limit;) {
-    std::size_t n = std::min<std::size_t>(std::size(kZeros), limit - i);
+  const std::size_t scan_end = options_.table_tail ? limit : from;
+  for (std::size_t i = from; i < scan_end;) {
+    std::size_t n = std::min<std::size_t>(std::size(kZeros), scan_end - i);
     if (std::memcmp(&meta_->segments[i], kZeros, n * sizeof(std::uint32_t)) != 0) {
       for (std::size_t j = i; j < i + n; ++j)
         if (view_.entry(j) != layout::kSegmentFree && past++ == 0) first_past = j;
@@ -257,7 +259,13 @@ std::size_t walker::unreadable_run(std::size_t k, const segment& s) const {
 std::size_t walker::walk_page(std::size_t i, std::size_t k, const segment& s, bool marked_free) {
   const page& pg = s.pages[k];
   const walk_place place = at_page(i, k);
-  page_facts facts;
+  // One page_facts for the whole walk, so that its block bitmap is not
+  // allocated again for every page.
+  page_facts& facts = facts_;
+  std::vector<bool> listed = std::move(facts.listed);
+  listed.clear();
+  facts = page_facts();
+  facts.listed = std::move(listed);
   facts.segment = i;
   facts.slice = k;
   facts.flags = pg.flags.load(std::memory_order_relaxed);
@@ -412,6 +420,7 @@ bool walker::walk_list(const walk_place& place, bool report, const char* what, s
     std::size_t index = static_cast<std::size_t>((b - start) / block_size);
     if ((*listed)[index]) return fail(b, "appears twice in the page's free lists (a cycle or a double free)");
     (*listed)[index] = true;
+    reporter_.list_block(b);
     if (!to_the_end) break;
     const std::uint8_t* local = view_.translate(b, sizeof(std::uint64_t));
     if (local == nullptr) return fail(b, "lies past the end of the file");

@@ -139,6 +139,10 @@ class walk_reporter {
     (void)place;
     (void)message;
   }
+  // A block that a page's free or remote-free list names, as the walk
+  // follows the list (the block's first word links to the next), before
+  // page() for that page. With full_lists every listed block, in list order.
+  virtual void list_block(std::uint64_t address) { (void)address; }
   virtual void page(const page_facts& facts) { (void)facts; }
   virtual void huge(const huge_facts& facts) { (void)facts; }
   virtual void pages_segment(const pages_segment_facts& facts) { (void)facts; }
@@ -150,6 +154,10 @@ struct walk_options {
   // reading every free block of the heap; remote-free lists are always
   // walked (open folds them in).
   bool full_lists = false;
+  // Check that every segment-table entry past segments_high, up to the
+  // reserve, is free: reads up to 2 MiB of table that no segment uses.
+  // Without it the walk reads only what the segments in use need.
+  bool table_tail = true;
 };
 
 struct walk_totals {

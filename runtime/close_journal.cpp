@@ -52,11 +52,12 @@ std::uint32_t roomiest_lane(heap_impl& impl) {
 }
 
 // A new extent of at least `bytes` for the lane.
-int add_log_room(heap_impl& impl, recovery::lane_writer& writer, std::uint32_t lane, std::size_t bytes) {
+int add_log_room(heap_impl& impl, recovery::persist_domain& domain, recovery::lane_writer& writer, std::uint32_t lane,
+                 std::size_t bytes) {
   std::size_t count = (bytes + layout::kSegmentSize - 1) >> layout::kSegmentShift;
   alloc::segment* run = nullptr;
   if (int err = claim_log_run(impl, lane, count, &run)) return err;
-  return add_lane_extent(impl, writer, run, count);
+  return add_lane_extent(impl, domain, writer, run, count);
 }
 
 // Appends after-images of `ranges` and the end mark; `dirty` gets the log
@@ -94,24 +95,28 @@ int append_journal(recovery::lane_writer& writer, std::uintptr_t base, const std
 }
 
 // Writes the journal and makes it durable: complete, it is in force.
-// Growing the lane changes the segment table, so the ranges are collected
-// again after each growth.
+// Until then every persist goes range by range, so that none starts the
+// write-back. The segments are walked once: growing the lane changes
+// only the segment table, which is collected again after each growth.
 int write_journal(heap_impl& impl, std::uint32_t lane) {
   const std::uintptr_t base = impl.region.base();
+  recovery::range_by_range_domain domain(*impl.domain);
   recovery::lane_writer writer = lane_writer_for(impl, lane);
-  std::vector<alloc::metadata_range> ranges;
+  std::vector<alloc::metadata_range> segments, ranges;
   engine_vector<recovery::persist_range> dirty;
   std::uint64_t seq = 0;
   if (int err = take_lane_seq(impl, lane, &seq)) return err;
+  alloc::collect_segment_metadata(impl.region.view(), kJoinGap, &segments);
   bool grow = false;  // the last try ran out of room at an extent's end
   for (int attempt = 0;; ++attempt) {
     if (attempt == 4) return ENOBUFS;
     ranges.clear();
-    alloc::collect_durable_metadata(impl.region, kJoinGap, &ranges);
+    alloc::collect_segment_table(impl.region.view(), &ranges);
+    ranges.insert(ranges.end(), segments.begin(), segments.end());
     std::size_t need = journal_bytes(ranges);
     std::size_t room = writer.capacity();
     if (room < need || grow) {
-      if (int err = add_log_room(impl, writer, lane, std::max(need - std::min(need, room), room))) return err;
+      if (int err = add_log_room(impl, domain, writer, lane, std::max(need - std::min(need, room), room))) return err;
       grow = false;
       continue;
     }
@@ -122,12 +127,7 @@ int write_journal(heap_impl& impl, std::uint32_t lane) {
     if (err != ENOBUFS) return err;
     grow = true;
   }
-  // One range a persist: on a file, a persist of several ranges syncs the
-  // whole file, which would start the write-back before the journal is
-  // whole.
-  for (const auto& d : dirty)
-    if (int err = impl.domain->persist(d.address, d.size)) return err;
-  return 0;
+  return domain.persist(dirty.data(), dirty.size());
 }
 
 }  // namespace

@@ -51,7 +51,8 @@ int claim_log_run(heap_impl& impl, std::uint32_t lane, std::size_t count, alloc:
   return 0;
 }
 
-int add_lane_extent(heap_impl& impl, recovery::lane_writer& writer, alloc::segment* run, std::size_t count) noexcept {
+int add_lane_extent(heap_impl& impl, recovery::persist_domain& domain, recovery::lane_writer& writer,
+                    alloc::segment* run, std::size_t count) noexcept {
   layout::heap_meta* meta = impl.meta();
   std::size_t first = impl.region.segment_index(run);
   // An old segment header there would make recovery take a log segment for
@@ -62,14 +63,14 @@ int add_lane_extent(heap_impl& impl, recovery::lane_writer& writer, alloc::segme
     auto* old = reinterpret_cast<alloc::segment*>(impl.region.base() + ((first + i) << layout::kSegmentShift));
     if (std::uint64_t* cleared = alloc::clear_old_header(old)) headers.push_back({cleared, sizeof(*cleared)});
   }
-  int err = impl.domain->persist(headers.data(), headers.size());
+  int err = domain.persist(headers.data(), headers.size());
   // The table must say "log" durably before a lane points there, and a
   // crash between the two leaves a log segment no lane owns, which
   // recovery frees. segments_high lands first: entries past it must be
   // free, and one persist of both may land either half alone.
-  if (err == 0) err = impl.domain->persist(&meta->segments_high, sizeof(meta->segments_high));
-  if (err == 0) err = impl.domain->persist(&meta->segments[first], count * sizeof(meta->segments[0]));
-  if (err == 0) err = writer.add_extent(layout::lane_extent(first, count), *impl.domain);
+  if (err == 0) err = domain.persist(&meta->segments_high, sizeof(meta->segments_high));
+  if (err == 0) err = domain.persist(&meta->segments[first], count * sizeof(meta->segments[0]));
+  if (err == 0) err = writer.add_extent(layout::lane_extent(first, count), domain);
   if (err != 0) impl.region.release(run, count);
   return err;
 }

@@ -44,8 +44,10 @@ int claim_log_run(heap_impl& impl, std::uint32_t lane, std::size_t count, alloc:
 
 // Makes `count` segments at `run` (claim_log_run) the writer's lane's
 // next extent: old segment headers there are cleared, the segment table
-// is made durable, then the lane records the extent. On failure the run
-// is given back. 0 or an errno value.
-int add_lane_extent(heap_impl& impl, recovery::lane_writer& writer, alloc::segment* run, std::size_t count) noexcept;
+// is made durable, then the lane records the extent, each step through
+// `domain` (the heap's, or one that must not sync the whole file). On
+// failure the run is given back. 0 or an errno value.
+int add_lane_extent(heap_impl& impl, recovery::persist_domain& domain, recovery::lane_writer& writer,
+                    alloc::segment* run, std::size_t count) noexcept;
 
 }  // namespace larder

@@ -44,7 +44,7 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
     if (!freed_here) break;
     quarantined.emplace_back(s, count);
   }
-  return add_lane_extent(*impl, writer, s, count);
+  return add_lane_extent(*impl, *impl->domain, writer, s, count);
 }
 
 // Grows the log, if need be, so that `bytes` more fit beside what page

@@ -12,10 +12,9 @@
 // 47-bit address space, so the handler finds a page's bit in O(1) without
 // locks, and any number of ranges can be tracked.
 //
-// The tracker, its table and its list of chunks are mapped from the OS,
-// never taken from malloc: the handler writes the tracker, and with
-// larder's malloc inside a pod_scope a malloc'd tracker would lie in the
-// very pages it protects (a fault inside the handler kills the process).
+// The tracker, its table and its list of chunks are mapped from the OS
+// (os_mapped.hpp): the handler writes them.
+#include "port/linux/os_mapped.hpp"
 #include "port/linux/tracker_backends.hpp"
 
 #include <sys/mman.h>
@@ -52,23 +51,6 @@ bool set_bit(std::uint64_t* words, std::size_t i) {
 void clear_bit(std::uint64_t* words, std::size_t i) {
   __atomic_fetch_and(&words[i >> 6], ~(std::uint64_t{1} << (i & 63)), __ATOMIC_ACQ_REL);
 }
-
-template <class T>
-T* map_zeroed(std::size_t bytes) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? nullptr : static_cast<T*>(p);
-}
-
-// Objects of a class deriving from this are mapped from the OS.
-struct os_mapped {
-  static void* operator new(std::size_t size) {
-    void* p = map_zeroed<void>(size);
-    if (p == nullptr) throw std::bad_alloc();
-    return p;
-  }
-  static void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return map_zeroed<void>(size); }
-  static void operator delete(void* p, std::size_t size) noexcept { ::munmap(p, size); }
-};
 
 class mprotect_tracker final : public write_tracker, public fault_client, public os_mapped {
  public:

@@ -12,7 +12,11 @@
 // A write racing with collect is counted in the new epoch if it faults after
 // the epoch changed; a thread that still had access writes into the old
 // epoch, which is reported after every thread lost access. Nothing is missed.
+//
+// The tracker is mapped from the OS (os_mapped.hpp): both signal handlers
+// read it, and a handler may run with every key but 0 denied.
 #include "port/linux/kernel_abi.hpp"
+#include "port/linux/os_mapped.hpp"
 #include "port/linux/tracker_backends.hpp"
 
 #include <cpuid.h>
@@ -75,7 +79,7 @@ class pkey_tracker;
 std::atomic<pkey_tracker*> g_revoking{nullptr};
 std::atomic<int> g_revoke_acks{0};
 
-class pkey_tracker final : public write_tracker, public fault_client {
+class pkey_tracker final : public write_tracker, public fault_client, public os_mapped {
  public:
   ~pkey_tracker() override {
     untrack_all();

@@ -2,9 +2,11 @@
 // kernel resolves a write fault on a protected page itself and leaves the
 // page marked written; PAGEMAP_SCAN reads those marks and re-protects the
 // pages in the same walk, under the page-table lock, so a racing write is
-// seen either by this scan or by the next.
-#include "port/linux/tracker_backends.hpp"
+// seen either by this scan or by the next. The tracker, with the buffer the
+// kernel writes a scan's results into, is mapped from the OS (os_mapped.hpp).
 #include "port/linux/kernel_abi.hpp"
+#include "port/linux/os_mapped.hpp"
+#include "port/linux/tracker_backends.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -107,9 +109,9 @@ long scan_written(int pagemap, std::uintptr_t start, std::uintptr_t end, bool re
   return pages;
 }
 
-class uffd_tracker final : public write_tracker {
+class uffd_tracker final : public write_tracker, public os_mapped {
  public:
-  explicit uffd_tracker(int fd) : fd_(fd), pid_(::getpid()), vec_(kScanVector) {}
+  explicit uffd_tracker(int fd) : fd_(fd), pid_(::getpid()) {}
   ~uffd_tracker() override { untrack_all(); }
 
   tracker_kind kind() const noexcept override { return tracker_kind::uffd_async; }
@@ -159,7 +161,7 @@ class uffd_tracker final : public write_tracker {
     int pagemap = pagemap_.get();
     if (pagemap < 0) return errno;
     for (auto [lo, hi] : ranges_) {
-      long n = scan_written(pagemap, lo, hi, true, vec_.data(), vec_.size(), [&](std::uintptr_t s, std::size_t pages) {
+      long n = scan_written(pagemap, lo, hi, true, vec_, kScanVector, [&](std::uintptr_t s, std::size_t pages) {
         if (!out->empty() && out->back().start + out->back().pages * kOsPageSize == s)
           out->back().pages += pages;
         else
@@ -240,7 +242,7 @@ class uffd_tracker final : public write_tracker {
   int pid_;
   std::vector<range> ranges_;
   bool report_all_ = false;
-  std::vector<kabi::page_region> vec_;
+  kabi::page_region vec_[kScanVector];
   pagemap_file pagemap_;
 };
 

@@ -5,9 +5,11 @@
 // each kind of damage is reported at its place, a reporter can stop the
 // walk at the first one, a damaged size-class field is outvoted, rebuilt
 // pages walk sound and never put a reachable block on a free list; and the
-// full walk holds on the process heap after threads allocate and free.
+// full walk holds on the process heap after threads allocate and free; and
+// what a close journals (durable_metadata.hpp) is what the walker finds.
 #include "runtime/runtime_test_util.hpp"
 
+#include "allocator/durable_metadata.hpp"
 #include "allocator/heap_map.hpp"
 #include "allocator/heap_repair.hpp"
 #include "allocator/heap_walk.hpp"
@@ -205,6 +207,49 @@ TEST_F(HeapWalk, SoundHeapHasNoDamageAndCountsItsBlocks) {
     std::size_t remote = alloc::remote_count(segment(p.segment)->pages[p.slice].xthread_free.load());
     EXPECT_EQ(listed + p.used - remote, p.reserved) << page_place(p.segment, p.slice);
   }
+}
+
+// The close journal's ranges: in address order, apart by more than the
+// join gap, and covering the segment table, every used segment's header
+// and page descriptors, and the link word of every block a free or
+// remote-free list names.
+TEST_F(HeapWalk, DurableMetadataIsWhatTheWalkerFinds) {
+  constexpr std::size_t kGap = 32;
+  std::vector<alloc::metadata_range> ranges;
+  alloc::collect_segment_table(view(), &ranges);
+  alloc::collect_segment_metadata(view(), kGap, &ranges);
+  ASSERT_GT(ranges.size(), 2u);
+  for (std::size_t i = 1; i < ranges.size(); ++i)
+    ASSERT_GT(ranges[i].address, ranges[i - 1].address + ranges[i - 1].size + kGap) << "range " << i;
+  auto covered = [&](std::uint64_t address, std::size_t size) {
+    for (const auto& r : ranges)
+      if (r.address <= address && address + size <= r.address + r.size) return true;
+    return false;
+  };
+  const std::uint64_t meta = base_ + layout::kMetaOffset;
+  const std::uint64_t high = view().meta()->segments_high;
+  EXPECT_TRUE(covered(meta + offsetof(layout::heap_meta, segments_high), 8));
+  EXPECT_TRUE(covered(meta + offsetof(layout::heap_meta, segments), high * 4));
+  collect c;
+  walk(&c);
+  ASSERT_TRUE(c.damages.empty()) << c.all();
+  constexpr std::size_t kDescriptors = offsetof(alloc::segment, pages) + sizeof(alloc::page) * alloc::kSlicesPerSegment;
+  std::size_t headers = 0, links = 0;
+  for (std::size_t i = 1; i < high; ++i) {
+    layout::segment_state st = layout::entry_state(view().entry(i));
+    if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) continue;
+    EXPECT_TRUE(covered(base_ + (std::uint64_t{i} << alloc::kSegmentShift), kDescriptors)) << header_place(i);
+    ++headers;
+  }
+  for (const auto& p : c.pages) {
+    for (std::size_t b = 0; b < p.listed.size(); ++b) {
+      if (!p.listed[b]) continue;
+      EXPECT_TRUE(covered(p.start + b * p.geometry.block_size, sizeof(void*))) << page_place(p.segment, p.slice);
+      ++links;
+    }
+  }
+  EXPECT_GE(headers, 3u);
+  EXPECT_GE(links, kNodes);  // every other spare block was freed, a quarter of them remotely
 }
 
 TEST_F(HeapWalk, EachKindOfDamageIsReportedAtItsPlace) {
