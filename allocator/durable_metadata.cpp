@@ -7,10 +7,6 @@ namespace larder::alloc {
 
 namespace {
 
-// The page descriptors end the part of a segment header that means
-// anything on media; the rest of its 8 KiB is padding.
-constexpr std::size_t kHeaderBytes = offsetof(segment, pages) + sizeof(page) * kSlicesPerSegment;
-
 // Takes what the walker finds, in address order: the walker visits
 // segments and their pages in address order, a segment's header comes
 // before its pages, and a page's list blocks, in list order, are sorted
@@ -46,7 +42,7 @@ class metadata_reporter final : public walk_reporter {
   void enter_segment(std::size_t segment) {
     if (segment == segment_) return;
     segment_ = segment;
-    out_->push_back({segment_index_to_address(base_, segment), kHeaderBytes});
+    out_->push_back({segment_index_to_address(base_, segment), kHeaderMetadataBytes});
     unsorted_ = out_->size();
   }
 

@@ -106,8 +106,13 @@ walk_totals walker::run() {
   high_ = static_cast<std::size_t>(std::min(recorded, limit));
   if (high_ > (view_.readable >> kSegmentShift)) high_ = static_cast<std::size_t>(view_.readable >> kSegmentShift);
   if (totals_.stopped) return totals_;
-  check_table();
+  const std::vector<bool>* only = options_.segments;
+  if (only == nullptr) check_table();
   for (std::size_t i = 1; i < high_ && !totals_.stopped;) {
+    if (only != nullptr && (i >= only->size() || !(*only)[i])) {
+      ++i;
+      continue;
+    }
     std::uint32_t e = view_.entry(i);
     std::uint32_t st = layout::entry_state(e);
     std::size_t next = i + 1;

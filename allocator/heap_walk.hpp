@@ -158,6 +158,10 @@ struct walk_options {
   // reserve, is free: reads up to 2 MiB of table that no segment uses.
   // Without it the walk reads only what the segments in use need.
   bool table_tail = true;
+  // When set, only the segments it marks (by index) are walked, and the
+  // table is not checked: a walk over a few segments (settling them,
+  // allocator/unsettled.hpp).
+  const std::vector<bool>* segments = nullptr;
 };
 
 struct walk_totals {

@@ -108,6 +108,9 @@ struct segment {
   page pages[kSlicesPerSegment];
 };
 static_assert(sizeof(segment) <= kSegmentHeaderSize);
+// The part of a segment header that means anything on media (segment
+// fields and page descriptors); the rest of its 8 KiB is padding.
+inline constexpr std::size_t kHeaderMetadataBytes = sizeof(segment);
 static_assert(offsetof(segment, pages) == 64);
 
 inline segment* segment_of(const void* p) noexcept {

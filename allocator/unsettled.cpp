@@ -1,9 +1,12 @@
 // Settling segments that plain allocation changed; see unsettled.hpp.
 #include "allocator/unsettled.hpp"
 
+#include "allocator/heap_walk.hpp"
 #include "allocator/region.hpp"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 namespace larder::alloc {
 
@@ -11,33 +14,21 @@ std::atomic<std::uint64_t> g_unsettled_marks{0};
 
 namespace {
 
-// The part of a segment header that means anything on media.
-constexpr std::size_t kHeaderBytes = offsetof(segment, pages) + sizeof(page) * kSlicesPerSegment;
-
-// The link words of a list of `pg`'s blocks, followed while they stay in
-// the page and for at most `limit` blocks (another thread may change the
-// list meanwhile: what it leaves unsettled it marks again).
-void add_links(const page& pg, const std::uint8_t* start, const block* b, std::size_t limit, settle_collector& out) {
-  const std::uint8_t* end = start + std::size_t{pg.capacity} * pg.block_size;
-  for (std::size_t n = 0; b != nullptr && n < limit; ++n) {
-    auto at = reinterpret_cast<const std::uint8_t*>(b);
-    if (at < start || at >= end || (at - start) % pg.block_size != 0) return;
-    out.add(settle_group::links, const_cast<block*>(b), sizeof(block));
-    b = __atomic_load_n(&b->next, __ATOMIC_RELAXED);
+// The link word of every block the walker finds on the free and remote
+// lists of the segments it walks (heap_walk.hpp keeps the rules of
+// following a list). Damage is not this walk's to judge: open refused or
+// will refuse it; what is there is made durable as it is.
+class link_reporter final : public walk_reporter {
+ public:
+  explicit link_reporter(settle_collector& out) : out_(out) {}
+  bool damage(const walk_place&, const std::string&) override { return true; }
+  void list_block(std::uint64_t address) override {
+    out_.add(settle_group::links, reinterpret_cast<void*>(address), sizeof(block));
   }
-}
 
-void add_page_links(segment* s, settle_collector& out) {
-  const std::uint64_t free_slices = s->free_slices;
-  for (std::size_t k = 0; k < kSlicesPerSegment; ++k) {
-    const page& pg = s->pages[k];
-    if (((free_slices >> k) & 1) || pg.slice_count == 0 || pg.block_size == 0) continue;
-    const std::uint8_t* start = page_start(s, &pg);
-    add_links(pg, start, pg.free, pg.capacity, out);
-    std::uintptr_t remote = pg.xthread_free.load(std::memory_order_relaxed);
-    add_links(pg, start, remote_list(remote), remote_count(remote), out);
-  }
-}
+ private:
+  settle_collector& out_;
+};
 
 bool holds_blocks(layout::segment_state st) noexcept {
   return st == layout::kSegmentPages || st == layout::kSegmentHugeHead;
@@ -62,7 +53,7 @@ void mark_all_unsettled(region& r) noexcept {
 void clear_unsettled(region& r) noexcept { set_marks(r, 0); }
 
 std::size_t collect_unsettled(region& r, const std::uint32_t* pods, std::size_t pod_count, settle_collector& out,
-                              bool* others_left) noexcept {
+                              bool* others_left) {
   layout::heap_meta* meta = r.meta();
   const std::size_t high = meta->segments_high;
   std::size_t settled = 0;
@@ -72,6 +63,7 @@ std::size_t collect_unsettled(region& r, const std::uint32_t* pods, std::size_t 
       if (pods[k] == pod) return true;
     return false;
   };
+  std::vector<bool> walk(high, false);
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = r.entry(i);
     layout::segment_state st = layout::entry_state(entry);
@@ -89,8 +81,8 @@ std::size_t collect_unsettled(region& r, const std::uint32_t* pods, std::size_t 
     std::atomic_thread_fence(std::memory_order_seq_cst);
     std::size_t span = 1;
     if (st == layout::kSegmentPages) {
-      add_page_links(s, out);
-      out.add(settle_group::headers, s, kHeaderBytes);
+      walk[i] = true;
+      out.add(settle_group::headers, s, kHeaderMetadataBytes);
     } else {
       out.add(settle_group::headers, s, offsetof(segment, pages) + sizeof(page));
       span = s->span == 0 ? 1 : s->span;
@@ -99,6 +91,11 @@ std::size_t collect_unsettled(region& r, const std::uint32_t* pods, std::size_t 
     ++settled;
   }
   if (settled == 0) return 0;
+  walk_options options;
+  options.full_lists = true;
+  options.segments = &walk;
+  link_reporter links(out);
+  (void)walk_heap(r.view(), options, links);
   // With the headers: entries past segments_high must be free, while a
   // segments_high above entries that are still free is sound.
   out.add(settle_group::headers, &meta->segments_high, sizeof(meta->segments_high));

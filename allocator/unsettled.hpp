@@ -73,7 +73,8 @@ class settle_collector {
 // allocator metadata rests on), and `*others_left` says whether any is
 // marked. Other threads of the region may go on allocating: what they
 // change meanwhile they mark again. Returns the segments settled.
+// Allocates (std::bad_alloc).
 std::size_t collect_unsettled(region& r, const std::uint32_t* pods, std::size_t pod_count, settle_collector& out,
-                              bool* others_left) noexcept;
+                              bool* others_left);
 
 }  // namespace larder::alloc
