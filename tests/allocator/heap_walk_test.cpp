@@ -19,6 +19,7 @@
 
 #include <larder/larder.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -498,6 +499,40 @@ TEST(ProcessHeapWalk, IsValidAfterThreadsAllocateAndFree) {
       for (void* p : blocks[(t + 1) % kThreads]) larder_free(p);
     });
   for (auto& th : threads) th.join();
+  alloc::region* r = alloc::process_region();
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->is_valid());
+}
+
+// The same while the owner is alive: a consumer frees a producer's blocks
+// back to pages the producer keeps taking blocks from, and every block is
+// counted once (free, freed remotely, or in use) when both are done.
+TEST(ProcessHeapWalk, IsValidAfterProducerConsumer) {
+  constexpr std::size_t kBlocks = 200000;
+  constexpr std::size_t kRing = 1024;
+  std::vector<std::atomic<void*>> ring(kRing);
+  std::atomic<bool> failed{false};
+  std::thread producer([&] {
+    for (std::size_t i = 0; i < kBlocks; ++i) {
+      void* p = larder_malloc(16 + (i * 37) % 1000);
+      if (p == nullptr) {
+        failed.store(true);
+        p = &ring;  // a stand-in the consumer does not free
+      }
+      while (ring[i % kRing].load(std::memory_order_acquire) != nullptr) std::this_thread::yield();
+      ring[i % kRing].store(p, std::memory_order_release);
+    }
+  });
+  std::thread consumer([&] {
+    for (std::size_t i = 0; i < kBlocks; ++i) {
+      void* p;
+      while ((p = ring[i % kRing].exchange(nullptr, std::memory_order_acq_rel)) == nullptr) std::this_thread::yield();
+      if (p != &ring) larder_free(p);
+    }
+  });
+  producer.join();
+  consumer.join();
+  EXPECT_FALSE(failed.load());
   alloc::region* r = alloc::process_region();
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(r->is_valid());
