@@ -139,7 +139,7 @@ TEST(ChunkDu, SplitsUniqueAndSharedAndSaysWhatDeletingFrees) {
   EXPECT_EQ(read_back(*s, b), b_pages);
 }
 
-struct damage : ::testing::Test {
+struct ChunkDamage : ::testing::Test {
   void SetUp() override {
     s = open_store(dir.path());
     std::mt19937_64 r(9);
@@ -177,7 +177,7 @@ struct damage : ::testing::Test {
   std::string pack_of_a;
 };
 
-TEST_F(damage, FlippedPackByteIsFoundAndNamesBothVersions) {
+TEST_F(ChunkDamage, FlippedPackByteIsFoundAndNamesBothVersions) {
   ASSERT_FALSE(pack_of_a.empty());
   EXPECT_TRUE(run_verify().clean());
   // In the payload of the third record (each record is at least its header).
@@ -201,7 +201,7 @@ TEST_F(damage, FlippedPackByteIsFoundAndNamesBothVersions) {
   EXPECT_NE(st.message().find("chunk "), std::string::npos);
 }
 
-TEST_F(damage, FlippedIndexByteIsFoundAndTheIndexRebuilt) {
+TEST_F(ChunkDamage, FlippedIndexByteIsFoundAndTheIndexRebuilt) {
   std::string index = pack_of_a.substr(0, pack_of_a.size() - 5) + ".index";
   flip_byte(index, sizeof(index_header) + 5 * sizeof(index_entry) + 3);
   {
@@ -226,7 +226,7 @@ TEST_F(damage, FlippedIndexByteIsFoundAndTheIndexRebuilt) {
   EXPECT_TRUE(run_verify().clean());
 }
 
-TEST_F(damage, FlippedManifestByteIsFound) {
+TEST_F(ChunkDamage, FlippedManifestByteIsFound) {
   std::string manifest = dir.path() + "/versions/" + a.hex();
   flip_byte(manifest, sizeof(manifest_header) + 1);
   verify_report v = run_verify();
@@ -244,7 +244,7 @@ TEST_F(damage, FlippedManifestByteIsFound) {
   EXPECT_EQ(read_back(*s, b), pages);
 }
 
-TEST_F(damage, TruncatedPackLosesOnlyItsTail) {
+TEST_F(ChunkDamage, TruncatedPackLosesOnlyItsTail) {
   fs::resize_file(pack_of_a, fs::file_size(pack_of_a) / 2);
   fs::remove(pack_of_a.substr(0, pack_of_a.size() - 5) + ".index");
   auto fresh = open_store(dir.path());  // opens despite the damage
@@ -260,7 +260,7 @@ TEST_F(damage, TruncatedPackLosesOnlyItsTail) {
   ASSERT_TRUE(fresh->get(page_fingerprint(pages.data() + 15 * kPage), page.data()).ok());
 }
 
-TEST_F(damage, TruncatedPackWithItsIndexFailsNamingTheChunk) {
+TEST_F(ChunkDamage, TruncatedPackWithItsIndexFailsNamingTheChunk) {
   fs::resize_file(pack_of_a, 4096);
   auto fresh = open_store(dir.path());
   std::vector<char> page(kPage);
@@ -270,7 +270,7 @@ TEST_F(damage, TruncatedPackWithItsIndexFailsNamingTheChunk) {
   EXPECT_FALSE(run_verify().clean());
 }
 
-TEST_F(damage, LeftoverTemporariesAreIgnoredAndRemovedByGc) {
+TEST_F(ChunkDamage, LeftoverTemporariesAreIgnoredAndRemovedByGc) {
   std::string half_pack = dir.path() + "/packs/00000000000000ff.pack.tmp-1-2";
   std::ofstream(half_pack) << std::string(5000, 'x');
   std::ofstream(dir.path() + "/versions/" + a.hex() + ".tmp-1-3") << "half a manifest";

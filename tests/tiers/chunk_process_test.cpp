@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <map>
 
 namespace larder::chunks::test {
 namespace {

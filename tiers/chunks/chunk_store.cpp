@@ -139,7 +139,7 @@ status chunk_store::refresh(bool drop_removed) {
   }
   for (std::uint64_t id : present) {
     if (known.contains(id)) continue;
-    if (status s = load_pack(id, true); !s.ok()) return s;
+    if (status s = load_pack(id); !s.ok()) return s;
   }
   return {};
 }
@@ -147,7 +147,7 @@ status chunk_store::refresh(bool drop_removed) {
 // Adds one published pack to the index: from its index file, or rebuilt
 // from the pack (and the index file rewritten) when that is missing or
 // damaged. A damaged pack is kept with what can be read of it.
-status chunk_store::load_pack(std::uint64_t pack_id, bool write_rebuilt_index) {
+status chunk_store::load_pack(std::uint64_t pack_id) {
   pack_state p;
   p.id = pack_id;
   std::string path = pack_path(pack_id);
@@ -171,7 +171,7 @@ status chunk_store::load_pack(std::uint64_t pack_id, bool write_rebuilt_index) {
     status scan = scan_pack(p.fd, pack_id, path, &p.entries);
     if (!scan.ok()) {
       p.damage = scan.message();
-    } else if (write_rebuilt_index) {
+    } else {
       (void)publish_index(packs_dir_, pack_id, p.size, p.entries);  // best effort: a reader may lack write access
     }
   }

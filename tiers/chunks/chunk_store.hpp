@@ -182,7 +182,7 @@ class chunk_store {
   };
   chunk_store() = default;
   status refresh(bool drop_removed);
-  status load_pack(std::uint64_t pack_id, bool write_rebuilt_index);
+  status load_pack(std::uint64_t pack_id);
   status ensure_writer();
   status ensure_locked();
   status read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss);
