@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libxxhash-dev libpmem2-dev libpmemobj-dev libcli11-dev nlohmann-json3-dev
+  libxxhash-dev libzstd-dev liburing-dev libpmem2-dev libpmemobj-dev libcli11-dev nlohmann-json3-dev
   python3 xz-utils coreutils
   clang libclang-rt-14-dev  # the libFuzzer run of `quickstart.sh test` (libFuzzer is in libclang-rt-14-dev)
 )

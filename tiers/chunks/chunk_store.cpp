@@ -1,0 +1,436 @@
+// The chunk store: opening, the in-memory index of all packs, writing and
+// reading chunks, and versions. Refs are in refs.cpp, gc/verify/du in
+// housekeeping.cpp.
+#include "tiers/chunks/chunk_store.hpp"
+
+#include "port/directory.hpp"
+#include "port/os.hpp"
+#include "port/uring.hpp"
+#include "tiers/chunks/files.hpp"
+#include "tiers/chunks/pack_reader.hpp"
+#include "tiers/chunks/pack_writer.hpp"
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <unordered_set>
+
+namespace larder::chunks {
+
+static_assert(std::endian::native == std::endian::little, "the store's files are little-endian");
+
+namespace {
+
+// Reads in flight at once, and how many records one round of a batch read
+// holds in memory (256 records: about 1 MiB).
+constexpr unsigned kQueueDepth = 64;
+constexpr std::size_t kReadRound = 256;
+
+status create_layout(const std::string& root) {
+  for (const char* sub : {"", "/packs", "/versions", "/refs", "/refs/heads", "/refs/tags"}) {
+    std::string path = root + sub;
+    if (int err = port::make_directory(path.c_str())) return status::from_errno(err, "creating " + path);
+  }
+  store_header h{};
+  h.magic = kStoreMagic;
+  h.major = kFormatMajor;
+  h.minor = kFormatMinor;
+  std::uint64_t a = port::random64(), b = port::random64();
+  std::memcpy(h.uuid, &a, 8);
+  std::memcpy(h.uuid + 8, &b, 8);
+  h.created_ns = port::realtime_ns();
+  h.checksum = XXH3_64bits(&h, offsetof(store_header, checksum));
+  if (status s = publish_file(root, "store", std::string_view(reinterpret_cast<const char*>(&h), sizeof h), false);
+      !s.ok()) {
+    return s;
+  }
+  int err = port::sync_directory(root.c_str());
+  return err == 0 ? status{} : status::from_errno(err, "syncing " + root);
+}
+
+status check_marker(const std::string& root) {
+  std::string bytes;
+  status s = read_file(root + "/store", &bytes);
+  if (s.is(errc::not_found)) return status(errc::not_a_heap, root + " is not a chunk store");
+  if (!s.ok()) return s;
+  store_header h;
+  if (bytes.size() != sizeof h) return status(errc::corrupt, root + "/store: wrong size");
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (h.magic != kStoreMagic) return status(errc::not_a_heap, root + " is not a chunk store");
+  if (h.checksum != XXH3_64bits(&h, offsetof(store_header, checksum))) {
+    return status(errc::corrupt, root + "/store: checksum mismatch");
+  }
+  if (h.major > kFormatMajor) return status(errc::newer_format, root);
+  return {};
+}
+
+}  // namespace
+
+status chunk_store::open(const std::string& directory, const store_options& options,
+                         std::unique_ptr<chunk_store>* out) {
+  std::unique_ptr<chunk_store> store(new chunk_store());
+  store->root_ = directory;
+  store->packs_dir_ = directory + "/packs";
+  store->versions_dir_ = directory + "/versions";
+  store->refs_dir_ = directory + "/refs";
+  store->options_ = options;
+  status s = check_marker(directory);
+  if (s.is(errc::not_a_heap) && options.create) s = create_layout(directory);
+  if (!s.ok()) return s;
+  bool created = false;
+  std::string lock = directory + "/lock";
+  if (int err = port::open_file(lock.c_str(), true, false, true, &store->lock_fd_, &created)) {
+    return status::from_errno(err, "opening " + lock);
+  }
+  if (int err = port::io_queue::create(kQueueDepth, options.use_uring, &store->io_)) {
+    return status::from_errno(err, "setting up I/O");
+  }
+  store->zstd_ = ZSTD_createDCtx();
+  if (store->zstd_ == nullptr) return status::from_errno(ENOMEM, "creating a zstd context");
+  if (s = store->refresh(false); !s.ok()) return s;
+  *out = std::move(store);
+  return {};
+}
+
+chunk_store::~chunk_store() {
+  writer_.reset();  // an unfinished pack is abandoned
+  for (pack_state& p : packs_) {
+    if (p.fd >= 0) port::close_fd(p.fd);
+  }
+  if (lock_fd_ >= 0) port::close_fd(lock_fd_);
+  ZSTD_freeDCtx(zstd_);
+}
+
+std::string chunk_store::pack_path(std::uint64_t pack_id) const { return packs_dir_ + "/" + pack_name(pack_id); }
+
+void chunk_store::forget_pack(std::uint32_t slot) {
+  pack_state& p = packs_[slot];
+  for (const index_entry& e : p.entries) {
+    auto it = index_.find(fingerprint::from(e.fingerprint));
+    if (it != index_.end() && it->second.pack == slot) index_.erase(it);
+  }
+  if (p.fd >= 0) port::close_fd(p.fd);
+  p.fd = -1;
+  p.removed = true;
+  p.entries.clear();
+  p.entries.shrink_to_fit();
+}
+
+// Loads the packs published since the last refresh. With `drop_removed`,
+// also forgets packs gc has removed, so that no chunk is deduplicated
+// against a copy that is gone (the caller holds the store lock).
+status chunk_store::refresh(bool drop_removed) {
+  std::vector<std::string> names;
+  if (status s = list_directory(packs_dir_, &names); !s.ok()) return s;
+  std::unordered_set<std::uint64_t> present;
+  for (const std::string& name : names) {
+    std::uint64_t id;
+    if (parse_pack_name(name, &id)) present.insert(id);
+  }
+  std::unordered_set<std::uint64_t> known;
+  for (std::uint32_t slot = 0; slot < packs_.size(); ++slot) {
+    pack_state& p = packs_[slot];
+    bool writing = writer_ && slot == writer_slot_;
+    if (!p.removed && !writing && drop_removed && !present.contains(p.id)) forget_pack(slot);
+    if (!p.removed || writing) known.insert(p.id);
+  }
+  for (std::uint64_t id : present) {
+    if (known.contains(id)) continue;
+    if (status s = load_pack(id); !s.ok()) return s;
+  }
+  return {};
+}
+
+// Adds one published pack to the index: from its index file, or rebuilt
+// from the pack (and the index file rewritten) when that is missing or
+// damaged. A damaged pack is kept with what can be read of it.
+status chunk_store::load_pack(std::uint64_t pack_id) {
+  pack_state p;
+  p.id = pack_id;
+  std::string path = pack_path(pack_id);
+  bool created = false;
+  int err = port::open_file(path.c_str(), false, false, false, &p.fd, &created);
+  if (err == ENOENT) return {};  // removed by gc since it was listed
+  if (err == 0) err = port::file_size(p.fd, &p.size);
+  if (err != 0) {
+    if (p.fd >= 0) port::close_fd(p.fd);
+    return status::from_errno(err, "opening " + path);
+  }
+  std::uint64_t indexed_size = 0;
+  status s = load_index(packs_dir_, pack_id, &p.entries, &indexed_size);
+  if (s.is(errc::newer_format)) {
+    port::close_fd(p.fd);
+    return s;
+  }
+  if (s.ok() && indexed_size != p.size) {
+    p.damage = "the pack is " + std::to_string(p.size) + " bytes, its index says " + std::to_string(indexed_size);
+  } else if (!s.ok()) {
+    status scan = scan_pack(p.fd, pack_id, path, &p.entries);
+    if (!scan.ok()) {
+      p.damage = scan.message();
+    } else {
+      (void)publish_index(packs_dir_, pack_id, p.size, p.entries);  // best effort: a reader may lack write access
+    }
+  }
+  auto slot = static_cast<std::uint32_t>(packs_.size());
+  for (const index_entry& e : p.entries) {
+    index_.try_emplace(fingerprint::from(e.fingerprint), location{slot, e.stored_size, e.offset});
+  }
+  packs_.push_back(std::move(p));
+  return {};
+}
+
+status chunk_store::ensure_locked() {
+  if (locked_) return {};
+  if (int err = port::lock_file(lock_fd_, false, true)) return status::from_errno(err, "locking " + root_);
+  locked_ = true;
+  status s = refresh(true);
+  if (!s.ok()) (void)release();
+  return s;
+}
+
+status chunk_store::ensure_writer() {
+  if (writer_) return {};
+  if (status s = pack_writer::create(packs_dir_, io_.get(), options_.use_direct_io, options_.compress, &writer_);
+      !s.ok()) {
+    return s;
+  }
+  last_direct_ = writer_->direct();
+  writer_slot_ = static_cast<std::uint32_t>(packs_.size());
+  pack_state p;
+  p.id = writer_->id();
+  packs_.push_back(std::move(p));
+  return {};
+}
+
+status chunk_store::put(const void* pages, std::size_t count, fingerprint* names) {
+  if (status s = ensure_locked(); !s.ok()) return s;
+  const char* page = static_cast<const char*>(pages);
+  for (std::size_t i = 0; i < count; ++i, page += kPageSize) {
+    fingerprint name = page_fingerprint(page);
+    names[i] = name;
+    if (name == zero_page() || index_.contains(name)) continue;
+    if (status s = ensure_writer(); !s.ok()) return s;
+    index_entry e;
+    if (status s = writer_->add(name, page, &e); !s.ok()) {
+      forget_pack(writer_slot_);
+      writer_.reset();
+      return s;
+    }
+    index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
+    if (writer_->size() >= options_.pack_target_bytes) {
+      if (status s = flush(); !s.ok()) return s;
+    }
+  }
+  return {};
+}
+
+status chunk_store::flush() {
+  if (!writer_) return {};
+  std::unique_ptr<pack_writer> writer = std::move(writer_);
+  pack_state& p = packs_[writer_slot_];
+  p.entries = writer->entries();
+  status s = writer->finish();
+  bool created = false;
+  if (s.ok()) {
+    p.size = writer->size();
+    if (int err = port::open_file(pack_path(p.id).c_str(), false, false, false, &p.fd, &created)) {
+      s = status::from_errno(err, "opening " + pack_path(p.id));
+    }
+  }
+  if (!s.ok()) forget_pack(writer_slot_);
+  return s;
+}
+
+status chunk_store::release() {
+  status s = flush();
+  if (locked_) {
+    if (int err = port::unlock_file(lock_fd_); err != 0 && s.ok()) s = status::from_errno(err, "unlocking " + root_);
+    locked_ = false;
+  }
+  return s;
+}
+
+status chunk_store::get(const fingerprint& name, void* page) {
+  return read_records(&name, 1, static_cast<char*>(page), true);
+}
+
+status chunk_store::get_batch(const fingerprint* names, std::size_t count, void* pages) {
+  return read_records(names, count, static_cast<char*>(pages), true);
+}
+
+status chunk_store::read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss) {
+  struct wanted {
+    location where;
+    std::size_t index;
+  };
+  std::vector<wanted> reads;
+  reads.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (names[i] == zero_page()) {
+      std::memset(pages + i * kPageSize, 0, kPageSize);
+      continue;
+    }
+    auto it = index_.find(names[i]);
+    if (it == index_.end() && refresh_on_miss) {
+      if (status s = refresh(false); !s.ok()) return s;
+      refresh_on_miss = false;
+      it = index_.find(names[i]);
+    }
+    if (it == index_.end()) return status(errc::not_found, "chunk " + names[i].hex() + " is not in the store");
+    if (writer_ && it->second.pack == writer_slot_) {
+      if (status s = flush(); !s.ok()) return s;
+    }
+    reads.push_back(wanted{it->second, i});
+  }
+  std::sort(reads.begin(), reads.end(), [](const wanted& a, const wanted& b) {
+    return a.where.pack != b.where.pack ? a.where.pack < b.where.pack : a.where.offset < b.where.offset;
+  });
+  std::vector<char> buffer(std::min(reads.size(), kReadRound) * (sizeof(record_header) + kPageSize));
+  std::vector<port::io_request> requests;
+  for (std::size_t first = 0; first < reads.size(); first += kReadRound) {
+    std::size_t n = std::min(kReadRound, reads.size() - first);
+    requests.clear();
+    char* at = buffer.data();
+    for (std::size_t k = 0; k < n; ++k) {
+      const location& w = reads[first + k].where;
+      std::size_t length = sizeof(record_header) + w.stored_size;
+      requests.push_back(port::io_request{packs_[w.pack].fd, at, length, w.offset, 0});
+      at += length;
+    }
+    if (int err = io_->read(requests.data(), n)) return status::from_errno(err, "reading chunks");
+    for (std::size_t k = 0; k < n; ++k) {
+      const wanted& w = reads[first + k];
+      const fingerprint& name = names[w.index];
+      std::string pack = pack_name(packs_[w.where.pack].id);
+      const port::io_request& r = requests[k];
+      if (r.result < 0) {
+        return status::from_errno(static_cast<int>(-r.result), "reading chunk " + name.hex() + " in pack " + pack);
+      }
+      const char* why = decode_record(static_cast<const char*>(r.buffer), static_cast<std::size_t>(r.result), name,
+                                      zstd_, pages + w.index * kPageSize);
+      if (why != nullptr) return status(errc::corrupt, "chunk " + name.hex() + " in pack " + pack + ": " + why);
+    }
+  }
+  return {};
+}
+
+status chunk_store::commit(const version_record& v, version_id* id) {
+  if (status s = ensure_locked(); !s.ok()) return s;
+  status s = flush();
+  for (std::size_t i = 0; s.ok() && i < v.pages.size(); ++i) {
+    const fingerprint& chunk = v.pages[i].chunk;
+    if (!index_.contains(chunk) && chunk != zero_page()) {
+      s = status(errc::not_found, "version names chunk " + chunk.hex() + ", which is not in the store");
+    }
+  }
+  std::string bytes;
+  if (s.ok()) {
+    version_record stamped = v;
+    if (stamped.created_ns == 0) stamped.created_ns = port::realtime_ns();
+    s = encode_manifest(stamped, &bytes);
+  }
+  if (s.ok()) {
+    *id = fingerprint_of(bytes.data(), bytes.size());
+    s = publish_file(versions_dir_, id->hex(), bytes, false);
+  }
+  status r = release();
+  return s.ok() ? r : s;
+}
+
+status chunk_store::read_version(const version_id& id, version_record* out) {
+  std::string name = "versions/" + id.hex();
+  std::string bytes;
+  status s = read_file(root_ + "/" + name, &bytes);
+  if (s.is(errc::not_found)) return status(errc::not_found, "no version " + id.hex());
+  if (!s.ok()) return s;
+  if (fingerprint_of(bytes.data(), bytes.size()) != id) {
+    return status(errc::corrupt, name + ": its bytes do not match its id");
+  }
+  return decode_manifest(bytes, name, false, out);
+}
+
+status chunk_store::list_versions(std::vector<version_summary>* out) {
+  out->clear();
+  std::vector<std::string> names;
+  if (status s = list_directory(versions_dir_, &names); !s.ok()) return s;
+  for (const std::string& name : names) {
+    version_summary v;
+    if (!fingerprint::parse(name, &v.id)) continue;
+    std::string bytes;
+    status s = read_file(versions_dir_ + "/" + name, &bytes);
+    if (s.is(errc::not_found)) continue;  // deleted since listed
+    if (!s.ok()) return s;
+    version_record r;
+    if (fingerprint_of(bytes.data(), bytes.size()) != v.id) {
+      s = status(errc::corrupt, "versions/" + name + ": its bytes do not match its id");
+    } else {
+      s = decode_manifest(bytes, "versions/" + name, true, &r);
+    }
+    if (!s.ok()) {
+      v.damaged = true;
+      v.message = s.to_string();
+    } else {
+      v.has_parent = r.has_parent;
+      v.parent = r.parent;
+      v.created_ns = r.created_ns;
+      v.message = std::move(r.message);
+      manifest_header h;
+      std::memcpy(&h, bytes.data(), sizeof h);
+      v.page_count = h.page_count;
+    }
+    out->push_back(std::move(v));
+  }
+  std::sort(out->begin(), out->end(), [](const version_summary& a, const version_summary& b) {
+    return a.created_ns != b.created_ns ? a.created_ns < b.created_ns : a.id < b.id;
+  });
+  return {};
+}
+
+status chunk_store::delete_version(const version_id& id, bool force) {
+  if (!force) {
+    std::vector<ref_entry> refs;
+    if (status s = list_refs(&refs); !s.ok()) return s;
+    head_state head;
+    if (status s = get_head(&head); !s.ok()) return s;
+    if (head.detached && head.id == id) refs.push_back(ref_entry{"HEAD", id});
+    for (const ref_entry& r : refs) {
+      if (r.id == id) return status(errc::invalid_argument, "version " + id.hex() + " is named by " + r.name);
+    }
+  }
+  std::string path = versions_dir_ + "/" + id.hex();
+  if (int err = port::remove_file(path.c_str())) {
+    return err == ENOENT ? status(errc::not_found, "no version " + id.hex()) : status::from_errno(err, "removing " + path);
+  }
+  int err = port::sync_directory(versions_dir_.c_str());
+  return err == 0 ? status{} : status::from_errno(err, "syncing " + versions_dir_);
+}
+
+store_info chunk_store::info() const {
+  store_info i;
+  i.uring = io_->uses_uring();
+  i.direct_io = last_direct_;
+  for (std::uint32_t slot = 0; slot < packs_.size(); ++slot) {
+    const pack_state& p = packs_[slot];
+    if (p.removed || (writer_ && slot == writer_slot_)) continue;
+    ++i.packs;
+    i.pack_bytes += p.size;
+    for (const index_entry& e : p.entries) {
+      if (!canonical(slot, e)) continue;
+      ++i.chunks;
+      i.stored_bytes += sizeof(record_header) + e.stored_size;
+      i.compressed_chunks += e.encoding == static_cast<std::uint8_t>(encoding::zstd);
+    }
+  }
+  return i;
+}
+
+bool chunk_store::canonical(std::uint32_t slot, const index_entry& e) const {
+  auto it = index_.find(fingerprint::from(e.fingerprint));
+  return it != index_.end() && it->second.pack == slot && it->second.offset == e.offset;
+}
+
+}  // namespace larder::chunks

@@ -1,0 +1,209 @@
+// The chunk store: a directory of content-addressed 4 KiB chunks in pack
+// files, versions (manifests) naming them, refs naming versions, and its
+// housekeeping (gc, verify, du). Format: docs/format/chunks.md. Entry point:
+// chunk_store::open.
+//
+// Thread-safety: one chunk_store object is used by one thread at a time.
+// Any number of objects, in any number of processes, may use one directory
+// at once: writers (put ... commit) hold the store lock shared, gc holds it
+// exclusively, readers take no lock (packs and manifests never change once
+// published, and an open pack stays readable after gc removes it).
+#pragma once
+
+#include "tiers/chunks/fingerprint.hpp"
+#include "tiers/chunks/format.hpp"
+#include "tiers/chunks/manifest.hpp"
+
+#include <larder/status.hpp>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+struct ZSTD_DCtx_s;
+
+namespace larder::port {
+class io_queue;
+}
+
+namespace larder::chunks {
+
+class pack_writer;
+
+struct store_options {
+  bool create = false;       // make the directory a store when it is not one yet
+  bool use_uring = true;     // false: plain pread/pwrite (also the fallback)
+  bool use_direct_io = true; // O_DIRECT pack writes where the file system takes them
+  bool compress = true;      // zstd where it saves kMinCompressionSaving bytes
+  // gc compacts a pack whose live bytes fall below this fraction of its records' bytes.
+  double compact_below = 0.5;
+  // A writer finishes its pack and starts another past this size.
+  std::uint64_t pack_target_bytes = std::uint64_t{64} << 20;
+};
+
+struct store_info {
+  bool uring = false;      // reads and writes go through io_uring
+  bool direct_io = false;  // the last pack written was opened O_DIRECT
+  std::uint64_t packs = 0, chunks = 0;
+  std::uint64_t stored_bytes = 0;  // record bytes (headers and payloads) of all packs
+  std::uint64_t pack_bytes = 0;    // file sizes of all packs
+  std::uint64_t compressed_chunks = 0;
+};
+
+struct version_summary {
+  version_id id;
+  bool has_parent = false;
+  version_id parent;
+  std::uint64_t created_ns = 0;
+  std::uint64_t page_count = 0;
+  std::string message;
+  bool damaged = false;  // the manifest fails its id check or does not parse (message says why)
+};
+
+struct ref_entry {
+  std::string name;  // "heads/<branch>" or "tags/<tag>"
+  version_id id;
+};
+
+// HEAD: a branch (which may not exist yet) or a detached version.
+struct head_state {
+  bool detached = false;
+  std::string branch;  // "heads/<name>" unless detached
+  version_id id;       // the version, when detached or the branch exists
+  bool has_version = false;
+};
+
+struct gc_report {
+  std::uint64_t packs_removed = 0;    // dead or compacted packs deleted
+  std::uint64_t packs_written = 0;    // new packs holding copied live chunks
+  std::uint64_t chunks_copied = 0;
+  std::uint64_t chunks_dropped = 0;
+  std::uint64_t bytes_freed = 0;      // pack file bytes removed minus written
+  std::uint64_t temporaries_removed = 0;
+};
+
+struct verify_problem {
+  std::string file;  // relative to the store
+  std::string what;
+  bool has_chunk = false;
+  fingerprint chunk;
+};
+
+struct verify_report {
+  std::vector<verify_problem> problems;
+  std::vector<version_id> affected_versions;  // name a damaged or missing chunk, or are damaged
+  std::uint64_t chunks_checked = 0, versions_checked = 0, temporaries = 0;
+  bool clean() const { return problems.empty(); }
+};
+
+struct version_usage {
+  version_id id;
+  std::uint64_t pages = 0;          // non-zero pages
+  std::uint64_t unique_bytes = 0;   // stored bytes of chunks no other version names
+  std::uint64_t shared_bytes = 0;   // stored bytes of chunks other versions name too
+  std::uint64_t freed_by_delete = 0;  // pack bytes gc would free after deleting only this version
+};
+
+class chunk_store {
+ public:
+  // Opens (or with options.create, creates) the store at `directory`:
+  // loads every pack's index, rebuilding a missing or damaged one from its
+  // pack. not_a_heap when the directory is not a store; newer_format.
+  static status open(const std::string& directory, const store_options& options, std::unique_ptr<chunk_store>* out);
+  ~chunk_store();
+  chunk_store(const chunk_store&) = delete;
+  chunk_store& operator=(const chunk_store&) = delete;
+
+  // ---- chunks ------------------------------------------------------------
+  // Stores `count` pages (kPageSize bytes each, contiguous) and names them
+  // in `names`. Zero pages and chunks the store holds already are not
+  // written again. Takes the store lock shared until commit() or release():
+  // until then gc cannot remove what these pages deduplicate against. Not
+  // durable before commit() or flush().
+  status put(const void* pages, std::size_t count, fingerprint* names);
+  // Finishes the pack being written: durable once this returns OK.
+  status flush();
+  // Reads one chunk into `page`; corrupt (naming chunk and pack) when its
+  // record fails verification, not_found when the store has no such chunk.
+  status get(const fingerprint& name, void* page);
+  // Reads `count` chunks into consecutive pages, sorted by pack and
+  // offset and read with many requests in flight.
+  status get_batch(const fingerprint* names, std::size_t count, void* pages);
+
+  // ---- versions -----------------------------------------------------------
+  // Makes every chunk put so far durable, then commits the manifest `v`
+  // (its created_ns filled in when 0). Every chunk `v` names must be in the
+  // store (not_found otherwise). Durable once this returns OK; releases the
+  // store lock.
+  status commit(const version_record& v, version_id* id);
+  // Lets go of the store lock without committing (chunks put stay, as
+  // garbage for gc unless a later version names them).
+  status release();
+  // corrupt when the manifest's bytes do not match its id.
+  status read_version(const version_id& id, version_record* out);
+  status list_versions(std::vector<version_summary>* out);
+  // Removes the version; refuses (invalid_argument) while a ref or HEAD
+  // names it unless `force`. Its chunks are reclaimed by gc.
+  status delete_version(const version_id& id, bool force);
+
+  // ---- refs ---------------------------------------------------------------
+  // `name` is "heads/<n>" or "tags/<n>", <n> of letters, digits, '.', '_',
+  // '-' (not starting with '.'). Each update is atomic and durable. With
+  // `expected`, the update happens only if the ref names that version now
+  // (already_exists otherwise): a branch advanced by two writers at once.
+  status set_ref(const std::string& name, const version_id& id, const version_id* expected = nullptr);
+  status get_ref(const std::string& name, version_id* id);
+  status delete_ref(const std::string& name);
+  status list_refs(std::vector<ref_entry>* out);
+  status set_head(const std::string& branch);  // "heads/<n>"
+  status set_head_detached(const version_id& id);
+  status get_head(head_state* out);
+
+  // ---- housekeeping --------------------------------------------------------
+  status gc(gc_report* report);
+  status verify(verify_report* report);
+  status du(std::vector<version_usage>* out);
+  store_info info() const;
+
+ private:
+  struct pack_state {
+    std::uint64_t id = 0;
+    int fd = -1;                      // open for reading once published
+    std::uint64_t size = 0;
+    bool removed = false;             // gone from the directory
+    std::string damage;               // why the pack or its index could not be read whole
+    std::vector<index_entry> entries;
+  };
+  struct location {
+    std::uint32_t pack;  // index in packs_
+    std::uint32_t stored_size;
+    std::uint64_t offset;
+  };
+  chunk_store() = default;
+  status refresh(bool drop_removed);
+  status load_pack(std::uint64_t pack_id);
+  status ensure_writer();
+  status ensure_locked();
+  status read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss);
+  status read_all_versions(std::vector<std::pair<version_id, version_record>>* out, verify_report* damage);
+  status remove_temporaries(std::uint64_t* removed);
+  void forget_pack(std::uint32_t slot);
+  bool canonical(std::uint32_t slot, const index_entry& e) const;
+  status update_ref_file(const std::string& name, const std::string* content, const version_id* expected);
+  std::string pack_path(std::uint64_t pack_id) const;
+
+  std::string root_, packs_dir_, versions_dir_, refs_dir_;
+  store_options options_;
+  std::unique_ptr<port::io_queue> io_;
+  ZSTD_DCtx_s* zstd_ = nullptr;
+  int lock_fd_ = -1;
+  bool locked_ = false;
+  bool last_direct_ = false;
+  std::vector<pack_state> packs_;
+  std::unordered_map<fingerprint, location, fingerprint_hash> index_;
+  std::unique_ptr<pack_writer> writer_;
+  std::uint32_t writer_slot_ = 0;  // packs_ slot of the pack being written
+};
+
+}  // namespace larder::chunks

@@ -1,0 +1,36 @@
+// Chunk and version names: XXH3-128 fingerprints, their hex form and the
+// fixed fingerprint of the all-zero page.
+#pragma once
+
+#include "tiers/chunks/format.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace larder::chunks {
+
+struct fingerprint {
+  std::uint64_t high = 0, low = 0;
+
+  friend bool operator==(const fingerprint&, const fingerprint&) = default;
+  friend auto operator<=>(const fingerprint&, const fingerprint&) = default;
+  // 32 lower-case hex digits, high half first.
+  std::string hex() const;
+  // The inverse of hex(); false for anything else.
+  static bool parse(std::string_view text, fingerprint* out);
+  fingerprint_bytes bytes() const;
+  static fingerprint from(const fingerprint_bytes& b);
+};
+
+fingerprint fingerprint_of(const void* data, std::size_t length);
+inline fingerprint page_fingerprint(const void* page) { return fingerprint_of(page, kPageSize); }
+// The fingerprint of kPageSize zero bytes: never stored, always readable.
+const fingerprint& zero_page();
+
+struct fingerprint_hash {
+  std::size_t operator()(const fingerprint& f) const noexcept { return static_cast<std::size_t>(f.low ^ (f.high >> 7)); }
+};
+
+}  // namespace larder::chunks

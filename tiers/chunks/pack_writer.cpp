@@ -1,0 +1,201 @@
+// Pack writing: staging, compression, large writes, the commit of a pack.
+#include "tiers/chunks/pack_writer.hpp"
+
+#include "port/directory.hpp"
+#include "port/os.hpp"
+#include "port/uring.hpp"
+#include "tiers/chunks/files.hpp"
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace larder::chunks {
+namespace {
+
+// Eight blocks staged, then written with eight writes in flight.
+constexpr std::size_t kStagingBlocks = 8;
+constexpr std::size_t kStagingBytes = kStagingBlocks * kPackBlock;
+// zstd's fastest standard level: pages are compressed on the checkpoint path.
+constexpr int kZstdLevel = 1;
+
+std::string hex16(std::uint64_t id) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(id));
+  return text;
+}
+
+std::uint32_t record_check(const record_header& h) { return XXH32(&h, offsetof(record_header, check), 0); }
+
+}  // namespace
+
+std::uint64_t pack_size_for(std::uint64_t record_bytes) {
+  return (sizeof(pack_header) + record_bytes + kPackAlign - 1) / kPackAlign * kPackAlign + kPackAlign;
+}
+
+std::string pack_name(std::uint64_t pack_id) { return hex16(pack_id) + ".pack"; }
+std::string index_name(std::uint64_t pack_id) { return hex16(pack_id) + ".index"; }
+
+status pack_writer::create(const std::string& packs_dir, port::io_queue* io, bool try_direct, bool compress,
+                           std::unique_ptr<pack_writer>* out) {
+  std::unique_ptr<pack_writer> w(new pack_writer());
+  w->dir_ = packs_dir;
+  w->io_ = io;
+  w->id_ = port::random64();
+  w->temporary_ = temporary_name(packs_dir + "/" + pack_name(w->id_));
+  w->staging_ = static_cast<char*>(std::aligned_alloc(kPackAlign, kStagingBytes));
+  if (w->staging_ == nullptr) return status::from_errno(ENOMEM, "allocating a pack's staging buffer");
+  if (compress) {
+    w->zstd_ = ZSTD_createCCtx();
+    if (w->zstd_ == nullptr) return status::from_errno(ENOMEM, "creating a zstd context");
+  }
+  if (int err = port::create_for_streaming(w->temporary_.c_str(), try_direct, &w->fd_, &w->direct_)) {
+    return status::from_errno(err, "creating " + w->temporary_);
+  }
+  pack_header h{};
+  h.magic = kPackMagic;
+  h.major = kFormatMajor;
+  h.minor = kFormatMinor;
+  h.pack_id = w->id_;
+  h.created_ns = port::realtime_ns();
+  h.checksum = XXH3_64bits(&h, offsetof(pack_header, checksum));
+  if (status s = w->append(&h, sizeof h); !s.ok()) return s;
+  *out = std::move(w);
+  return {};
+}
+
+pack_writer::~pack_writer() {
+  abandon();
+  ZSTD_freeCCtx(zstd_);
+  std::free(staging_);
+}
+
+void pack_writer::abandon() {
+  if (fd_ < 0) return;
+  port::close_fd(fd_);
+  port::remove_file(temporary_.c_str());
+  fd_ = -1;
+}
+
+status pack_writer::append(const void* bytes, std::size_t length) {
+  const char* in = static_cast<const char*>(bytes);
+  while (length > 0) {
+    std::size_t n = std::min(length, kStagingBytes - staged_);
+    std::memcpy(staging_ + staged_, in, n);
+    staged_ += n;
+    in += n;
+    length -= n;
+    if (staged_ == kStagingBytes) {
+      if (status s = write_staged(kStagingBytes); !s.ok()) return s;
+    }
+  }
+  return {};
+}
+
+// Writes the first `length` staged bytes (a kPackAlign multiple) in blocks
+// of kPackBlock, all in flight together.
+status pack_writer::write_staged(std::size_t length) {
+  port::io_request requests[kStagingBlocks];
+  std::size_t count = 0;
+  for (std::size_t at = 0; at < length; at += kPackBlock) {
+    std::size_t n = std::min(kPackBlock, length - at);
+    requests[count++] = port::io_request{fd_, staging_ + at, n, written_ + at, 0};
+  }
+  int err = io_->write(requests, count);
+  for (std::size_t i = 0; err == 0 && i < count; ++i) {
+    if (requests[i].result < 0) err = static_cast<int>(-requests[i].result);
+  }
+  if (err != 0) {
+    abandon();
+    return status::from_errno(err, "writing pack " + temporary_);
+  }
+  written_ += length;
+  std::memmove(staging_, staging_ + length, staged_ - length);
+  staged_ -= length;
+  return {};
+}
+
+status pack_writer::add(const fingerprint& name, const void* page, index_entry* where) {
+  if (fd_ < 0) return status(errc::invalid_argument, "the pack is finished or abandoned");
+  char compressed[kPageSize];
+  std::size_t stored = kPageSize;
+  const void* payload = page;
+  encoding how = encoding::raw;
+  if (zstd_ != nullptr) {
+    std::size_t n = ZSTD_compressCCtx(zstd_, compressed, sizeof compressed, page, kPageSize, kZstdLevel);
+    if (!ZSTD_isError(n) && n + kMinCompressionSaving <= kPageSize) {
+      stored = n;
+      payload = compressed;
+      how = encoding::zstd;
+    }
+  }
+  record_header h{};
+  h.magic = kRecordMagic;
+  h.stored_size = static_cast<std::uint32_t>(stored);
+  h.encoding = static_cast<std::uint8_t>(how);
+  h.fingerprint = name.bytes();
+  h.check = record_check(h);
+  index_entry e{};
+  e.fingerprint = h.fingerprint;
+  e.offset = size();
+  e.stored_size = h.stored_size;
+  e.encoding = h.encoding;
+  if (status s = append(&h, sizeof h); !s.ok()) return s;
+  if (status s = append(payload, stored); !s.ok()) return s;
+  entries_.push_back(e);
+  *where = e;
+  return {};
+}
+
+status pack_writer::finish() {
+  if (fd_ < 0) return status(errc::invalid_argument, "the pack is finished or abandoned");
+  std::uint64_t records_end = size();
+  std::size_t padding = (kPackAlign - records_end % kPackAlign) % kPackAlign;
+  static const char kZeros[kPackAlign] = {};
+  pack_footer f{};
+  f.magic = kFooterMagic;
+  f.pack_id = id_;
+  f.record_count = entries_.size();
+  f.records_end = records_end;
+  f.checksum = XXH3_64bits(&f, offsetof(pack_footer, checksum));
+  status s = append(kZeros, padding);
+  if (s.ok()) s = append(&f, sizeof f);
+  if (s.ok()) s = append(kZeros, kPackAlign - sizeof f);
+  if (s.ok() && staged_ > 0) s = write_staged(staged_);
+  if (!s.ok()) return s;
+  std::string final_path = dir_ + "/" + pack_name(id_);
+  int err = port::sync_file(fd_);
+  if (err == 0) err = port::rename_durably(temporary_.c_str(), final_path.c_str());
+  if (err != 0) {
+    abandon();
+    return status::from_errno(err, "publishing pack " + final_path);
+  }
+  port::close_fd(fd_);
+  fd_ = -1;
+  return publish_index(dir_, id_, size(), entries_);
+}
+
+status publish_index(const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+                     std::vector<index_entry> entries) {
+  std::sort(entries.begin(), entries.end(), [](const index_entry& a, const index_entry& b) {
+    return fingerprint::from(a.fingerprint) < fingerprint::from(b.fingerprint);
+  });
+  index_header h{};
+  h.magic = kIndexMagic;
+  h.major = kFormatMajor;
+  h.minor = kFormatMinor;
+  h.pack_id = pack_id;
+  h.pack_size = pack_size;
+  h.record_count = entries.size();
+  std::uint64_t seed = XXH3_64bits(&h, offsetof(index_header, checksum));
+  h.checksum = XXH3_64bits_withSeed(entries.data(), entries.size() * sizeof(index_entry), seed);
+  std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
+  bytes.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(index_entry));
+  return publish_file(packs_dir, index_name(pack_id), bytes, true);
+}
+
+}  // namespace larder::chunks

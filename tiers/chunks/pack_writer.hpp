@@ -1,0 +1,74 @@
+// Writes one pack: chunk records appended in memory and written out in
+// large blocks, several at a time, through a port::io_queue; finish() makes
+// the pack durable, publishes it under its final name, then writes its index.
+#pragma once
+
+#include "tiers/chunks/fingerprint.hpp"
+#include "tiers/chunks/format.hpp"
+
+#include <larder/status.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+struct ZSTD_CCtx_s;
+
+namespace larder::port {
+class io_queue;
+}
+
+namespace larder::chunks {
+
+class pack_writer {
+ public:
+  // Starts a pack under a temporary name in `packs_dir`. `io` must outlive
+  // the writer. With `try_direct`, the file is opened O_DIRECT where the file
+  // system accepts it (direct() tells).
+  static status create(const std::string& packs_dir, port::io_queue* io, bool try_direct, bool compress,
+                       std::unique_ptr<pack_writer>* out);
+  ~pack_writer();
+  pack_writer(const pack_writer&) = delete;
+  pack_writer& operator=(const pack_writer&) = delete;
+
+  // Appends the chunk `page` (kPageSize bytes) named `name`: compressed when
+  // that saves kMinCompressionSaving bytes, raw otherwise. Not durable
+  // before finish(). *where says where it went.
+  status add(const fingerprint& name, const void* page, index_entry* where);
+  // Makes the pack durable, renames it to "<id>.pack", then publishes
+  // "<id>.index". After an error the pack is abandoned (its temporary is
+  // removed). The writer takes no more chunks either way.
+  status finish();
+
+  std::uint64_t id() const { return id_; }
+  bool direct() const { return direct_; }
+  std::uint64_t size() const { return written_ + staged_; }
+  const std::vector<index_entry>& entries() const { return entries_; }
+
+ private:
+  pack_writer() = default;
+  status append(const void* bytes, std::size_t length);
+  status write_staged(std::size_t length);
+  void abandon();
+
+  std::string dir_, temporary_;
+  port::io_queue* io_ = nullptr;
+  ZSTD_CCtx_s* zstd_ = nullptr;
+  int fd_ = -1;
+  bool direct_ = false;
+  std::uint64_t id_ = 0;
+  std::uint64_t written_ = 0;  // bytes already in the file
+  std::size_t staged_ = 0;     // bytes in staging_ after them
+  char* staging_ = nullptr;    // kStagingBytes, kPackAlign-aligned
+  std::vector<index_entry> entries_;
+};
+
+// The index of a finished pack (`entries` in any order; sorted here).
+status publish_index(const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+                     std::vector<index_entry> entries);
+// The size of a finished pack holding `record_bytes` of records.
+std::uint64_t pack_size_for(std::uint64_t record_bytes);
+std::string pack_name(std::uint64_t pack_id);   // "<16 hex>.pack"
+std::string index_name(std::uint64_t pack_id);  // "<16 hex>.index"
+
+}  // namespace larder::chunks
