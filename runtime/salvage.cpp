@@ -372,8 +372,17 @@ status salvage_heap(backing kind, const std::string& path, const std::string& ou
   options.name = out_path;
   options.mode = open_mode::create;
   options.reserve = src.sb.reserve;
+  // The new heap's base is drawn at random among free addresses: keep it
+  // out of the source's whole reserve (only the file's length of it is
+  // mapped), so that the two can be opened side by side.
+  std::uintptr_t hold_from = src.sb.base + src.mapping.length;
+  std::size_t hold = src.sb.reserve > src.mapping.length ? src.sb.reserve - src.mapping.length : 0;
+  bool held = hold != 0 && src.mapping.local == reinterpret_cast<std::uint8_t*>(src.sb.base) &&
+              port::map_fixed(hold_from, hold, -1, false) == 0;
   heap target;
-  if (status s = heap::open(options, &target); !s.ok()) return s;
+  status opened = heap::open(options, &target);
+  if (held) port::unmap(reinterpret_cast<void*>(hold_from), hold);
+  if (!opened.ok()) return opened;
   status copied = work.copy_into(target);
   status closed = target.close();
   if (copied.ok()) copied = closed;
