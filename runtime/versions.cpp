@@ -182,7 +182,9 @@ status use_version_store(heap& h, const std::string& directory, std::string_view
   chunks::store_options options;
   options.create = true;
   if (status s = chunks::chunk_store::open(directory, options, &fresh->store); !s.ok()) return s;
-  if (status s = fresh->store->set_head("heads/" + std::string(branch)); !s.ok()) return s;
+  if (!branch.empty()) {
+    if (status s = fresh->store->set_head("heads/" + std::string(branch)); !s.ok()) return s;
+  }
   impl->versions = std::move(fresh);
   return {};
 }

@@ -21,12 +21,13 @@
 namespace larder {
 
 // Where a heap's versions go: `directory` (made a chunk store if it is not
-// one) with HEAD naming `branch` ("main": heads/main). Call before the
+// one); a `branch` makes HEAD that branch ("main": heads/main), none
+// leaves HEAD as the store has it (heads/main in a new store). Call before the
 // heap's first checkpoint or checkout; a file heap's default is the
 // directory "<file>.versions" beside it, and shm and anonymous heaps have
 // none (checkpoint fails with invalid_argument until one is named).
 // Errors: invalid_argument (a store is in use already, a bad branch name).
-LARDER_EXPORT status use_version_store(heap& h, const std::string& directory, std::string_view branch = "main");
+LARDER_EXPORT status use_version_store(heap& h, const std::string& directory, std::string_view branch = {});
 // The store a heap uses or would use: "" when it has none.
 LARDER_EXPORT std::string version_store_of(const heap& h);
 
