@@ -7,6 +7,7 @@
 #include "runtime/heap_impl.hpp"
 #include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
+#include "runtime/versions_state.hpp"
 
 #include <cstdio>
 
@@ -53,14 +54,7 @@ bool heap::contains(const void* p) const noexcept { return impl_ != nullptr && i
 bool heap::durable() const noexcept { return impl_ != nullptr && impl_->domain->durable(); }
 const char* heap::persistence_domain() const noexcept { return impl_ ? impl_->domain->name() : ""; }
 
-std::string heap::uuid() const {
-  if (impl_ == nullptr) return {};
-  const std::uint8_t* u = impl_->superblock.uuid;
-  char text[40];
-  std::snprintf(text, sizeof(text), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-  return text;
-}
+std::string heap::uuid() const { return impl_ == nullptr ? std::string() : uuid_text(impl_->superblock.uuid); }
 
 heap_stats heap::stats() const {
   heap_stats st{};

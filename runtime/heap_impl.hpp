@@ -8,6 +8,7 @@
 #include "recovery/layout.hpp"
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
+#include "runtime/page_bitmap.hpp"
 
 #include <larder/heap.hpp>
 
@@ -17,6 +18,11 @@
 #include <vector>
 
 namespace larder {
+
+struct versions_state;
+struct versions_state_deleter {
+  void operator()(versions_state* v) const noexcept;
+};
 
 class heap_impl {
  public:
@@ -77,6 +83,22 @@ class heap_impl {
   void stop_tracking() noexcept;
   status collect_dirty(dirty_set* out);
 
+  // Versions (runtime/versions.cpp). Every collect, the program's and
+  // versions' own, adds to written_since_cut, so neither takes pages from
+  // the other: the pages written since the last checkpoint or checkout;
+  // unreported_writes holds what versions collected and the program's
+  // next collect_dirty has not reported yet (kept while the program
+  // tracks). Under collect_lock. lost_writes: tracking stopped since the
+  // cut, so written_since_cut is incomplete.
+  std::unique_ptr<versions_state, versions_state_deleter> versions;
+  bool versions_observing = false;
+  bool tracking_by_program = false;
+  bool lost_writes = false;
+  page_bitmap written_since_cut;
+  page_bitmap unreported_writes;
+  // Ends the tracker's epoch for versions: written pages go to both sets.
+  status collect_for_versions();
+
   layout::heap_meta* meta() const noexcept { return region.meta(); }
   // Gives [start, start + size) of the heap storage in the backing before
   // it is first written (port::reserve_file_range; file and shm heaps
@@ -85,6 +107,13 @@ class heap_impl {
   // False when opened read-only, and in a forked child of the process that
   // has it open (see allocator/thread.cpp).
   bool can_write() const noexcept { return writable && region.writable(); }
+  // Sets the region up over the mapped heap (for a writer, adopting what
+  // is in it: region::adopt_existing), as an open does; a checkout does it
+  // again after replacing the heap's pages. On failure the heap is unmapped.
+  status start_region(std::size_t committed, bool adopt);
+  // Grows a file or shm backing (and the superblocks) to `size`; 0 or an
+  // errno value.
+  int grow_backing(std::size_t size) { return grow(this, size); }
 
  private:
   status create_new(const heap_options& options);
@@ -93,7 +122,6 @@ class heap_impl {
   void choose_domain();
   status publish(const heap_options& options);
   status choose_base_and_map(const heap_options& options, std::size_t reserve);
-  status start_region(std::size_t committed, bool adopt);
   status recover_for_reading();
   int reserve_fixed_metadata() const noexcept;
   static int grow(void* context, std::size_t size);

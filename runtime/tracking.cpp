@@ -7,6 +7,7 @@
 #include "port/options.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/process_heap_scope.hpp"
 
 #include <signal.h>
 
@@ -34,23 +35,6 @@ tracker_backend backend_of(port::tracker_kind kind) {
     if (b.kind == kind) return b.backend;
   return tracker_backend::none;
 }
-
-// Allocations made while tracking is set up or collected go to the process
-// heap even inside a pod_scope of the tracked heap: they may happen inside
-// an allocation of that heap (the segments_claimed hook), and must not add
-// writes to the heap being collected.
-class process_heap_scope {
- public:
-  process_heap_scope() noexcept : previous_(alloc::tls_heap) {
-    if (alloc::local_heap* h = alloc::local_heap_for(alloc::g_process_region, 0)) alloc::tls_heap = h;
-  }
-  ~process_heap_scope() { alloc::restore_heap(previous_); }
-  process_heap_scope(const process_heap_scope&) = delete;
-  process_heap_scope& operator=(const process_heap_scope&) = delete;
-
- private:
-  alloc::local_heap* previous_;
-};
 
 std::uint64_t realtime_ns() {
   timespec ts{};
@@ -156,6 +140,12 @@ status heap_impl::start_tracking(tracker_backend backend) {
   if (backend == tracker_backend::none) return status(errc::invalid_argument, "tracker_backend::none");
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
+  if (tracker && versions_observing && !tracking_by_program) {
+    // Versions started it: the program's epoch 1 begins now.
+    tracking_by_program = true;
+    unreported_writes.clear();
+    return {};
+  }
   if (tracker) return status(errc::invalid_argument, name + ": already tracking");
   std::unique_ptr<port::write_tracker> fresh;
   if (status s = make_backend(backend, &fresh); !s.ok()) return s;
@@ -183,6 +173,7 @@ status heap_impl::start_tracking(tracker_backend backend) {
   if (err != 0) return status::from_errno(err, "tracking writes to " + name);
   tracker = std::move(fresh);
   tracking_backend = backend_of(tracker->kind());
+  tracking_by_program = false;  // heap::start_tracking says otherwise
   layout::tracking_record& record = meta()->tracking;
   record.backend = [&] {
     for (const auto& b : kBackends)
@@ -219,6 +210,9 @@ void heap_impl::stop_tracking() noexcept {
     old = std::move(tracker);
   }
   tracking_backend = tracker_backend::none;
+  tracking_by_program = false;
+  lost_writes = versions_observing;
+  unreported_writes.clear();
   if (can_write()) {
     meta()->tracking.backend = layout::kNotTracked;
     meta()->tracking.pid = 0;
@@ -233,6 +227,15 @@ status heap_impl::collect_dirty(dirty_set* out) {
   written_buffer.clear();  // kept between collects: its capacity fits the next
   if (int err = tracker->collect(&written_buffer))
     return status::from_errno(err, "collecting the written pages of " + name);
+  if (versions_observing) {
+    written_since_cut.add(region.base(), written_buffer);
+    if (!unreported_writes.empty()) {
+      unreported_writes.add(region.base(), written_buffer);
+      written_buffer.clear();
+      unreported_writes.append_runs(region.base(), &written_buffer);
+      unreported_writes.clear();
+    }
+  }
   std::vector<dirty_run> runs;
   alloc::attribute_to_pods(region, written_buffer, &runs);
   const std::uint64_t ended = epoch++;
@@ -269,6 +272,19 @@ status heap_impl::collect_dirty(dirty_set* out) {
   return {};
 }
 
+status heap_impl::collect_for_versions() {
+  process_heap_scope scope;
+  reset_tracking_locks_after_fork();
+  std::lock_guard collect_guard(collect_lock);
+  if (!tracker) return status(errc::invalid_argument, name + ": not tracking");
+  written_buffer.clear();
+  if (int err = tracker->collect(&written_buffer))
+    return status::from_errno(err, "collecting the written pages of " + name);
+  written_since_cut.add(region.base(), written_buffer);
+  if (tracking_by_program) unreported_writes.add(region.base(), written_buffer);
+  return {};
+}
+
 int heap_impl::on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) {
   auto* self = static_cast<heap_impl*>(context);
   // This runs under the region lock. Setting up a thread takes the threads
@@ -287,7 +303,9 @@ int heap_impl::on_segments_claimed(void* context, std::uintptr_t start, std::siz
 
 status heap::start_tracking(tracker_backend backend) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
-  return impl_->start_tracking(backend);
+  status s = impl_->start_tracking(backend);
+  if (s.ok()) impl_->tracking_by_program = true;
+  return s;
 }
 
 void heap::stop_tracking() noexcept {

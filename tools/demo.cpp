@@ -8,7 +8,9 @@
 // loading step. Run it again and the counts grow: the index persists.
 // Each run's update is one transaction that captures the pages it writes:
 // if the writer dies half-way, the next open rolls the whole run back, and
-// a transaction that throws leaves nothing behind.
+// a transaction that throws leaves nothing behind. Last, the reader
+// records a version of the heap (a checkpoint into HEAP.versions), changes
+// the index, and checks the version out again: the change is gone.
 #include <larder/larder.hpp>
 
 #include <sys/wait.h>
@@ -91,6 +93,26 @@ int build(const char* path) {
   return 0;
 }
 
+// A checkpoint, a change, and a checkout back to the checkpoint.
+int show_versions(larder::heap& heap) {
+  larder::checkpoint_stats saved = larder::checkpoint(heap, "word index as the reader found it");
+  std::printf("  checkpoint %.12s: %zu pages read, %zu new chunks, in %s\n", saved.id.c_str(), saved.pages_considered,
+              saved.new_chunks, larder::version_store_of(heap).c_str());
+  auto* index = static_cast<word_index*>(heap.find_root("word_counts"));
+  {
+    larder::transaction tx(heap, larder::capture::pages);
+    larder::allocator<char> in_heap(heap.default_pod());
+    index->emplace(pstring("ephemeral", in_heap), 1);
+  }
+  std::printf("  added \"ephemeral\": %zu distinct words\n", index->size());
+  larder::checkout_stats back = larder::checkout(heap, saved.id);
+  // Pointers taken before a checkout are stale: find the index again.
+  index = static_cast<word_index*>(heap.find_root("word_counts"));
+  std::printf("  checked out %.12s (%zu pages loaded): %zu distinct words, \"ephemeral\" %s\n", back.id.c_str(),
+              back.pages_loaded, index->size(), index->find(std::string_view("ephemeral")) == index->end() ? "gone" : "still there");
+  return 0;
+}
+
 // The parent: reopen and read what the child left.
 int show(const char* path) {
   larder::heap heap(options_for(path, larder::open_mode::open));
@@ -113,7 +135,7 @@ int show(const char* path) {
   std::printf("\n  roots:");
   for (const auto& root : heap.roots()) std::printf(" %s (%zu bytes at %p)", root.name.c_str(), root.size, root.object);
   std::printf("\n");
-  return 0;
+  return show_versions(heap);
 }
 
 }  // namespace

@@ -15,6 +15,11 @@
 //   larder rm HEAP       remove a heap no process has open for writing
 //   larder crashtest [--every | --random N | --kill N] ... -- PROGRAM ARGS...
 //                        crash PROGRAM at its persistence points, check recovery
+//   larder checkpoint HEAP -m MSG    record a version (docs/versions.md)
+//   larder log HEAP [--all]          versions from HEAD back
+//   larder checkout HEAP VERSION     make the heap equal to a version
+//   larder versions verify|gc|du HEAP
+//                        the version store's housekeeping
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
 // --shm. Inspection opens the heap read-only, so it works while another
@@ -26,6 +31,7 @@
 #include "crashtest_command.hpp"
 #include "output.hpp"
 #include "salvage_command.hpp"
+#include "versions_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -342,6 +348,7 @@ int main(int argc, char** argv) {
                       "headers, pages, free lists), quarantine what it does not, check again");
   crashtest_command crashtest(app);
   salvage_command salvage(app);
+  versions_command versions(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -351,6 +358,7 @@ int main(int argc, char** argv) {
   if (crashtest.chosen()) return crashtest.run();
   if (*check_cmd) return check(t, repair, as_json);
   if (salvage.chosen()) return salvage.run();
+  if (versions.chosen()) return versions.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);

@@ -201,7 +201,9 @@ class LARDER_EXPORT heap {
   // Starts epoch 1 over the whole heap, metadata included; pages the heap
   // grows into later are tracked before their first use. Errors: read_only,
   // unsupported (the backend asked for is not available here: the message
-  // says why), invalid_argument (already tracking).
+  // says why), invalid_argument (already tracking). After a checkpoint
+  // started tracking (larder/versions.hpp) it succeeds and keeps the
+  // backend running, whichever `backend` asks for.
   status start_tracking(tracker_backend backend = tracker_backend::automatic);
   // Stops tracking and leaves the heap writable without faults.
   void stop_tracking() noexcept;

@@ -20,3 +20,4 @@
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
 #include <larder/version.hpp>
+#include <larder/versions.hpp>

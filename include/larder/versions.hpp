@@ -1,0 +1,153 @@
+// Versions of a heap (docs/versions.md): checkpoint() records the whole
+// heap (data, allocator metadata, pods, roots) as a version in a chunk
+// store (docs/format/chunks.md), costing what changed since the last one;
+// checkout() brings the open heap back or forward to any version, loading
+// only the pages that differ. version_store reads a store's history and
+// does its housekeeping. `larder checkpoint`, `log`, `checkout` and
+// `versions` are the command-line front ends (docs/tools/larder.md).
+#pragma once
+
+#include <larder/export.hpp>
+#include <larder/heap.hpp>
+#include <larder/status.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace larder {
+
+// Where a heap's versions go: `directory` (made a chunk store if it is not
+// one); a `branch` makes HEAD that branch ("main": heads/main), none
+// leaves HEAD as the store has it (heads/main in a new store). Call before the
+// heap's first checkpoint or checkout; a file heap's default is the
+// directory "<file>.versions" beside it, and shm and anonymous heaps have
+// none (checkpoint fails with invalid_argument until one is named).
+// Errors: invalid_argument (a store is in use already, a bad branch name).
+LARDER_EXPORT status use_version_store(heap& h, const std::string& directory, std::string_view branch = {});
+// The store a heap uses or would use: "" when it has none.
+LARDER_EXPORT std::string version_store_of(const heap& h);
+
+struct checkpoint_stats {
+  std::string id;               // the version's id: 32 hex digits
+  std::size_t pages_considered = 0;  // pages read (every used page at a process's first checkpoint)
+  std::size_t pages_in_version = 0;  // non-zero pages the version names
+  std::size_t new_chunks = 0;        // chunks the store did not hold yet
+  std::uint64_t bytes_stored = 0;    // pack bytes they took
+  std::uint64_t held_ns = 0;    // how long transactions (and this heap's tx lock) were held off
+  std::uint64_t total_ns = 0;
+};
+
+// Records the heap as one version, with `message`, as the child of the
+// version the heap was last checkpointed at or checked out to in this
+// process (none before: a new line of history), and moves HEAD's branch to
+// it. The cut: no transaction is in flight while the pages are chosen and
+// copied, so a version never holds part of one; stores made outside
+// transactions by other threads meanwhile may land in it or not, page by
+// page (docs/versions.md). Starts page-write tracking if the program has
+// not. Durable once this returns OK, whatever the heap's backing.
+// The calling thread must not be in a transaction on `h`. Errors:
+// read_only, invalid_argument (no store, inside a transaction, the heap
+// not open), tx_aborted (the heap's durable state is in doubt), or the
+// store's (corrupt, out_of_space, an errno value).
+LARDER_EXPORT status checkpoint(heap& h, std::string_view message, checkpoint_stats* out);
+// Throwing convenience.
+LARDER_EXPORT checkpoint_stats checkpoint(heap& h, std::string_view message);
+
+struct checkout_stats {
+  std::string id;                  // the version checked out
+  std::size_t pages_compared = 0;  // pages fingerprinted (no version current in this process)
+  std::size_t pages_loaded = 0;    // pages written: read from the store or zeroed
+  std::uint64_t total_ns = 0;
+};
+
+// Makes the heap equal to `version` (a full id, an unambiguous prefix of
+// one, or a ref: "main", "heads/main", "tags/x"), in place and at once:
+// only pages that differ are loaded. A branch name makes HEAD that branch;
+// anything else detaches HEAD at the version.
+// Preconditions: no transaction running, and no other thread using the
+// heap until this returns. Every pointer into the heap taken before is
+// invalid after (find objects again through roots); thread caches and
+// pod_scopes of the heap are reset. A file heap is durable once this
+// returns OK. A crash in the middle leaves the heap part old, part new:
+// check the version out again (docs/versions.md, "Checkout"). Errors: not_found (no
+// such version), invalid_argument (an ambiguous prefix, a version of
+// another heap, a precondition), read_only, corrupt (a damaged chunk:
+// nothing of the heap was changed yet), or an errno value.
+LARDER_EXPORT status checkout(heap& h, std::string_view version, checkout_stats* out);
+// Throwing convenience.
+LARDER_EXPORT checkout_stats checkout(heap& h, std::string_view version);
+
+struct version_info {
+  std::string id;
+  std::string parent;  // "" for the first of a line
+  std::uint64_t created_ns = 0;
+  std::string message;
+  std::string heap_uuid;
+  std::uint64_t heap_size = 0;
+  std::size_t pages = 0;       // non-zero pages
+  std::string roots_and_pods;  // JSON: {"roots":[{name,size}],"pods":[{id,name,bytes}]} at the cut
+  std::vector<std::string> refs;  // refs naming it ("heads/main", "tags/v1")
+  bool damaged = false;           // the manifest fails its check; `message` says why
+};
+
+struct store_problem {
+  std::string file;  // relative to the store
+  std::string what;
+};
+struct store_verify_report {
+  std::vector<store_problem> problems;
+  std::vector<std::string> affected_versions;  // ids of versions a problem touches
+  std::uint64_t chunks_checked = 0, versions_checked = 0;
+  bool clean() const noexcept { return problems.empty(); }
+};
+struct store_gc_report {
+  std::uint64_t packs_removed = 0, packs_written = 0, chunks_copied = 0, chunks_dropped = 0;
+  std::uint64_t bytes_freed = 0;
+};
+struct version_space {
+  std::string id;
+  std::uint64_t pages = 0;
+  std::uint64_t unique_bytes = 0;     // stored only for this version
+  std::uint64_t shared_bytes = 0;     // shared with other versions
+  std::uint64_t freed_by_delete = 0;  // what gc would free after deleting only it
+};
+struct store_space {
+  std::vector<version_space> versions;
+  std::uint64_t packs = 0, chunks = 0, pack_bytes = 0;
+};
+
+// A chunk store opened on its own, for history and housekeeping. Any
+// number may be open on one directory, in any number of processes, beside
+// heaps checkpointing into it. One object is used by one thread at a time.
+class LARDER_EXPORT version_store {
+ public:
+  version_store() noexcept;
+  ~version_store();
+  version_store(version_store&&) noexcept;
+  version_store& operator=(version_store&&) noexcept;
+  // not_a_heap when `directory` is not a chunk store; newer_format.
+  static status open(const std::string& directory, version_store* out);
+
+  // The versions from HEAD back along first parents; with `all`, every
+  // version in the store, newest first.
+  status log(bool all, std::vector<version_info>* out);
+  // HEAD: "heads/<branch>", or a version id when detached.
+  status head(std::string* out);
+  // A full id for `name` (as checkout takes it).
+  status resolve(std::string_view name, std::string* id);
+  status verify(store_verify_report* out);
+  // Reclaims chunks no version names (run it after deleting versions).
+  status gc(store_gc_report* out);
+  status du(store_space* out);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace larder

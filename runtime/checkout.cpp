@@ -1,0 +1,249 @@
+// Checkout: the heap made equal to a version in place, loading only the
+// pages that differ, then the allocator's process-local state rebuilt as an
+// open builds it. See larder/versions.hpp and docs/versions.md.
+#include "allocator/thread.hpp"
+#include "port/os.hpp"
+#include "runtime/close_journal.hpp"
+#include "runtime/heap_impl.hpp"
+#include "runtime/process_heap_scope.hpp"
+#include "runtime/transaction_engine.hpp"
+#include "runtime/versions_state.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace larder {
+
+namespace {
+
+using chunks::page_entry;
+
+// Pages loaded per batch: chunks are read (and verified) a batch ahead of
+// being written, so damage found in the first batch leaves the heap as it
+// was.
+constexpr std::size_t kBatchPages = (std::size_t{64} << 20) / port::kOsPageSize;
+
+const chunks::fingerprint& chunk_at(const std::vector<page_entry>& table, std::size_t page) {
+  auto it = std::lower_bound(table.begin(), table.end(), page, [](const page_entry& e, std::size_t p) { return e.page < p; });
+  return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
+}
+
+// Pages whose chunk differs between two tables.
+void add_table_difference(const std::vector<page_entry>& a, const std::vector<page_entry>& b, page_bitmap* out) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() || j < b.size()) {
+    if (j == b.size() || (i < a.size() && a[i].page < b[j].page)) {
+      out->add(a[i++].page);
+    } else if (i == a.size() || b[j].page < a[i].page) {
+      out->add(b[j++].page);
+    } else {
+      if (a[i].chunk != b[j].chunk) out->add(a[i].page);
+      ++i;
+      ++j;
+    }
+  }
+}
+
+// Without a version current in this process: every used page whose bytes
+// differ from the target's, and every target page outside the used areas
+// (not read: reading a hole may take storage).
+void add_content_difference(const heap_impl& impl, const std::vector<page_entry>& target, page_bitmap* out,
+                            std::size_t* compared) {
+  const std::vector<page_span> used = used_pages(impl);
+  page_bitmap in_use;
+  for (const page_span& s : used) {
+    for (std::size_t p = s.first; p < s.first + s.count; ++p) {
+      in_use.add(p);
+      const void* bytes = reinterpret_cast<const void*>(impl.region.base() + p * port::kOsPageSize);
+      if (chunks::page_fingerprint(bytes) != chunk_at(target, p)) out->add(p);
+      ++*compared;
+    }
+  }
+  for (const page_entry& e : target)
+    if (!in_use.contains(e.page)) out->add(e.page);
+}
+
+std::vector<page_span> spans_of(const std::vector<std::size_t>& pages) {
+  std::vector<page_span> spans;
+  for (std::size_t p : pages) {
+    if (!spans.empty() && spans.back().first + spans.back().count == p) {
+      ++spans.back().count;
+    } else {
+      spans.push_back({p, 1});
+    }
+  }
+  return spans;
+}
+
+// Gives `spans` storage in a file or shm backing before they are written:
+// a write to a hole on a full file system would be a SIGBUS.
+status reserve_spans(const heap_impl& impl, const std::vector<page_span>& spans) {
+  for (const page_span& span : spans) {
+    const void* start = reinterpret_cast<const void*>(impl.region.base() + span.first * port::kOsPageSize);
+    if (int err = impl.reserve_storage(start, span.count * port::kOsPageSize))
+      return status::from_errno(err, "giving " + impl.name + " storage for the version's pages");
+  }
+  return {};
+}
+
+// Reads the target's chunks for pages [first, first + count) of `pages`
+// into `staging` (zero pages as zeros).
+status fetch(versions_state& v, const std::vector<page_entry>& target, const std::vector<std::size_t>& pages,
+             std::size_t first, std::size_t count, char* staging) {
+  std::vector<chunks::fingerprint> names;
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < count; ++i) {
+    const chunks::fingerprint& name = chunk_at(target, pages[first + i]);
+    if (name == chunks::zero_page()) {
+      std::memset(staging + i * port::kOsPageSize, 0, port::kOsPageSize);
+    } else {
+      names.push_back(name);
+      slots.push_back(i);
+    }
+  }
+  std::vector<char> read(names.size() * port::kOsPageSize);
+  if (status s = v.store->get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
+  for (std::size_t k = 0; k < slots.size(); ++k)
+    std::memcpy(staging + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
+  return {};
+}
+
+void write_pages(const heap_impl& impl, const std::vector<std::size_t>& pages, std::size_t first, std::size_t count,
+                 const char* staging) {
+  auto* base = reinterpret_cast<char*>(impl.region.base());
+  for (std::size_t i = 0; i < count; ++i)
+    std::memcpy(base + pages[first + i] * port::kOsPageSize, staging + i * port::kOsPageSize, port::kOsPageSize);
+}
+
+// Segments at or above segments_high read as zero (region::acquire takes
+// them for fresh memory): what a lowered segments_high leaves above it is
+// given back.
+void zero_above(heap_impl& impl, std::size_t new_high, std::size_t old_high) {
+  if (old_high <= new_high) return;
+  void* start = reinterpret_cast<void*>(impl.region.base() + (new_high << layout::kSegmentShift));
+  (void)port::decommit(start, (old_high - new_high) << layout::kSegmentShift, impl.fd >= 0);
+}
+
+status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r) {
+  if (std::memcmp(r.heap_uuid.data(), impl.superblock.uuid, r.heap_uuid.size()) != 0)
+    return status(errc::invalid_argument, "version " + id.hex() + " is of heap " + uuid_text(r.heap_uuid.data()) +
+                                              ", not of " + impl.name + " (" + uuid_text(impl.superblock.uuid) + ")");
+  if (r.base_address != impl.region.base() || r.heap_size > impl.region.reserve())
+    return status(errc::corrupt, "version " + id.hex() + " does not fit the heap's address range");
+  return {};
+}
+
+// The pages to load, ascending.
+status pages_to_load(heap_impl& impl, versions_state& v, const std::vector<page_entry>& target,
+                     std::vector<std::size_t>* out, std::size_t* compared) {
+  const bool writes_known = v.has_current && impl.versions_observing && impl.tracker && !impl.lost_writes;
+  if (writes_known) {
+    if (status s = impl.collect_for_versions(); !s.ok()) return s;
+  }
+  page_bitmap load = take_written(impl);
+  if (writes_known) {
+    add_table_difference(v.table, target, &load);
+  } else {
+    load.clear();
+    add_content_difference(impl, target, &load, compared);
+  }
+  load.for_each([&](std::size_t p) { out->push_back(p); });
+  return {};
+}
+
+// Tracking again, as before the checkout (versions start it if nobody had),
+// with the pages loaded reported to the program's next collect.
+status track_again(heap_impl& impl, tracker_backend backend, bool by_program, page_bitmap unreported,
+                   const std::vector<std::size_t>& loaded) {
+  impl.versions_observing = true;
+  status s = impl.start_tracking(backend == tracker_backend::none ? tracker_backend::automatic : backend);
+  if (!s.ok() && !s.is(errc::unsupported)) return s;
+  impl.lost_writes = !s.ok();
+  impl.tracking_by_program = s.ok() && by_program;
+  if (impl.tracking_by_program) {
+    for (std::size_t p : loaded) unreported.add(p);
+    impl.unreported_writes = std::move(unreported);
+  }
+  impl.written_since_cut.clear();
+  return {};
+}
+
+}  // namespace
+
+status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
+  process_heap_scope scope;
+  const std::uint64_t start = port::monotonic_ns();
+  *out = {};
+  if (!impl.can_write()) return status(errc::read_only, impl.name + ": a read-only heap cannot be checked out");
+  if (in_transaction(&impl)) return status(errc::invalid_argument, "checkout inside a transaction on the heap");
+  versions_state* v = nullptr;
+  if (status s = open_versions(impl, &v); !s.ok()) return s;
+  chunks::version_id id;
+  std::string branch;
+  if (status s = resolve_version(*v->store, name, &id, &branch); !s.ok()) return s;
+  chunks::version_record target;
+  if (status s = v->store->read_version(id, &target); !s.ok()) return s;
+  if (status s = version_of_this_heap(impl, id, target); !s.ok()) return s;
+
+  std::unique_lock held(impl.tx_lock, std::try_to_lock);
+  if (!held.owns_lock()) return status(errc::invalid_argument, "checkout while another thread runs a transaction");
+  if (!impl.tx_failure.empty())
+    return status(errc::tx_aborted, impl.name + ": an earlier failure left it in doubt (" + impl.tx_failure +
+                                        "); reopen the heap to recover it");
+  // Every block a thread holds (caches, delayed frees) goes back to its
+  // page, and every thread's local heap of this region is retired.
+  alloc::forget_region(&impl.region);
+  std::vector<std::size_t> pages;
+  if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) return s;
+  const std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
+  if (committed > impl.region.committed() && impl.fd >= 0) {
+    if (int err = impl.grow_backing(committed)) return status::from_errno(err, "growing " + impl.name);
+  }
+  if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return s;
+  std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
+  if (status s = fetch(*v, target.pages, pages, 0, std::min(pages.size(), kBatchPages), staging.data()); !s.ok())
+    return s;
+
+  // From here the heap changes: nothing may fail before the region is
+  // whole again, or the heap is left for a reopen and another checkout.
+  const tracker_backend backend = impl.tracking_backend;
+  const bool by_program = impl.tracking_by_program;
+  page_bitmap unreported = impl.unreported_writes;
+  impl.stop_tracking();
+  alloc::unregister_region(&impl.region);
+  impl.region.destroy();
+  const std::size_t old_high = impl.meta()->segments_high;
+  status s;
+  for (std::size_t done = 0; done < pages.size(); done += kBatchPages) {
+    const std::size_t n = std::min(kBatchPages, pages.size() - done);
+    if (done != 0 && !(s = fetch(*v, target.pages, pages, done, n, staging.data())).ok()) break;
+    write_pages(impl, pages, done, n, staging.data());
+  }
+  if (s.ok()) zero_above(impl, impl.meta()->segments_high, old_high);
+  impl.settled_marks = ~std::uint64_t{0};
+  for (recovery::log_storage& storage : impl.lane_storage) storage = {};
+  if (status started = impl.start_region(committed, true); !started.ok()) {
+    impl.tx_failure = "a checkout could not set the heap up again: " + started.message();
+    return started;
+  }
+  if (!s.ok()) {
+    impl.tx_failure = "a checkout stopped half way: " + s.message();
+    return s;
+  }
+  // Pages of the version that were holes here and did not differ (zero
+  // in both) get the storage the version's segment headers say they have.
+  if (status stored = reserve_spans(impl, used_pages(impl)); !stored.ok()) return stored;
+  if (status t = track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok()) return t;
+  if (impl.kind == backing::file) {
+    if (status w = write_back(impl); !w.ok()) return w;
+  }
+  v->has_current = true;
+  v->current = id;
+  v->table = std::move(target.pages);
+  out->id = id.hex();
+  out->pages_loaded = pages.size();
+  out->total_ns = port::monotonic_ns() - start;
+  return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
+}
+
+}  // namespace larder

@@ -1,0 +1,222 @@
+// Versions of a heap: the store a heap uses, the pages a version covers,
+// names of versions, and the public versions API (larder/versions.hpp)
+// over checkpoint.cpp and checkout.cpp.
+#include "runtime/versions_state.hpp"
+
+#include "allocator/segment.hpp"
+#include "recovery/records.hpp"
+#include "runtime/heap_impl.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace larder {
+
+namespace {
+
+constexpr std::size_t kPagesPerSegment = layout::kSegmentSize / port::kOsPageSize;
+constexpr std::size_t kPagesPerSlice = layout::kSliceSize / port::kOsPageSize;
+constexpr std::size_t kHeaderPages = alloc::kSegmentHeaderSize / port::kOsPageSize;
+
+void add_span(std::vector<page_span>* out, std::size_t first, std::size_t count) {
+  if (!out->empty() && out->back().first + out->back().count == first) {
+    out->back().count += count;
+  } else {
+    out->push_back({first, count});
+  }
+}
+
+// The slices of a pages segment handed out with storage, as page spans;
+// the header always.
+void add_pages_segment(const alloc::segment& s, std::size_t first_page, std::vector<page_span>* out) {
+  const std::uint64_t skipped = s.free_slices | s.holes;
+  add_span(out, first_page, kHeaderPages);
+  if ((skipped & 1) == 0) add_span(out, first_page + kHeaderPages, kPagesPerSlice - kHeaderPages);
+  for (std::size_t i = 1; i < layout::kSlicesPerSegment; ++i) {
+    if (((skipped >> i) & 1) == 0) add_span(out, first_page + i * kPagesPerSlice, kPagesPerSlice);
+  }
+}
+
+bool is_hex(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+}  // namespace
+
+void versions_state_deleter::operator()(versions_state* v) const noexcept { delete v; }
+
+std::string uuid_text(const std::uint8_t* u) {
+  char text[40];
+  std::snprintf(text, sizeof(text), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+  return text;
+}
+
+status open_versions(heap_impl& impl, versions_state** out) {
+  if (!impl.versions) {
+    if (impl.kind != backing::file)
+      return status(errc::invalid_argument,
+                    "a shm or anonymous heap has no default version store: name one (use_version_store)");
+    impl.versions.reset(new versions_state());
+    impl.versions->directory = impl.name + ".versions";
+  }
+  versions_state* v = impl.versions.get();
+  if (!v->store) {
+    chunks::store_options options;
+    options.create = true;
+    if (status s = chunks::chunk_store::open(v->directory, options, &v->store); !s.ok()) return s;
+  }
+  *out = v;
+  return {};
+}
+
+page_bitmap take_written(heap_impl& impl) {
+  std::lock_guard guard(impl.collect_lock);
+  page_bitmap taken = std::move(impl.written_since_cut);
+  impl.written_since_cut.clear();
+  return taken;
+}
+
+void give_back_written(heap_impl& impl, const page_bitmap& taken) {
+  std::lock_guard guard(impl.collect_lock);
+  impl.written_since_cut.add(taken);
+}
+
+std::vector<page_span> used_pages(const heap_impl& impl) {
+  std::vector<page_span> out;
+  const std::size_t meta_end = layout::kMetaOffset + sizeof(layout::heap_meta);
+  add_span(&out, layout::kMetaOffset / port::kOsPageSize,
+           (meta_end + port::kOsPageSize - 1) / port::kOsPageSize - layout::kMetaOffset / port::kOsPageSize);
+  const std::size_t high = std::min<std::size_t>(impl.meta()->segments_high, impl.region.committed() >> layout::kSegmentShift);
+  for (std::size_t k = 1; k < high; ++k) {
+    const std::size_t first_page = k * kPagesPerSegment;
+    switch (layout::entry_state(impl.region.entry(k))) {
+      case layout::kSegmentPages:
+        add_pages_segment(*reinterpret_cast<const alloc::segment*>(impl.region.base() + (k << layout::kSegmentShift)),
+                          first_page, &out);
+        break;
+      case layout::kSegmentHugeHead:
+      case layout::kSegmentHugeTail:
+      case layout::kSegmentLog: add_span(&out, first_page, kPagesPerSegment); break;
+      default: break;
+    }
+  }
+  return out;
+}
+
+status resolve_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id, std::string* branch) {
+  branch->clear();
+  std::string text(name);
+  if (text == "HEAD") {
+    chunks::head_state head;
+    if (status s = store.get_head(&head); !s.ok()) return s;
+    if (!head.has_version) return status(errc::not_found, "HEAD names no version yet");
+    *id = head.id;
+    if (!head.detached) *branch = head.branch;
+    return {};
+  }
+  std::vector<std::string> refs;
+  if (text.starts_with("heads/") || text.starts_with("tags/")) {
+    refs.push_back(text);
+  } else {
+    refs = {"heads/" + text, "tags/" + text};
+  }
+  for (const std::string& ref : refs) {
+    if (store.get_ref(ref, id).ok()) {
+      if (ref.starts_with("heads/")) *branch = ref;
+      return {};
+    }
+  }
+  if (chunks::fingerprint::parse(text, id)) return {};
+  if (text.size() < 4 || !is_hex(text))
+    return status(errc::not_found, "no version, branch or tag \"" + text + "\" (a version prefix has 4 hex digits or more)");
+  std::vector<chunks::version_summary> all;
+  if (status s = store.list_versions(&all); !s.ok()) return s;
+  int found = 0;
+  for (const auto& v : all) {
+    if (!v.id.hex().starts_with(text)) continue;
+    *id = v.id;
+    ++found;
+  }
+  if (found == 0) return status(errc::not_found, "no version starts with " + text);
+  if (found > 1) return status(errc::invalid_argument, "\"" + text + "\" is a prefix of " + std::to_string(found) + " versions");
+  return {};
+}
+
+std::string roots_and_pods_json(heap_impl& impl) {
+  std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
+  impl.region.usage(in_use.data(), held.data());
+  nlohmann::json roots = nlohmann::json::array(), pods = nlohmann::json::array();
+  std::lock_guard<std::mutex> guard(impl.meta_lock);
+  const layout::heap_meta* m = impl.meta();
+  for (const layout::root_record& r : m->roots) {
+    if (r.in_use != recovery::kRootLive) continue;
+    roots.push_back({{"name", std::string(r.name, strnlen(r.name, sizeof r.name))},
+                     {"offset", r.object - impl.region.base()},
+                     {"size", r.size}});
+  }
+  for (std::size_t i = 0; i < layout::kMaxPods; ++i) {
+    const layout::pod_record& p = m->pods[i];
+    if (p.in_use != recovery::kPodLive) continue;
+    pods.push_back({{"id", i}, {"name", std::string(p.name, strnlen(p.name, sizeof p.name))}, {"bytes", in_use[i]}});
+  }
+  return nlohmann::json{{"roots", roots}, {"pods", pods}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// ---- public API ----------------------------------------------------------
+
+status use_version_store(heap& h, const std::string& directory, std::string_view branch) {
+  heap_impl* impl = h.impl();
+  if (impl == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  if (directory.empty()) return status(errc::invalid_argument, "no version store directory given");
+  if (impl->versions && impl->versions->store)
+    return status(errc::invalid_argument, "the heap uses the version store " + impl->versions->directory + " already");
+  std::unique_ptr<versions_state, versions_state_deleter> fresh(new versions_state());
+  fresh->directory = directory;
+  chunks::store_options options;
+  options.create = true;
+  if (status s = chunks::chunk_store::open(directory, options, &fresh->store); !s.ok()) return s;
+  if (!branch.empty()) {
+    if (status s = fresh->store->set_head("heads/" + std::string(branch)); !s.ok()) return s;
+  }
+  impl->versions = std::move(fresh);
+  return {};
+}
+
+std::string version_store_of(const heap& h) {
+  heap_impl* impl = h.impl();
+  if (impl == nullptr) return {};
+  if (impl->versions) return impl->versions->directory;
+  return impl->kind == backing::file ? impl->name + ".versions" : std::string();
+}
+
+status checkpoint(heap& h, std::string_view message, checkpoint_stats* out) {
+  if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  checkpoint_stats ignored;
+  return take_checkpoint(*h.impl(), message, out != nullptr ? out : &ignored);
+}
+
+checkpoint_stats checkpoint(heap& h, std::string_view message) {
+  checkpoint_stats out;
+  throw_if_error(checkpoint(h, message, &out));
+  return out;
+}
+
+status checkout(heap& h, std::string_view version, checkout_stats* out) {
+  if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  checkout_stats ignored;
+  return check_out(*h.impl(), version, out != nullptr ? out : &ignored);
+}
+
+checkout_stats checkout(heap& h, std::string_view version) {
+  checkout_stats out;
+  throw_if_error(checkout(h, version, &out));
+  return out;
+}
+
+}  // namespace larder

@@ -1,0 +1,66 @@
+// What the runtime keeps for a heap's versions (heap_impl::versions) and
+// what checkpoint.cpp, checkout.cpp and versions.cpp share: the chunk
+// store, the version current in this process and its page table, which
+// pages versions cover, and how names resolve to versions.
+#pragma once
+
+#include "runtime/page_bitmap.hpp"
+#include "tiers/chunks/chunk_store.hpp"
+
+#include <larder/status.hpp>
+#include <larder/versions.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace larder {
+
+class heap_impl;
+
+struct versions_state {
+  std::string directory;
+  std::unique_ptr<chunks::chunk_store> store;
+  // The version the heap equals, but for written_since_cut: set by this
+  // process's last checkpoint or checkout.
+  bool has_current = false;
+  chunks::version_id current;
+  std::vector<chunks::page_entry> table;  // current's pages, ascending
+};
+
+// Heap pages (4 KiB, numbered from the base) [first, first + count).
+struct page_span {
+  std::size_t first;
+  std::size_t count;
+};
+
+// The store of `impl`, opened (and created) at the first call.
+status open_versions(heap_impl& impl, versions_state** out);
+
+// The pages a version of the heap holds, ascending: the metadata block
+// after the superblocks, every page of log and huge segments, and of pages
+// segments the header and each slice that is handed out and has storage.
+// Everything else reads as zero in a version. The caller holds tx_lock.
+std::vector<page_span> used_pages(const heap_impl& impl);
+
+// The version `name` (a ref, "HEAD", a full id or an unambiguous prefix)
+// names; `branch` gets "heads/<n>" when name is a branch, else "".
+status resolve_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id,
+                       std::string* branch);
+
+// The roots and pods of the heap as JSON, for a manifest's metadata.
+std::string roots_and_pods_json(heap_impl& impl);
+
+std::string uuid_text(const std::uint8_t* uuid);
+
+// The pages written since the last cut, which start over now; on failure
+// the caller gives them back.
+page_bitmap take_written(heap_impl& impl);
+void give_back_written(heap_impl& impl, const page_bitmap& taken);
+
+status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_stats* out);
+status check_out(heap_impl& impl, std::string_view version, checkout_stats* out);
+
+}  // namespace larder

@@ -1,0 +1,34 @@
+// `larder checkpoint`, `log`, `checkout` and `versions verify|gc|du`: the
+// command-line front ends of larder/versions.hpp (docs/tools/larder.md).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+class versions_command {
+ public:
+  // Adds the subcommands "checkpoint", "log", "checkout" and "versions".
+  explicit versions_command(CLI::App& app);
+  bool chosen() const;
+  // Exit status: 0 ok, 1 a damaged store (verify found problems), 2 could
+  // not run.
+  int run();
+
+ private:
+  int checkpoint();
+  int log();
+  int checkout();
+  int housekeeping();
+  // --store, or the default beside a file heap; "" when there is none.
+  std::string store() const;
+
+  CLI::App* checkpoint_;
+  CLI::App* log_;
+  CLI::App* checkout_;
+  CLI::App* versions_;
+  std::string heap_, store_, message_, version_, action_;
+  bool shm_ = false;
+  bool json_ = false;
+  bool all_ = false;
+};
