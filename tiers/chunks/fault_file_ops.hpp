@@ -4,8 +4,9 @@
 // its directory is synced — and at a chosen persistence point rolls the
 // files back to that and stops the process. Entry point: fault_file_ops.
 //
-// Files the layer neither created nor wrote are taken as durable as they
-// are. One thread at a time; one object per process is the intended use
+// Syncs are recorded, not performed: what is durable is the layer's
+// record, and a real sync would only cost time. Files the layer neither
+// created nor wrote are taken as durable as they are. One thread at a time; one object per process is the intended use
 // (points are counted by the object).
 #pragma once
 
