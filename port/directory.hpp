@@ -1,4 +1,4 @@
-// Directories and whole-file replacement, for stores made of many files
+// Directories, renames and file sizes, for stores made of many files
 // (tiers/chunks). Every function returns 0 or an errno value.
 #pragma once
 

@@ -30,8 +30,9 @@ namespace {
 constexpr unsigned kQueueDepth = 64;
 constexpr std::size_t kReadRound = 256;
 
-// Each directory's entry is durable before the marker is published: a
-// store whose marker survives a power failure has its whole layout.
+// A store whose marker survives a power failure has its whole layout:
+// refs/ is synced first, and the marker's own publication syncs the
+// store's directory, which holds packs/, versions/ and refs/.
 status create_layout(file_ops& ops, const std::string& root) {
   bool created = false;
   auto make = [&](const std::string& path) -> status {
@@ -50,7 +51,6 @@ status create_layout(file_ops& ops, const std::string& root) {
     if (status s = make(root + sub); !s.ok()) return s;
   }
   if (status s = sync(root + "/refs"); !s.ok()) return s;
-  if (status s = sync(root); !s.ok()) return s;
   store_header h{};
   h.magic = kStoreMagic;
   h.major = kFormatMajor;
