@@ -1,6 +1,8 @@
 // Linux implementation of port/os.hpp.
 #include "port/os.hpp"
 
+#include "port/directory.hpp"
+
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -143,12 +145,7 @@ int open_shm(const char* name, bool create, bool exclusive, bool writable, int* 
 int remove_file(const char* path) { return ::unlink(path) == 0 ? 0 : errno; }
 
 int rename_durably(const char* from, const char* to) {
-  if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0) {
-    if (errno != EINVAL && errno != ENOSYS) return errno;
-    // File systems without RENAME_NOREPLACE: link fails on an existing name.
-    if (::link(from, to) != 0) return errno;
-    ::unlink(from);
-  }
+  if (int err = rename_file(from, to, false)) return err;
   char directory[4096] = ".";
   if (const char* slash = std::strrchr(to, '/')) {
     std::size_t length = slash == to ? 1 : static_cast<std::size_t>(slash - to);
@@ -156,11 +153,7 @@ int rename_durably(const char* from, const char* to) {
     std::memcpy(directory, to, length);
     directory[length] = '\0';
   }
-  int dir = ::open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return errno;
-  int err = ::fsync(dir) == 0 ? 0 : errno;
-  ::close(dir);
-  return err;
+  return sync_directory(directory);
 }
 int remove_shm(const char* name) { return ::shm_unlink(name) == 0 ? 0 : errno; }
 int close_fd(int fd) { return ::close(fd) == 0 ? 0 : errno; }

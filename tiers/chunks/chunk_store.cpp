@@ -6,6 +6,7 @@
 #include "port/directory.hpp"
 #include "port/os.hpp"
 #include "port/uring.hpp"
+#include "tiers/chunks/file_ops.hpp"
 #include "tiers/chunks/files.hpp"
 #include "tiers/chunks/pack_reader.hpp"
 #include "tiers/chunks/pack_writer.hpp"
@@ -29,11 +30,27 @@ namespace {
 constexpr unsigned kQueueDepth = 64;
 constexpr std::size_t kReadRound = 256;
 
-status create_layout(const std::string& root) {
-  for (const char* sub : {"", "/packs", "/versions", "/refs", "/refs/heads", "/refs/tags"}) {
-    std::string path = root + sub;
-    if (int err = port::make_directory(path.c_str())) return status::from_errno(err, "creating " + path);
+// A store whose marker survives a power failure has its whole layout:
+// refs/ is synced first, and the marker's own publication syncs the
+// store's directory, which holds packs/, versions/ and refs/.
+status create_layout(file_ops& ops, const std::string& root) {
+  bool created = false;
+  auto make = [&](const std::string& path) -> status {
+    int err = ops.make_directory(path.c_str(), &created);
+    return err == 0 ? status{} : status::from_errno(err, "creating " + path);
+  };
+  auto sync = [&](const std::string& path) -> status {
+    int err = ops.sync_directory(path.c_str());
+    return err == 0 ? status{} : status::from_errno(err, "syncing " + path);
+  };
+  if (status s = make(root); !s.ok()) return s;
+  if (created) {
+    if (status s = sync(parent_directory(root)); !s.ok()) return s;
   }
+  for (const char* sub : {"/packs", "/versions", "/refs", "/refs/heads", "/refs/tags"}) {
+    if (status s = make(root + sub); !s.ok()) return s;
+  }
+  if (status s = sync(root + "/refs"); !s.ok()) return s;
   store_header h{};
   h.magic = kStoreMagic;
   h.major = kFormatMajor;
@@ -43,12 +60,7 @@ status create_layout(const std::string& root) {
   std::memcpy(h.uuid + 8, &b, 8);
   h.created_ns = port::realtime_ns();
   h.checksum = XXH3_64bits(&h, offsetof(store_header, checksum));
-  if (status s = publish_file(root, "store", std::string_view(reinterpret_cast<const char*>(&h), sizeof h), false);
-      !s.ok()) {
-    return s;
-  }
-  int err = port::sync_directory(root.c_str());
-  return err == 0 ? status{} : status::from_errno(err, "syncing " + root);
+  return publish_file(ops, root, "store", std::string_view(reinterpret_cast<const char*>(&h), sizeof h), false);
 }
 
 status check_marker(const std::string& root) {
@@ -77,8 +89,9 @@ status chunk_store::open(const std::string& directory, const store_options& opti
   store->versions_dir_ = directory + "/versions";
   store->refs_dir_ = directory + "/refs";
   store->options_ = options;
+  store->files_ = options.files != nullptr ? options.files : &real_file_ops();
   status s = check_marker(directory);
-  if (s.is(errc::not_a_heap) && options.create) s = create_layout(directory);
+  if (s.is(errc::not_a_heap) && options.create) s = create_layout(*store->files_, directory);
   if (!s.ok()) return s;
   bool created = false;
   std::string lock = directory + "/lock";
@@ -172,7 +185,7 @@ status chunk_store::load_pack(std::uint64_t pack_id) {
     if (!scan.ok()) {
       p.damage = scan.message();
     } else {
-      (void)publish_index(packs_dir_, pack_id, p.size, p.entries);  // best effort: a reader may lack write access
+      (void)publish_index(*files_, packs_dir_, pack_id, p.size, p.entries);  // best effort: a reader may lack write access
     }
   }
   auto slot = static_cast<std::uint32_t>(packs_.size());
@@ -194,7 +207,7 @@ status chunk_store::ensure_locked() {
 
 status chunk_store::ensure_writer() {
   if (writer_) return {};
-  if (status s = pack_writer::create(packs_dir_, io_.get(), options_.use_direct_io, options_.compress, &writer_);
+  if (status s = pack_writer::create(*files_, packs_dir_, io_.get(), options_.use_direct_io, options_.compress, &writer_);
       !s.ok()) {
     return s;
   }
@@ -335,7 +348,7 @@ status chunk_store::commit(const version_record& v, version_id* id) {
   }
   if (s.ok()) {
     *id = fingerprint_of(bytes.data(), bytes.size());
-    s = publish_file(versions_dir_, id->hex(), bytes, false);
+    s = publish_file(*files_, versions_dir_, id->hex(), bytes, false);
   }
   status r = release();
   return s.ok() ? r : s;
@@ -402,10 +415,10 @@ status chunk_store::delete_version(const version_id& id, bool force) {
     }
   }
   std::string path = versions_dir_ + "/" + id.hex();
-  if (int err = port::remove_file(path.c_str())) {
+  if (int err = files_->remove(path.c_str())) {
     return err == ENOENT ? status(errc::not_found, "no version " + id.hex()) : status::from_errno(err, "removing " + path);
   }
-  int err = port::sync_directory(versions_dir_.c_str());
+  int err = files_->sync_directory(versions_dir_.c_str());
   return err == 0 ? status{} : status::from_errno(err, "syncing " + versions_dir_);
 }
 

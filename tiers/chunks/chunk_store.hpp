@@ -29,6 +29,7 @@ class io_queue;
 
 namespace larder::chunks {
 
+class file_ops;
 class pack_writer;
 
 struct store_options {
@@ -40,6 +41,10 @@ struct store_options {
   double compact_below = 0.5;
   // A writer finishes its pack and starts another past this size.
   std::uint64_t pack_target_bytes = std::uint64_t{64} << 20;
+  // Where every write, sync, rename and removal goes (file_ops.hpp);
+  // nullptr: the real ones. Must outlive the store. Crash sweeps pass a
+  // fault_file_ops.
+  file_ops* files = nullptr;
 };
 
 struct store_info {
@@ -195,6 +200,7 @@ class chunk_store {
 
   std::string root_, packs_dir_, versions_dir_, refs_dir_;
   store_options options_;
+  file_ops* files_ = nullptr;  // options_.files or the real ones
   std::unique_ptr<port::io_queue> io_;
   ZSTD_DCtx_s* zstd_ = nullptr;
   int lock_fd_ = -1;

@@ -1,11 +1,11 @@
 // Publishing and reading the small files of a chunk store.
 #include "tiers/chunks/files.hpp"
 
-#include "port/directory.hpp"
 #include "port/os.hpp"
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 namespace larder::chunks {
@@ -19,31 +19,35 @@ std::string temporary_name(const std::string& path) {
 
 bool is_temporary(std::string_view name) { return name.find(kTemporaryMark) != std::string_view::npos; }
 
-status publish_file(const std::string& directory, const std::string& name, std::string_view bytes, bool replace) {
+status publish_file(file_ops& ops, const std::string& directory, const std::string& name, std::string_view bytes,
+                    bool replace) {
   std::string path = directory + "/" + name;
   std::string temporary = temporary_name(path);
   int fd = -1;
-  bool created = false;
-  if (int err = port::open_file(temporary.c_str(), true, true, true, &fd, &created)) {
+  bool direct = false;
+  if (int err = ops.create(temporary.c_str(), false, &fd, &direct)) {
     return status::from_errno(err, "creating " + temporary);
   }
-  int err = port::write_at(fd, bytes.data(), bytes.size(), 0);
-  if (err == 0) err = port::sync_file(fd);
-  port::close_fd(fd);
-  if (err == 0) {
-    if (replace) {
-      err = port::replace_durably(temporary.c_str(), path.c_str(), directory.c_str());
-    } else {
-      err = port::rename_durably(temporary.c_str(), path.c_str());
-      if (err == EEXIST) err = 0;
-    }
-  }
+  int err = ops.write_at(fd, bytes.data(), bytes.size(), 0);
+  if (err == 0) err = ops.sync(fd);
+  ops.close(fd);
+  if (err == 0) err = ops.rename(temporary.c_str(), path.c_str(), replace);
+  bool existed = !replace && err == EEXIST;
+  if (existed) err = ops.remove(temporary.c_str());
+  // Also when the name existed: another writer may not have synced it yet.
+  if (err == 0) err = ops.sync_directory(directory.c_str());
   if (err != 0) {
-    port::remove_file(temporary.c_str());
+    if (!existed) ops.remove(temporary.c_str());
     return status::from_errno(err, "writing " + path);
   }
-  if (!replace) port::remove_file(temporary.c_str());  // left when the name existed
   return {};
+}
+
+std::string parent_directory(const std::string& path) {
+  std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  p = p.parent_path();
+  return p.empty() ? "." : p.string();
 }
 
 status read_file(const std::string& path, std::string* out) {

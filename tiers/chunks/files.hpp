@@ -2,6 +2,8 @@
 // (temporary name, fsync, rename, fsync of the directory).
 #pragma once
 
+#include "tiers/chunks/file_ops.hpp"
+
 #include <larder/status.hpp>
 
 #include <string>
@@ -15,10 +17,13 @@ inline constexpr std::string_view kTemporaryMark = ".tmp-";
 std::string temporary_name(const std::string& path);
 bool is_temporary(std::string_view name);
 
-// Durable once this returns OK. With `replace`, an existing file of that
-// name is replaced atomically; otherwise one is left alone and the call
-// succeeds (content-addressed files: same name, same bytes).
-status publish_file(const std::string& directory, const std::string& name, std::string_view bytes, bool replace);
+// Durable once this returns OK (file sync, rename, directory sync, all
+// through `ops`). With `replace`, an existing file of that name is
+// replaced atomically; otherwise one is left alone and the call succeeds
+// (content-addressed files: same name, same bytes).
+status publish_file(file_ops& ops, const std::string& directory, const std::string& name, std::string_view bytes, bool replace);
+// The directory holding `path` ("." for a bare name); "a/b/" is in "a".
+std::string parent_directory(const std::string& path);
 // not_found when absent.
 status read_file(const std::string& path, std::string* out);
 // The names in `directory` (without "." and "..").

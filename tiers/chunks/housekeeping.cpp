@@ -3,6 +3,7 @@
 // traced to the versions it affects) and du (space per version).
 #include "tiers/chunks/chunk_store.hpp"
 
+#include "tiers/chunks/file_ops.hpp"
 #include "port/directory.hpp"
 #include "port/os.hpp"
 #include "tiers/chunks/files.hpp"
@@ -66,7 +67,7 @@ status chunk_store::remove_temporaries(std::uint64_t* removed) {
     for (const std::string& name : names) {
       if (!is_temporary(name)) continue;
       std::string path = dir + "/" + name;
-      if (int err = port::remove_file(path.c_str()); err != 0 && err != ENOENT) {
+      if (int err = files_->remove(path.c_str()); err != 0 && err != ENOENT) {
         return status::from_errno(err, "removing " + path);
       }
       ++*removed;
@@ -132,14 +133,14 @@ status chunk_store::gc(gc_report* report) {
     // The copies are durable and published: only now do the old packs go.
     for (std::uint32_t slot : doomed) {
       std::string index = packs_dir_ + "/" + index_name(packs_[slot].id), pack = pack_path(packs_[slot].id);
-      if (int err = port::remove_file(index.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + index);
-      if (int err = port::remove_file(pack.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + pack);
+      if (int err = files_->remove(index.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + index);
+      if (int err = files_->remove(pack.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + pack);
       removed += packs_[slot].size;
       ++report->packs_removed;
       forget_pack(slot);
     }
     report->bytes_freed = removed > written ? removed - written : 0;
-    int err = port::sync_directory(packs_dir_.c_str());
+    int err = files_->sync_directory(packs_dir_.c_str());
     return err == 0 ? status{} : status::from_errno(err, "syncing " + packs_dir_);
   }();
   if (writer_) {

@@ -1,7 +1,6 @@
 // Pack writing: staging, compression, large writes, the commit of a pack.
 #include "tiers/chunks/pack_writer.hpp"
 
-#include "port/directory.hpp"
 #include "port/os.hpp"
 #include "port/uring.hpp"
 #include "tiers/chunks/files.hpp"
@@ -40,10 +39,11 @@ std::uint64_t pack_size_for(std::uint64_t record_bytes) {
 std::string pack_name(std::uint64_t pack_id) { return hex16(pack_id) + ".pack"; }
 std::string index_name(std::uint64_t pack_id) { return hex16(pack_id) + ".index"; }
 
-status pack_writer::create(const std::string& packs_dir, port::io_queue* io, bool try_direct, bool compress,
-                           std::unique_ptr<pack_writer>* out) {
+status pack_writer::create(file_ops& ops, const std::string& packs_dir, port::io_queue* io, bool try_direct,
+                           bool compress, std::unique_ptr<pack_writer>* out) {
   std::unique_ptr<pack_writer> w(new pack_writer());
   w->dir_ = packs_dir;
+  w->ops_ = &ops;
   w->io_ = io;
   w->id_ = port::random64();
   w->temporary_ = temporary_name(packs_dir + "/" + pack_name(w->id_));
@@ -53,7 +53,7 @@ status pack_writer::create(const std::string& packs_dir, port::io_queue* io, boo
     w->zstd_ = ZSTD_createCCtx();
     if (w->zstd_ == nullptr) return status::from_errno(ENOMEM, "creating a zstd context");
   }
-  if (int err = port::create_for_streaming(w->temporary_.c_str(), try_direct, &w->fd_, &w->direct_)) {
+  if (int err = ops.create(w->temporary_.c_str(), try_direct, &w->fd_, &w->direct_)) {
     return status::from_errno(err, "creating " + w->temporary_);
   }
   pack_header h{};
@@ -76,8 +76,8 @@ pack_writer::~pack_writer() {
 
 void pack_writer::abandon() {
   if (fd_ < 0) return;
-  port::close_fd(fd_);
-  port::remove_file(temporary_.c_str());
+  ops_->close(fd_);
+  ops_->remove(temporary_.c_str());
   fd_ = -1;
 }
 
@@ -105,7 +105,7 @@ status pack_writer::write_staged(std::size_t length) {
     std::size_t n = std::min(kPackBlock, length - at);
     requests[count++] = port::io_request{fd_, staging_ + at, n, written_ + at, 0};
   }
-  int err = io_->write(requests, count);
+  int err = ops_->write(*io_, requests, count);
   for (std::size_t i = 0; err == 0 && i < count; ++i) {
     if (requests[i].result < 0) err = static_cast<int>(-requests[i].result);
   }
@@ -168,18 +168,19 @@ status pack_writer::finish() {
   if (s.ok() && staged_ > 0) s = write_staged(staged_);
   if (!s.ok()) return s;
   std::string final_path = dir_ + "/" + pack_name(id_);
-  int err = port::sync_file(fd_);
-  if (err == 0) err = port::rename_durably(temporary_.c_str(), final_path.c_str());
+  int err = ops_->sync(fd_);
+  if (err == 0) err = ops_->rename(temporary_.c_str(), final_path.c_str(), false);
+  if (err == 0) err = ops_->sync_directory(dir_.c_str());
   if (err != 0) {
     abandon();
     return status::from_errno(err, "publishing pack " + final_path);
   }
-  port::close_fd(fd_);
+  ops_->close(fd_);
   fd_ = -1;
-  return publish_index(dir_, id_, size(), entries_);
+  return publish_index(*ops_, dir_, id_, size(), entries_);
 }
 
-status publish_index(const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
                      std::vector<index_entry> entries) {
   std::sort(entries.begin(), entries.end(), [](const index_entry& a, const index_entry& b) {
     return fingerprint::from(a.fingerprint) < fingerprint::from(b.fingerprint);
@@ -195,7 +196,7 @@ status publish_index(const std::string& packs_dir, std::uint64_t pack_id, std::u
   h.checksum = XXH3_64bits_withSeed(entries.data(), entries.size() * sizeof(index_entry), seed);
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(index_entry));
-  return publish_file(packs_dir, index_name(pack_id), bytes, true);
+  return publish_file(ops, packs_dir, index_name(pack_id), bytes, true);
 }
 
 }  // namespace larder::chunks

@@ -3,6 +3,7 @@
 // the pack durable, publishes it under its final name, then writes its index.
 #pragma once
 
+#include "tiers/chunks/file_ops.hpp"
 #include "tiers/chunks/fingerprint.hpp"
 #include "tiers/chunks/format.hpp"
 
@@ -22,11 +23,12 @@ namespace larder::chunks {
 
 class pack_writer {
  public:
-  // Starts a pack under a temporary name in `packs_dir`. `io` must outlive
-  // the writer. With `try_direct`, the file is opened O_DIRECT where the file
-  // system accepts it (direct() tells).
-  static status create(const std::string& packs_dir, port::io_queue* io, bool try_direct, bool compress,
-                       std::unique_ptr<pack_writer>* out);
+  // Starts a pack under a temporary name in `packs_dir`. `ops` and `io`
+  // must outlive the writer; every write goes through `ops`. With
+  // `try_direct`, the file is opened O_DIRECT where `ops` and the file
+  // system accept it (direct() tells).
+  static status create(file_ops& ops, const std::string& packs_dir, port::io_queue* io, bool try_direct,
+                       bool compress, std::unique_ptr<pack_writer>* out);
   ~pack_writer();
   pack_writer(const pack_writer&) = delete;
   pack_writer& operator=(const pack_writer&) = delete;
@@ -52,6 +54,7 @@ class pack_writer {
   void abandon();
 
   std::string dir_, temporary_;
+  file_ops* ops_ = nullptr;
   port::io_queue* io_ = nullptr;
   ZSTD_CCtx_s* zstd_ = nullptr;
   int fd_ = -1;
@@ -64,7 +67,7 @@ class pack_writer {
 };
 
 // The index of a finished pack (`entries` in any order; sorted here).
-status publish_index(const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
                      std::vector<index_entry> entries);
 // The size of a finished pack holding `record_bytes` of records.
 std::uint64_t pack_size_for(std::uint64_t record_bytes);

@@ -82,12 +82,12 @@ status chunk_store::update_ref_file(const std::string& name, const std::string* 
   }
   std::string::size_type slash = name.find('/');
   std::string dir = refs_dir_ + "/" + name.substr(0, slash);
-  if (content != nullptr) return publish_file(dir, name.substr(slash + 1), *content, true);
+  if (content != nullptr) return publish_file(*files_, dir, name.substr(slash + 1), *content, true);
   std::string path = refs_dir_ + "/" + name;
-  if (int err = port::remove_file(path.c_str())) {
+  if (int err = files_->remove(path.c_str())) {
     return err == ENOENT ? status(errc::not_found, "no ref " + name) : status::from_errno(err, "removing " + path);
   }
-  int err = port::sync_directory(dir.c_str());
+  int err = files_->sync_directory(dir.c_str());
   return err == 0 ? status{} : status::from_errno(err, "syncing " + dir);
 }
 
@@ -134,13 +134,13 @@ status chunk_store::set_head(const std::string& branch) {
   if (!branch.starts_with(kBranchPrefix) || !valid_ref(branch)) return bad_ref(branch);
   refs_lock lock(refs_dir_);
   if (status s = lock.take(); !s.ok()) return s;
-  return publish_file(root_, "HEAD", std::string(kHeadBranch) + branch + "\n", true);
+  return publish_file(*files_, root_, "HEAD", std::string(kHeadBranch) + branch + "\n", true);
 }
 
 status chunk_store::set_head_detached(const version_id& id) {
   refs_lock lock(refs_dir_);
   if (status s = lock.take(); !s.ok()) return s;
-  return publish_file(root_, "HEAD", id.hex() + "\n", true);
+  return publish_file(*files_, root_, "HEAD", id.hex() + "\n", true);
 }
 
 status chunk_store::get_head(head_state* out) {
