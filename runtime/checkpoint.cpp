@@ -143,7 +143,7 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
 
   // Copied while held, then put from the copy; past the staging limit,
   // put batch by batch from the heap, held throughout.
-  const chunks::store_info before = v->store->info();
+  const std::uint64_t chunks_before = v->store->chunks_put(), bytes_before = v->store->bytes_put();
   std::vector<chunks::fingerprint> names(pages.size());
   const std::size_t batch = std::min(pages.size(), kStagingLimit / port::kOsPageSize);
   staging_buffer staging;
@@ -178,11 +178,10 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   v->current = id;
   v->table = std::move(record.pages);
   out->id = id.hex();
-  const chunks::store_info after = v->store->info();
   out->pages_considered = pages.size();
   out->pages_in_version = v->table.size();
-  out->new_chunks = after.chunks - before.chunks;
-  out->bytes_stored = after.stored_bytes - before.stored_bytes;
+  out->new_chunks = v->store->chunks_put() - chunks_before;
+  out->bytes_stored = v->store->bytes_put() - bytes_before;
   out->total_ns = port::monotonic_ns() - start;
   // The version is committed either way; HEAD not following it is said.
   return move_head(*v->store, id);

@@ -234,6 +234,8 @@ status chunk_store::put(const void* pages, std::size_t count, fingerprint* names
       return s;
     }
     index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
+    ++chunks_put_;
+    bytes_put_ += e.stored_size;
     if (writer_->size() >= options_.pack_target_bytes) {
       if (status s = flush(); !s.ok()) return s;
     }
