@@ -19,25 +19,6 @@ namespace {
 // straight from the heap, in batches of this size, holding them throughout.
 constexpr std::size_t kStagingLimit = std::size_t{64} << 20;
 
-class staging_buffer {
- public:
-  status map(std::size_t bytes) {
-    size_ = std::max<std::size_t>(bytes, port::kOsPageSize);
-    void* p = nullptr;
-    if (int err = port::map_aligned(size_, port::kOsPageSize, &p)) return status::from_errno(err, "mapping a staging buffer");
-    data_ = static_cast<char*>(p);
-    return {};
-  }
-  ~staging_buffer() {
-    if (data_ != nullptr) (void)port::unmap(data_, size_);
-  }
-  char* data() const noexcept { return data_; }
-
- private:
-  char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
 std::vector<std::size_t> pages_to_read(const std::vector<page_span>& used, const page_bitmap* written) {
   std::vector<std::size_t> pages;
   for (const page_span& s : used) {
@@ -139,15 +120,14 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   record.base_address = impl.region.base();
   record.heap_size = impl.region.committed();
   record.message = message;
-  record.metadata = roots_and_pods_json(impl);
 
   // Copied while held, then put from the copy; past the staging limit,
   // put batch by batch from the heap, held throughout.
   const std::uint64_t chunks_before = v->store->chunks_put(), bytes_before = v->store->bytes_put();
   std::vector<chunks::fingerprint> names(pages.size());
   const std::size_t batch = std::min(pages.size(), kStagingLimit / port::kOsPageSize);
-  staging_buffer staging;
-  status s = staging.map(batch * port::kOsPageSize);
+  status s = v->staging.reserve(batch * port::kOsPageSize);
+  staging_buffer& staging = v->staging;
   const auto* base = reinterpret_cast<const char*>(impl.region.base());
   for (std::size_t done = 0; s.ok() && done < pages.size(); done += batch) {
     const std::size_t n = std::min(batch, pages.size() - done);
@@ -163,6 +143,10 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
     out->held_ns = port::monotonic_ns() - held_from;
     held.unlock();
   }
+  staging.trim();
+  // Read just after the cut, off the transaction lock (walking the pods'
+  // usage takes longer than the copy): a summary for `larder log`.
+  if (s.ok()) record.metadata = roots_and_pods_json(impl);
   if (s.ok()) s = parent_of(impl, *v, &record.has_parent, &record.parent);
   chunks::version_id id;
   if (s.ok()) {

@@ -57,6 +57,23 @@ std::string uuid_text(const std::uint8_t* u) {
   return text;
 }
 
+status staging_buffer::reserve(std::size_t bytes) {
+  bytes = std::max<std::size_t>((bytes + port::kOsPageSize - 1) & ~(port::kOsPageSize - 1), port::kOsPageSize);
+  if (bytes <= size_) return {};
+  release();
+  void* p = nullptr;
+  if (int err = port::map_aligned(bytes, port::kOsPageSize, &p)) return status::from_errno(err, "mapping a staging buffer");
+  data_ = static_cast<char*>(p);
+  size_ = bytes;
+  return {};
+}
+
+void staging_buffer::release() noexcept {
+  if (data_ != nullptr) (void)port::unmap(data_, size_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
 status open_versions(heap_impl& impl, versions_state** out) {
   if (!impl.versions) {
     if (impl.kind != backing::file)

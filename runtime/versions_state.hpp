@@ -20,8 +20,33 @@ namespace larder {
 
 class heap_impl;
 
+// Where a checkpoint copies its pages while transactions wait. Kept mapped
+// (its pages already faulted in) between checkpoints up to kKeptBytes, so
+// that the copy is all the wait costs; a larger one is given back after.
+class staging_buffer {
+ public:
+  static constexpr std::size_t kKeptBytes = std::size_t{16} << 20;
+  staging_buffer() = default;
+  staging_buffer(const staging_buffer&) = delete;
+  staging_buffer& operator=(const staging_buffer&) = delete;
+  ~staging_buffer() { release(); }
+  // At least `bytes` of buffer.
+  status reserve(std::size_t bytes);
+  // Gives a buffer past kKeptBytes back to the system.
+  void trim() noexcept {
+    if (size_ > kKeptBytes) release();
+  }
+  char* data() const noexcept { return data_; }
+
+ private:
+  void release() noexcept;
+  char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 struct versions_state {
   std::string directory;
+  staging_buffer staging;
   std::unique_ptr<chunks::chunk_store> store;
   // The version the heap equals, but for written_since_cut: set by this
   // process's last checkpoint or checkout.
