@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <utility>
 
 namespace larder {
@@ -146,10 +147,10 @@ void compare_versions(const std::vector<page_entry>& a, const std::string& meta_
     d.bytes += port::kOsPageSize;
   }
   // Pods whose table entry differs, though none of their pages may.
-  std::map<std::int64_t, bool> pods;
-  for (const auto& [id, p] : ma.pods) pods[id] = true;
-  for (const auto& [id, p] : mb.pods) pods[id] = true;
-  for (const auto& [id, unused] : pods) {
+  std::set<std::int64_t> pods;
+  for (const auto& [id, p] : ma.pods) pods.insert(id);
+  for (const auto& [id, p] : mb.pods) pods.insert(id);
+  for (std::int64_t id : pods) {
     auto pa = ma.pods.find(id), pb = mb.pods.find(id);
     const bool same = pa != ma.pods.end() && pb != mb.pods.end() && pa->second.name == pb->second.name &&
                       pa->second.bytes == pb->second.bytes;

@@ -39,7 +39,7 @@ status version_store::create_ref(std::string_view ref, std::string_view version)
   std::string branch;
   if (status s = resolve_version(store, version.empty() ? std::string_view("HEAD") : version, &id, &branch); !s.ok())
     return s;
-  chunks::version_record record;
+  chunks::version_record record;  // a full id resolves without the version existing
   if (status s = store.read_version(id, &record); !s.ok()) return s;
   return store.set_ref(name, id);
 }
