@@ -136,7 +136,7 @@ status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id,
 // The pages to load, ascending.
 status pages_to_load(heap_impl& impl, versions_state& v, const std::vector<page_entry>& target,
                      std::vector<std::size_t>* out, std::size_t* compared) {
-  const bool writes_known = v.has_current && impl.versions_observing && impl.tracker && !impl.lost_writes;
+  const bool writes_known = writes_since_cut_known(impl, v);
   if (writes_known) {
     if (status s = impl.collect_for_versions(); !s.ok()) return s;
   }

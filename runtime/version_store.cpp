@@ -7,10 +7,6 @@
 
 namespace larder {
 
-struct version_store::impl {
-  std::unique_ptr<chunks::chunk_store> store;
-};
-
 version_store::version_store() noexcept = default;
 version_store::~version_store() = default;
 version_store::version_store(version_store&&) noexcept = default;

@@ -40,6 +40,33 @@ void add_pages_segment(const alloc::segment& s, std::size_t first_page, std::vec
   }
 }
 
+// Runs of segments holding one pod's pages, [first, count, pod], so that a
+// diff of two manifests can say which pods differ without reading pages.
+nlohmann::json pod_segments(const heap_impl& impl) {
+  nlohmann::json runs = nlohmann::json::array();
+  const std::size_t high = std::min<std::size_t>(impl.meta()->segments_high, impl.region.committed() >> layout::kSegmentShift);
+  std::uint32_t huge_pod = 0;
+  for (std::size_t k = 1; k < high; ++k) {
+    const std::uint32_t entry = impl.region.entry(k);
+    std::uint32_t pod = layout::entry_pod(entry);
+    switch (layout::entry_state(entry)) {
+      case layout::kSegmentHugeHead: huge_pod = pod; break;
+      case layout::kSegmentHugeTail: pod = huge_pod; break;
+      case layout::kSegmentPages: break;
+      default: continue;
+    }
+    if (!runs.empty()) {
+      nlohmann::json& last = runs.back();
+      if (last[0].get<std::size_t>() + last[1].get<std::size_t>() == k && last[2].get<std::uint32_t>() == pod) {
+        last[1] = last[1].get<std::size_t>() + 1;
+        continue;
+      }
+    }
+    runs.push_back({k, 1, pod});
+  }
+  return runs;
+}
+
 bool is_hex(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -74,7 +101,7 @@ void staging_buffer::release() noexcept {
   size_ = 0;
 }
 
-status open_versions(heap_impl& impl, versions_state** out) {
+status open_versions(heap_impl& impl, versions_state** out, bool create) {
   if (!impl.versions) {
     if (impl.kind != backing::file)
       return status(errc::invalid_argument,
@@ -85,11 +112,15 @@ status open_versions(heap_impl& impl, versions_state** out) {
   versions_state* v = impl.versions.get();
   if (!v->store) {
     chunks::store_options options;
-    options.create = true;
+    options.create = create;
     if (status s = chunks::chunk_store::open(v->directory, options, &v->store); !s.ok()) return s;
   }
   *out = v;
   return {};
+}
+
+bool writes_since_cut_known(const heap_impl& impl, const versions_state& v) {
+  return v.has_current && impl.versions_observing && impl.tracker && !impl.lost_writes;
 }
 
 page_bitmap take_written(heap_impl& impl) {
@@ -182,7 +213,7 @@ std::string roots_and_pods_json(heap_impl& impl) {
     if (p.in_use != recovery::kPodLive) continue;
     pods.push_back({{"id", i}, {"name", std::string(p.name, strnlen(p.name, sizeof p.name))}, {"bytes", in_use[i]}});
   }
-  return nlohmann::json{{"roots", roots}, {"pods", pods}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json{{"roots", roots}, {"pods", pods}, {"segments", pod_segments(impl)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // ---- public API ----------------------------------------------------------

@@ -61,8 +61,14 @@ struct page_span {
   std::size_t count;
 };
 
-// The store of `impl`, opened (and created) at the first call.
-status open_versions(heap_impl& impl, versions_state** out);
+// The store of `impl`, opened at the first call (and created, with
+// `create`; not_a_heap otherwise when there is none).
+status open_versions(heap_impl& impl, versions_state** out, bool create = true);
+
+// Whether the pages written since `v.current` are all in
+// impl.written_since_cut (after a collect_for_versions): only they can
+// differ from the current version's table.
+bool writes_since_cut_known(const heap_impl& impl, const versions_state& v);
 
 // The pages a version of the heap holds, ascending: the metadata block
 // after the superblocks, every page of log and huge segments, and of pages
@@ -84,6 +90,15 @@ std::string uuid_text(const std::uint8_t* uuid);
 // the caller gives them back.
 page_bitmap take_written(heap_impl& impl);
 void give_back_written(heap_impl& impl, const page_bitmap& taken);
+
+// What differs between tables `a` and `b` of versions whose
+// metadata (roots_and_pods_json) is `meta_a` and `meta_b`.
+void compare_versions(const std::vector<chunks::page_entry>& a, const std::string& meta_a,
+                      const std::vector<chunks::page_entry>& b, const std::string& meta_b, version_diff* out);
+
+struct version_store::impl {
+  std::unique_ptr<chunks::chunk_store> store;
+};
 
 status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_stats* out);
 status check_out(heap_impl& impl, std::string_view version, checkout_stats* out);

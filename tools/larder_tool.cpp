@@ -18,8 +18,11 @@
 //   larder checkpoint HEAP -m MSG    record a version (docs/versions.md)
 //   larder log HEAP [--all]          versions from HEAD back
 //   larder checkout HEAP VERSION     make the heap equal to a version
-//   larder versions verify|gc|du HEAP
+//   larder versions verify|gc|du HEAP, versions delete HEAP VERSION [--force]
 //                        the version store's housekeeping
+//   larder diff HEAP A [B]           what differs between versions, or A and the heap
+//   larder tag|branch HEAP [NAME [VERSION]] [-d]
+//                        list, create or delete tags and branches
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
 // --shm. Inspection opens the heap read-only, so it works while another
@@ -29,6 +32,7 @@
 #include <larder/larder.hpp>
 
 #include "crashtest_command.hpp"
+#include "history_command.hpp"
 #include "output.hpp"
 #include "salvage_command.hpp"
 #include "versions_command.hpp"
@@ -349,6 +353,7 @@ int main(int argc, char** argv) {
   crashtest_command crashtest(app);
   salvage_command salvage(app);
   versions_command versions(app);
+  history_command history(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -359,6 +364,7 @@ int main(int argc, char** argv) {
   if (*check_cmd) return check(t, repair, as_json);
   if (salvage.chosen()) return salvage.run();
   if (versions.chosen()) return versions.run();
+  if (history.chosen()) return history.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);

@@ -3,6 +3,7 @@
 #include "versions_command.hpp"
 
 #include "output.hpp"
+#include "progress.hpp"
 
 #include <larder/larder.hpp>
 
@@ -33,8 +34,10 @@ versions_command::versions_command(CLI::App& app) {
   checkpoint_ = app.add_subcommand("checkpoint", "record the heap as a new version in its version store");
   log_ = app.add_subcommand("log", "list versions from HEAD back, with their parents");
   checkout_ = app.add_subcommand("checkout", "make the heap equal to a version (opens it for writing)");
-  versions_ = app.add_subcommand("versions", "version store housekeeping: verify, gc or du");
-  versions_->add_option("action", action_, "verify, gc or du")->required()->check(CLI::IsMember({"verify", "gc", "du"}));
+  versions_ = app.add_subcommand("versions", "version store housekeeping: verify, gc, du or delete");
+  versions_->add_option("action", action_, "verify, gc, du or delete")
+      ->required()
+      ->check(CLI::IsMember({"verify", "gc", "du", "delete"}));
   for (CLI::App* c : {checkpoint_, log_, checkout_, versions_}) {
     c->add_option("heap", heap_, "heap file path (or shm name with --shm)")->required();
     c->add_flag("--shm", shm_, "HEAP names a POSIX shared-memory object");
@@ -44,6 +47,8 @@ versions_command::versions_command(CLI::App& app) {
   checkpoint_->add_option("-m,--message", message_, "what the version is")->required();
   checkout_->add_option("version", version_, "a version id, an unambiguous prefix, or a branch or tag")->required();
   log_->add_flag("--all", all_, "every version in the store, newest first");
+  versions_->add_option("version", version_, "delete: the version to delete");
+  versions_->add_flag("--force", force_, "delete: even while a branch or tag names it");
 }
 
 bool versions_command::chosen() const { return *checkpoint_ || *log_ || *checkout_ || *versions_; }
@@ -75,7 +80,11 @@ int versions_command::checkpoint() {
   o.mode = larder::open_mode::open;
   larder::heap h(o);
   if (!store_.empty() || shm_) larder::throw_if_error(larder::use_version_store(h, store()));
-  larder::checkpoint_stats st = larder::checkpoint(h, message_);
+  larder::checkpoint_stats st;
+  {
+    larder_tool::progress shown("checkpoint", !json_);
+    st = larder::checkpoint(h, message_);
+  }
   if (json_) {
     print_json({{"id", st.id}, {"pages_considered", st.pages_considered}, {"pages_in_version", st.pages_in_version},
                 {"new_chunks", st.new_chunks}, {"bytes_stored", st.bytes_stored}, {"held_ms", ms(st.held_ns)},
@@ -95,7 +104,11 @@ int versions_command::checkout() {
   o.mode = larder::open_mode::open;
   larder::heap h(o);
   if (!store_.empty() || shm_) larder::throw_if_error(larder::use_version_store(h, store()));
-  larder::checkout_stats st = larder::checkout(h, version_);
+  larder::checkout_stats st;
+  {
+    larder_tool::progress shown("checkout", !json_);
+    st = larder::checkout(h, version_);
+  }
   if (json_) {
     print_json({{"id", st.id}, {"pages_compared", st.pages_compared}, {"pages_loaded", st.pages_loaded},
                 {"total_ms", ms(st.total_ns)}});
@@ -147,7 +160,10 @@ int versions_command::housekeeping() {
   larder::throw_if_error(larder::version_store::open(store(), &s));
   if (action_ == "verify") {
     larder::store_verify_report r;
-    larder::throw_if_error(s.verify(&r));
+    {
+      larder_tool::progress shown("verify", !json_);
+      larder::throw_if_error(s.verify(&r));
+    }
     if (json_) {
       json problems = json::array();
       for (const auto& p : r.problems) problems.push_back({{"file", p.file}, {"what", p.what}});
@@ -164,7 +180,10 @@ int versions_command::housekeeping() {
   }
   if (action_ == "gc") {
     larder::store_gc_report r;
-    larder::throw_if_error(s.gc(&r));
+    {
+      larder_tool::progress shown("gc", !json_);
+      larder::throw_if_error(s.gc(&r));
+    }
     if (json_) {
       print_json({{"packs_removed", r.packs_removed}, {"packs_written", r.packs_written},
                   {"chunks_copied", r.chunks_copied}, {"chunks_dropped", r.chunks_dropped}, {"bytes_freed", r.bytes_freed}});
@@ -173,6 +192,14 @@ int versions_command::housekeeping() {
                   static_cast<unsigned long long>(r.chunks_dropped), static_cast<unsigned long long>(r.chunks_copied),
                   static_cast<unsigned long long>(r.packs_removed), human_size(r.bytes_freed).c_str());
     }
+    return larder_tool::kExitOk;
+  }
+  if (action_ == "delete") {
+    std::string id;
+    larder::throw_if_error(s.resolve(version_, &id));
+    larder::throw_if_error(s.delete_version(id, force_));
+    if (json_) print_json({{"deleted", id}});
+    else std::printf("deleted version %s (versions gc reclaims its chunks)\n", id.c_str());
     return larder_tool::kExitOk;
   }
   larder::store_space r;

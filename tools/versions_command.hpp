@@ -1,4 +1,4 @@
-// `larder checkpoint`, `log`, `checkout` and `versions verify|gc|du`: the
+// `larder checkpoint`, `log`, `checkout` and `versions verify|gc|du|delete`: the
 // command-line front ends of larder/versions.hpp (docs/tools/larder.md).
 #pragma once
 
@@ -31,4 +31,5 @@ class versions_command {
   bool shm_ = false;
   bool json_ = false;
   bool all_ = false;
+  bool force_ = false;
 };

@@ -120,6 +120,41 @@ struct store_space {
   std::uint64_t packs = 0, chunks = 0, pack_bytes = 0;
 };
 
+// What differs between two versions, or a version and the live heap
+// (docs/versions.md, "History"). Pages compare by chunk (fingerprint), so
+// `bytes` is the differing pages' size, 4 KiB each.
+struct area_difference {
+  std::int64_t pod = -1;      // the pod whose pages these are; -1: heap metadata and undo-log lanes
+  std::int64_t segment = -1;  // when the versions do not record which pod a segment held: the 4 MiB segment
+  std::string name;           // the pod's name
+  std::uint64_t pages = 0, bytes = 0;
+  std::uint64_t bytes_in_use_before = 0, bytes_in_use_after = 0;  // the pod's, from each side's pod table
+};
+struct root_difference {
+  std::string name;
+  std::string change;  // "added", "removed", "moved" (another object or size) or "written" (its object's pages)
+};
+struct version_diff {
+  std::string from, to;  // version ids; `to` is "" for the live heap
+  std::vector<root_difference> roots;
+  std::vector<area_difference> areas;  // pods (or segments) with differing pages, or whose pod-table entry differs
+  std::uint64_t pages = 0, bytes = 0;
+  std::size_t pages_fingerprinted = 0;  // live pages read (none between two versions)
+};
+
+// What differs between `version` and the heap as it is now. With a version
+// current in this process (its last checkpoint or checkout) and the writes
+// since known, only the pages written since are read and fingerprinted;
+// else every used page. The heap may be open read-only. Preconditions: the
+// calling thread is not in a transaction on `h`; other threads may run
+// (the comparison is taken while no transaction runs). Errors as checkout's.
+LARDER_EXPORT status diff(heap& h, std::string_view version, version_diff* out);
+
+struct ref_info {
+  std::string name;  // "heads/<n>" or "tags/<n>"
+  std::string id;
+};
+
 // A chunk store opened on its own, for history and housekeeping. Any
 // number may be open on one directory, in any number of processes, beside
 // heaps checkpointing into it. One object is used by one thread at a time.
@@ -143,6 +178,22 @@ class LARDER_EXPORT version_store {
   // Reclaims chunks no version names (run it after deleting versions).
   status gc(store_gc_report* out);
   status du(store_space* out);
+
+  // What differs between versions `from` and `to` (names as resolve takes
+  // them), from their manifests alone: no page is read.
+  status diff(std::string_view from, std::string_view to, version_diff* out);
+  // Branches and tags. `ref` is "heads/<n>" or "tags/<n>", <n> of letters,
+  // digits, '.', '_' and '-'. create_ref names `version` (HEAD when empty);
+  // already_exists when the ref exists. delete_ref refuses (invalid_argument)
+  // the branch HEAD is on; not_found when there is no such ref.
+  status refs(std::vector<ref_info>* out);
+  status create_ref(std::string_view ref, std::string_view version);
+  status delete_ref(std::string_view ref);
+  // Removes a version (gc then reclaims the chunks only it named); refused
+  // (invalid_argument) while a ref or a detached HEAD names it, unless
+  // `force`, which leaves such refs naming nothing. Children keep their
+  // parent's id.
+  status delete_version(std::string_view version, bool force);
 
   struct impl;
 
