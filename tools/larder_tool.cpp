@@ -30,6 +30,7 @@
 
 #include "crashtest_command.hpp"
 #include "output.hpp"
+#include "clone_command.hpp"
 #include "salvage_command.hpp"
 #include "versions_command.hpp"
 
@@ -60,6 +61,7 @@ std::string address(const void* p) {
 struct target {
   std::string name;
   bool shm = false;
+  std::string version, store;  // --version, --store: one version, read from the store
 };
 
 larder::heap open_heap(const target& t, bool read_only) {
@@ -68,6 +70,8 @@ larder::heap open_heap(const target& t, bool read_only) {
   options.name = t.name;
   options.mode = larder::open_mode::open;
   options.read_only = read_only;
+  options.version = t.version;
+  options.version_store = t.store;
   return larder::heap(options);
 }
 
@@ -336,6 +340,10 @@ int main(int argc, char** argv) {
   for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd, check_cmd, recover_cmd, rm_cmd}) add_target(c, &t);
   for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, check_cmd})
     c->add_flag("--json", as_json, "print JSON instead of text");
+  for (auto* c : {roots_cmd, pods_cmd}) {
+    c->add_option("--version", t.version, "show this version, read from the version store, instead of the heap");
+    c->add_option("--store", t.store, "the version store of --version (default: HEAP.versions)");
+  }
   double interval = 0;
   int count = 0;
   stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
@@ -349,6 +357,7 @@ int main(int argc, char** argv) {
   crashtest_command crashtest(app);
   salvage_command salvage(app);
   versions_command versions(app);
+  clone_command clone(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -359,6 +368,7 @@ int main(int argc, char** argv) {
   if (*check_cmd) return check(t, repair, as_json);
   if (salvage.chosen()) return salvage.run();
   if (versions.chosen()) return versions.run();
+  if (clone.chosen()) return clone.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);
