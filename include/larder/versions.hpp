@@ -73,7 +73,8 @@ struct checkout_stats {
 // invalid after (find objects again through roots); thread caches and
 // pod_scopes of the heap are reset. A file heap is durable once this
 // returns OK. A crash in the middle leaves the heap part old, part new:
-// check the version out again (docs/versions.md, "Checkout"). Errors: not_found (no
+// check the version out again, or restore_version() when the heap does not
+// open (docs/versions.md, "Checkout"). Errors: not_found (no
 // such version), invalid_argument (an ambiguous prefix, a version of
 // another heap, a precondition), read_only, corrupt (a damaged chunk:
 // nothing of the heap was changed yet), or an errno value.
