@@ -11,6 +11,7 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace larder {

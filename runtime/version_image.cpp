@@ -1,7 +1,6 @@
 // A version opened read-only straight from its store: anonymous memory at
 // the heap's base, filled from the chunks, set up as a read-only heap. See
 // heap_options::version and docs/versions.md ("Reading a version").
-#include "allocator/alloc.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/version_pages.hpp"
@@ -28,8 +27,8 @@ status fill(heap_impl& impl, chunks::chunk_store& store, const chunks::version_r
 
 status open_version_image(const heap_options& options, heap_impl** out) {
   *out = nullptr;
-  if (options.kind == backing::anonymous && options.version_store.empty())
-    return status(errc::invalid_argument, "an anonymous heap has no default version store: name one");
+  if (options.kind != backing::file && options.version_store.empty())
+    return status(errc::invalid_argument, "a shm or anonymous heap has no default version store: name one");
   const std::string directory = options.version_store.empty() ? options.name + ".versions" : options.version_store;
   std::unique_ptr<chunks::chunk_store> store;
   stored_version v;

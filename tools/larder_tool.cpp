@@ -28,9 +28,9 @@
 #include <larder/check.hpp>
 #include <larder/larder.hpp>
 
+#include "clone_command.hpp"
 #include "crashtest_command.hpp"
 #include "output.hpp"
-#include "clone_command.hpp"
 #include "salvage_command.hpp"
 #include "versions_command.hpp"
 

@@ -121,7 +121,8 @@ int versions_command::restore(const larder::status& why) {
     std::fprintf(stderr, "larder: %s does not open (%s): writing the version into its file\n", printable(heap_).c_str(),
                  printable(why.to_string()).c_str());
   larder::checkout_stats st;
-  larder::throw_if_error(larder::restore_version(shm_ ? larder::backing::shm : larder::backing::file, heap_, version_, store(), &st));
+  const larder::backing kind = shm_ ? larder::backing::shm : larder::backing::file;
+  larder::throw_if_error(larder::restore_version(kind, heap_, version_, store(), &st));
   if (json_) {
     print_json({{"id", st.id}, {"offline", true}, {"pages_loaded", st.pages_loaded}, {"total_ms", ms(st.total_ns)}});
   } else {

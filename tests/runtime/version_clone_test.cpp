@@ -111,7 +111,7 @@ TEST(VersionClone, HoldsExactlyTheVersionAndChecksClean) {
   // The clone is a heap of its own: it writes, checkpoints into its own store and reopens.
   fill(h, 3);
   EXPECT_EQ(larder::version_store_of(h), clone + ".versions");
-  EXPECT_EQ(larder::checkpoint(h, "three in the clone").pages_in_version > 0, true);
+  EXPECT_GT(larder::checkpoint(h, "three in the clone").pages_in_version, 0u);
   ASSERT_TRUE(h.close().ok());
   larder::heap again(file_heap(clone));
   expect_filled(again, 3);
