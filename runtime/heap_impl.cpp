@@ -12,7 +12,6 @@
 #include "runtime/close_journal.hpp"
 #include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
-#include "runtime/version_pages.hpp"
 
 #include <errno.h>
 
@@ -99,7 +98,6 @@ status busy(int fd, const std::string& name) {
 
 status heap_impl::open(const heap_options& options, heap_impl** out) {
   *out = nullptr;
-  if (!options.version.empty()) return open_version_image(options, out);
   if (options.kind != backing::anonymous && options.name.empty())
     return status(errc::invalid_argument, "a file or shm heap needs a name");
   if (options.kind == backing::shm && (options.name[0] != '/' || options.name.find('/', 1) != std::string::npos))

@@ -5,6 +5,8 @@
 #include "runtime/heap_impl.hpp"
 #include "runtime/version_pages.hpp"
 
+#include <larder/versions.hpp>
+
 #include <errno.h>
 
 #include <cstring>
@@ -25,18 +27,14 @@ status fill(heap_impl& impl, chunks::chunk_store& store, const chunks::version_r
 
 }  // namespace
 
-status open_version_image(const heap_options& options, heap_impl** out) {
-  *out = nullptr;
-  if (options.kind != backing::file && options.version_store.empty())
-    return status(errc::invalid_argument, "a shm or anonymous heap has no default version store: name one");
-  const std::string directory = options.version_store.empty() ? options.name + ".versions" : options.version_store;
+status open_version(const std::string& store_directory, std::string_view version, heap* out) {
   std::unique_ptr<chunks::chunk_store> store;
   stored_version v;
-  if (status s = read_stored_version(directory, options.version, &store, &v); !s.ok()) return s;
+  if (status s = read_stored_version(store_directory, version, &store, &v); !s.ok()) return s;
   const chunks::version_record& r = v.record;
   auto impl = std::make_unique<heap_impl>();
   impl->kind = backing::anonymous;
-  impl->name = (options.name.empty() ? directory : options.name) + "@" + v.id.hex();
+  impl->name = store_directory + "@" + v.id.hex();
   impl->writable = false;
   impl->superblock = version_superblock(r, r.heap_size);
   impl->domain = recovery::make_memory_domain();
@@ -54,7 +52,8 @@ status open_version_image(const heap_options& options, heap_impl** out) {
   // start_region checks the segments (as any read-only open does) and
   // unmaps the heap when it fails.
   if (status s = impl->start_region(r.heap_size, false); !s.ok()) return s;
-  *out = impl.release();
+  (void)out->close();
+  out->impl_ = impl.release();
   return {};
 }
 

@@ -8,7 +8,6 @@
 #include "recovery/layout.hpp"
 #include "tiers/chunks/chunk_store.hpp"
 
-#include <larder/heap.hpp>
 #include <larder/status.hpp>
 
 #include <cstddef>
@@ -18,8 +17,6 @@
 #include <string_view>
 
 namespace larder {
-
-class heap_impl;
 
 struct stored_version {
   chunks::version_id id;
@@ -43,8 +40,5 @@ layout::superblock version_superblock(const chunks::version_record& v, std::uint
 using page_run_fn = std::function<status(std::size_t first_page, std::size_t count, const char* bytes)>;
 status for_each_page_run(chunks::chunk_store& store, const chunks::version_record& v, const page_run_fn& put);
 
-// heap_impl::open of heap_options::version: the version in anonymous
-// memory at the heap's base, read-only.
-status open_version_image(const heap_options& options, heap_impl** out);
 
 }  // namespace larder

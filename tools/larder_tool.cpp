@@ -27,6 +27,7 @@
 // 1 damaged, 2 cannot run, 64 usage (output.hpp). See docs/tools/larder.md.
 #include <larder/check.hpp>
 #include <larder/larder.hpp>
+#include <larder/versions.hpp>
 
 #include "clone_command.hpp"
 #include "crashtest_command.hpp"
@@ -70,9 +71,10 @@ larder::heap open_heap(const target& t, bool read_only) {
   options.name = t.name;
   options.mode = larder::open_mode::open;
   options.read_only = read_only;
-  options.version = t.version;
-  options.version_store = t.store;
-  return larder::heap(options);
+  if (t.version.empty()) return larder::heap(options);
+  larder::heap h;
+  larder::throw_if_error(larder::open_version(t.store.empty() ? t.name + ".versions" : t.store, t.version, &h));
+  return h;
 }
 
 void add_target(CLI::App* command, target* t) {

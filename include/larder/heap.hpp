@@ -47,15 +47,6 @@ struct heap_options {
   // Where to map the heap at creation; 0 lets larder choose a free range in
   // the part of the address space that programs rarely use. Ignored on open.
   std::uintptr_t base = 0;
-  // Opens one version of the heap instead, read-only, straight from its
-  // version store (larder/versions.hpp; docs/versions.md, "Reading a
-  // version"): a version id, an unambiguous prefix of one, or a ref. The
-  // version is read into memory at the heap's base address, so it cannot
-  // be open beside the heap itself (or a clone) in one process
-  // (address_taken). `mode`, `read_only`, `reserve` and `base` are ignored.
-  std::string version;
-  // The store it is read from; "" means `name` + ".versions".
-  std::string version_store;
 };
 
 struct root_info {
@@ -229,6 +220,8 @@ class LARDER_EXPORT heap {
   heap_impl* impl() const noexcept { return impl_; }
 
  private:
+  // Reads a version straight from a store (larder/versions.hpp).
+  friend status open_version(const std::string& store_directory, std::string_view version, heap* out);
   // Runs change(*this, context) inside the calling thread's transaction on
   // this heap, or in one of its own.
   status change_metadata(status (*change)(heap&, void*), void* context);

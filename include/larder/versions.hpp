@@ -99,6 +99,17 @@ LARDER_EXPORT status clone_version(const std::string& store_directory, std::stri
                                    const std::string& new_path, std::uint64_t reserve = 0,
                                    checkout_stats* out = nullptr);
 
+// Opens `version` read-only straight from the store at `store_directory`
+// (a version id, an unambiguous prefix of one, or a ref), without the
+// heap: its pages are read into memory at the heap's base address, so it
+// cannot be open beside the heap itself or a clone of it in one process
+// (address_taken). Roots, pods and allocator queries work; allocation
+// fails with EROFS and every change with read_only (docs/versions.md,
+// "Reading a version"). Errors: not_found, not_a_heap (not a store),
+// corrupt (a damaged chunk or manifest, or segments open refuses),
+// address_taken, or an errno value.
+LARDER_EXPORT status open_version(const std::string& store_directory, std::string_view version, heap* out);
+
 // Writes `version` into the backing of the heap `name` without opening it
 // as a heap: every page after the superblocks becomes the version's (zero
 // where the version holds none), the heap's own superblocks stay, and HEAD

@@ -135,14 +135,14 @@ TEST(VersionImage, OpensReadOnlyStraightFromTheStore) {
   temp_dir dir;
   const std::string path = dir.file("heap");
   const two_versions v = make_two_versions(path);
-  larder::heap_options o = file_heap(path);
-  o.version = v.first.substr(0, 8);
+  const std::string store = path + ".versions";
   {
     larder::heap live(file_heap(path));
     larder::heap image;
-    EXPECT_TRUE(larder::heap::open(o, &image).is(larder::errc::address_taken));
+    EXPECT_TRUE(larder::open_version(store, v.first, &image).is(larder::errc::address_taken));
   }
-  larder::heap image(o);
+  larder::heap image;
+  ASSERT_TRUE(larder::open_version(store, v.first.substr(0, 8), &image).ok());
   expect_filled(image, 1);
   EXPECT_EQ(image.roots().size(), 1u);
   EXPECT_EQ(image.pods().size(), 1u);
@@ -154,11 +154,11 @@ TEST(VersionImage, OpensReadOnlyStraightFromTheStore) {
   EXPECT_TRUE(image.make_pod("more", &p).is(larder::errc::read_only));
   EXPECT_TRUE(larder::checkpoint(image, "no", nullptr).is(larder::errc::read_only));
   ASSERT_TRUE(image.close().ok());
+  EXPECT_TRUE(larder::open_version(store, "nosuchthing", &image).is(larder::errc::not_found));
+  EXPECT_FALSE(image.is_open());
 
-  o.version = "main";
-  o.version_store = path + ".versions";
-  o.name.clear();
-  larder::heap latest(o);
+  larder::heap latest;
+  ASSERT_TRUE(larder::open_version(store, "main", &latest).ok());
   expect_filled(latest, 2);
   ASSERT_TRUE(latest.close().ok());
   // The heap itself is as it was left.
