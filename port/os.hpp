@@ -78,6 +78,9 @@ int hole_reads_take_storage(int fd, bool* out);
 // back to the file system, leaving a hole (the size stays). 0 where the file system cannot (the
 // storage is then kept).
 int release_file_range(int fd, std::uint64_t offset, std::uint64_t length);
+// Makes the whole pages inside [offset, offset + length) read as zero:
+// a hole where the file system can punch one, written zeros elsewhere.
+int zero_file_range(int fd, std::uint64_t offset, std::uint64_t length);
 int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset);
 int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset);
 int sync_file(int fd);

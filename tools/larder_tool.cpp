@@ -30,7 +30,9 @@
 // 1 damaged, 2 cannot run, 64 usage (output.hpp). See docs/tools/larder.md.
 #include <larder/check.hpp>
 #include <larder/larder.hpp>
+#include <larder/versions.hpp>
 
+#include "clone_command.hpp"
 #include "crashtest_command.hpp"
 #include "history_command.hpp"
 #include "output.hpp"
@@ -64,6 +66,7 @@ std::string address(const void* p) {
 struct target {
   std::string name;
   bool shm = false;
+  std::string version, store;  // --version, --store: one version, read from the store
 };
 
 larder::heap open_heap(const target& t, bool read_only) {
@@ -72,7 +75,10 @@ larder::heap open_heap(const target& t, bool read_only) {
   options.name = t.name;
   options.mode = larder::open_mode::open;
   options.read_only = read_only;
-  return larder::heap(options);
+  if (t.version.empty()) return larder::heap(options);
+  larder::heap h;
+  larder::throw_if_error(larder::open_version(t.store.empty() ? t.name + ".versions" : t.store, t.version, &h));
+  return h;
 }
 
 void add_target(CLI::App* command, target* t) {
@@ -340,6 +346,10 @@ int main(int argc, char** argv) {
   for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, create_cmd, check_cmd, recover_cmd, rm_cmd}) add_target(c, &t);
   for (auto* c : {info_cmd, roots_cmd, pods_cmd, stat_cmd, check_cmd})
     c->add_flag("--json", as_json, "print JSON instead of text");
+  for (auto* c : {roots_cmd, pods_cmd}) {
+    c->add_option("--version", t.version, "show this version, read from the version store, instead of the heap");
+    c->add_option("--store", t.store, "the version store of --version (default: HEAP.versions)");
+  }
   double interval = 0;
   int count = 0;
   stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
@@ -354,6 +364,7 @@ int main(int argc, char** argv) {
   salvage_command salvage(app);
   versions_command versions(app);
   history_command history(app);
+  clone_command clone(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -365,6 +376,7 @@ int main(int argc, char** argv) {
   if (salvage.chosen()) return salvage.run();
   if (versions.chosen()) return versions.run();
   if (history.chosen()) return history.run();
+  if (clone.chosen()) return clone.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);

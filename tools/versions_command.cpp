@@ -49,6 +49,9 @@ versions_command::versions_command(CLI::App& app) {
   log_->add_flag("--all", all_, "every version in the store, newest first");
   versions_->add_option("version", version_, "delete: the version to delete");
   versions_->add_flag("--force", force_, "delete: even while a branch or tag names it");
+  checkout_->add_flag("--offline", offline_,
+                      "write the version into the heap's file without opening it as a heap (also done when it does "
+                      "not open)");
 }
 
 bool versions_command::chosen() const { return *checkpoint_ || *log_ || *checkout_ || *versions_; }
@@ -102,7 +105,12 @@ int versions_command::checkout() {
   o.kind = shm_ ? larder::backing::shm : larder::backing::file;
   o.name = heap_;
   o.mode = larder::open_mode::open;
-  larder::heap h(o);
+  larder::heap h;
+  larder::status opened = offline_ ? larder::status() : larder::heap::open(o, &h);
+  if (offline_ || !opened.ok()) {
+    if (opened.is(larder::errc::heap_busy) || opened.is(larder::errc::not_found)) return fail(opened);
+    return restore(opened);
+  }
   if (!store_.empty() || shm_) larder::throw_if_error(larder::use_version_store(h, store()));
   larder::checkout_stats st;
   {
@@ -117,6 +125,24 @@ int versions_command::checkout() {
                 st.pages_compared, ms(st.total_ns));
   }
   return larder_tool::exit_code_of(h.close());
+}
+
+// A heap that does not open (a crash half way through a checkout, say)
+// gets the version written into its file instead.
+int versions_command::restore(const larder::status& why) {
+  if (!why.ok())
+    std::fprintf(stderr, "larder: %s does not open (%s): writing the version into its file\n", printable(heap_).c_str(),
+                 printable(why.to_string()).c_str());
+  larder::checkout_stats st;
+  const larder::backing kind = shm_ ? larder::backing::shm : larder::backing::file;
+  larder::throw_if_error(larder::restore_version(kind, heap_, version_, store(), &st));
+  if (json_) {
+    print_json({{"id", st.id}, {"offline", true}, {"pages_loaded", st.pages_loaded}, {"total_ms", ms(st.total_ns)}});
+  } else {
+    std::printf("restored %s into %s: %zu pages written; %.1f ms\n", st.id.c_str(), printable(heap_).c_str(),
+                st.pages_loaded, ms(st.total_ns));
+  }
+  return larder_tool::kExitOk;
 }
 
 int versions_command::log() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <larder/status.hpp>
 
 #include <string>
 
@@ -19,6 +20,7 @@ class versions_command {
   int checkpoint();
   int log();
   int checkout();
+  int restore(const larder::status& why);
   int housekeeping();
   // --store, or the default beside a file heap; "" when there is none.
   std::string store() const;
@@ -32,4 +34,5 @@ class versions_command {
   bool json_ = false;
   bool all_ = false;
   bool force_ = false;
+  bool offline_ = false;
 };

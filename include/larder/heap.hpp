@@ -220,6 +220,8 @@ class LARDER_EXPORT heap {
   heap_impl* impl() const noexcept { return impl_; }
 
  private:
+  // Reads a version straight from a store (larder/versions.hpp).
+  friend status open_version(const std::string& store_directory, std::string_view version, heap* out);
   // Runs change(*this, context) inside the calling thread's transaction on
   // this heap, or in one of its own.
   status change_metadata(status (*change)(heap&, void*), void* context);

@@ -73,13 +73,56 @@ struct checkout_stats {
 // invalid after (find objects again through roots); thread caches and
 // pod_scopes of the heap are reset. A file heap is durable once this
 // returns OK. A crash in the middle leaves the heap part old, part new:
-// check the version out again (docs/versions.md, "Checkout"). Errors: not_found (no
+// check the version out again, or restore_version() when the heap does not
+// open (docs/versions.md, "Checkout"). Errors: not_found (no
 // such version), invalid_argument (an ambiguous prefix, a version of
 // another heap, a precondition), read_only, corrupt (a damaged chunk:
 // nothing of the heap was changed yet), or an errno value.
 LARDER_EXPORT status checkout(heap& h, std::string_view version, checkout_stats* out);
 // Throwing convenience.
 LARDER_EXPORT checkout_stats checkout(heap& h, std::string_view version);
+
+// ---- versions outside an open heap ----------------------------------------
+
+// Writes a new file heap at `new_path` holding exactly `version` of the
+// store at `store_directory`: the version's pages (storage only for the
+// non-zero ones), superblocks for its size with `reserve` bytes of address
+// space (0: 64 GiB, or the version's size when larger), durable before
+// this returns. The clone keeps the heap's uuid and base address, so it
+// cannot be open in a process beside the heap it came from (address_taken):
+// open it in another process (docs/versions.md, "Clones"). Its versions go
+// to its own store, "<new_path>.versions". `out->pages_loaded`: the pages
+// written. Errors: already_exists (new_path), not_found, invalid_argument
+// (a reserve that does not fit), corrupt (a damaged chunk or manifest: no
+// file is left at new_path), not_a_heap (not a store), or an errno value.
+LARDER_EXPORT status clone_version(const std::string& store_directory, std::string_view version,
+                                   const std::string& new_path, std::uint64_t reserve = 0,
+                                   checkout_stats* out = nullptr);
+
+// Opens `version` read-only straight from the store at `store_directory`
+// (a version id, an unambiguous prefix of one, or a ref), without the
+// heap: its pages are read into memory at the heap's base address, so it
+// cannot be open beside the heap itself or a clone of it in one process
+// (address_taken). Roots, pods and allocator queries work; allocation
+// fails with EROFS and every change with read_only (docs/versions.md,
+// "Reading a version"). Errors: not_found, not_a_heap (not a store),
+// corrupt (a damaged chunk or manifest, or segments open refuses),
+// address_taken, or an errno value.
+LARDER_EXPORT status open_version(const std::string& store_directory, std::string_view version, heap* out);
+
+// Writes `version` into the backing of the heap `name` without opening it
+// as a heap: every page after the superblocks becomes the version's (zero
+// where the version holds none), the heap's own superblocks stay, and HEAD
+// follows as checkout() moves it. For a heap that does not open, such as
+// one a crash left half way through a checkout (docs/versions.md,
+// "Restoring a heap that does not open"); a crash in the middle of this is
+// mended by running it again. No process may have the heap open.
+// Errors: heap_busy, not_found, not_a_heap or corrupt (the superblocks:
+// clone the version instead), invalid_argument (a version of another
+// heap), corrupt (a damaged chunk: the heap may be part written), or an
+// errno value.
+LARDER_EXPORT status restore_version(backing kind, const std::string& name, std::string_view version,
+                                     const std::string& store_directory, checkout_stats* out = nullptr);
 
 struct version_info {
   std::string id;

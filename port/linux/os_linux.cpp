@@ -201,6 +201,24 @@ int release_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
   return 0;
 }
 
+int zero_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  std::uint64_t start = (offset + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
+  const std::uint64_t end = (offset + length) & ~std::uint64_t{kOsPageSize - 1};
+  if (end <= start) return 0;
+  while (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(start),
+                   static_cast<off_t>(end - start)) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
+    static const char zeros[64 * 1024] = {};
+    for (; start < end; start += sizeof(zeros)) {
+      const std::uint64_t n = end - start < sizeof(zeros) ? end - start : sizeof(zeros);
+      if (int err = write_at(fd, zeros, static_cast<std::size_t>(n), start)) return err;
+    }
+    return 0;
+  }
+  return 0;
+}
+
 int grow_file(int fd, std::uint64_t size) {
   std::uint64_t current = 0;
   if (int err = file_size(fd, &current)) return err;
