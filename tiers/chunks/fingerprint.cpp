@@ -21,15 +21,8 @@ bool fingerprint::parse(std::string_view text, fingerprint* out) {
   if (text.size() != 32) return false;
   fingerprint f;
   for (std::size_t i = 0; i < 32; ++i) {
-    char c = text[i];
-    unsigned digit;
-    if (c >= '0' && c <= '9') {
-      digit = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      digit = static_cast<unsigned>(c - 'a' + 10);
-    } else {
-      return false;
-    }
+    unsigned digit = 0;
+    if (!hex_digit(text[i], &digit)) return false;
     std::uint64_t& half = i < 16 ? f.high : f.low;
     half = (half << 4) | digit;
   }

@@ -26,6 +26,19 @@ struct fingerprint {
 
 fingerprint fingerprint_of(const void* data, std::size_t length);
 inline fingerprint page_fingerprint(const void* page) { return fingerprint_of(page, kPageSize); }
+
+// The value of a lowercase hexadecimal digit, as every name in a store is
+// written; false for anything else.
+inline bool hex_digit(char c, unsigned* digit) noexcept {
+  if (c >= '0' && c <= '9') {
+    *digit = static_cast<unsigned>(c - '0');
+  } else if (c >= 'a' && c <= 'f') {
+    *digit = static_cast<unsigned>(c - 'a' + 10);
+  } else {
+    return false;
+  }
+  return true;
+}
 // The fingerprint of kPageSize zero bytes: never stored, always readable.
 const fingerprint& zero_page();
 

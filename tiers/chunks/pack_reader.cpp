@@ -17,14 +17,8 @@ bool parse_pack_name(std::string_view name, std::uint64_t* id) {
   if (name.size() != 16 + kSuffix.size() || name.substr(16) != kSuffix) return false;
   std::uint64_t value = 0;
   for (char c : name.substr(0, 16)) {
-    unsigned digit;
-    if (c >= '0' && c <= '9') {
-      digit = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      digit = static_cast<unsigned>(c - 'a' + 10);
-    } else {
-      return false;
-    }
+    unsigned digit = 0;
+    if (!hex_digit(c, &digit)) return false;
     value = (value << 4) | digit;
   }
   *id = value;
