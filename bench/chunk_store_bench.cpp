@@ -61,6 +61,13 @@ void commit(chunk_store& s, const std::vector<fingerprint>& names) {
   if (!s.commit(v, &id).ok()) std::abort();
 }
 
+// Stores one batch of `pages` (filled from `r`) as a version; `names` gets its chunks.
+void put_batch(chunk_store& s, std::mt19937_64& r, std::vector<char>* pages, std::vector<fingerprint>* names) {
+  fill(r, pages);
+  if (!s.put(pages->data(), kBatch, names->data()).ok()) std::abort();
+  commit(s, *names);
+}
+
 void BM_PutNewPages(benchmark::State& state) {
   std::string dir = store_dir();
   auto s = open_store(dir);
@@ -86,9 +93,7 @@ void BM_PutDuplicatePages(benchmark::State& state) {
   std::mt19937_64 r(2);
   std::vector<char> pages(kBatch * kPageSize);
   std::vector<fingerprint> names(kBatch);
-  fill(r, &pages);
-  if (!s->put(pages.data(), kBatch, names.data()).ok()) std::abort();
-  commit(*s, names);
+  put_batch(*s, r, &pages, &names);
   for (auto _ : state) {
     if (!s->put(pages.data(), kBatch, names.data()).ok()) std::abort();
     commit(*s, names);
@@ -103,9 +108,7 @@ void BM_GetBatch(benchmark::State& state) {
   std::mt19937_64 r(3);
   std::vector<char> pages(kBatch * kPageSize);
   std::vector<fingerprint> names(kBatch);
-  fill(r, &pages);
-  if (!s->put(pages.data(), kBatch, names.data()).ok()) std::abort();
-  commit(*s, names);
+  put_batch(*s, r, &pages, &names);
   std::shuffle(names.begin(), names.end(), r);
   for (auto _ : state) {
     if (!s->get_batch(names.data(), kBatch, pages.data()).ok()) std::abort();

@@ -89,8 +89,7 @@ TEST(ChunkGc, ReclaimsEverythingOnceNoVersionRemains) {
   scratch_dir dir;
   auto s = open_store(dir.path());
   std::mt19937_64 r(1);
-  std::vector<char> pages(16 * kPage);
-  for (std::size_t i = 0; i < 16; ++i) random_page(r, pages.data() + i * kPage);
+  std::vector<char> pages = random_pages(r, 16);
   version_id a = commit_pages(*s, pages, "a");
   ASSERT_TRUE(s->put(pages.data(), 1, std::vector<fingerprint>(1).data()).ok());
   gc_report g;
@@ -110,8 +109,7 @@ TEST(ChunkDu, SplitsUniqueAndSharedAndSaysWhatDeletingFrees) {
   scratch_dir dir;
   auto s = open_store(dir.path());
   std::mt19937_64 r(2);
-  std::vector<char> pages(10 * kPage);
-  for (std::size_t i = 0; i < 10; ++i) random_page(r, pages.data() + i * kPage);
+  std::vector<char> pages = random_pages(r, 10);
   version_id a = commit_pages(*s, pages, "a");  // its own pack
   std::vector<char> b_pages = pages;
   for (std::size_t i = 0; i < 8; ++i) random_page(r, b_pages.data() + i * kPage);

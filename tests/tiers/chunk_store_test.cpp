@@ -83,8 +83,7 @@ TEST(ChunkStore, DeduplicatesAcrossBatchesVersionsAndHeaps) {
   scratch_dir dir;
   auto s = open_store(dir.path());
   std::mt19937_64 r(11);
-  std::vector<char> pages(64 * kPage);
-  for (std::size_t i = 0; i < 64; ++i) random_page(r, pages.data() + i * kPage);
+  std::vector<char> pages = random_pages(r, 64);
   version_id a = commit_pages(*s, pages, "heap 1", nullptr, 1);
   std::uint64_t stored = s->info().stored_bytes;
   EXPECT_EQ(s->info().chunks, 64u);
@@ -136,8 +135,7 @@ TEST(ChunkStore, ManifestRoundTripsEveryField) {
   scratch_dir dir;
   auto s = open_store(dir.path());
   std::mt19937_64 r(5);
-  std::vector<char> pages(3 * kPage);
-  for (std::size_t i = 0; i < 3; ++i) random_page(r, pages.data() + i * kPage);
+  std::vector<char> pages = random_pages(r, 3);
   std::vector<fingerprint> names(3);
   ASSERT_TRUE(s->put(pages.data(), 3, names.data()).ok());
   version_record v;

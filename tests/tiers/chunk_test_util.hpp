@@ -38,6 +38,13 @@ inline void random_page(std::mt19937_64& r, char* page) {
   }
 }
 
+// `count` incompressible pages, one after another.
+inline std::vector<char> random_pages(std::mt19937_64& r, std::size_t count) {
+  std::vector<char> pages(count * kPage);
+  for (std::size_t i = 0; i < count; ++i) random_page(r, pages.data() + i * kPage);
+  return pages;
+}
+
 // A page that zstd shrinks to a few hundred bytes: a short pattern, repeated.
 inline void compressible_page(std::uint64_t seed, char* page) {
   for (std::size_t i = 0; i < kPage; ++i) page[i] = static_cast<char>("larder"[i % 6] + seed % 7 + (i / 512));
