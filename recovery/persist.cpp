@@ -19,6 +19,14 @@ std::atomic<std::uint64_t> g_points{0};
 
 std::uint64_t next_point() noexcept { return g_points.fetch_add(1, std::memory_order_relaxed) + 1; }
 
+struct hook_entry {
+  power_failure_hook hook;
+  void* context;
+};
+// Fixed: a failure must not allocate. Added to at setup, before any crash.
+hook_entry g_hooks[8];
+std::atomic<std::size_t> g_hook_count{0};
+
 // msync wants page-aligned starts.
 persist_range page_aligned(const persist_range& r) noexcept {
   auto start = reinterpret_cast<std::uintptr_t>(r.address) & ~(port::kOsPageSize - 1);
@@ -125,8 +133,7 @@ class crash_domain final : public persist_domain {
         }
       }
     }
-    write_report("crashed", point);
-    std::_Exit(kCrashExitCode);
+    power_failure(point);
   }
 
   int fd_;
@@ -173,5 +180,22 @@ std::unique_ptr<persist_domain> make_crash_domain(int fd, std::uintptr_t base) {
 }
 
 std::uint64_t persistence_points() noexcept { return g_points.load(std::memory_order_relaxed); }
+
+std::uint64_t next_persistence_point() noexcept { return next_point(); }
+
+bool on_power_failure(power_failure_hook hook, void* context) noexcept {
+  std::size_t n = g_hook_count.load(std::memory_order_acquire);
+  if (n == std::size(g_hooks)) return false;
+  g_hooks[n] = {hook, context};
+  g_hook_count.store(n + 1, std::memory_order_release);
+  return true;
+}
+
+void power_failure(std::uint64_t point) noexcept {
+  std::size_t n = g_hook_count.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < n; ++i) g_hooks[i].hook(g_hooks[i].context);
+  write_report("crashed", point);
+  std::_Exit(kCrashExitCode);
+}
 
 }  // namespace larder::recovery

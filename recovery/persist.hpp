@@ -90,4 +90,16 @@ std::unique_ptr<persist_domain> make_crash_domain(int fd, std::uintptr_t base);
 // process (other domains have no points: nothing there can be dropped).
 std::uint64_t persistence_points() noexcept;
 
+// Other durable state of the process (a chunk store's files, whose layer
+// sits above this one) joins the same simulation: it counts its own
+// persistence points in the one sequence, and one power failure stops
+// both. Whichever side reaches point LARDER_CRASH_AT calls power_failure,
+// which runs every hook (each puts its own files back as the failure
+// would leave them), writes the report and stops the process.
+std::uint64_t next_persistence_point() noexcept;
+using power_failure_hook = void (*)(void* context) noexcept;
+// Hooks run in the order added. False when the 8 a process may add are taken.
+bool on_power_failure(power_failure_hook hook, void* context) noexcept;
+[[noreturn]] void power_failure(std::uint64_t point) noexcept;
+
 }  // namespace larder::recovery

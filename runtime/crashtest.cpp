@@ -291,13 +291,17 @@ status driver::spawn(const std::vector<std::string>& argv, const std::vector<std
 }
 
 // A round starts from nothing: no heap (nor one a crash left half made
-// under its temporary name), no acknowledgement, no report.
+// under its temporary name), no versions in its default store, no
+// acknowledgement, no report.
 status driver::start_round() {
   for (const std::string* path : {&heap_, &ack_, &report_}) {
     std::error_code ec;
     fs::remove(*path, ec);
     if (ec) return status::from_errno(ec.value(), "removing " + *path);
   }
+  std::error_code store_ec;
+  fs::remove_all(heap_ + ".versions", store_ec);
+  if (store_ec) return status::from_errno(store_ec.value(), "removing " + heap_ + ".versions");
   fs::path heap(heap_);
   std::string unfinished = heap.filename().string() + ".new-";
   std::error_code ec;

@@ -89,7 +89,7 @@ status chunk_store::open(const std::string& directory, const store_options& opti
   store->versions_dir_ = directory + "/versions";
   store->refs_dir_ = directory + "/refs";
   store->options_ = options;
-  store->files_ = options.files != nullptr ? options.files : &real_file_ops();
+  store->files_ = options.files != nullptr ? options.files : &process_file_ops();
   status s = check_marker(directory);
   if (s.is(errc::not_a_heap) && options.create) s = create_layout(*store->files_, directory);
   if (!s.ok()) return s;

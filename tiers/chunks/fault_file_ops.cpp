@@ -58,7 +58,13 @@ fault_file_ops::fault_file_ops(const fault_plan& plan) : plan_(plan), random_(pl
 fault_file_ops::~fault_file_ops() = default;
 
 void fault_file_ops::point() {
-  if (++points_ == plan_.crash_at) power_off();
+  ++points_;
+  if (!plan_.joins_heap_simulation) {
+    if (points_ == plan_.crash_at) power_off();
+    return;
+  }
+  std::uint64_t point = recovery::next_persistence_point();
+  if (point == plan_.crash_at) recovery::power_failure(point);
 }
 
 void fault_file_ops::power_off() {
@@ -256,6 +262,27 @@ status fault_file_ops::roll_back() {
   by_fd_.clear();
   pending_.clear();
   return {};
+}
+
+file_ops& process_file_ops() {
+  const recovery::crash_settings& cs = recovery::crash_simulation();
+  if (!cs.active) return real_file_ops();
+  static fault_file_ops* simulated = [&] {
+    auto* ops = new fault_file_ops(fault_plan{cs.crash_at, cs.seed != 0, cs.seed, true});
+    auto roll_back = [](void* context) noexcept {
+      status s = static_cast<fault_file_ops*>(context)->roll_back();
+      if (!s.ok()) {
+        std::fprintf(stderr, "power failure: rolling the chunk store back failed: %s\n", s.to_string().c_str());
+        std::_Exit(1);
+      }
+    };
+    if (!recovery::on_power_failure(roll_back, ops)) {
+      std::fputs("power failure simulation: no room for the chunk store's hook\n", stderr);
+      std::abort();
+    }
+    return ops;
+  }();
+  return *simulated;
 }
 
 }  // namespace larder::chunks

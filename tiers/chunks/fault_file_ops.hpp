@@ -34,6 +34,10 @@ struct fault_plan {
   // them in); otherwise none of either lands.
   bool torn = false;
   std::uint64_t seed = 0;
+  // Points are counted in the heap crash simulation's sequence and the
+  // failure is its power_failure (recovery/persist.hpp), which rolls these
+  // files back through a hook; crash_at is then the simulation's.
+  bool joins_heap_simulation = false;
 };
 
 class fault_file_ops final : public file_ops {

@@ -49,4 +49,12 @@ class file_ops {
 // given, io_uring where it was set up). Shared, stateless.
 file_ops& real_file_ops();
 
+// What a store uses when its options name none: real_file_ops(), or, in
+// a process under the heap crash harness (LARDER_CRASH_AT set,
+// recovery/persist.hpp), one fault_file_ops for the whole process whose
+// persistence points are counted with the heap's and whose power failure
+// is the heap's: one failure instant cuts heap and store alike
+// (docs/crashtest.md).
+file_ops& process_file_ops();
+
 }  // namespace larder::chunks
