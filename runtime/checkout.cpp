@@ -3,6 +3,7 @@
 // open builds it. See larder/versions.hpp and docs/versions.md.
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
+#include "runtime/checkout_mark.hpp"
 #include "runtime/close_journal.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/process_heap_scope.hpp"
@@ -206,6 +207,9 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
+  if (impl.kind == backing::file) {
+    if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return s;
+  }
   const tracker_backend backend = impl.tracking_backend;
   const bool by_program = impl.tracking_by_program;
   page_bitmap unreported = impl.unreported_writes;
@@ -236,6 +240,7 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   if (status t = track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok()) return t;
   if (impl.kind == backing::file) {
     if (status w = write_back(impl); !w.ok()) return w;
+    if (status c = clear_checkout_mark(impl.name); !c.ok()) return c;
   }
   v->has_current = true;
   v->current = id;

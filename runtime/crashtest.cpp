@@ -291,10 +291,11 @@ status driver::spawn(const std::vector<std::string>& argv, const std::vector<std
 }
 
 // A round starts from nothing: no heap (nor one a crash left half made
-// under its temporary name), no versions in its default store, no
-// acknowledgement, no report.
+// under its temporary name), no versions in its default store nor the
+// mark of a checkout, no acknowledgement, no report.
 status driver::start_round() {
-  for (const std::string* path : {&heap_, &ack_, &report_}) {
+  std::string mark = heap_ + ".checkout";
+  for (const std::string* path : {&heap_, &mark, &ack_, &report_}) {
     std::error_code ec;
     fs::remove(*path, ec);
     if (ec) return status::from_errno(ec.value(), "removing " + *path);

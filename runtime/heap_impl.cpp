@@ -9,6 +9,7 @@
 #include "port/os.hpp"
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
+#include "runtime/checkout_mark.hpp"
 #include "runtime/close_journal.hpp"
 #include "runtime/lane_report.hpp"
 #include "runtime/transaction_engine.hpp"
@@ -160,7 +161,8 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
           if (options.kind == backing::shm) port::remove_shm(options.name.c_str());
         }
       } else {
-        s = impl->open_existing(size);
+        if (options.kind == backing::file) s = refuse_if_checkout_marked(options.name);
+        if (s.ok()) s = impl->open_existing(size);
       }
     }
   }
@@ -207,7 +209,10 @@ status heap_impl::remove(backing kind, const std::string& name) {
   if (!s.ok()) return s;
   err = kind == backing::file ? port::remove_file(name.c_str()) : port::remove_shm(name.c_str());
   if (err != 0) return status::from_errno(err, "removing " + name);
-  if (kind == backing::file) remove_stale_temporaries(name);
+  if (kind == backing::file) {
+    remove_stale_temporaries(name);
+    return clear_checkout_mark(name);
+  }
   return {};
 }
 

@@ -4,6 +4,7 @@
 // docs/versions.md ("Clones", "Restoring a heap that does not open").
 #include "port/os.hpp"
 #include "recovery/superblock.hpp"
+#include "runtime/checkout_mark.hpp"
 #include "runtime/heap_file.hpp"
 #include "runtime/version_pages.hpp"
 
@@ -140,6 +141,9 @@ status restore_version(backing kind, const std::string& name, std::string_view v
   }
   std::size_t written = 0;
   if (status s = write_pages_into(file.fd, name, *store, v.record, file.size, &written); !s.ok()) return s;
+  if (kind == backing::file) {
+    if (status s = clear_checkout_mark(name); !s.ok()) return s;
+  }
   status head = v.branch.empty() ? store->set_head_detached(v.id) : store->set_head(v.branch);
   if (!head.ok()) return head;
   if (out != nullptr) *out = stats_of(v, written, start);
