@@ -85,6 +85,69 @@ TEST(ChunkGc, NeverRemovesAChunkAManifestNames) {
   EXPECT_EQ(v.versions_checked, model.size());
 }
 
+// A chunk two writers put at once lands in two packs. When another
+// process's gc removes the copy a store object found first, that object
+// must still find the other: a writer whose version names the chunk
+// commits it, and its own gc keeps it.
+TEST(ChunkGc, AChunkInTwoPacksSurvivesTheRemovalOfTheCopyFoundFirst) {
+  scratch_dir dir;
+  auto a = open_store(dir.path());
+  auto b = open_store(dir.path());
+  std::mt19937_64 r(9);
+  std::vector<char> shared = random_pages(r, 1);
+  std::vector<char> pages_a = shared, pages_b = shared;
+  std::vector<char> only_a = random_pages(r, 7), only_b = random_pages(r, 7);
+  pages_a.insert(pages_a.end(), only_a.begin(), only_a.end());
+  pages_b.insert(pages_b.end(), only_b.begin(), only_b.end());
+  // b puts before a's pack is published, so each writes the shared page.
+  std::vector<fingerprint> names_a(8), names_b(8);
+  ASSERT_TRUE(a->put(pages_a.data(), 8, names_a.data()).ok());
+  ASSERT_TRUE(b->put(pages_b.data(), 8, names_b.data()).ok());
+  version_record va;
+  va.heap_uuid[0] = 1;
+  va.heap_size = 8 * kPage;
+  for (std::size_t i = 0; i < 8; ++i) va.pages.push_back(page_entry{i, names_a[i]});
+  version_id id_a;
+  ASSERT_TRUE(a->commit(va, &id_a).ok());
+  // w knows a's pack only: it finds the shared chunk there.
+  auto w = open_store(dir.path());
+  version_record vb = va;
+  vb.heap_uuid[0] = 2;
+  for (std::size_t i = 0; i < 8; ++i) vb.pages[i].chunk = names_b[i];
+  version_id id_b;
+  ASSERT_TRUE(b->commit(vb, &id_b).ok());
+  // w's next write loads b's pack too, still finding the chunk in a's.
+  std::vector<char> first = random_pages(r, 1);
+  version_record vw;
+  vw.heap_uuid[0] = 3;
+  vw.heap_size = kPage;
+  vw.pages.push_back(page_entry{0, {}});
+  ASSERT_TRUE(w->put(first.data(), 1, &vw.pages[0].chunk).ok());
+  version_id id_w;
+  ASSERT_TRUE(w->commit(vw, &id_w).ok());
+  // b's gc, which found the chunk in its own pack first, removes a's pack.
+  ASSERT_TRUE(b->delete_version(id_a, false).ok());
+  gc_report g;
+  ASSERT_TRUE(b->gc(&g).ok());
+  ASSERT_EQ(g.packs_removed, 1u);
+  // w commits a version naming the shared chunk, runs gc and reads it.
+  vw.pages[0].chunk = names_b[0];
+  std::vector<char> other = random_pages(r, 1);
+  fingerprint other_name;
+  ASSERT_TRUE(w->put(other.data(), 1, &other_name).ok());
+  status st = w->commit(vw, &id_w);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  ASSERT_TRUE(b->delete_version(id_b, false).ok());
+  ASSERT_TRUE(w->gc(&g).ok());
+  std::vector<char> page(kPage);
+  st = w->get(names_b[0], page.data());
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(std::memcmp(page.data(), shared.data(), kPage), 0);
+  verify_report v;
+  ASSERT_TRUE(open_store(dir.path())->verify(&v).ok());
+  EXPECT_TRUE(v.clean()) << v.problems[0].file << ": " << v.problems[0].what;
+}
+
 TEST(ChunkGc, ReclaimsEverythingOnceNoVersionRemains) {
   scratch_dir dir;
   auto s = open_store(dir.path());

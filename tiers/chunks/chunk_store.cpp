@@ -119,17 +119,35 @@ chunk_store::~chunk_store() {
 
 std::string chunk_store::pack_path(std::uint64_t pack_id) const { return packs_dir_ + "/" + pack_name(pack_id); }
 
-void chunk_store::forget_pack(std::uint32_t slot) {
+void chunk_store::forget_pack(std::uint32_t slot, chunk_set* unindexed) {
   pack_state& p = packs_[slot];
+  chunk_set here;
   for (const index_entry& e : p.entries) {
     auto it = index_.find(fingerprint::from(e.fingerprint));
-    if (it != index_.end() && it->second.pack == slot) index_.erase(it);
+    if (it != index_.end() && it->second.pack == slot) {
+      (unindexed != nullptr ? *unindexed : here).insert(it->first);
+      index_.erase(it);
+    }
   }
   if (p.fd >= 0) port::close_fd(p.fd);
   p.fd = -1;
   p.removed = true;
   p.entries.clear();
   p.entries.shrink_to_fit();
+  if (unindexed == nullptr) index_other_copies(&here);
+}
+
+// A chunk the index found in a forgotten pack may be in another too (two
+// writers put it at once, or gc copied it): without this the store would
+// take it for missing, and its gc would drop the copy that is left.
+void chunk_store::index_other_copies(chunk_set* unindexed) {
+  for (std::uint32_t slot = 0; !unindexed->empty() && slot < packs_.size(); ++slot) {
+    if (packs_[slot].removed) continue;
+    for (const index_entry& e : packs_[slot].entries) {
+      fingerprint name = fingerprint::from(e.fingerprint);
+      if (unindexed->erase(name) != 0) index_.emplace(name, location{slot, e.stored_size, e.offset});
+    }
+  }
 }
 
 // Loads the packs published since the last refresh. With `drop_removed`,
@@ -144,12 +162,14 @@ status chunk_store::refresh(bool drop_removed) {
     if (parse_pack_name(name, &id)) present.insert(id);
   }
   std::unordered_set<std::uint64_t> known;
+  chunk_set unindexed;
   for (std::uint32_t slot = 0; slot < packs_.size(); ++slot) {
     pack_state& p = packs_[slot];
     bool writing = writer_ && slot == writer_slot_;
-    if (!p.removed && !writing && drop_removed && !present.contains(p.id)) forget_pack(slot);
+    if (!p.removed && !writing && drop_removed && !present.contains(p.id)) forget_pack(slot, &unindexed);
     if (!p.removed || writing) known.insert(p.id);
   }
+  index_other_copies(&unindexed);
   for (std::uint64_t id : present) {
     if (known.contains(id)) continue;
     if (status s = load_pack(id); !s.ok()) return s;

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 struct ZSTD_DCtx_s;
@@ -197,7 +198,14 @@ class chunk_store {
   status read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss);
   status read_all_versions(std::vector<std::pair<version_id, version_record>>* out, verify_report* damage);
   status remove_temporaries(std::uint64_t* removed);
-  void forget_pack(std::uint32_t slot);
+  status remove_temporaries_in(const std::string& dir, std::uint64_t* removed);
+  status remove_ref_temporaries(std::uint64_t* removed);
+  using chunk_set = std::unordered_set<fingerprint, fingerprint_hash>;
+  // Drops a pack from the index. The chunks it was the index's copy of go
+  // into *unindexed for index_other_copies (one pass for many packs), or,
+  // with none given, are looked for in the other packs at once.
+  void forget_pack(std::uint32_t slot, chunk_set* unindexed = nullptr);
+  void index_other_copies(chunk_set* unindexed);
   bool canonical(std::uint32_t slot, const index_entry& e) const;
   status update_ref_file(const std::string& name, const std::string* content, const version_id* expected);
   std::string pack_path(std::uint64_t pack_id) const;

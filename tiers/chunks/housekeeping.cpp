@@ -131,14 +131,24 @@ status chunk_store::gc(gc_report* report) {
       written += packs_[writer_slot_].size;
     }
     // The copies are durable and published: only now do the old packs go.
+    chunk_set unindexed;
+    status removing;
     for (std::uint32_t slot : doomed) {
       std::string index = packs_dir_ + "/" + index_name(packs_[slot].id), pack = pack_path(packs_[slot].id);
-      if (int err = files_->remove(index.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + index);
-      if (int err = files_->remove(pack.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + pack);
+      if (int err = files_->remove(index.c_str()); err != 0 && err != ENOENT) {
+        removing = status::from_errno(err, "removing " + index);
+        break;
+      }
+      if (int err = files_->remove(pack.c_str()); err != 0 && err != ENOENT) {
+        removing = status::from_errno(err, "removing " + pack);
+        break;
+      }
       removed += packs_[slot].size;
       ++report->packs_removed;
-      forget_pack(slot);
+      forget_pack(slot, &unindexed);
     }
+    index_other_copies(&unindexed);
+    if (!removing.ok()) return removing;
     report->bytes_freed = removed > written ? removed - written : 0;
     int err = files_->sync_directory(packs_dir_.c_str());
     return err == 0 ? status{} : status::from_errno(err, "syncing " + packs_dir_);
