@@ -116,19 +116,24 @@ int open_flags(bool create, bool exclusive, bool writable) {
 template <class Open>
 int open_common(Open open_fn, bool create, bool exclusive, bool writable, int* fd, bool* created) {
   *created = false;
-  if (!(create && exclusive)) {
-    int f = open_fn(open_flags(false, false, writable));
+  for (;;) {
+    if (!(create && exclusive)) {
+      int f = open_fn(open_flags(false, false, writable));
+      if (f >= 0) {
+        *fd = f;
+        return 0;
+      }
+      if (errno != ENOENT || !create) return errno;
+    }
+    int f = open_fn(open_flags(true, true, writable));
     if (f >= 0) {
       *fd = f;
+      *created = true;
       return 0;
     }
-    if (errno != ENOENT || !create) return errno;
+    // Another process made it between the two opens: open theirs.
+    if (errno != EEXIST || exclusive) return errno;
   }
-  int f = open_fn(open_flags(true, true, writable));
-  if (f < 0) return errno;
-  *fd = f;
-  *created = true;
-  return 0;
 }
 }  // namespace
 

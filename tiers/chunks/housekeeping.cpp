@@ -60,20 +60,25 @@ status chunk_store::read_all_versions(std::vector<std::pair<version_id, version_
   return {};
 }
 
-status chunk_store::remove_temporaries(std::uint64_t* removed) {
-  for (const std::string& dir : {root_, packs_dir_, versions_dir_, refs_dir_ + "/heads", refs_dir_ + "/tags"}) {
-    std::vector<std::string> names;
-    if (status s = list_directory(dir, &names); !s.ok()) return s;
-    for (const std::string& name : names) {
-      if (!is_temporary(name)) continue;
-      std::string path = dir + "/" + name;
-      if (int err = files_->remove(path.c_str()); err != 0 && err != ENOENT) {
-        return status::from_errno(err, "removing " + path);
-      }
-      ++*removed;
+status chunk_store::remove_temporaries_in(const std::string& dir, std::uint64_t* removed) {
+  std::vector<std::string> names;
+  if (status s = list_directory(dir, &names); !s.ok()) return s;
+  for (const std::string& name : names) {
+    if (!is_temporary(name)) continue;
+    std::string path = dir + "/" + name;
+    if (int err = files_->remove(path.c_str()); err != 0 && err != ENOENT) {
+      return status::from_errno(err, "removing " + path);
     }
+    ++*removed;
   }
   return {};
+}
+
+status chunk_store::remove_temporaries(std::uint64_t* removed) {
+  for (const std::string& dir : {packs_dir_, versions_dir_}) {
+    if (status s = remove_temporaries_in(dir, removed); !s.ok()) return s;
+  }
+  return remove_ref_temporaries(removed);
 }
 
 status chunk_store::gc(gc_report* report) {

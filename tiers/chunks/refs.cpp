@@ -130,6 +130,18 @@ status chunk_store::list_refs(std::vector<ref_entry>* out) {
   return {};
 }
 
+// Under the refs lock: a ref or HEAD is replaced after its manifest is
+// committed, outside the store lock gc holds, so its temporary may be in
+// flight while gc runs.
+status chunk_store::remove_ref_temporaries(std::uint64_t* removed) {
+  refs_lock lock(refs_dir_);
+  if (status s = lock.take(); !s.ok()) return s;
+  for (const std::string& dir : {root_, refs_dir_ + "/heads", refs_dir_ + "/tags"}) {
+    if (status s = remove_temporaries_in(dir, removed); !s.ok()) return s;
+  }
+  return {};
+}
+
 status chunk_store::set_head(const std::string& branch) {
   if (!branch.starts_with(kBranchPrefix) || !valid_ref(branch)) return bad_ref(branch);
   refs_lock lock(refs_dir_);
