@@ -248,6 +248,8 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   out->id = id.hex();
   out->pages_loaded = pages.size();
   out->total_ns = port::monotonic_ns() - start;
+  v->follows = branch;
+  v->follows_known = true;
   return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
 }
 

@@ -86,10 +86,14 @@ status parent_of(heap_impl& impl, versions_state& v, bool* has_parent, chunks::v
   return {};
 }
 
-status move_head(chunks::chunk_store& store, const chunks::version_id& id) {
-  chunks::head_state head;
-  if (status s = store.get_head(&head); !s.ok()) return s;
-  return head.detached ? store.set_head_detached(id) : store.set_ref(head.branch, id);
+status move_head(versions_state& v, const chunks::version_id& id) {
+  if (!v.follows_known) {
+    chunks::head_state head;
+    if (status s = v.store->get_head(&head); !s.ok()) return s;
+    v.follows = head.detached ? std::string() : head.branch;
+    v.follows_known = true;
+  }
+  return v.follows.empty() ? v.store->set_head_detached(id) : v.store->set_ref(v.follows, id);
 }
 
 }  // namespace
@@ -168,7 +172,7 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   out->bytes_stored = v->store->bytes_put() - bytes_before;
   out->total_ns = port::monotonic_ns() - start;
   // The version is committed either way; HEAD not following it is said.
-  return move_head(*v->store, id);
+  return move_head(*v, id);
 }
 
 }  // namespace larder

@@ -230,7 +230,9 @@ status use_version_store(heap& h, const std::string& directory, std::string_view
   options.create = true;
   if (status s = chunks::chunk_store::open(directory, options, &fresh->store); !s.ok()) return s;
   if (!branch.empty()) {
-    if (status s = fresh->store->set_head("heads/" + std::string(branch)); !s.ok()) return s;
+    fresh->follows = "heads/" + std::string(branch);
+    fresh->follows_known = true;
+    if (status s = fresh->store->set_head(fresh->follows); !s.ok()) return s;
   }
   impl->versions = std::move(fresh);
   return {};

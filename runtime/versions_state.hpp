@@ -53,6 +53,12 @@ struct versions_state {
   bool has_current = false;
   chunks::version_id current;
   std::vector<chunks::page_entry> table;  // current's pages, ascending
+  // What this heap's checkpoints move: a branch ("heads/<n>") or, empty, a
+  // detached HEAD. Fixed when the heap first needs it (HEAD as it is then),
+  // by use_version_store's branch, or by a checkout, so that heaps sharing
+  // a store never move each other's branches.
+  bool follows_known = false;
+  std::string follows;
 };
 
 // Heap pages (4 KiB, numbered from the base) [first, first + count).
