@@ -190,8 +190,24 @@ TEST_F(VersionDamage, VersionsVerifyExitsWithCorruptionsCodeAndNamesTheFile) {
   flip_byte(store_ + "/" + m, 100);
   int rc = std::system(command.c_str());
   ASSERT_TRUE(WIFEXITED(rc));
-  EXPECT_NE(WEXITSTATUS(rc), 0);
+  EXPECT_EQ(WEXITSTATUS(rc), 1);  // damaged (docs/tools/larder.md)
   EXPECT_NE(read_all(dir_.file("out")).find(ids_[2]), std::string::npos) << read_all(dir_.file("out"));
+}
+
+TEST_F(VersionDamage, CheckoutCommandOfADamagedVersionExitsDamagedAndChangesNothing) {
+  for (const std::string& f : files("packs")) {
+    if (!f.ends_with(".pack")) continue;
+    std::string bytes = read_all(store_ + "/" + f);
+    for (std::size_t at = 200; at + 4096 < bytes.size(); at += 512) bytes[at] ^= 0x5A;
+    write_all(store_ + "/" + f, bytes);
+  }
+  const std::string out = dir_.file("out");
+  int rc = std::system((std::string(LARDER_TOOL) + " checkout " + heap_path_ + " " + ids_[1] + " > " + out + " 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 1) << read_all(out);
+  EXPECT_NE(read_all(out).find(".pack"), std::string::npos) << read_all(out);
+  larder::heap h({.kind = larder::backing::file, .name = heap_path_, .mode = larder::open_mode::open});
+  EXPECT_EQ(differs(h, 3), "");
 }
 #endif
 
