@@ -72,9 +72,10 @@ struct checkout_stats {
 // heap until this returns. Every pointer into the heap taken before is
 // invalid after (find objects again through roots); thread caches and
 // pod_scopes of the heap are reset. A file heap is durable once this
-// returns OK. A crash in the middle leaves the heap part old, part new:
-// check the version out again, or restore_version() when the heap does not
-// open (docs/versions.md, "Checkout"). Errors: not_found (no
+// returns OK. A crash in the middle leaves the heap part old, part new: a
+// file heap then refuses to open (corrupt) until restore_version() writes
+// a version into it; check an shm heap's version out again
+// (docs/versions.md, "Checkout"). Errors: not_found (no
 // such version), invalid_argument (an ambiguous prefix, a version of
 // another heap, a precondition), read_only, corrupt (a damaged chunk:
 // nothing of the heap was changed yet), or an errno value.
