@@ -20,6 +20,7 @@
 #include "recovery/records.hpp"
 #include "recovery/superblock.hpp"
 #include "recovery/undo_log.hpp"
+#include "runtime/checkout_mark.hpp"
 #include "runtime/heap_file.hpp"
 #include "runtime/heap_impl.hpp"
 
@@ -909,14 +910,7 @@ status repair(backing kind, const std::string& path, const checker& first, check
   return {};
 }
 
-}  // namespace
-
-status check_heap(backing kind, const std::string& path, bool repair_mode, check_report* out) {
-  *out = check_report{};
-  if (kind == backing::anonymous) return status(errc::invalid_argument, "an anonymous heap cannot be checked");
-  if (path.empty()) return status(errc::invalid_argument, "a heap name is needed");
-  if (kind == backing::shm && (path[0] != '/' || path.find('/', 1) != std::string::npos))
-    return status(errc::invalid_argument, "a shm name looks like \"/name\" with no other slash");
+status check_or_repair(backing kind, const std::string& path, bool repair_mode, check_report* out) {
   checker first(out);
   if (status s = first.run(kind, path); !s.ok()) return s;
   if (!repair_mode) return {};
@@ -928,6 +922,22 @@ status check_heap(backing kind, const std::string& path, bool repair_mode, check
     return {};
   }
   return repair(kind, path, first, std::move(*out), out);
+}
+
+}  // namespace
+
+status check_heap(backing kind, const std::string& path, bool repair_mode, check_report* out) {
+  *out = check_report{};
+  if (kind == backing::anonymous) return status(errc::invalid_argument, "an anonymous heap cannot be checked");
+  if (path.empty()) return status(errc::invalid_argument, "a heap name is needed");
+  if (kind == backing::shm && (path[0] != '/' || path.find('/', 1) != std::string::npos))
+    return status(errc::invalid_argument, "a shm name looks like \"/name\" with no other slash");
+  if (status s = check_or_repair(kind, path, repair_mode, out); !s.ok()) return s;
+  // Its structures may all be sound and its data still part of two versions.
+  if (kind == backing::file) {
+    if (status marked = refuse_if_checkout_marked(path); !marked.ok()) out->problems.push_back(marked.message());
+  }
+  return {};
 }
 
 }  // namespace larder

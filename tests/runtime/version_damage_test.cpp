@@ -6,6 +6,7 @@
 // small store's files finds no flip that brings a version back wrong.
 #include "runtime_test_util.hpp"
 
+#include <larder/check.hpp>
 #include <larder/versions.hpp>
 
 #include <algorithm>
@@ -182,6 +183,31 @@ TEST_F(VersionDamage, FlippedRefNamesNoVersionInsteadOfAnother) {
 }
 
 #ifdef LARDER_TOOL
+// What a checkout that stopped half way leaves (docs/versions.md,
+// "Checkout"): the heap's structures may check clean, yet it holds part of
+// two versions, so open refuses it, check reports it, and `larder
+// checkout` writes the version into the file instead.
+TEST_F(VersionDamage, AHeapAnUnfinishedCheckoutMarkedOpensOnlyAfterTheCommandRestoresIt) {
+  write_all(heap_path_ + ".checkout", ids_[1] + "\n");
+  larder::heap h;
+  larder::status s = larder::heap::open({.kind = larder::backing::file, .name = heap_path_,
+                                         .mode = larder::open_mode::open}, &h);
+  ASSERT_TRUE(s.is(larder::errc::corrupt)) << s.to_string();
+  EXPECT_NE(s.message().find(ids_[1]), std::string::npos) << s.message();
+  larder::check_report report;
+  ASSERT_TRUE(larder::check_heap(larder::backing::file, heap_path_, false, &report).ok());
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_NE(report.problems[0].find("checkout"), std::string::npos) << report.problems[0];
+
+  const std::string out = dir_.file("out");
+  int rc = std::system((std::string(LARDER_TOOL) + " checkout " + heap_path_ + " " + ids_[1] + " > " + out + " 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  ASSERT_EQ(WEXITSTATUS(rc), 0) << read_all(out);
+  EXPECT_FALSE(fs::exists(heap_path_ + ".checkout"));
+  larder::heap restored({.kind = larder::backing::file, .name = heap_path_, .mode = larder::open_mode::open});
+  EXPECT_EQ(differs(restored, 1), "");
+}
+
 TEST_F(VersionDamage, VersionsVerifyExitsWithCorruptionsCodeAndNamesTheFile) {
   const std::string command = std::string(LARDER_TOOL) + " versions verify " + heap_path_ + " > " +
                               dir_.file("out") + " 2>&1";
