@@ -56,25 +56,28 @@ alloc::region* overlapping_heap(std::uintptr_t base, std::size_t size) {
   return s.found;
 }
 
-// Removes NAME.new-PID-N files that a crash while creating NAME left, once
-// their process is gone.
+// Removes NAME.new-PID-N files that a crash while creating NAME left, and
+// NAME.checkout.tmp-PID-N files of a checkout's mark (checkout_mark.hpp)
+// that a crash while publishing it left, once their process is gone.
 void remove_stale_temporaries(const std::string& name) {
   std::size_t slash = name.rfind('/');
   std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : name.substr(0, slash);
-  std::string prefix = (slash == std::string::npos ? name : name.substr(slash + 1)) + ".new-";
-  struct context {
-    std::string directory, prefix;
-  } c{directory, prefix};
-  (void)port::for_each_directory_entry(
-      directory.c_str(), prefix.c_str(),
-      [](const char* entry, void* p) {
-        auto* c = static_cast<context*>(p);
-        char* end = nullptr;
-        long pid = std::strtol(entry + c->prefix.size(), &end, 10);
-        if (end == entry + c->prefix.size() || *end != '-' || port::process_exists(static_cast<int>(pid))) return;
-        (void)port::remove_file((c->directory + "/" + entry).c_str());
-      },
-      &c);
+  std::string base = slash == std::string::npos ? name : name.substr(slash + 1);
+  for (const char* kind : {".new-", ".checkout.tmp-"}) {
+    struct context {
+      std::string directory, prefix;
+    } c{directory, base + kind};
+    (void)port::for_each_directory_entry(
+        directory.c_str(), c.prefix.c_str(),
+        [](const char* entry, void* p) {
+          auto* c = static_cast<context*>(p);
+          char* end = nullptr;
+          long pid = std::strtol(entry + c->prefix.size(), &end, 10);
+          if (end == entry + c->prefix.size() || *end != '-' || port::process_exists(static_cast<int>(pid))) return;
+          (void)port::remove_file((c->directory + "/" + entry).c_str());
+        },
+        &c);
+  }
 }
 
 // Under the crash harness a file heap is mapped privately, so only what

@@ -189,6 +189,12 @@ TEST_F(VersionDamage, FlippedRefNamesNoVersionInsteadOfAnother) {
 // checkout` writes the version into the file instead.
 TEST_F(VersionDamage, AHeapAnUnfinishedCheckoutMarkedOpensOnlyAfterTheCommandRestoresIt) {
   write_all(heap_path_ + ".checkout", ids_[1] + "\n");
+  // And the temporary of a mark whose process died while publishing it.
+  pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(gone, nullptr, 0), gone);
+  const std::string stale = heap_path_ + ".checkout.tmp-" + std::to_string(gone) + "-00000000000000ab";
+  write_all(stale, ids_[2] + "\n");
   larder::heap h;
   larder::status s = larder::heap::open({.kind = larder::backing::file, .name = heap_path_,
                                          .mode = larder::open_mode::open}, &h);
@@ -206,6 +212,7 @@ TEST_F(VersionDamage, AHeapAnUnfinishedCheckoutMarkedOpensOnlyAfterTheCommandRes
   EXPECT_FALSE(fs::exists(heap_path_ + ".checkout"));
   larder::heap restored({.kind = larder::backing::file, .name = heap_path_, .mode = larder::open_mode::open});
   EXPECT_EQ(differs(restored, 1), "");
+  EXPECT_FALSE(fs::exists(stale));
 }
 
 TEST_F(VersionDamage, VersionsVerifyExitsWithCorruptionsCodeAndNamesTheFile) {
