@@ -25,7 +25,6 @@
 
 #include <array>
 #include <cinttypes>
-#include <cstring>
 #include <filesystem>
 #include <map>
 
