@@ -365,68 +365,81 @@ def summarize(result: dict) -> dict:
     return out
 
 
-def tables(result: dict, summary: dict) -> str:
-    m = result["machine"]
-    o = result["options"]
-    lines = [f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; larder {m['revision']}, "
-             f"{result['tool_versions']}. Heap of {fmt_b(o['size'])}, {o['versions']} versions per change rate "
-             f"(the first as built, then one per step); medians over the steps. Run in {o['work_dir']}.", ""]
-    for name, why in result["skipped"].items():
-        lines.append(f"{name} was not run: {why}.")
-    lines += ["", "Time per checkpoint (median over the steps) and the other systems' time for the same version; "
-              "ratios are other / larder:", "",
-              "| objects changed per step | pages read | larder checkpoint | threads held | full copy | restic backup "
-              "| borg create | copy / larder | restic / larder | borg / larder |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def storage_cells(st: dict) -> str:
+    return (f"{fmt_b(st['larder'])} | {fmt_b(st['copies'])} | {fmt_b(st['restic'])} | {fmt_b(st['borg'])} "
+            f"| {fmt_x(ratio(st['copies'], st['larder']))} | {fmt_x(ratio(st['restic'], st['larder']))} "
+            f"| {fmt_x(ratio(st['borg'], st['larder']))}")
+
+
+STORAGE_HEADER = "larder store | full copies | restic repo | borg repo | copies / larder | restic / larder | borg / larder"
+
+
+def fastest_restore(checkout: dict) -> float:
+    return min(v for v in checkout["restore_s"].values() if v is not None)
+
+
+def checkpoint_table(result: dict, summary: dict) -> list:
+    lines = ["Time per checkpoint (median over the steps) and the other systems' time for the same version; "
+             "ratios are other / larder:", "",
+             "| objects changed per step | pages read | larder checkpoint | threads held | full copy | restic backup "
+             "| borg create | copy / larder | restic / larder | borg / larder |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rates"]:
         s = summary[r["rate"]]
         lines.append(f"| {r['rate'] * 100:g} % | {s['pages']:.0f} | {fmt_s(s['larder'])} | {s['held_ms']:.2f} ms "
                      f"(max {s['held_max_ms']:.2f}) | {fmt_s(s['copy'])} | {fmt_s(s['restic'])} | {fmt_s(s['borg'])} "
                      f"| {fmt_x(ratio(s['copy'], s['larder']))} | {fmt_x(ratio(s['restic'], s['larder']))} "
                      f"| {fmt_x(ratio(s['borg'], s['larder']))} |")
-    lines += ["", "The first checkpoint of a heap reads and stores every used page: "
-              + ", ".join(f"{fmt_s(summary[r['rate']]['first'])} at {r['rate'] * 100:g} %" for r in result["rates"])
-              + ".", "", f"Storage after {o['versions']} versions (du):", "",
-              "| objects changed per step | larder store | full copies | restic repo | borg repo "
-              "| copies / larder | restic / larder | borg / larder |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rates"]:
-        st = r["storage"]
-        lines.append(f"| {r['rate'] * 100:g} % | {fmt_b(st['larder'])} | {fmt_b(st['copies'])} | {fmt_b(st['restic'])} "
-                     f"| {fmt_b(st['borg'])} | {fmt_x(ratio(st['copies'], st['larder']))} "
-                     f"| {fmt_x(ratio(st['restic'], st['larder']))} | {fmt_x(ratio(st['borg'], st['larder']))} |")
-    lines += ["", "Checkout of an earlier version from the latest (larder, eager) against a full restore of the same "
-              "version (copy back, `restic restore`, `borg extract`, each fsynced; larder's clone_version writes "
-              "every page of the version into a new file). Difference: the pages larder loaded, as a share of the "
-              "heap file; ratio: the fastest full restore / larder's checkout:", "",
-              "| changed per step | versions back | difference | larder checkout | and forward again | copy back "
-              "| restic restore | borg extract | larder clone | fastest full / checkout |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    firsts = ", ".join(f"{fmt_s(summary[r['rate']]['first'])} at {r['rate'] * 100:g} %" for r in result["rates"])
+    return lines + ["", f"The first checkpoint of a heap reads and stores every used page: {firsts}."]
+
+
+def storage_table(result: dict) -> list:
+    lines = [f"Storage after {result['options']['versions']} versions (du):", "",
+             f"| objects changed per step | {STORAGE_HEADER} |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    return lines + [f"| {r['rate'] * 100:g} % | {storage_cells(r['storage'])} |" for r in result["rates"]]
+
+
+def checkout_table(result: dict) -> list:
+    lines = ["Checkout of an earlier version from the latest (larder, eager) against a full restore of the same "
+             "version (copy back, `restic restore`, `borg extract`, each fsynced; larder's clone_version writes "
+             "every page of the version into a new file). Difference: the pages larder loaded, as a share of the "
+             "heap file; ratio: the fastest full restore / larder's checkout:", "",
+             "| changed per step | versions back | difference | larder checkout | and forward again | copy back "
+             "| restic restore | borg extract | larder clone | fastest full / checkout |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rates"]:
         for c in r["checkouts"]:
-            back, forth = c["back"]["total_ns"] / 1e9, c["forth"]["total_ns"] / 1e9
-            rs = c["restore_s"]
-            fastest = min(v for v in rs.values() if v is not None)
+            back, forth, rs = c["back"]["total_ns"] / 1e9, c["forth"]["total_ns"] / 1e9, c["restore_s"]
             lines.append(f"| {r['rate'] * 100:g} % | {c['distance']} | {c['difference'] * 100:.2f} % "
                          f"| {fmt_s(back)} | {fmt_s(forth)} | {fmt_s(rs['copy'])} | {fmt_s(rs['restic'])} "
-                         f"| {fmt_s(rs['borg'])} | {fmt_s(rs['clone'])} | {fmt_x(ratio(fastest, back))} |")
-    lines += ["", "Every version checked out was also cloned and compared with the full copy taken at it: no page "
-              "with data differs beyond the superblocks, so every system saw the state larder recorded."]
-    sh = result.get("shared")
-    if sh:
-        st = sh["storage"]
-        lines += ["", f"{len(sh['heaps'])} heaps that share most of their pages (copies of one base heap, each with "
-                  f"{sh['change'] * 100:g} % of its objects changed its own way), all checkpointed into one chunk "
-                  f"store; the others hold the {len(sh['heaps'])} files (full copies, one restic and one borg repository):", "",
-                  "| | larder store | full copies | restic repo | borg repo | copies / larder | restic / larder "
-                  "| borg / larder |", "|---|---:|---:|---:|---:|---:|---:|---:|",
-                  f"| storage | {fmt_b(st['larder'])} | {fmt_b(st['copies'])} | {fmt_b(st['restic'])} "
-                  f"| {fmt_b(st['borg'])} | {fmt_x(ratio(st['copies'], st['larder']))} "
-                  f"| {fmt_x(ratio(st['restic'], st['larder']))} | {fmt_x(ratio(st['borg'], st['larder']))} |",
-                  f"| time per heap (median) | {fmt_s(median([h['total_ns'] / 1e9 for h in sh['heaps']]))} "
-                  f"| {fmt_s(median([h['copy_s'] for h in sh['heaps']]))} "
-                  f"| {fmt_s(median([h['restic_s'] for h in sh['heaps']]))} "
-                  f"| {fmt_s(median([h['borg_s'] for h in sh['heaps']]))} | | | |",
-                  "", "Each heap is checkpointed by a new process, whose first checkpoint reads every used page."]
+                         f"| {fmt_s(rs['borg'])} | {fmt_s(rs['clone'])} | {fmt_x(ratio(fastest_restore(c), back))} |")
+    return lines + ["", "Every version checked out was also cloned and compared with the full copy taken at it: no "
+                    "page with data differs beyond the superblocks, so every system saw the state larder recorded."]
+
+
+def shared_table(sh: dict) -> list:
+    n = len(sh["heaps"])
+    times = [fmt_s(median([h["total_ns"] / 1e9 for h in sh["heaps"]]))]
+    times += [fmt_s(median([h[key] for h in sh["heaps"]])) for key in ("copy_s", "restic_s", "borg_s")]
+    return [f"{n} heaps that share most of their pages (copies of one base heap, each with {sh['change'] * 100:g} % "
+            "of its objects changed its own way), all checkpointed into one chunk store; the others hold the "
+            f"{n} files (full copies, one restic and one borg repository):", "",
+            f"| | {STORAGE_HEADER} |", "|---|---:|---:|---:|---:|---:|---:|---:|",
+            f"| storage | {storage_cells(sh['storage'])} |",
+            f"| time per heap (median) | {' | '.join(times)} | | | |",
+            "", "Each heap is checkpointed by a new process, whose first checkpoint reads every used page."]
+
+
+def tables(result: dict, summary: dict) -> str:
+    m, o = result["machine"], result["options"]
+    lines = [f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; larder {m['revision']}, "
+             f"{result['tool_versions']}. Heap of {fmt_b(o['size'])}, {o['versions']} versions per change rate "
+             f"(the first as built, then one per step); medians over the steps. Run in {o['work_dir']}.", ""]
+    lines += [f"{name} was not run: {why}." for name, why in result["skipped"].items()]
+    lines += checkpoint_table(result, summary) + [""] + storage_table(result) + [""] + checkout_table(result)
+    if result.get("shared"):
+        lines += [""] + shared_table(result["shared"])
     return "\n".join(lines)
 
 
@@ -444,8 +457,7 @@ def targets(result: dict, summary: dict) -> str:
     co = [c for r in result["rates"] if r["rate"] == rate for c in r["checkouts"] if c["distance"] == 1]
     checkout_ratio = None
     if co:
-        rs = co[0]["restore_s"]
-        checkout_ratio = ratio(min(v for v in rs.values() if v is not None), co[0]["back"]["total_ns"] / 1e9)
+        checkout_ratio = ratio(fastest_restore(co[0]), co[0]["back"]["total_ns"] / 1e9)
     rows = [
         ("checkpoint ≤ 1/30 of a full copy", ratio(s["copy"], s["larder"]), TARGET_COPY_RATIO, True, "×"),
         ("checkpoint ≥ 50× faster than restic backup", ratio(s["restic"], s["larder"]), TARGET_RESTIC_RATIO, True, "×"),
