@@ -65,7 +65,12 @@ std::uint64_t now_ns() {
 }
 
 [[noreturn]] void fail(const std::string& what) {
-  std::printf("{\"error\": \"%s\"}\n", what.c_str());
+  std::string quoted;
+  for (char c : what) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += (c == '\n') ? ' ' : c;
+  }
+  std::printf("{\"error\": \"%s\"}\n", quoted.c_str());
   std::fflush(stdout);
   std::exit(1);
 }

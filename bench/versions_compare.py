@@ -277,21 +277,19 @@ def run_rate(binary: Path, work: Path, rate: float, opts, skip: dict) -> dict:
     latest = steps[-1]["id"]
     for d in distances:
         t = n - 1 - d
+        restore = tools.restores(f"v{t:02d}", heap.name, root / "restore")
+        clone_path = root / "clone.heap"
+        restore["clone"] = driver.ask(f"clone {steps[t]['id']} {clone_path}")["total_ns"] / 1e9
+        differing = pages_differing(clone_path, tools.copies / f"v{t:02d}")
+        clone_path.unlink()
+        if differing:
+            raise RuntimeError(f"the clone of version {t} differs from the full copy taken at it in {differing} "
+                               "pages: the other systems did not see the state larder recorded")
         for mode in CHECKOUT_MODES:
             back = driver.ask(f"checkout {steps[t]['id']} {mode}")
             forth = driver.ask(f"checkout {latest} {mode}")
-            restore = tools.restores(f"v{t:02d}", heap.name, root / "restore")
-            clone_path = root / "clone.heap"
-            clone = driver.ask(f"clone {steps[t]['id']} {clone_path}")
-            differing = pages_differing(clone_path, tools.copies / f"v{t:02d}")
-            clone_path.unlink()
-            if differing:
-                raise RuntimeError(f"the clone of version {t} differs from the full copy taken at it in {differing} "
-                                   "pages: the other systems did not see the state larder recorded")
             checkouts.append({"distance": d, "mode": mode, "back": back, "forth": forth,
-                              "difference": back["pages_loaded"] * PAGE / heap_bytes,
-                              "restore_s": dict(restore, clone=clone["total_ns"] / 1e9),
-                              "clone_pages_differing_from_copy": differing})
+                              "difference": back["pages_loaded"] * PAGE / heap_bytes, "restore_s": restore})
     driver.quit()
     if not opts.keep:
         shutil.rmtree(root)
@@ -357,7 +355,6 @@ def summarize(result: dict) -> dict:
             "held_max_ms": max(x["held_ns"] / 1e6 for x in changed),
             "first": r["steps"][0]["total_ns"] / 1e9,
             "pages": median([x["pages_considered"] for x in changed]),
-            "stored": median([x["bytes_stored"] for x in changed]),
         }
         for system in ("copy", "restic", "borg"):
             s[system] = median([x[f"{system}_s"] for x in changed])
