@@ -105,6 +105,12 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """A full copy, every byte written (holes too), durable on return."""
+    run(["cp", "--sparse=never", src, dst])
+    fsync_path(dst)
+
+
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -151,7 +157,6 @@ class Tools:
     """The other systems: a full copy, restic and borg, each with its store in `root`."""
 
     def __init__(self, root: Path, skip: dict):
-        self.root = root
         self.copies = root / "copies"
         self.copies.mkdir(parents=True)
         self.copy_bytes = 0
@@ -169,11 +174,7 @@ class Tools:
     def copy(self, src: Path, name: str, keep: bool) -> float:
         """Seconds for a full copy of `src`; only its du is kept unless `keep`."""
         dst = self.copies / name
-
-        def do():
-            run(["cp", "--sparse=never", src, dst])
-            fsync_path(dst)
-        seconds, _ = timed(do)
+        seconds, _ = timed(copy_file, src, dst)
         self.copy_bytes += du_bytes(dst)
         if not keep:
             dst.unlink()
@@ -207,30 +208,28 @@ class Tools:
 
     def restores(self, name: str, heap_name: str, into: Path) -> dict:
         """Seconds for a full restore of version `name` by each system, the file fsynced."""
+        def from_copy(target: Path):
+            copy_file(self.copies / name, target / heap_name)
+
+        def from_restic(target: Path):
+            run(["restic", "restore", "--repo", self.restic, self.restic_snapshots[name], "--target", target],
+                env=self.env)
+            for path in target.rglob(heap_name):  # restic restores the whole path below the target
+                fsync_path(path)
+
+        def from_borg(target: Path):
+            run(["borg", "extract", f"{self.borg}::{name}"], env=self.env, cwd=target)
+            fsync_path(target / heap_name)
+
         times = {}
-        for system in ("copy", "restic", "borg"):
-            target = into / system
-            target.mkdir(parents=True)
-            if system == "copy":
-                def do():
-                    run(["cp", "--sparse=never", self.copies / name, target / heap_name])
-                    fsync_path(target / heap_name)
-            elif system == "restic" and self.restic:
-                def do():
-                    run(["restic", "restore", "--repo", self.restic, self.restic_snapshots[name], "--target", target],
-                        env=self.env)
-                    for path in target.rglob(heap_name):
-                        fsync_path(path)
-            elif system == "borg" and self.borg:
-                def do():
-                    run(["borg", "extract", f"{self.borg}::{name}"], env=self.env, cwd=target)
-                    fsync_path(target / heap_name)
-            else:
-                times[system] = None
+        for system, restore, present in (("copy", from_copy, True), ("restic", from_restic, self.restic),
+                                         ("borg", from_borg, self.borg)):
+            times[system] = None
+            if present:
+                target = into / system
+                target.mkdir(parents=True)
+                times[system], _ = timed(restore, target)
                 shutil.rmtree(target)
-                continue
-            times[system], _ = timed(do)
-            shutil.rmtree(target)
         return times
 
 
