@@ -9,7 +9,7 @@
 #   scripts/quickstart.sh bench-versions
 #                                 install, build and run the versions
 #                                 benchmark against full copies, restic and
-#                                 borg (a 1 GiB heap: about half an hour)
+#                                 borg (a 1 GiB heap: about 45 minutes)
 #   scripts/quickstart.sh tsan    install, build with ThreadSanitizer and run
 #                                 the tests but the every-point crash sweeps
 set -euo pipefail
