@@ -6,6 +6,10 @@
 #                                 heap images for a minute (clang build)
 #   scripts/quickstart.sh bench   install, build and run the comparison
 #                                 against other allocators (docs/PERFORMANCE.md)
+#   scripts/quickstart.sh bench-versions
+#                                 install, build and run the versions
+#                                 benchmark against full copies, restic and
+#                                 borg (a 1 GiB heap: about 45 minutes)
 #   scripts/quickstart.sh tsan    install, build with ThreadSanitizer and run
 #                                 the tests but the every-point crash sweeps
 set -euo pipefail
@@ -98,6 +102,11 @@ case "${1:-}" in
     python3 bench/track_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     python3 bench/tx_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     ;;
+  bench-versions)
+    install_deps --bench
+    configure_and_build build -DCMAKE_BUILD_TYPE=Release "${no_sanitizers[@]}" -DLARDER_BUILD_BENCH=ON
+    python3 bench/versions_compare.py --build-dir build --write-doc docs/PERFORMANCE.md "${@:2}"
+    ;;
   tsan)
     install_deps
     # Not part of `test`: about ten minutes on two cores. Without -Werror, as
@@ -110,7 +119,7 @@ case "${1:-}" in
     (cd build-tsan && ctest --no-tests=error --output-on-failure -j "$jobs" -LE crash_exhaustive -E pkey)
     ;;
   *)
-    echo "usage: $0 demo|test|bench|tsan" >&2
+    echo "usage: $0 demo|test|bench|bench-versions|tsan" >&2
     exit 2
     ;;
 esac
