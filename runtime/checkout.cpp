@@ -168,6 +168,48 @@ status track_again(heap_impl& impl, tracker_backend backend, bool by_program, pa
   return {};
 }
 
+// A uffd tracker stays through a checkout: unregistering and protecting the
+// whole heap again would cost more than loading 1 % of it. The checkout's
+// own writes are collected after and reported to the program only (its
+// next collect_dirty), not to the next checkpoint: they equal the version.
+bool keeps_tracker(const heap_impl& impl) {
+  return impl.tracker && impl.tracker->kind() == port::tracker_kind::uffd_async;
+}
+
+status track_kept(heap_impl& impl) {
+  const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
+  {
+    std::lock_guard guard(impl.tracker_lock);
+    if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
+      return status::from_errno(err, "tracking writes to " + impl.name);
+  }
+  if (status s = impl.collect_for_versions(); !s.ok()) return s;
+  impl.written_since_cut.clear();
+  impl.lost_writes = false;
+  return {};
+}
+
+// The used pages of the heap as it is now that `before` did not hold:
+// they had no storage here.
+std::vector<page_span> newly_used(const heap_impl& impl, const std::vector<page_span>& before) {
+  page_bitmap old;
+  for (const page_span& s : before)
+    for (std::size_t p = s.first; p < s.first + s.count; ++p) old.add(p);
+  std::vector<std::size_t> fresh;
+  for (const page_span& s : used_pages(impl))
+    for (std::size_t p = s.first; p < s.first + s.count; ++p)
+      if (!old.contains(p)) fresh.push_back(p);
+  return spans_of(fresh);
+}
+
+std::vector<recovery::persist_range> ranges_of(const heap_impl& impl, const std::vector<std::size_t>& pages) {
+  std::vector<recovery::persist_range> out;
+  for (const page_span& s : spans_of(pages))
+    out.push_back({reinterpret_cast<const void*>(impl.region.base() + s.first * port::kOsPageSize),
+                   s.count * port::kOsPageSize});
+  return out;
+}
+
 }  // namespace
 
 status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
@@ -206,10 +248,12 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
+  const std::vector<page_span> used_before = used_pages(impl);
+  const bool kept = keeps_tracker(impl);
   const tracker_backend backend = impl.tracking_backend;
   const bool by_program = impl.tracking_by_program;
   page_bitmap unreported = impl.unreported_writes;
-  impl.stop_tracking();
+  if (!kept) impl.stop_tracking();
   alloc::unregister_region(&impl.region);
   impl.region.destroy();
   const std::size_t old_high = impl.meta()->segments_high;
@@ -232,10 +276,12 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   }
   // Pages of the version that were holes here and did not differ (zero
   // in both) get the storage the version's segment headers say they have.
-  if (status stored = reserve_spans(impl, used_pages(impl)); !stored.ok()) return stored;
-  if (status t = track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok()) return t;
+  if (status stored = reserve_spans(impl, newly_used(impl, used_before)); !stored.ok()) return stored;
+  if (status t = kept ? track_kept(impl) : track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok())
+    return t;
   if (impl.kind == backing::file) {
-    if (status w = write_back(impl); !w.ok()) return w;
+    const std::vector<recovery::persist_range> loaded = ranges_of(impl, pages);
+    if (status w = write_back(impl, &loaded); !w.ok()) return w;
   }
   v->has_current = true;
   v->current = id;

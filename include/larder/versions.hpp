@@ -71,8 +71,8 @@ struct checkout_stats {
 // Preconditions: no transaction running, and no other thread using the
 // heap until this returns. Every pointer into the heap taken before is
 // invalid after (find objects again through roots); thread caches and
-// pod_scopes of the heap are reset. A file heap is durable once this
-// returns OK. A crash in the middle leaves the heap part old, part new:
+// pod_scopes of the heap are reset. On a file heap the pages loaded and
+// the allocator's metadata are durable once this returns OK. A crash in the middle leaves the heap part old, part new:
 // check the version out again, or restore_version() when the heap does not
 // open (docs/versions.md, "Checkout"). Errors: not_found (no
 // such version), invalid_argument (an ambiguous prefix, a version of
