@@ -22,10 +22,14 @@ using chunks::page_entry;
 // being written, so damage found in the first batch leaves the heap as it
 // was.
 constexpr std::size_t kBatchPages = (std::size_t{64} << 20) / port::kOsPageSize;
+constexpr std::size_t kPagesPerSegment = layout::kSegmentSize / port::kOsPageSize;
+constexpr std::size_t kHeaderPages = alloc::kSegmentHeaderSize / port::kOsPageSize;
 
-const chunks::fingerprint& chunk_at(const std::vector<page_entry>& table, std::size_t page) {
-  auto it = std::lower_bound(table.begin(), table.end(), page, [](const page_entry& e, std::size_t p) { return e.page < p; });
-  return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
+// What a lazy checkout still loads before it returns: the metadata
+// segment and every segment header, which setting the region up reads
+// at once anyway.
+bool loaded_at_once(std::size_t page) {
+  return page < kPagesPerSegment || page % kPagesPerSegment < kHeaderPages;
 }
 
 // Pages whose chunk differs between two tables.
@@ -189,12 +193,15 @@ status track_kept(heap_impl& impl) {
   return {};
 }
 
-// The used pages of the heap as it is now that `before` did not hold:
-// they had no storage here.
-std::vector<page_span> newly_used(const heap_impl& impl, const std::vector<page_span>& before) {
+// The used pages of the heap as it is now that `before` did not hold (they
+// had no storage here), less the `lazy` ones: storage given to one of
+// those now would make it present, and the loader could not install it.
+std::vector<page_span> newly_used(const heap_impl& impl, const std::vector<page_span>& before,
+                                  const std::vector<std::size_t>& lazy) {
   page_bitmap old;
   for (const page_span& s : before)
     for (std::size_t p = s.first; p < s.first + s.count; ++p) old.add(p);
+  for (std::size_t p : lazy) old.add(p);
   std::vector<std::size_t> fresh;
   for (const page_span& s : used_pages(impl))
     for (std::size_t p = s.first; p < s.first + s.count; ++p)
@@ -210,9 +217,28 @@ std::vector<recovery::persist_range> ranges_of(const heap_impl& impl, const std:
   return out;
 }
 
+// Refuses a lazy checkout where pages cannot be loaded on first touch,
+// before anything changes; starts the uffd tracker where nothing tracks.
+status prepare_lazy(heap_impl& impl) {
+  if (impl.kind == backing::file)
+    return status(errc::unsupported, impl.name + ": a file heap cannot be checked out lazily (a shared mapping of a "
+                                                 "regular file takes no userfaultfd missing faults): check it out eagerly");
+  if (!impl.tracker) {
+    if (status s = impl.start_tracking(tracker_backend::uffd_async); !s.ok())
+      return status(errc::unsupported, impl.name + ": a lazy checkout needs the uffd write-protect tracker: " + s.message());
+    // Writes before now are unknown: the pages to load are found by content.
+    impl.versions_observing = true;
+    impl.lost_writes = true;
+  }
+  if (!keeps_tracker(impl))
+    return status(errc::unsupported, impl.name + ": a lazy checkout needs the uffd write-protect tracker, and the heap "
+                                                 "is tracked another way");
+  return {};
+}
+
 }  // namespace
 
-status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
+status check_out(heap_impl& impl, std::string_view name, const checkout_options& options, checkout_stats* out) {
   process_heap_scope scope;
   const std::uint64_t start = port::monotonic_ns();
   *out = {};
@@ -227,6 +253,9 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   if (status s = v->store->read_version(id, &target); !s.ok()) return s;
   if (status s = version_of_this_heap(impl, id, target); !s.ok()) return s;
 
+  if (options.lazy) {
+    if (status s = prepare_lazy(impl); !s.ok()) return s;
+  }
   std::unique_lock held(impl.tx_lock, std::try_to_lock);
   if (!held.owns_lock()) return status(errc::invalid_argument, "checkout while another thread runs a transaction");
   if (!impl.tx_failure.empty())
@@ -235,8 +264,13 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   // Every block a thread holds (caches, delayed frees) goes back to its
   // page, and every thread's local heap of this region is retired.
   alloc::forget_region(&impl.region);
-  std::vector<std::size_t> pages;
+  std::vector<std::size_t> pages, lazy;
   if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) return s;
+  if (options.lazy) {
+    std::vector<std::size_t> now;
+    for (std::size_t p : pages) (loaded_at_once(p) ? now : lazy).push_back(p);
+    pages.swap(now);
+  }
   const std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
   if (committed > impl.region.committed() && impl.fd >= 0) {
     if (int err = impl.grow_backing(committed)) return status::from_errno(err, "growing " + impl.name);
@@ -264,6 +298,22 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
     write_pages(impl, pages, done, n, staging.data());
   }
   if (s.ok()) zero_above(impl, impl.meta()->segments_high, old_high);
+  // The heap is no longer the current version; the target's table is kept
+  // from here for the lazy pages.
+  v->has_current = false;
+  v->table = std::move(target.pages);
+  if (s.ok() && !lazy.empty()) {
+    // Before the region is set up again: nothing may read a lazy page
+    // while it still holds the old bytes. The source lives in `v` from
+    // now on, whatever fails after: the loader may use it until finished.
+    v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
+    std::vector<std::uintptr_t> addresses;
+    addresses.reserve(lazy.size());
+    for (std::size_t p : lazy) addresses.push_back(impl.region.base() + p * port::kOsPageSize);
+    std::lock_guard guard(impl.tracker_lock);
+    if (int err = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
+      s = status::from_errno(err, "loading the pages of " + impl.name + " on first touch");
+  }
   impl.settled_marks = ~std::uint64_t{0};
   for (recovery::log_storage& storage : impl.lane_storage) storage = {};
   if (status started = impl.start_region(committed, true); !started.ok()) {
@@ -276,7 +326,7 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   }
   // Pages of the version that were holes here and did not differ (zero
   // in both) get the storage the version's segment headers say they have.
-  if (status stored = reserve_spans(impl, newly_used(impl, used_before)); !stored.ok()) return stored;
+  if (status stored = reserve_spans(impl, newly_used(impl, used_before, lazy)); !stored.ok()) return stored;
   if (status t = kept ? track_kept(impl) : track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok())
     return t;
   if (impl.kind == backing::file) {
@@ -285,9 +335,9 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   }
   v->has_current = true;
   v->current = id;
-  v->table = std::move(target.pages);
   out->id = id.hex();
   out->pages_loaded = pages.size();
+  out->pages_lazy = lazy.size();
   out->total_ns = port::monotonic_ns() - start;
   return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
 }

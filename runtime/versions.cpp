@@ -101,7 +101,14 @@ void staging_buffer::release() noexcept {
   size_ = 0;
 }
 
+const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table, std::size_t page) {
+  auto it = std::lower_bound(table.begin(), table.end(), page,
+                             [](const chunks::page_entry& e, std::size_t p) { return e.page < p; });
+  return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
+}
+
 status open_versions(heap_impl& impl, versions_state** out, bool create) {
+  if (status s = finish_lazy(impl); !s.ok()) return s;
   if (!impl.versions) {
     if (impl.kind != backing::file)
       return status(errc::invalid_argument,
@@ -255,15 +262,17 @@ checkpoint_stats checkpoint(heap& h, std::string_view message) {
   return out;
 }
 
-status checkout(heap& h, std::string_view version, checkout_stats* out) {
+status checkout(heap& h, std::string_view version, const checkout_options& options, checkout_stats* out) {
   if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
   checkout_stats ignored;
-  return check_out(*h.impl(), version, out != nullptr ? out : &ignored);
+  return check_out(*h.impl(), version, options, out != nullptr ? out : &ignored);
 }
 
-checkout_stats checkout(heap& h, std::string_view version) {
+status checkout(heap& h, std::string_view version, checkout_stats* out) { return checkout(h, version, {}, out); }
+
+checkout_stats checkout(heap& h, std::string_view version, const checkout_options& options) {
   checkout_stats out;
-  throw_if_error(checkout(h, version, &out));
+  throw_if_error(checkout(h, version, options, &out));
   return out;
 }
 
