@@ -74,7 +74,26 @@ struct checkout_options {
   // with `unsupported` before anything changes. See docs/versions.md,
   // "Lazy checkout".
   bool lazy = false;
+  // Restore only these pods (ids, as pod_info::id) and leave the rest of
+  // the heap as it is; empty: the whole heap. Each chosen pod becomes what
+  // the version holds: its segments (headers and pages) and its pod
+  // record; segments it gained since are given back, and a pod created
+  // since (no record in the version) is removed. Roots and HEAD stay as
+  // they are: the heap is no version after, and its next checkpoint's
+  // parent is the version current before. Refused (invalid_argument)
+  // where the version puts a chosen pod's segment where another pod or an
+  // undo-log lane lives now, and with `lazy`. docs/versions.md,
+  // "Restoring some pods".
+  std::vector<std::uint32_t> pods;
 };
+
+// The pods to restore for the roots `names` of `version` (checkout_options::
+// pods): the pod holding each root's object in the version. Pods that
+// object points into are not followed: no reference graph is recorded, so
+// name those too. Errors: not_found (no such root in the version) and
+// checkout's.
+LARDER_EXPORT status pods_of_roots(heap& h, std::string_view version, const std::vector<std::string>& names,
+                                   std::vector<std::uint32_t>* out);
 
 // Makes the heap equal to `version` (a full id, an unambiguous prefix of
 // one, or a ref: "main", "heads/main", "tags/x"), in place: only pages
