@@ -84,7 +84,7 @@ struct checkout_options {
   // where the version puts a chosen pod's segment where another pod or an
   // undo-log lane lives now, and with `lazy`. docs/versions.md,
   // "Restoring some pods".
-  std::vector<std::uint32_t> pods;
+  std::vector<std::uint32_t> pods = {};
 };
 
 // The pods to restore for the roots `names` of `version` (checkout_options::
