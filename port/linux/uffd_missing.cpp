@@ -146,11 +146,11 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
   std::size_t failed = 0;
   std::uintptr_t first_failed = 0;
   int first_error = 0;
-  for (std::size_t k = 0; k < n; ++k) {
-    char* bytes = out + k * kOsPageSize;
-    if (err != 0) {
-      // Which pages failed: one by one. A page that fails is installed as
-      // zeros and counted, so that touching it neither hangs nor signals.
+  if (err != 0) {
+    // Which pages failed: one by one. A page that fails is installed as
+    // zeros and counted, so that touching it neither hangs nor signals.
+    for (std::size_t k = 0; k < n; ++k) {
+      char* bytes = out + k * kOsPageSize;
       if (int e = source->fill(&pages[k], 1, bytes)) {
         std::memset(bytes, 0, kOsPageSize);
         if (failed++ == 0) {
@@ -159,8 +159,18 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
         }
       }
     }
-    install(pages[k], bytes);
   }
+  if (failed != 0) {
+    // Counted before a page is installed: whoever reads its zeros can
+    // already learn why.
+    std::lock_guard guard(lock_);
+    if (progress_.failed == 0) {
+      progress_.first_failed = first_failed;
+      progress_.first_error = first_error;
+    }
+    progress_.failed += failed;
+  }
+  for (std::size_t k = 0; k < n; ++k) install(pages[k], out + k * kOsPageSize);
   std::lock_guard guard(lock_);
   for (std::size_t k = 0; k < n; ++k) {
     auto it = std::lower_bound(pending_.begin(), pending_.end(), pages[k]);
@@ -170,11 +180,6 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
       --progress_.pending;
     }
   }
-  if (failed != 0 && progress_.failed == 0) {
-    progress_.first_failed = first_failed;
-    progress_.first_error = first_error;
-  }
-  progress_.failed += failed;
   if (progress_.pending == 0) done_.notify_all();
 }
 
