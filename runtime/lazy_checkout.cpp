@@ -63,8 +63,10 @@ status finish_lazy(heap_impl& impl) {
     std::lock_guard guard(impl.tracker_lock);
     if (impl.tracker) done = impl.tracker->finish_lazy();
   }
-  std::unique_ptr<lazy_source> source = std::move(impl.versions->lazy);
-  if (done.failed == 0) return {};
+  versions_state& v = *impl.versions;
+  std::unique_ptr<lazy_source> source = std::move(v.lazy);
+  if (done.failed == 0)
+    return v.lazy_head_branch.empty() ? v.store->set_head_detached(v.current) : v.store->set_head(v.lazy_head_branch);
   std::string what = failure_text(impl, done, *source);
   if (impl.tx_failure.empty()) impl.tx_failure = what;
   return status(errc::corrupt, impl.name + ": " + what);

@@ -77,6 +77,10 @@ struct versions_state {
   chunks::version_id current;
   std::vector<chunks::page_entry> table;  // current's pages, ascending
   std::unique_ptr<lazy_source> lazy;  // while a lazy checkout loads pages
+  // What HEAD becomes once that checkout has loaded every page (a branch,
+  // else detached at `current`): its publication (an fsync'd rename) would
+  // cost more than the rest of the checkout.
+  std::string lazy_head_branch;
 };
 
 // Heap pages (4 KiB, numbered from the base) [first, first + count).
@@ -88,9 +92,10 @@ struct page_span {
 // The chunk a table names for `page`: the zero page when it names none.
 const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table, std::size_t page);
 
-// Waits until a lazy checkout has loaded every page; pages it could not
-// load (they read as zeros) leave the heap failed (tx_failure) and give
-// `corrupt`. OK when none is under way.
+// Waits until a lazy checkout has loaded every page, then moves HEAD to
+// its version; pages it could not load (they read as zeros) leave the heap
+// failed (tx_failure), HEAD where it was, and give `corrupt`. OK when none
+// is under way.
 status finish_lazy(heap_impl& impl);
 
 // The store of `impl`, opened at the first call (and created, with

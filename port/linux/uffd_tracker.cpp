@@ -136,9 +136,9 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   void untrack_all() noexcept override {
     // Pages still missing are loaded first: unregistered, they would read
     // as zeros.
-    if (loader_) loader_->stop();
+    if (loader_ && ::getpid() == pid_) loader_->stop();
     std::lock_guard guard(lock());
-    loader_.reset();
+    drop_loader();
     if (fd_ >= 0) {
       // Closing alone would not release the context while a forked child
       // still holds the inherited descriptor.
@@ -232,6 +232,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   // so nothing tells what was written; the next collect reports everything.
   int reattach_after_fork() {
     if (::getpid() == pid_ || fd_ < 0) return 0;
+    drop_loader();
     ::close(fd_);  // the parent's context; closing our copy leaves it alone
     fd_ = -1;
     report_all_ = true;
@@ -240,6 +241,16 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     for (auto [lo, hi] : ranges_)
       if (int e = register_and_protect(fd_, lo, hi - lo)) return e;
     return 0;
+  }
+
+  // In a forked child the loader's thread does not exist: its object is
+  // let go without waiting for it (the child's missing pages were never
+  // its to load: docs/versions.md, "Lazy checkout").
+  void drop_loader() noexcept {
+    if (loader_ && ::getpid() != pid_)
+      (void)loader_.release();
+    else
+      loader_.reset();
   }
 
   std::vector<range> untracked_parts(std::uintptr_t lo, std::uintptr_t hi) const {
