@@ -91,28 +91,6 @@ status reserve_spans(const heap_impl& impl, const std::vector<page_span>& spans)
   return {};
 }
 
-// Reads the target's chunks for pages [first, first + count) of `pages`
-// into `staging` (zero pages as zeros).
-status fetch(versions_state& v, const std::vector<page_entry>& target, const std::vector<std::size_t>& pages,
-             std::size_t first, std::size_t count, char* staging) {
-  std::vector<chunks::fingerprint> names;
-  std::vector<std::size_t> slots;
-  for (std::size_t i = 0; i < count; ++i) {
-    const chunks::fingerprint& name = chunk_at(target, pages[first + i]);
-    if (name == chunks::zero_page()) {
-      std::memset(staging + i * port::kOsPageSize, 0, port::kOsPageSize);
-    } else {
-      names.push_back(name);
-      slots.push_back(i);
-    }
-  }
-  std::vector<char> read(names.size() * port::kOsPageSize);
-  if (status s = v.store->get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
-  for (std::size_t k = 0; k < slots.size(); ++k)
-    std::memcpy(staging + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
-  return {};
-}
-
 void write_pages(const heap_impl& impl, const std::vector<std::size_t>& pages, std::size_t first, std::size_t count,
                  const char* staging) {
   auto* base = reinterpret_cast<char*>(impl.region.base());
@@ -317,7 +295,7 @@ status read_target_meta(versions_state& v, const std::vector<page_entry>& table,
   std::vector<std::size_t> pages;
   for (std::size_t p = first; p < end; ++p) pages.push_back(p);
   std::vector<char> bytes(pages.size() * port::kOsPageSize);
-  if (status s = fetch(v, table, pages, 0, pages.size(), bytes.data()); !s.ok()) return s;
+  if (status s = read_pages(*v.store, table, pages.data(), pages.size(), bytes.data()); !s.ok()) return s;
   std::memcpy(out, bytes.data() + (layout::kMetaOffset - first * port::kOsPageSize), sizeof(*out));
   if (out->magic != layout::kMetaMagic) return status(errc::corrupt, "the version's metadata block is not one");
   return {};
@@ -411,7 +389,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   }
   if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return s;
   std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
-  if (status s = fetch(*v, target.pages, pages, 0, std::min(pages.size(), kBatchPages), staging.data()); !s.ok())
+  if (status s = read_pages(*v->store, target.pages, pages.data(), std::min(pages.size(), kBatchPages), staging.data()); !s.ok())
     return s;
 
   // From here the heap changes: nothing may fail before the region is
@@ -429,7 +407,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   status s;
   for (std::size_t done = 0; done < pages.size(); done += kBatchPages) {
     const std::size_t n = std::min(kBatchPages, pages.size() - done);
-    if (done != 0 && !(s = fetch(*v, target.pages, pages, done, n, staging.data())).ok()) break;
+    if (done != 0 && !(s = read_pages(*v->store, target.pages, pages.data() + done, n, staging.data())).ok()) break;
     write_pages(impl, pages, done, n, staging.data());
   }
   if (s.ok() && !partial) zero_above(impl, impl.meta()->segments_high, old_high);

@@ -6,34 +6,18 @@
 #include "runtime/versions_state.hpp"
 
 #include <cstdio>
-#include <cstring>
 
 namespace larder {
 
 int lazy_source::fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept {
   try {
-    std::vector<chunks::fingerprint> names;
-    std::vector<std::size_t> slots;
-    auto* bytes = static_cast<char*>(out);
-    for (std::size_t i = 0; i < count; ++i) {
-      const chunks::fingerprint& name = chunk_at(table_, (pages[i] - base_) / port::kOsPageSize);
-      if (name == chunks::zero_page()) {
-        std::memset(bytes + i * port::kOsPageSize, 0, port::kOsPageSize);
-      } else {
-        names.push_back(name);
-        slots.push_back(i);
-      }
-    }
-    if (names.empty()) return 0;
-    std::vector<char> read(names.size() * port::kOsPageSize);
-    if (status s = store_.get_batch(names.data(), names.size(), read.data()); !s.ok()) {
-      std::lock_guard guard(lock_);
-      if (failure_.empty()) failure_ = s.message();
-      return s.is(errc::corrupt) ? EBADMSG : EIO;
-    }
-    for (std::size_t k = 0; k < slots.size(); ++k)
-      std::memcpy(bytes + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
-    return 0;
+    std::vector<std::size_t> numbers(count);
+    for (std::size_t i = 0; i < count; ++i) numbers[i] = (pages[i] - base_) / port::kOsPageSize;
+    status s = read_pages(store_, table_, numbers.data(), count, static_cast<char*>(out));
+    if (s.ok()) return 0;
+    std::lock_guard guard(lock_);
+    if (failure_.empty()) failure_ = s.message();
+    return s.is(errc::corrupt) ? EBADMSG : EIO;
   } catch (...) {
     return ENOMEM;
   }

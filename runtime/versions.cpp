@@ -107,6 +107,27 @@ const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table
   return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
 }
 
+status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
+                  std::size_t count, char* out) {
+  std::vector<chunks::fingerprint> names;
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < count; ++i) {
+    const chunks::fingerprint& name = chunk_at(table, pages[i]);
+    if (name == chunks::zero_page()) {
+      std::memset(out + i * port::kOsPageSize, 0, port::kOsPageSize);
+    } else {
+      names.push_back(name);
+      slots.push_back(i);
+    }
+  }
+  if (names.empty()) return {};
+  std::vector<char> read(names.size() * port::kOsPageSize);
+  if (status s = store.get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
+  for (std::size_t k = 0; k < slots.size(); ++k)
+    std::memcpy(out + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
+  return {};
+}
+
 status open_versions(heap_impl& impl, versions_state** out, bool create) {
   if (status s = finish_lazy(impl); !s.ok()) return s;
   if (!impl.versions) {

@@ -92,6 +92,12 @@ struct page_span {
 // The chunk a table names for `page`: the zero page when it names none.
 const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table, std::size_t page);
 
+// Reads the chunks `table` names for heap pages pages[0, count) into `out`,
+// 4 KiB each (zero pages as zeros), verified against their fingerprints:
+// corrupt when one fails.
+status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
+                  std::size_t count, char* out);
+
 // Waits until a lazy checkout has loaded every page, then moves HEAD to
 // its version; pages it could not load (they read as zeros) leave the heap
 // failed (tx_failure), HEAD where it was, and give `corrupt`. OK when none
