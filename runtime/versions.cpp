@@ -128,6 +128,15 @@ status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_ent
   return {};
 }
 
+status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r) {
+  if (std::memcmp(r.heap_uuid.data(), impl.superblock.uuid, r.heap_uuid.size()) != 0)
+    return status(errc::invalid_argument, "version " + id.hex() + " is of heap " + uuid_text(r.heap_uuid.data()) +
+                                              ", not of " + impl.name + " (" + uuid_text(impl.superblock.uuid) + ")");
+  if (r.base_address != impl.region.base() || r.heap_size > impl.region.reserve())
+    return status(errc::corrupt, "version " + id.hex() + " does not fit the heap's address range");
+  return {};
+}
+
 status open_versions(heap_impl& impl, versions_state** out, bool create) {
   if (status s = finish_lazy(impl); !s.ok()) return s;
   if (!impl.versions) {

@@ -98,6 +98,10 @@ const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table
 status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
                   std::size_t count, char* out);
 
+// OK when version `id` (`r`) was taken of this heap and fits its address
+// range: invalid_argument (another heap) or corrupt otherwise.
+status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r);
+
 // Waits until a lazy checkout has loaded every page, then moves HEAD to
 // its version; pages it could not load (they read as zeros) leave the heap
 // failed (tx_failure), HEAD where it was, and give `corrupt`. OK when none
