@@ -252,6 +252,9 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   std::vector<std::size_t> pages, lazy;
   std::unique_ptr<pod_restore> restore;
   std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
+  // Every block a thread holds (caches, delayed frees) goes back to its
+  // page, and every thread's local heap of this region is retired.
+  alloc::forget_region(&impl.region);
   if (partial) {
     auto target_meta = std::make_unique<layout::heap_meta>();
     restore = std::make_unique<pod_restore>();
@@ -259,12 +262,8 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     if (status s = plan_pod_restore(impl, *target_meta, target.pages, options.pods, restore.get()); !s.ok()) return s;
     pages = restore->pages;
     committed = std::max<std::size_t>(impl.region.committed(), restore->high << layout::kSegmentShift);
-  }
-  // Every block a thread holds (caches, delayed frees) goes back to its
-  // page, and every thread's local heap of this region is retired.
-  alloc::forget_region(&impl.region);
-  if (!partial) {
-    if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) return s;
+  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) {
+    return s;
   }
   if (options.lazy) {
     std::vector<std::size_t> now;
@@ -276,8 +275,8 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   }
   if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return s;
   std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
-  if (status s = read_pages(*v->store, target.pages, pages.data(), std::min(pages.size(), kBatchPages), staging.data()); !s.ok())
-    return s;
+  const std::size_t first_batch = std::min(pages.size(), kBatchPages);
+  if (status s = read_pages(*v->store, target.pages, pages.data(), first_batch, staging.data()); !s.ok()) return s;
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
