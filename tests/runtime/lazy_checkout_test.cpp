@@ -29,12 +29,6 @@ struct blocks {
 };
 using contents = std::vector<std::vector<unsigned char>>;
 
-bool lazy_works() {
-  for (const larder::tracker_support& t : larder::tracker_backends())
-    if (t.backend == larder::tracker_backend::uffd_async) return t.available;
-  return false;
-}
-
 // Pages stay missing until touched (or the checkout is finished).
 class no_prefetch {
  public:
@@ -98,7 +92,7 @@ blocks* two_versions(larder::heap& h, contents* first, std::string* first_id, st
 class LazyCheckoutTest : public ::testing::TestWithParam<larder::backing> {
  protected:
   void SetUp() override {
-    if (!lazy_works()) GTEST_SKIP() << "no uffd write-protect tracker here";
+    if (!larder_test::lazy_checkout_works(GetParam())) GTEST_SKIP() << "no uffd write-protect tracker here";
   }
 };
 

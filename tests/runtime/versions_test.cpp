@@ -137,15 +137,6 @@ void expect_matches(larder::heap& h, const model& m, const std::string& where) {
   }
 }
 
-// Whether a heap of `kind` can be checked out lazily here: not a file
-// heap, and the uffd write-protect tracker works.
-bool lazy_works(larder::backing kind) {
-  if (kind == larder::backing::file) return false;
-  for (const larder::tracker_support& t : larder::tracker_backends())
-    if (t.backend == larder::tracker_backend::uffd_async) return t.available;
-  return false;
-}
-
 class VersionsModelTest : public ::testing::TestWithParam<heap_case> {};
 
 TEST_P(VersionsModelTest, EveryCheckoutEqualsTheModelAtThatVersion) {
@@ -169,7 +160,7 @@ TEST_P(VersionsModelTest, EveryCheckoutEqualsTheModelAtThatVersion) {
   // must undo; every other checkout lazy where it works, with the changes
   // made while its pages may still be missing, and some of them
   // checkpointed as new versions.
-  const bool lazy_here = lazy_works(GetParam().kind);
+  const bool lazy_here = larder_test::lazy_checkout_works(GetParam().kind);
   std::size_t lazy_pages = 0;
   for (int round = 0; round < 30; ++round) {
     std::size_t v = rng() % ids.size();
