@@ -32,6 +32,9 @@ constexpr option_row kRows[] = {
     {"tracker", option_kind::word, 0, 0, 0, "uffd-async|mprotect|pkey", "(automatic)",
      "the page-write tracking backend that start_tracking() uses: uffd-async, mprotect or pkey; "
      "read again at each start_tracking()"},
+    {"lazy_prefetch", option_kind::flag, 1, 0, 1, nullptr, "1",
+     "a lazy checkout's thread loads the pages not touched yet in the background (0: each page only on its first "
+     "touch, or when the checkout is finished); read again at each lazy checkout"},
     {"crash_at", option_kind::number, 0, 0, kUnbounded, nullptr, "(unset)",
      "simulate a crash at this persistence point (0: only count them); set by larder crashtest"},
     {"crash_seed", option_kind::number, 0, 0, kUnbounded, nullptr, "0",

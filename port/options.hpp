@@ -16,6 +16,7 @@ enum class option : int {
   purge_slices,     // free slices a pod keeps before giving them back to the OS
   retain_segments,  // empty segments a heap keeps committed for reuse
   tracker,          // page-write tracking backend that `automatic` uses
+  lazy_prefetch,    // a lazy checkout loads untouched pages in the background
   crash_at,         // crash simulation: the persistence point to stop at
   crash_seed,       // crash simulation: seed of torn persists (0: none)
   crash_report,     // crash simulation: file the point count is written to

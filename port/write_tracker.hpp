@@ -19,6 +19,7 @@
 
 #include "port/os.hpp"
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,28 @@ enum class tracker_kind : std::uint8_t { uffd_async, mprotect, pkey };
 inline constexpr tracker_kind kTrackerFallbackOrder[] = {tracker_kind::uffd_async, tracker_kind::mprotect,
                                                          tracker_kind::pkey};
 const char* tracker_name(tracker_kind kind) noexcept;
+
+// Where pages loaded on first touch come from (write_tracker::load_lazily).
+// Runs on the loader's thread, never in a signal handler.
+class page_source {
+ public:
+  // Writes the pages at heap addresses pages[0, count) into `out`,
+  // kOsPageSize bytes each: 0, or an errno value (the loader then asks
+  // page by page, to tell which pages failed).
+  virtual int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept = 0;
+
+ protected:
+  ~page_source() = default;
+};
+
+// Where lazy loading stands. A page whose fill failed is installed as
+// zeros (never left missing: touching it must not hang or signal).
+struct lazy_progress {
+  std::size_t pending = 0;  // pages not loaded yet
+  std::size_t failed = 0;   // pages installed as zeros because fill failed
+  std::uintptr_t first_failed = 0;
+  int first_error = 0;
+};
 
 // A run of written pages, in kOsPageSize units.
 struct written_run {
@@ -68,6 +91,26 @@ class write_tracker {
   }
   // Bytes currently tracked.
   virtual std::size_t tracked_bytes() const noexcept = 0;
+
+  // Lazy loading (uffd_async over anonymous or shmem memory; ENOTSUP
+  // elsewhere): `pages` (ascending, tracked, page-aligned addresses) are
+  // dropped (`shared`: their backing's storage too) and from now on loaded
+  // from `source` on first touch, through userfaultfd missing faults on
+  // the tracker's own descriptor, installed write-protected so that a
+  // later write is still tracked; a thread of the tracker loads the rest
+  // meanwhile. `source` must live until finish_lazy returns. Until the
+  // tracker is untracked, a missing page outside `pages` (memory given
+  // back since) is installed as zeros by that thread. 0 or an errno value.
+  virtual int load_lazily(std::vector<std::uintptr_t> pages, bool shared, page_source* source) {
+    (void)pages;
+    (void)shared;
+    (void)source;
+    return ENOTSUP;
+  }
+  // Loads every page still missing and waits for it; `source` is not used
+  // after. Called by untrack_all too.
+  virtual lazy_progress finish_lazy() noexcept { return {}; }
+  virtual lazy_progress lazy_state() const noexcept { return {}; }
 };
 
 struct tracker_probe {

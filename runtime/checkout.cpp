@@ -6,6 +6,7 @@
 #include "runtime/checkout_mark.hpp"
 #include "runtime/close_journal.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/pod_restore.hpp"
 #include "runtime/process_heap_scope.hpp"
 #include "runtime/transaction_engine.hpp"
 #include "runtime/versions_state.hpp"
@@ -23,10 +24,14 @@ using chunks::page_entry;
 // being written, so damage found in the first batch leaves the heap as it
 // was.
 constexpr std::size_t kBatchPages = (std::size_t{64} << 20) / port::kOsPageSize;
+constexpr std::size_t kPagesPerSegment = layout::kSegmentSize / port::kOsPageSize;
+constexpr std::size_t kHeaderPages = alloc::kSegmentHeaderSize / port::kOsPageSize;
 
-const chunks::fingerprint& chunk_at(const std::vector<page_entry>& table, std::size_t page) {
-  auto it = std::lower_bound(table.begin(), table.end(), page, [](const page_entry& e, std::size_t p) { return e.page < p; });
-  return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
+// What a lazy checkout still loads before it returns: the metadata
+// segment and every segment header, which setting the region up reads
+// at once anyway.
+bool loaded_at_once(std::size_t page) {
+  return page < kPagesPerSegment || page % kPagesPerSegment < kHeaderPages;
 }
 
 // Pages whose chunk differs between two tables.
@@ -87,28 +92,6 @@ status reserve_spans(const heap_impl& impl, const std::vector<page_span>& spans)
   return {};
 }
 
-// Reads the target's chunks for pages [first, first + count) of `pages`
-// into `staging` (zero pages as zeros).
-status fetch(versions_state& v, const std::vector<page_entry>& target, const std::vector<std::size_t>& pages,
-             std::size_t first, std::size_t count, char* staging) {
-  std::vector<chunks::fingerprint> names;
-  std::vector<std::size_t> slots;
-  for (std::size_t i = 0; i < count; ++i) {
-    const chunks::fingerprint& name = chunk_at(target, pages[first + i]);
-    if (name == chunks::zero_page()) {
-      std::memset(staging + i * port::kOsPageSize, 0, port::kOsPageSize);
-    } else {
-      names.push_back(name);
-      slots.push_back(i);
-    }
-  }
-  std::vector<char> read(names.size() * port::kOsPageSize);
-  if (status s = v.store->get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
-  for (std::size_t k = 0; k < slots.size(); ++k)
-    std::memcpy(staging + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
-  return {};
-}
-
 void write_pages(const heap_impl& impl, const std::vector<std::size_t>& pages, std::size_t first, std::size_t count,
                  const char* staging) {
   auto* base = reinterpret_cast<char*>(impl.region.base());
@@ -123,15 +106,6 @@ void zero_above(heap_impl& impl, std::size_t new_high, std::size_t old_high) {
   if (old_high <= new_high) return;
   void* start = reinterpret_cast<void*>(impl.region.base() + (new_high << layout::kSegmentShift));
   (void)port::decommit(start, (old_high - new_high) << layout::kSegmentShift, impl.fd >= 0);
-}
-
-status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r) {
-  if (std::memcmp(r.heap_uuid.data(), impl.superblock.uuid, r.heap_uuid.size()) != 0)
-    return status(errc::invalid_argument, "version " + id.hex() + " is of heap " + uuid_text(r.heap_uuid.data()) +
-                                              ", not of " + impl.name + " (" + uuid_text(impl.superblock.uuid) + ")");
-  if (r.base_address != impl.region.base() || r.heap_size > impl.region.reserve())
-    return status(errc::corrupt, "version " + id.hex() + " does not fit the heap's address range");
-  return {};
 }
 
 // The pages to load, ascending.
@@ -169,14 +143,96 @@ status track_again(heap_impl& impl, tracker_backend backend, bool by_program, pa
   return {};
 }
 
+// A uffd tracker stays through a checkout: unregistering and protecting the
+// whole heap again would cost more than loading 1 % of it. The checkout's
+// own writes are collected after and reported to the program only (its
+// next collect_dirty), not to the next checkpoint: they equal the version.
+bool keeps_tracker(const heap_impl& impl) {
+  return impl.tracker && impl.tracker->kind() == port::tracker_kind::uffd_async;
+}
+
+status track_kept(heap_impl& impl) {
+  const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
+  {
+    std::lock_guard guard(impl.tracker_lock);
+    if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
+      return status::from_errno(err, "tracking writes to " + impl.name);
+  }
+  if (status s = impl.collect_for_versions(); !s.ok()) return s;
+  impl.written_since_cut.clear();
+  impl.lost_writes = false;
+  return {};
+}
+
+// The used pages of the heap as it is now that `before` did not hold (they
+// had no storage here), less the `lazy` ones (ascending): storage given to
+// one of those now would make it present, and the loader could not install
+// it. By spans, not pages: a heap of 1 GiB has 262,144 pages.
+std::vector<page_span> newly_used(const heap_impl& impl, const std::vector<page_span>& before,
+                                  const std::vector<std::size_t>& lazy) {
+  std::vector<page_span> out;
+  auto add = [&](std::size_t first, std::size_t end) {  // [first, end) less the lazy pages
+    auto it = std::lower_bound(lazy.begin(), lazy.end(), first);
+    for (; first < end; ++it) {
+      const std::size_t stop = it != lazy.end() && *it < end ? *it : end;
+      if (stop > first) out.push_back({first, stop - first});
+      first = stop + 1;
+    }
+  };
+  auto old = before.begin();
+  for (const page_span& s : used_pages(impl)) {
+    std::size_t first = s.first;
+    const std::size_t end = s.first + s.count;
+    while (first < end) {
+      while (old != before.end() && old->first + old->count <= first) ++old;
+      if (old == before.end() || old->first >= end) {
+        add(first, end);
+        break;
+      }
+      if (old->first > first) add(first, old->first);
+      first = old->first + old->count;
+    }
+  }
+  return out;
+}
+
+std::vector<recovery::persist_range> ranges_of(const heap_impl& impl, const std::vector<std::size_t>& pages) {
+  std::vector<recovery::persist_range> out;
+  for (const page_span& s : spans_of(pages))
+    out.push_back({reinterpret_cast<const void*>(impl.region.base() + s.first * port::kOsPageSize),
+                   s.count * port::kOsPageSize});
+  return out;
+}
+
+// Refuses a lazy checkout where pages cannot be loaded on first touch,
+// before anything changes; starts the uffd tracker where nothing tracks.
+status prepare_lazy(heap_impl& impl) {
+  if (impl.kind == backing::file)
+    return status(errc::unsupported, impl.name + ": a file heap cannot be checked out lazily (a shared mapping of a "
+                                                 "regular file takes no userfaultfd missing faults): check it out eagerly");
+  if (!impl.tracker) {
+    if (status s = impl.start_tracking(tracker_backend::uffd_async); !s.ok())
+      return status(errc::unsupported, impl.name + ": a lazy checkout needs the uffd write-protect tracker: " + s.message());
+    // Writes before now are unknown: the pages to load are found by content.
+    impl.versions_observing = true;
+    impl.lost_writes = true;
+  }
+  if (!keeps_tracker(impl))
+    return status(errc::unsupported, impl.name + ": a lazy checkout needs the uffd write-protect tracker, and the heap "
+                                                 "is tracked another way");
+  return {};
+}
+
 }  // namespace
 
-status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
+status check_out(heap_impl& impl, std::string_view name, const checkout_options& options, checkout_stats* out) {
   process_heap_scope scope;
   const std::uint64_t start = port::monotonic_ns();
   *out = {};
   if (!impl.can_write()) return status(errc::read_only, impl.name + ": a read-only heap cannot be checked out");
   if (in_transaction(&impl)) return status(errc::invalid_argument, "checkout inside a transaction on the heap");
+  const bool partial = !options.pods.empty();
+  if (partial && options.lazy) return status(errc::invalid_argument, "a checkout of some pods is not lazy");
   versions_state* v = nullptr;
   if (status s = open_versions(impl, &v); !s.ok()) return s;
   chunks::version_id id;
@@ -186,44 +242,83 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   if (status s = v->store->read_version(id, &target); !s.ok()) return s;
   if (status s = version_of_this_heap(impl, id, target); !s.ok()) return s;
 
+  if (options.lazy) {
+    if (status s = prepare_lazy(impl); !s.ok()) return s;
+  }
   std::unique_lock held(impl.tx_lock, std::try_to_lock);
   if (!held.owns_lock()) return status(errc::invalid_argument, "checkout while another thread runs a transaction");
   if (!impl.tx_failure.empty())
     return status(errc::tx_aborted, impl.name + ": an earlier failure left it in doubt (" + impl.tx_failure +
                                         "); reopen the heap to recover it");
+  std::vector<std::size_t> pages, lazy;
+  std::unique_ptr<pod_restore> restore;
+  std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
   // Every block a thread holds (caches, delayed frees) goes back to its
   // page, and every thread's local heap of this region is retired.
   alloc::forget_region(&impl.region);
-  std::vector<std::size_t> pages;
-  if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) return s;
-  const std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
+  if (partial) {
+    auto target_meta = std::make_unique<layout::heap_meta>();
+    restore = std::make_unique<pod_restore>();
+    if (status s = read_target_meta(*v, target.pages, target_meta.get()); !s.ok()) return s;
+    if (status s = plan_pod_restore(impl, *target_meta, target.pages, options.pods, restore.get()); !s.ok()) return s;
+    pages = restore->pages;
+    committed = std::max<std::size_t>(impl.region.committed(), restore->high << layout::kSegmentShift);
+  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) {
+    return s;
+  }
+  if (options.lazy) {
+    std::vector<std::size_t> now;
+    for (std::size_t p : pages) (loaded_at_once(p) ? now : lazy).push_back(p);
+    pages.swap(now);
+  }
   if (committed > impl.region.committed() && impl.fd >= 0) {
     if (int err = impl.grow_backing(committed)) return status::from_errno(err, "growing " + impl.name);
   }
   if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return s;
   std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
-  if (status s = fetch(*v, target.pages, pages, 0, std::min(pages.size(), kBatchPages), staging.data()); !s.ok())
-    return s;
+  const std::size_t first_batch = std::min(pages.size(), kBatchPages);
+  if (status s = read_pages(*v->store, target.pages, pages.data(), first_batch, staging.data()); !s.ok()) return s;
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
   if (impl.kind == backing::file) {
     if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return s;
   }
+  const std::vector<page_span> used_before = used_pages(impl);
+  const bool kept = keeps_tracker(impl);
   const tracker_backend backend = impl.tracking_backend;
   const bool by_program = impl.tracking_by_program;
   page_bitmap unreported = impl.unreported_writes;
-  impl.stop_tracking();
+  if (!kept) impl.stop_tracking();
   alloc::unregister_region(&impl.region);
   impl.region.destroy();
   const std::size_t old_high = impl.meta()->segments_high;
+  if (partial) restore_pod_metadata(impl, *restore);
   status s;
   for (std::size_t done = 0; done < pages.size(); done += kBatchPages) {
     const std::size_t n = std::min(kBatchPages, pages.size() - done);
-    if (done != 0 && !(s = fetch(*v, target.pages, pages, done, n, staging.data())).ok()) break;
+    if (done != 0 && !(s = read_pages(*v->store, target.pages, pages.data() + done, n, staging.data())).ok()) break;
     write_pages(impl, pages, done, n, staging.data());
   }
-  if (s.ok()) zero_above(impl, impl.meta()->segments_high, old_high);
+  if (s.ok() && !partial) zero_above(impl, impl.meta()->segments_high, old_high);
+  if (!partial) {
+    // The heap is no longer the current version; the target's table is
+    // kept from here for the lazy pages.
+    v->has_current = false;
+    v->table = std::move(target.pages);
+  }
+  if (s.ok() && !lazy.empty()) {
+    // Before the region is set up again: nothing may read a lazy page
+    // while it still holds the old bytes. The source lives in `v` from
+    // now on, whatever fails after: the loader may use it until finished.
+    v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
+    std::vector<std::uintptr_t> addresses;
+    addresses.reserve(lazy.size());
+    for (std::size_t p : lazy) addresses.push_back(impl.region.base() + p * port::kOsPageSize);
+    std::lock_guard guard(impl.tracker_lock);
+    if (int err = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
+      s = status::from_errno(err, "loading the pages of " + impl.name + " on first touch");
+  }
   impl.settled_marks = ~std::uint64_t{0};
   for (recovery::log_storage& storage : impl.lane_storage) storage = {};
   if (status started = impl.start_region(committed, true); !started.ok()) {
@@ -236,20 +331,35 @@ status check_out(heap_impl& impl, std::string_view name, checkout_stats* out) {
   }
   // Pages of the version that were holes here and did not differ (zero
   // in both) get the storage the version's segment headers say they have.
-  if (status stored = reserve_spans(impl, used_pages(impl)); !stored.ok()) return stored;
-  if (status t = track_again(impl, backend, by_program, std::move(unreported), pages); !t.ok()) return t;
+  if (status stored = reserve_spans(impl, newly_used(impl, used_before, lazy)); !stored.ok()) return stored;
+  if (partial) {
+    // The heap is no version now: the pages restored (written, so the
+    // tracker reports them) reach the next checkpoint, whose parent stays
+    // the version current before.
+    if (status t = kept ? impl.collect_for_versions() : track_again(impl, backend, by_program, std::move(unreported), pages);
+        !t.ok())
+      return t;
+    if (!kept) v->has_current = false;
+  } else if (status t = kept ? track_kept(impl) : track_again(impl, backend, by_program, std::move(unreported), pages);
+             !t.ok()) {
+    return t;
+  }
   if (impl.kind == backing::file) {
-    if (status w = write_back(impl); !w.ok()) return w;
+    const std::vector<recovery::persist_range> loaded = ranges_of(impl, pages);
+    if (status w = write_back(impl, &loaded); !w.ok()) return w;
     if (status c = clear_checkout_mark(impl.name); !c.ok()) return c;
   }
-  v->has_current = true;
-  v->current = id;
-  v->table = std::move(target.pages);
   out->id = id.hex();
   out->pages_loaded = pages.size();
+  out->pages_lazy = lazy.size();
   out->total_ns = port::monotonic_ns() - start;
+  if (partial) return {};  // HEAD stays: the heap is not that version
+  v->has_current = true;
+  v->current = id;
+  v->lazy_head_branch = branch;
   v->follows = branch;
   v->follows_known = true;
+  if (v->lazy) return {};  // HEAD moves when every page is loaded (finish_lazy)
   return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
 }
 

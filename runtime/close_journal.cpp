@@ -98,7 +98,7 @@ int append_journal(recovery::lane_writer& writer, std::uintptr_t base, const std
 // Until then every persist goes range by range, so that none starts the
 // write-back. The segments are walked once: growing the lane changes
 // only the segment table, which is collected again after each growth.
-int write_journal(heap_impl& impl, std::uint32_t lane) {
+int write_journal(heap_impl& impl, std::uint32_t lane, std::vector<alloc::metadata_range>* journaled) {
   const std::uintptr_t base = impl.region.base();
   recovery::range_by_range_domain domain(*impl.domain);
   recovery::lane_writer writer = lane_writer_for(impl, lane);
@@ -127,23 +127,65 @@ int write_journal(heap_impl& impl, std::uint32_t lane) {
     if (err != ENOBUFS) return err;
     grow = true;
   }
-  return domain.persist(dirty.data(), dirty.size());
+  if (int err = domain.persist(dirty.data(), dirty.size())) return err;
+  journaled->swap(ranges);
+  return 0;
+}
+
+// The heap's pages holding `ranges`, the metadata block and `pages`, as
+// page runs in address order, joined where they touch or overlap.
+std::vector<recovery::persist_range> pages_holding(std::uintptr_t base, std::vector<alloc::metadata_range> ranges,
+                                                   const std::vector<recovery::persist_range>& pages) {
+  ranges.push_back({base + layout::kMetaOffset, sizeof(layout::heap_meta)});
+  for (const recovery::persist_range& r : pages) ranges.push_back({reinterpret_cast<std::uintptr_t>(r.address), r.size});
+  std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.address < b.address; });
+  std::vector<recovery::persist_range> out;
+  std::uintptr_t run_start = 0, run_end = 0;
+  for (const alloc::metadata_range& r : ranges) {
+    const std::uintptr_t lo = r.address & ~(port::kOsPageSize - 1);
+    const std::uintptr_t hi = (r.address + r.size + port::kOsPageSize - 1) & ~(port::kOsPageSize - 1);
+    if (run_end != 0 && lo <= run_end) {
+      run_end = std::max(run_end, hi);
+      continue;
+    }
+    if (run_end != 0) out.push_back({reinterpret_cast<const void*>(run_start), run_end - run_start});
+    run_start = lo;
+    run_end = hi;
+  }
+  if (run_end != 0) out.push_back({reinterpret_cast<const void*>(run_start), run_end - run_start});
+  return out;
 }
 
 }  // namespace
 
-status write_back(heap_impl& impl) {
+status write_back(heap_impl& impl, const std::vector<recovery::persist_range>* only) {
   const std::uintptr_t base = impl.region.base();
-  // Everything becomes durable here: nothing is left to settle.
+  // Every allocator metadata range becomes durable here: nothing is left
+  // to settle.
   alloc::clear_unsettled(impl.region);
   std::uint32_t lane = roomiest_lane(impl);
-  int journal = write_journal(impl, lane);
-  if (journal != 0)
-    port::verbose("closing %s without a close journal (%s): a power failure during the write-back could leave "
+  std::vector<alloc::metadata_range> journaled;
+  int journal = write_journal(impl, lane, &journaled);
+  if (journal != 0) {
+    port::verbose("writing %s back without a close journal (%s): a power failure during the write-back could leave "
                   "its allocator metadata half written",
                   impl.name.c_str(), larder::strerror(journal));
-  if (int err = impl.domain->persist(reinterpret_cast<void*>(base), impl.region.committed()))
-    return status::from_errno(err, "making " + impl.name + " durable");
+    if (only != nullptr) {
+      alloc::collect_segment_table(impl.region.view(), &journaled);
+      alloc::collect_segment_metadata(impl.region.view(), kJoinGap, &journaled);
+    }
+  }
+  if (only == nullptr) {
+    if (int err = impl.domain->persist(reinterpret_cast<void*>(base), impl.region.committed()))
+      return status::from_errno(err, "making " + impl.name + " durable");
+  } else {
+    // One persist: on a file an msync per range costs a journal commit
+    // each, where one fdatasync writes these with whatever else of the
+    // file the program dirtied since it was last written back.
+    const std::vector<recovery::persist_range> ranges = pages_holding(base, std::move(journaled), *only);
+    if (int err = impl.domain->persist(ranges.data(), ranges.size()))
+      return status::from_errno(err, "making " + impl.name + " durable");
+  }
   // The close is complete. Retiring the journal and recording the time are
   // one persist: either may land alone, and both outcomes are sound (a
   // journal replayed again changes nothing).

@@ -10,18 +10,25 @@
 // part, as before.
 #pragma once
 
+#include "recovery/persist.hpp"
+
 #include <larder/status.hpp>
+
+#include <vector>
 
 namespace larder {
 
 class heap_impl;
 
 // Makes the whole heap durable, the allocator's metadata atomically, then
-// records the close's time (layout::heap_meta::last_close_ns). The
+// records the close's time (layout::heap_meta::last_close_ns). With
+// `only`, just those ranges, the allocator's metadata and the metadata
+// block are made durable (a checkout's loaded pages): what else the
+// program wrote stays as durable as it was. The
 // allocator must be quiescent (thread caches flushed, nothing allocating)
 // and no transaction running. Where the journal cannot be written (no
 // room for it), the write-back goes ahead without one: once it returns
 // OK everything is durable either way.
-status write_back(heap_impl& impl);
+status write_back(heap_impl& impl, const std::vector<recovery::persist_range>* only = nullptr);
 
 }  // namespace larder

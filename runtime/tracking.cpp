@@ -7,6 +7,7 @@
 #include "port/options.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/versions_state.hpp"
 #include "runtime/process_heap_scope.hpp"
 
 #include <signal.h>
@@ -198,6 +199,9 @@ void heap_impl::reset_tracking_locks_after_fork() noexcept {
 void heap_impl::stop_tracking() noexcept {
   process_heap_scope scope;
   reset_tracking_locks_after_fork();
+  // A lazy checkout's pages are loaded while the tracker still serves them;
+  // a page that could not be loaded fails the heap (finish_lazy).
+  (void)finish_lazy(*this);
   std::lock_guard collect_guard(collect_lock);
   // Destroyed outside tracker_lock: a signal-based tracker leaves the fault
   // dispatcher under its lock, which a fork holds while it takes the region

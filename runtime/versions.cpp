@@ -101,7 +101,44 @@ void staging_buffer::release() noexcept {
   size_ = 0;
 }
 
+const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table, std::size_t page) {
+  auto it = std::lower_bound(table.begin(), table.end(), page,
+                             [](const chunks::page_entry& e, std::size_t p) { return e.page < p; });
+  return it != table.end() && it->page == page ? it->chunk : chunks::zero_page();
+}
+
+status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
+                  std::size_t count, char* out) {
+  std::vector<chunks::fingerprint> names;
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < count; ++i) {
+    const chunks::fingerprint& name = chunk_at(table, pages[i]);
+    if (name == chunks::zero_page()) {
+      std::memset(out + i * port::kOsPageSize, 0, port::kOsPageSize);
+    } else {
+      names.push_back(name);
+      slots.push_back(i);
+    }
+  }
+  if (names.empty()) return {};
+  std::vector<char> read(names.size() * port::kOsPageSize);
+  if (status s = store.get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
+  for (std::size_t k = 0; k < slots.size(); ++k)
+    std::memcpy(out + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
+  return {};
+}
+
+status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r) {
+  if (std::memcmp(r.heap_uuid.data(), impl.superblock.uuid, r.heap_uuid.size()) != 0)
+    return status(errc::invalid_argument, "version " + id.hex() + " is of heap " + uuid_text(r.heap_uuid.data()) +
+                                              ", not of " + impl.name + " (" + uuid_text(impl.superblock.uuid) + ")");
+  if (r.base_address != impl.region.base() || r.heap_size > impl.region.reserve())
+    return status(errc::corrupt, "version " + id.hex() + " does not fit the heap's address range");
+  return {};
+}
+
 status open_versions(heap_impl& impl, versions_state** out, bool create) {
+  if (status s = finish_lazy(impl); !s.ok()) return s;
   if (!impl.versions) {
     if (impl.kind != backing::file)
       return status(errc::invalid_argument,
@@ -257,15 +294,17 @@ checkpoint_stats checkpoint(heap& h, std::string_view message) {
   return out;
 }
 
-status checkout(heap& h, std::string_view version, checkout_stats* out) {
+status checkout(heap& h, std::string_view version, const checkout_options& options, checkout_stats* out) {
   if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
   checkout_stats ignored;
-  return check_out(*h.impl(), version, out != nullptr ? out : &ignored);
+  return check_out(*h.impl(), version, options, out != nullptr ? out : &ignored);
 }
 
-checkout_stats checkout(heap& h, std::string_view version) {
+status checkout(heap& h, std::string_view version, checkout_stats* out) { return checkout(h, version, {}, out); }
+
+checkout_stats checkout(heap& h, std::string_view version, const checkout_options& options) {
   checkout_stats out;
-  throw_if_error(checkout(h, version, &out));
+  throw_if_error(checkout(h, version, options, &out));
   return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runtime/page_bitmap.hpp"
+#include "port/write_tracker.hpp"
 #include "tiers/chunks/chunk_store.hpp"
 
 #include <larder/status.hpp>
@@ -12,6 +13,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,27 @@ class staging_buffer {
   std::size_t size_ = 0;
 };
 
+// The pages of a lazy checkout come from here, on the tracker's loader
+// thread (port::write_tracker::load_lazily): the target's chunks, read
+// from the store and checked against their fingerprints. It reads
+// versions_state::table and the store, which nothing else uses until
+// finish_lazy (open_versions calls it first).
+class lazy_source final : public port::page_source {
+ public:
+  lazy_source(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, std::uintptr_t base)
+      : store_(store), table_(table), base_(base) {}
+  int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept override;
+  // The first failure, as text, once fill failed.
+  std::string failure() const;
+
+ private:
+  chunks::chunk_store& store_;
+  const std::vector<chunks::page_entry>& table_;
+  std::uintptr_t base_;
+  mutable std::mutex lock_;  // failure_, written on the loader's thread
+  std::string failure_;
+};
+
 struct versions_state {
   std::string directory;
   staging_buffer staging;
@@ -59,6 +82,11 @@ struct versions_state {
   // a store never move each other's branches.
   bool follows_known = false;
   std::string follows;
+  std::unique_ptr<lazy_source> lazy;  // while a lazy checkout loads pages
+  // What HEAD becomes once that checkout has loaded every page (a branch,
+  // else detached at `current`): its publication (an fsync'd rename) would
+  // cost more than the rest of the checkout.
+  std::string lazy_head_branch;
 };
 
 // Heap pages (4 KiB, numbered from the base) [first, first + count).
@@ -67,8 +95,29 @@ struct page_span {
   std::size_t count;
 };
 
+// The chunk a table names for `page`: the zero page when it names none.
+const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table, std::size_t page);
+
+// Reads the chunks `table` names for heap pages pages[0, count) into `out`,
+// 4 KiB each (zero pages as zeros), verified against their fingerprints:
+// corrupt when one fails.
+status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
+                  std::size_t count, char* out);
+
+// OK when version `id` (`r`) was taken of this heap and fits its address
+// range: invalid_argument (another heap) or corrupt otherwise.
+status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id, const chunks::version_record& r);
+
+// Waits until a lazy checkout has loaded every page, then moves HEAD to
+// its version; pages it could not load (they read as zeros) leave the heap
+// failed (tx_failure), HEAD where it was, and give `corrupt`. OK when none
+// is under way.
+status finish_lazy(heap_impl& impl);
+
 // The store of `impl`, opened at the first call (and created, with
-// `create`; not_a_heap otherwise when there is none).
+// `create`; not_a_heap otherwise when there is none). A lazy checkout
+// still loading pages is finished first (finish_lazy): its failure is
+// this call's.
 status open_versions(heap_impl& impl, versions_state** out, bool create = true);
 
 // Whether the pages written since `v.current` are all in
@@ -107,6 +156,6 @@ struct version_store::impl {
 };
 
 status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_stats* out);
-status check_out(heap_impl& impl, std::string_view version, checkout_stats* out);
+status check_out(heap_impl& impl, std::string_view version, const checkout_options& options, checkout_stats* out);
 
 }  // namespace larder

@@ -7,7 +7,10 @@
 
 #include <larder/larder.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 namespace {
 
@@ -49,6 +52,13 @@ versions_command::versions_command(CLI::App& app) {
   log_->add_flag("--all", all_, "every version in the store, newest first");
   versions_->add_option("version", version_, "delete: the version to delete");
   versions_->add_flag("--force", force_, "delete: even while a branch or tag names it");
+  checkout_->add_flag("--lazy", lazy_,
+                      "return once the heap is usable and load the differing pages on first touch (shm heaps; the "
+                      "command then waits for every page before it closes the heap)");
+  checkout_->add_option("--pod", pods_, "restore only this pod (an id or a name; repeatable); the rest stays");
+  checkout_->add_option("--root", roots_,
+                        "restore only the pod holding this root's object in the version (repeatable; pods it points "
+                        "into are not followed)");
   checkout_->add_flag("--offline", offline_,
                       "write the version into the heap's file without opening it as a heap (also done when it does "
                       "not open)");
@@ -100,7 +110,34 @@ int versions_command::checkpoint() {
   return larder_tool::exit_code_of(h.close());
 }
 
+larder::status versions_command::chosen_pods(larder::heap& h, std::vector<std::uint32_t>* out) const {
+  out->clear();
+  const std::vector<larder::pod_info> live = h.pods();
+  for (const std::string& name : pods_) {
+    auto it = std::find_if(live.begin(), live.end(), [&](const larder::pod_info& p) { return p.name == name; });
+    if (it != live.end()) {
+      out->push_back(it->id);
+      continue;
+    }
+    char* end = nullptr;
+    unsigned long id = std::strtoul(name.c_str(), &end, 10);
+    if (name.empty() || *end != '\0' || id > 0xffffffffUL)
+      return larder::status(larder::errc::not_found, "no pod \"" + name + "\" in the heap (give its id)");
+    out->push_back(static_cast<std::uint32_t>(id));
+  }
+  if (roots_.empty()) return {};
+  std::vector<std::uint32_t> of_roots;
+  if (larder::status s = larder::pods_of_roots(h, version_, roots_, &of_roots); !s.ok()) return s;
+  for (std::uint32_t id : of_roots)
+    if (std::find(out->begin(), out->end(), id) == out->end()) out->push_back(id);
+  return {};
+}
+
 int versions_command::checkout() {
+  if (offline_ && (lazy_ || !pods_.empty() || !roots_.empty())) {
+    std::fprintf(stderr, "larder: --offline writes the whole version: not with --lazy, --pod or --root\n");
+    return larder_tool::kExitUsage;
+  }
   larder::heap_options o;
   o.kind = shm_ ? larder::backing::shm : larder::backing::file;
   o.name = heap_;
@@ -112,14 +149,43 @@ int versions_command::checkout() {
     return restore(opened);
   }
   if (!store_.empty() || shm_) larder::throw_if_error(larder::use_version_store(h, store()));
+  larder::checkout_options options;
+  options.lazy = lazy_;
+  larder::throw_if_error(chosen_pods(h, &options.pods));
+  if ((!pods_.empty() || !roots_.empty()) && options.pods.empty()) {
+    std::fprintf(stderr, "larder: no pod to restore\n");
+    return larder_tool::kExitUsage;
+  }
   larder::checkout_stats st;
+  double all_loaded_ms = 0;
   {
     larder_tool::progress shown("checkout", !json_);
-    st = larder::checkout(h, version_);
+    st = larder::checkout(h, version_, options);
+    if (lazy_) {
+      // The heap closes at the end of this command: every page first.
+      const auto from = std::chrono::steady_clock::now();
+      larder::throw_if_error(larder::finish_checkout(h));
+      all_loaded_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from).count();
+    }
   }
   if (json_) {
-    print_json({{"id", st.id}, {"pages_compared", st.pages_compared}, {"pages_loaded", st.pages_loaded},
-                {"total_ms", ms(st.total_ns)}});
+    json j = {{"id", st.id},
+              {"pages_compared", st.pages_compared},
+              {"pages_loaded", st.pages_loaded},
+              {"total_ms", ms(st.total_ns)}};
+    if (lazy_) {
+      j["pages_lazy"] = st.pages_lazy;
+      j["all_loaded_ms"] = ms(st.total_ns) + all_loaded_ms;
+    }
+    if (!options.pods.empty()) j["pods"] = options.pods;
+    print_json(j);
+  } else if (!options.pods.empty()) {
+    std::printf("restored %zu pod(s) of %s: %zu pages loaded; %.1f ms\n", options.pods.size(), st.id.c_str(),
+                st.pages_loaded, ms(st.total_ns));
+  } else if (lazy_) {
+    std::printf("checked out %s lazily: usable after %.1f ms (%zu pages loaded, %zu on first touch); every page "
+                "after %.1f ms\n",
+                st.id.c_str(), ms(st.total_ns), st.pages_loaded, st.pages_lazy, ms(st.total_ns) + all_loaded_ms);
   } else {
     std::printf("checked out %s: %zu pages loaded (%zu compared); %.1f ms\n", st.id.c_str(), st.pages_loaded,
                 st.pages_compared, ms(st.total_ns));

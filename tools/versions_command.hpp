@@ -3,9 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <larder/heap.hpp>
 #include <larder/status.hpp>
 
 #include <string>
+#include <vector>
 
 class versions_command {
  public:
@@ -21,6 +23,9 @@ class versions_command {
   int log();
   int checkout();
   int restore(const larder::status& why);
+  // The ids of --pod (ids or names of the open heap's pods) and of the pods
+  // holding --root's objects in the version.
+  larder::status chosen_pods(larder::heap& h, std::vector<std::uint32_t>* out) const;
   int housekeeping();
   // --store, or the default beside a file heap; "" when there is none.
   std::string store() const;
@@ -35,4 +40,6 @@ class versions_command {
   bool all_ = false;
   bool force_ = false;
   bool offline_ = false;
+  bool lazy_ = false;
+  std::vector<std::string> pods_, roots_;
 };

@@ -60,28 +60,79 @@ LARDER_EXPORT checkpoint_stats checkpoint(heap& h, std::string_view message);
 struct checkout_stats {
   std::string id;                  // the version checked out
   std::size_t pages_compared = 0;  // pages fingerprinted (no version current in this process)
-  std::size_t pages_loaded = 0;    // pages written: read from the store or zeroed
-  std::uint64_t total_ns = 0;
+  std::size_t pages_loaded = 0;    // pages written before checkout returned: read from the store or zeroed
+  std::size_t pages_lazy = 0;      // lazy: pages left to load on first touch
+  std::uint64_t total_ns = 0;      // until checkout returned (lazy: until the heap was usable)
 };
 
+struct checkout_options {
+  // Return as soon as the heap is usable and load each differing page on
+  // its first touch (userfaultfd missing faults), a thread loading the
+  // rest meanwhile. Anonymous and shm heaps with the uffd write-protect
+  // tracker (Linux 6.7+) only: a file heap (a MAP_SHARED regular file
+  // takes no missing faults), or a heap tracked another way, is refused
+  // with `unsupported` before anything changes. See docs/versions.md,
+  // "Lazy checkout".
+  bool lazy = false;
+  // Restore only these pods (ids, as pod_info::id) and leave the rest of
+  // the heap as it is; empty: the whole heap. Each chosen pod becomes what
+  // the version holds: its segments (headers and pages) and its pod
+  // record; segments it gained since are given back, and a pod created
+  // since (no record in the version) is removed. Roots and HEAD stay as
+  // they are: the heap is no version after, and its next checkpoint's
+  // parent is the version current before. Refused (invalid_argument)
+  // where the version puts a chosen pod's segment where another pod or an
+  // undo-log lane lives now, and with `lazy`. docs/versions.md,
+  // "Restoring some pods".
+  std::vector<std::uint32_t> pods = {};
+};
+
+// The pods to restore for the roots `names` of `version` (checkout_options::
+// pods): the pod holding each root's object in the version. Pods that
+// object points into are not followed: no reference graph is recorded, so
+// name those too. Errors: not_found (no such root in the version) and
+// checkout's.
+LARDER_EXPORT status pods_of_roots(heap& h, std::string_view version, const std::vector<std::string>& names,
+                                   std::vector<std::uint32_t>* out);
+
 // Makes the heap equal to `version` (a full id, an unambiguous prefix of
-// one, or a ref: "main", "heads/main", "tags/x"), in place and at once:
-// only pages that differ are loaded. A branch name makes HEAD that branch;
-// anything else detaches HEAD at the version.
+// one, or a ref: "main", "heads/main", "tags/x"), in place: only pages
+// that differ are loaded, at once or (options.lazy) on first touch. A
+// branch name makes HEAD that branch; anything else detaches HEAD at the
+// version.
 // Preconditions: no transaction running, and no other thread using the
 // heap until this returns. Every pointer into the heap taken before is
 // invalid after (find objects again through roots); thread caches and
-// pod_scopes of the heap are reset. A file heap is durable once this
-// returns OK. A crash in the middle leaves the heap part old, part new: a
-// file heap then refuses to open (corrupt) until restore_version() writes
-// a version into it; check an shm heap's version out again
-// (docs/versions.md, "Checkout"). Errors: not_found (no
-// such version), invalid_argument (an ambiguous prefix, a version of
-// another heap, a precondition), read_only, corrupt (a damaged chunk:
-// nothing of the heap was changed yet), or an errno value.
+// pod_scopes of the heap are reset. On a file heap the pages loaded and
+// the allocator's metadata are durable once this returns OK. A crash in
+// the middle leaves the heap part old, part new: a file heap then refuses
+// to open (corrupt) until restore_version() writes a version into it;
+// check an shm heap's version out again (docs/versions.md, "Checkout").
+// Errors: not_found (no such version), invalid_argument (an ambiguous
+// prefix, a version of another heap, a precondition), unsupported (lazy
+// where it cannot be), read_only, corrupt (a damaged chunk: nothing of the
+// heap was changed yet; or an earlier lazy checkout's page that could not
+// be loaded), or an errno value.
+LARDER_EXPORT status checkout(heap& h, std::string_view version, const checkout_options& options,
+                              checkout_stats* out);
 LARDER_EXPORT status checkout(heap& h, std::string_view version, checkout_stats* out);
 // Throwing convenience.
-LARDER_EXPORT checkout_stats checkout(heap& h, std::string_view version);
+LARDER_EXPORT checkout_stats checkout(heap& h, std::string_view version, const checkout_options& options = {});
+
+// Where a lazy checkout stands: pages still to load, and pages that could
+// not be loaded (a damaged or missing chunk: they read as zeros, never as
+// a signal). All zero when none is under way.
+struct lazy_checkout_state {
+  std::size_t pages_pending = 0;
+  std::size_t pages_failed = 0;
+  std::string error;  // the first failure, when pages_failed != 0
+};
+LARDER_EXPORT lazy_checkout_state lazy_checkout_progress(heap& h);
+// Waits until a lazy checkout has loaded every page. Errors: corrupt when
+// a page could not be loaded; the heap is then failed (transactions and
+// checkpoints refuse with tx_aborted) until it is reopened. Checkpoint,
+// checkout, diff, stop_tracking and close wait the same way first.
+LARDER_EXPORT status finish_checkout(heap& h);
 
 // ---- versions outside an open heap ----------------------------------------
 

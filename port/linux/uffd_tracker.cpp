@@ -7,6 +7,7 @@
 #include "port/linux/kernel_abi.hpp"
 #include "port/linux/os_mapped.hpp"
 #include "port/linux/tracker_backends.hpp"
+#include "port/linux/uffd_missing.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -133,7 +134,11 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   }
 
   void untrack_all() noexcept override {
+    // Pages still missing are loaded first: unregistered, they would read
+    // as zeros.
+    if (loader_ && ::getpid() == pid_) loader_->stop();
     std::lock_guard guard(lock());
+    drop_loader();
     if (fd_ >= 0) {
       // Closing alone would not release the context while a forked child
       // still holds the inherited descriptor.
@@ -177,6 +182,42 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     return 0;
   }
 
+  int load_lazily(std::vector<std::uintptr_t> pages, bool shared, page_source* source) override {
+    std::lock_guard guard(lock());
+    if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
+    for (std::uintptr_t page : pages) {
+      auto in = std::find_if(ranges_.begin(), ranges_.end(), [&](const range& r) { return r.first <= page && page < r.second; });
+      if (in == ranges_.end()) return EINVAL;
+    }
+    // The same descriptor takes missing faults too: its registration
+    // widens to MISSING|WP, which keeps every page's write-protect state.
+    for (auto [lo, hi] : ranges_) {
+      uffdio_register reg{};
+      reg.range.start = lo;
+      reg.range.len = hi - lo;
+      reg.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING;
+      if (::ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) return errno == EINVAL ? ENOTSUP : errno;
+    }
+    // Dropped before the loader starts, or it could find a page still
+    // present and take it for loaded. A touch from here on waits in the
+    // descriptor's queue for the loader.
+    int dropped = 0;
+    for (std::size_t i = 0; i < pages.size() && dropped == 0;) {
+      std::size_t j = i + 1;
+      while (j < pages.size() && pages[j] == pages[j - 1] + kOsPageSize) ++j;
+      dropped = decommit(reinterpret_cast<void*>(pages[i]), (j - i) * kOsPageSize, shared);
+      i = j;
+    }
+    // Started even when a drop failed: pages dropped before it must still
+    // be served, or a touch would wait for ever.
+    if (!loader_) loader_ = std::make_unique<missing_loader>(fd_);
+    if (int e = loader_->start(std::move(pages), source)) return e;
+    return dropped;
+  }
+
+  lazy_progress finish_lazy() noexcept override { return loader_ ? loader_->finish() : lazy_progress{}; }
+  lazy_progress lazy_state() const noexcept override { return loader_ ? loader_->state() : lazy_progress{}; }
+
   std::size_t tracked_bytes() const noexcept override {
     std::lock_guard guard(lock());
     std::size_t total = 0;
@@ -191,6 +232,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   // so nothing tells what was written; the next collect reports everything.
   int reattach_after_fork() {
     if (::getpid() == pid_ || fd_ < 0) return 0;
+    drop_loader();
     ::close(fd_);  // the parent's context; closing our copy leaves it alone
     fd_ = -1;
     report_all_ = true;
@@ -199,6 +241,16 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     for (auto [lo, hi] : ranges_)
       if (int e = register_and_protect(fd_, lo, hi - lo)) return e;
     return 0;
+  }
+
+  // In a forked child the loader's thread does not exist: its object is
+  // let go without waiting for it (the child's missing pages were never
+  // its to load: docs/versions.md, "Lazy checkout").
+  void drop_loader() noexcept {
+    if (loader_ && ::getpid() != pid_)
+      (void)loader_.release();
+    else
+      loader_.reset();
   }
 
   std::vector<range> untracked_parts(std::uintptr_t lo, std::uintptr_t hi) const {
@@ -242,6 +294,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   int pid_;
   std::vector<range> ranges_;
   bool report_all_ = false;
+  std::unique_ptr<missing_loader> loader_;  // since the first load_lazily
   kabi::page_region vec_[kScanVector];
   pagemap_file pagemap_;
 };

@@ -59,6 +59,15 @@ class temp_dir {
 
 // "/larder-rt-<tag>-<pid>-<n>": unique within the machine while this
 // process lives.
+// Whether a heap of `kind` can be checked out lazily here: not a file
+// heap, and the uffd write-protect tracker works.
+inline bool lazy_checkout_works(larder::backing kind) {
+  if (kind == larder::backing::file) return false;
+  for (const larder::tracker_support& t : larder::tracker_backends())
+    if (t.backend == larder::tracker_backend::uffd_async) return t.available;
+  return false;
+}
+
 inline std::string unique_shm_name(std::string_view tag) {
   static std::atomic<unsigned> counter{0};
   return "/larder-rt-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +

@@ -55,4 +55,21 @@ grep -q "not of" "$dir/err" || fail "the refusal says whose version it is: $(cat
 [ "$(status "$tool" versions gc "$heap")" = 0 ] || fail "gc: $(cat "$dir/err")"
 [ "$(status "$tool" checkout "$heap" "$first")" = 0 ] || fail "a version stays restorable after gc"
 [ "$("$writer" "$heap")" = 1 ] || fail "value 1 after gc and checkout"
+
+# Lazy: a file heap takes no missing faults: refused, the heap left alone.
+"$writer" "$heap" 7
+[ "$(status "$tool" checkout "$heap" "$first" --lazy)" != 0 ] || fail "a lazy checkout of a file heap is refused"
+grep -q "eagerly" "$dir/err" || fail "the refusal says to check out eagerly: $(cat "$dir/err")"
+[ "$("$writer" "$heap")" = 7 ] || fail "a refused lazy checkout leaves the heap alone"
+# Some pods: the pod holding root "value" in the version, then by pod id.
+[ "$(status "$tool" checkout "$heap" "$first" --root value --json)" = 0 ] || fail "checkout --root: $(cat "$dir/err")"
+[ "$(json_field 'd["pods"]')" = "[0]" ] || fail "--root value restores the default pod: $(cat "$dir/out")"
+[ "$("$writer" "$heap")" = 1 ] || fail "restoring value's pod brings value 1 back"
+[ "$(status "$tool" check "$heap")" = 0 ] || fail "clean after a partial restore: $(cat "$dir/out")"
+"$writer" "$heap" 8
+[ "$(status "$tool" checkout "$heap" "$first" --pod 0)" = 0 ] || fail "checkout --pod 0: $(cat "$dir/err")"
+grep -q "^restored 1 pod(s) of " "$dir/out" || fail "a partial restore says so: $(cat "$dir/out")"
+[ "$("$writer" "$heap")" = 1 ] || fail "restoring pod 0 brings value 1 back"
+[ "$(status "$tool" checkout "$heap" "$first" --pod no-such-pod)" = 2 ] || fail "an unknown pod exits 2: $(cat "$dir/err")"
+[ "$(status "$tool" checkout "$heap" "$first" --pod 0 --offline)" = 64 ] || fail "--offline with --pod is a usage error"
 echo "versions test passed"

@@ -1,0 +1,77 @@
+// A lazy checkout's pages: where they come from (lazy_source), waiting for
+// them (finish_lazy), and the public queries over both. The loading itself
+// is the uffd tracker's (port::write_tracker::load_lazily); checkout.cpp
+// starts it. See docs/versions.md, "Lazy checkout".
+#include "runtime/heap_impl.hpp"
+#include "runtime/versions_state.hpp"
+
+#include <cstdio>
+
+namespace larder {
+
+int lazy_source::fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept {
+  try {
+    std::vector<std::size_t> numbers(count);
+    for (std::size_t i = 0; i < count; ++i) numbers[i] = (pages[i] - base_) / port::kOsPageSize;
+    status s = read_pages(store_, table_, numbers.data(), count, static_cast<char*>(out));
+    if (s.ok()) return 0;
+    std::lock_guard guard(lock_);
+    if (failure_.empty()) failure_ = s.message();
+    return s.is(errc::corrupt) ? EBADMSG : EIO;
+  } catch (...) {
+    return ENOMEM;
+  }
+}
+
+std::string lazy_source::failure() const {
+  std::lock_guard guard(lock_);
+  return failure_;
+}
+
+namespace {
+
+std::string failure_text(const heap_impl& impl, const port::lazy_progress& p, const lazy_source& source) {
+  char offset[32];
+  std::snprintf(offset, sizeof offset, "%#llx", static_cast<unsigned long long>(p.first_failed - impl.region.base()));
+  std::string why = source.failure();
+  return "a lazy checkout could not load " + std::to_string(p.failed) + " page(s), the first at offset " + offset +
+         " (" + (why.empty() ? std::string(larder::strerror(p.first_error)) : why) + "): they read as zeros";
+}
+
+}  // namespace
+
+status finish_lazy(heap_impl& impl) {
+  if (!impl.versions || !impl.versions->lazy) return {};
+  port::lazy_progress done;
+  {
+    std::lock_guard guard(impl.tracker_lock);
+    if (impl.tracker) done = impl.tracker->finish_lazy();
+  }
+  versions_state& v = *impl.versions;
+  std::unique_ptr<lazy_source> source = std::move(v.lazy);
+  if (done.failed == 0)
+    return v.lazy_head_branch.empty() ? v.store->set_head_detached(v.current) : v.store->set_head(v.lazy_head_branch);
+  std::string what = failure_text(impl, done, *source);
+  if (impl.tx_failure.empty()) impl.tx_failure = what;
+  return status(errc::corrupt, impl.name + ": " + what);
+}
+
+lazy_checkout_state lazy_checkout_progress(heap& h) {
+  lazy_checkout_state out;
+  heap_impl* impl = h.impl();
+  if (impl == nullptr || !impl->versions || !impl->versions->lazy) return out;
+  std::lock_guard guard(impl->tracker_lock);
+  if (!impl->tracker) return out;
+  port::lazy_progress p = impl->tracker->lazy_state();
+  out.pages_pending = p.pending;
+  out.pages_failed = p.failed;
+  if (p.failed != 0) out.error = failure_text(*impl, p, *impl->versions->lazy);
+  return out;
+}
+
+status finish_checkout(heap& h) {
+  if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  return finish_lazy(*h.impl());
+}
+
+}  // namespace larder
