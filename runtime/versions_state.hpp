@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,9 @@ class staging_buffer {
 
 struct versions_state {
   std::string directory;
+  // One checkpoint or live diff at a time: a checkpoint takes pages out of
+  // written_since_cut while it copies them, with transactions running.
+  std::mutex cut_lock;
   staging_buffer staging;
   std::unique_ptr<chunks::chunk_store> store;
   // The version the heap equals, but for written_since_cut: set by this
