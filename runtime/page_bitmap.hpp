@@ -38,7 +38,8 @@ class page_bitmap {
   bool contains(std::size_t page) const noexcept {
     return page / 64 < words_.size() && ((words_[page / 64] >> (page % 64)) & 1) != 0;
   }
-  // False only when nothing was ever added since the last clear().
+  // True when nothing was added since the last clear() (remove() does not
+  // make it true again).
   bool empty() const noexcept { return empty_; }
   void clear() noexcept {
     words_.clear();
