@@ -49,8 +49,9 @@ struct checkpoint_stats {
 // the version is the heap as of that instant, so it never holds part of a
 // transaction, and transactions wait only for that last copy (held_ns).
 // Stores made outside transactions by other threads meanwhile may land in
-// it or not, page by page (docs/versions.md). Starts page-write tracking if the program has
-// not. Durable once this returns OK, whatever the heap's backing.
+// it or not, page by page (docs/versions.md). Starts page-write tracking
+// if the program has not. Durable once this returns OK, whatever the
+// heap's backing.
 // The calling thread must not be in a transaction on `h`. Errors:
 // read_only, invalid_argument (no store, inside a transaction, the heap
 // not open), tx_aborted (the heap's durable state is in doubt), or the
