@@ -80,8 +80,9 @@ TEST_P(CheckpointCutTest, EveryVersionHoldsWholeTransactionsWhileThreadsWrite) {
   for (std::size_t t = 0; t < kWriters; ++t) {
     threads.emplace_back([&, t] {
       unsigned char* mine = b->plain[t];
-      for (unsigned char value = 1; !stop.load(std::memory_order_relaxed); ++value) {
-        for (std::size_t page = 0; page < kPlainPages; ++page) std::memset(mine + page * 4096, value, 4096);
+      for (unsigned value = 0; !stop.load(std::memory_order_relaxed); ++value) {
+        const auto fill = static_cast<unsigned char>(1 + value % 255);  // never a zero page
+        for (std::size_t page = 0; page < kPlainPages; ++page) std::memset(mine + page * 4096, fill, 4096);
         plain_stores.fetch_add(1, std::memory_order_relaxed);
       }
     });
