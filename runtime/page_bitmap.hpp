@@ -27,6 +27,9 @@ class page_bitmap {
       for (std::size_t k = 0; k < r.pages; ++k) add(first + k);
     }
   }
+  void remove(std::size_t page) noexcept {
+    if (page / 64 < words_.size()) words_[page / 64] &= ~(std::uint64_t{1} << (page % 64));
+  }
   void add(const page_bitmap& other) {
     if (other.words_.size() > words_.size()) words_.resize(other.words_.size());
     for (std::size_t i = 0; i < other.words_.size(); ++i) words_[i] |= other.words_[i];
@@ -35,6 +38,8 @@ class page_bitmap {
   bool contains(std::size_t page) const noexcept {
     return page / 64 < words_.size() && ((words_[page / 64] >> (page % 64)) & 1) != 0;
   }
+  // True when nothing was added since the last clear() (remove() does not
+  // make it true again).
   bool empty() const noexcept { return empty_; }
   void clear() noexcept {
     words_.clear();

@@ -230,6 +230,7 @@ status diff(heap& h, std::string_view version, version_diff* out) {
   std::vector<page_entry> live;
   std::string live_meta;
   {
+    std::lock_guard one_at_a_time(v->cut_lock);
     std::lock_guard held(impl->tx_lock);
     if (status s = live_table(*impl, *v, &live, &out->pages_fingerprinted); !s.ok()) return s;
     live_meta = roots_and_pods_json(*impl);

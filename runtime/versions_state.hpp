@@ -69,6 +69,9 @@ class lazy_source final : public port::page_source {
 
 struct versions_state {
   std::string directory;
+  // One checkpoint or live diff at a time: a checkpoint takes pages out of
+  // written_since_cut while it copies them, with transactions running.
+  std::mutex cut_lock;
   staging_buffer staging;
   std::unique_ptr<chunks::chunk_store> store;
   // The version the heap equals, but for written_since_cut: set by this

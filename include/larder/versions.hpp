@@ -44,11 +44,14 @@ struct checkpoint_stats {
 // Records the heap as one version, with `message`, as the child of the
 // version the heap was last checkpointed at or checked out to in this
 // process (none before: a new line of history), and moves HEAD's branch to
-// it. The cut: no transaction is in flight while the pages are chosen and
-// copied, so a version never holds part of one; stores made outside
-// transactions by other threads meanwhile may land in it or not, page by
-// page (docs/versions.md). Starts page-write tracking if the program has
-// not. Durable once this returns OK, whatever the heap's backing.
+// it. The cut: the written pages are copied while the program runs, then
+// the pages written meanwhile are copied with no transaction in flight;
+// the version is the heap as of that instant, so it never holds part of a
+// transaction, and transactions wait only for that last copy (held_ns).
+// Stores made outside transactions by other threads meanwhile may land in
+// it or not, page by page (docs/versions.md). Starts page-write tracking
+// if the program has not. Durable once this returns OK, whatever the
+// heap's backing.
 // The calling thread must not be in a transaction on `h`. Errors:
 // read_only, invalid_argument (no store, inside a transaction, the heap
 // not open), tx_aborted (the heap's durable state is in doubt), or the

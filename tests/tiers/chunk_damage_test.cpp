@@ -305,6 +305,36 @@ TEST_F(ChunkDamage, FlippedManifestByteIsFound) {
   EXPECT_EQ(read_back(*s, b), pages);
 }
 
+// A base table names the pages of every version written on it: a flipped
+// byte or a missing table is found, and each of those versions is named.
+TEST_F(ChunkDamage, DamagedOrMissingBaseTableNamesEveryVersionOnIt) {
+  std::vector<char> image = pages;
+  std::mt19937_64 r(3);
+  random_page(r, image.data());
+  const version_id c = commit_pages(*s, image, "c", &b);  // on b's table
+  version_record rec;
+  ASSERT_TRUE(s->read_version(c, &rec).ok());
+  ASSERT_TRUE(rec.has_table);
+  const std::string table = dir.path() + "/tables/" + rec.table.hex();
+  flip_byte(table, sizeof(table_header) + 3);
+  verify_report v = run_verify();
+  ASSERT_FALSE(v.clean());
+  EXPECT_EQ(v.affected_versions, (std::vector<version_id>{std::min(b, c), std::max(b, c)}));
+  bool named = false;
+  for (const verify_problem& p : v.problems) named |= p.what.find("tables/" + rec.table.hex()) != std::string::npos;
+  EXPECT_TRUE(named);
+  status st = s->read_version(c, &rec);
+  EXPECT_TRUE(st.is(errc::corrupt)) << st.to_string();
+  EXPECT_EQ(read_back(*s, a), std::vector<char>(pages.begin(), pages.begin() + 10 * kPage));  // on a table of its own
+
+  fs::remove(table);
+  st = s->read_version(b, &rec);
+  EXPECT_TRUE(st.is(errc::corrupt)) << st.to_string();
+  EXPECT_NE(st.message().find("missing"), std::string::npos) << st.message();
+  gc_report g;
+  EXPECT_TRUE(s->gc(&g).is(errc::corrupt));  // cannot tell what those versions name
+}
+
 TEST_F(ChunkDamage, TruncatedPackLosesOnlyItsTail) {
   fs::resize_file(pack_of_a, fs::file_size(pack_of_a) / 2);
   fs::remove(pack_of_a.substr(0, pack_of_a.size() - 5) + ".index");

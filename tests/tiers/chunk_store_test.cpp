@@ -170,6 +170,63 @@ TEST(ChunkStore, ManifestRoundTripsEveryField) {
   EXPECT_FALSE(list[0].damaged);
 }
 
+// A line of versions, each the child of the last: manifests after the
+// first list only their changes to one base table (tables/) until those
+// pass an eighth of it, and every version reads back whole; a version
+// whose parent is gone, and a manifest in the 1.0 form (its whole table
+// inline), read back too.
+TEST(ChunkStore, ChildrenAreWrittenAsChangesToABaseTable) {
+  scratch_dir dir;
+  auto s = open_store(dir.path());
+  std::mt19937_64 r(11);
+  constexpr std::size_t kPages = 64;
+  std::vector<char> image = random_pages(r, kPages);
+  std::vector<std::vector<char>> images;
+  std::vector<version_id> ids;
+  for (int step = 0; step < 6; ++step) {
+    random_page(r, image.data() + (r() % kPages) * kPage);
+    if (step == 3) std::memset(image.data() + 5 * kPage, 0, kPage);  // a page no longer listed
+    ids.push_back(commit_pages(*s, image, "step " + std::to_string(step), ids.empty() ? nullptr : &ids.back()));
+    images.push_back(image);
+  }
+  const auto tables = std::distance(std::filesystem::directory_iterator(dir.path() + "/tables"),
+                                    std::filesystem::directory_iterator{});
+  EXPECT_EQ(tables, 1);
+  std::string manifest;
+  ASSERT_TRUE(read_file(dir.path() + "/versions/" + ids.back().hex(), &manifest).ok());
+  EXPECT_LT(manifest.size(), 200 + 6 * 20u);  // a few changes, not 64 pages
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(read_back(*s, ids[i]), images[i]) << i;
+  std::vector<version_summary> list;
+  ASSERT_TRUE(s->list_versions(&list).ok());
+  for (const version_summary& v : list) {
+    const auto step = std::find(ids.begin(), ids.end(), v.id) - ids.begin();
+    EXPECT_EQ(v.page_count, step < 3 ? kPages : kPages - 1) << step;  // the zero page is not listed
+  }
+
+  // A child of a deleted, collected version: a table of its own.
+  const version_id parent = ids.back();
+  ASSERT_TRUE(s->delete_version(parent, true).ok());
+  gc_report g;
+  ASSERT_TRUE(s->gc(&g).ok());
+  random_page(r, image.data());
+  const version_id orphan = commit_pages(*s, image, "orphan", &parent);
+  EXPECT_EQ(read_back(*s, orphan), image);
+
+  // The 1.0 form: the whole table inline, on no base table.
+  version_record old;
+  ASSERT_TRUE(s->read_version(orphan, &old).ok());
+  old.message = "1.0";
+  std::string bytes;
+  ASSERT_TRUE(encode_manifest(old, nullptr, {}, &bytes).ok());
+  const version_id old_id = fingerprint_of(bytes.data(), bytes.size());
+  ASSERT_TRUE(publish_file(real_file_ops(), dir.path() + "/versions", old_id.hex(), bytes, false).ok());
+  version_record back;
+  ASSERT_TRUE(s->read_version(old_id, &back).ok());
+  EXPECT_FALSE(back.has_table);
+  EXPECT_EQ(back.pages, old.pages);
+  EXPECT_EQ(read_back(*s, old_id), image);
+}
+
 TEST(ChunkStore, RefusesBadManifests) {
   scratch_dir dir;
   auto s = open_store(dir.path());

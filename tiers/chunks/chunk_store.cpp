@@ -29,6 +29,13 @@ namespace {
 // holds in memory (256 records: about 1 MiB).
 constexpr unsigned kQueueDepth = 64;
 constexpr std::size_t kReadRound = 256;
+// A manifest lists its changes to a base table until they pass
+// 1/kRebaseDivisor of the table's pages (or kMinRebasePages), then a new
+// base table is written: a manifest costs what changed since the base, and
+// the table written now and then about as much again, spread over the
+// versions between.
+constexpr std::size_t kRebaseDivisor = 8;
+constexpr std::size_t kMinRebasePages = 4096;
 
 // A store whose marker survives a power failure has its whole layout:
 // refs/ is synced first, and the marker's own publication syncs the
@@ -47,7 +54,7 @@ status create_layout(file_ops& ops, const std::string& root) {
   if (created) {
     if (status s = sync(parent_directory(root)); !s.ok()) return s;
   }
-  for (const char* sub : {"/packs", "/versions", "/refs", "/refs/heads", "/refs/tags"}) {
+  for (const char* sub : {"/packs", "/versions", "/tables", "/refs", "/refs/heads", "/refs/tags"}) {
     if (status s = make(root + sub); !s.ok()) return s;
   }
   if (status s = sync(root + "/refs"); !s.ok()) return s;
@@ -87,6 +94,7 @@ status chunk_store::open(const std::string& directory, const store_options& opti
   store->root_ = directory;
   store->packs_dir_ = directory + "/packs";
   store->versions_dir_ = directory + "/versions";
+  store->tables_dir_ = directory + "/tables";
   store->refs_dir_ = directory + "/refs";
   store->options_ = options;
   store->files_ = options.files != nullptr ? options.files : &process_file_ops();
@@ -353,27 +361,82 @@ status chunk_store::read_records(const fingerprint* names, std::size_t count, ch
   return {};
 }
 
+bool chunk_store::exists(const std::string& path) const {
+  int fd = -1;
+  bool created = false;
+  if (port::open_file(path.c_str(), false, false, false, &fd, &created) != 0) return false;
+  port::close_fd(fd);
+  return true;
+}
+
+// Whether `v` is the child of this object's last commit and that version
+// and its base table are still there (gc, which removes them, locks the
+// store exclusively): then every chunk `v` shares with its parent is in
+// the store, and `v` may be written on the same base table.
+bool chunk_store::follows_last(const version_record& v) const {
+  return last_.known && v.has_parent && v.parent == last_.version &&
+         exists(versions_dir_ + "/" + last_.version.hex()) && exists(tables_dir_ + "/" + last_.table.hex());
+}
+
 status chunk_store::commit(const version_record& v, version_id* id) {
   if (status s = ensure_locked(); !s.ok()) return s;
   status s = flush();
-  for (std::size_t i = 0; s.ok() && i < v.pages.size(); ++i) {
-    const fingerprint& chunk = v.pages[i].chunk;
+  const bool follows = s.ok() && follows_last(v);
+  // Only pages that differ from the parent's can name a chunk the store lacks.
+  const std::vector<page_entry> named = follows ? table_changes(last_.pages, v.pages) : v.pages;
+  for (std::size_t i = 0; s.ok() && i < named.size(); ++i) {
+    const fingerprint& chunk = named[i].chunk;
     if (!index_.contains(chunk) && chunk != zero_page()) {
       s = status(errc::not_found, "version names chunk " + chunk.hex() + ", which is not in the store");
     }
   }
+  std::vector<page_entry> changes;
+  if (follows) changes = table_changes(last_.table_pages, v.pages);
+  const bool on_base = follows && changes.size() <= std::max(last_.table_pages.size() / kRebaseDivisor, kMinRebasePages);
+  last_.known = false;
   std::string bytes;
+  if (s.ok() && !on_base) {
+    // A new base table, published (and durable) before the manifest on it.
+    s = encode_table(v.pages, &bytes);
+    const fingerprint table = fingerprint_of(bytes.data(), bytes.size());
+    bool created = false;
+    if (s.ok()) {
+      if (int err = files_->make_directory(tables_dir_.c_str(), &created)) s = status::from_errno(err, "creating " + tables_dir_);
+    }
+    if (s.ok() && created) {
+      if (int err = files_->sync_directory(root_.c_str())) s = status::from_errno(err, "syncing " + root_);
+    }
+    if (s.ok()) s = publish_file(*files_, tables_dir_, table.hex(), bytes, false);
+    last_.table = table;
+    last_.table_pages = v.pages;
+    changes.clear();
+  }
   if (s.ok()) {
     version_record stamped = v;
     if (stamped.created_ns == 0) stamped.created_ns = port::realtime_ns();
-    s = encode_manifest(stamped, &bytes);
+    s = encode_manifest(stamped, &last_.table, changes, &bytes);
   }
   if (s.ok()) {
     *id = fingerprint_of(bytes.data(), bytes.size());
     s = publish_file(*files_, versions_dir_, id->hex(), bytes, false);
   }
+  if (s.ok()) {
+    last_.known = true;
+    last_.version = *id;
+    last_.pages = v.pages;
+  }
   status r = release();
   return s.ok() ? r : s;
+}
+
+status chunk_store::read_table(const fingerprint& id, std::vector<page_entry>* out) {
+  std::string name = "tables/" + id.hex();
+  std::string bytes;
+  status s = read_file(root_ + "/" + name, &bytes);
+  if (s.is(errc::not_found)) return status(errc::corrupt, name + " is missing");
+  if (!s.ok()) return s;
+  if (fingerprint_of(bytes.data(), bytes.size()) != id) return status(errc::corrupt, name + ": its bytes do not match its id");
+  return decode_table(bytes, name, out);
 }
 
 status chunk_store::read_version(const version_id& id, version_record* out) {
@@ -385,7 +448,15 @@ status chunk_store::read_version(const version_id& id, version_record* out) {
   if (fingerprint_of(bytes.data(), bytes.size()) != id) {
     return status(errc::corrupt, name + ": its bytes do not match its id");
   }
-  return decode_manifest(bytes, name, false, out);
+  std::uint64_t page_count = 0;
+  if (s = decode_manifest(bytes, name, false, out, &page_count); !s.ok() || !out->has_table) return s;
+  std::vector<page_entry> table;
+  if (s = read_table(out->table, &table); !s.ok()) return status(errc::corrupt, name + ": its base " + s.message());
+  out->pages = apply_changes(table, out->pages);
+  if (out->pages.size() != page_count || (!out->pages.empty() && out->pages.back().page >= out->heap_size / kPageSize)) {
+    return status(errc::corrupt, name + ": its pages do not add up with tables/" + out->table.hex());
+  }
+  return {};
 }
 
 status chunk_store::list_versions(std::vector<version_summary>* out) {

@@ -141,12 +141,17 @@ class chunk_store {
   // Makes every chunk put so far durable, then commits the manifest `v`
   // (its created_ns filled in when 0). Every chunk `v` names must be in the
   // store (not_found otherwise). Durable once this returns OK; releases the
-  // store lock.
+  // store lock. When `v`'s parent is the version this object committed
+  // last, the manifest lists only the pages that differ from the base
+  // table that one was on, until they grow past an eighth of it;
+  // otherwise `v`'s pages become a new base table (tables/).
   status commit(const version_record& v, version_id* id);
   // Lets go of the store lock without committing (chunks put stay, as
   // garbage for gc unless a later version names them).
   status release();
-  // corrupt when the manifest's bytes do not match its id.
+  // corrupt when the manifest's bytes, or those of the base table it is
+  // on, do not match their ids, or that table is missing. out->pages is
+  // the version's whole table either way.
   status read_version(const version_id& id, version_record* out);
   status list_versions(std::vector<version_summary>* out);
   // Removes the version; refuses (invalid_argument) while a ref or HEAD
@@ -185,6 +190,14 @@ class chunk_store {
     std::string damage;               // why the pack or its index could not be read whole
     std::vector<index_entry> entries;
   };
+  // This object's last commit: the version, its pages and its base table.
+  struct last_commit {
+    bool known = false;
+    version_id version;
+    std::vector<page_entry> pages;
+    fingerprint table;
+    std::vector<page_entry> table_pages;
+  };
   struct location {
     std::uint32_t pack;  // index in packs_
     std::uint32_t stored_size;
@@ -197,6 +210,10 @@ class chunk_store {
   status ensure_locked();
   status read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss);
   status read_all_versions(std::vector<std::pair<version_id, version_record>>* out, verify_report* damage);
+  status read_table(const fingerprint& id, std::vector<page_entry>* out);
+  bool follows_last(const version_record& v) const;
+  bool exists(const std::string& path) const;
+  status remove_unused_tables(const std::vector<std::pair<version_id, version_record>>& versions);
   status remove_temporaries(std::uint64_t* removed);
   status remove_temporaries_in(const std::string& dir, std::uint64_t* removed);
   status remove_ref_temporaries(std::uint64_t* removed);
@@ -210,7 +227,7 @@ class chunk_store {
   status update_ref_file(const std::string& name, const std::string* content, const version_id* expected);
   std::string pack_path(std::uint64_t pack_id) const;
 
-  std::string root_, packs_dir_, versions_dir_, refs_dir_;
+  std::string root_, packs_dir_, versions_dir_, tables_dir_, refs_dir_;
   store_options options_;
   file_ops* files_ = nullptr;  // options_.files or the real ones
   std::unique_ptr<port::io_queue> io_;
@@ -224,6 +241,7 @@ class chunk_store {
   std::uint64_t bytes_put_ = 0;
   std::unique_ptr<pack_writer> writer_;
   std::uint32_t writer_slot_ = 0;  // packs_ slot of the pack being written
+  last_commit last_;
 };
 
 }  // namespace larder::chunks

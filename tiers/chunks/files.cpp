@@ -20,7 +20,7 @@ std::string temporary_name(const std::string& path) {
 bool is_temporary(std::string_view name) { return name.find(kTemporaryMark) != std::string_view::npos; }
 
 status publish_file(file_ops& ops, const std::string& directory, const std::string& name, std::string_view bytes,
-                    bool replace) {
+                    bool replace, bool durable) {
   std::string path = directory + "/" + name;
   std::string temporary = temporary_name(path);
   int fd = -1;
@@ -29,13 +29,13 @@ status publish_file(file_ops& ops, const std::string& directory, const std::stri
     return status::from_errno(err, "creating " + temporary);
   }
   int err = ops.write_at(fd, bytes.data(), bytes.size(), 0);
-  if (err == 0) err = ops.sync(fd);
+  if (err == 0 && durable) err = ops.sync(fd);
   ops.close(fd);
   if (err == 0) err = ops.rename(temporary.c_str(), path.c_str(), replace);
   bool existed = !replace && err == EEXIST;
   if (existed) err = ops.remove(temporary.c_str());
   // Also when the name existed: another writer may not have synced it yet.
-  if (err == 0) err = ops.sync_directory(directory.c_str());
+  if (err == 0 && durable) err = ops.sync_directory(directory.c_str());
   if (err != 0) {
     if (!existed) ops.remove(temporary.c_str());
     return status::from_errno(err, "writing " + path);

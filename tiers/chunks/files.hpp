@@ -20,8 +20,11 @@ bool is_temporary(std::string_view name);
 // Durable once this returns OK (file sync, rename, directory sync, all
 // through `ops`). With `replace`, an existing file of that name is
 // replaced atomically; otherwise one is left alone and the call succeeds
-// (content-addressed files: same name, same bytes).
-status publish_file(file_ops& ops, const std::string& directory, const std::string& name, std::string_view bytes, bool replace);
+// (content-addressed files: same name, same bytes). With `durable` false,
+// no sync: for a file a reader checks and rebuilds (a pack's index), which
+// a power failure may leave absent, empty or partly written.
+status publish_file(file_ops& ops, const std::string& directory, const std::string& name, std::string_view bytes,
+                    bool replace, bool durable = true);
 // The directory holding `path` ("." for a bare name); "a/b/" is in "a".
 std::string parent_directory(const std::string& path);
 // not_found when absent.

@@ -1,6 +1,6 @@
 // The byte format of a chunk store's files (docs/format/chunks.md): packs
-// of chunk records, pack indexes, manifests and the store's own marker
-// file. Fixed-width little-endian fields; each magic reads as text in a
+// of chunk records, pack indexes, manifests, the page tables manifests are
+// based on, and the store's own marker file. Fixed-width little-endian fields; each magic reads as text in a
 // hex dump and differs when its bytes are swapped.
 #pragma once
 
@@ -13,7 +13,7 @@ namespace larder::chunks {
 // One version number for every file of the store; a reader refuses a
 // higher major and accepts any minor.
 inline constexpr std::uint16_t kFormatMajor = 1;
-inline constexpr std::uint16_t kFormatMinor = 0;
+inline constexpr std::uint16_t kFormatMinor = 1;
 
 inline constexpr std::size_t kPageSize = 4096;
 // Pack files are written in blocks of this many bytes (the unit of a write
@@ -31,6 +31,7 @@ inline constexpr std::uint32_t kRecordMagic = 0x4352434C;   // "LCRC"
 inline constexpr std::uint32_t kFooterMagic = 0x5446504C;   // "LPFT"
 inline constexpr std::uint32_t kIndexMagic = 0x5844494C;    // "LIDX"
 inline constexpr std::uint32_t kManifestMagic = 0x4E414D4C; // "LMAN"
+inline constexpr std::uint32_t kTableMagic = 0x4C42544C;    // "LTBL"
 
 struct fingerprint_bytes {
   std::uint8_t bytes[16];  // XXH3-128: high 64 bits then low 64 bits, each little-endian
@@ -98,7 +99,9 @@ struct index_entry {
 };
 
 // "versions/<id>": this header, the message, the metadata blob, the zstd
-// frame of the page table. The id is the XXH3-128 of the whole file.
+// frame of the page table. The id is the XXH3-128 of the whole file. With
+// kManifestOnTable (1.1), a manifest_table_ref follows the header and the
+// page table lists only the pages that differ from that base table.
 struct manifest_header {
   std::uint32_t magic;
   std::uint16_t major, minor;
@@ -107,11 +110,26 @@ struct manifest_header {
   std::uint64_t heap_size;
   std::uint64_t created_ns;
   fingerprint_bytes parent;  // all zero: no parent
-  std::uint64_t page_count;  // entries of the page table
+  std::uint64_t page_count;  // the version's non-zero pages
   std::uint32_t message_size;
   std::uint32_t metadata_size;
   std::uint32_t table_size;  // bytes of the compressed page table
-  std::uint32_t reserved;
+  std::uint32_t flags;       // 0 in 1.0
+};
+
+inline constexpr std::uint32_t kManifestOnTable = 1;
+
+struct manifest_table_ref {
+  fingerprint_bytes table;    // tables/<id>
+  std::uint64_t change_count;  // entries of the manifest's page table
+};
+
+// "tables/<id>" (1.1): this header, then the zstd frame of a page table
+// as a manifest's. The id is the XXH3-128 of the whole file.
+struct table_header {
+  std::uint32_t magic;
+  std::uint16_t major, minor;
+  std::uint64_t page_count;
 };
 
 static_assert(sizeof(store_header) == 40 && std::is_trivially_copyable_v<store_header>);
@@ -121,6 +139,8 @@ static_assert(sizeof(pack_footer) == 40 && std::is_trivially_copyable_v<pack_foo
 static_assert(sizeof(index_header) == 40 && std::is_trivially_copyable_v<index_header>);
 static_assert(sizeof(index_entry) == 32 && std::is_trivially_copyable_v<index_entry>);
 static_assert(sizeof(manifest_header) == 88 && std::is_trivially_copyable_v<manifest_header>);
+static_assert(sizeof(manifest_table_ref) == 24 && std::is_trivially_copyable_v<manifest_table_ref>);
+static_assert(sizeof(table_header) == 16 && std::is_trivially_copyable_v<table_header>);
 static_assert(offsetof(manifest_header, parent) == 48 && offsetof(record_header, check) == 28);
 
 }  // namespace larder::chunks

@@ -24,6 +24,8 @@ using chunk_counts = std::unordered_map<fingerprint, std::uint32_t, fingerprint_
 std::uint64_t record_bytes(const index_entry& e) { return sizeof(record_header) + e.stored_size; }
 
 // How many versions name each chunk (a version counts once per chunk).
+// A base table keeps no chunk alive: a version names every page of its
+// own, whatever table it is written on.
 chunk_counts count_names(const std::vector<std::pair<version_id, version_record>>& versions) {
   chunk_counts counts;
   for (const auto& [id, v] : versions) {
@@ -35,7 +37,38 @@ chunk_counts count_names(const std::vector<std::pair<version_id, version_record>
   return counts;
 }
 
+// The names in `directory`; none when it does not exist (a 1.0 store has
+// no tables/ until a 1.1 writer commits).
+status list_if_there(const std::string& directory, std::vector<std::string>* out) {
+  status s = list_directory(directory, out);
+  if (s.code() == ENOENT) {
+    out->clear();
+    return {};
+  }
+  return s;
+}
+
 }  // namespace
+
+// Removes the base tables no manifest in `versions` (every one) is on.
+status chunk_store::remove_unused_tables(const std::vector<std::pair<version_id, version_record>>& versions) {
+  std::set<std::string> used;
+  for (const auto& [id, v] : versions)
+    if (v.has_table) used.insert(v.table.hex());
+  std::vector<std::string> names;
+  if (status s = list_if_there(tables_dir_, &names); !s.ok()) return s;
+  bool removed = false;
+  for (const std::string& name : names) {
+    fingerprint id;
+    if (!fingerprint::parse(name, &id) || used.contains(name)) continue;
+    std::string path = tables_dir_ + "/" + name;
+    if (int err = files_->remove(path.c_str()); err != 0 && err != ENOENT) return status::from_errno(err, "removing " + path);
+    removed = true;
+  }
+  if (!removed) return {};
+  int err = files_->sync_directory(tables_dir_.c_str());
+  return err == 0 ? status{} : status::from_errno(err, "syncing " + tables_dir_);
+}
 
 // Every manifest, fully decoded. A damaged one is an error, or, with
 // `damage`, a problem recorded there and skipped.
@@ -62,7 +95,7 @@ status chunk_store::read_all_versions(std::vector<std::pair<version_id, version_
 
 status chunk_store::remove_temporaries_in(const std::string& dir, std::uint64_t* removed) {
   std::vector<std::string> names;
-  if (status s = list_directory(dir, &names); !s.ok()) return s;
+  if (status s = list_if_there(dir, &names); !s.ok()) return s;
   for (const std::string& name : names) {
     if (!is_temporary(name)) continue;
     std::string path = dir + "/" + name;
@@ -75,7 +108,7 @@ status chunk_store::remove_temporaries_in(const std::string& dir, std::uint64_t*
 }
 
 status chunk_store::remove_temporaries(std::uint64_t* removed) {
-  for (const std::string& dir : {packs_dir_, versions_dir_}) {
+  for (const std::string& dir : {packs_dir_, versions_dir_, tables_dir_}) {
     if (status s = remove_temporaries_in(dir, removed); !s.ok()) return s;
   }
   return remove_ref_temporaries(removed);
@@ -97,6 +130,7 @@ status chunk_store::gc(gc_report* report) {
       return status(static_cast<errc>(t.code()),
                     t.message() + " (gc cannot tell what it names: delete the version or restore the file)");
     }
+    if (status t = remove_unused_tables(versions); !t.ok()) return t;
     chunk_counts live = count_names(versions);
     std::vector<std::uint32_t> doomed;
     std::uint64_t written = 0, removed = 0;
@@ -170,8 +204,8 @@ status chunk_store::verify(verify_report* report) {
   *report = verify_report{};
   if (status s = refresh(true); !s.ok()) return s;
   std::vector<std::string> names;
-  for (const std::string& dir : {packs_dir_, versions_dir_}) {
-    if (status s = list_directory(dir, &names); !s.ok()) return s;
+  for (const std::string& dir : {packs_dir_, versions_dir_, tables_dir_}) {
+    if (status s = list_if_there(dir, &names); !s.ok()) return s;
     for (const std::string& n : names) report->temporaries += is_temporary(n);
   }
   // (pack slot, offset) of every record that reads back whole and right.

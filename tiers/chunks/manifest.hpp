@@ -1,5 +1,6 @@
 // Manifests: what a version of one heap is (its pages' chunks, parent,
-// time, message, caller's metadata), and their bytes.
+// time, message, caller's metadata), and their bytes; the base tables a
+// manifest lists its pages against, and theirs.
 #pragma once
 
 #include "tiers/chunks/fingerprint.hpp"
@@ -33,13 +34,33 @@ struct version_record {
   // Pages not listed read as zero. Sorted by page, each page once, no
   // zero-page chunk, every page below heap_size.
   std::vector<page_entry> pages;
+  // Read back: the base table the manifest lists its pages against
+  // (tables/<id>), if any. Ignored by commit, which chooses.
+  bool has_table = false;
+  fingerprint table;
 };
 
-// invalid_argument when `v` breaks the rules above.
-status encode_manifest(const version_record& v, std::string* out);
+// The pages of `to` that differ from `from` (both as version_record::
+// pages), ascending; a page `to` lacks is listed with the zero page.
+std::vector<page_entry> table_changes(const std::vector<page_entry>& from, const std::vector<page_entry>& to);
+// `changes` (from table_changes) applied to `table`.
+std::vector<page_entry> apply_changes(const std::vector<page_entry>& table, const std::vector<page_entry>& changes);
+
+// invalid_argument when `v` breaks the rules above. With `table`, the
+// manifest lists only `changes` against that base table instead of
+// v.pages (1.1).
+status encode_manifest(const version_record& v, const fingerprint* table, const std::vector<page_entry>& changes,
+                       std::string* out);
 // corrupt (naming `what`) when the bytes are not a well-formed manifest;
 // newer_format for a later major version. With `header_only`, the page
-// table is skipped (v->pages stays empty).
-status decode_manifest(std::string_view bytes, const std::string& what, bool header_only, version_record* v);
+// table is skipped (v->pages stays empty). For a manifest on a base table,
+// v->pages gets the changes, to be applied to that table, and
+// *page_count (when given) the number of pages they must come to.
+status decode_manifest(std::string_view bytes, const std::string& what, bool header_only, version_record* v,
+                       std::uint64_t* page_count = nullptr);
+
+// A base table's bytes ("tables/<id>"), and back: corrupt naming `what`.
+status encode_table(const std::vector<page_entry>& pages, std::string* out);
+status decode_table(std::string_view bytes, const std::string& what, std::vector<page_entry>* out);
 
 }  // namespace larder::chunks

@@ -196,7 +196,8 @@ status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t 
   h.checksum = XXH3_64bits_withSeed(entries.data(), entries.size() * sizeof(index_entry), seed);
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(index_entry));
-  return publish_file(ops, packs_dir, index_name(pack_id), bytes, true);
+  // Not synced: a lost or torn index fails its checks and is rebuilt from the pack.
+  return publish_file(ops, packs_dir, index_name(pack_id), bytes, true, false);
 }
 
 }  // namespace larder::chunks

@@ -1,6 +1,7 @@
 // Writes one pack: chunk records appended in memory and written out in
 // large blocks, several at a time, through a port::io_queue; finish() makes
-// the pack durable, publishes it under its final name, then writes its index.
+// the pack durable, publishes it under its final name, then writes its
+// index (not synced: rebuildable).
 #pragma once
 
 #include "tiers/chunks/file_ops.hpp"
@@ -66,7 +67,8 @@ class pack_writer {
   std::vector<index_entry> entries_;
 };
 
-// The index of a finished pack (`entries` in any order; sorted here).
+// The index of a finished pack (`entries` in any order; sorted here),
+// published without a sync.
 status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
                      std::vector<index_entry> entries);
 // The size of a finished pack holding `record_bytes` of records.
