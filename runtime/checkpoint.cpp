@@ -185,6 +185,7 @@ status cut(heap_impl& impl, versions_state& v, bool writes_known, std::vector<pa
   page_bitmap written;
   if (still_tracked) {
     if (status s = collect_written(impl, taken, &written); !s.ok()) return s;
+    out->held_collect_ns = port::monotonic_ns() - held_from;
     written.for_each([&](std::size_t p) { fresh.remove(p); });
   }
   *used = used_pages(impl);

@@ -38,6 +38,7 @@ struct checkpoint_stats {
   std::size_t new_chunks = 0;        // chunks the store did not hold yet
   std::uint64_t bytes_stored = 0;    // pack bytes they took
   std::uint64_t held_ns = 0;    // how long transactions (and this heap's tx lock) were held off
+  std::uint64_t held_collect_ns = 0;  // of held_ns, the last collect of the pages written (the tracker's scan)
   std::uint64_t total_ns = 0;
 };
 
