@@ -28,6 +28,12 @@ int unmap(void* addr, std::size_t size);
 // file or shm mapping the file range is deallocated (a hole that reads as
 // zero). `shared` says which kind the mapping is.
 int decommit(void* addr, std::size_t size, bool shared);
+// decommit() of each of the runs pages[0, count) forms (ascending page
+// addresses; adjacent ones make one run), in batches of up to 1024 runs a
+// system call where the kernel takes any advice for the calling process
+// through process_madvise (Linux 6.13+), one call per run elsewhere. 0 or
+// the first errno value; every run is tried either way.
+int decommit_pages(const std::uintptr_t* pages, std::size_t count, bool shared);
 // Faults the range in for writing now (MADV_POPULATE_WRITE), which costs
 // one system call instead of a page fault per OS page. Best effort: returns
 // an errno value where the kernel lacks it, and the pages then fault in on

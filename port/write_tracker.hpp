@@ -84,6 +84,14 @@ class write_tracker {
   // and re-arms them in the same step. Returns 0 or an errno value. Not
   // concurrent with itself or track on the same tracker.
   virtual int collect(std::vector<written_run>* out) = 0;
+  // As collect, over the tracked parts of `within` (ascending, disjoint)
+  // only: pages outside keep their marks for a later collect. ENOTSUP
+  // where the backend can only collect everything at once.
+  virtual int collect_within(const std::vector<written_run>& within, std::vector<written_run>* out) {
+    (void)within;
+    (void)out;
+    return ENOTSUP;
+  }
   // Sets the callback for first writes (synchronous backends only).
   virtual void set_first_write(first_write_fn fn, void* context) noexcept {
     (void)fn;

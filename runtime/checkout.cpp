@@ -151,14 +151,42 @@ bool keeps_tracker(const heap_impl& impl) {
   return impl.tracker && impl.tracker->kind() == port::tracker_kind::uffd_async;
 }
 
-status track_kept(heap_impl& impl) {
+// Where the checkout wrote: the pages it loaded, and the metadata segment
+// and segment headers that setting the region up writes. Collecting only
+// these keeps the collect's cost off the heap's size; a write elsewhere
+// stays marked and reaches the next checkpoint, which stores the page as
+// it is then. Runs closer than one page table (512 pages) are scanned as
+// one: a scan call costs more than walking that gap.
+std::vector<port::written_run> checkout_writes(const heap_impl& impl, std::size_t high,
+                                               const std::vector<std::size_t>& loaded) {
+  constexpr std::size_t kJoinGap = 512;
+  page_bitmap pages;
+  for (std::size_t p = 0; p < kPagesPerSegment; ++p) pages.add(p);
+  for (std::size_t s = 1; s < high; ++s)
+    for (std::size_t p = 0; p < kHeaderPages; ++p) pages.add(s * kPagesPerSegment + p);
+  for (std::size_t p : loaded) pages.add(p);
+  std::vector<port::written_run> out;
+  std::size_t end = 0;  // past the last run's last page
+  pages.for_each([&](std::size_t p) {
+    if (!out.empty() && p < end + kJoinGap) {
+      out.back().pages = p + 1 - (out.back().start - impl.region.base()) / port::kOsPageSize;
+    } else {
+      out.push_back({impl.region.base() + p * port::kOsPageSize, 1});
+    }
+    end = p + 1;
+  });
+  return out;
+}
+
+status track_kept(heap_impl& impl, const std::vector<std::size_t>& loaded) {
   const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
   {
     std::lock_guard guard(impl.tracker_lock);
     if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
       return status::from_errno(err, "tracking writes to " + impl.name);
   }
-  if (status s = impl.collect_for_versions(); !s.ok()) return s;
+  const std::vector<port::written_run> written = checkout_writes(impl, high, loaded);
+  if (status s = impl.collect_for_versions(&written); !s.ok()) return s;
   impl.written_since_cut.clear();
   impl.lost_writes = false;
   return {};
@@ -340,7 +368,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
         !t.ok())
       return t;
     if (!kept) v->has_current = false;
-  } else if (status t = kept ? track_kept(impl) : track_again(impl, backend, by_program, std::move(unreported), pages);
+  } else if (status t = kept ? track_kept(impl, pages) : track_again(impl, backend, by_program, std::move(unreported), pages);
              !t.ok()) {
     return t;
   }

@@ -97,7 +97,9 @@ class heap_impl {
   page_bitmap written_since_cut;
   page_bitmap unreported_writes;
   // Ends the tracker's epoch for versions: written pages go to both sets.
-  status collect_for_versions();
+  // With `within`, only those runs need be collected (a tracker that can
+  // only collect everything does that).
+  status collect_for_versions(const std::vector<port::written_run>* within = nullptr);
 
   layout::heap_meta* meta() const noexcept { return region.meta(); }
   // Gives [start, start + size) of the heap storage in the backing before

@@ -276,14 +276,15 @@ status heap_impl::collect_dirty(dirty_set* out) {
   return {};
 }
 
-status heap_impl::collect_for_versions() {
+status heap_impl::collect_for_versions(const std::vector<port::written_run>* within) {
   process_heap_scope scope;
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
   if (!tracker) return status(errc::invalid_argument, name + ": not tracking");
   written_buffer.clear();
-  if (int err = tracker->collect(&written_buffer))
-    return status::from_errno(err, "collecting the written pages of " + name);
+  int err = within ? tracker->collect_within(*within, &written_buffer) : ENOTSUP;
+  if (err == ENOTSUP) err = tracker->collect(&written_buffer);
+  if (err) return status::from_errno(err, "collecting the written pages of " + name);
   written_since_cut.add(region.base(), written_buffer);
   if (tracking_by_program) unreported_writes.add(region.base(), written_buffer);
   return {};

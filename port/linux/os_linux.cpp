@@ -14,11 +14,16 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <vector>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000  // Linux 4.17
@@ -78,6 +83,37 @@ int decommit(void* addr, std::size_t size, bool shared) {
   // from memory, which is still correct because free pages are never read.
   if (shared && madvise(addr, size, MADV_DONTNEED) == 0) return 0;
   return errno;
+}
+
+int decommit_pages(const std::uintptr_t* pages, std::size_t count, bool shared) {
+  std::vector<iovec> runs;
+  for (std::size_t i = 0; i < count;) {
+    std::size_t j = i + 1;
+    while (j < count && pages[j] == pages[j - 1] + kOsPageSize) ++j;
+    runs.push_back({reinterpret_cast<void*>(pages[i]), (j - i) * kOsPageSize});
+    i = j;
+  }
+  std::size_t done = 0;
+  const int self = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+  if (self >= 0) {
+    const int advice = shared ? MADV_REMOVE : MADV_DONTNEED;
+    while (done < runs.size()) {
+      const std::size_t n = std::min<std::size_t>(runs.size() - done, IOV_MAX);
+      long bytes = ::syscall(SYS_process_madvise, self, runs.data() + done, n, advice, 0u);
+      if (bytes < 0) break;  // an older kernel, or a run it refused: the rest one by one
+      // A short count stops at a run's end: the runs advised are skipped.
+      for (; done < runs.size() && bytes >= static_cast<long>(runs[done].iov_len); ++done)
+        bytes -= static_cast<long>(runs[done].iov_len);
+      if (bytes != 0) break;
+    }
+    ::close(self);
+  }
+  int first = 0;
+  for (; done < runs.size(); ++done) {
+    int err = decommit(runs[done].iov_base, runs[done].iov_len, shared);
+    if (first == 0) first = err;
+  }
+  return first;
 }
 
 #ifndef MADV_POPULATE_WRITE

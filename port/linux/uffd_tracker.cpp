@@ -157,29 +157,22 @@ class uffd_tracker final : public write_tracker, public os_mapped {
 
   int collect(std::vector<written_run>* out) override {
     std::lock_guard guard(lock());
-    if (int e = reattach_after_fork()) return e;
-    if (report_all_) {
-      for (auto [lo, hi] : ranges_) out->push_back({lo, (hi - lo) / kOsPageSize});
-      report_all_ = false;
-      return 0;
+    return scan(ranges_, out);
+  }
+
+  // A scan costs the page tables it walks: a heap of 1 GiB with 1 % written
+  // takes ~3.6 ms whole, and far less where only a few runs are asked for.
+  int collect_within(const std::vector<written_run>& within, std::vector<written_run>* out) override {
+    std::lock_guard guard(lock());
+    std::vector<range> parts;
+    auto tracked = ranges_.begin();
+    for (const written_run& run : within) {
+      std::uintptr_t lo = run.start, hi = run.start + run.pages * kOsPageSize;
+      while (tracked != ranges_.end() && tracked->second <= lo) ++tracked;
+      for (auto t = tracked; t != ranges_.end() && t->first < hi; ++t)
+        parts.push_back({std::max(lo, t->first), std::min(hi, t->second)});
     }
-    int pagemap = pagemap_.get();
-    if (pagemap < 0) return errno;
-    for (auto [lo, hi] : ranges_) {
-      long n = scan_written(pagemap, lo, hi, true, vec_, kScanVector, [&](std::uintptr_t s, std::size_t pages) {
-        if (!out->empty() && out->back().start + out->back().pages * kOsPageSize == s)
-          out->back().pages += pages;
-        else
-          out->push_back({s, pages});
-      });
-      if (n < 0) {
-        // Pages already re-protected by this collect would be lost: the
-        // next one reports everything instead.
-        report_all_ = true;
-        return static_cast<int>(-n);
-      }
-    }
-    return 0;
+    return scan(parts, out);
   }
 
   int load_lazily(std::vector<std::uintptr_t> pages, bool shared, page_source* source) override {
@@ -201,13 +194,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     // Dropped before the loader starts, or it could find a page still
     // present and take it for loaded. A touch from here on waits in the
     // descriptor's queue for the loader.
-    int dropped = 0;
-    for (std::size_t i = 0; i < pages.size() && dropped == 0;) {
-      std::size_t j = i + 1;
-      while (j < pages.size() && pages[j] == pages[j - 1] + kOsPageSize) ++j;
-      dropped = decommit(reinterpret_cast<void*>(pages[i]), (j - i) * kOsPageSize, shared);
-      i = j;
-    }
+    const int dropped = decommit_pages(pages.data(), pages.size(), shared);
     // Started even when a drop failed: pages dropped before it must still
     // be served, or a touch would wait for ever.
     if (!loader_) loader_ = std::make_unique<missing_loader>(fd_);
@@ -251,6 +238,33 @@ class uffd_tracker final : public write_tracker, public os_mapped {
       (void)loader_.release();
     else
       loader_.reset();
+  }
+
+  // Collects `parts` (ascending, disjoint, tracked) into `out`. Under lock().
+  int scan(const std::vector<range>& parts, std::vector<written_run>* out) {
+    if (int e = reattach_after_fork()) return e;
+    if (report_all_) {
+      for (auto [lo, hi] : ranges_) out->push_back({lo, (hi - lo) / kOsPageSize});
+      report_all_ = false;
+      return 0;
+    }
+    int pagemap = pagemap_.get();
+    if (pagemap < 0) return errno;
+    for (auto [lo, hi] : parts) {
+      long n = scan_written(pagemap, lo, hi, true, vec_, kScanVector, [&](std::uintptr_t s, std::size_t pages) {
+        if (!out->empty() && out->back().start + out->back().pages * kOsPageSize == s)
+          out->back().pages += pages;
+        else
+          out->push_back({s, pages});
+      });
+      if (n < 0) {
+        // Pages already re-protected by this collect would be lost: the
+        // next one reports everything instead.
+        report_all_ = true;
+        return static_cast<int>(-n);
+      }
+    }
+    return 0;
   }
 
   std::vector<range> untracked_parts(std::uintptr_t lo, std::uintptr_t hi) const {
