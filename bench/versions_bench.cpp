@@ -1,18 +1,22 @@
-// larder_versions_bench: a file heap holding an object graph, changed step
-// by step and checkpointed after each step, driven one command at a time so
+// larder_versions_bench: a heap holding an object graph, changed step by
+// step and checkpointed after each step, driven one command at a time so
 // that a script can copy or back up the heap file between steps
 // (bench/versions_compare.py does, against a full copy, restic and borg).
 //
-//   larder_versions_bench --heap PATH [--size BYTES] [--seed N]
-//                         [--store DIR] [--branch NAME] [--open]
+//   larder_versions_bench --heap PATH [--backing file|shm|anonymous]
+//                         [--size BYTES] [--seed N] [--store DIR]
+//                         [--branch NAME] [--open]
 //
-// Without --open the heap is made afresh and filled until its file reaches
-// --size bytes (default 1 GiB) with objects: a string (16-255 characters), a
-// vector of 4-127 doubles, a map of 2-11 int -> double entries and a pointer
-// to another object, each allocated on its own with larder's containers;
-// a root vector lists them. With --open the heap at PATH is opened as it is.
-// --store names the chunk store (default: PATH.versions) and --branch the
-// branch its checkpoints go to.
+// Without --open the heap is made afresh and filled until its backing
+// reaches --size bytes (default 1 GiB) with objects: a string (16-255
+// characters), a vector of 4-127 doubles, a map of 2-11 int -> double
+// entries and a pointer to another object, each allocated on its own with
+// larder's containers; a root vector lists them. With --open the heap at
+// PATH is opened as it is. --backing (default file) picks what holds the
+// heap: PATH is then a shm object's name ("/name", removed at quit) or
+// unused (anonymous). --store names the chunk store (default: PATH.versions;
+// required for shm and anonymous heaps) and --branch the branch its
+// checkpoints go to.
 //
 // Commands, one a line on stdin; each answers one JSON line on stdout and
 // then waits for the next, touching the heap no more: the heap file is then
@@ -23,7 +27,11 @@
 //                          change each, at random: its string rewritten, its
 //                          doubles updated, a map entry removed and one added,
 //                          its pointer moved), then checkpoint
-//   checkout VERSION       eager checkout (larder::checkout)
+//   checkout VERSION MODE  checkout (larder::checkout), MODE eager (the
+//                          default) or lazy; a lazy one then waits for
+//                          finish_checkout and reports both times: until
+//                          checkout returned (usable) and until every page
+//                          was loaded (loaded_ns)
 //   clone VERSION PATH     larder::clone_version of the heap's store into PATH
 //   quit                   close the heap and exit
 // Errors print {"error": "..."} and exit with status 1.
@@ -53,6 +61,7 @@ constexpr const char* kRoot = "objects";
 
 struct settings {
   std::string heap_path, store, branch;
+  larder::backing kind = larder::backing::file;
   std::uint64_t size = std::uint64_t{1} << 30;
   std::uint64_t seed = 1;
   bool open_existing = false;
@@ -99,12 +108,21 @@ object* make_object(const larder::allocator<char>& a, std::mt19937_64& rng) {
   return o;
 }
 
+// The bytes the heap's backing holds: an anonymous heap's backing is its
+// whole reserve from the start, so there the pages its pods hold.
+std::size_t heap_bytes(const larder::heap& h) {
+  if (h.kind() != larder::backing::anonymous) return h.stats().mapped_size;
+  std::size_t bytes = 0;
+  for (const larder::pod_info& p : h.pods()) bytes += p.bytes_committed;
+  return bytes;
+}
+
 object_table* build(larder::heap& h, const settings& s, std::mt19937_64& rng) {
   auto* table = h.root<object_table>(kRoot);
   larder::allocator<char> a(h.default_pod());
   // Reserved up front so that the table is one block that never moves.
   table->reserve(s.size / 512);
-  while (h.stats().mapped_size < s.size && table->size() < table->capacity()) {
+  while (heap_bytes(h) < s.size && table->size() < table->capacity()) {
     for (int i = 0; i < 1024; ++i) table->push_back(make_object(a, rng));
   }
   for (object* o : *table) o->link = (*table)[rng() % table->size()];
@@ -131,21 +149,30 @@ void change_one(object& o, const object_table& table, std::mt19937_64& rng) {
 
 void print_checkpoint(const larder::checkpoint_stats& c, const std::string& extra) {
   std::printf("{\"op\": \"checkpoint\", \"id\": \"%s\", \"total_ns\": %" PRIu64 ", \"held_ns\": %" PRIu64
+              ", \"held_collect_ns\": %" PRIu64
               ", \"pages_considered\": %zu, \"pages_in_version\": %zu, \"new_chunks\": %zu"
               ", \"bytes_stored\": %" PRIu64 "%s}\n",
-              c.id.c_str(), c.total_ns, c.held_ns, c.pages_considered, c.pages_in_version, c.new_chunks,
-              c.bytes_stored, extra.c_str());
+              c.id.c_str(), c.total_ns, c.held_ns, c.held_collect_ns, c.pages_considered, c.pages_in_version,
+              c.new_chunks, c.bytes_stored, extra.c_str());
 }
 
-// Where a lazy checkout would be chosen once the API offers one: the
-// command's mode word selects it, and the script passes it through.
+// A lazy checkout is timed twice from the caller's side: until it returns
+// (the heap usable) and until finish_checkout has every page loaded.
 void checkout(larder::heap& h, const std::string& version, const std::string& mode) {
-  if (mode != "eager") fail("checkout mode '" + mode + "' is not offered (eager only)");
+  if (mode != "eager" && mode != "lazy") fail("checkout mode '" + mode + "' is neither eager nor lazy");
+  larder::checkout_options options;
+  options.lazy = mode == "lazy";
   larder::checkout_stats c;
-  check(larder::checkout(h, version, &c), "checkout");
+  const std::uint64_t start = now_ns();
+  check(larder::checkout(h, version, options, &c), "checkout");
+  const std::uint64_t usable_ns = now_ns() - start;
+  check(larder::finish_checkout(h), "finish_checkout");
+  const std::uint64_t loaded_ns = now_ns() - start;
   std::printf("{\"op\": \"checkout\", \"mode\": \"%s\", \"id\": \"%s\", \"total_ns\": %" PRIu64
-              ", \"pages_compared\": %zu, \"pages_loaded\": %zu}\n",
-              mode.c_str(), c.id.c_str(), c.total_ns, c.pages_compared, c.pages_loaded);
+              ", \"usable_ns\": %" PRIu64 ", \"loaded_ns\": %" PRIu64
+              ", \"pages_compared\": %zu, \"pages_loaded\": %zu, \"pages_lazy\": %zu}\n",
+              mode.c_str(), c.id.c_str(), c.total_ns, usable_ns, loaded_ns, c.pages_compared, c.pages_loaded,
+              c.pages_lazy);
 }
 
 void serve(larder::heap& h, std::mt19937_64& rng) {
@@ -196,6 +223,13 @@ void serve(larder::heap& h, std::mt19937_64& rng) {
   }
 }
 
+larder::backing parse_backing(const std::string& word) {
+  if (word == "file") return larder::backing::file;
+  if (word == "shm") return larder::backing::shm;
+  if (word == "anonymous") return larder::backing::anonymous;
+  fail("--backing is file, shm or anonymous, not '" + word + "'");
+}
+
 settings parse(int argc, char** argv) {
   settings s;
   for (int i = 1; i < argc; ++i) {
@@ -210,9 +244,12 @@ settings parse(int argc, char** argv) {
     else if (arg == "--store") s.store = value();
     else if (arg == "--branch") s.branch = value();
     else if (arg == "--open") s.open_existing = true;
+    else if (arg == "--backing") s.kind = parse_backing(value());
     else fail("unknown option " + arg + " (see bench/versions_bench.cpp)");
   }
-  if (s.heap_path.empty()) fail("--heap PATH is required");
+  if (s.heap_path.empty() && s.kind != larder::backing::anonymous) fail("--heap PATH is required");
+  if (s.store.empty() && s.kind != larder::backing::file) fail("--store DIR is required for shm and anonymous heaps");
+  if (s.open_existing && s.kind == larder::backing::anonymous) fail("an anonymous heap cannot be opened again");
   if (s.size < (std::uint64_t{16} << 20)) fail("--size must be at least 16 MiB");
   return s;
 }
@@ -223,9 +260,10 @@ int main(int argc, char** argv) {
   settings s = parse(argc, argv);
   std::mt19937_64 rng(s.seed);
   larder::heap_options o;
+  o.kind = s.kind;
   o.name = s.heap_path;
   if (!s.open_existing) {
-    (void)larder::heap::remove(larder::backing::file, s.heap_path);
+    if (s.kind != larder::backing::anonymous) (void)larder::heap::remove(s.kind, s.heap_path);
     o.mode = larder::open_mode::create;
   } else {
     o.mode = larder::open_mode::open;
@@ -238,10 +276,11 @@ int main(int argc, char** argv) {
   if (table == nullptr || table->empty()) fail("the heap has no object table");
   std::size_t objects = table->size();
   std::printf("{\"op\": \"ready\", \"objects\": %zu, \"heap_bytes\": %zu, \"build_ns\": %" PRIu64 "}\n", objects,
-              h.stats().mapped_size, now_ns() - start);
+              heap_bytes(h), now_ns() - start);
   std::fflush(stdout);
   serve(h, rng);
   check(h.close(), "close");
+  if (s.kind == larder::backing::shm) check(larder::heap::remove(s.kind, s.heap_path), "remove");
   std::printf("{\"op\": \"closed\"}\n");
   return 0;
 }

@@ -19,6 +19,17 @@ the version larder just recorded):
     again), against a full restore of the same version: the copy copied
     back, `restic restore`, `borg extract` (each then fsynced) and larder's
     own clone_version (every page of the version into a new file).
+  * Lazy checkout (--lazy-sizes, default 64 MiB, 256 MiB and 1 GiB; shm and
+    anonymous heaps, --lazy-backings): a heap of each size, checkpointed as
+    built and after --lazy-steps steps that change --lazy-change of the
+    objects (about 1 % of the pages at the default 0.2 %), then checked out
+    one version back and forward again, eagerly and lazily, --lazy-repeats
+    times: the time until a lazy checkout returned (usable), until every
+    page was loaded (finish_checkout), an eager checkout's, and a full
+    restore (clone_version, every page of the version into a new file).
+    The steps' checkpoints give the time threads were held beyond the last
+    collect (held_ns - held_collect_ns). `--only lazy` runs only this part
+    and writes only its tables.
   * Ten heaps that share most of their pages (--heaps): one base heap,
     copied ten times, each copy changed by --heap-change of its objects in
     its own way and checkpointed into ONE chunk store (a branch each); the
@@ -30,8 +41,10 @@ read, as the machine is shared and noisy.
 What it writes
   Markdown tables and the issue's targets with the measured ratios (stdout,
   and with --write-doc PATH between <!-- versions-table:begin --> and
-  <!-- versions-table:end -->), the raw per-step JSON (--json, default
-  bench/results/versions_latest.json) and a plot (--plot, default
+  <!-- versions-table:end -->, the lazy checkout's between
+  <!-- versions-lazy:begin --> and <!-- versions-lazy:end -->), the raw
+  per-step JSON (--json, default bench/results/versions_latest.json, or
+  versions_lazy_latest.json with --only lazy) and a plot (--plot, default
   docs/versions_bench.png; skipped with a note without matplotlib).
   restic or borg missing: their columns are skipped with the reason.
 
@@ -39,6 +52,7 @@ Usage (from the repository root, after a Release build with
 -DLARDER_BUILD_BENCH=ON):
     python3 bench/versions_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     python3 bench/versions_compare.py --size 64M --versions 5 --rates 0.01 --heaps 3   # smoke run
+    python3 bench/versions_compare.py --only lazy --write-doc docs/PERFORMANCE.md    # lazy checkout only
 """
 
 from __future__ import annotations
@@ -59,11 +73,13 @@ sys.path.insert(0, str(SCRIPT_DIR))
 from bench_env import find_in_build, machine_info, resolve_build_dir, write_between_markers  # noqa: E402
 
 MARKERS = ("<!-- versions-table:begin -->", "<!-- versions-table:end -->")
+LAZY_MARKERS = ("<!-- versions-lazy:begin -->", "<!-- versions-lazy:end -->")
 SECTION_HEADING = "## Versions: checkpoint and checkout against full copies, restic and borg"
+LAZY_HEADING = "### Lazy checkout: usable at once, at any heap size"
 PAGE = 4096
 SUPERBLOCK_PAGES = 2
-# Checkout modes the driver is asked for; a lazy one goes here once the API
-# offers it (bench/versions_bench.cpp, checkout()).
+# Checkout modes the driver is asked for in the comparison with full
+# restores; the lazy part asks for both itself.
 CHECKOUT_MODES = ("eager",)
 
 # The issue's targets (at 1 % changed).
@@ -73,6 +89,7 @@ TARGET_HELD_MS = 1.0           # threads held off per checkpoint
 TARGET_STORAGE_COPY = 20.0     # storage after 20 versions >= 20x smaller than full copies
 TARGET_STORAGE_TOOLS = 5.0     # and <= 1/5 of restic's and borg's
 TARGET_CHECKOUT_RATIO = 10.0   # checkout at 1 % difference >= 10x faster than a full restore
+TARGET_LAZY_USABLE_MS = 5.0    # a lazy checkout usable in <= 5 ms at any heap size
 
 
 def parse_size(text: str) -> int:
@@ -296,6 +313,49 @@ def run_rate(binary: Path, work: Path, rate: float, opts, skip: dict) -> dict:
             "storage": storage, "checkouts": checkouts}
 
 
+def run_lazy_heap(binary: Path, work: Path, backing: str, size: int, opts) -> dict:
+    """One heap of `size` on `backing`: checkpoints, then checkouts one
+    version back and forth, eager and lazy, and a clone of the version."""
+    root = work / f"lazy-{backing}-{size >> 20}M"
+    root.mkdir(parents=True)
+    heap = [] if backing == "anonymous" else ["--heap", f"/larder-versions-bench-{os.getpid()}"]
+    driver = Driver(binary, ["--backing", backing, *heap, "--size", size, "--store", root / "store", "--seed", 3])
+    steps = [driver.ask("checkpoint initial")]
+    for _ in range(opts.lazy_steps):
+        steps.append(driver.ask(f"step {opts.lazy_change}"))
+    back, latest = steps[-2]["id"], steps[-1]["id"]
+    checkouts = {"eager": [], "lazy": []}
+    for _ in range(opts.lazy_repeats):
+        for mode in checkouts:
+            checkouts[mode].append(driver.ask(f"checkout {back} {mode}"))
+            checkouts[mode].append(driver.ask(f"checkout {latest} {mode}"))
+    clone_path = root / "clone.heap"
+    clone_s = driver.ask(f"clone {back} {clone_path}")["total_ns"] / 1e9
+    driver.quit()
+    shutil.rmtree(root)
+    lazy_back = checkouts["lazy"][0]
+    heap_pages = driver.ready["heap_bytes"] // PAGE
+    print(f"lazy {backing} {fmt_b(size)}: usable {median([c['usable_ns'] for c in checkouts['lazy']]) / 1e6:.2f} ms",
+          file=sys.stderr, flush=True)
+    return {"backing": backing, "size": size, "heap_bytes": driver.ready["heap_bytes"],
+            "objects": driver.ready["objects"], "steps": steps, "checkouts": checkouts, "clone_s": clone_s,
+            "difference": (lazy_back["pages_loaded"] + lazy_back["pages_lazy"]) / heap_pages}
+
+
+def run_lazy(binary: Path, work: Path, opts) -> dict:
+    heaps = []
+    for backing in opts.lazy_backings.split(","):
+        for size in (parse_size(x) for x in opts.lazy_sizes.split(",")):
+            try:
+                heaps.append(run_lazy_heap(binary, work, backing, size, opts))
+            except RuntimeError as e:
+                if "unsupported" not in str(e):
+                    raise
+                print(f"skipping the lazy checkout on {backing}: {e}", file=sys.stderr)
+                return {"change": opts.lazy_change, "heaps": heaps, "skipped": str(e)}
+    return {"change": opts.lazy_change, "heaps": heaps}
+
+
 def run_shared(binary: Path, work: Path, opts, skip: dict) -> dict:
     root = work / "shared"
     root.mkdir(parents=True)
@@ -427,6 +487,65 @@ def shared_table(sh: dict) -> list:
             "", "Each heap is checkpointed by a new process, whose first checkpoint reads every used page."]
 
 
+def beyond_collect_ms(steps: list) -> float | None:
+    """Median time threads were held beyond the last collect, over the
+    steps (the first checkpoint apart); None for runs without the split."""
+    changed = steps[1:] or steps
+    if any("held_collect_ns" not in x for x in changed):
+        return None
+    return median([(x["held_ns"] - x["held_collect_ns"]) / 1e6 for x in changed])
+
+
+def lazy_summary(h: dict) -> dict:
+    changed = h["steps"][1:] or h["steps"]
+    lazy, eager = h["checkouts"]["lazy"], h["checkouts"]["eager"]
+    return {"usable_ms": median([c["usable_ns"] / 1e6 for c in lazy]),
+            "usable_max_ms": max(c["usable_ns"] / 1e6 for c in lazy),
+            "loaded_ms": median([c["loaded_ns"] / 1e6 for c in lazy]),
+            "eager_ms": median([c["usable_ns"] / 1e6 for c in eager]),
+            "clone_ms": h["clone_s"] * 1e3,
+            "held_ms": median([x["held_ns"] / 1e6 for x in changed]),
+            "beyond_ms": beyond_collect_ms(h["steps"])}
+
+
+def lazy_tables(result: dict) -> str:
+    lazy = result["lazy"]
+    m = result["machine"]
+    lines = [f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; larder {m['revision']}. "
+             f"Each heap checkpointed as built and after steps changing {lazy['change'] * 100:g} % of its objects, "
+             "then checked out one version back and forward again, eagerly and lazily (medians over both directions "
+             "and the repeats). Usable: until checkout returned; loaded: until finish_checkout returned, every page "
+             "in; full restore: clone_version of the version (every page into a new file). Held: threads held off "
+             "per checkpoint of a step, and of that the part beyond the last collect (the tracker's scan).", ""]
+    if lazy.get("skipped"):
+        lines += [f"Lazy checkout not measured on every backing: {lazy['skipped']}", ""]
+    lines += ["| backing | heap | difference | lazy: usable | (max) | lazy: loaded | eager checkout | full restore "
+              "| threads held | beyond the collect |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for h in lazy["heaps"]:
+        s = lazy_summary(h)
+        beyond = "—" if s["beyond_ms"] is None else f"{s['beyond_ms']:.2f} ms"
+        lines.append(f"| {h['backing']} | {fmt_b(h['heap_bytes'])} | {h['difference'] * 100:.2f} % "
+                     f"| {s['usable_ms']:.2f} ms | {s['usable_max_ms']:.2f} ms | {fmt_s(s['loaded_ms'] / 1e3)} "
+                     f"| {fmt_s(s['eager_ms'] / 1e3)} | {fmt_s(s['clone_ms'] / 1e3)} | {s['held_ms']:.2f} ms "
+                     f"| {beyond} |")
+    return "\n".join(lines)
+
+
+def lazy_targets(result: dict) -> str:
+    heaps = [lazy_summary(h) for h in result["lazy"]["heaps"]]
+    usable = max((s["usable_ms"] for s in heaps), default=None)
+    beyond = [s["beyond_ms"] for s in heaps if s["beyond_ms"] is not None]
+    beyond_worst = max(beyond) if beyond else None
+    rows = [("lazy checkout usable in ≤ 5 ms at any heap size (worst median)", usable, TARGET_LAZY_USABLE_MS),
+            ("threads held ≤ 1 ms per checkpoint beyond the collect itself (worst median)", beyond_worst,
+             TARGET_HELD_MS)]
+    lines = ["Targets of the lazy checkout's run:", "", "| target | measured | |", "|---|---:|---|"]
+    for name, value, target in rows:
+        shown = "—" if value is None else f"{value:.2f} ms"
+        lines.append(f"| {name} | {shown} | {verdict(value, target, at_least=False)} |")
+    return "\n".join(lines)
+
+
 def tables(result: dict, summary: dict) -> str:
     m, o = result["machine"], result["options"]
     lines = [f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}; larder {m['revision']}, "
@@ -470,7 +589,10 @@ def targets(result: dict, summary: dict) -> str:
     for name, value, target, at_least, unit in rows:
         shown = "—" if value is None else f"{value:.2f}{unit}"
         lines.append(f"| {name} | {shown} | {verdict(value, target, at_least)} |")
-    lines.append("| lazy checkout usable in ≤ 5 ms | — | not measured: larder has no lazy checkout yet |")
+    beyond = median([beyond_collect_ms(r["steps"]) for r in result["rates"] if r["rate"] == rate])
+    lines.append(f"| threads held ≤ 1 ms per checkpoint beyond the collect itself (median) "
+                 f"| {'—' if beyond is None else f'{beyond:.2f} ms'} | {verdict(beyond, TARGET_HELD_MS, False)} |")
+    lines.append("| lazy checkout usable in ≤ 5 ms at any heap size | — | see the lazy checkout's table |")
     return "\n".join(lines)
 
 
@@ -532,13 +654,25 @@ def main() -> int:
     p.add_argument("--rates", default="0.001,0.01,0.1", help="fractions of the objects changed per step")
     p.add_argument("--heaps", type=int, default=10, help="heaps in the shared-store workload (0: skip it)")
     p.add_argument("--heap-change", type=float, default=0.02, help="fraction of objects each of those heaps changes")
-    p.add_argument("--json", default=str(REPO_ROOT / "bench/results/versions_latest.json"))
+    p.add_argument("--only", choices=("lazy",), help="run only this part (lazy: the lazy checkout's table)")
+    p.add_argument("--lazy-sizes", default="64M,256M,1G", help="heap sizes of the lazy checkout's part")
+    p.add_argument("--lazy-backings", default="shm,anonymous", help="backings of the lazy checkout's part")
+    p.add_argument("--lazy-change", type=float, default=0.002, help="fraction of objects changed per lazy step")
+    p.add_argument("--lazy-steps", type=int, default=3, help="steps checkpointed before the lazy checkouts")
+    p.add_argument("--lazy-repeats", type=int, default=3, help="checkouts back and forth per mode")
+    p.add_argument("--json", help="raw results (default bench/results/versions_latest.json, "
+                   "versions_lazy_latest.json with --only lazy)")
     p.add_argument("--plot", default=str(REPO_ROOT / "docs/versions_bench.png"))
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--write-doc", metavar="PATH")
     p.add_argument("--keep", action="store_true", help="keep the heaps, copies and repositories")
     p.add_argument("--from-json", metavar="PATH", help="tabulate and plot an earlier run's JSON; run nothing")
     opts = p.parse_args()
+    if opts.json is None:
+        opts.json = str(REPO_ROOT / "bench/results" / ("versions_lazy_latest.json" if opts.only else
+                                                       "versions_latest.json"))
+    if opts.lazy_steps < 1:
+        p.error("--lazy-steps must be at least 1")
     if opts.from_json:
         return report(json.loads(Path(opts.from_json).read_text(encoding="utf-8")), opts)
     opts.size = parse_size(opts.size)
@@ -557,10 +691,12 @@ def main() -> int:
     work.mkdir(parents=True)
     result = {"machine": machine_info(), "tool_versions": tool_versions(skip), "skipped": skip,
               "options": {"size": opts.size, "versions": opts.versions, "work_dir": str(work)}, "rates": []}
-    for rate in (float(x) for x in opts.rates.split(",")):
-        result["rates"].append(run_rate(binary, work, rate, opts, skip))
-    if opts.heaps > 0:
-        result["shared"] = run_shared(binary, work, opts, skip)
+    if opts.only != "lazy":
+        for rate in (float(x) for x in opts.rates.split(",")):
+            result["rates"].append(run_rate(binary, work, rate, opts, skip))
+        if opts.heaps > 0:
+            result["shared"] = run_shared(binary, work, opts, skip)
+    result["lazy"] = run_lazy(binary, work, opts)
     if not opts.keep:
         shutil.rmtree(work, ignore_errors=True)
     Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
@@ -569,13 +705,21 @@ def main() -> int:
 
 
 def report(result: dict, opts) -> int:
-    summary = summarize(result)
-    body = tables(result, summary) + "\n\n" + targets(result, summary)
-    if not opts.no_plot:
-        plot(result, summary, Path(opts.plot))
-    print(body)
-    if opts.write_doc:
-        write_between_markers(Path(opts.write_doc), MARKERS, body, SECTION_HEADING)
+    """The comparison's tables where the run has them (not with --only
+    lazy), the lazy checkout's where it has those (not in older runs)."""
+    if result["rates"]:
+        summary = summarize(result)
+        body = tables(result, summary) + "\n\n" + targets(result, summary)
+        if not opts.no_plot:
+            plot(result, summary, Path(opts.plot))
+        print(body)
+        if opts.write_doc:
+            write_between_markers(Path(opts.write_doc), MARKERS, body, SECTION_HEADING)
+    if result.get("lazy"):
+        body = lazy_tables(result) + "\n\n" + lazy_targets(result)
+        print(body)
+        if opts.write_doc:
+            write_between_markers(Path(opts.write_doc), LAZY_MARKERS, body, LAZY_HEADING)
     return 0
 
 
