@@ -590,8 +590,10 @@ def targets(result: dict, summary: dict) -> str:
         shown = "—" if value is None else f"{value:.2f}{unit}"
         lines.append(f"| {name} | {shown} | {verdict(value, target, at_least)} |")
     beyond = median([beyond_collect_ms(r["steps"]) for r in result["rates"] if r["rate"] == rate])
-    lines.append(f"| threads held ≤ 1 ms per checkpoint beyond the collect itself (median) "
-                 f"| {'—' if beyond is None else f'{beyond:.2f} ms'} | {verdict(beyond, TARGET_HELD_MS, False)} |")
+    shown = "—" if beyond is None else f"{beyond:.2f} ms"
+    judged = "not in this run: see the lazy checkout's table" if beyond is None else verdict(beyond, TARGET_HELD_MS,
+                                                                                            False)
+    lines.append(f"| threads held ≤ 1 ms per checkpoint beyond the collect itself (median) | {shown} | {judged} |")
     lines.append("| lazy checkout usable in ≤ 5 ms at any heap size | — | see the lazy checkout's table |")
     return "\n".join(lines)
 
