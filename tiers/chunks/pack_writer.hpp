@@ -22,10 +22,6 @@ namespace larder::chunks {
 
 class pack_writer {
  public:
-  // Eight blocks staged, then written with eight writes in flight.
-  static constexpr std::size_t kStagingBlocks = 8;
-  static constexpr std::size_t kStagingBytes = kStagingBlocks * kPackBlock;
-
   // Starts a pack under a temporary name in `packs_dir`. `ops` and `io`
   // must outlive the writer; every write goes through `ops`. With
   // `try_direct`, the file is opened O_DIRECT where `ops` and the file
@@ -52,6 +48,9 @@ class pack_writer {
   const std::vector<index_entry>& entries() const { return entries_; }
 
  private:
+  // Eight blocks staged, then written with eight writes in flight.
+  static constexpr std::size_t kStagingBlocks = 8;
+  static constexpr std::size_t kStagingBytes = kStagingBlocks * kPackBlock;
   pack_writer() = default;
   status append(const void* bytes, std::size_t length);
   status write_staged();
