@@ -33,8 +33,18 @@ class io_queue {
   // `result`; short transfers are continued until done or the end of the
   // file. Returns 0 when every request ran (see each result), or an errno
   // value when the queue itself failed.
+  // Both first complete the writes start_writes left in flight.
   virtual int read(io_request* requests, std::size_t count) = 0;
   virtual int write(io_request* requests, std::size_t count) = 0;
+  // Starts the writes and returns without waiting for them (the plain
+  // queue performs them here), so that the caller can prepare the next
+  // ones meanwhile. The requests and their buffers must stay untouched
+  // until wait_writes() returns. Starting more first completes these.
+  virtual int start_writes(io_request* requests, std::size_t count) = 0;
+  // Completes the writes started last and fills each result as write()
+  // does; 0 when every request ran (or none was in flight), or an errno
+  // value when the queue itself failed.
+  virtual int wait_writes() = 0;
 };
 
 // Creates `path` (exclusively, mode 0600) for writing, with O_DIRECT when

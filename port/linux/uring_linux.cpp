@@ -28,6 +28,8 @@ class plain_queue final : public io_queue {
   bool uses_uring() const override { return false; }
   int read(io_request* requests, std::size_t count) override { return run(requests, count, false); }
   int write(io_request* requests, std::size_t count) override { return run(requests, count, true); }
+  int start_writes(io_request* requests, std::size_t count) override { return run(requests, count, true); }
+  int wait_writes() override { return 0; }
 
  private:
   static int run(io_request* requests, std::size_t count, bool writing) {
@@ -51,11 +53,20 @@ class plain_queue final : public io_queue {
 class uring_queue final : public io_queue {
  public:
   explicit uring_queue(unsigned depth) : depth_(depth) {}
-  ~uring_queue() override { io_uring_queue_exit(&ring_); }
+  ~uring_queue() override {
+    (void)complete();  // the kernel must be done with the caller's buffers
+    io_uring_queue_exit(&ring_);
+  }
   int init() { return -io_uring_queue_init(depth_, &ring_, 0); }
   bool uses_uring() const override { return true; }
   int read(io_request* requests, std::size_t count) override { return run(requests, count, false); }
   int write(io_request* requests, std::size_t count) override { return run(requests, count, true); }
+  int start_writes(io_request* requests, std::size_t count) override {
+    if (int err = complete()) return err;
+    begin(requests, count, true);
+    return submit_ready();
+  }
+  int wait_writes() override { return complete(); }
 
  private:
   void prepare(io_request& r, std::size_t index, bool writing) {
@@ -72,29 +83,44 @@ class uring_queue final : public io_queue {
   }
 
   int run(io_request* requests, std::size_t count, bool writing) {
-    std::size_t next = 0, in_flight = 0;
+    if (int err = complete()) return err;
+    begin(requests, count, writing);
+    return complete();
+  }
+
+  void begin(io_request* requests, std::size_t count, bool writing) {
     for (std::size_t i = 0; i < count; ++i) requests[i].result = 0;
-    while (next < count || in_flight > 0) {
-      while (next < count && in_flight < depth_) {
-        prepare(requests[next], next, writing);
-        ++next;
-        ++in_flight;
-      }
-      int submitted = io_uring_submit(&ring_);
-      if (submitted < 0 && submitted != -EINTR) return -submitted;
+    batch_ = batch{requests, count, 0, 0, writing};
+  }
+
+  // Queues what the depth allows of the open batch and submits it.
+  int submit_ready() {
+    while (batch_.next < batch_.count && batch_.in_flight < depth_) {
+      prepare(batch_.requests[batch_.next], batch_.next, batch_.writing);
+      ++batch_.next;
+      ++batch_.in_flight;
+    }
+    int submitted = io_uring_submit(&ring_);
+    return submitted < 0 && submitted != -EINTR ? -submitted : 0;
+  }
+
+  // Runs the open batch to its end.
+  int complete() {
+    while (batch_.next < batch_.count || batch_.in_flight > 0) {
+      if (int err = submit_ready()) return fail(err);
       io_uring_cqe* cqe = nullptr;
       int err = io_uring_wait_cqe(&ring_, &cqe);
       if (err == -EINTR) continue;
-      if (err < 0) return -err;
+      if (err < 0) return fail(-err);
       unsigned seen = 0, head = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {
         ++seen;
         std::size_t index = io_uring_cqe_get_data64(cqe);
-        io_request& r = requests[index];
+        io_request& r = batch_.requests[index];
         if (cqe->res == -EINTR || cqe->res == -EAGAIN || !advance(r, cqe->res)) {
-          prepare(r, index, writing);  // the rest of a short transfer, in the slot it frees
+          prepare(r, index, batch_.writing);  // the rest of a short transfer, in the slot it frees
         } else {
-          --in_flight;
+          --batch_.in_flight;
         }
       }
       io_uring_cq_advance(&ring_, seen);
@@ -102,8 +128,22 @@ class uring_queue final : public io_queue {
     return 0;
   }
 
+  // The ring failed: the batch is dropped (what was in flight may still
+  // land, as after any failed write).
+  int fail(int err) {
+    batch_ = batch{};
+    return err;
+  }
+
+  struct batch {
+    io_request* requests = nullptr;
+    std::size_t count = 0, next = 0, in_flight = 0;
+    bool writing = false;
+  };
+
   unsigned depth_;
   io_uring ring_{};
+  batch batch_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "tiers/chunks/files.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace larder::chunks::test {
@@ -58,6 +59,38 @@ TEST_P(io_paths, RandomPagesRoundTrip) {
   ASSERT_TRUE(again->get_batch(names.data(), kCount, got.data()).ok());
   EXPECT_EQ(0, std::memcmp(got.data(), pages.data(), got.size()));
   EXPECT_GT(again->info().packs, 1u);
+}
+
+// A pack written through both staging buffers more than once, read back
+// in batches larger than one read round, whole, one page in 4 (records a
+// short gap apart: read through), one in 5 (farther apart: requests of
+// their own) and with names repeated.
+TEST_P(io_paths, BatchReadsCoalesceAcrossRoundsAndRepeats) {
+  scratch_dir dir;
+  store_options o;
+  o.use_uring = GetParam();
+  auto s = open_store(dir.path(), o);
+  std::mt19937_64 r(11);
+  constexpr std::size_t kCount = 4500;  // 18 MiB of records: several staging buffers and read rounds
+  std::vector<char> pages = random_pages(r, kCount);
+  for (std::size_t i = 0; i < kCount; i += 9) compressible_page(i, pages.data() + i * kPage);
+  std::vector<fingerprint> names(kCount);
+  ASSERT_TRUE(s->put(pages.data(), kCount, names.data()).ok());
+  ASSERT_TRUE(s->release().ok());
+  for (std::size_t stride : {1, 4, 5}) {
+    std::vector<std::size_t> picked;
+    for (std::size_t i = stride / 2; i < kCount; i += stride) picked.push_back(i);
+    for (std::size_t i = 0; i < 50; ++i) picked.push_back(picked[(i * 37) % picked.size()]);
+    std::shuffle(picked.begin(), picked.end(), r);
+    std::vector<fingerprint> wanted;
+    for (std::size_t i : picked) wanted.push_back(names[i]);
+    std::vector<char> got(picked.size() * kPage);
+    status st = s->get_batch(wanted.data(), wanted.size(), got.data());
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    for (std::size_t k = 0; k < picked.size(); ++k) {
+      ASSERT_EQ(0, std::memcmp(got.data() + k * kPage, pages.data() + picked[k] * kPage, kPage)) << stride << " " << k;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(ChunkStore, io_paths, ::testing::Values(true, false),

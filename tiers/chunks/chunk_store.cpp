@@ -25,10 +25,8 @@ static_assert(std::endian::native == std::endian::little, "the store's files are
 
 namespace {
 
-// Reads in flight at once, and how many records one round of a batch read
-// holds in memory (256 records: about 1 MiB).
+// Reads in flight at once.
 constexpr unsigned kQueueDepth = 64;
-constexpr std::size_t kReadRound = 256;
 // A manifest lists its changes to a base table until they pass
 // 1/kRebaseDivisor of the table's pages (or kMinRebasePages), then a new
 // base table is written: a manifest costs what changed since the base, and
@@ -306,11 +304,8 @@ status chunk_store::get_batch(const fingerprint* names, std::size_t count, void*
 }
 
 status chunk_store::read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss) {
-  struct wanted {
-    location where;
-    std::size_t index;
-  };
-  std::vector<wanted> reads;
+  std::vector<wanted_record>& reads = reads_;
+  reads.clear();
   reads.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     if (names[i] == zero_page()) {
@@ -327,38 +322,67 @@ status chunk_store::read_records(const fingerprint* names, std::size_t count, ch
     if (writer_ && it->second.pack == writer_slot_) {
       if (status s = flush(); !s.ok()) return s;
     }
-    reads.push_back(wanted{it->second, i});
+    reads.push_back(wanted_record{it->second, i});
   }
-  std::sort(reads.begin(), reads.end(), [](const wanted& a, const wanted& b) {
+  std::sort(reads.begin(), reads.end(), [](const wanted_record& a, const wanted_record& b) {
     return a.where.pack != b.where.pack ? a.where.pack < b.where.pack : a.where.offset < b.where.offset;
   });
-  std::vector<char> buffer(std::min(reads.size(), kReadRound) * (sizeof(record_header) + kPageSize));
-  std::vector<port::io_request> requests;
-  for (std::size_t first = 0; first < reads.size(); first += kReadRound) {
-    std::size_t n = std::min(kReadRound, reads.size() - first);
-    requests.clear();
-    char* at = buffer.data();
-    for (std::size_t k = 0; k < n; ++k) {
-      const location& w = reads[first + k].where;
-      std::size_t length = sizeof(record_header) + w.stored_size;
-      requests.push_back(port::io_request{packs_[w.pack].fd, at, length, w.offset, 0});
-      at += length;
-    }
-    if (int err = io_->read(requests.data(), n)) return status::from_errno(err, "reading chunks");
-    for (std::size_t k = 0; k < n; ++k) {
-      const wanted& w = reads[first + k];
+  for (std::size_t first = 0; first < reads.size();) {
+    std::size_t end = plan_reads(reads, first);
+    if (int err = io_->read(read_requests_.data(), read_requests_.size())) return status::from_errno(err, "reading chunks");
+    std::size_t span = 0;
+    for (std::size_t k = first; k < end; ++k) {
+      const wanted_record& w = reads[k];
       const fingerprint& name = names[w.index];
-      std::string pack = pack_name(packs_[w.where.pack].id);
-      const port::io_request& r = requests[k];
+      while (read_spans_[span].last < k) ++span;
+      const port::io_request& r = read_requests_[span];
+      auto pack = [&] { return pack_name(packs_[w.where.pack].id); };
       if (r.result < 0) {
-        return status::from_errno(static_cast<int>(-r.result), "reading chunk " + name.hex() + " in pack " + pack);
+        return status::from_errno(static_cast<int>(-r.result), "reading chunk " + name.hex() + " in pack " + pack());
       }
-      const char* why = decode_record(static_cast<const char*>(r.buffer), static_cast<std::size_t>(r.result), name,
-                                      zstd_, pages + w.index * kPageSize);
-      if (why != nullptr) return status(errc::corrupt, "chunk " + name.hex() + " in pack " + pack + ": " + why);
+      const std::uint64_t at = w.where.offset - r.offset;
+      const std::size_t length = at < static_cast<std::uint64_t>(r.result) ? static_cast<std::size_t>(r.result - at) : 0;
+      const char* why = decode_record(static_cast<const char*>(r.buffer) + at, length, name, zstd_, pages + w.index * kPageSize);
+      if (why != nullptr) return status(errc::corrupt, "chunk " + name.hex() + " in pack " + pack() + ": " + why);
     }
+    first = end;
   }
   return {};
+}
+
+// Plans one round of reads from reads[first]: records of one pack no more
+// than kMaxReadGap apart become one request (a gap costs less read
+// through than a request of its own, on disk and in the page cache alike),
+// up to kReadRoundBytes in all. Returns the end of the round.
+std::size_t chunk_store::plan_reads(const std::vector<wanted_record>& reads, std::size_t first) {
+  read_requests_.clear();
+  read_spans_.clear();
+  if (read_buffer_ == nullptr) read_buffer_.reset(new char[kReadRoundBytes]);
+  std::size_t used = 0, k = first;
+  for (; k < reads.size(); ++k) {
+    const location& w = reads[k].where;
+    const std::uint64_t end = w.offset + sizeof(record_header) + w.stored_size;
+    if (!read_requests_.empty()) {
+      port::io_request& r = read_requests_.back();
+      const location& last = reads[k - 1].where;
+      const std::uint64_t span_end = r.offset + r.length;
+      if (w.pack == last.pack && w.offset <= span_end + kMaxReadGap && end - r.offset <= kMaxReadSpan) {
+        if (end > span_end) {
+          if (used + (end - span_end) > kReadRoundBytes) break;
+          used += end - span_end;
+          r.length = end - r.offset;
+        }
+        read_spans_.back().last = k;
+        continue;
+      }
+    }
+    const std::size_t length = end - w.offset;
+    if (used + length > kReadRoundBytes) break;
+    read_requests_.push_back(port::io_request{packs_[w.pack].fd, read_buffer_.get() + used, length, w.offset, 0});
+    read_spans_.push_back(read_span{k});
+    used += length;
+  }
+  return k;
 }
 
 bool chunk_store::exists(const std::string& path) const {

@@ -122,7 +122,7 @@ int fault_file_ops::write_one(int fd, const void* bytes, std::size_t length, std
   return port::write_at(fd, bytes, length, offset);
 }
 
-int fault_file_ops::write(port::io_queue&, port::io_request* requests, std::size_t count) {
+int fault_file_ops::start_write(port::io_queue&, port::io_request* requests, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     port::io_request& r = requests[i];
     int err = write_one(r.fd, r.buffer, r.length, r.offset);

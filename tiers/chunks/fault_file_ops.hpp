@@ -49,8 +49,10 @@ class fault_file_ops final : public file_ops {
   ~fault_file_ops() override;
 
   int create(const char* path, bool try_direct, int* fd, bool* direct) override;  // never O_DIRECT
-  // One request at a time with pwrite: `queue` is not used.
-  int write(port::io_queue& queue, port::io_request* requests, std::size_t count) override;
+  // One request at a time with pwrite, done when start_write returns:
+  // `queue` is not used.
+  int start_write(port::io_queue& queue, port::io_request* requests, std::size_t count) override;
+  int finish_writes(port::io_queue&) override { return 0; }
   int write_at(int fd, const void* bytes, std::size_t length, std::uint64_t offset) override;
   int sync(int fd) override;
   int close(int fd) override;

@@ -13,9 +13,10 @@ class real_ops final : public file_ops {
   int create(const char* path, bool try_direct, int* fd, bool* direct) override {
     return port::create_for_streaming(path, try_direct, fd, direct);
   }
-  int write(port::io_queue& queue, port::io_request* requests, std::size_t count) override {
-    return queue.write(requests, count);
+  int start_write(port::io_queue& queue, port::io_request* requests, std::size_t count) override {
+    return queue.start_writes(requests, count);
   }
+  int finish_writes(port::io_queue& queue) override { return queue.wait_writes(); }
   int write_at(int fd, const void* bytes, std::size_t length, std::uint64_t offset) override {
     return port::write_at(fd, bytes, length, offset);
   }

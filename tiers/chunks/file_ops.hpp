@@ -24,10 +24,13 @@ class file_ops {
   // `try_direct` and both the implementation and the file system allow it
   // (*direct tells).
   virtual int create(const char* path, bool try_direct, int* fd, bool* direct) = 0;
-  // Performs `requests` on files from create(), through `queue` (several
-  // in flight) where the implementation allows; fills each result as
-  // io_queue::write does.
-  virtual int write(port::io_queue& queue, port::io_request* requests, std::size_t count) = 0;
+  // Starts `requests` on files from create(), through `queue` (several in
+  // flight, finishing while the caller goes on) where the implementation
+  // allows; finish_writes(queue) completes them and fills each result as
+  // io_queue::write does. Until then the requests and buffers stay as they
+  // are.
+  virtual int start_write(port::io_queue& queue, port::io_request* requests, std::size_t count) = 0;
+  virtual int finish_writes(port::io_queue& queue) = 0;
   virtual int write_at(int fd, const void* bytes, std::size_t length, std::uint64_t offset) = 0;
   // A persistence point: the file's bytes are durable once this returns 0.
   virtual int sync(int fd) = 0;

@@ -2,7 +2,7 @@
 #include "tiers/chunks/pack_writer.hpp"
 
 #include "port/os.hpp"
-#include "port/uring.hpp"
+#include "tiers/chunks/compressibility.hpp"
 #include "tiers/chunks/files.hpp"
 
 #include <xxhash.h>
@@ -16,9 +16,6 @@
 namespace larder::chunks {
 namespace {
 
-// Eight blocks staged, then written with eight writes in flight.
-constexpr std::size_t kStagingBlocks = 8;
-constexpr std::size_t kStagingBytes = kStagingBlocks * kPackBlock;
 // zstd's fastest standard level: pages are compressed on the checkpoint path.
 constexpr int kZstdLevel = 1;
 
@@ -47,8 +44,9 @@ status pack_writer::create(file_ops& ops, const std::string& packs_dir, port::io
   w->io_ = io;
   w->id_ = port::random64();
   w->temporary_ = temporary_name(packs_dir + "/" + pack_name(w->id_));
-  w->staging_ = static_cast<char*>(std::aligned_alloc(kPackAlign, kStagingBytes));
-  if (w->staging_ == nullptr) return status::from_errno(ENOMEM, "allocating a pack's staging buffer");
+  w->buffers_ = static_cast<char*>(std::aligned_alloc(kPackAlign, 2 * kStagingBytes));
+  if (w->buffers_ == nullptr) return status::from_errno(ENOMEM, "allocating a pack's staging buffers");
+  w->staging_ = w->buffers_;
   if (compress) {
     w->zstd_ = ZSTD_createCCtx();
     if (w->zstd_ == nullptr) return status::from_errno(ENOMEM, "creating a zstd context");
@@ -71,11 +69,13 @@ status pack_writer::create(file_ops& ops, const std::string& packs_dir, port::io
 pack_writer::~pack_writer() {
   abandon();
   ZSTD_freeCCtx(zstd_);
-  std::free(staging_);
+  std::free(buffers_);
 }
 
 void pack_writer::abandon() {
   if (fd_ < 0) return;
+  if (in_flight_ > 0) (void)ops_->finish_writes(*io_);  // the writes in flight read from buffers_
+  in_flight_ = 0;
   ops_->close(fd_);
   ops_->remove(temporary_.c_str());
   fd_ = -1;
@@ -90,46 +90,61 @@ status pack_writer::append(const void* bytes, std::size_t length) {
     in += n;
     length -= n;
     if (staged_ == kStagingBytes) {
-      if (status s = write_staged(kStagingBytes); !s.ok()) return s;
+      if (status s = write_staged(); !s.ok()) return s;
     }
   }
   return {};
 }
 
-// Writes the first `length` staged bytes (a kPackAlign multiple) in blocks
-// of kPackBlock, all in flight together.
-status pack_writer::write_staged(std::size_t length) {
-  port::io_request requests[kStagingBlocks];
+// Starts the writes of every staged byte (a kPackAlign multiple), in
+// blocks of kPackBlock all in flight together, once the previous buffer's
+// writes are done; then fills that buffer while these are on their way.
+status pack_writer::write_staged() {
+  if (status s = wait_written(); !s.ok()) return s;
   std::size_t count = 0;
-  for (std::size_t at = 0; at < length; at += kPackBlock) {
-    std::size_t n = std::min(kPackBlock, length - at);
-    requests[count++] = port::io_request{fd_, staging_ + at, n, written_ + at, 0};
+  for (std::size_t at = 0; at < staged_; at += kPackBlock) {
+    requests_[count++] = port::io_request{fd_, staging_ + at, std::min(kPackBlock, staged_ - at), written_ + at, 0};
   }
-  int err = ops_->write(*io_, requests, count);
-  for (std::size_t i = 0; err == 0 && i < count; ++i) {
-    if (requests[i].result < 0) err = static_cast<int>(-requests[i].result);
+  in_flight_ = count;
+  if (int err = ops_->start_write(*io_, requests_, count)) {
+    abandon();
+    return status::from_errno(err, "writing pack " + temporary_);
   }
+  written_ += staged_;
+  staged_ = 0;
+  staging_ = staging_ == buffers_ ? buffers_ + kStagingBytes : buffers_;
+  return {};
+}
+
+// Completes the writes write_staged started.
+status pack_writer::wait_written() {
+  if (in_flight_ == 0) return {};
+  int err = ops_->finish_writes(*io_);
+  for (std::size_t i = 0; err == 0 && i < in_flight_; ++i) {
+    const port::io_request& r = requests_[i];
+    if (r.result < 0) err = static_cast<int>(-r.result);
+    if (err == 0 && static_cast<std::size_t>(r.result) != r.length) err = EIO;
+  }
+  in_flight_ = 0;
   if (err != 0) {
     abandon();
     return status::from_errno(err, "writing pack " + temporary_);
   }
-  written_ += length;
-  std::memmove(staging_, staging_ + length, staged_ - length);
-  staged_ -= length;
   return {};
 }
 
 status pack_writer::add(const fingerprint& name, const void* page, index_entry* where) {
   if (fd_ < 0) return status(errc::invalid_argument, "the pack is finished or abandoned");
-  char compressed[kPageSize];
+  // The frame goes straight into the staging buffer when a whole record
+  // fits there. Its room stops short of the saving a frame must make.
+  const bool fits = kStagingBytes - staged_ >= sizeof(record_header) + kPageSize;
+  char* frame = fits ? staging_ + staged_ + sizeof(record_header) : compressed_;
   std::size_t stored = kPageSize;
-  const void* payload = page;
   encoding how = encoding::raw;
-  if (zstd_ != nullptr) {
-    std::size_t n = ZSTD_compressCCtx(zstd_, compressed, sizeof compressed, page, kPageSize, kZstdLevel);
-    if (!ZSTD_isError(n) && n + kMinCompressionSaving <= kPageSize) {
+  if (zstd_ != nullptr && worth_compressing(page)) {
+    std::size_t n = ZSTD_compressCCtx(zstd_, frame, kPageSize - kMinCompressionSaving, page, kPageSize, kZstdLevel);
+    if (!ZSTD_isError(n)) {
       stored = n;
-      payload = compressed;
       how = encoding::zstd;
     }
   }
@@ -144,8 +159,17 @@ status pack_writer::add(const fingerprint& name, const void* page, index_entry* 
   e.offset = size();
   e.stored_size = h.stored_size;
   e.encoding = h.encoding;
-  if (status s = append(&h, sizeof h); !s.ok()) return s;
-  if (status s = append(payload, stored); !s.ok()) return s;
+  if (fits) {
+    std::memcpy(staging_ + staged_, &h, sizeof h);
+    if (how == encoding::raw) std::memcpy(frame, page, kPageSize);
+    staged_ += sizeof h + stored;
+    if (staged_ == kStagingBytes) {
+      if (status s = write_staged(); !s.ok()) return s;
+    }
+  } else {
+    if (status s = append(&h, sizeof h); !s.ok()) return s;
+    if (status s = append(how == encoding::raw ? page : frame, stored); !s.ok()) return s;
+  }
   entries_.push_back(e);
   *where = e;
   return {};
@@ -165,7 +189,8 @@ status pack_writer::finish() {
   status s = append(kZeros, padding);
   if (s.ok()) s = append(&f, sizeof f);
   if (s.ok()) s = append(kZeros, kPackAlign - sizeof f);
-  if (s.ok() && staged_ > 0) s = write_staged(staged_);
+  if (s.ok() && staged_ > 0) s = write_staged();
+  if (s.ok()) s = wait_written();
   if (!s.ok()) return s;
   std::string final_path = dir_ + "/" + pack_name(id_);
   int err = ops_->sync(fd_);

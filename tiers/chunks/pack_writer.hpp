@@ -1,9 +1,11 @@
 // Writes one pack: chunk records appended in memory and written out in
-// large blocks, several at a time, through a port::io_queue; finish() makes
-// the pack durable, publishes it under its final name, then writes its
-// index (not synced: rebuildable).
+// large blocks, several at a time, through a port::io_queue, while the
+// next blocks are filled (two staging buffers); finish() makes the pack
+// durable, publishes it under its final name, then writes its index (not
+// synced: rebuildable).
 #pragma once
 
+#include "port/uring.hpp"
 #include "tiers/chunks/file_ops.hpp"
 #include "tiers/chunks/fingerprint.hpp"
 #include "tiers/chunks/format.hpp"
@@ -15,10 +17,6 @@
 #include <vector>
 
 struct ZSTD_CCtx_s;
-
-namespace larder::port {
-class io_queue;
-}
 
 namespace larder::chunks {
 
@@ -35,8 +33,9 @@ class pack_writer {
   pack_writer& operator=(const pack_writer&) = delete;
 
   // Appends the chunk `page` (kPageSize bytes) named `name`: compressed when
-  // that saves kMinCompressionSaving bytes, raw otherwise. Not durable
-  // before finish(). *where says where it went.
+  // that saves kMinCompressionSaving bytes, raw otherwise (without a zstd
+  // attempt when worth_compressing says it cannot). Not durable before
+  // finish(). *where says where it went.
   status add(const fingerprint& name, const void* page, index_entry* where);
   // Makes the pack durable, renames it to "<id>.pack", then publishes
   // "<id>.index". After an error the pack is abandoned (its temporary is
@@ -49,9 +48,13 @@ class pack_writer {
   const std::vector<index_entry>& entries() const { return entries_; }
 
  private:
+  // Eight blocks staged, then written with eight writes in flight.
+  static constexpr std::size_t kStagingBlocks = 8;
+  static constexpr std::size_t kStagingBytes = kStagingBlocks * kPackBlock;
   pack_writer() = default;
   status append(const void* bytes, std::size_t length);
-  status write_staged(std::size_t length);
+  status write_staged();
+  status wait_written();
   void abandon();
 
   std::string dir_, temporary_;
@@ -61,10 +64,14 @@ class pack_writer {
   int fd_ = -1;
   bool direct_ = false;
   std::uint64_t id_ = 0;
-  std::uint64_t written_ = 0;  // bytes already in the file
+  std::uint64_t written_ = 0;  // bytes written to the file or on their way
   std::size_t staged_ = 0;     // bytes in staging_ after them
-  char* staging_ = nullptr;    // kStagingBytes, kPackAlign-aligned
+  char* buffers_ = nullptr;    // two staging buffers of kStagingBytes, kPackAlign-aligned
+  char* staging_ = nullptr;    // the one being filled; the other may be in flight
+  port::io_request requests_[kStagingBlocks];
+  std::size_t in_flight_ = 0;  // requests_ started and not yet waited for
   std::vector<index_entry> entries_;
+  char compressed_[kPageSize];  // a zstd frame when the staging buffer lacks room for it
 };
 
 // The index of a finished pack (`entries` in any order; sorted here),
