@@ -343,9 +343,14 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     std::vector<std::uintptr_t> addresses;
     addresses.reserve(lazy.size());
     for (std::size_t p : lazy) addresses.push_back(impl.region.base() + p * port::kOsPageSize);
+    // The version may reach past what the tracker covers (it began at the
+    // heap's size then): a lazy page must be registered before it can fault.
+    const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
     std::lock_guard guard(impl.tracker_lock);
-    if (int err = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
-      s = status::from_errno(err, "loading the pages of " + impl.name + " on first touch");
+    if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
+      s = status::from_errno(err, "tracking writes to " + impl.name);
+    else if (int e = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
+      s = status::from_errno(e, "loading the pages of " + impl.name + " on first touch");
   }
   impl.settled_marks = ~std::uint64_t{0};
   for (recovery::log_storage& storage : impl.lane_storage) storage = {};

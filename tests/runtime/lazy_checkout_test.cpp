@@ -225,6 +225,43 @@ TEST_P(LazyCheckoutTest, DamagedChunkReadsAsZerosAndIsReported) {
   EXPECT_TRUE(larder::checkpoint(h, "after damage", &cst).is(larder::errc::tx_aborted));
 }
 
+TEST_P(LazyCheckoutTest, VersionLargerThanTheHeapWhenTrackingBeganLoads) {
+  if (GetParam() != larder::backing::shm) GTEST_SKIP() << "an anonymous heap does not outlive its close";
+  no_prefetch quiet;
+  temp_dir dir(true);
+  lazy_heap lh(GetParam(), dir);
+  larder::heap& h = lh.get();
+  *h.root<int>("n") = 1;
+  std::string small = larder::checkpoint(h, "small").id;
+  // Segments of 4 MiB: these reach well past the small version's.
+  constexpr std::size_t kBig = 24, kBigSize = 512 << 10;
+  struct big_blocks {
+    unsigned char* at[kBig];
+  };
+  auto* big = h.root<big_blocks>("big");
+  std::mt19937_64 rng(11);
+  contents model(kBig);
+  for (std::size_t i = 0; i < kBig; ++i) {
+    big->at[i] = static_cast<unsigned char*>(h.allocate(kBigSize));
+    for (std::size_t k = 0; k < kBigSize; ++k) big->at[i][k] = static_cast<unsigned char>(rng());
+    model[i].assign(big->at[i], big->at[i] + kBigSize);
+  }
+  std::string large = larder::checkpoint(h, "large").id;
+  larder::checkout(h, small);
+  // Tracking begins afresh at the small version's size.
+  lh.reopen();
+  larder::throw_if_error(larder::use_version_store(lh.get(), lh.store()));
+  larder::checkout_stats st;
+  larder::status s = larder::checkout(lh.get(), large, {.lazy = true}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_GT(st.pages_lazy, 0u);
+  auto* again = static_cast<big_blocks*>(lh.get().find_root("big"));
+  ASSERT_NE(again, nullptr);
+  for (std::size_t i = 0; i < kBig; ++i)
+    ASSERT_EQ(std::memcmp(again->at[i], model[i].data(), kBigSize), 0) << "block " << i;
+  EXPECT_TRUE(larder::finish_checkout(lh.get()).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backings, LazyCheckoutTest,
                          ::testing::Values(larder::backing::shm, larder::backing::anonymous),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
