@@ -339,6 +339,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     // Before the region is set up again: nothing may read a lazy page
     // while it still holds the old bytes. The source lives in `v` from
     // now on, whatever fails after: the loader may use it until finished.
+    v->lazy_moves_head = false;
     v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
     std::vector<std::uintptr_t> addresses;
     addresses.reserve(lazy.size());
@@ -392,7 +393,10 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   v->lazy_head_branch = branch;
   v->follows = branch;
   v->follows_known = true;
-  if (v->lazy) return {};  // HEAD moves when every page is loaded (finish_lazy)
+  if (v->lazy) {  // HEAD moves when every page is loaded (finish_lazy)
+    v->lazy_moves_head = true;
+    return {};
+  }
   return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
 }
 

@@ -49,8 +49,14 @@ status finish_lazy(heap_impl& impl) {
   }
   versions_state& v = *impl.versions;
   std::unique_ptr<lazy_source> source = std::move(v.lazy);
-  if (done.failed == 0)
+  const bool moves_head = v.lazy_moves_head;
+  v.lazy_moves_head = false;
+  if (done.failed == 0) {
+    // A checkout that failed (its error said so already) or whose loader
+    // never started leaves HEAD where it was.
+    if (!moves_head || done.pending != 0) return {};
     return v.lazy_head_branch.empty() ? v.store->set_head_detached(v.current) : v.store->set_head(v.lazy_head_branch);
+  }
   std::string what = failure_text(impl, done, *source);
   if (impl.tx_failure.empty()) impl.tx_failure = what;
   return status(errc::corrupt, impl.name + ": " + what);

@@ -90,6 +90,9 @@ struct versions_state {
   // else detached at `current`): its publication (an fsync'd rename) would
   // cost more than the rest of the checkout.
   std::string lazy_head_branch;
+  // Set only when that checkout succeeded: one that failed part way
+  // leaves `current` and lazy_head_branch stale.
+  bool lazy_moves_head = false;
 };
 
 // Heap pages (4 KiB, numbered from the base) [first, first + count).
