@@ -108,14 +108,17 @@ void zero_above(heap_impl& impl, std::size_t new_high, std::size_t old_high) {
   (void)port::decommit(start, (old_high - new_high) << layout::kSegmentShift, impl.fd >= 0);
 }
 
-// The pages to load, ascending.
+// The pages to load, ascending. `taken` gets the pages taken from
+// written_since_cut, which a checkout failing before the heap changes gives
+// back.
 status pages_to_load(heap_impl& impl, versions_state& v, const std::vector<page_entry>& target,
-                     std::vector<std::size_t>* out, std::size_t* compared) {
+                     std::vector<std::size_t>* out, page_bitmap* taken, std::size_t* compared) {
   const bool writes_known = writes_since_cut_known(impl, v);
   if (writes_known) {
     if (status s = impl.collect_for_versions(); !s.ok()) return s;
   }
   page_bitmap load = take_written(impl);
+  *taken = load;
   if (writes_known) {
     add_table_difference(v.table, target, &load);
   } else {
@@ -279,6 +282,11 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     return status(errc::tx_aborted, impl.name + ": an earlier failure left it in doubt (" + impl.tx_failure +
                                         "); reopen the heap to recover it");
   std::vector<std::size_t> pages, lazy;
+  page_bitmap taken;
+  auto unchanged = [&](status failed) {
+    give_back_written(impl, taken);
+    return failed;
+  };
   std::unique_ptr<pod_restore> restore;
   std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
   // Every block a thread holds (caches, delayed frees) goes back to its
@@ -291,7 +299,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     if (status s = plan_pod_restore(impl, *target_meta, target.pages, options.pods, restore.get()); !s.ok()) return s;
     pages = restore->pages;
     committed = std::max<std::size_t>(impl.region.committed(), restore->high << layout::kSegmentShift);
-  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &out->pages_compared); !s.ok()) {
+  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &taken, &out->pages_compared); !s.ok()) {
     return s;
   }
   if (options.lazy) {
@@ -300,17 +308,17 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     pages.swap(now);
   }
   if (committed > impl.region.committed() && impl.fd >= 0) {
-    if (int err = impl.grow_backing(committed)) return status::from_errno(err, "growing " + impl.name);
+    if (int err = impl.grow_backing(committed)) return unchanged(status::from_errno(err, "growing " + impl.name));
   }
-  if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return s;
+  if (status s = reserve_spans(impl, spans_of(pages)); !s.ok()) return unchanged(s);
   std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
   const std::size_t first_batch = std::min(pages.size(), kBatchPages);
-  if (status s = read_pages(*v->store, target.pages, pages.data(), first_batch, staging.data()); !s.ok()) return s;
+  if (status s = read_pages(*v->store, target.pages, pages.data(), first_batch, staging.data()); !s.ok()) return unchanged(s);
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
   if (impl.kind == backing::file) {
-    if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return s;
+    if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return unchanged(s);
   }
   const std::vector<page_span> used_before = used_pages(impl);
   const bool kept = keeps_tracker(impl);

@@ -7,8 +7,11 @@
 #include <larder/check.hpp>
 #include <larder/versions.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -65,6 +68,29 @@ class heap_under_test {
   std::string store_, name_, shm_;
   larder::heap heap_;
 };
+
+std::set<std::filesystem::path> packs_of(const std::string& store) {
+  std::set<std::filesystem::path> out;
+  for (const auto& e : std::filesystem::directory_iterator(store + "/packs"))
+    if (e.path().extension() == ".pack") out.insert(e.path());
+  return out;
+}
+
+// One byte in 16 flipped between each pack's header and its footer.
+void damage(const std::set<std::filesystem::path>& packs) {
+  for (const auto& pack : packs) {
+    std::fstream f(pack, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = static_cast<std::streamoff>(std::filesystem::file_size(pack));
+    for (std::streamoff at = 32; at < size - 4096; at += 16) {
+      f.seekg(at);
+      char c = 0;
+      f.read(&c, 1);
+      c = static_cast<char>(c ^ 0x5a);
+      f.seekp(at);
+      f.write(&c, 1);
+    }
+  }
+}
 
 void fill(unsigned char* p, std::size_t n, std::mt19937_64& rng) {
   for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(rng());
@@ -229,6 +255,28 @@ TEST(VersionsTest, IncrementalCheckpointStoresOnlyChangedPages) {
   // Nothing changed: nothing new.
   larder::checkpoint_stats idle = larder::checkpoint(h, "idle");
   EXPECT_EQ(idle.new_chunks, 0u);
+}
+
+TEST(VersionsTest, CheckoutFailingBeforeTheHeapChangesKeepsItsWritesForTheNextCheckpoint) {
+  temp_dir dir(true);
+  heap_under_test hut(larder::backing::anonymous, dir);
+  larder::heap& h = hut.get();
+  auto* n = h.root<std::uint64_t>("n");
+  *n = 1;
+  std::string one = larder::checkpoint(h, "one").id;
+  const std::set<std::filesystem::path> first = packs_of(dir.file("store"));
+  *n = 2;
+  larder::checkpoint(h, "two");
+  damage(first);
+  *n = 3;
+  larder::checkout_stats st;
+  EXPECT_FALSE(larder::checkout(h, one, {}, &st).ok());
+  ASSERT_EQ(*n, 3u);
+  std::string three = larder::checkpoint(h, "three").id;
+  *n = 4;
+  larder::status s = larder::checkout(h, three, {}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(*static_cast<std::uint64_t*>(h.find_root("n")), 3u);
 }
 
 TEST(VersionsTest, CheckpointsNeverHoldHalfATransaction) {
