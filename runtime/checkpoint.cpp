@@ -255,13 +255,15 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
 
   bool writes_known = false;
   if (status s = observe_writes(impl, &writes_known); !s.ok()) return s;
-  writes_known = writes_known && v->has_current;
   chunks::version_record record;
   std::memcpy(record.heap_uuid.data(), impl.superblock.uuid, record.heap_uuid.size());
   record.base_address = impl.region.base();
   record.message = message;
 
   const std::uint64_t chunks_before = v->store->chunks_put(), bytes_before = v->store->bytes_put();
+  // observe_writes forgot that writes went unseen: a failure must not.
+  const bool writes_were_known = writes_known;
+  writes_known = writes_known && v->has_current;
   std::vector<page_span> used;
   std::vector<chunks::page_entry> read;
   page_bitmap taken;
@@ -278,6 +280,10 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   if (!s.ok()) {
     (void)v->store->release();
     give_back_written(impl, taken);
+    if (!writes_were_known) {
+      std::lock_guard guard(impl.collect_lock);
+      impl.lost_writes = true;
+    }
     return s;
   }
   v->has_current = true;

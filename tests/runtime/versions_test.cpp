@@ -279,6 +279,31 @@ TEST(VersionsTest, CheckoutFailingBeforeTheHeapChangesKeepsItsWritesForTheNextCh
   EXPECT_EQ(*static_cast<std::uint64_t*>(h.find_root("n")), 3u);
 }
 
+TEST(VersionsTest, FailedCheckpointStillKnowsWritesWentUnseen) {
+  temp_dir dir(true);
+  heap_under_test hut(larder::backing::anonymous, dir);
+  larder::heap& h = hut.get();
+  auto* n = h.root<std::uint64_t>("n");
+  *n = 1;
+  larder::checkpoint(h, "one");
+  h.stop_tracking();
+  *n = 2;  // seen by no tracker
+  // A file where the manifests' directory was: the commit fails.
+  const std::filesystem::path versions = dir.file("store") + "/versions";
+  std::filesystem::rename(versions, dir.file("versions.away"));
+  std::ofstream(versions).put('x');
+  larder::checkpoint_stats st;
+  EXPECT_FALSE(larder::checkpoint(h, "refused", &st).ok());
+  std::filesystem::remove(versions);
+  std::filesystem::rename(dir.file("versions.away"), versions);
+  std::string two = larder::checkpoint(h, "two").id;
+  *n = 3;
+  larder::checkout_stats cst;
+  larder::status s = larder::checkout(h, two, {}, &cst);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(*static_cast<std::uint64_t*>(h.find_root("n")), 2u);
+}
+
 TEST(VersionsTest, CheckpointsNeverHoldHalfATransaction) {
   temp_dir dir(true);
   heap_under_test hut(larder::backing::file, dir);
