@@ -51,7 +51,7 @@ class page_source {
 // zeros (never left missing: touching it must not hang or signal).
 struct lazy_progress {
   std::size_t pending = 0;  // pages not loaded yet
-  std::size_t failed = 0;   // pages installed as zeros because fill failed
+  std::size_t failed = 0;   // pages that read as zeros: their fill or install failed
   std::uintptr_t first_failed = 0;
   int first_error = 0;
 };

@@ -123,7 +123,8 @@ void missing_loader::serve_fault(std::uintptr_t page) noexcept {
     }
   }
   if (index == pending_.size()) {
-    install(page, kZeroPage);  // memory given back since, or loaded meanwhile
+    // Memory given back since, or loaded meanwhile.
+    if (int err = install(page, kZeroPage)) count_failed(1, page, err);
     return;
   }
   // The pages after it are likely touched next: load a few with it.
@@ -143,6 +144,8 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
   if (n == 0 || source == nullptr) return;
   char* out = buffer_.data();
   int err = source->fill(pages, n, out);
+  bool filled[kPrefetchPages];
+  std::fill(filled, filled + n, true);
   std::size_t failed = 0;
   std::uintptr_t first_failed = 0;
   int first_error = 0;
@@ -153,6 +156,7 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
       char* bytes = out + k * kOsPageSize;
       if (int e = source->fill(&pages[k], 1, bytes)) {
         std::memset(bytes, 0, kOsPageSize);
+        filled[k] = false;
         if (failed++ == 0) {
           first_failed = pages[k];
           first_error = e;
@@ -160,17 +164,13 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
       }
     }
   }
-  if (failed != 0) {
-    // Counted before a page is installed: whoever reads its zeros can
-    // already learn why.
-    std::lock_guard guard(lock_);
-    if (progress_.failed == 0) {
-      progress_.first_failed = first_failed;
-      progress_.first_error = first_error;
-    }
-    progress_.failed += failed;
+  // Counted before a page is installed: whoever reads its zeros can
+  // already learn why.
+  if (failed != 0) count_failed(failed, first_failed, first_error);
+  for (std::size_t k = 0; k < n; ++k) {
+    int e = install(pages[k], out + k * kOsPageSize);
+    if (e != 0 && filled[k]) count_failed(1, pages[k], e);
   }
-  for (std::size_t k = 0; k < n; ++k) install(pages[k], out + k * kOsPageSize);
   std::lock_guard guard(lock_);
   for (std::size_t k = 0; k < n; ++k) {
     auto it = std::lower_bound(pending_.begin(), pending_.end(), pages[k]);
@@ -183,7 +183,16 @@ void missing_loader::load(std::size_t first, std::size_t count) noexcept {
   if (progress_.pending == 0) done_.notify_all();
 }
 
-void missing_loader::install(std::uintptr_t page, const void* bytes) noexcept {
+void missing_loader::count_failed(std::size_t count, std::uintptr_t page, int error) noexcept {
+  std::lock_guard guard(lock_);
+  if (progress_.failed == 0) {
+    progress_.first_failed = page;
+    progress_.first_error = error;
+  }
+  progress_.failed += count;
+}
+
+int missing_loader::install(std::uintptr_t page, const void* bytes) noexcept {
   uffdio_copy copy{};
   copy.dst = page;
   copy.src = reinterpret_cast<std::uint64_t>(bytes);
@@ -194,11 +203,24 @@ void missing_loader::install(std::uintptr_t page, const void* bytes) noexcept {
     copy.copy = 0;
     err = ::ioctl(fd_, UFFDIO_COPY, &copy) == 0 ? 0 : errno;
   } while (err == EAGAIN || err == EINTR);  // the mapping changed meanwhile
-  if (err == 0) return;
+  if (err == 0) return 0;
+  uffdio_range range{page, kOsPageSize};
+  if (err != EEXIST) {
+    // The page stays missing: a toucher woken now would fault again for
+    // ever. Zeros, which take no copy, resolve it (and wake it).
+    uffdio_zeropage zero{};
+    zero.range = range;
+    int zerr;
+    do {
+      zero.zeropage = 0;
+      zerr = ::ioctl(fd_, UFFDIO_ZEROPAGE, &zero) == 0 ? 0 : errno;
+    } while (zerr == EAGAIN || zerr == EINTR);
+    if (zerr == 0) return err;
+  }
   // EEXIST: the page is there already (a fault raised before it was
   // installed): wake whoever still waits on it.
-  uffdio_range range{page, kOsPageSize};
   (void)::ioctl(fd_, UFFDIO_WAKE, &range);
+  return err == EEXIST ? 0 : err;
 }
 
 }  // namespace larder::port

@@ -37,8 +37,12 @@ class missing_loader {
   void serve_fault(std::uintptr_t page) noexcept;
   // Loads pending pages [first, first + count), those not loaded yet.
   void load(std::size_t first, std::size_t count) noexcept;
-  // Installs one page (write-protected) unless one is there already.
-  void install(std::uintptr_t page, const void* bytes) noexcept;
+  // Installs one page (write-protected) unless one is there already: 0
+  // then. Where the kernel cannot (ENOMEM, ENOSPC, ...), the page gets
+  // zeros if it can and its waiters are woken; the errno is returned.
+  int install(std::uintptr_t page, const void* bytes) noexcept;
+  // Counts `count` pages that read as zeros, the first `page` (`error`).
+  void count_failed(std::size_t count, std::uintptr_t page, int error) noexcept;
   std::size_t next_unloaded() const noexcept;
 
   int fd_;
