@@ -371,25 +371,31 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     impl.tx_failure = "a checkout stopped half way: " + s.message();
     return s;
   }
+  // The heap holds the version from here, but a failure leaves it as one
+  // half way does: refusing work until reopened, a file heap marked.
+  auto unfinished = [&](status failed) {
+    impl.tx_failure = "a checkout could not finish: " + failed.message();
+    return failed;
+  };
   // Pages of the version that were holes here and did not differ (zero
   // in both) get the storage the version's segment headers say they have.
-  if (status stored = reserve_spans(impl, newly_used(impl, used_before, lazy)); !stored.ok()) return stored;
+  if (status stored = reserve_spans(impl, newly_used(impl, used_before, lazy)); !stored.ok()) return unfinished(stored);
   if (partial) {
     // The heap is no version now: the pages restored (written, so the
     // tracker reports them) reach the next checkpoint, whose parent stays
     // the version current before.
     if (status t = kept ? impl.collect_for_versions() : track_again(impl, backend, by_program, std::move(unreported), pages);
         !t.ok())
-      return t;
+      return unfinished(t);
     if (!kept) v->has_current = false;
   } else if (status t = kept ? track_kept(impl, pages) : track_again(impl, backend, by_program, std::move(unreported), pages);
              !t.ok()) {
-    return t;
+    return unfinished(t);
   }
   if (impl.kind == backing::file) {
     const std::vector<recovery::persist_range> loaded = ranges_of(impl, pages);
-    if (status w = write_back(impl, &loaded); !w.ok()) return w;
-    if (status c = clear_checkout_mark(impl.name); !c.ok()) return c;
+    if (status w = write_back(impl, &loaded); !w.ok()) return unfinished(w);
+    if (status c = clear_checkout_mark(impl.name); !c.ok()) return unfinished(c);
   }
   out->id = id.hex();
   out->pages_loaded = pages.size();
