@@ -387,7 +387,17 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     if (status t = kept ? impl.collect_for_versions() : track_again(impl, backend, by_program, std::move(unreported), pages);
         !t.ok())
       return unfinished(t);
-    if (!kept) v->has_current = false;
+    if (kept) {
+      // A page zero in the version was given back, not written: the
+      // tracker does not report it, so every page of the restored segments
+      // counts as written.
+      page_bitmap restored;
+      for (std::size_t k : restore->segments)
+        for (std::size_t p = k * kPagesPerSegment; p < (k + 1) * kPagesPerSegment; ++p) restored.add(p);
+      give_back_written(impl, restored);
+    } else {
+      v->has_current = false;
+    }
   } else if (status t = kept ? track_kept(impl, pages) : track_again(impl, backend, by_program, std::move(unreported), pages);
              !t.ok()) {
     return unfinished(t);

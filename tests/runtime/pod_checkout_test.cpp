@@ -7,6 +7,8 @@
 #include <larder/check.hpp>
 #include <larder/versions.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <vector>
@@ -165,6 +167,36 @@ TEST(PodCheckoutRefusal, PodsOfRootsAndBadPods) {
   s = larder::checkout(h, with_big, {.pods = {a.id(), b.id()}}, &st);
   EXPECT_TRUE(s.ok()) << s.to_string();
   EXPECT_FALSE(h.find_pod("b").valid());
+}
+
+// A page zero in the version but not before is given back, not written:
+// the next checkpoint must still hold it as zeros.
+TEST(PodCheckoutZeroPages, PagesZeroInTheVersionReachTheNextCheckpoint) {
+  temp_dir dir(true);
+  larder::heap h(larder_test::file_options(dir.file("heap")));
+  larder::pod a;
+  larder::throw_if_error(h.make_pod("a", &a));
+  constexpr std::size_t kSize = 256 << 10;
+  auto* p = static_cast<unsigned char*>(a.allocate(kSize));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 0, kSize);
+  larder::throw_if_error(h.set_root("a", p, 64));
+  const std::string zeros = larder::checkpoint(h, "zeros").id;
+  std::memset(p, 0x5a, kSize);
+  larder::checkpoint(h, "written");
+  larder::checkout_stats st;
+  larder::status s = larder::checkout(h, zeros, {.pods = {a.id()}}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  auto all_zero = [&] {
+    const auto* q = static_cast<const unsigned char*>(h.find_root("a"));
+    return std::all_of(q, q + kSize, [](unsigned char c) { return c == 0; });
+  };
+  ASSERT_TRUE(all_zero());
+  const std::string restored = larder::checkpoint(h, "restored").id;
+  std::memset(p, 0x77, kSize);
+  s = larder::checkout(h, restored, {}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_TRUE(all_zero());
 }
 
 }  // namespace
