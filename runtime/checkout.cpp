@@ -227,6 +227,26 @@ std::vector<page_span> newly_used(const heap_impl& impl, const std::vector<page_
   return out;
 }
 
+// `spans` less the pages of `segments` (ascending).
+std::vector<page_span> outside_segments(const std::vector<page_span>& spans, const std::vector<std::size_t>& segments) {
+  std::vector<page_span> out;
+  for (const page_span& s : spans) {
+    const std::size_t end = s.first + s.count;
+    for (std::size_t first = s.first; first < end;) {
+      const std::size_t k = first / kPagesPerSegment;
+      const std::size_t stop = std::min(end, (k + 1) * kPagesPerSegment);
+      if (!std::binary_search(segments.begin(), segments.end(), k)) {
+        if (!out.empty() && out.back().first + out.back().count == first)
+          out.back().count += stop - first;
+        else
+          out.push_back({first, stop - first});
+      }
+      first = stop;
+    }
+  }
+  return out;
+}
+
 std::vector<recovery::persist_range> ranges_of(const heap_impl& impl, const std::vector<std::size_t>& pages) {
   std::vector<recovery::persist_range> out;
   for (const page_span& s : spans_of(pages))
@@ -320,7 +340,10 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   if (impl.kind == backing::file) {
     if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return unchanged(s);
   }
-  const std::vector<page_span> used_before = used_pages(impl);
+  // A partial restore gives its segments' storage back: their used pages,
+  // zero ones too, need it again.
+  const std::vector<page_span> used_before =
+      partial ? outside_segments(used_pages(impl), restore->segments) : used_pages(impl);
   const bool kept = keeps_tracker(impl);
   const tracker_backend backend = impl.tracking_backend;
   const bool by_program = impl.tracking_by_program;
