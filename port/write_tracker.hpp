@@ -115,6 +115,9 @@ class write_tracker {
     (void)source;
     return ENOTSUP;
   }
+  // Why load_lazily cannot serve every touch here (static text), or
+  // nullptr where it can.
+  virtual const char* lazy_refusal() const noexcept { return nullptr; }
   // Loads every page still missing and waits for it; `source` is not used
   // after. Called by untrack_all too.
   virtual lazy_progress finish_lazy() noexcept { return {}; }

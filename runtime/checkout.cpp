@@ -271,6 +271,10 @@ status prepare_lazy(heap_impl& impl) {
   if (!keeps_tracker(impl))
     return status(errc::unsupported, impl.name + ": a lazy checkout needs the uffd write-protect tracker, and the heap "
                                                  "is tracked another way");
+  std::lock_guard guard(impl.tracker_lock);
+  if (const char* why = impl.tracker->lazy_refusal())
+    return status(errc::unsupported, impl.name + ": a lazy checkout cannot load pages on first touch here: " + why +
+                                         "; check it out eagerly");
   return {};
 }
 

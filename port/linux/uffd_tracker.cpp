@@ -23,11 +23,15 @@ namespace {
 
 constexpr std::size_t kScanVector = 1024;  // page_region entries per ioctl
 
-int open_uffd(int* out) {
+// *user_mode_only (where given) tells whether the descriptor takes faults
+// from user mode only.
+int open_uffd(int* out, bool* user_mode_only = nullptr) {
   int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-  if (fd < 0 && errno == EPERM)  // unprivileged: user-mode faults only, which async mode allows
+  const bool user_only = fd < 0 && errno == EPERM;
+  if (user_only)  // unprivileged: user-mode faults only, which async mode allows
     fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | kabi::kUffdUserModeOnly));
   if (fd < 0) return errno;
+  if (user_mode_only != nullptr) *user_mode_only = user_only;
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = kabi::kUffdFeatureWpAsync | kabi::kUffdFeatureWpUnpopulated;
@@ -112,7 +116,7 @@ long scan_written(int pagemap, std::uintptr_t start, std::uintptr_t end, bool re
 
 class uffd_tracker final : public write_tracker, public os_mapped {
  public:
-  explicit uffd_tracker(int fd) : fd_(fd), pid_(::getpid()) {}
+  uffd_tracker(int fd, bool user_mode_only) : fd_(fd), pid_(::getpid()), user_mode_only_(user_mode_only) {}
   ~uffd_tracker() override { untrack_all(); }
 
   tracker_kind kind() const noexcept override { return tracker_kind::uffd_async; }
@@ -120,7 +124,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   int track(std::uintptr_t start, std::size_t size, std::uint32_t) override {
     std::lock_guard guard(lock());
     if (fd_ < 0) {  // after untrack_all
-      if (int e = open_uffd(&fd_)) return e;
+      if (int e = open_uffd(&fd_, &user_mode_only_)) return e;
       pid_ = ::getpid();
     }
     if (int e = reattach_after_fork()) return e;
@@ -178,6 +182,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   int load_lazily(std::vector<std::uintptr_t> pages, bool shared, page_source* source) override {
     std::lock_guard guard(lock());
     if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
+    if (user_mode_only_) return ENOTSUP;
     for (std::uintptr_t page : pages) {
       auto in = std::find_if(ranges_.begin(), ranges_.end(), [&](const range& r) { return r.first <= page && page < r.second; });
       if (in == ranges_.end()) return EINVAL;
@@ -202,6 +207,14 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     return dropped;
   }
 
+  const char* lazy_refusal() const noexcept override {
+    std::lock_guard guard(lock());
+    return user_mode_only_ ? "this process's userfaultfd takes user-mode faults only (unprivileged, "
+                             "vm.unprivileged_userfaultfd=0): the kernel touching a missing page (read(2) "
+                             "into it, a futex) would fail with EFAULT"
+                           : nullptr;
+  }
+
   lazy_progress finish_lazy() noexcept override { return loader_ ? loader_->finish() : lazy_progress{}; }
   lazy_progress lazy_state() const noexcept override { return loader_ ? loader_->state() : lazy_progress{}; }
 
@@ -223,7 +236,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     ::close(fd_);  // the parent's context; closing our copy leaves it alone
     fd_ = -1;
     report_all_ = true;
-    if (int e = open_uffd(&fd_)) return e;
+    if (int e = open_uffd(&fd_, &user_mode_only_)) return e;
     pid_ = ::getpid();
     for (auto [lo, hi] : ranges_)
       if (int e = register_and_protect(fd_, lo, hi - lo)) return e;
@@ -306,6 +319,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
   mutable int lock_pid_ = ::getpid();
   int fd_;
   int pid_;
+  bool user_mode_only_;  // the descriptor takes user-mode faults only
   std::vector<range> ranges_;
   bool report_all_ = false;
   std::unique_ptr<missing_loader> loader_;  // since the first load_lazily
@@ -367,8 +381,9 @@ tracker_probe probe_uffd_async() noexcept {
 int make_uffd_async(std::unique_ptr<write_tracker>* out) {
   if (!probe_uffd_async().available) return ENOTSUP;
   int fd = -1;
-  if (int e = open_uffd(&fd)) return e;
-  *out = std::make_unique<uffd_tracker>(fd);
+  bool user_mode_only = false;
+  if (int e = open_uffd(&fd, &user_mode_only)) return e;
+  *out = std::make_unique<uffd_tracker>(fd, user_mode_only);
   return 0;
 }
 

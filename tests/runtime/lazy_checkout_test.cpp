@@ -8,8 +8,11 @@
 #include <larder/versions.hpp>
 
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -265,6 +268,51 @@ TEST_P(LazyCheckoutTest, VersionLargerThanTheHeapWhenTrackingBeganLoads) {
 INSTANTIATE_TEST_SUITE_P(Backings, LazyCheckoutTest,
                          ::testing::Values(larder::backing::shm, larder::backing::anonymous),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
+
+// Unprivileged, the tracker's userfaultfd takes user-mode faults only: a
+// lazy checkout is refused before anything changes.
+TEST(LazyCheckoutRefusal, UserModeOnlyDescriptorIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become an unprivileged user";
+  std::ifstream sysctl("/proc/sys/vm/unprivileged_userfaultfd");
+  int unprivileged = 1;
+  if (!(sysctl >> unprivileged) || unprivileged != 0) GTEST_SKIP() << "unprivileged processes get a full userfaultfd";
+  if (!larder_test::lazy_checkout_works(larder::backing::anonymous)) GTEST_SKIP() << "no uffd write-protect tracker here";
+  temp_dir dir(true);
+  const std::filesystem::path store = dir.file("store");
+  std::filesystem::create_directory(store);
+  std::filesystem::permissions(dir.file(""), std::filesystem::perms::all);
+  std::filesystem::permissions(store, std::filesystem::perms::all);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Dumpable again, as a process started unprivileged is: /proc/self
+    // stays its own.
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0 || ::prctl(PR_SET_DUMPABLE, 1) != 0) ::_exit(2);
+    larder::heap_options o;
+    o.kind = larder::backing::anonymous;
+    o.reserve = std::size_t{1} << 28;
+    larder::heap h;
+    if (!larder::heap::open(o, &h).ok() || !larder::use_version_store(h, store.string()).ok()) ::_exit(3);
+    *h.root<int>("n") = 1;
+    larder::checkpoint_stats cst;
+    larder::status s = larder::checkpoint(h, "one", &cst);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.to_string().c_str());
+      ::_exit(4);
+    }
+    *static_cast<int*>(h.find_root("n")) = 2;
+    larder::checkout_stats st;
+    s = larder::checkout(h, cst.id, {.lazy = true}, &st);
+    const bool refused = s.is(larder::errc::unsupported) && s.message().find("user-mode") != std::string::npos &&
+                         *static_cast<int*>(h.find_root("n")) == 2;
+    if (!refused) std::fprintf(stderr, "%s\n", s.to_string().c_str());
+    ::_exit(refused ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
 
 TEST(LazyCheckoutRefusal, FileHeapIsRefusedAndLeftAsItWas) {
   temp_dir dir(true);
