@@ -49,7 +49,9 @@ status finish_lazy(heap_impl& impl) {
   }
   versions_state& v = *impl.versions;
   std::unique_ptr<lazy_source> source = std::move(v.lazy);
-  const bool moves_head = v.lazy_moves_head;
+  // A forked child (it cannot write the heap) waited for nothing: HEAD is
+  // its parent's to move.
+  const bool moves_head = v.lazy_moves_head && impl.can_write();
   v.lazy_moves_head = false;
   if (done.failed == 0) {
     // A checkout that failed (its error said so already) or whose loader

@@ -215,8 +215,19 @@ class uffd_tracker final : public write_tracker, public os_mapped {
                            : nullptr;
   }
 
-  lazy_progress finish_lazy() noexcept override { return loader_ ? loader_->finish() : lazy_progress{}; }
-  lazy_progress lazy_state() const noexcept override { return loader_ ? loader_->state() : lazy_progress{}; }
+  // In a forked child the loader's thread does not exist (and its lock may
+  // have been held at fork): nothing is waited for.
+  lazy_progress finish_lazy() noexcept override {
+    if (::getpid() != pid_) {
+      std::lock_guard guard(lock());
+      drop_loader();
+      return {};
+    }
+    return loader_ ? loader_->finish() : lazy_progress{};
+  }
+  lazy_progress lazy_state() const noexcept override {
+    return loader_ && ::getpid() == pid_ ? loader_->state() : lazy_progress{};
+  }
 
   std::size_t tracked_bytes() const noexcept override {
     std::lock_guard guard(lock());

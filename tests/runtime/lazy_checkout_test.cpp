@@ -265,6 +265,35 @@ TEST_P(LazyCheckoutTest, VersionLargerThanTheHeapWhenTrackingBeganLoads) {
   EXPECT_TRUE(larder::finish_checkout(lh.get()).ok());
 }
 
+TEST_P(LazyCheckoutTest, ChildForkedInTheWindowFinishesWithoutWaiting) {
+  no_prefetch quiet;
+  temp_dir dir(true);
+  lazy_heap lh(GetParam(), dir);
+  larder::heap& h = lh.get();
+  contents first;
+  std::string first_id, second_id;
+  two_versions(h, &first, &first_id, &second_id);
+  larder::checkout_stats st;
+  ASSERT_TRUE(larder::checkout(h, first_id, {.lazy = true}, &st).ok());
+  ASSERT_GT(larder::lazy_checkout_progress(h).pages_pending, 0u);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);  // a wait for the parent's loader would end here
+    const bool finished = larder::finish_checkout(h).ok();
+    h.stop_tracking();
+    ::_exit(finished ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  auto* b = static_cast<blocks*>(h.find_root("blocks"));
+  for (std::size_t i = 0; i < kBlocks; ++i)
+    ASSERT_EQ(std::memcmp(b->at[i], first[i].data(), kBlockSize), 0) << "block " << i;
+  EXPECT_TRUE(larder::finish_checkout(h).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backings, LazyCheckoutTest,
                          ::testing::Values(larder::backing::shm, larder::backing::anonymous),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
