@@ -374,8 +374,6 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     // Before the region is set up again: nothing may read a lazy page
     // while it still holds the old bytes. The source lives in `v` from
     // now on, whatever fails after: the loader may use it until finished.
-    v->lazy_moves_head = false;
-    v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
     std::vector<std::uintptr_t> addresses;
     addresses.reserve(lazy.size());
     for (std::size_t p : lazy) addresses.push_back(impl.region.base() + p * port::kOsPageSize);
@@ -383,6 +381,8 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     // heap's size then): a lazy page must be registered before it can fault.
     const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
     std::lock_guard guard(impl.tracker_lock);
+    v->lazy_moves_head = false;
+    v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
     if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
       s = status::from_errno(err, "tracking writes to " + impl.name);
     else if (int e = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
@@ -444,9 +444,12 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   v->lazy_head_branch = branch;
   v->follows = branch;
   v->follows_known = true;
-  if (v->lazy) {  // HEAD moves when every page is loaded (finish_lazy)
-    v->lazy_moves_head = true;
-    return {};
+  {
+    std::lock_guard guard(impl.tracker_lock);
+    if (v->lazy) {  // HEAD moves when every page is loaded (finish_lazy)
+      v->lazy_moves_head = true;
+      return {};
+    }
   }
   return branch.empty() ? v->store->set_head_detached(id) : v->store->set_head(branch);
 }

@@ -41,18 +41,23 @@ std::string failure_text(const heap_impl& impl, const port::lazy_progress& p, co
 }  // namespace
 
 status finish_lazy(heap_impl& impl) {
-  if (!impl.versions || !impl.versions->lazy) return {};
-  port::lazy_progress done;
-  {
-    std::lock_guard guard(impl.tracker_lock);
-    if (impl.tracker) done = impl.tracker->finish_lazy();
-  }
+  if (!impl.versions) return {};
   versions_state& v = *impl.versions;
-  std::unique_ptr<lazy_source> source = std::move(v.lazy);
-  // A forked child (it cannot write the heap) waited for nothing: HEAD is
-  // its parent's to move.
-  const bool moves_head = v.lazy_moves_head && impl.can_write();
-  v.lazy_moves_head = false;
+  port::lazy_progress done;
+  std::unique_ptr<lazy_source> source;
+  bool moves_head = false;
+  {
+    // Under the lock lazy_checkout_progress reads the source with; a
+    // second caller waits here and finds nothing left to finish.
+    std::lock_guard guard(impl.tracker_lock);
+    if (!v.lazy) return {};
+    if (impl.tracker) done = impl.tracker->finish_lazy();
+    source = std::move(v.lazy);
+    // A forked child (it cannot write the heap) waited for nothing: HEAD
+    // is its parent's to move.
+    moves_head = v.lazy_moves_head && impl.can_write();
+    v.lazy_moves_head = false;
+  }
   if (done.failed == 0) {
     // A checkout that failed (its error said so already) or whose loader
     // never started leaves HEAD where it was.
@@ -67,9 +72,9 @@ status finish_lazy(heap_impl& impl) {
 lazy_checkout_state lazy_checkout_progress(heap& h) {
   lazy_checkout_state out;
   heap_impl* impl = h.impl();
-  if (impl == nullptr || !impl->versions || !impl->versions->lazy) return out;
+  if (impl == nullptr || !impl->versions) return out;
   std::lock_guard guard(impl->tracker_lock);
-  if (!impl->tracker) return out;
+  if (!impl->tracker || !impl->versions->lazy) return out;
   port::lazy_progress p = impl->tracker->lazy_state();
   out.pages_pending = p.pending;
   out.pages_failed = p.failed;

@@ -12,12 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -292,6 +294,37 @@ TEST_P(LazyCheckoutTest, ChildForkedInTheWindowFinishesWithoutWaiting) {
   for (std::size_t i = 0; i < kBlocks; ++i)
     ASSERT_EQ(std::memcmp(b->at[i], first[i].data(), kBlockSize), 0) << "block " << i;
   EXPECT_TRUE(larder::finish_checkout(h).ok());
+}
+
+TEST_P(LazyCheckoutTest, ConcurrentFinishesMoveHeadOnceBesideProgressQueries) {
+  no_prefetch quiet;
+  temp_dir dir(true);
+  lazy_heap lh(GetParam(), dir);
+  larder::heap& h = lh.get();
+  contents first;
+  std::string first_id, second_id;
+  two_versions(h, &first, &first_id, &second_id);
+  larder::checkout_stats st;
+  ASSERT_TRUE(larder::checkout(h, first_id, {.lazy = true}, &st).ok());
+  std::atomic<bool> finished{false};
+  std::thread poll([&] {
+    while (!finished.load()) (void)larder::lazy_checkout_progress(h);
+  });
+  larder::status a, b;
+  std::thread one([&] { a = larder::finish_checkout(h); });
+  std::thread two([&] { b = larder::finish_checkout(h); });
+  one.join();
+  two.join();
+  finished = true;
+  poll.join();
+  EXPECT_TRUE(a.ok()) << a.to_string();
+  EXPECT_TRUE(b.ok()) << b.to_string();
+  EXPECT_EQ(larder::lazy_checkout_progress(h).pages_pending, 0u);
+  larder::version_store store;
+  larder::throw_if_error(larder::version_store::open(lh.store(), &store));
+  std::string head;
+  larder::throw_if_error(store.head(&head));
+  EXPECT_EQ(head, first_id);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backings, LazyCheckoutTest,
