@@ -181,7 +181,7 @@ std::vector<port::written_run> checkout_writes(const heap_impl& impl, std::size_
   return out;
 }
 
-status track_kept(heap_impl& impl, const std::vector<std::size_t>& loaded) {
+status track_kept(heap_impl& impl, const std::vector<std::size_t>& loaded, const std::vector<std::size_t>& lazy) {
   const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
   {
     std::lock_guard guard(impl.tracker_lock);
@@ -190,6 +190,11 @@ status track_kept(heap_impl& impl, const std::vector<std::size_t>& loaded) {
   }
   const std::vector<port::written_run> written = checkout_writes(impl, high, loaded);
   if (status s = impl.collect_for_versions(&written); !s.ok()) return s;
+  std::lock_guard guard(impl.collect_lock);
+  // A lazy page is installed write-protected, as unwritten: the program
+  // learns of it here, as of the pages loaded at once.
+  if (impl.tracking_by_program)
+    for (std::size_t p : lazy) impl.unreported_writes.add(p);
   impl.written_since_cut.clear();
   impl.lost_writes = false;
   return {};
@@ -425,7 +430,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     } else {
       v->has_current = false;
     }
-  } else if (status t = kept ? track_kept(impl, pages) : track_again(impl, backend, by_program, std::move(unreported), pages);
+  } else if (status t = kept ? track_kept(impl, pages, lazy) : track_again(impl, backend, by_program, std::move(unreported), pages);
              !t.ok()) {
     return unfinished(t);
   }

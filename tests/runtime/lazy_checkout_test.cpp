@@ -327,6 +327,27 @@ TEST_P(LazyCheckoutTest, ConcurrentFinishesMoveHeadOnceBesideProgressQueries) {
   EXPECT_EQ(head, first_id);
 }
 
+TEST_P(LazyCheckoutTest, PagesLoadedLazilyReachTheProgramsCollect) {
+  no_prefetch quiet;
+  temp_dir dir(true);
+  lazy_heap lh(GetParam(), dir);
+  larder::heap& h = lh.get();
+  larder::throw_if_error(h.start_tracking(larder::tracker_backend::uffd_async));
+  contents first;
+  std::string first_id, second_id;
+  blocks* b = two_versions(h, &first, &first_id, &second_id);
+  larder::dirty_set dirty;
+  larder::throw_if_error(h.collect_dirty(&dirty));
+  larder::checkout_stats st;
+  ASSERT_TRUE(larder::checkout(h, first_id, {.lazy = true}, &st).ok());
+  ASSERT_GT(st.pages_lazy, 0u);
+  ASSERT_TRUE(larder::finish_checkout(h).ok());
+  larder::throw_if_error(h.collect_dirty(&dirty));
+  for (std::size_t i = 0; i < kBlocks; ++i)
+    for (std::size_t at = 0; at < kBlockSize; at += 4096)
+      ASSERT_TRUE(dirty.contains(b->at[i] + at)) << "block " << i << " page " << at / 4096;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backings, LazyCheckoutTest,
                          ::testing::Values(larder::backing::shm, larder::backing::anonymous),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
