@@ -139,6 +139,13 @@ status move_head(versions_state& v, const chunks::version_id& id) {
   return v.follows.empty() ? v.store->set_head_detached(id) : v.store->set_ref(v.follows, id);
 }
 
+// False once tracking stopped since the cut began (even if it started
+// again): the tracker no longer vouches for every write since.
+bool tracking_vouches(heap_impl& impl) {
+  std::lock_guard guard(impl.collect_lock);
+  return impl.tracker && !impl.lost_writes;
+}
+
 // The version's pages as of the cut. Off the lock: the pages written
 // since the last cut (every used page at a process's first checkpoint) are
 // copied and put while transactions run, then, for as long as many were
@@ -164,7 +171,10 @@ status cut(heap_impl& impl, versions_state& v, bool writes_known, std::vector<pa
     for (int round = 0; round <= kMaxExtraRounds && (round == 0 || pages.size() > kCutCopyPages); ++round) {
       if (status s = copy_and_put(impl, v, pages, &copied); !s.ok()) return s;
       for (std::size_t p : pages) fresh.add(p);
-      if (status s = collect_written(impl, taken, &written); !s.ok()) return s;
+      if (status s = collect_written(impl, taken, &written); !s.ok()) {
+        if (tracking_vouches(impl)) return s;
+        break;  // the program stopped tracking: every used page is read under the lock
+      }
       written.for_each([&](std::size_t p) { fresh.remove(p); });
       *used = used_pages(impl);
       pages = pages_to_read(*used, &written);
@@ -177,11 +187,9 @@ status cut(heap_impl& impl, versions_state& v, bool writes_known, std::vector<pa
     return status(errc::tx_aborted, impl.name + ": an earlier transaction could not be made durable (" + impl.tx_failure +
                                         "); reopen the heap to recover it");
   // The program may have stopped tracking during the rounds.
-  bool still_tracked = false;
-  {
-    std::lock_guard guard(impl.collect_lock);
-    still_tracked = tracked && impl.tracker && !impl.lost_writes;
-  }
+  const bool still_tracked = tracked && tracking_vouches(impl);
+  // Then every used page is read now: no copy off the lock stands for one.
+  if (!still_tracked) fresh.clear();
   page_bitmap written;
   if (still_tracked) {
     if (status s = collect_written(impl, taken, &written); !s.ok()) return s;

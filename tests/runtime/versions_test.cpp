@@ -7,6 +7,9 @@
 #include <larder/check.hpp>
 #include <larder/versions.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -302,6 +305,46 @@ TEST(VersionsTest, FailedCheckpointStillKnowsWritesWentUnseen) {
   larder::status s = larder::checkout(h, two, {}, &cst);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(*static_cast<std::uint64_t*>(h.find_root("n")), 2u);
+}
+
+// The program stops tracking while checkpoints copy pages off the lock:
+// each checkpoint reads every used page instead, and holds every byte.
+TEST(VersionsTest, TrackingStoppedDuringCheckpointsFallsBackToReadingEverything) {
+  temp_dir dir(true);
+  heap_under_test hut(larder::backing::anonymous, dir);
+  larder::heap& h = hut.get();
+  constexpr std::size_t kSize = 16 << 20;
+  auto* bytes = static_cast<unsigned char*>(h.allocate(kSize));
+  ASSERT_NE(bytes, nullptr);
+  larder::throw_if_error(h.set_root("bytes", bytes, 64));
+  std::memset(bytes, 1, kSize);
+  larder::checkpoint(h, "first");
+  std::atomic<bool> done{false};
+  std::thread toggler([&] {
+    while (!done.load()) {
+      h.stop_tracking();
+      (void)h.start_tracking();
+    }
+  });
+  std::vector<std::pair<std::string, unsigned char>> versions;
+  for (unsigned char k = 2; k < 10; ++k) {
+    std::memset(bytes, k, kSize);
+    larder::checkpoint_stats st;
+    larder::status s = larder::checkpoint(h, "step", &st);
+    if (!s.ok()) {
+      ADD_FAILURE() << s.to_string();
+      break;
+    }
+    versions.emplace_back(st.id, k);
+  }
+  done = true;
+  toggler.join();
+  for (const auto& [id, k] : versions) {
+    larder::checkout_stats st;
+    larder::throw_if_error(larder::checkout(h, id, {}, &st));
+    const auto* p = static_cast<const unsigned char*>(h.find_root("bytes"));
+    ASSERT_TRUE(std::all_of(p, p + kSize, [k = k](unsigned char c) { return c == k; })) << "version " << int(k);
+  }
 }
 
 TEST(VersionsTest, CheckpointsNeverHoldHalfATransaction) {
