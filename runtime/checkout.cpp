@@ -297,9 +297,8 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   if (status s = open_versions(impl, &v); !s.ok()) return s;
   chunks::version_id id;
   std::string branch;
-  if (status s = resolve_version(*v->store, name, &id, &branch); !s.ok()) return s;
   chunks::version_record target;
-  if (status s = v->store->read_version(id, &target); !s.ok()) return s;
+  if (status s = read_named_version(*v->store, name, &id, &branch, &target); !s.ok()) return s;
   if (status s = version_of_this_heap(impl, id, target); !s.ok()) return s;
 
   if (options.lazy) {

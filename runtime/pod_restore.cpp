@@ -115,9 +115,8 @@ status pods_of_roots(heap& h, std::string_view version, const std::vector<std::s
   if (status s = open_versions(*impl, &v, impl->can_write()); !s.ok()) return s;
   chunks::version_id id;
   std::string branch;
-  if (status s = resolve_version(*v->store, version, &id, &branch); !s.ok()) return s;
   chunks::version_record target;
-  if (status s = v->store->read_version(id, &target); !s.ok()) return s;
+  if (status s = read_named_version(*v->store, version, &id, &branch, &target); !s.ok()) return s;
   if (status s = version_of_this_heap(*impl, id, target); !s.ok()) return s;
   auto meta = std::make_unique<layout::heap_meta>();
   if (status s = read_target_meta(*v, target.pages, meta.get()); !s.ok()) return s;

@@ -224,9 +224,8 @@ status diff(heap& h, std::string_view version, version_diff* out) {
   if (status s = open_versions(*impl, &v, impl->can_write()); !s.ok()) return s;
   chunks::version_id id;
   std::string branch;
-  if (status s = resolve_version(*v->store, version, &id, &branch); !s.ok()) return s;
   chunks::version_record target;
-  if (status s = v->store->read_version(id, &target); !s.ok()) return s;
+  if (status s = read_named_version(*v->store, version, &id, &branch, &target); !s.ok()) return s;
   std::vector<page_entry> live;
   std::string live_meta;
   {

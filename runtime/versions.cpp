@@ -194,6 +194,12 @@ std::vector<page_span> used_pages(const heap_impl& impl) {
   return out;
 }
 
+status read_named_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id,
+                          std::string* branch, chunks::version_record* out) {
+  if (status s = resolve_version(store, name, id, branch); !s.ok()) return s;
+  return store.read_version(*id, out);
+}
+
 status resolve_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id, std::string* branch) {
   branch->clear();
   std::string text(name);

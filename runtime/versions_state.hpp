@@ -142,6 +142,10 @@ std::vector<page_span> used_pages(const heap_impl& impl);
 status resolve_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id,
                        std::string* branch);
 
+// resolve_version, then the version's manifest into `out`.
+status read_named_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id,
+                          std::string* branch, chunks::version_record* out);
+
 // The roots and pods of the heap as JSON, for a manifest's metadata.
 std::string roots_and_pods_json(heap_impl& impl);
 
