@@ -131,6 +131,7 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
   // the next allocation outside one (see page_collect).
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);
   if (thread_data* td = h->thread; td->remote_pending && !metadata_logged()) flush_remote_frees(td);
+  if (region* r = h->arena->owner; r->inbox_pending() && !metadata_logged()) drain_inbox(r);
   if (size > kLargeMax) return huge_alloc(h, size, 0, nullptr);
   page* pg = find_free_page(h, bin_of(size));
   if (pg == nullptr) {
@@ -220,11 +221,38 @@ void free_remote(region* r, page* pg, block* b) {
   td->remote_pending = true;
 }
 
+// A free into a page of another client of a heap with shared writers.
+// The page's owner heap lives in another process, so the delayed-free
+// hand-over cannot reach it: a block for a full page goes to the owning
+// client's inbox, every other one onto the page's remote list, whose
+// delay state is left as it is.
+void free_foreign(region* r, segment* s, page* pg, block* b) {
+  note_metadata(pg, sizeof(page));
+  note_metadata(b, sizeof(block));
+  std::uint16_t owner = __atomic_load_n(&s->client, __ATOMIC_ACQUIRE);
+  std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((tf & kRemoteStateMask) == kUseDelayed && owner != layout::kNoClient && r->push_to_inbox(owner, b)) return;
+    b->next = remote_list(tf);
+    std::uintptr_t total = std::uintptr_t{remote_count(tf) + 1} << kRemoteCountShift;
+    if (pg->xthread_free.compare_exchange_weak(tf, total | reinterpret_cast<std::uintptr_t>(b) | (tf & kRemoteStateMask),
+                                               std::memory_order_release, std::memory_order_relaxed))
+      return;
+  }
+}
+
 // `pg` is a live page of `r` holding `p`.
 void free_in_page(region* r, page* pg, void* p) {
   if (pg->flags.load(std::memory_order_relaxed) & kPageHasAligned) p = block_start(pg, p);
   auto* b = static_cast<block*>(p);
-  if (pg->owner_tid.load(std::memory_order_relaxed) == current_tid()) {
+  if (r->shared_writers()) {
+    segment* s = segment_of(pg);
+    if (!r->owns(s)) {
+      free_foreign(r, s, pg, b);
+      return;
+    }
+  }
+  if (pg->owner_tid.load(std::memory_order_relaxed) == r->owner_tag(current_tid())) {
     free_to_owned_page(pg->heap.load(std::memory_order_relaxed), pg, b);
   } else {
     free_remote(r, pg, b);
@@ -232,6 +260,15 @@ void free_in_page(region* r, page* pg, void* p) {
 }
 
 }  // namespace
+
+void drain_inbox(region* r) noexcept {
+  for (block* b = r->take_inbox(); b != nullptr;) {
+    block* next = b->next;
+    segment* s = segment_of(b);
+    free_in_page(r, page_of(s, b), b);
+    b = next;
+  }
+}
 
 void flush_remote_frees(thread_data* td) noexcept {
   if (!td->remote_pending) return;

@@ -105,6 +105,16 @@ segment* pod_arena::segment_with_run(std::size_t slices, std::size_t* first) noe
       return s;
     }
   }
+  // Segments a client left or died with come before new ones.
+  while (segment* s = owner->adopt_unowned(pod)) {
+    adopt_segment(s);
+    if (!s->listed) continue;
+    std::size_t at = find_run(s->free_slices, slices);
+    if (at < 64) {
+      *first = at;
+      return s;
+    }
+  }
   bool zeroed = false;
   segment* s = owner->acquire(1, pod, layout::kSegmentPages, &zeroed);
   if (s == nullptr) return nullptr;
@@ -189,7 +199,10 @@ bool pod_arena::release_slices(segment* s, std::size_t first, std::size_t count)
     pg->slice_offset = 0;
     pg->block_size = 0;
   }
-  if (s->free_slices == kAllSlices) {
+  // With shared writers a segment a transaction empties stays: another
+  // client could take it before the commit, and a rollback would then
+  // hand it back to this one.
+  if (s->free_slices == kAllSlices && !(owner->shared_writers() && metadata_logged())) {
     std::size_t was_unpurged = static_cast<std::size_t>(std::popcount(s->unpurged));
     unpurged_slices_ -= was_unpurged < unpurged_slices_ ? was_unpurged : unpurged_slices_;
     unlist_segment(s);

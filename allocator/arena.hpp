@@ -64,13 +64,15 @@ void pod_arena::for_each_page(Fn&& fn) noexcept {
   std::lock_guard<std::mutex> guard(lock);
   std::size_t high;
   {
-    std::lock_guard<std::mutex> region_guard(owner->claim_lock());
+    std::lock_guard region_guard(owner->claim_lock());
     high = owner->meta()->segments_high;
   }
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t entry = owner->entry(i);
     if (layout::entry_state(entry) != layout::kSegmentPages || layout::entry_pod(entry) != pod) continue;
     auto* s = reinterpret_cast<segment*>(segment_index_to_address(owner->base(), i));
+    // Other clients' pages say things only to their own process.
+    if (!owner->owns(s)) continue;
     for (std::size_t k = 0; k < kSlicesPerSegment; ++k)
       if (s->pages[k].slice_count != 0 && ((s->free_slices >> k) & 1) == 0) fn(&s->pages[k]);
   }

@@ -86,10 +86,12 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     errno = EROFS;
     return nullptr;
   }
-  std::lock_guard<std::mutex> guard(lock_);
+  std::lock_guard guard(lock_);
   std::size_t first = 0;
   if (!find_retained(count, &first)) {
     std::size_t high = meta_->segments_high;
+    // Other processes free segments below this process's hint.
+    if (shared_writers()) search_hint_ = 1;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
       if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
     }
@@ -138,6 +140,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
     // handed out (pod_arena::new_page).
     if (state == layout::kSegmentPages && hooks_.reserve_backing != nullptr) s->holes = ~std::uint64_t{0};
     if (huge != nullptr) init_huge_header(s, *huge);
+    s->client = client_;
     s->magic = kSegmentMagic;
     note_plain_change(s);
   }
@@ -150,7 +153,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
 
 bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   if (!writable_) return false;
-  std::lock_guard<std::mutex> guard(lock_);
+  std::lock_guard guard(lock_);
   std::size_t first = segment_index(s) + span;
   if (first + count > segment_limit_) return false;
   std::size_t high = meta_->segments_high;
@@ -368,7 +371,7 @@ void region::retain(std::size_t first, std::size_t count) noexcept {
 void region::release(segment* s, std::size_t count, bool written) noexcept {
   if (!writable_) return;
   std::size_t first = segment_index(s);
-  std::lock_guard<std::mutex> guard(lock_);
+  std::lock_guard guard(lock_);
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   // The head's entry first: a kill after it leaves tails of nobody, which
   // opening frees. Then the header goes, so that a free segment never
@@ -383,11 +386,18 @@ void region::release(segment* s, std::size_t count, bool written) noexcept {
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
   if (metadata_logged()) return;
+  if (shared_writers()) {
+    // Another process may take the run as soon as the lock is let go, so
+    // it is never kept aside: its memory goes back now, while the lock
+    // holds.
+    port::decommit(s, count << kSegmentShift, shared_);
+    return;
+  }
   retain(first, count);
 }
 
 void region::purge_retained() noexcept {
-  std::lock_guard<std::mutex> guard(lock_);
+  std::lock_guard guard(lock_);
   while (retained_runs_ > 0) drop_retained(retained_runs_ - 1);
 }
 
@@ -531,15 +541,98 @@ status region::adopt_existing() {
   return {};
 }
 
+void region::share(std::uint16_t client, bool take_all) noexcept {
+  client_ = client;
+  lock_.bind(&meta_->shared.region_lock, &region::repair_after_death, this);
+  if (!take_all) return;
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    layout::segment_state st = entry_state(entry(i));
+    if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+    if (s->client != client) s->client = client;
+  }
+}
+
+// A client died holding the segment-table lock, somewhere in acquire,
+// extend or release: their order of writes leaves at worst tails that no
+// head covers (see acquire).
+void region::repair_after_death(void* self) noexcept {
+  auto* r = static_cast<region*>(self);
+  if (std::size_t freed = r->free_unowned_tails())
+    verbose("freed %zu segments that a huge block of a dead client left behind", freed);
+}
+
+segment* region::adopt_unowned(std::uint32_t pod) noexcept {
+  if (!shared_writers() || !writable_) return nullptr;
+  std::lock_guard guard(lock_);
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    std::uint32_t e = entry(i);
+    if (entry_state(e) != layout::kSegmentPages || layout::entry_pod(e) != pod) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+    if (s->magic != kSegmentMagic || __atomic_load_n(&s->client, __ATOMIC_ACQUIRE) != layout::kNoClient) continue;
+    // Another client may have grown the backing past what this one knows.
+    if (ensure_committed((i + 1) << kSegmentShift) != 0) return nullptr;
+    __atomic_store_n(&s->client, client_, __ATOMIC_RELEASE);
+    return s;
+  }
+  return nullptr;
+}
+
+void region::disown_segments(std::uint16_t client) noexcept {
+  std::lock_guard guard(lock_);
+  std::size_t high = meta_->segments_high;
+  for (std::size_t i = 1; i < high; ++i) {
+    layout::segment_state st = entry_state(entry(i));
+    if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) continue;
+    auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, i));
+    if (__atomic_load_n(&s->client, __ATOMIC_ACQUIRE) != client) continue;
+    s->next_with_free = nullptr;
+    s->listed = 0;
+    __atomic_store_n(&s->client, static_cast<std::uint16_t>(layout::kNoClient), __ATOMIC_RELEASE);
+  }
+}
+
+bool region::push_to_inbox(std::uint16_t client, block* b) noexcept {
+  std::uint64_t* inbox = &meta_->shared.clients[client - 1].inbox;
+  std::uint64_t head = __atomic_load_n(inbox, __ATOMIC_ACQUIRE);
+  for (;;) {
+    if (head == layout::kInboxClosed) return false;
+    b->next = reinterpret_cast<block*>(head);
+    if (__atomic_compare_exchange_n(inbox, &head, reinterpret_cast<std::uint64_t>(b), true, __ATOMIC_RELEASE,
+                                    __ATOMIC_ACQUIRE))
+      return true;
+  }
+}
+
+block* region::take_inbox() noexcept {
+  std::uint64_t* inbox = &meta_->shared.clients[client_ - 1].inbox;
+  std::uint64_t head = __atomic_load_n(inbox, __ATOMIC_ACQUIRE);
+  // Only a closed inbox stays closed; an open one is emptied.
+  while (head != 0 && head != layout::kInboxClosed &&
+         !__atomic_compare_exchange_n(inbox, &head, 0, true, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+  }
+  return head == layout::kInboxClosed ? nullptr : reinterpret_cast<block*>(head);
+}
+
+block* region::close_inbox(std::uint16_t client) noexcept {
+  std::uint64_t head = __atomic_exchange_n(&meta_->shared.clients[client - 1].inbox, layout::kInboxClosed,
+                                           __ATOMIC_ACQ_REL);
+  return head == layout::kInboxClosed ? nullptr : reinterpret_cast<block*>(head);
+}
+
+// A lock shared with other processes is not held across fork: the child,
+// which may not write the heap, could not let go of it.
 void region::lock_all() noexcept {
   arenas_lock_.lock();
   for (auto& slot : arenas_)
     if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.lock();
-  lock_.lock();
+  if (!shared_writers()) lock_.lock();
 }
 
 void region::unlock_all() noexcept {
-  lock_.unlock();
+  if (!shared_writers()) lock_.unlock();
   for (auto& slot : arenas_)
     if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.unlock();
   arenas_lock_.unlock();

@@ -9,6 +9,8 @@
 #include "allocator/segment.hpp"
 #include "recovery/layout.hpp"
 
+#include "port/shared_sync.hpp"
+
 #include <larder/status.hpp>
 
 #include <atomic>
@@ -130,8 +132,41 @@ class region {
   }
   std::size_t segments_in_use() const noexcept;
   // Held while segments are claimed (the segments_claimed hook runs under
-  // it); page tracking takes it to start without missing a claim.
-  std::mutex& claim_lock() noexcept { return lock_; }
+  // it); page tracking takes it to start without missing a claim. With
+  // shared writers, every process's region takes the one in the heap.
+  port::shareable_mutex& claim_lock() noexcept { return lock_; }
+
+  // ---- shared writers (several processes writing the heap at once) ----
+  // This process is client `client` (1..layout::kMaxClients) of the heap:
+  // the segment-table lock becomes the heap's, segments this region takes
+  // are marked as the client's, and it allocates only from those. Pages of
+  // other clients' segments are freed into their remote lists, or, when
+  // full, into their client's inbox. Call before any allocation. The
+  // first client, which adopted the whole heap, takes every segment.
+  void share(std::uint16_t client, bool take_all) noexcept;
+  std::uint16_t client() const noexcept { return client_; }
+  bool shared_writers() const noexcept { return client_ != layout::kNoClient; }
+  // What page::owner_tid holds for a page that thread `tid` owns here:
+  // with shared writers the client is in bits 48-63, since thread ids are
+  // per process (and a forked client's threads share their parent's).
+  std::uintptr_t owner_tag(std::uintptr_t tid) const noexcept { return tid | (std::uintptr_t{client_} << 48); }
+  bool owns(const segment* s) const noexcept { return __atomic_load_n(&s->client, __ATOMIC_ACQUIRE) == client_; }
+  // A pages segment of `pod` that no client owns (its client left or
+  // died), made this client's; nullptr when there is none.
+  segment* adopt_unowned(std::uint32_t pod) noexcept;
+  // Marks every segment of `client` as owned by nobody, for any client to
+  // adopt: when it detaches (this process's own, after forget_region) or
+  // when it died.
+  void disown_segments(std::uint16_t client) noexcept;
+  // Inboxes (layout::client_record::inbox). push_to_inbox: false when the
+  // client is gone. take_inbox: the whole list, for its own client.
+  bool push_to_inbox(std::uint16_t client, block* b) noexcept;
+  block* take_inbox() noexcept;
+  bool inbox_pending() const noexcept {
+    return shared_writers() && __atomic_load_n(&meta_->shared.clients[client_ - 1].inbox, __ATOMIC_RELAXED) != 0;
+  }
+  // Closes the inbox of a client that is gone and returns what it held.
+  block* close_inbox(std::uint16_t client) noexcept;
 
   // Fork handlers: take and drop every lock of the region and its arenas.
   void lock_all() noexcept;
@@ -164,7 +199,9 @@ class region {
   bool writable_ = false;
   region_hooks hooks_;
   layout::heap_meta* meta_ = nullptr;
-  std::mutex lock_;
+  port::shareable_mutex lock_;
+  std::uint16_t client_ = layout::kNoClient;
+  static void repair_after_death(void* self) noexcept;
   std::size_t search_hint_ = 1;
   std::size_t table_reserved_ = 0;  // segment-table entries below it have storage
   // Runs of free segments kept committed for reuse, oldest first: free in

@@ -101,7 +101,10 @@ struct segment {
   // transaction settles the segment before it makes any of it durable
   // (allocator/unsettled.hpp). Format 1.5; zero before.
   std::uint8_t unsettled;
-  std::uint8_t unused[2];
+  // On a heap with shared writers (format 1.6): the client that allocates
+  // from this segment's pages; layout::kNoClient when none does (its
+  // client left or died), and any client may adopt it. Zero elsewhere.
+  std::uint16_t client;
   std::uint32_t huge_offset;    // huge: offset of the block from the segment start
   std::uint64_t huge_size;      // huge: the size asked for
   std::uint64_t holes;          // bit i set: slice i may have no storage in the file (file and shm heaps)

@@ -169,7 +169,7 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   if (arena == nullptr) return nullptr;
   auto* h = internal_new<local_heap>();
   if (h == nullptr) return nullptr;
-  local_heap_init(h, arena, td->tid);
+  local_heap_init(h, arena, r->owner_tag(td->tid));
   h->owner_region.store(r, std::memory_order_relaxed);
   h->region_generation = r->generation;
   h->thread = td;

@@ -94,9 +94,21 @@ int sync_file(int fd);
 // lock, released when the descriptor closes). EAGAIN when another
 // descriptor holds it, in this process or another.
 int lock_writer(int fd);
+// The writer lock taken shared, by each process of a heap opened by
+// several writers at once (lock_writer then fails for everyone, so a lone
+// writer and shared writers exclude each other). On a descriptor that
+// holds it exclusively, it becomes shared in one step. EAGAIN when a lone
+// writer holds it.
+int lock_writer_shared(int fd);
+// The attach lock of a heap with shared writers, taken while a client
+// attaches or detaches (a second lock of the file's second byte), waiting
+// for it: who holds it decides alone whether it is the first or last
+// client. 0 or an errno value.
+int lock_attach(int fd);
+int unlock_attach(int fd);
 // Who blocks lock_writer: *read_lock tells whether the conflicting lock is
-// a read lock (larder's own readers take none, so some other program holds
-// it), *pid the holder where the kernel says (-1 for descriptor locks).
+// a read lock (shared writers; larder's read-only openers take none), *pid
+// the holder where the kernel says (-1 for descriptor locks).
 // Returns 0, or an errno value (ENOENT when nothing blocks it any more).
 int writer_lock_holder(int fd, bool* read_lock, int* pid);
 // Calls fn(name, context) for each entry of `directory` whose name starts

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 namespace larder::port {
 
@@ -18,6 +19,10 @@ struct alignas(64) robust_lock {
 
 // Makes `lock` a fresh, unheld process-shared robust lock. 0 or an errno value.
 int robust_lock_init(robust_lock* lock);
+// What two builds must agree on to share a robust_lock: the size of the
+// C library's mutex and the library's version.
+std::uint64_t robust_lock_layout();
+std::uint64_t c_library_version();
 // Takes the lock, waiting for it. *owner_died is set when the previous
 // holder died holding it: the caller now holds it and must repair what
 // that holder left half done, then call robust_lock_mark_consistent before
@@ -28,6 +33,33 @@ int robust_lock_acquire(robust_lock* lock, bool* owner_died);
 int robust_lock_try_acquire(robust_lock* lock, bool* owner_died);
 void robust_lock_mark_consistent(robust_lock* lock);
 void robust_lock_release(robust_lock* lock);
+
+// A lock over state that the threads of one process share or, once bound
+// to a robust_lock in shared memory, that every process mapping it shares
+// (a heap opened by several writers). BasicLockable, so std::lock_guard
+// takes it. When a holder in another process died, the next taker calls
+// `on_owner_died(context)` holding it, to repair what was left half done,
+// before the lock is marked consistent. A lock that cannot be taken at all
+// (the shared bytes are not a lock) ends the process with a message: no
+// caller could go on safely.
+class shareable_mutex {
+ public:
+  void bind(robust_lock* shared, void (*on_owner_died)(void*), void* context) noexcept {
+    shared_ = shared;
+    on_owner_died_ = on_owner_died;
+    context_ = context;
+  }
+  void unbind() noexcept { shared_ = nullptr; }
+  bool bound() const noexcept { return shared_ != nullptr; }
+  void lock() noexcept;
+  void unlock() noexcept;
+
+ private:
+  std::mutex local_;
+  robust_lock* shared_ = nullptr;
+  void (*on_owner_died_)(void*) = nullptr;
+  void* context_ = nullptr;
+};
 
 // Waits while *word == expected, at most timeout_ns (< 0: no limit), or
 // until a wake on the word. Returns 0 when woken or the word differed,

@@ -4,6 +4,8 @@
 // same bytes. Segment and page headers are in allocator/segment.hpp.
 #pragma once
 
+#include "port/shared_sync.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -15,10 +17,10 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 5;  // compatible additions (1: write statistics, 2: undo-log lanes,
+inline constexpr std::uint32_t kFormatMinor = 6;  // compatible additions (1: write statistics, 2: undo-log lanes,
                                                  // 3: root and pod record checksums, 4: quarantined pages,
                                                  // sparse backings, close journals and the last-close time,
-                                                 // 5: unsettled segments)
+                                                 // 5: unsettled segments, 6: shared writers)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -157,15 +159,63 @@ struct lane_record {
   // reused, even when a crash kept the records of its transaction from
   // landing: stale records can never pass for a new transaction's.
   std::uint64_t seq_limit;
-  std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64 - 8];
+  // On a heap with shared writers (format 1.6; zero before and on other
+  // heaps): the client whose lane this is, and who that client is, so that
+  // its pending transaction is rolled back when it dies. 0: no owner.
+  std::uint32_t owner_client;
+  std::int32_t owner_pid;
+  std::uint64_t owner_start_ticks;
+  std::uint8_t unused[256 - 8 - 8 * kMaxLaneExtents - 64 - 8 - 16];
 };
 static_assert(sizeof(lane_record) == 256);
 static_assert(offsetof(lane_record, commits) == 104 && offsetof(lane_record, seq_limit) == 168);
+static_assert(offsetof(lane_record, owner_client) == 176);
 inline constexpr std::uint64_t lane_extent(std::uint64_t first_segment, std::uint64_t count) {
   return first_segment | (count << 32);
 }
 inline constexpr std::uint64_t extent_first(std::uint64_t e) { return e & 0xFFFFFFFFu; }
 inline constexpr std::uint64_t extent_count(std::uint64_t e) { return e >> 32; }
+
+// Several processes writing one shm or file heap at once (format 1.6;
+// zero in older heaps and in heaps never opened with shared writers). Each
+// attached process is a client, numbered from 1 (0 names no client). The
+// locks are process-shared robust mutexes: their bytes mean nothing once
+// every client is gone, and the first client to attach initialises them
+// again. Segment headers and lane records name their client.
+inline constexpr std::size_t kMaxClients = 64;
+inline constexpr std::uint32_t kNoClient = 0;
+// "LRDRSHRD".
+inline constexpr std::uint64_t kSharedMagic = 0x445248535244524Cull;
+// The layout of shared_writers_record and what its fields mean to the
+// clients attached at once; a client of another version refuses to attach.
+inline constexpr std::uint32_t kSharedVersion = 1;
+enum client_state : std::uint32_t { kClientFree = 0, kClientAttached = 1 };
+// client_record::inbox once its client is gone: frees go to the page instead.
+inline constexpr std::uint64_t kInboxClosed = 1;
+struct client_record {
+  std::int32_t pid;
+  std::uint32_t state;          // client_state
+  std::uint64_t start_ticks;    // with pid, who the client is (port::process_identity)
+  // Blocks other clients freed into this client's full pages, a list
+  // linked through the blocks, which the client folds into its pages.
+  std::uint64_t inbox;
+  std::uint64_t attached_ns;    // CLOCK_REALTIME
+  std::uint8_t unused[32];
+};
+static_assert(sizeof(client_record) == 64);
+struct shared_writers_record {
+  std::uint64_t magic;            // kSharedMagic
+  std::uint32_t version;          // kSharedVersion
+  std::uint32_t unused0;
+  std::uint64_t build_signature;  // the build options that change this record's meaning
+  std::uint64_t clients_ever;     // attaches since the first one
+  std::uint8_t unused[32];
+  port::robust_lock clients_lock;  // attaching, detaching, recovering a dead client
+  port::robust_lock region_lock;   // the segment table and the backing's size
+  port::robust_lock tables_lock;   // pod and root records
+  client_record clients[kMaxClients];  // client c is clients[c - 1]
+};
+static_assert(sizeof(shared_writers_record) == 256 + 64 * kMaxClients);
 
 struct heap_meta {
   std::uint64_t magic;
@@ -182,9 +232,11 @@ struct heap_meta {
   // after everything else of the close was durable (format 1.4; 0 in older
   // heaps and until their first clean close: unknown).
   std::uint64_t last_close_ns;
+  alignas(4096) shared_writers_record shared;  // format 1.6
 };
 static_assert(offsetof(heap_meta, pods) == 64);
 static_assert(offsetof(heap_meta, last_close_ns) == 2740224);
+static_assert(offsetof(heap_meta, shared) == 2744320);
 static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");
 static_assert(std::is_trivially_copyable_v<heap_meta>);
 

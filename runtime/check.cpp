@@ -759,7 +759,7 @@ status rewrite_damaged_records(backing kind, const std::string& path, const layo
 // what freed it.)
 void remove_dangling_roots(heap& h, check_report* out) {
   heap_impl* impl = h.impl();
-  std::lock_guard<std::mutex> guard(impl->meta_lock);
+  std::lock_guard guard(impl->meta_lock);
   layout::heap_meta* meta = impl->meta();
   std::uint64_t base = impl->region.base(), size = impl->region.committed();
   for (std::size_t slot = 0; slot < layout::kMaxRoots; ++slot) {

@@ -68,12 +68,33 @@ heap_stats heap::stats() const {
   st.beside_live_writer = impl_->beside_live_writer;
   st.private_rollback = impl_->rolled_back_privately;
   st.writer_pid = impl_->writer_pid;
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  std::lock_guard guard(impl_->meta_lock);
   st.last_close_ns = impl_->meta()->last_close_ns;
   for (const auto& p : impl_->meta()->pods) st.pods += p.in_use == 1;
   for (const auto& r : impl_->meta()->roots) st.roots += r.in_use == 1;
   for (const auto& l : impl_->meta()->lanes) st.lanes_in_use += l.state == layout::kLaneInUse;
+  st.client = impl_->client_index;
+  st.clients = clients().size();
   return st;
+}
+
+std::vector<client_info> heap::clients() const {
+  std::vector<client_info> out;
+  if (impl_ == nullptr) return out;
+  const layout::shared_writers_record& shared = impl_->meta()->shared;
+  if (__atomic_load_n(&shared.magic, __ATOMIC_ACQUIRE) != layout::kSharedMagic) return out;
+  for (std::uint32_t c = 1; c <= layout::kMaxClients; ++c) {
+    const layout::client_record& rec = shared.clients[c - 1];
+    if (__atomic_load_n(&rec.state, __ATOMIC_ACQUIRE) != layout::kClientAttached) continue;
+    bool alive = port::identity_alive({rec.pid, 0, rec.start_ticks});
+    out.push_back({c, rec.pid, alive, c == impl_->client_index, rec.attached_ns});
+  }
+  return out;
+}
+
+status heap::recover_dead_clients(std::size_t* recovered) {
+  if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  return larder::recover_dead_clients(*impl_, recovered);
 }
 
 std::vector<lane_info> heap::lanes() const {

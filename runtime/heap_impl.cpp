@@ -93,9 +93,9 @@ status busy(int fd, const std::string& name) {
   bool known = port::writer_lock_holder(fd, &read_lock, &pid) == 0;
   std::string who = pid > 0 ? "process " + std::to_string(pid) : "another process";
   if (!known || !read_lock) return status(errc::heap_busy, name + ": " + who + " has the heap open for writing");
-  return status(errc::heap_busy, name + ": " + who +
-                                     " holds a read lock on the heap file's first byte, which blocks larder's writer "
-                                     "lock (larder's read-only openers take no lock): that program must let go of it");
+  return status(errc::heap_busy, name + ": " + who + " holds a read lock on the heap file's first byte: shared "
+                                     "writers have the heap open (open it with shared_writers to join them), or "
+                                     "another program does, which must let go of it");
 }
 
 }  // namespace
@@ -104,6 +104,8 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
   *out = nullptr;
   if (options.kind != backing::anonymous && options.name.empty())
     return status(errc::invalid_argument, "a file or shm heap needs a name");
+  if (options.shared_writers && options.kind == backing::anonymous)
+    return status(errc::invalid_argument, "an anonymous heap belongs to one process; shared writers need shm or a file");
   if (options.kind == backing::shm && (options.name[0] != '/' || options.name.find('/', 1) != std::string::npos))
     return status(errc::invalid_argument, "a shm name looks like \"/name\" with no other slash");
   auto* impl = new heap_impl();
@@ -147,8 +149,8 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
       s = status(errc::already_exists, options.name);
     } else if (err != 0) {
       s = status::from_errno(err, "opening " + options.name);
-    } else if (impl->writable && (err = port::lock_writer(impl->fd)) != 0) {
-      s = err == EAGAIN ? busy(impl->fd, options.name) : status::from_errno(err, "locking " + options.name);
+    } else if (impl->writable && !(s = impl->take_writer_lock(options.shared_writers)).ok()) {
+      // s says why
     } else {
       if (options.kind == backing::file) remove_stale_temporaries(options.name);
       // Unknown: taken for a disk file system's.
@@ -169,6 +171,19 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
       }
     }
   }
+  if (s.ok() && impl->attaching) {
+    s = attach_client(*impl, impl->first_client);
+    // The first client let no one in while it set the heap up; from now on
+    // the others may attach beside it.
+    if (s.ok() && impl->first_client) {
+      if (int err = port::lock_writer_shared(impl->fd)) s = status::from_errno(err, "sharing the writer lock");
+    }
+    if (!s.ok()) impl->unmap_unattached();
+  }
+  if (impl->attaching) {
+    (void)port::unlock_attach(impl->fd);
+    impl->attaching = false;
+  }
   if (!s.ok()) {
     if (impl->fd >= 0) port::close_fd(impl->fd);
     delete impl;
@@ -182,6 +197,40 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
   }
   *out = impl;
   return {};
+}
+
+// A lone writer holds the writer lock exclusively. Shared writers each
+// hold it shared, and take the attach lock while they attach: the one that
+// then gets the writer lock exclusively is alone, and sets the heap up as a
+// lone writer's open would before it lets the others in.
+status heap_impl::take_writer_lock(bool shared_writers) {
+  if (!shared_writers) {
+    int err = port::lock_writer(fd);
+    if (err == 0) return {};
+    return err == EAGAIN ? busy(fd, name) : status::from_errno(err, "locking " + name);
+  }
+  if (int err = port::lock_attach(fd)) return status::from_errno(err, "waiting to attach to " + name);
+  attaching = true;
+  int err = port::lock_writer(fd);
+  if (err == 0) {
+    first_client = true;
+    return {};
+  }
+  if (err != EAGAIN) return status::from_errno(err, "locking " + name);
+  bool read_lock = false;
+  int pid = -1;
+  if (port::writer_lock_holder(fd, &read_lock, &pid) == 0 && !read_lock) return busy(fd, name);
+  err = port::lock_writer_shared(fd);
+  if (err == EAGAIN) return busy(fd, name);
+  if (err != 0) return status::from_errno(err, "locking " + name);
+  return {};
+}
+
+void heap_impl::unmap_unattached() noexcept {
+  alloc::forget_region(&region);
+  alloc::unregister_region(&region);
+  region.destroy();
+  port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
 }
 
 status heap_impl::remove(backing kind, const std::string& name) {
@@ -204,9 +253,9 @@ status heap_impl::remove(backing kind, const std::string& name) {
              found.is(errc::not_a_heap) || (found.is(errc::truncated) && size < 2 * layout::kSuperblockSize)) {
     // A damaged heap may go; something that never was one stays.
     s = status(errc::not_a_heap, name + ": nothing removed");
-  } else if (port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock) {
+  } else if (port::writer_lock_holder(fd, &read_lock, &holder) == 0) {
     s = status(errc::heap_busy, name + ": " + (holder > 0 ? "process " + std::to_string(holder) : "another process") +
-                                    " has the heap open for writing");
+                                    (read_lock ? " and maybe others have" : " has") + " the heap open for writing");
   }
   port::close_fd(fd);
   if (!s.ok()) return s;
@@ -370,6 +419,16 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": the metadata block is damaged");
   }
+  // A client joining others finds the heap as they keep it: recovery,
+  // upgrades and repairs were the first client's, and dead clients are
+  // recovered when it attaches (runtime/shared_writers.hpp).
+  if (attaching && !first_client) {
+    if (stored->magic != layout::kMetaMagic) {
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      return status(errc::corrupt, name + ": the metadata block is damaged");
+    }
+    return start_region(superblock.size, false);
+  }
   // Roll back what crashed transactions left before the allocator looks at
   // its metadata: they may have changed it.
   status recovered = writable ? recover_transactions(*this) : recover_for_reading();
@@ -421,7 +480,7 @@ status heap_impl::open_existing(std::uint64_t file_size) {
 status heap_impl::recover_for_reading() {
   bool read_lock = false;
   int holder = -1;
-  beside_live_writer = port::writer_lock_holder(fd, &read_lock, &holder) == 0 && !read_lock;
+  beside_live_writer = port::writer_lock_holder(fd, &read_lock, &holder) == 0;
   if (beside_live_writer && holder > 0) writer_pid = holder;
   status s = recover_transactions(*this);
   if (!s.is(errc::read_only)) return s;
@@ -471,6 +530,19 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
 int heap_impl::grow(void* context, std::size_t size) {
   auto* self = static_cast<heap_impl*>(context);
   if (int err = port::grow_file(self->fd, size)) return err;
+  // Other clients grow the heap too (under the same lock): the superblock
+  // to update is the current one, and the size never goes down.
+  if (self->shared_writers()) {
+    std::uint64_t file_size = 0;
+    layout::superblock current{};
+    int copy = 0;
+    if (port::file_size(self->fd, &file_size) == 0 &&
+        recovery::read_superblock(self->fd, file_size, &current, &copy).ok()) {
+      self->superblock = current;
+      self->superblock_copy = copy;
+    }
+    if (self->superblock.size >= size) return 0;
+  }
   self->superblock.size = size;
   return recovery::write_superblock(reinterpret_cast<void*>(self->superblock.base), &self->superblock,
                                     &self->superblock_copy, *self->domain);
@@ -504,7 +576,35 @@ int heap_impl::reserve_fixed_metadata() const noexcept {
 status heap_impl::close() {
   status result;
   stop_tracking();
-  alloc::forget_region(&region);
+  if (shared_writers()) {
+    // A forked child (or a process whose transaction failed) leaves the
+    // locks alone: a child shares its parent's open file description, and
+    // so its locks. A failed client stays attached until it exits, and
+    // the next client to look then recovers it.
+    bool detach = region.writable();
+    // The blocks others freed into this client's full pages go back
+    // while its threads' local heaps still hold those pages.
+    if (detach) alloc::drain_inbox(&region);
+    alloc::forget_region(&region);
+    bool last = false;
+    if (detach && port::lock_attach(fd) == 0) {
+      detach_client(*this);
+      // Alone now (the writer lock is exclusive only when no other client
+      // holds it): the close of a lone writer follows.
+      last = port::lock_writer(fd) == 0;
+    }
+    client_index = 0;
+    if (!last) {
+      alloc::unregister_region(&region);
+      region.destroy();
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      port::close_fd(fd);
+      fd = -1;
+      return result;
+    }
+  } else {
+    alloc::forget_region(&region);
+  }
   LARDER_ASSERT_EXPENSIVE(!can_write() || region.is_valid());
   alloc::unregister_region(&region);
   // A heap whose durable state is in doubt (a failed transaction, a forked

@@ -9,6 +9,7 @@
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/page_bitmap.hpp"
+#include "runtime/shared_writers.hpp"
 
 #include <larder/heap.hpp>
 
@@ -46,7 +47,29 @@ class heap_impl {
   int writer_pid = 0;  // beside_live_writer: its process, when the system says
   bool rolled_back_privately = false;
   std::vector<lane_info> lanes_found;  // rolled_back_privately: the lanes as the file holds them
-  std::mutex meta_lock;  // pod and root tables
+  // Pod and root tables; with shared writers, the heap's lock of them.
+  port::shareable_mutex meta_lock;
+
+  // Shared writers (runtime/shared_writers.hpp): this process's client
+  // (0 on a heap with one writer), whether it attached first, its lane.
+  std::uint32_t client_index = 0;
+  bool first_client = false;
+  std::uint32_t client_lane = 0;
+  port::shareable_mutex clients_lock;
+  std::mutex observers_lock;
+  std::vector<client_observer*> observers;
+  void add_client_observer(client_observer* o) {
+    std::lock_guard guard(observers_lock);
+    observers.push_back(o);
+  }
+  void remove_client_observer(client_observer* o) {
+    std::lock_guard guard(observers_lock);
+    std::erase(observers, o);
+  }
+  bool shared_writers() const noexcept { return client_index != 0; }
+  bool attaching = false;  // holds the attach lock (port::lock_attach)
+  // Undoes the mapping and the region of an open that failed to attach.
+  void unmap_unattached() noexcept;
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
   // transaction.cpp). Transactions run one at a time: tx_lock is held from
@@ -120,6 +143,7 @@ class heap_impl {
  private:
   status create_new(const heap_options& options);
   status open_existing(std::uint64_t file_size);
+  status take_writer_lock(bool shared_writers);
   status map_at(std::uintptr_t base, std::size_t reserve);
   void choose_domain();
   status publish(const heap_options& options);

@@ -178,6 +178,11 @@ status protect_heap(transaction_state* tx) {
 }  // namespace
 
 status start_capture(transaction_state* tx) {
+  // Protecting the heap's pages in this process would not see the other
+  // processes' writes, nor stop them.
+  if (tx->impl->shared_writers())
+    return status(errc::unsupported, "page capture needs a heap with one writer; with shared writers, snapshot "
+                                     "what the transaction changes");
   status s = protect_heap(tx);
   if (!s.ok()) tx->capture_page_limit = 0;
   return s;

@@ -75,7 +75,7 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
   return change_metadata(
       [](heap& h, void* context) -> status {
         auto* a = static_cast<args*>(context);
-        std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
+        std::lock_guard guard(h.impl()->meta_lock);
         layout::root_record* slot = nullptr;
         layout::root_record* rec = probe(h.impl()->meta(), a->name, &slot);
         if (rec == nullptr) {
@@ -102,7 +102,7 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
 
 void* heap::find_root(std::string_view name, std::size_t* size) const noexcept {
   if (impl_ == nullptr || !name_ok(name)) return nullptr;
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  std::lock_guard guard(impl_->meta_lock);
   layout::root_record* rec = probe(impl_->meta(), name, nullptr);
   if (rec == nullptr) return nullptr;
   if (size != nullptr) *size = rec->size;
@@ -116,7 +116,7 @@ status heap::remove_root(std::string_view name) {
   return change_metadata(
       [](heap& h, void* context) -> status {
         std::string_view name = *static_cast<std::string_view*>(context);
-        std::lock_guard<std::mutex> guard(h.impl()->meta_lock);
+        std::lock_guard guard(h.impl()->meta_lock);
         layout::root_record* rec = probe(h.impl()->meta(), name, nullptr);
         if (rec == nullptr) return status(errc::not_found, std::string(name));
         if (status s = transactional_snapshot(h.impl(), rec, sizeof(*rec)); !s.ok()) return s;
@@ -130,7 +130,7 @@ status heap::remove_root(std::string_view name) {
 std::vector<root_info> heap::roots() const {
   std::vector<root_info> result;
   if (impl_ == nullptr) return result;
-  std::lock_guard<std::mutex> guard(impl_->meta_lock);
+  std::lock_guard guard(impl_->meta_lock);
   for (const auto& rec : impl_->meta()->roots) {
     if (rec.in_use != kRootLive) continue;
     result.push_back({rec.name, reinterpret_cast<void*>(rec.object), rec.size});

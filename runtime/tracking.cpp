@@ -139,6 +139,9 @@ status heap_impl::start_tracking(tracker_backend backend) {
   process_heap_scope scope;
   if (!can_write()) return status(errc::read_only, name + ": a read-only heap cannot be tracked");
   if (backend == tracker_backend::none) return status(errc::invalid_argument, "tracker_backend::none");
+  if (shared_writers())
+    return status(errc::unsupported, name + ": page-write tracking sees one process's writes; this heap has shared "
+                                            "writers");
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
   if (tracker && versions_observing && !tracking_by_program) {

@@ -63,6 +63,8 @@ class process_malloc_scope {
 };
 
 std::uint32_t choose_lane(heap_impl& impl) {
+  // A client has one lane, which names it; its transactions take turns.
+  if (impl.shared_writers()) return impl.client_lane;
   std::uintptr_t me = alloc::current_tid();
   std::uint32_t free_lane = layout::kMaxLanes;
   for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
@@ -96,10 +98,31 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   return {};
 }
 
+// With shared writers, a free that writes what another client may write
+// meanwhile (a page of another client's segment, a huge block's segment
+// table entries) must not be logged: rolling this client's lane back while
+// the others go on would undo their changes too. It is made after the
+// commit instead; a crash in between leaks the block.
+bool freed_after_commit(heap_impl& impl, void* p) {
+  if (!impl.shared_writers()) return false;
+  std::uint32_t entry = impl.region.entry(impl.region.segment_index(p));
+  if (layout::entry_state(entry) != layout::kSegmentPages ||
+      (reinterpret_cast<std::uintptr_t>(p) & (layout::kSegmentSize - 1)) == 0)
+    return true;
+  return !impl.region.owns(alloc::segment_of(p));
+}
+
 // Frees run at commit, as part of the transaction: their metadata writes
 // are logged like any other.
 int apply_frees(transaction_state* tx) {
   if (tx->to_free.empty()) return 0;
+  if (tx->impl->shared_writers()) {
+    std::erase_if(tx->to_free, [tx](void* p) {
+      if (!freed_after_commit(*tx->impl, p)) return false;
+      tx->free_after_commit.push_back(p);
+      return true;
+    });
+  }
   if (int err = settle_plain_changes(*tx->impl, tx->pods_allocating.data(), tx->pods_allocating.size())) return err;
   // Log the common case (a block in a page of the heap) in one batch.
   for (void* p : tx->to_free) {
@@ -167,6 +190,8 @@ status commit_outermost(transaction_state* tx) {
   } else {
     result = finish_durably(tx, "committing a transaction");
   }
+  if (result.ok())
+    for (void* p : tx->free_after_commit) alloc::free_generic(p);
   end(tx);
   return result;
 }

@@ -152,6 +152,7 @@ void transaction_state::reset() noexcept {
   logged_ranges.clear();
   allocated.clear();
   to_free.clear();
+  free_after_commit.clear();
   sink_logs = true;
   sink_error = 0;
   pods_allocating.clear();

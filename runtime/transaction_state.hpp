@@ -87,6 +87,9 @@ struct transaction_state final : alloc::metadata_sink {
   engine_map<std::uintptr_t, std::uintptr_t> logged_ranges{engine_allocator<std::pair<const std::uintptr_t, std::uintptr_t>>(&node_cache)};  // start -> end of ranges logged
   engine_vector<void*> allocated;
   engine_vector<void*> to_free;
+  // With shared writers: frees that change what other clients change too
+  // (see apply_frees), made once the transaction has committed.
+  engine_vector<void*> free_after_commit;
   bool sink_logs = true;  // false: the sink only collects ranges to persist (abort)
   // The pods it allocated or frees in: plain allocation's changes there are
   // settled before it makes allocator metadata durable (runtime/

@@ -138,6 +138,10 @@ status version_of_this_heap(const heap_impl& impl, const chunks::version_id& id,
 }
 
 status open_versions(heap_impl& impl, versions_state** out, bool create) {
+  // A version is the heap at one instant, cut while no transaction runs:
+  // other processes' writes cannot be held still from here.
+  if (impl.shared_writers())
+    return status(errc::unsupported, impl.name + ": versions need a heap with one writer; this one has shared writers");
   if (status s = finish_lazy(impl); !s.ok()) return s;
   if (!impl.versions) {
     if (impl.kind != backing::file)
@@ -243,7 +247,7 @@ std::string roots_and_pods_json(heap_impl& impl) {
   std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
   impl.region.usage(in_use.data(), held.data());
   nlohmann::json roots = nlohmann::json::array(), pods = nlohmann::json::array();
-  std::lock_guard<std::mutex> guard(impl.meta_lock);
+  std::lock_guard guard(impl.meta_lock);
   const layout::heap_meta* m = impl.meta();
   for (const layout::root_record& r : m->roots) {
     if (r.in_use != recovery::kRootLive) continue;

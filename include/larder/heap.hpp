@@ -47,6 +47,24 @@ struct heap_options {
   // Where to map the heap at creation; 0 lets larder choose a free range in
   // the part of the address space that programs rarely use. Ignored on open.
   std::uintptr_t base = 0;
+  // Lets several processes (up to 64) have a shm or file heap open for
+  // writing at once, each with this set (docs/shared_writers.md). Each
+  // allocates from segments of its own and logs its transactions in a lane
+  // of its own; a process that dies is recovered by the next one that
+  // attaches or calls recover_dead_clients(). Page-write tracking, page
+  // capture and versions need a heap with one writer and are refused.
+  // An open without it fails with heap_busy while shared writers are
+  // attached, and the other way round.
+  bool shared_writers = false;
+};
+
+// A process that has a heap open as a shared writer.
+struct client_info {
+  std::uint32_t client;  // 1..64
+  int pid;
+  bool alive;            // the process still runs
+  bool self;             // this process
+  std::uint64_t attached_ns;  // CLOCK_REALTIME
 };
 
 struct root_info {
@@ -82,6 +100,10 @@ struct heap_stats {
   bool beside_live_writer;
   bool private_rollback;
   int writer_pid;  // the live writer's process, beside_live_writer; 0 if unknown
+  // Shared writers: this process's client number (0: the heap has one
+  // writer, or was opened read-only) and how many clients are attached.
+  std::uint32_t client;
+  std::size_t clients;
 };
 
 // An undo-log lane (docs/transactions.md; docs/format/heap.md, "Lane
@@ -116,7 +138,8 @@ class heap_impl;
 // Thread-safety: allocation, deallocation, pods and roots may be used from
 // any number of threads at once. open/close are not concurrent with other
 // calls on the same heap. Only one process may have a heap open for writing
-// at a time (heap_busy otherwise); read-only openers may attach alongside.
+// at a time (heap_busy otherwise), unless every writer opens it with
+// heap_options::shared_writers; read-only openers may attach alongside.
 class LARDER_EXPORT heap {
  public:
   heap() noexcept = default;
@@ -152,6 +175,15 @@ class LARDER_EXPORT heap {
   // as the file holds them, before the private recovery; otherwise as
   // they are now.
   std::vector<lane_info> lanes() const;
+  // The processes attached as shared writers (empty on other heaps).
+  std::vector<client_info> clients() const;
+  // Recovers every shared writer that died: rolls back its transaction,
+  // leaves its segments for the others to allocate from, puts back the
+  // blocks others freed to it. Attaching does the same; a long-running
+  // client calls it to reclaim a dead one's memory sooner. *recovered
+  // counts them. Errors: corrupt (a dead client's lane is damaged; the
+  // client stays listed).
+  status recover_dead_clients(std::size_t* recovered = nullptr);
   bool contains(const void* p) const noexcept;
   // Whether committed transactions survive the machine stopping: true for
   // file heaps, false for shm (they survive the process only) and

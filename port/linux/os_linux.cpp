@@ -315,6 +315,29 @@ int lock_writer(int fd) {
   return (errno == EACCES || errno == EAGAIN) ? EAGAIN : errno;
 }
 
+int lock_writer_shared(int fd) {
+  struct flock lock = writer_lock_range();
+  lock.l_type = F_RDLCK;
+  if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return 0;
+  return (errno == EACCES || errno == EAGAIN) ? EAGAIN : errno;
+}
+
+int lock_attach(int fd) {
+  struct flock lock = writer_lock_range();
+  lock.l_start = 1;
+  for (;;) {
+    if (fcntl(fd, F_OFD_SETLKW, &lock) == 0) return 0;
+    if (errno != EINTR) return errno;
+  }
+}
+
+int unlock_attach(int fd) {
+  struct flock lock = writer_lock_range();
+  lock.l_start = 1;
+  lock.l_type = F_UNLCK;
+  return fcntl(fd, F_OFD_SETLK, &lock) == 0 ? 0 : errno;
+}
+
 int writer_lock_holder(int fd, bool* read_lock, int* pid) {
   struct flock lock = writer_lock_range();
   // F_GETLK (not the OFD form) reports a process-associated lock's pid.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace larder::port {
@@ -63,6 +64,10 @@ int robust_lock_init(robust_lock* lock) {
   return err;
 }
 
+std::uint64_t robust_lock_layout() { return sizeof(pthread_mutex_t); }
+
+std::uint64_t c_library_version() { return (std::uint64_t{__GLIBC__} << 16) | __GLIBC_MINOR__; }
+
 int robust_lock_acquire(robust_lock* lock, bool* owner_died) {
   return finish(pthread_mutex_lock(mutex_of(lock)), owner_died);
 }
@@ -74,6 +79,33 @@ int robust_lock_try_acquire(robust_lock* lock, bool* owner_died) {
 void robust_lock_mark_consistent(robust_lock* lock) { pthread_mutex_consistent(mutex_of(lock)); }
 
 void robust_lock_release(robust_lock* lock) { pthread_mutex_unlock(mutex_of(lock)); }
+
+void shareable_mutex::lock() noexcept {
+  if (shared_ == nullptr) {
+    local_.lock();
+    return;
+  }
+  bool died = false;
+  if (int err = robust_lock_acquire(shared_, &died)) {
+    char message[160];
+    int n = std::snprintf(message, sizeof message, "larder: a lock shared between processes cannot be taken: %s\n",
+                          std::strerror(err));
+    (void)!::write(2, message, static_cast<std::size_t>(n));
+    std::abort();
+  }
+  if (died) {
+    if (on_owner_died_ != nullptr) on_owner_died_(context_);
+    robust_lock_mark_consistent(shared_);
+  }
+}
+
+void shareable_mutex::unlock() noexcept {
+  if (shared_ == nullptr) {
+    local_.unlock();
+  } else {
+    robust_lock_release(shared_);
+  }
+}
 
 int futex_wait(const std::atomic<std::uint32_t>* word, std::uint32_t expected, std::int64_t timeout_ns) {
   struct timespec timeout;

@@ -35,7 +35,7 @@ using larder_test::temp_dir;
 constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * kKiB;
 constexpr std::size_t kFixedMetadata = 160 * kKiB;
-constexpr std::size_t kWholeMetadata = 2 * kMiB + 640 * kKiB;
+constexpr std::size_t kWholeMetadata = 2 * kMiB + 648 * kKiB;  // with the shared-writer record (format 1.6)
 constexpr std::size_t kLogAfterSmallTransactions = 512 * kKiB;
 constexpr std::size_t kFirstLogExtent = 4 * kMiB;
 constexpr std::size_t kLogStorageKept = 256 * kKiB;

@@ -1,0 +1,219 @@
+// Clients of a heap with shared writers; see shared_writers.hpp.
+#include "runtime/shared_writers.hpp"
+
+#include "allocator/alloc.hpp"
+#include "port/options.hpp"
+#include "port/os.hpp"
+#include "recovery/undo_log.hpp"
+#include "runtime/heap_impl.hpp"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+namespace larder {
+
+namespace {
+
+layout::shared_writers_record& shared_record(heap_impl& impl) { return impl.meta()->shared; }
+
+layout::client_record& record_of(heap_impl& impl, std::uint32_t client) {
+  return shared_record(impl).clients[client - 1];
+}
+
+// The heap's size as the backing says now: other clients grow it.
+std::size_t current_size(heap_impl& impl) {
+  std::uint64_t size = 0;
+  if (port::file_size(impl.fd, &size) != 0) return impl.region.committed();
+  size = std::min<std::uint64_t>(size, impl.superblock.reserve) & ~std::uint64_t{layout::kSegmentSize - 1};
+  return static_cast<std::size_t>(size);
+}
+
+status claim_lane(heap_impl& impl) {
+  layout::heap_meta* meta = impl.meta();
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    layout::lane_record& lane = meta->lanes[i];
+    if (lane.owner_client != layout::kNoClient) continue;
+    port::process_identity me = port::self_identity();
+    lane.owner_client = impl.client_index;
+    lane.owner_pid = me.pid;
+    lane.owner_start_ticks = me.start_ticks;
+    impl.client_lane = i;
+    // Every number below the limit may have been handed out before.
+    impl.next_seq[i] = std::max(lane.seq_limit, recovery::committed_seq(lane) + 1);
+    return {};
+  }
+  return status(errc::table_full, "every undo-log lane of the heap belongs to a client (" +
+                                      std::to_string(layout::kMaxLanes) + " lanes)");
+}
+
+// Rolls back the transaction a dead client left in its lanes.
+status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
+  layout::heap_meta* meta = impl.meta();
+  std::size_t size = current_size(impl);
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    layout::lane_record& lane = meta->lanes[i];
+    if (lane.owner_client != client) continue;
+    recovery::lane_scan scan;
+    if (status s = recovery::scan_lane(lane, impl.region.base(), size, &scan); !s.ok())
+      return status(errc::corrupt, "undo-log lane " + std::to_string(i) + ": " + s.message());
+    if (status s = recovery::lane_verdict(scan, i); !s.ok()) return s;
+    // Other clients raised segments_high since; a rollback must not lower it.
+    std::uint64_t high = meta->segments_high;
+    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain); !s.ok()) return s;
+    if (int err = recovery::repair_slots(&lane, scan, *impl.domain))
+      return status::from_errno(err, "rewriting a commit slot of undo-log lane " + std::to_string(i));
+    if (meta->segments_high < high) {
+      meta->segments_high = high;
+      if (int err = impl.domain->persist(&meta->segments_high, sizeof(meta->segments_high)))
+        return status::from_errno(err, "restoring the segment table's extent");
+    }
+    lane.owner_client = layout::kNoClient;
+    lane.owner_pid = 0;
+    lane.owner_start_ticks = 0;
+  }
+  return {};
+}
+
+// Blocks freed into the pages of a client that is gone: onto their pages'
+// remote lists, where whoever adopts the segment finds them.
+void free_inbox(heap_impl& impl, std::uint32_t client) {
+  for (alloc::block* b = impl.region.close_inbox(static_cast<std::uint16_t>(client)); b != nullptr;) {
+    alloc::block* next = b->next;
+    alloc::free_generic(b);
+    b = next;
+  }
+}
+
+// With the client lock held.
+status recover_client(heap_impl& impl, std::uint32_t client) {
+  layout::client_record& rec = record_of(impl, client);
+  port::process_identity who{rec.pid, 0, rec.start_ticks};
+  port::verbose("recovering client %u of %s (process %d), which died", client, impl.name.c_str(), rec.pid);
+  if (status s = roll_back_lanes_of(impl, client); !s.ok()) return s;
+  impl.region.disown_segments(static_cast<std::uint16_t>(client));
+  free_inbox(impl, client);
+  {
+    std::lock_guard guard(impl.observers_lock);
+    for (client_observer* o : impl.observers) o->client_died(client, who);
+  }
+  rec.pid = 0;
+  rec.start_ticks = 0;
+  rec.attached_ns = 0;
+  __atomic_store_n(&rec.state, layout::kClientFree, __ATOMIC_RELEASE);
+  return {};
+}
+
+status recover_dead_locked(heap_impl& impl, std::size_t* recovered) {
+  for (std::uint32_t c = 1; c <= layout::kMaxClients; ++c) {
+    if (c == impl.client_index) continue;
+    layout::client_record& rec = record_of(impl, c);
+    if (__atomic_load_n(&rec.state, __ATOMIC_ACQUIRE) != layout::kClientAttached) continue;
+    if (port::identity_alive({rec.pid, 0, rec.start_ticks})) continue;
+    if (status s = recover_client(impl, c); !s.ok()) return s;
+    if (recovered != nullptr) ++*recovered;
+  }
+  return {};
+}
+
+void init_shared_record(heap_impl& impl) {
+  layout::shared_writers_record& shared = shared_record(impl);
+  std::memset(static_cast<void*>(&shared), 0, sizeof(shared));
+  (void)port::robust_lock_init(&shared.clients_lock);
+  (void)port::robust_lock_init(&shared.region_lock);
+  (void)port::robust_lock_init(&shared.tables_lock);
+  shared.version = layout::kSharedVersion;
+  shared.build_signature = shared_build_signature();
+  for (layout::lane_record& lane : impl.meta()->lanes) {
+    lane.owner_client = layout::kNoClient;
+    lane.owner_pid = 0;
+    lane.owner_start_ticks = 0;
+  }
+  __atomic_store_n(&shared.magic, layout::kSharedMagic, __ATOMIC_RELEASE);
+}
+
+}  // namespace
+
+std::uint64_t shared_build_signature() noexcept {
+  struct {
+    std::uint64_t version, clients, record, lock, layout, glibc;
+  } parts{layout::kSharedVersion, layout::kMaxClients, sizeof(layout::shared_writers_record),
+          port::robust_lock_layout(), layout::kLayoutSignature, port::c_library_version()};
+  return XXH3_64bits(&parts, sizeof(parts));
+}
+
+status attach_client(heap_impl& impl, bool first) {
+  layout::shared_writers_record& shared = shared_record(impl);
+  if (first) {
+    init_shared_record(impl);
+  } else if (shared.magic != layout::kSharedMagic || shared.version != layout::kSharedVersion ||
+             shared.build_signature != shared_build_signature()) {
+    return status(errc::foreign_build,
+                  impl.name + ": the processes writing this heap use a larder build whose shared-writer layout "
+                              "differs from this one's (version " + std::to_string(shared.version) + ", signature " +
+                      std::to_string(shared.build_signature) + "; this build: version " +
+                      std::to_string(layout::kSharedVersion) + ", signature " +
+                      std::to_string(shared_build_signature()) + ")");
+  }
+  impl.clients_lock.bind(&shared.clients_lock, nullptr, nullptr);
+  std::lock_guard guard(impl.clients_lock);
+  if (!first) {
+    if (status s = recover_dead_locked(impl, nullptr); !s.ok()) return s;
+  }
+  std::uint32_t slot = 0;
+  for (std::uint32_t c = 1; c <= layout::kMaxClients && slot == 0; ++c)
+    if (__atomic_load_n(&record_of(impl, c).state, __ATOMIC_ACQUIRE) == layout::kClientFree) slot = c;
+  if (slot == 0)
+    return status(errc::table_full, impl.name + ": " + std::to_string(layout::kMaxClients) +
+                                        " processes have the heap open for writing, the most it takes");
+  impl.client_index = slot;
+  if (status s = claim_lane(impl); !s.ok()) {
+    impl.client_index = 0;
+    return s;
+  }
+  layout::client_record& rec = record_of(impl, slot);
+  port::process_identity me = port::self_identity();
+  rec.pid = me.pid;
+  rec.start_ticks = me.start_ticks;
+  rec.attached_ns = port::realtime_ns();
+  rec.inbox = 0;
+  ++shared.clients_ever;
+  __atomic_store_n(&rec.state, layout::kClientAttached, __ATOMIC_RELEASE);
+  impl.region.share(static_cast<std::uint16_t>(slot), first);
+  impl.meta_lock.bind(&shared.tables_lock, nullptr, nullptr);
+  return {};
+}
+
+void detach_client(heap_impl& impl) noexcept {
+  std::uint32_t me = impl.client_index;
+  // What others freed into this client's full pages goes back first, while
+  // the pages are still its own.
+  alloc::drain_inbox(&impl.region);
+  std::lock_guard guard(impl.clients_lock);
+  // A failed transaction left the lane for recovery: the slot stays, and
+  // the next client to look recovers it once this process is gone.
+  if (!impl.tx_failure.empty()) return;
+  layout::lane_record& lane = impl.meta()->lanes[impl.client_lane];
+  lane.owner_client = layout::kNoClient;
+  lane.owner_pid = 0;
+  lane.owner_start_ticks = 0;
+  impl.region.disown_segments(static_cast<std::uint16_t>(me));
+  free_inbox(impl, me);
+  layout::client_record& rec = record_of(impl, me);
+  rec.pid = 0;
+  rec.start_ticks = 0;
+  rec.attached_ns = 0;
+  __atomic_store_n(&rec.state, layout::kClientFree, __ATOMIC_RELEASE);
+}
+
+status recover_dead_clients(heap_impl& impl, std::size_t* recovered) {
+  if (recovered != nullptr) *recovered = 0;
+  if (impl.client_index == 0) return {};
+  std::lock_guard guard(impl.clients_lock);
+  return recover_dead_locked(impl, recovered);
+}
+
+}  // namespace larder

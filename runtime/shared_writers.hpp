@@ -1,0 +1,50 @@
+// Several processes writing one shm or file heap at once (heap_options::
+// shared_writers; docs/shared_writers.md). Each process is a client with a
+// slot in the heap (layout::shared_writers_record), an undo-log lane of its
+// own that names it, and the segments it allocates from. A client that
+// dies is found by its identity (port::identity_alive) and recovered by
+// whichever client looks next: its lane rolled back, its segments left for
+// others to adopt, the frees waiting in its inbox put back in their pages,
+// and the observers (the object store) told.
+#pragma once
+
+#include "port/shared_sync.hpp"
+
+#include <larder/status.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace larder {
+
+class heap_impl;
+
+// Told, in the process that recovered a dead client, after its lane was
+// rolled back and before its slot is given to anyone else, with the
+// heap's client lock held.
+struct client_observer {
+  virtual void client_died(std::uint32_t client, const port::process_identity& who) noexcept = 0;
+
+ protected:
+  ~client_observer() = default;
+};
+
+// What makes two builds disagree about the shared record: its version,
+// its size, the lock's layout in this C library, the heap layout.
+std::uint64_t shared_build_signature() noexcept;
+
+// With the attach lock held (port::lock_attach) and the writer lock taken
+// shared or, for the first client, exclusive: takes a client slot and a
+// lane. The first client (`first`: no other is attached; the heap was
+// recovered and adopted as a lone writer's open does) initialises the
+// shared record and owns every segment; a later one checks that the
+// record is of its own build (foreign_build otherwise) and recovers the
+// clients that died.
+status attach_client(heap_impl& impl, bool first);
+// Gives this client's lane, slot and segments back (after forget_region:
+// no thread allocates here any more).
+void detach_client(heap_impl& impl) noexcept;
+// Recovers every client that died; *recovered counts them.
+status recover_dead_clients(heap_impl& impl, std::size_t* recovered);
+
+}  // namespace larder
