@@ -19,9 +19,14 @@ namespace {
 // owner. A remote free that landed before kUseDelayed was set told nobody,
 // so if one did, the page goes back to the queue instead of waiting for a
 // notification that may never come.
+//
+// Not inside a transaction on a heap with shared writers, which cannot fold
+// those frees in (page_collect): requeued, the page would come round again
+// in the same walk, no fuller, for ever. It waits for the next free.
 void set_full(local_heap* h, page* pg) {
   set_flag(pg, kPageInFull);
   set_delay_state(pg, kUseDelayed);
+  if (metadata_logged() && segment_of(pg)->client != layout::kNoClient) return;
   if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr) page_unfull(h, pg);
 }
 

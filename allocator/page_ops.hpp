@@ -55,10 +55,15 @@ inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
 // Inside a transaction it waits while the page has free blocks: folding
 // then writes a link into a free block, which a transaction capturing
 // pages would capture and an abort would rewind under the live allocator.
+//
+// With shared writers it never folds inside a transaction: other clients
+// push onto the list meanwhile, so a rollback of this client's lane leaves
+// the list as it finds it (runtime/shared_writers.cpp), and blocks folded
+// in would be in neither list after it.
 inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   if (remote_list(tf) == nullptr) return;
-  if (metadata_logged() && pg->free != nullptr) return;
+  if (metadata_logged() && (pg->free != nullptr || segment_of(pg)->client != layout::kNoClient)) return;
   note_metadata(pg, sizeof(page));
   note_plain_change(pg);
   while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,

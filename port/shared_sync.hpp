@@ -79,7 +79,8 @@ struct process_identity {
 process_identity self_identity();
 // The identity of process `pid`; start_ticks is 0 when it does not run.
 process_identity identity_of(int pid);
-// Whether the process `who` names still runs (a zombie counts as gone).
+// Whether the process `who` names still runs (one that has begun to exit,
+// or a zombie, counts as gone).
 bool identity_alive(const process_identity& who);
 
 }  // namespace larder::port

@@ -341,15 +341,27 @@ persist_range retire_journal(layout::lane_record* lane, std::uintptr_t base) noe
       reinterpret_cast<std::uint8_t*>(base + (layout::extent_first(lane->extents[0]) << layout::kSegmentShift)));
 }
 
-status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain) {
+status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain,
+                      const live_words* keep) {
   if (!scan.pending()) return {};
   if (scan.journal) return replay_journal(scan, domain);
   std::vector<persist_range> restored;
   restored.reserve(scan.records.size());
+  std::vector<std::uintptr_t> kept;
   for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
-    void* target = reinterpret_cast<void*>(it->header->address);
-    std::memcpy(target, it->payload, it->header->size);
-    restored.push_back({target, it->header->size});
+    auto* target = reinterpret_cast<std::uint8_t*>(it->header->address);
+    std::size_t size = it->header->size;
+    kept.clear();
+    if (keep != nullptr) keep->in(it->header->address, size, &kept);
+    // The bytes between the kept words.
+    std::size_t done = 0;
+    for (std::uintptr_t word : kept) {
+      std::size_t at = word - it->header->address;
+      std::memcpy(target + done, it->payload + done, at - done);
+      done = at + 8;
+    }
+    std::memcpy(target + done, it->payload + done, size - done);
+    restored.push_back({target, size});
   }
   if (int err = domain.persist(restored.data(), restored.size()))
     return status::from_errno(err, "making the rolled-back data durable");

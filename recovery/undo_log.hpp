@@ -187,7 +187,18 @@ void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool 
 // records the rollback by writing the commit slot of seq (so it is never
 // replayed again). A complete close journal: writes the after-images in
 // order, makes them durable, then retires the journal.
-status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain);
+// Words that other processes go on changing, with atomic operations, while
+// a dead process's lane is rolled back: a rollback leaves them as they are
+// (their before-images are stale). Lists the 8-byte words in
+// [start, start + size) to leave.
+struct live_words {
+  virtual void in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const = 0;
+
+ protected:
+  ~live_words() = default;
+};
+status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain,
+                      const live_words* keep = nullptr);
 // Clears the first record of the lane's log, so that a close journal
 // whose after-images are all in place is never replayed again, and
 // returns the bytes the caller makes durable (none when the lane has no

@@ -383,7 +383,15 @@ status heap_impl::create_new(const heap_options& options) {
 }
 
 status heap_impl::open_existing(std::uint64_t file_size) {
-  if (status s = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy); !s.ok()) {
+  status found = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy);
+  // Beside other clients the heap may have grown since its size was read:
+  // they grow the file before they write the superblock, so the size read
+  // again covers it.
+  for (int again = 0; found.is(errc::truncated) && attaching && !first_client && again < 3; ++again) {
+    if (port::file_size(fd, &file_size) != 0) break;
+    found = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy);
+  }
+  if (status s = found; !s.ok()) {
     s = status(static_cast<errc>(s.code()), name + ": " + s.message());
     return s;
   }
@@ -415,6 +423,14 @@ status heap_impl::open_existing(std::uint64_t file_size) {
     later &= ~std::uint64_t{layout::kSegmentSize - 1};
     if (later > superblock.size) superblock.size = later;
   }
+  if (attaching && !first_client) {
+    // The others grow the file before they use what they grew.
+    std::uint64_t later = 0;
+    if (port::file_size(fd, &later) == 0) {
+      later = std::min<std::uint64_t>(later, superblock.reserve) & ~std::uint64_t{layout::kSegmentSize - 1};
+      superblock.size = std::max<std::uint64_t>(superblock.size, later);
+    }
+  }
   if (stored->magic != layout::kMetaMagic || high > superblock.size / layout::kSegmentSize) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
     return status(errc::corrupt, name + ": the metadata block is damaged");
@@ -422,13 +438,7 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   // A client joining others finds the heap as they keep it: recovery,
   // upgrades and repairs were the first client's, and dead clients are
   // recovered when it attaches (runtime/shared_writers.hpp).
-  if (attaching && !first_client) {
-    if (stored->magic != layout::kMetaMagic) {
-      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
-      return status(errc::corrupt, name + ": the metadata block is damaged");
-    }
-    return start_region(superblock.size, false);
-  }
+  if (attaching && !first_client) return start_region(superblock.size, false);
   // Roll back what crashed transactions left before the allocator looks at
   // its metadata: they may have changed it.
   status recovered = writable ? recover_transactions(*this) : recover_for_reading();
@@ -457,6 +467,7 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   }
   if (upgrade) superblock.format_minor = layout::kFormatMinor;
   if (status s = start_region(superblock.size, writable); !s.ok()) return s;
+  if (writable && !attaching) forget_clients(*this);
   // A crash in the middle of a superblock update leaves one copy torn or
   // stale (and, in a growth, the file longer than both say): a writer
   // makes both copies current again, the usual two-step way.

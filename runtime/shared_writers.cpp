@@ -2,6 +2,7 @@
 #include "runtime/shared_writers.hpp"
 
 #include "allocator/alloc.hpp"
+#include "allocator/segment.hpp"
 #include "port/options.hpp"
 #include "port/os.hpp"
 #include "recovery/undo_log.hpp"
@@ -10,6 +11,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -61,16 +63,10 @@ status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
     if (status s = recovery::scan_lane(lane, impl.region.base(), size, &scan); !s.ok())
       return status(errc::corrupt, "undo-log lane " + std::to_string(i) + ": " + s.message());
     if (status s = recovery::lane_verdict(scan, i); !s.ok()) return s;
-    // Other clients raised segments_high since; a rollback must not lower it.
-    std::uint64_t high = meta->segments_high;
-    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain); !s.ok()) return s;
+    shared_lane_words live(impl.region.base(), impl.meta());
+    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, &live); !s.ok()) return s;
     if (int err = recovery::repair_slots(&lane, scan, *impl.domain))
       return status::from_errno(err, "rewriting a commit slot of undo-log lane " + std::to_string(i));
-    if (meta->segments_high < high) {
-      meta->segments_high = high;
-      if (int err = impl.domain->persist(&meta->segments_high, sizeof(meta->segments_high)))
-        return status::from_errno(err, "restoring the segment table's extent");
-    }
     lane.owner_client = layout::kNoClient;
     lane.owner_pid = 0;
     lane.owner_start_ticks = 0;
@@ -137,6 +133,24 @@ void init_shared_record(heap_impl& impl) {
 
 }  // namespace
 
+void shared_lane_words::in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const {
+  auto high = reinterpret_cast<std::uintptr_t>(&meta_->segments_high);
+  if (high >= start && high + 8 <= start + size) out->push_back(high);
+  if (start < base_ + layout::kSegmentSize) return;
+  std::uintptr_t segment = start & ~(layout::kSegmentSize - 1);
+  if (start + size > segment + layout::kSegmentSize) return;  // a header lies in one segment
+  std::size_t index = (segment - base_) >> layout::kSegmentShift;
+  if (index >= layout::kMaxSegments ||
+      layout::entry_state(__atomic_load_n(&meta_->segments[index], __ATOMIC_ACQUIRE)) != layout::kSegmentPages)
+    return;
+  constexpr std::size_t kPages = offsetof(alloc::segment, pages);
+  constexpr std::size_t kWord = offsetof(alloc::page, xthread_free);
+  for (std::size_t i = 0; i < layout::kSlicesPerSegment; ++i) {
+    std::uintptr_t word = segment + kPages + i * sizeof(alloc::page) + kWord;
+    if (word >= start && word + 8 <= start + size) out->push_back(word);
+  }
+}
+
 std::uint64_t shared_build_signature() noexcept {
   struct {
     std::uint64_t version, clients, record, lock, layout, glibc;
@@ -185,6 +199,17 @@ status attach_client(heap_impl& impl, bool first) {
   impl.region.share(static_cast<std::uint16_t>(slot), first);
   impl.meta_lock.bind(&shared.tables_lock, nullptr, nullptr);
   return {};
+}
+
+void forget_clients(heap_impl& impl) noexcept {
+  layout::shared_writers_record& shared = shared_record(impl);
+  if (shared.magic == 0) return;
+  std::memset(static_cast<void*>(&shared), 0, sizeof(shared));
+  for (layout::lane_record& lane : impl.meta()->lanes) {
+    lane.owner_client = layout::kNoClient;
+    lane.owner_pid = 0;
+    lane.owner_start_ticks = 0;
+  }
 }
 
 void detach_client(heap_impl& impl) noexcept {

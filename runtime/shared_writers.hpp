@@ -9,11 +9,14 @@
 #pragma once
 
 #include "port/shared_sync.hpp"
+#include "recovery/layout.hpp"
+#include "recovery/undo_log.hpp"
 
 #include <larder/status.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace larder {
 
@@ -27,6 +30,21 @@ struct client_observer {
 
  protected:
   ~client_observer() = default;
+};
+
+// What other clients change, while a dead client's lane is rolled back, in
+// what that lane logged: the remote-free lists of its pages (pushed to by
+// atomic exchange; its own transactions never take from them, see
+// page_collect) and segments_high, which only grows. A rollback leaves
+// them as they are: their logged images are stale.
+class shared_lane_words final : public recovery::live_words {
+ public:
+  shared_lane_words(std::uintptr_t base, layout::heap_meta* meta) : base_(base), meta_(meta) {}
+  void in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const override;
+
+ private:
+  std::uintptr_t base_;
+  layout::heap_meta* meta_;
 };
 
 // What makes two builds disagree about the shared record: its version,
@@ -44,6 +62,9 @@ status attach_client(heap_impl& impl, bool first);
 // Gives this client's lane, slot and segments back (after forget_region:
 // no thread allocates here any more).
 void detach_client(heap_impl& impl) noexcept;
+// A lone writer's open, after recovering every lane: the clients that had
+// the heap open before are all gone, and their slots and lanes are free.
+void forget_clients(heap_impl& impl) noexcept;
 // Recovers every client that died; *recovered counts them.
 status recover_dead_clients(heap_impl& impl, std::size_t* recovered);
 

@@ -79,6 +79,11 @@ std::uint32_t choose_lane(heap_impl& impl) {
 }
 
 status begin(transaction_state* tx, heap_impl* impl, capture mode) {
+  // Blocks other clients freed into this client's full pages come back
+  // before the sink is set: taking them in is plain allocator work, which
+  // no rollback needs, and a program that allocates only in transactions
+  // would otherwise never reuse those pages.
+  if (impl->region.inbox_pending()) alloc::drain_inbox(&impl->region);
   tx->impl = impl;
   tx->mode = capture::snapshots;
   tx->lane = choose_lane(*impl);

@@ -5,6 +5,7 @@
 #include "allocator/segment.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/shared_writers.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -68,7 +69,10 @@ status recover_transactions(heap_impl& impl) {
   for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
     layout::lane_record& lane = meta->lanes[i];
     const recovery::lane_scan& scan = scans[i];
-    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain); !s.ok()) return s;
+    // A shared writer's lane: see shared_lane_words.
+    shared_lane_words live(base, meta);
+    bool shared_lane = lane.owner_client != layout::kNoClient;
+    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, shared_lane ? &live : nullptr); !s.ok()) return s;
     // A damaged slot that decided nothing (the other slot or the records
     // settle the lane) is rewritten as the rest of the lane implies.
     if (int err = recovery::repair_slots(&lane, scan, *impl.domain))

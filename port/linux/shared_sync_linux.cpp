@@ -28,7 +28,10 @@ int finish(int err, bool* owner_died) {
 
 // Field 22 of /proc/<pid>/stat; the command name (field 2) may hold
 // spaces and parentheses, so fields are counted after its last ')'.
-// State 'Z' or 'X' (a zombie or dead task) reads as gone: 0.
+// State 'Z' or 'X' (a zombie or dead task) reads as gone: 0, and so does
+// a process that has begun to exit (PF_EXITING in field 9): the kernel
+// sets it before it releases the robust locks the process held, so whoever
+// is handed such a lock already sees its holder gone.
 std::uint64_t start_ticks_of(int pid) {
   char path[40];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -43,10 +46,12 @@ std::uint64_t start_ticks_of(int pid) {
   if (p == nullptr || p[1] != ' ') return 0;
   p += 2;  // field 3, the state
   if (*p == 'Z' || *p == 'X') return 0;
+  constexpr unsigned long kExiting = 0x4;  // PF_EXITING
   for (int field = 3; field < 22; ++field) {
     p = std::strchr(p, ' ');
     if (p == nullptr) return 0;
     ++p;
+    if (field + 1 == 9 && (std::strtoul(p, nullptr, 10) & kExiting) != 0) return 0;
   }
   return std::strtoull(p, nullptr, 10);
 }
