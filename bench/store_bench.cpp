@@ -13,7 +13,7 @@
 //             load --records records between them, then run --operations
 //             operations between them from a common start; aggregate
 //             throughput = operations / (last client's end − first start).
-// Usage: larder_store_bench [--backends=redis,redis-pipelined,memcached,lightning,larder]
+// Usage: larder_store_compare_bench [--backends=redis,redis-pipelined,memcached,lightning,larder]
 //          [--clients=1,2] [--records=N] [--operations=N] [--latency-ops=N] [--value-sizes=100,1024]
 //          [--workloads=ABCDEF] [--pipeline=16] [--seed=N] [--work-dir=DIR] --out=FILE
 #include <signal.h>
@@ -109,6 +109,7 @@ struct client_slot {
 
 struct shared_state {
   std::atomic<std::uint32_t> arrived[2];
+  ycsb::insert_sequence inserts;
   client_slot slots[kMaxClients];
 };
 
@@ -245,7 +246,9 @@ json run_latency(store_service& service, unsigned clients, const options& o, dou
       continue;
     }
     std::vector<std::uint64_t> all;
-    for (unsigned c = 0; c < clients; ++c) all.insert(all.end(), region.samples(c, op), region.samples(c, op) + o.latency_ops);
+    for (unsigned c = 0; c < clients; ++c) {
+      all.insert(all.end(), region.samples(c, op), region.samples(c, op) + o.latency_ops);
+    }
     result[kObjectOps[op]] = percentiles(all, ticks_per_ns);
   }
   return result;
@@ -258,13 +261,14 @@ std::uint64_t share(std::uint64_t total, unsigned client, unsigned clients) {
 json run_ycsb(store_service& service, unsigned clients, const ycsb::workload& w, std::size_t value_size,
               const options& o) {
   shared_region region(0);
+  region.state().inserts.start(o.records);
   const std::vector<std::byte> value = value_bytes(value_size, o.seed + 1);
   const std::string error = run_clients(service, clients, region, [&](store_client& sc, unsigned c, client_slot& slot) {
     for (std::uint64_t r = c; r < o.records; r += clients) sc.insert(r, value);
     sc.sync();
     if (sc.misses() != 0) return "the load failed for " + std::to_string(sc.misses()) + " records";
     const std::uint64_t ops = share(o.operations, c, clients);
-    ycsb::generator gen(w, o.records, ops, o.seed, c, clients);
+    ycsb::generator gen(w, region.state().inserts, ops, o.seed, c, clients);
     if (!arrive_and_wait(region.state().arrived[0], clients)) return std::string("another client did not load");
     slot.start_ns = now_ns();
     for (std::uint64_t i = 0; i < ops; ++i) {
@@ -272,7 +276,10 @@ json run_ycsb(store_service& service, unsigned clients, const ycsb::workload& w,
       switch (op.kind) {
         case ycsb::op_kind::read: sc.read(op.record); break;
         case ycsb::op_kind::update: sc.update(op.record, value); break;
-        case ycsb::op_kind::insert: sc.insert(op.record, value); break;
+        case ycsb::op_kind::insert:
+          sc.insert(op.record, value);
+          gen.inserted(op.record);
+          break;
         case ycsb::op_kind::scan: sc.scan(op.record, op.scan_length); break;
         case ycsb::op_kind::read_modify_write:
           sc.read(op.record);
@@ -431,7 +438,7 @@ int run(int argc, char** argv) {
   try {
     o = parse_options(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "larder_store_bench: " << e.what() << "\n";
+    std::cerr << "larder_store_compare_bench: " << e.what() << "\n";
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
@@ -451,7 +458,7 @@ int run(int argc, char** argv) {
   std::ofstream out(o.out);
   out << result.dump(1) << "\n";
   if (!out) {
-    std::cerr << "larder_store_bench: cannot write " << o.out << "\n";
+    std::cerr << "larder_store_compare_bench: cannot write " << o.out << "\n";
     return 1;
   }
   return 0;

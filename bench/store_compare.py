@@ -3,7 +3,7 @@
 memcached, Lightning (where bench/lightning/build.sh built it) and larder's
 store (once it exists), with 1 and 2 client processes.
 
-What it runs: build/bench/larder_store_bench (bench/store_bench.cpp) --repeats
+What it runs: build/bench/larder_store_compare_bench (bench/store_bench.cpp) --repeats
 times over every backend; each repeat measures, against a freshly started
 store per part, the latency of single operations (create+seal or SET of
 1 KiB, get, release, delete: median and p99 over all clients) and the
@@ -63,7 +63,7 @@ def run_driver(binary: Path, opts, out: Path) -> dict:
     # The driver reports its progress on stderr; Lightning's client prints to stdout.
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"larder_store_bench failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"larder_store_compare_bench failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -98,8 +98,8 @@ def summarize(repeats: list[dict]) -> dict:
                             s["errors"].append(f"{where}: {y['misses']} operations found no record")
                         s["ycsb"].setdefault((y["workload"], y["value_size"], c), []).append(y)
     for s in out.values():
-        s["latency"] = {k: {"median_ns": median([x["median_ns"] for x in v]), "p99_ns": median([x["p99_ns"] for x in v])}
-                        for k, v in s["latency"].items()}
+        s["latency"] = {k: {"median_ns": median([x["median_ns"] for x in v]),
+                            "p99_ns": median([x["p99_ns"] for x in v])} for k, v in s["latency"].items()}
         s["ycsb"] = {k: {"ops_per_s": median([x["ops_per_s"] for x in v]), "misses": sum(x["misses"] for x in v),
                          "ops": sum(x["ops"] for x in v)} for k, v in s["ycsb"].items()}
     return out
@@ -187,7 +187,8 @@ def throughput_tables(result: dict) -> list[str]:
     lines = []
     for size in options_of(result)["value_sizes"]:
         lines += ["", f"YCSB throughput, {size} B values (operations per second, all clients together):", "",
-                  "| workload | clients | " + " | ".join(names) + "".join(f" | {b} ÷ {r}" for b, r in ratio_cols) + " |",
+                  "| workload | clients | " + " | ".join(names)
+                  + "".join(f" | {b} ÷ {r}" for b, r in ratio_cols) + " |",
                   "|---|---:|" + "---:|" * (len(names) + len(ratio_cols))]
         for w in options_of(result)["workloads"]:
             for c in options_of(result)["clients"]:
@@ -221,8 +222,8 @@ def misses_note(result: dict) -> list[str]:
                 parts.append(f"{b} {w}/{size} B/{c} clients {cell['misses'] / cell['ops'] * 100:.1f} %")
     if not parts:
         return ["", "Every read found its record."]
-    return ["", "Reads that found no record (with 2 clients, workload D reads the newest records by its own view; "
-            "the other client's newest may not be written yet): " + "; ".join(parts) + "."]
+    return ["", "Operations that found no record (with 2 clients, a read of the newest record may overtake the other "
+            "client's insert of one just below it): " + "; ".join(parts) + "."]
 
 
 def lightning_note(result: dict) -> list[str]:
@@ -231,7 +232,8 @@ def lightning_note(result: dict) -> list[str]:
         return []
     cells = [f"{label} {fmt_ns(lat[(1, op)]['median_ns'])} here against {fmt_ns(LIGHTNING_PAPER_NS[op])} in the paper"
              for op, label in OBJECT_OPS if op in LIGHTNING_PAPER_NS and (1, op) in lat]
-    return ["", "Lightning, one client: " + "; ".join(cells) + " (the issue's latency targets are the paper's numbers)."]
+    return ["", "Lightning, one client: " + "; ".join(cells)
+            + " (the issue's latency targets are the paper's numbers)."]
 
 
 def tables(result: dict) -> str:
@@ -319,9 +321,10 @@ def main() -> int:
         return report(result, opts)
     if opts.repeats < 1:
         p.error("--repeats must be at least 1")
-    binary = find_in_build(resolve_build_dir(opts.build_dir), "larder_store_bench", ["bench"])
+    binary = find_in_build(resolve_build_dir(opts.build_dir), "larder_store_compare_bench", ["bench"])
     if binary is None:
-        print(f"larder_store_bench is not in {opts.build_dir}: build with -DLARDER_BUILD_BENCH=ON", file=sys.stderr)
+        print(f"larder_store_compare_bench is not in {opts.build_dir}: build with -DLARDER_BUILD_BENCH=ON",
+              file=sys.stderr)
         return 1
     result = {"machine": machine_info(), "load_before": load_average(), "repeats": []}
     start = time.monotonic()

@@ -102,25 +102,29 @@ scrambled_zipfian::scrambled_zipfian(std::uint64_t items)
 
 std::uint64_t scrambled_zipfian::next(random64& rng) { return fnv1a64(base_.next(rng)) % items_; }
 
-generator::generator(const workload& w, std::uint64_t record_count, std::uint64_t operation_count,
+generator::generator(const workload& w, insert_sequence& inserts, std::uint64_t operation_count,
                      std::uint64_t seed, unsigned client, unsigned clients)
     : workload_(w),
-      record_count_(record_count),
-      clients_(clients),
+      inserts_(inserts),
       rng_(seed * 0x2545f4914f6cdd1dULL + client),
       // YCSB's CoreWorkload: the Zipfian space covers the loaded records and
       // twice the inserts expected (by all clients).
-      scrambled_(record_count + static_cast<std::uint64_t>(static_cast<double>(operation_count) * clients *
-                                                           w.insert * 2.0)),
-      latest_(record_count),
-      next_insert_(record_count + client),
-      newest_(record_count - 1) {}
+      scrambled_(inserts.newest + 1 +
+                 static_cast<std::uint64_t>(static_cast<double>(operation_count) * clients * w.insert * 2.0)),
+      latest_(inserts.newest + 1) {}
+
+void generator::inserted(std::uint64_t record) {
+  std::uint64_t newest = inserts_.newest.load();
+  while (record > newest && !inserts_.newest.compare_exchange_weak(newest, record)) {
+  }
+}
 
 std::uint64_t generator::choose_existing() {
-  if (workload_.keys == key_distribution::latest) return newest_ - latest_.next(rng_, newest_ + 1);
+  const std::uint64_t newest = inserts_.newest.load();
+  if (workload_.keys == key_distribution::latest) return newest - latest_.next(rng_, newest + 1);
   for (;;) {  // YCSB redraws records not inserted yet
     const std::uint64_t r = scrambled_.next(rng_);
-    if (r <= newest_) return r;
+    if (r <= newest) return r;
   }
 }
 
@@ -129,12 +133,7 @@ operation generator::next() {
   const workload& w = workload_;
   if ((u -= w.read) < 0.0) return {op_kind::read, choose_existing()};
   if ((u -= w.update) < 0.0) return {op_kind::update, choose_existing()};
-  if ((u -= w.insert) < 0.0) {
-    newest_ = std::max(newest_, next_insert_);
-    const std::uint64_t record = next_insert_;
-    next_insert_ += clients_;
-    return {op_kind::insert, record};
-  }
+  if ((u -= w.insert) < 0.0) return {op_kind::insert, inserts_.next.fetch_add(1)};
   if ((u -= w.scan) < 0.0) {
     const auto length = static_cast<std::uint32_t>(1 + rng_.below(w.max_scan_length));
     return {op_kind::scan, choose_existing(), length};

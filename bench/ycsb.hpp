@@ -12,6 +12,7 @@
 // A record is one value (the benchmark sets its size), not YCSB's ten fields.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -93,29 +94,42 @@ struct operation {
   std::uint32_t scan_length = 0;
 };
 
+// The records inserted during a run, shared by all its clients (YCSB's
+// insert key sequence): inserts take the next number, and reads go no
+// further than the newest insert done (a lower one may still be under way in
+// another client). Lock-free, so it may live in memory the client processes
+// share; start() before the clients begin.
+struct insert_sequence {
+  void start(std::uint64_t record_count) {
+    next = record_count;
+    newest = record_count - 1;
+  }
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<std::uint64_t> newest{0};
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
 // The operation stream of one client. Records 0 … record_count-1 are the
-// loaded ones; `operation_count` is the client's share of the run, from which
-// YCSB sizes the Zipfian key space to cover the records inserted meanwhile. With `clients` clients, client c inserts the records
-// record_count + c, record_count + c + clients, … so no two clients insert
-// the same record; "latest" reads are relative to the newest record this
-// client knows of (its own last insert, or the last loaded record).
+// loaded ones (`inserts` starts from record_count); `operation_count` is the
+// client's share of the run, from which YCSB sizes the Zipfian key space to
+// cover the records inserted meanwhile (by all `clients`). The caller calls
+// inserted() once an insert is done; "latest" reads are relative to the
+// newest done.
 class generator {
  public:
-  generator(const workload& w, std::uint64_t record_count, std::uint64_t operation_count, std::uint64_t seed,
+  generator(const workload& w, insert_sequence& inserts, std::uint64_t operation_count, std::uint64_t seed,
             unsigned client = 0, unsigned clients = 1);
   operation next();
+  void inserted(std::uint64_t record);
 
  private:
   std::uint64_t choose_existing();
 
   const workload& workload_;
-  std::uint64_t record_count_;
-  unsigned clients_;
+  insert_sequence& inserts_;
   random64 rng_;
   scrambled_zipfian scrambled_;
   zipfian latest_;
-  std::uint64_t next_insert_;
-  std::uint64_t newest_;  // newest record this client knows exists
 };
 
 }  // namespace larder_bench::ycsb
