@@ -115,18 +115,25 @@ class lightning_service final : public store_service {
     return std::make_unique<lightning_client>();
   }
 
-  // Lightning leaves each client's undo log and object log in shared memory
-  // (its monitor removes them only when it notices the exit, once a second).
-  void client_exited(pid_t pid) override {
-    ::shm_unlink(("log-" + std::to_string(pid)).c_str());
-    ::shm_unlink(("object-log-" + std::to_string(pid)).c_str());
-  }
+  // Lightning leaves each client's undo log and object log in shared memory.
+  // Its monitor, which looks for exited clients once a second, opens them
+  // again (creating them) to recover the client and removes them after; a
+  // store stopped in between leaves them behind, so they go after the stop.
+  void client_exited(pid_t pid) override { exited_.push_back(pid); }
 
-  void stop() override { server_.stop(SIGINT); }  // the store's own clean exit
+  void stop() override {
+    server_.stop(SIGINT);  // the store's own clean exit
+    for (pid_t pid : exited_) {
+      ::shm_unlink(("log-" + std::to_string(pid)).c_str());
+      ::shm_unlink(("object-log-" + std::to_string(pid)).c_str());
+    }
+    exited_.clear();
+  }
   std::uint64_t capacity() const override { return kStoreObjects; }
 
  private:
   server_process server_;
+  std::vector<pid_t> exited_;
 };
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -220,19 +221,23 @@ json run_latency(store_service& service, unsigned clients, const options& o, dou
   const std::string error = run_clients(service, clients, region, [&](store_client& sc, unsigned c, client_slot& slot) {
     if (!arrive_and_wait(region.state().arrived[0], clients)) return std::string("another client did not start");
     const std::uint64_t base = kLatencyKeyBase + (static_cast<std::uint64_t>(c) << 32);
-    const std::function<bool(std::uint64_t)> ops[] = {
-        [&](std::uint64_t k) { return sc.put(k, value); }, [&](std::uint64_t k) { return sc.get(k); },
-        [&](std::uint64_t k) { return sc.release(k); }, [&](std::uint64_t k) { return sc.remove(k); }};
-    for (unsigned op = 0; op < 4; ++op) {
-      if (op == 2 && !sc.has_release()) continue;
+    // Each operation over every object, timed one call at a time (the call
+    // inlined between the two timestamps).
+    auto time_each = [&](unsigned op, auto&& call) {
       std::uint64_t* out = region.samples(c, op);
       for (std::uint64_t i = 0; i < o.latency_ops; ++i) {
         const std::uint64_t t0 = ticks();
-        const bool ok = ops[op](base + i);
+        const bool ok = call(base + i);
         out[i] = ticks() - t0;
         if (!ok) return std::string(kObjectOps[op]) + " of object " + std::to_string(i) + " failed";
       }
-    }
+      return std::string();
+    };
+    std::string failed = time_each(0, [&](std::uint64_t k) { return sc.put(k, value); });
+    if (failed.empty()) failed = time_each(1, [&](std::uint64_t k) { return sc.get(k); });
+    if (failed.empty() && sc.has_release()) failed = time_each(2, [&](std::uint64_t k) { return sc.release(k); });
+    if (failed.empty()) failed = time_each(3, [&](std::uint64_t k) { return sc.remove(k); });
+    if (!failed.empty()) return failed;
     slot.ops = o.latency_ops;
     slot.has_release = sc.has_release();
     return std::string();
