@@ -472,4 +472,11 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace larder_bench
 
-int main(int argc, char** argv) { return larder_bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return larder_bench::run(argc, argv);
+  } catch (const std::exception& e) {  // a work folder that cannot be made, shared memory refused, …
+    std::cerr << "larder_store_compare_bench: " << e.what() << "\n";
+    return 1;
+  }
+}

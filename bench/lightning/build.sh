@@ -31,6 +31,9 @@ done
 case "$build_dir/" in
   "$source_dir"/*) echo "BUILD_DIR must not be inside the source" >&2; exit 1 ;;
 esac
+case "$source_dir/" in
+  "$build_dir"/*) echo "BUILD_DIR must not hold the source: it is emptied first" >&2; exit 1 ;;
+esac
 
 rm -rf "$build_dir"
 mkdir -p "$build_dir"
