@@ -259,19 +259,21 @@ def plot(result: dict, path: Path) -> None:
     for ax, size in zip(axes, sizes):
         for i, b in enumerate(names):
             ys = [throughput(summary, b, (w, size, c)) or 0 for w, c in groups]
-            ax.bar([g + i * width for g in range(len(groups))], ys, width, label=b)
+            ax.bar([g + i * width for g in range(len(groups))], ys, width, label=b, color=f"C{i}")
         ax.set_xticks([g + width * (len(names) - 1) / 2 for g in range(len(groups))],
                       [f"{w}\n{c}p" for w, c in groups], fontsize=7)
         ax.set(yscale="log", ylabel="operations per second", title=f"YCSB, {size} B values (p: client processes)")
     ax = axes[-1]
     ops = [op for op, _ in OBJECT_OPS]
-    for i, b in enumerate(names):
+    timed = [b for b in names if summary[b]["latency"]]
+    width = 0.8 / max(len(timed), 1)
+    for i, b in enumerate(timed):
         ys = [(summary[b]["latency"].get((1, op)) or {}).get("median_ns") or 0 for op in ops]
-        ax.bar([g + i * width for g in range(len(ops))], ys, width, label=b)
-    ax.set_xticks([g + width * (len(names) - 1) / 2 for g in range(len(ops))], [label for _, label in OBJECT_OPS],
+        ax.bar([g + i * width for g in range(len(ops))], ys, width, label=b, color=f"C{names.index(b)}")
+    ax.set_xticks([g + width * (len(timed) - 1) / 2 for g in range(len(ops))], [label for _, label in OBJECT_OPS],
                   fontsize=8)
     ax.set(yscale="log", ylabel="ns (median, 1 client)", title="Latency, 1 KiB objects")
-    ax.legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.suptitle(f"Object stores, {result['machine']['cpu']} ({result['machine']['date']})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
