@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -30,9 +31,7 @@ class server_process {
   std::string wait_until(const std::function<bool()>& ready, std::chrono::milliseconds timeout);
 
   // SIGTERM (or `signal`), then SIGKILL after two seconds; reaps it.
-  void stop(int signal = 15);
-
-  pid_t pid() const { return pid_; }
+  void stop(int signal = SIGTERM);
 
  private:
   pid_t pid_ = -1;
