@@ -1,12 +1,14 @@
 """What the comparison scripts share: where the repository, the build and
-the benchmark programs in it are, the machine and revision a run is reported
-with, and writing the tables into a document between markers."""
+the benchmark programs in it are, the machine, revision and load a run is
+reported with, the median of the values measured, and writing the tables into
+a document between markers."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,19 @@ def find_in_build(build_dir: Path, name: str, preferred: list[str]) -> Path | No
             if path.is_file() and "CMakeFiles" not in path.parts:
                 return path
     return None
+
+
+def median(values):
+    """The median of the values that are not None; None when there are none."""
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def larder_revision() -> str:

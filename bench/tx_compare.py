@@ -68,7 +68,8 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
-from bench_env import find_in_build, machine_info, resolve_build_dir, write_between_markers  # noqa: E402
+from bench_env import (find_in_build, load_average, machine_info, median, resolve_build_dir,  # noqa: E402
+                       write_between_markers)
 
 MARKERS = ("<!-- tx-table:begin -->", "<!-- tx-table:end -->")
 SECTION_HEADING = "## Transactions: larder and libpmemobj"
@@ -235,13 +236,6 @@ def file_system_text(directory: Path) -> str:
     return "unknown file system"
 
 
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def pmemobj_version() -> str:
     try:
         out = subprocess.run(["pkg-config", "--modversion", "libpmemobj"], capture_output=True, text=True, timeout=10)
@@ -256,11 +250,6 @@ def pmemobj_version() -> str:
 # summarising and formatting
 
 
-def med(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def summarise(results: dict) -> dict:
     """{fs: {cell: {"median": ..., "ratios": ...}}} next to the runs."""
     for fs, cells in results.items():
@@ -270,11 +259,11 @@ def summarise(results: dict) -> dict:
             runs = cell["runs"]
             if name.startswith("tx_recovery/"):
                 for counter in ("open_empty_ms", "open_full_ms", "child_log_ms", "log_mib", "lane_full"):
-                    cell[counter] = med([r.get(counter) for r in runs])
+                    cell[counter] = median([r.get(counter) for r in runs])
             else:
                 values = [r.get("per_second") for r in runs if r.get("per_second")]
-                cell["median"] = med(values)
-                cell["median_cpu"] = med([r.get("per_cpu_second") for r in runs])
+                cell["median"] = median(values)
+                cell["median_cpu"] = median([r.get("per_cpu_second") for r in runs])
                 if len(values) > 1 and cell["median"]:
                     cell["spread"] = (max(values) - min(values)) / cell["median"]
         for case, _ in THROUGHPUT_CASES:

@@ -61,7 +61,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -70,7 +69,7 @@ from pathlib import Path
 SCRIPT_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SCRIPT_DIR.parent
 sys.path.insert(0, str(SCRIPT_DIR))
-from bench_env import find_in_build, machine_info, resolve_build_dir, write_between_markers  # noqa: E402
+from bench_env import find_in_build, machine_info, median, resolve_build_dir, write_between_markers  # noqa: E402
 
 MARKERS = ("<!-- versions-table:begin -->", "<!-- versions-table:end -->")
 LAZY_MARKERS = ("<!-- versions-lazy:begin -->", "<!-- versions-lazy:end -->")
@@ -98,11 +97,6 @@ def parse_size(text: str) -> int:
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def ratio(other, larder):

@@ -14,6 +14,7 @@ packages=(
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libpmemobj-dev strace)
   packages+=(restic borgbackup python3-matplotlib)  # bench/versions_compare.py and its plot
+  packages+=(redis-server memcached libhiredis-dev libmemcached-dev)  # bench/store_compare.py
 fi
 
 missing=()
