@@ -134,16 +134,21 @@ int info(const target& t, bool as_json) {
   std::string view = st.beside_live_writer ? "live: " + writer + " has it open for writing"
                      : st.private_rollback ? "a private copy with what a crash left recovered"
                                            : "as stored";
+  std::vector<larder::client_info> clients = h.clients();
   if (as_json) {
     json lane_list = json::array();
     for (const auto& l : lanes) lane_list.push_back(lane_json(l));
+    json client_list = json::array();
+    for (const auto& c : clients)
+      client_list.push_back({{"client", c.client}, {"pid", c.pid}, {"alive", c.alive},
+                             {"attached", time_or_unknown(c.attached_ns)}, {"attached_ns", c.attached_ns}});
     print_json({{"heap", t.name}, {"uuid", h.uuid()}, {"base", address(h.base())},
                 {"format", std::to_string(st.format_major) + "." + std::to_string(st.format_minor)},
                 {"created", larder_tool::utc_time(st.created_ns)}, {"created_ns", st.created_ns},
                 {"last_close", time_or_unknown(st.last_close_ns)}, {"last_close_ns", st.last_close_ns},
                 {"reserve", st.reserve}, {"size", st.mapped_size}, {"segments_in_use", st.segments_in_use},
                 {"pods", st.pods}, {"roots", st.roots}, {"lanes_in_use", st.lanes_in_use}, {"lanes", lane_list},
-                {"persistence", h.persistence_domain()}, {"view", view},
+                {"shared_writers", client_list}, {"persistence", h.persistence_domain()}, {"view", view},
                 {"writer_pid", st.beside_live_writer && st.writer_pid > 0 ? json(st.writer_pid) : json(nullptr)}});
     return 0;
   }
@@ -155,6 +160,10 @@ int info(const target& t, bool as_json) {
               human_size(st.reserve).c_str(), human_size(st.mapped_size).c_str(), st.segments_in_use, st.pods,
               st.roots, st.lanes_in_use);
   for (const auto& l : lanes) std::printf("%s\n", lane_line(l, st.beside_live_writer).c_str());
+  if (!clients.empty()) std::printf("writers     %zu shared writers\n", clients.size());
+  for (const auto& c : clients)
+    std::printf("  client %-3u process %d, attached %s%s\n", c.client, c.pid, time_or_unknown(c.attached_ns).c_str(),
+                c.alive ? "" : " (dead: the next client to attach recovers it)");
   std::printf("view        %s\n", view.c_str());
   return 0;
 }
