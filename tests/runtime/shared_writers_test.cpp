@@ -16,6 +16,7 @@
 
 #include "port/shared_sync.hpp"
 #include "recovery/layout.hpp"
+#include "runtime/heap_impl.hpp"
 
 #include <larder/check.hpp>
 #include <larder/heap.hpp>
@@ -360,6 +361,63 @@ TEST_P(SharedWriters, ClientOfAnotherBuildRefusesToAttach) {
   ASSERT_EQ(waitpid(joiner, &status, 0), joiner);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   meta->shared.build_signature = mine;
+}
+
+// A client dies holding the segment-table lock halfway through taking
+// segments for a huge block: the backing grown, the tail marked, no head
+// yet. Another client, attached all along, takes the lock next: it is
+// told, and frees the tail that no head covers before it goes on.
+TEST_P(SharedWriters, DeathHoldingTheSegmentTableLockIsRepairedByTheNextTaker) {
+  int survivor_ready[2], survivor_go[2], holder_ready[2];
+  ASSERT_EQ(pipe(survivor_ready), 0);
+  ASSERT_EQ(pipe(survivor_go), 0);
+  ASSERT_EQ(pipe(holder_ready), 0);
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  pid_t survivor = fork();
+  if (survivor == 0) {
+    heap h(options_for(GetParam(), name_, true));
+    (void)!write(survivor_ready[1], "x", 1);
+    char c = 0;
+    (void)!read(survivor_go[0], &c, 1);
+    larder::alloc::region& r = h.impl()->region;
+    std::size_t tail = r.meta()->segments_high - 1;
+    if (larder::layout::entry_state(r.entry(tail)) != larder::layout::kSegmentHugeTail) std::_Exit(10);
+    void* big = h.allocate(std::size_t{16} << 20);  // takes the lock
+    if (big == nullptr) std::_Exit(11);
+    if (larder::layout::entry_state(r.entry(tail)) == larder::layout::kSegmentHugeTail &&
+        r.head_segment(reinterpret_cast<void*>(r.base() + (tail << larder::layout::kSegmentShift))) == nullptr)
+      std::_Exit(12);  // still a tail of nobody
+    heap::deallocate(big);
+    std::_Exit(h.close().ok() ? 0 : 13);
+  }
+  clients.push_back(survivor);
+  char c = 0;
+  ASSERT_EQ(read(survivor_ready[0], &c, 1), 1);
+  pid_t holder = fork();
+  if (holder == 0) {
+    heap h(options_for(GetParam(), name_, true));
+    larder::alloc::region& r = h.impl()->region;
+    r.claim_lock().lock();
+    larder::layout::heap_meta* meta = r.meta();
+    std::size_t first = meta->segments_high;
+    if (h.impl()->grow_backing((first + 2) << larder::layout::kSegmentShift) != 0) std::_Exit(20);
+    meta->segments_high = first + 2;
+    __atomic_store_n(&meta->segments[first + 1], larder::layout::segment_entry(larder::layout::kSegmentHugeTail, 0),
+                     __ATOMIC_RELEASE);
+    (void)!write(holder_ready[1], "x", 1);
+    for (;;) pause();
+  }
+  clients.push_back(holder);
+  ASSERT_EQ(read(holder_ready[0], &c, 1), 1);
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  clients.back() = -1;
+  (void)!write(survivor_go[1], "x", 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(survivor, &status, 0), survivor);
+  clients.front() = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "survivor status " << status;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backings, SharedWriters, ::testing::Values(backing::shm, backing::file),
