@@ -25,6 +25,7 @@ namespace {
 // in the same walk, no fuller, for ever. It waits for the next free.
 void set_full(local_heap* h, page* pg) {
   set_flag(pg, kPageInFull);
+  full_push(h, pg);
   set_delay_state(pg, kUseDelayed);
   if (metadata_logged() && segment_of(pg)->client != layout::kNoClient) return;
   if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr) page_unfull(h, pg);
@@ -82,6 +83,7 @@ page* find_free_page(local_heap* h, std::size_t bin) {
 // usually gathered more free blocks, so pages flip between full and not
 // full less often.
 void page_unfull(local_heap* h, page* pg) noexcept {
+  full_remove(h, pg);
   clear_flag(pg, kPageInFull);
   set_delay_state(pg, kNoDelayed);
   queue_push_back(h, pg->bin, pg);
@@ -136,7 +138,7 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
   // the next allocation outside one (see page_collect).
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);
   if (thread_data* td = h->thread; td->remote_pending && !metadata_logged()) flush_remote_frees(td);
-  if (region* r = h->arena->owner; r->inbox_pending() && !metadata_logged()) drain_inbox(r);
+  if (!metadata_logged() && h->arena->owner->shared_writers()) collect_foreign_frees(h);
   if (size > kLargeMax) return huge_alloc(h, size, 0, nullptr);
   page* pg = find_free_page(h, bin_of(size));
   if (pg == nullptr) {
@@ -228,22 +230,21 @@ void free_remote(region* r, page* pg, block* b) {
 
 // A free into a page of another client of a heap with shared writers.
 // The page's owner heap lives in another process, so the delayed-free
-// hand-over cannot reach it: a block for a full page goes to the owning
-// client's inbox, every other one onto the page's remote list, whose
-// delay state is left as it is.
+// hand-over cannot reach it: the block goes onto the page's remote list
+// (its delay state left as it is), and the owning client's count of such
+// frees tells it to look in its full pages (collect_foreign_frees).
 void free_foreign(region* r, segment* s, page* pg, block* b) {
   note_metadata(pg, sizeof(page));
   note_metadata(b, sizeof(block));
-  std::uint16_t owner = __atomic_load_n(&s->client, __ATOMIC_ACQUIRE);
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   for (;;) {
-    if ((tf & kRemoteStateMask) == kUseDelayed && owner != layout::kNoClient && r->push_to_inbox(owner, b)) return;
     b->next = remote_list(tf);
     std::uintptr_t total = std::uintptr_t{remote_count(tf) + 1} << kRemoteCountShift;
     if (pg->xthread_free.compare_exchange_weak(tf, total | reinterpret_cast<std::uintptr_t>(b) | (tf & kRemoteStateMask),
                                                std::memory_order_release, std::memory_order_relaxed))
-      return;
+      break;
   }
+  r->note_foreign_free(__atomic_load_n(&s->client, __ATOMIC_ACQUIRE));
 }
 
 // `pg` is a live page of `r` holding `p`.
@@ -266,13 +267,26 @@ void free_in_page(region* r, page* pg, void* p) {
 
 }  // namespace
 
-void drain_inbox(region* r) noexcept {
-  for (block* b = r->take_inbox(); b != nullptr;) {
-    block* next = b->next;
-    segment* s = segment_of(b);
-    free_in_page(r, page_of(s, b), b);
-    b = next;
+void collect_foreign_frees(local_heap* h) noexcept {
+  if (h->delayed_free.load(std::memory_order_relaxed) != nullptr) drain_delayed(h);
+  std::uint64_t now = h->arena->owner->foreign_frees();
+  if (now == h->foreign_seen) return;
+  h->foreign_seen = now;
+  for (page* pg = h->full.first; pg != nullptr;) {
+    page* next = pg->next;
+    if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr) {
+      page_collect(pg);
+      if (pg->free != nullptr) page_unfull(h, pg);
+    }
+    pg = next;
   }
+}
+
+void collect_foreign_frees(region* r) noexcept {
+  thread_data* td = current_thread();
+  if (td == nullptr || !r->shared_writers()) return;
+  for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread)
+    if (h->owner_region.load(std::memory_order_acquire) == r) collect_foreign_frees(h);
 }
 
 void flush_remote_frees(thread_data* td) noexcept {

@@ -47,9 +47,11 @@ std::size_t usable_size(const void* p) noexcept;
 void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
 // allocate_in when the thread's first local heap is not the one wanted.
 void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
-// Frees what other clients left in this client's inbox (region.hpp) into
-// its pages, as this process's own frees.
-void drain_inbox(region* r) noexcept;
+// With shared writers: folds in what other clients freed into the full
+// pages of `h` (or of the calling thread's heaps of `r`), when the client's
+// count says there may be some. Not inside a transaction (page_collect).
+void collect_foreign_frees(local_heap* h) noexcept;
+void collect_foreign_frees(region* r) noexcept;
 // Pushes the calling thread's batched remote frees to their page.
 void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.

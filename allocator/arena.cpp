@@ -5,6 +5,7 @@
 #include "allocator/options.hpp"
 #include "allocator/region.hpp"
 #include "allocator/metadata_log.hpp"
+#include "allocator/page_ops.hpp"
 #include "allocator/unsettled.hpp"
 #include "port/os.hpp"
 
@@ -105,16 +106,6 @@ segment* pod_arena::segment_with_run(std::size_t slices, std::size_t* first) noe
       return s;
     }
   }
-  // Segments a client left or died with come before new ones.
-  while (segment* s = owner->adopt_unowned(pod)) {
-    adopt_segment(s);
-    if (!s->listed) continue;
-    std::size_t at = find_run(s->free_slices, slices);
-    if (at < 64) {
-      *first = at;
-      return s;
-    }
-  }
   bool zeroed = false;
   segment* s = owner->acquire(1, pod, layout::kSegmentPages, &zeroed);
   if (s == nullptr) return nullptr;
@@ -175,6 +166,15 @@ page* pod_arena::take_page(std::size_t bin) noexcept {
   if (page* pg = take_abandoned(bin)) {
     pg->next = nullptr;
     return pg;
+  }
+  // With shared writers, what clients that left or died hold comes before
+  // new pages: their pages of this size, and their free slices.
+  while (segment* s = owner->adopt_unowned(pod)) {
+    adopt_segment(s);
+    if (page* pg = take_abandoned(bin)) {
+      pg->next = nullptr;
+      return pg;
+    }
   }
   return new_page(bin);
 }
@@ -281,7 +281,13 @@ void pod_arena::adopt_segment(segment* s) noexcept {
       k += slices;
       continue;
     }
-    fold_remote_frees(pg);
+    // In a transaction of a heap with shared writers the remote frees stay
+    // on their list (see page_collect); the page is only marked abandoned.
+    if (metadata_logged() && owner->shared_writers()) {
+      set_delay_state(pg, kNeverDelayed);
+    } else {
+      fold_remote_frees(pg);
+    }
     if (pg->used == 0) {
       if (release_slices(s, k, slices)) return;  // the whole segment went back
     } else {

@@ -61,6 +61,22 @@ void queue_push_back(local_heap* h, std::size_t bin, page* pg) noexcept {
   q.last = pg;
 }
 
+void full_push(local_heap* h, page* pg) noexcept {
+  pg->prev = nullptr;
+  pg->next = h->full.first;
+  if (h->full.first != nullptr) h->full.first->prev = pg;
+  h->full.first = pg;
+  if (h->full.last == nullptr) h->full.last = pg;
+}
+
+void full_remove(local_heap* h, page* pg) noexcept {
+  if (pg->prev != nullptr) pg->prev->next = pg->next;
+  if (pg->next != nullptr) pg->next->prev = pg->prev;
+  if (h->full.first == pg) h->full.first = pg->next;
+  if (h->full.last == pg) h->full.last = pg->prev;
+  pg->next = pg->prev = nullptr;
+}
+
 void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept {
   page_queue& q = h->queues[bin];
   if (pg->prev != nullptr) pg->prev->next = pg->next;
@@ -98,7 +114,9 @@ void local_heap_flush(local_heap* h) noexcept {
 
 void local_heap_abandon(local_heap* h) noexcept {
   local_heap_flush(h);
-  // Full pages sit in no queue: find them through the pod's segments.
+  // Full pages: found through the pod's segments (their list's links are
+  // reused below).
+  h->full = page_queue{};
   page* pages = nullptr;
   for (auto& q : h->queues) {
     while (page* pg = q.first) {

@@ -36,7 +36,12 @@ struct local_heap {
   block* cache[kCachedBins] = {};
   std::uint16_t cache_room[kCachedBins] = {};  // blocks the cache takes before it flushes
   page* direct[kDirectSlots];  // first page of the queue for (size + 15) / 16
-  page_queue queues[kBinCount];  // pages with free blocks, by bin; full pages are in none
+  page_queue queues[kBinCount];  // pages with free blocks, by bin
+  page_queue full;               // full pages (kPageInFull), every bin
+  // With shared writers: the client's count of frees other clients made
+  // into its pages (region::foreign_frees) when this heap last looked
+  // for them in its full pages.
+  std::uint64_t foreign_seen = 0;
   std::atomic<block*> delayed_free{nullptr};
   std::uintptr_t tid = 0;
   pod_arena* arena = nullptr;
@@ -65,5 +70,7 @@ void local_heap_abandon(local_heap* h) noexcept;
 void queue_push_front(local_heap* h, std::size_t bin, page* pg) noexcept;
 void queue_push_back(local_heap* h, std::size_t bin, page* pg) noexcept;
 void queue_remove(local_heap* h, std::size_t bin, page* pg) noexcept;
+void full_push(local_heap* h, page* pg) noexcept;
+void full_remove(local_heap* h, page* pg) noexcept;
 
 }  // namespace larder::alloc

@@ -542,9 +542,15 @@ status region::adopt_existing() {
 }
 
 void region::share(std::uint16_t client, bool take_all) noexcept {
+  // Runs kept aside are free in the table, where other clients may take
+  // them from now on: they go back now.
+  while (retained_runs_ > 0) drop_retained(retained_runs_ - 1);
   client_ = client;
   lock_.bind(&meta_->shared.region_lock, &region::repair_after_death, this);
-  if (!take_all) return;
+  if (take_all) mark_all_segments(client);
+}
+
+void region::mark_all_segments(std::uint16_t client) noexcept {
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
     layout::segment_state st = entry_state(entry(i));
@@ -565,6 +571,7 @@ void region::repair_after_death(void* self) noexcept {
 
 segment* region::adopt_unowned(std::uint32_t pod) noexcept {
   if (!shared_writers() || !writable_) return nullptr;
+  if (__atomic_load_n(&meta_->shared.unowned_segments, __ATOMIC_RELAXED) == 0) return nullptr;
   std::lock_guard guard(lock_);
   std::size_t high = meta_->segments_high;
   for (std::size_t i = 1; i < high; ++i) {
@@ -574,7 +581,16 @@ segment* region::adopt_unowned(std::uint32_t pod) noexcept {
     if (s->magic != kSegmentMagic || __atomic_load_n(&s->client, __ATOMIC_ACQUIRE) != layout::kNoClient) continue;
     // Another client may have grown the backing past what this one knows.
     if (ensure_committed((i + 1) << kSegmentShift) != 0) return nullptr;
+    // What its last owner's threads left in the page descriptors means
+    // nothing here; it goes before this client's frees can take the
+    // segment for theirs (a forked sibling may share their thread ids).
+    for (page& pg : s->pages) {
+      pg.owner_tid.store(0, std::memory_order_relaxed);
+      pg.heap.store(nullptr, std::memory_order_relaxed);
+    }
     __atomic_store_n(&s->client, client_, __ATOMIC_RELEASE);
+    std::uint64_t left = meta_->shared.unowned_segments;
+    meta_->shared.unowned_segments = left > 0 ? left - 1 : 0;
     return s;
   }
   return nullptr;
@@ -591,35 +607,8 @@ void region::disown_segments(std::uint16_t client) noexcept {
     s->next_with_free = nullptr;
     s->listed = 0;
     __atomic_store_n(&s->client, static_cast<std::uint16_t>(layout::kNoClient), __ATOMIC_RELEASE);
+    if (st == layout::kSegmentPages) ++meta_->shared.unowned_segments;
   }
-}
-
-bool region::push_to_inbox(std::uint16_t client, block* b) noexcept {
-  std::uint64_t* inbox = &meta_->shared.clients[client - 1].inbox;
-  std::uint64_t head = __atomic_load_n(inbox, __ATOMIC_ACQUIRE);
-  for (;;) {
-    if (head == layout::kInboxClosed) return false;
-    b->next = reinterpret_cast<block*>(head);
-    if (__atomic_compare_exchange_n(inbox, &head, reinterpret_cast<std::uint64_t>(b), true, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
-      return true;
-  }
-}
-
-block* region::take_inbox() noexcept {
-  std::uint64_t* inbox = &meta_->shared.clients[client_ - 1].inbox;
-  std::uint64_t head = __atomic_load_n(inbox, __ATOMIC_ACQUIRE);
-  // Only a closed inbox stays closed; an open one is emptied.
-  while (head != 0 && head != layout::kInboxClosed &&
-         !__atomic_compare_exchange_n(inbox, &head, 0, true, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-  }
-  return head == layout::kInboxClosed ? nullptr : reinterpret_cast<block*>(head);
-}
-
-block* region::close_inbox(std::uint16_t client) noexcept {
-  std::uint64_t head = __atomic_exchange_n(&meta_->shared.clients[client - 1].inbox, layout::kInboxClosed,
-                                           __ATOMIC_ACQ_REL);
-  return head == layout::kInboxClosed ? nullptr : reinterpret_cast<block*>(head);
 }
 
 // A lock shared with other processes is not held across fork: the child,

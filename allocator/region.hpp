@@ -140,10 +140,14 @@ class region {
   // This process is client `client` (1..layout::kMaxClients) of the heap:
   // the segment-table lock becomes the heap's, segments this region takes
   // are marked as the client's, and it allocates only from those. Pages of
-  // other clients' segments are freed into their remote lists, or, when
-  // full, into their client's inbox. Call before any allocation. The
-  // first client, which adopted the whole heap, takes every segment.
+  // other clients' segments are freed into their remote lists, and their
+  // client is told by a count (note_foreign_free). Call before any
+  // allocation. The first client, which adopted the whole heap, takes
+  // every segment.
   void share(std::uint16_t client, bool take_all) noexcept;
+  // Marks every used segment as `client`'s, while nothing else runs (the
+  // first client; kNoClient for a lone writer's open).
+  void mark_all_segments(std::uint16_t client) noexcept;
   std::uint16_t client() const noexcept { return client_; }
   bool shared_writers() const noexcept { return client_ != layout::kNoClient; }
   // What page::owner_tid holds for a page that thread `tid` owns here:
@@ -158,15 +162,16 @@ class region {
   // adopt: when it detaches (this process's own, after forget_region) or
   // when it died.
   void disown_segments(std::uint16_t client) noexcept;
-  // Inboxes (layout::client_record::inbox). push_to_inbox: false when the
-  // client is gone. take_inbox: the whole list, for its own client.
-  bool push_to_inbox(std::uint16_t client, block* b) noexcept;
-  block* take_inbox() noexcept;
-  bool inbox_pending() const noexcept {
-    return shared_writers() && __atomic_load_n(&meta_->shared.clients[client_ - 1].inbox, __ATOMIC_RELAXED) != 0;
+  // Counts a free into a page of `owner` (layout::client_record::
+  // foreign_frees), and reads this client's count.
+  void note_foreign_free(std::uint16_t owner) noexcept {
+    if (owner == layout::kNoClient || owner > layout::kMaxClients) return;  // nobody's, or a damaged header
+    __atomic_fetch_add(&meta_->shared.clients[owner - 1].foreign_frees, 1, __ATOMIC_RELEASE);
   }
-  // Closes the inbox of a client that is gone and returns what it held.
-  block* close_inbox(std::uint16_t client) noexcept;
+  std::uint64_t foreign_frees() const noexcept {
+    return shared_writers() ? __atomic_load_n(&meta_->shared.clients[client_ - 1].foreign_frees, __ATOMIC_ACQUIRE)
+                            : 0;
+  }
 
   // Fork handlers: take and drop every lock of the region and its arenas.
   void lock_all() noexcept;

@@ -190,15 +190,14 @@ inline constexpr std::uint64_t kSharedMagic = 0x445248535244524Cull;
 // clients attached at once; a client of another version refuses to attach.
 inline constexpr std::uint32_t kSharedVersion = 1;
 enum client_state : std::uint32_t { kClientFree = 0, kClientAttached = 1 };
-// client_record::inbox once its client is gone: frees go to the page instead.
-inline constexpr std::uint64_t kInboxClosed = 1;
 struct client_record {
   std::int32_t pid;
   std::uint32_t state;          // client_state
   std::uint64_t start_ticks;    // with pid, who the client is (port::process_identity)
-  // Blocks other clients freed into this client's full pages, a list
-  // linked through the blocks, which the client folds into its pages.
-  std::uint64_t inbox;
+  // Frees other clients made into this client's pages (onto the pages'
+  // remote-free lists), counted: when it changes, the client looks for
+  // them in its full pages, which no queue of its own would bring back.
+  std::uint64_t foreign_frees;
   std::uint64_t attached_ns;    // CLOCK_REALTIME
   std::uint8_t unused[32];
 };
@@ -209,7 +208,11 @@ struct shared_writers_record {
   std::uint32_t unused0;
   std::uint64_t build_signature;  // the build options that change this record's meaning
   std::uint64_t clients_ever;     // attaches since the first one
-  std::uint8_t unused[32];
+  // Segments that no client owns (their client left or died), which a
+  // client adopts before it carves a new page: a hint, so that clients
+  // need not scan the segment table while there are none.
+  std::uint64_t unowned_segments;
+  std::uint8_t unused[24];
   port::robust_lock clients_lock;  // attaching, detaching, recovering a dead client
   port::robust_lock region_lock;   // the segment table and the backing's size
   port::robust_lock tables_lock;   // pod and root records

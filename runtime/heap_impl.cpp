@@ -593,9 +593,6 @@ status heap_impl::close() {
     // so its locks. A failed client stays attached until it exits, and
     // the next client to look then recovers it.
     bool detach = region.writable();
-    // The blocks others freed into this client's full pages go back
-    // while its threads' local heaps still hold those pages.
-    if (detach) alloc::drain_inbox(&region);
     alloc::forget_region(&region);
     bool last = false;
     if (detach && port::lock_attach(fd) == 0) {

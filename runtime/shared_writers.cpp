@@ -74,16 +74,6 @@ status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
   return {};
 }
 
-// Blocks freed into the pages of a client that is gone: onto their pages'
-// remote lists, where whoever adopts the segment finds them.
-void free_inbox(heap_impl& impl, std::uint32_t client) {
-  for (alloc::block* b = impl.region.close_inbox(static_cast<std::uint16_t>(client)); b != nullptr;) {
-    alloc::block* next = b->next;
-    alloc::free_generic(b);
-    b = next;
-  }
-}
-
 // With the client lock held.
 status recover_client(heap_impl& impl, std::uint32_t client) {
   layout::client_record& rec = record_of(impl, client);
@@ -91,7 +81,6 @@ status recover_client(heap_impl& impl, std::uint32_t client) {
   port::verbose("recovering client %u of %s (process %d), which died", client, impl.name.c_str(), rec.pid);
   if (status s = roll_back_lanes_of(impl, client); !s.ok()) return s;
   impl.region.disown_segments(static_cast<std::uint16_t>(client));
-  free_inbox(impl, client);
   {
     std::lock_guard guard(impl.observers_lock);
     for (client_observer* o : impl.observers) o->client_died(client, who);
@@ -193,7 +182,7 @@ status attach_client(heap_impl& impl, bool first) {
   rec.pid = me.pid;
   rec.start_ticks = me.start_ticks;
   rec.attached_ns = port::realtime_ns();
-  rec.inbox = 0;
+  rec.foreign_frees = 0;
   ++shared.clients_ever;
   __atomic_store_n(&rec.state, layout::kClientAttached, __ATOMIC_RELEASE);
   impl.region.share(static_cast<std::uint16_t>(slot), first);
@@ -210,13 +199,13 @@ void forget_clients(heap_impl& impl) noexcept {
     lane.owner_pid = 0;
     lane.owner_start_ticks = 0;
   }
+  // Segments name no client on a heap with one writer (page_collect and
+  // set_full tell shared heaps by it).
+  impl.region.mark_all_segments(layout::kNoClient);
 }
 
 void detach_client(heap_impl& impl) noexcept {
   std::uint32_t me = impl.client_index;
-  // What others freed into this client's full pages goes back first, while
-  // the pages are still its own.
-  alloc::drain_inbox(&impl.region);
   std::lock_guard guard(impl.clients_lock);
   // A failed transaction left the lane for recovery: the slot stays, and
   // the next client to look recovers it once this process is gone.
@@ -226,7 +215,6 @@ void detach_client(heap_impl& impl) noexcept {
   lane.owner_pid = 0;
   lane.owner_start_ticks = 0;
   impl.region.disown_segments(static_cast<std::uint16_t>(me));
-  free_inbox(impl, me);
   layout::client_record& rec = record_of(impl, me);
   rec.pid = 0;
   rec.start_ticks = 0;

@@ -79,11 +79,11 @@ std::uint32_t choose_lane(heap_impl& impl) {
 }
 
 status begin(transaction_state* tx, heap_impl* impl, capture mode) {
-  // Blocks other clients freed into this client's full pages come back
-  // before the sink is set: taking them in is plain allocator work, which
-  // no rollback needs, and a program that allocates only in transactions
-  // would otherwise never reuse those pages.
-  if (impl->region.inbox_pending()) alloc::drain_inbox(&impl->region);
+  // What other clients freed into this client's pages is folded in before
+  // the sink is set: a transaction on a heap with shared writers never
+  // folds (page_collect), so a program that allocates only in
+  // transactions would otherwise never reuse those blocks.
+  alloc::collect_foreign_frees(&impl->region);
   tx->impl = impl;
   tx->mode = capture::snapshots;
   tx->lane = choose_lane(*impl);
@@ -108,13 +108,19 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
 // table entries) must not be logged: rolling this client's lane back while
 // the others go on would undo their changes too. It is made after the
 // commit instead; a crash in between leaks the block.
+//
+// The same goes for a block of this client whose page no thread of this
+// process holds as its own: its free is a push onto the page's remote list.
 bool freed_after_commit(heap_impl& impl, void* p) {
   if (!impl.shared_writers()) return false;
   std::uint32_t entry = impl.region.entry(impl.region.segment_index(p));
   if (layout::entry_state(entry) != layout::kSegmentPages ||
       (reinterpret_cast<std::uintptr_t>(p) & (layout::kSegmentSize - 1)) == 0)
     return true;
-  return !impl.region.owns(alloc::segment_of(p));
+  alloc::segment* s = alloc::segment_of(p);
+  if (!impl.region.owns(s)) return true;
+  const alloc::page* pg = alloc::page_of(s, p);
+  return pg->owner_tid.load(std::memory_order_relaxed) != impl.region.owner_tag(alloc::current_tid());
 }
 
 // Frees run at commit, as part of the transaction: their metadata writes
