@@ -565,6 +565,9 @@ void region::mark_all_segments(std::uint16_t client) noexcept {
 // head covers (see acquire).
 void region::repair_after_death(void* self) noexcept {
   auto* r = static_cast<region*>(self);
+  // Not part of whatever transaction the taker runs: a rollback of it
+  // would put the tails back after others took the segments.
+  metadata_sink_scope repair_is_nobodys(nullptr);
   if (std::size_t freed = r->free_unowned_tails())
     verbose("freed %zu segments that a huge block of a dead client left behind", freed);
 }

@@ -80,6 +80,14 @@ class region {
   std::uintptr_t base() const noexcept { return base_; }
   std::size_t reserve() const noexcept { return reserve_; }
   std::size_t committed() const noexcept { return committed_.load(std::memory_order_relaxed); }
+  // With shared writers other clients grow the backing: what this one
+  // learns of it (never less than it knew).
+  void note_committed(std::size_t size) noexcept {
+    std::size_t now = committed_.load(std::memory_order_relaxed);
+    if (size > reserve_) size = reserve_;
+    while (now < size && !committed_.compare_exchange_weak(now, size, std::memory_order_relaxed)) {
+    }
+  }
   bool writable() const noexcept { return writable_; }
   // From now on allocation fails with EROFS and frees are ignored.
   void forbid_writes() noexcept { writable_ = false; }

@@ -98,6 +98,47 @@ status busy(int fd, const std::string& name) {
                                      "another program does, which must let go of it");
 }
 
+// Heaps open here for writing. Their file locks are taken on a descriptor
+// of their own (heap_impl::lock_fd): a lock belongs to the open file
+// description, which a mapping also keeps alive, so a forked child, which
+// inherits the mapping, would otherwise hold the parent's locks for as long
+// as it lives. The child closes its copy of each lock descriptor, so that
+// the locks go when the parent lets go of them (a child may not write
+// these heaps anyway).
+std::atomic<heap_impl*> g_locking_heaps[alloc::kMaxRegions];
+
+void close_lock_fds_in_child() {
+  for (auto& slot : g_locking_heaps) {
+    heap_impl* impl = slot.exchange(nullptr, std::memory_order_relaxed);
+    if (impl == nullptr) continue;
+    port::close_fd(impl->lock_fd);
+    impl->lock_fd = -1;
+  }
+}
+
+void remember_lock_fd(heap_impl* impl) {
+  static bool handler = port::at_fork(nullptr, nullptr, &close_lock_fds_in_child) == 0;
+  (void)handler;
+  for (auto& slot : g_locking_heaps) {
+    heap_impl* empty = nullptr;
+    if (slot.compare_exchange_strong(empty, impl)) return;
+  }
+}
+
+void forget_lock_fd(heap_impl* impl) noexcept {
+  for (auto& slot : g_locking_heaps) {
+    heap_impl* expected = impl;
+    if (slot.compare_exchange_strong(expected, nullptr)) return;
+  }
+}
+
+// The second descriptor of the heap's file or shm object, for its locks.
+int open_lock_fd(backing kind, const std::string& path, int* out) {
+  bool created = false;
+  return kind == backing::file ? port::open_file(path.c_str(), false, false, true, out, &created)
+                               : port::open_shm(path.c_str(), false, false, true, out, &created);
+}
+
 }  // namespace
 
 status heap_impl::open(const heap_options& options, heap_impl** out) {
@@ -149,6 +190,10 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
       s = status(errc::already_exists, options.name);
     } else if (err != 0) {
       s = status::from_errno(err, "opening " + options.name);
+    } else if (impl->writable &&
+               (err = open_lock_fd(options.kind, impl->temporary_name.empty() ? options.name : impl->temporary_name,
+                                   &impl->lock_fd)) != 0) {
+      s = status::from_errno(err, "opening " + options.name + " for its lock");
     } else if (impl->writable && !(s = impl->take_writer_lock(options.shared_writers)).ok()) {
       // s says why
     } else {
@@ -176,15 +221,17 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
     // The first client let no one in while it set the heap up; from now on
     // the others may attach beside it.
     if (s.ok() && impl->first_client) {
-      if (int err = port::lock_writer_shared(impl->fd)) s = status::from_errno(err, "sharing the writer lock");
+      if (int err = port::lock_writer_shared(impl->lock_fd)) s = status::from_errno(err, "sharing the writer lock");
     }
     if (!s.ok()) impl->unmap_unattached();
   }
   if (impl->attaching) {
-    (void)port::unlock_attach(impl->fd);
+    (void)port::unlock_attach(impl->lock_fd);
     impl->attaching = false;
   }
+  if (s.ok() && impl->lock_fd >= 0) remember_lock_fd(impl);
   if (!s.ok()) {
+    if (impl->lock_fd >= 0) port::close_fd(impl->lock_fd);
     if (impl->fd >= 0) port::close_fd(impl->fd);
     delete impl;
     // Another process made the heap between our look and our rename.
@@ -205,13 +252,13 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
 // lone writer's open would before it lets the others in.
 status heap_impl::take_writer_lock(bool shared_writers) {
   if (!shared_writers) {
-    int err = port::lock_writer(fd);
+    int err = port::lock_writer(lock_fd);
     if (err == 0) return {};
-    return err == EAGAIN ? busy(fd, name) : status::from_errno(err, "locking " + name);
+    return err == EAGAIN ? busy(lock_fd, name) : status::from_errno(err, "locking " + name);
   }
-  if (int err = port::lock_attach(fd)) return status::from_errno(err, "waiting to attach to " + name);
+  if (int err = port::lock_attach(lock_fd)) return status::from_errno(err, "waiting to attach to " + name);
   attaching = true;
-  int err = port::lock_writer(fd);
+  int err = port::lock_writer(lock_fd);
   if (err == 0) {
     first_client = true;
     return {};
@@ -219,9 +266,14 @@ status heap_impl::take_writer_lock(bool shared_writers) {
   if (err != EAGAIN) return status::from_errno(err, "locking " + name);
   bool read_lock = false;
   int pid = -1;
-  if (port::writer_lock_holder(fd, &read_lock, &pid) == 0 && !read_lock) return busy(fd, name);
-  err = port::lock_writer_shared(fd);
-  if (err == EAGAIN) return busy(fd, name);
+  err = port::writer_lock_holder(lock_fd, &read_lock, &pid);
+  if (err == ENOENT && port::lock_writer(lock_fd) == 0) {  // a lone writer let go meanwhile
+    first_client = true;
+    return {};
+  }
+  if (err == 0 && !read_lock) return busy(lock_fd, name);
+  err = port::lock_writer_shared(lock_fd);
+  if (err == EAGAIN) return busy(lock_fd, name);
   if (err != 0) return status::from_errno(err, "locking " + name);
   return {};
 }
@@ -595,21 +647,25 @@ status heap_impl::close() {
     bool detach = region.writable();
     alloc::forget_region(&region);
     bool last = false;
-    if (detach && port::lock_attach(fd) == 0) {
+    if (detach && lock_fd >= 0 && port::lock_attach(lock_fd) == 0) {
+      // A client that died unseen is recovered now: the last one out
+      // must not close the heap over its pending transaction.
+      (void)recover_dead_clients(*this, nullptr);
+      sync_committed();
       detach_client(*this);
       // Alone now (the writer lock is exclusive only when no other client
       // holds it): the close of a lone writer follows.
-      last = port::lock_writer(fd) == 0;
+      last = port::lock_writer(lock_fd) == 0;
     }
     client_index = 0;
     if (!last) {
       alloc::unregister_region(&region);
       region.destroy();
       port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
-      port::close_fd(fd);
-      fd = -1;
+      close_descriptors();
       return result;
     }
+    attaching = detach;  // the attach lock is held through the close below
   } else {
     alloc::forget_region(&region);
   }
@@ -629,9 +685,20 @@ status heap_impl::close() {
   }
   region.destroy();
   port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+  close_descriptors();
+  return result;
+}
+
+void heap_impl::close_descriptors() noexcept {
+  forget_lock_fd(this);
+  if (lock_fd >= 0) {
+    if (attaching) (void)port::unlock_attach(lock_fd);
+    port::close_fd(lock_fd);
+  }
+  attaching = false;
+  lock_fd = -1;
   if (fd >= 0) port::close_fd(fd);
   fd = -1;
-  return result;
 }
 
 }  // namespace larder

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "allocator/region.hpp"
+#include "allocator/thread.hpp"
 #include "port/os.hpp"
 #include "port/write_tracker.hpp"
 #include "recovery/layout.hpp"
@@ -13,6 +14,7 @@
 
 #include <larder/heap.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +37,9 @@ class heap_impl {
   layout::superblock superblock{};
   int superblock_copy = 0;
   int fd = -1;
+  // A writer's second descriptor of the backing, which holds its file
+  // locks (heap_impl.cpp says why).
+  int lock_fd = -1;
   backing kind = backing::file;
   bool writable = true;
   std::string name;
@@ -47,8 +52,12 @@ class heap_impl {
   int writer_pid = 0;  // beside_live_writer: its process, when the system says
   bool rolled_back_privately = false;
   std::vector<lane_info> lanes_found;  // rolled_back_privately: the lanes as the file holds them
-  // Pod and root tables; with shared writers, the heap's lock of them.
+  // Pod and root tables; with shared writers, the heap's lock of them,
+  // which a change then holds until its transaction has committed (another
+  // client must not build on a record a rollback could take back).
+  // tables_guard takes it unless this thread holds it already.
   port::shareable_mutex meta_lock;
+  std::atomic<std::uintptr_t> meta_lock_holder{0};
 
   // Shared writers (runtime/shared_writers.hpp): this process's client
   // (0 on a heap with one writer), whether it attached first, its lane.
@@ -68,8 +77,18 @@ class heap_impl {
   }
   bool shared_writers() const noexcept { return client_index != 0; }
   bool attaching = false;  // holds the attach lock (port::lock_attach)
+  // Other clients grow the backing: the region learns its size when the
+  // segment table reaches past what it knows.
+  void sync_committed() noexcept {
+    if (!shared_writers() || fd < 0) return;
+    if ((meta()->segments_high << layout::kSegmentShift) <= region.committed()) return;
+    std::uint64_t size = 0;
+    if (port::file_size(fd, &size) == 0) region.note_committed(size & ~std::uint64_t{layout::kSegmentSize - 1});
+  }
   // Undoes the mapping and the region of an open that failed to attach.
   void unmap_unattached() noexcept;
+  // Lets go of the locks and closes both descriptors.
+  void close_descriptors() noexcept;
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
   // transaction.cpp). Transactions run one at a time: tx_lock is held from
@@ -153,6 +172,32 @@ class heap_impl {
   static int grow(void* context, std::size_t size);
   static int reserve_backing(void* context, std::uintptr_t start, std::size_t size);
   static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);
+};
+
+// Holds heap_impl::meta_lock, unless the calling thread does already (a
+// root or pod change of a heap with shared writers holds it across its
+// transaction).
+class tables_guard {
+ public:
+  explicit tables_guard(heap_impl* impl) noexcept : impl_(impl) {
+    std::uintptr_t me = alloc::current_tid();
+    if (impl_->meta_lock_holder.load(std::memory_order_relaxed) == me) {
+      impl_ = nullptr;
+      return;
+    }
+    impl_->meta_lock.lock();
+    impl_->meta_lock_holder.store(me, std::memory_order_relaxed);
+  }
+  ~tables_guard() {
+    if (impl_ == nullptr) return;
+    impl_->meta_lock_holder.store(0, std::memory_order_relaxed);
+    impl_->meta_lock.unlock();
+  }
+  tables_guard(const tables_guard&) = delete;
+  tables_guard& operator=(const tables_guard&) = delete;
+
+ private:
+  heap_impl* impl_;
 };
 
 }  // namespace larder

@@ -64,7 +64,7 @@ pod heap::default_pod() const noexcept { return impl_ ? handle_of(impl_->meta(),
 
 pod heap::find_pod(std::string_view name) const noexcept {
   if (impl_ == nullptr) return {};
-  std::lock_guard guard(impl_->meta_lock);
+  tables_guard guard(impl_);
   layout::heap_meta* meta = impl_->meta();
   for (std::uint32_t id = 0; id < layout::kMaxPods; ++id) {
     if (meta->pods[id].in_use == 1 && name == meta->pods[id].name) return handle_of(meta, id);
@@ -88,7 +88,7 @@ status heap::make_pod(std::string_view name, pod* out) {
   return change_metadata(
       [](heap& h, void* context) -> status {
         auto* a = static_cast<args*>(context);
-        std::lock_guard guard(h.impl()->meta_lock);
+        tables_guard guard(h.impl());
         layout::heap_meta* meta = h.impl()->meta();
         for (std::uint32_t id = 1; id < layout::kMaxPods; ++id) {
           layout::pod_record& rec = meta->pods[id];

@@ -47,10 +47,18 @@ layout::root_record* probe(layout::heap_meta* meta, std::string_view name, layou
 
 // Root and pod records change failure-atomically: inside the caller's
 // transaction, or one of their own.
+//
+// With shared writers the tables' lock is held from the change to the end
+// of its transaction, so no other client sees (and builds a probe chain
+// on) a record that a rollback of this one would take back.
 status heap::change_metadata(status (*change)(heap&, void*), void* context) {
-  if (in_transaction(impl_)) return change(*this, context);
+  if (in_transaction(impl_)) {
+    if (impl_->shared_writers()) hold_tables_to_end(impl_);
+    return change(*this, context);
+  }
   try {
     transaction tx(*this);
+    if (impl_->shared_writers()) hold_tables_to_end(impl_);
     status s = change(*this, context);
     if (!s.ok()) {
       tx.abort();
@@ -75,7 +83,7 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
   return change_metadata(
       [](heap& h, void* context) -> status {
         auto* a = static_cast<args*>(context);
-        std::lock_guard guard(h.impl()->meta_lock);
+        tables_guard guard(h.impl());
         layout::root_record* slot = nullptr;
         layout::root_record* rec = probe(h.impl()->meta(), a->name, &slot);
         if (rec == nullptr) {
@@ -102,7 +110,7 @@ status heap::set_root(std::string_view name, void* object, std::size_t size) {
 
 void* heap::find_root(std::string_view name, std::size_t* size) const noexcept {
   if (impl_ == nullptr || !name_ok(name)) return nullptr;
-  std::lock_guard guard(impl_->meta_lock);
+  tables_guard guard(impl_);
   layout::root_record* rec = probe(impl_->meta(), name, nullptr);
   if (rec == nullptr) return nullptr;
   if (size != nullptr) *size = rec->size;
@@ -116,7 +124,7 @@ status heap::remove_root(std::string_view name) {
   return change_metadata(
       [](heap& h, void* context) -> status {
         std::string_view name = *static_cast<std::string_view*>(context);
-        std::lock_guard guard(h.impl()->meta_lock);
+        tables_guard guard(h.impl());
         layout::root_record* rec = probe(h.impl()->meta(), name, nullptr);
         if (rec == nullptr) return status(errc::not_found, std::string(name));
         if (status s = transactional_snapshot(h.impl(), rec, sizeof(*rec)); !s.ok()) return s;
@@ -130,7 +138,7 @@ status heap::remove_root(std::string_view name) {
 std::vector<root_info> heap::roots() const {
   std::vector<root_info> result;
   if (impl_ == nullptr) return result;
-  std::lock_guard guard(impl_->meta_lock);
+  tables_guard guard(impl_);
   for (const auto& rec : impl_->meta()->roots) {
     if (rec.in_use != kRootLive) continue;
     result.push_back({rec.name, reinterpret_cast<void*>(rec.object), rec.size});

@@ -161,6 +161,10 @@ status attach_client(heap_impl& impl, bool first) {
                       std::to_string(layout::kSharedVersion) + ", signature " +
                       std::to_string(shared_build_signature()) + ")");
   }
+  port::process_identity me = port::self_identity();
+  if (me.start_ticks == 0)
+    return status(errc::unsupported, impl.name + ": shared writers tell a live client from a dead one by "
+                                                 "/proc/<pid>/stat, which this process cannot read");
   impl.clients_lock.bind(&shared.clients_lock, nullptr, nullptr);
   std::lock_guard guard(impl.clients_lock);
   if (!first) {
@@ -173,18 +177,20 @@ status attach_client(heap_impl& impl, bool first) {
     return status(errc::table_full, impl.name + ": " + std::to_string(layout::kMaxClients) +
                                         " processes have the heap open for writing, the most it takes");
   impl.client_index = slot;
-  if (status s = claim_lane(impl); !s.ok()) {
-    impl.client_index = 0;
-    return s;
-  }
+  // Attached before it owns anything, so that a kill from here on leaves a
+  // dead client that the next one recovers, lane and all.
   layout::client_record& rec = record_of(impl, slot);
-  port::process_identity me = port::self_identity();
   rec.pid = me.pid;
   rec.start_ticks = me.start_ticks;
   rec.attached_ns = port::realtime_ns();
   rec.foreign_frees = 0;
   ++shared.clients_ever;
   __atomic_store_n(&rec.state, layout::kClientAttached, __ATOMIC_RELEASE);
+  if (status s = claim_lane(impl); !s.ok()) {
+    __atomic_store_n(&rec.state, layout::kClientFree, __ATOMIC_RELEASE);
+    impl.client_index = 0;
+    return s;
+  }
   impl.region.share(static_cast<std::uint16_t>(slot), first);
   impl.meta_lock.bind(&shared.tables_lock, nullptr, nullptr);
   return {};

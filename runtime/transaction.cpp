@@ -84,6 +84,7 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   // folds (page_collect), so a program that allocates only in
   // transactions would otherwise never reuse those blocks.
   alloc::collect_foreign_frees(&impl->region);
+  impl->sync_committed();
   tx->impl = impl;
   tx->mode = capture::snapshots;
   tx->lane = choose_lane(*impl);
@@ -177,6 +178,11 @@ status finish_durably(transaction_state* tx, const char* what) {
 void end(transaction_state* tx) noexcept {
   heap_impl* impl = tx->impl;
   if (t_tx == tx) t_tx = nullptr;
+  if (tx->holds_tables) {
+    tx->holds_tables = false;
+    impl->meta_lock_holder.store(0, std::memory_order_relaxed);
+    impl->meta_lock.unlock();
+  }
   for (auto [s, count] : tx->quarantined) impl->region.release(s, count);
   tx->quarantined.clear();
   trim_log_storage(tx->writer);
@@ -370,6 +376,16 @@ transaction* current_transaction(const heap& h) noexcept {
 bool in_transaction(const heap_impl* impl) noexcept {
   transaction_state* tx = t_tx;
   return tx != nullptr && tx->active && tx->impl == impl;
+}
+
+void hold_tables_to_end(heap_impl* impl) noexcept {
+  transaction_state* tx = t_tx;
+  if (tx == nullptr || tx->impl != impl || tx->holds_tables) return;
+  std::uintptr_t me = alloc::current_tid();
+  if (impl->meta_lock_holder.load(std::memory_order_relaxed) == me) return;
+  impl->meta_lock.lock();
+  impl->meta_lock_holder.store(me, std::memory_order_relaxed);
+  tx->holds_tables = true;
 }
 
 heap_impl* transaction_heap_of(const void* p) noexcept {

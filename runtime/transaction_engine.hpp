@@ -20,6 +20,11 @@ status recover_transactions(heap_impl& impl);
 // The calling thread's open transaction on `impl`'s heap, if any: heap
 // and pod allocation, deallocation and root changes join it.
 bool in_transaction(const heap_impl* impl) noexcept;
+// Holds the heap's root and pod tables lock (heap_impl::meta_lock) until
+// the calling thread's transaction on `impl` ends (in_transaction must be
+// true): with shared writers, what it changes there stays out of other
+// clients' reach until it has committed or rolled back.
+void hold_tables_to_end(heap_impl* impl) noexcept;
 // Allocation and deferred free inside the calling thread's transaction on
 // `impl` (in_transaction must be true). nullptr and errno on failure.
 void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;

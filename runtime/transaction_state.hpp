@@ -100,6 +100,7 @@ struct transaction_state final : alloc::metadata_sink {
       pods_allocating.push_back(pod);
   }
   int sink_error = 0;
+  bool holds_tables = false;  // hold_tables_to_end
 
   std::unique_ptr<port::write_tracker> capture_tracker;
   std::size_t captured_pages = 0;

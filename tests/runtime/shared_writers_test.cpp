@@ -116,16 +116,7 @@ class guarded_group {
 
 // One client's work: `steps` trades (0: until killed). Exit codes name the
 // first thing that went wrong.
-[[noreturn]] void client_main(backing kind, const std::string& name, std::uint64_t seed, std::size_t steps,
-                              bool transactions_only) {
-  heap h;
-  larder::status s = heap::open(options_for(kind, name, true), &h);
-  if (!s.ok()) {
-    std::fprintf(stderr, "client %d: open: %s\n", getpid(), s.to_string().c_str());
-    std::_Exit(2);
-  }
-  auto* ex = static_cast<exchange*>(h.find_root("exchange"));
-  if (ex == nullptr) std::_Exit(3);
+void trade(heap& h, exchange* ex, std::uint64_t seed, std::size_t steps, bool transactions_only) {
   std::mt19937_64 rng(seed);
   for (std::size_t step = 0; steps == 0 || step < steps; ++step) {
     std::size_t slot = rng() % kSlots;
@@ -161,14 +152,33 @@ class guarded_group {
     }
     ex->steps.fetch_add(1);
   }
+}
+
+// One client's work: `threads` threads of `steps` trades each (0: until
+// killed). Exit codes name the first thing that went wrong.
+[[noreturn]] void client_main(backing kind, const std::string& name, std::uint64_t seed, std::size_t steps,
+                              bool transactions_only, int threads) {
+  heap h;
+  larder::status s = heap::open(options_for(kind, name, true), &h);
+  if (!s.ok()) {
+    std::fprintf(stderr, "client %d: open: %s\n", getpid(), s.to_string().c_str());
+    std::_Exit(2);
+  }
+  auto* ex = static_cast<exchange*>(h.find_root("exchange"));
+  if (ex == nullptr) std::_Exit(3);
+  std::vector<std::thread> others;
+  for (int t = 1; t < threads; ++t)
+    others.emplace_back([&, t] { trade(h, ex, seed * 1000 + t, steps, transactions_only); });
+  trade(h, ex, seed * 1000, steps, transactions_only);
+  for (std::thread& t : others) t.join();
   if (!h.close().ok()) std::_Exit(6);
   std::_Exit(0);
 }
 
 pid_t start_client(backing kind, const std::string& name, std::uint64_t seed, std::size_t steps,
-                   bool transactions_only) {
+                   bool transactions_only, int threads = 1) {
   pid_t pid = fork();
-  if (pid == 0) client_main(kind, name, seed, steps, transactions_only);
+  if (pid == 0) client_main(kind, name, seed, steps, transactions_only, threads);
   return pid;
 }
 
@@ -253,6 +263,115 @@ TEST_P(SharedWriters, FourClientsTradeBlocksAndNothingIsLost) {
   std::size_t left = verify_and_empty(&blocks);
   EXPECT_GT(blocks, 0u);
   EXPECT_EQ(left, 0u) << "bytes still in use after every block was freed";
+}
+
+// Two clients of three threads each: frees by other threads of the same
+// client and by other clients, in and out of transactions.
+TEST_P(SharedWriters, ClientsWithSeveralThreadsTradeBlocks) {
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  for (int c = 0; c < 2; ++c) clients.push_back(start_client(GetParam(), name_, 2000 + c, 1500, false, 3));
+  for (pid_t& pid : clients) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    pid = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
+  }
+  std::size_t blocks = 0;
+  EXPECT_EQ(verify_and_empty(&blocks), 0u) << "bytes still in use after every block was freed";
+  EXPECT_GT(blocks, 0u);
+}
+
+std::string root_name(int client, int k) {
+  char name[32];
+  std::snprintf(name, sizeof name, "c%d-%d", client, k);
+  return name;
+}
+
+// Roots made and removed by four clients at once: each finds its own, and
+// a lone writer afterwards finds exactly the ones left, including those
+// set inside a transaction of the program (which holds the tables to its
+// end).
+TEST_P(SharedWriters, ClientsChangeRootsAtOnce) {
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  for (int c = 0; c < 4; ++c) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      heap h(options_for(GetParam(), name_, true));
+      for (int k = 0; k < 100; ++k) {
+        std::string root = root_name(c, k);
+        void* p = h.allocate(16);
+        if (p == nullptr || !h.set_root(root, p, 16).ok()) std::_Exit(30);
+        if (k % 3 == 0 && !h.remove_root(root).ok()) std::_Exit(31);
+        if (k % 3 == 0) heap::deallocate(p);
+      }
+      {
+        larder::transaction tx(h);  // the tables stay held to its end
+        void* p = tx.allocate(16);
+        if (!h.set_root(root_name(c, 1000), p, 16).ok()) std::_Exit(32);
+      }
+      std::_Exit(h.close().ok() ? 0 : 33);
+    }
+    clients.push_back(pid);
+  }
+  for (pid_t& pid : clients) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    pid = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
+  }
+  heap h(options_for(GetParam(), name_, false));
+  for (int c = 0; c < 4; ++c) {
+    for (int k = 0; k < 100; ++k) {
+      std::string root = root_name(c, k);
+      EXPECT_EQ(h.find_root(root) != nullptr, k % 3 != 0) << root;
+    }
+  }
+  for (int c = 0; c < 4; ++c) EXPECT_NE(h.find_root(root_name(c, 1000)), nullptr);
+}
+
+// A client's forked child (which may not write the heap) outlives the
+// client's close: the others can still attach and a lone writer can open
+// once they are gone, since the child let go of the file locks it shared.
+TEST_P(SharedWriters, ForkedChildOfAClientHoldsNoLock) {
+  int child_ready[2];
+  ASSERT_EQ(pipe(child_ready), 0);
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  pid_t client = fork();
+  if (client == 0) {
+    heap h(options_for(GetParam(), name_, true));
+    pid_t child = fork();
+    if (child == 0) {
+      (void)!write(child_ready[1], "x", 1);
+      for (;;) pause();
+    }
+    char c = 0;
+    (void)!read(child_ready[0], &c, 1);
+    (void)!write(child_ready[1], &child, sizeof child);  // tell the test whom to reap
+    std::_Exit(h.close().ok() ? 0 : 1);
+  }
+  clients.push_back(client);
+  int status = 0;
+  ASSERT_EQ(waitpid(client, &status, 0), client);
+  clients.back() = -1;
+  pid_t grandchild = -1;
+  ASSERT_EQ(read(child_ready[0], &grandchild, sizeof grandchild), static_cast<ssize_t>(sizeof grandchild));
+  clients.push_back(grandchild);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // Another process attaches (the attach lock is free) and, alone, closes
+  // as the last one; then a lone writer opens.
+  pid_t joiner = fork();
+  if (joiner == 0) {
+    alarm(20);
+    heap h(options_for(GetParam(), name_, true));
+    std::_Exit(h.close().ok() ? 0 : 1);
+  }
+  ASSERT_EQ(waitpid(joiner, &status, 0), joiner);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the joiner hung or failed: " << status;
+  heap lone;
+  EXPECT_TRUE(heap::open(options_for(GetParam(), name_, false), &lone).ok());
 }
 
 TEST_P(SharedWriters, KilledClientsAreRecoveredWhileOthersGoOn) {
