@@ -42,7 +42,7 @@ status evict(store_impl& s, std::uint64_t bytes, std::uint64_t* freed) noexcept 
     if (!lock.result().ok()) return lock.result();
     // It may have been got, deleted or replaced since the pass.
     for (std::uint64_t i = 0; i < stripe.capacity; ++i) {
-      if (stripe.slots[i] != reinterpret_cast<std::uintptr_t>(c.object)) continue;
+      if (stripe.slots[i] <= kTombstone || slot_object(stripe.slots[i]) != c.object) continue;
       object_header* o = c.object;
       if (o->state.load(std::memory_order_relaxed) != kSealed || o->refcount.load(std::memory_order_relaxed) != 0)
         break;

@@ -136,7 +136,7 @@ status store::update_fields(const object_id& id, std::span<const field> fields) 
     stripe_lock lock(s, stripe);
     result = lock.result();
     std::uintptr_t* slot = result.ok() ? find_slot(stripe, hash, id) : nullptr;
-    if (result.ok() && (slot == nullptr || *slot != reinterpret_cast<std::uintptr_t>(old)))
+    if (result.ok() && (slot == nullptr || slot_object(*slot) != old))
       result = status(errc::not_found, "object " + id.hex() + " changed during the update");
     store_tx tx(s);
     if (result.ok()) result = tx.begin();

@@ -33,7 +33,7 @@ std::uint64_t slot_start(std::uint64_t hash, std::uint64_t capacity) noexcept {
 void place(std::uintptr_t* slots, std::uint64_t capacity, object_header* object) noexcept {
   for (std::uint64_t i = slot_start(object->hash, capacity);; i = (i + 1) & (capacity - 1)) {
     if (slots[i] == kEmptySlot) {
-      slots[i] = reinterpret_cast<std::uintptr_t>(object);
+      slots[i] = slot_value(object);
       return;
     }
   }
@@ -142,8 +142,8 @@ std::uintptr_t* find_slot(index_stripe& stripe, std::uint64_t hash, const object
   for (std::uint64_t i = slot_start(hash, stripe.capacity);; i = (i + 1) & mask) {
     std::uintptr_t v = stripe.slots[i];
     if (v == kEmptySlot) return nullptr;
-    if (v == kTombstone) continue;
-    auto* o = reinterpret_cast<object_header*>(v);
+    if (v == kTombstone || !slot_tag_matches(v, hash)) continue;
+    auto* o = slot_object(v);
     if (o->hash == hash && same_id(o, id) && o->state.load(std::memory_order_relaxed) != kDeleting)
       return &stripe.slots[i];
   }
@@ -155,24 +155,26 @@ std::uintptr_t* find_referenced_slot(index_stripe& stripe, std::uint64_t hash, c
   for (std::uint64_t i = slot_start(hash, stripe.capacity);; i = (i + 1) & mask) {
     std::uintptr_t v = stripe.slots[i];
     if (v == kEmptySlot) return nullptr;
-    if (v == kTombstone) continue;
-    auto* o = reinterpret_cast<object_header*>(v);
+    if (v == kTombstone || !slot_tag_matches(v, hash)) continue;
+    auto* o = slot_object(v);
     if (o->hash != hash || !same_id(o, id)) continue;
     if (const ref_row* row = find_row(table, o); row != nullptr && row->count != 0) return &stripe.slots[i];
   }
 }
 
 bool reachable(const index_stripe& stripe, std::uint64_t i) noexcept {
-  auto* o = reinterpret_cast<const object_header*>(stripe.slots[i]);
+  auto* o = slot_object(stripe.slots[i]);
   for (std::uint64_t k = slot_start(o->hash, stripe.capacity); k != i; k = (k + 1) & (stripe.capacity - 1))
     if (stripe.slots[k] == kEmptySlot) return false;
   return true;
 }
 
 status insert_object(store_impl& s, store_tx& tx, index_stripe& stripe, object_header* object) noexcept {
-  // At most 3/4 full counting tombstones, so probes stay short and always end.
-  if ((stripe.objects + stripe.tombstones + 1) * 4 > stripe.capacity * 3) {
-    std::uint64_t capacity = (stripe.objects + 1) * 2 > stripe.capacity ? stripe.capacity * 2 : stripe.capacity;
+  // At most half full counting tombstones: a lookup of an absent id (every
+  // create makes one) probes to an empty slot, and linear probing's runs
+  // grow fast past that.
+  if ((stripe.objects + stripe.tombstones + 1) * 2 > stripe.capacity) {
+    std::uint64_t capacity = (stripe.objects + 1) * 4 > stripe.capacity ? stripe.capacity * 2 : stripe.capacity;
     if (status st = rebuild(s, tx, stripe, capacity); !st.ok()) return st;
   }
   std::uint64_t mask = stripe.capacity - 1;
@@ -182,7 +184,7 @@ status insert_object(store_impl& s, store_tx& tx, index_stripe& stripe, object_h
   if (status st = tx.snapshot(&stripe.slots[i], sizeof(std::uintptr_t)); !st.ok()) return st;
   if (status st = tx.snapshot(&stripe.objects, offsetof(index_stripe, holder) - offsetof(index_stripe, objects)); !st.ok())
     return st;
-  stripe.slots[i] = reinterpret_cast<std::uintptr_t>(object);
+  stripe.slots[i] = slot_value(object);
   stripe.objects += 1;
   stripe.tombstones -= reused ? 1 : 0;
   stripe.bytes += object->data_size + object->metadata_size;
@@ -190,7 +192,7 @@ status insert_object(store_impl& s, store_tx& tx, index_stripe& stripe, object_h
 }
 
 status erase_object(store_tx& tx, index_stripe& stripe, std::uintptr_t* slot) noexcept {
-  auto* object = reinterpret_cast<object_header*>(*slot);
+  auto* object = slot_object(*slot);
   if (status st = tx.snapshot(slot, sizeof(std::uintptr_t)); !st.ok()) return st;
   if (status st = tx.snapshot(&stripe.objects, offsetof(index_stripe, holder) - offsetof(index_stripe, objects)); !st.ok())
     return st;
@@ -203,7 +205,7 @@ status erase_object(store_tx& tx, index_stripe& stripe, std::uintptr_t* slot) no
 }
 
 status remove_object(store_impl& s, index_stripe& stripe, std::uintptr_t* slot) noexcept {
-  auto* object = reinterpret_cast<object_header*>(*slot);
+  auto* object = slot_object(*slot);
   bool was_sealed = object->state.load(std::memory_order_relaxed) != kCreating;
   notification_entry note = note_of(object, 2);
   store_tx tx(s);

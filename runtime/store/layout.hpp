@@ -32,7 +32,7 @@ constexpr std::uint32_t kMaxIdSize = 20;      // Plasma's ObjectID
 constexpr std::uint64_t kFirstCapacity = 16;  // index slots of a new stripe
 constexpr std::uint64_t kFirstRefRows = 16;   // rows of a new reference table
 
-// Index slot values besides object pointers.
+// Index slot values besides objects.
 constexpr std::uintptr_t kEmptySlot = 0;
 constexpr std::uintptr_t kTombstone = 1;
 
@@ -66,13 +66,27 @@ struct object_header {
   unsigned char* data() noexcept { return reinterpret_cast<unsigned char*>(this) + sizeof(object_header); }
 };
 
+// An index slot holding an object: its address in the low 48 bits (user
+// addresses on x86-64 and AArch64 fit), the top 16 bits of its hash above,
+// so that a probe passes most other objects without reading their headers.
+constexpr int kTagShift = 48;
+inline std::uintptr_t slot_value(const object_header* o) noexcept {
+  return reinterpret_cast<std::uintptr_t>(o) | (o->hash >> kTagShift << kTagShift);
+}
+inline object_header* slot_object(std::uintptr_t v) noexcept {
+  return reinterpret_cast<object_header*>(v & ((std::uintptr_t{1} << kTagShift) - 1));
+}
+inline bool slot_tag_matches(std::uintptr_t v, std::uint64_t hash) noexcept {
+  return (v >> kTagShift) == (hash >> kTagShift);
+}
+
 // One stripe of the index: an open-addressing table (linear probing) of
 // object pointers, guarded by its lock. A stripe grows alone, so a resize
 // stops only the readers of 1/kStripes of the ids, for the time it takes
 // to rehash that stripe.
 struct alignas(64) index_stripe {
   port::robust_lock lock;
-  std::uintptr_t* slots;     // capacity entries: 0, kTombstone or an object_header*
+  std::uintptr_t* slots;     // capacity entries: 0, kTombstone or slot_value(object)
   std::uint64_t capacity;    // a power of two
   std::uint64_t objects;     // live slots
   std::uint64_t tombstones;

@@ -38,7 +38,7 @@ void remove_released(store_impl& s, index_stripe& stripe) noexcept {
   for (std::uint64_t i = 0; i < stripe.capacity; ++i) {
     std::uintptr_t v = stripe.slots[i];
     if (v <= kTombstone) continue;
-    auto* o = reinterpret_cast<object_header*>(v);
+    auto* o = slot_object(v);
     if (o->state.load() == kDeleting && o->refcount.load() == 0) (void)remove_object(s, stripe, &stripe.slots[i]);
   }
 }
@@ -104,7 +104,7 @@ status recover_client(store_impl& s, std::uint32_t client) noexcept {
     for (std::uint64_t i = 0; i < stripe.capacity; ++i) {
       std::uintptr_t v = stripe.slots[i];
       if (v <= kTombstone) continue;
-      auto* o = reinterpret_cast<object_header*>(v);
+      auto* o = slot_object(v);
       if (o->state.load() == kCreating && o->creator == client) {
         if (status st = remove_object(s, stripe, &stripe.slots[i]); !st.ok()) return st;
       }
@@ -183,7 +183,7 @@ void check_stripe(const store_header* h, std::uint32_t n, std::set<const void*>*
       continue;
     }
     ++live;
-    auto* o = reinterpret_cast<object_header*>(v);
+    auto* o = slot_object(v);
     object_id id = id_of(o);
     std::string what = where + ", object " + id.hex();
     objects->insert(o);

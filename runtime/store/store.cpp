@@ -170,7 +170,7 @@ status store::abort(const object_id& id) {
   if (!lock.result().ok()) return lock.result();
   std::uintptr_t* slot = find_slot(stripe, hash, id);
   if (slot == nullptr) return status(errc::not_found, "object " + id.hex());
-  auto* o = reinterpret_cast<object_header*>(*slot);
+  auto* o = slot_object(*slot);
   if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.hex());
   if (o->creator != s.client) return status(errc::not_creator, "object " + id.hex());
   return remove_object(s, stripe, slot);
@@ -255,7 +255,7 @@ status store::release(const object_id& id) {
     if (find_slot(stripe, hash, id) == nullptr) return status(errc::not_found, "object " + id.hex());
     return status(errc::not_referenced, "object " + id.hex());
   }
-  auto* o = reinterpret_cast<object_header*>(*slot);
+  auto* o = slot_object(*slot);
   ref_row* row = find_row(table, o);
   std::uint32_t left = o->refcount.fetch_sub(1, std::memory_order_relaxed) - 1;
   if (s.kill_point()) return stopped_status();
@@ -278,7 +278,7 @@ status store::remove(const object_id& id) {
   if (!lock.result().ok()) return lock.result();
   std::uintptr_t* slot = find_slot(stripe, hash, id);
   if (slot == nullptr) return status(errc::not_found, "object " + id.hex());
-  auto* o = reinterpret_cast<object_header*>(*slot);
+  auto* o = slot_object(*slot);
   std::uint32_t state = o->state.load(std::memory_order_relaxed);
   if (state == kCreating) return status(errc::not_sealed, "object " + id.hex() + " (abort it instead)");
   if (o->refcount.load(std::memory_order_relaxed) != 0) {

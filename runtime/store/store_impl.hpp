@@ -116,7 +116,7 @@ std::uintptr_t* find_referenced_slot(index_stripe& stripe, std::uint64_t hash, c
 bool reachable(const index_stripe& stripe, std::uint64_t i) noexcept;
 inline object_header* find_object(index_stripe& stripe, std::uint64_t hash, const object_id& id) noexcept {
   std::uintptr_t* slot = find_slot(stripe, hash, id);
-  return slot == nullptr ? nullptr : reinterpret_cast<object_header*>(*slot);
+  return slot == nullptr ? nullptr : slot_object(*slot);
 }
 // Adds `object` in `tx` (growing the stripe's table if it must).
 status insert_object(store_impl& s, store_tx& tx, index_stripe& stripe, object_header* object) noexcept;
@@ -128,7 +128,7 @@ status remove_object(store_impl& s, index_stripe& stripe, std::uintptr_t* slot) 
 template <class F>
 void for_each_object(index_stripe& stripe, F&& f) {
   for (std::uint64_t i = 0; i < stripe.capacity; ++i)
-    if (stripe.slots[i] > kTombstone) f(&stripe.slots[i], reinterpret_cast<object_header*>(stripe.slots[i]));
+    if (stripe.slots[i] > kTombstone) f(&stripe.slots[i], slot_object(stripe.slots[i]));
 }
 
 // --- reference rows (client_refs.cpp); the stripe's lock is held -------
