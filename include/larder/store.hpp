@@ -100,6 +100,27 @@ struct field {
   std::span<const std::byte> value;
 };
 
+// How this process keeps the store's metadata (its control block, index
+// and reference tables: the pod larder.store.meta) from stray writes
+// outside store operations. Object data and the 64-byte header in front
+// of it are not covered. Every handle of a process on one store uses the
+// same protection.
+enum class store_protection : std::uint8_t {
+  none,
+  // Protection keys (x86-64 PKU): the metadata is tagged with a key whose
+  // writes each thread allows only inside a store operation; a register
+  // write each way. Where the CPU has no PKU, opening fails with
+  // unsupported. A thread that has never run a store operation cannot
+  // read the metadata either (Linux denies new keys to other threads).
+  keys,
+  // A debugging mode for any CPU: the metadata's pages are made read-only
+  // (mprotect) when no operation of this process is running, and
+  // writable when one starts: two system calls per operation that finds
+  // none running, and operations of the process's threads serialise on
+  // that switch. Not compatible with the mprotect page-write tracker.
+  guard,
+};
+
 struct store_options {
   // The heap store::open(options, out) opens or creates (shm, file, or
   // anonymous for one process); unused by open(heap&, ...).
@@ -109,6 +130,7 @@ struct store_options {
   // A create that does not fit evicts sealed, unreferenced objects, least
   // recently released first, or fails with store_full.
   std::size_t capacity = 0;
+  store_protection protection = store_protection::none;
 };
 
 struct store_stats {

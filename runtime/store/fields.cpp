@@ -111,6 +111,7 @@ status store::get_fields(const object_id& id, std::span<const std::string_view> 
 
 status store::update_fields(const object_id& id, std::span<const field> fields) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   std::size_t ignored = 0;
   if (status st = validate_fields(fields, &ignored); !st.ok()) return st;
   object_view view;

@@ -82,6 +82,7 @@ void drop_subscriptions_of(store_impl& s, std::uint32_t client) noexcept {
 
 status store::subscribe(subscription* out, std::size_t capacity) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   store_impl& s = *impl_;
   if (capacity == 0 || capacity > (std::size_t{1} << 24)) return status(errc::invalid_argument, "a queue capacity");
   std::uint32_t rounded = 1;
@@ -136,11 +137,13 @@ subscription& subscription::operator=(subscription&& other) noexcept {
 subscription::~subscription() {
   store_impl* s = std::exchange(impl_, nullptr);
   if (s == nullptr || s->stopped) return;
+  guarded_operation guard(*s);
   if (s->header->subscribers[slot_].state.load() == s->client + 1) free_subscriber(*s, slot_);
 }
 
 status subscription::next(notification* out, std::int64_t timeout_ms) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "not subscribed");
+  guarded_operation guard(*impl_);
   subscriber_slot& sub = impl_->header->subscribers[slot_];
   if (sub.state.load() != impl_->client + 1) return status(errc::invalid_argument, "the subscription was closed");
   using clock = std::chrono::steady_clock;

@@ -125,6 +125,7 @@ status store::recover(std::size_t* recovered) {
   store_impl* s = impl_;
   if (s == nullptr) return status(errc::invalid_argument, "the store is not open");
   if (s->stopped) return stopped_status();
+  guarded_operation guard(*s);
   s->recovery_due = false;
   store_header* h = s->header;
   for (std::uint32_t c = 0; c < kClients; ++c) {
@@ -254,6 +255,7 @@ void check_clients(const store_header* h, const std::set<const void*>& objects, 
 status store::check() const {
   store_impl* s = impl_;
   if (s == nullptr) return status(errc::invalid_argument, "the store is not open");
+  guarded_operation guard(*s);
   store_header* h = s->header;
   std::vector<std::unique_ptr<stripe_lock>> locks;
   for (index_stripe& stripe : h->stripes) {

@@ -93,6 +93,7 @@ status store_internal::store_enter(store& handle) {
 
 status store::create(const object_id& id, std::size_t data_size, std::size_t metadata_size, object_buffer* out) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
   constexpr std::size_t kMost = std::numeric_limits<std::size_t>::max() / 4;
@@ -127,6 +128,7 @@ status store::create(const object_id& id, std::size_t data_size, std::size_t met
 
 status store::seal(const object_id& id) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
   std::uint64_t hash = hash_id(id);
@@ -162,6 +164,7 @@ status store::seal(const object_id& id) {
 
 status store::abort(const object_id& id) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
   std::uint64_t hash = hash_id(id);
@@ -178,6 +181,7 @@ status store::abort(const object_id& id) {
 
 status store::get(const object_id& id, object_view* out) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   return get_now(*impl_, id, out);
 }
@@ -191,6 +195,7 @@ status store::get(const object_id& id, std::int64_t timeout_ms, object_view* out
 
 status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::vector<object_view>* out) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   for (const object_id& id : ids)
     if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
@@ -243,6 +248,7 @@ status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::
 
 status store::release(const object_id& id) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
   std::uint64_t hash = hash_id(id);
@@ -270,6 +276,7 @@ status store::release(const object_id& id) {
 
 status store::remove(const object_id& id) {
   if (status st = store_enter(*this); !st.ok()) return st;
+  guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
   store_impl& s = *impl_;
   std::uint64_t hash = hash_id(id);
@@ -291,6 +298,7 @@ status store::remove(const object_id& id) {
 bool store::contains(const object_id& id) const {
   store_impl* s = impl_;
   if (s == nullptr || s->stopped || id.empty()) return false;
+  guarded_operation guard(*s);
   std::uint64_t hash = hash_id(id);
   index_stripe& stripe = stripe_of(s->header, hash);
   stripe_lock lock(*s, stripe);
@@ -302,6 +310,7 @@ bool store::contains(const object_id& id) const {
 status store::list(std::vector<object_info>* out) const {
   store_impl* s = impl_;
   if (s == nullptr) return not_open();
+  guarded_operation guard(*s);
   out->clear();
   for (index_stripe& stripe : s->header->stripes) {
     stripe_lock lock(*s, stripe);
@@ -322,6 +331,7 @@ store_stats store::stats() const {
   store_stats st{};
   store_impl* s = impl_;
   if (s == nullptr) return st;
+  guarded_operation guard(*s);
   for (const index_stripe& stripe : s->header->stripes) st.objects += stripe.objects;
   st.bytes = bytes_in_store(s->header);
   st.capacity = s->header->capacity;

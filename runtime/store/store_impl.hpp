@@ -9,6 +9,7 @@
 #include <larder/store.hpp>
 #include <larder/transaction.hpp>
 
+#include "runtime/store/guard.hpp"
 #include "runtime/store/layout.hpp"
 
 #include <cstddef>
@@ -29,6 +30,7 @@ class store_impl {
   std::uint32_t object_pod = 0;
   std::uint32_t meta_pod = 0;
   std::size_t evictions = 0;
+  store_internal::process_store* process = nullptr;  // guard.hpp
   // A stripe was found left by a dead client: recover() at the next call.
   bool recovery_due = false;
   // Test hook (store_test_hooks.hpp): kill points left before this handle

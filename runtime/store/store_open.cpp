@@ -62,28 +62,8 @@ const char* to_string(object_state state) noexcept {
 
 namespace {
 
-// Handles of this process per store: the first to attach finds the
-// store's locks as the last process left them (a file heap after a
-// restart, or a killed holder) and makes them fresh. Only one process may
-// write a heap at a time today, so "first in this process" is "first".
-std::mutex g_attached_lock;
-std::vector<std::pair<const store_header*, int>> g_attached;
+std::mutex g_handle_lock;
 std::uint32_t g_next_handle = 1;
-
-bool first_attach(const store_header* h) {
-  std::lock_guard<std::mutex> guard(g_attached_lock);
-  for (auto& [header, count] : g_attached) {
-    if (header == h) return count++ == 0;
-  }
-  g_attached.emplace_back(h, 1);
-  return true;
-}
-
-void detach(const store_header* h) {
-  std::lock_guard<std::mutex> guard(g_attached_lock);
-  for (auto& [header, count] : g_attached)
-    if (header == h && count > 0) --count;
-}
 
 status fresh_locks(store_header* h) {
   if (int err = port::robust_lock_init(&h->admin_lock)) return status::from_errno(err, "initialising the store's locks");
@@ -154,7 +134,7 @@ status attach_client(store_impl& s) {
     client_slot& c = h->clients[found];
     c.who = port::self_identity();
     {
-      std::lock_guard<std::mutex> guard(g_attached_lock);
+      std::lock_guard<std::mutex> guard(g_handle_lock);
       c.handle = g_next_handle++;
     }
     c.state.store(kLiveClient);
@@ -188,14 +168,19 @@ status store::open(heap& h, const store_options& options, store* out) {
   }
   if (status st = validate(header, size); !st.ok()) return st;
   s->header = header;
-  if (first_attach(header)) {
-    if (status st = fresh_locks(header); !st.ok()) {
-      detach(header);
-      return st;
-    }
+  // The first handle of this process finds the locks as the last process
+  // left them (a file heap after a restart, or a killed holder). Only one
+  // process writes a heap at a time today, so first here is first.
+  bool first = false;
+  if (status st = attach_process(*s, options.protection, &first); !st.ok()) return st;
+  status st;
+  {
+    guarded_operation guard(*s);
+    if (first) st = fresh_locks(header);
+    if (st.ok()) st = attach_client(*s);
   }
-  if (status st = attach_client(*s); !st.ok()) {
-    detach(header);
+  if (!st.ok()) {
+    detach_process(*s);
     return st;
   }
   (void)out->close();
@@ -225,12 +210,13 @@ status store::close() {
   status result;
   // A stopped handle leaves its slot as a killed process would.
   if (!s->stopped) {
+    guarded_operation guard(*s);
     drop_subscriptions_of(*s, s->client);
     s->slot().recoverer = port::self_identity();
     s->slot().state.store(kRecoveringClient);
     result = recover_client(*s, s->client);
   }
-  detach(s->header);
+  detach_process(*s);
   if (s->owned_heap.is_open()) {
     status st = s->owned_heap.close();
     if (result.ok()) result = st;
