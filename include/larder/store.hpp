@@ -47,7 +47,8 @@ class LARDER_EXPORT object_id {
   bool is_number() const noexcept { return number_; }
   const std::uint8_t* data() const noexcept { return bytes_; }
   std::size_t size() const noexcept { return size_; }
-  std::string hex() const;
+  // The number in decimal, or the bytes in hex.
+  std::string text() const;
   friend bool operator==(const object_id& a, const object_id& b) noexcept;
 
  private:

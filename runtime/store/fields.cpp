@@ -7,7 +7,6 @@
 #include "runtime/store/store_impl.hpp"
 
 #include <cstring>
-#include <map>
 #include <string>
 
 namespace larder {
@@ -138,13 +137,13 @@ status store::update_fields(const object_id& id, std::span<const field> fields) 
     result = lock.result();
     std::uintptr_t* slot = result.ok() ? find_slot(stripe, hash, id) : nullptr;
     if (result.ok() && (slot == nullptr || slot_object(*slot) != old))
-      result = status(errc::not_found, "object " + id.hex() + " changed during the update");
+      result = status(errc::not_found, "object " + id.text() + " changed during the update");
     store_tx tx(s);
     if (result.ok()) result = tx.begin();
     object_header* o = nullptr;
     if (result.ok()) {
       o = static_cast<object_header*>(tx.allocate(s.object_pod, sizeof(object_header) + size));
-      if (o == nullptr) result = status(errc::store_full, "updating object " + id.hex());
+      if (o == nullptr) result = status(errc::store_full, "updating object " + id.text());
     }
     if (result.ok()) {
       std::memcpy(static_cast<void*>(o), static_cast<const void*>(old), sizeof(object_header));

@@ -19,7 +19,6 @@
 
 #include <memory>
 #include <set>
-#include <unistd.h>
 
 namespace larder {
 
@@ -186,7 +185,7 @@ void check_stripe(const store_header* h, std::uint32_t n, std::set<const void*>*
     ++live;
     auto* o = slot_object(v);
     object_id id = id_of(o);
-    std::string what = where + ", object " + id.hex();
+    std::string what = where + ", object " + id.text();
     objects->insert(o);
     *object_bytes += alloc::usable_size(o);
     bytes += o->data_size + o->metadata_size;

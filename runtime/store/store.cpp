@@ -10,6 +10,7 @@
 
 #include "runtime/heap_impl.hpp"
 #include "runtime/store/store_impl.hpp"
+#include "runtime/transaction_engine.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -33,12 +34,12 @@ status create_locked(store_impl& s, index_stripe& stripe, std::uint64_t hash, co
                      std::size_t data_size, std::size_t metadata_size, object_header** out) {
   stripe_lock lock(s, stripe);
   if (!lock.result().ok()) return lock.result();
-  if (find_slot(stripe, hash, id) != nullptr) return status(errc::already_exists, "object " + id.hex());
+  if (find_slot(stripe, hash, id) != nullptr) return status(errc::already_exists, "object " + id.text());
   store_tx tx(s);
   if (status st = tx.begin(); !st.ok()) return st;
   if (s.kill_point()) return stopped_status();
   void* block = tx.allocate(s.object_pod, sizeof(object_header) + data_size + metadata_size);
-  if (block == nullptr) return status(errc::out_of_space, "creating object " + id.hex());
+  if (block == nullptr) return status(errc::out_of_space, "creating object " + id.text());
   auto* o = static_cast<object_header*>(block);
   std::memset(static_cast<void*>(o), 0, sizeof(object_header));
   std::memcpy(o->id, id.data(), id.size());
@@ -64,8 +65,8 @@ status get_now(store_impl& s, const object_id& id, object_view* out) {
   stripe_lock lock(s, stripe);
   if (!lock.result().ok()) return lock.result();
   object_header* o = find_object(stripe, hash, id);
-  if (o == nullptr) return status(errc::not_found, "object " + id.hex());
-  if (o->state.load(std::memory_order_relaxed) != kSealed) return status(errc::not_sealed, "object " + id.hex());
+  if (o == nullptr) return status(errc::not_found, "object " + id.text());
+  if (o->state.load(std::memory_order_relaxed) != kSealed) return status(errc::not_sealed, "object " + id.text());
   ref_row* row = nullptr;
   if (status st = find_or_add_row(s, s.slot().tables[stripe_number(s.header, stripe)], o, &row); !st.ok()) return st;
   if (s.kill_point()) return stopped_status();
@@ -84,6 +85,9 @@ status store_internal::store_enter(store& handle) {
   store_impl* s = handle.impl();
   if (s == nullptr) return not_open();
   if (s->stopped) return stopped_status();
+  // The operation's own transactions would join it, and its changes
+  // would be visible to others before it commits.
+  if (in_transaction(s->hi)) return status(errc::invalid_argument, "a store operation inside a transaction of its heap");
   if (s->recovery_due) {
     s->recovery_due = false;
     if (status st = handle.recover(); !st.ok()) return st;
@@ -105,7 +109,7 @@ status store::create(const object_id& id, std::size_t data_size, std::size_t met
     if (used + bytes > capacity) {
       std::uint64_t freed = 0;
       if (status st = evict(s, used + bytes - capacity, &freed); !st.ok()) return st;
-      if (used - freed + bytes > capacity) return status(errc::store_full, "creating object " + id.hex());
+      if (used - freed + bytes > capacity) return status(errc::store_full, "creating object " + id.text());
     }
   }
   std::uint64_t hash = hash_id(id);
@@ -115,9 +119,9 @@ status store::create(const object_id& id, std::size_t data_size, std::size_t met
   if (st.is(errc::out_of_space)) {
     std::uint64_t freed = 0;
     if (status e = evict(s, sizeof(object_header) + bytes, &freed); !e.ok()) return e;
-    if (freed == 0) return status(errc::store_full, "creating object " + id.hex());
+    if (freed == 0) return status(errc::store_full, "creating object " + id.text());
     st = create_locked(s, stripe, hash, id, data_size, metadata_size, &o);
-    if (st.is(errc::out_of_space)) return status(errc::store_full, "creating object " + id.hex());
+    if (st.is(errc::out_of_space)) return status(errc::store_full, "creating object " + id.text());
   }
   if (!st.ok()) return st;
   auto* data = reinterpret_cast<std::byte*>(o->data());
@@ -138,20 +142,20 @@ status store::seal(const object_id& id) {
     stripe_lock lock(s, stripe);
     if (!lock.result().ok()) return lock.result();
     object_header* o = find_object(stripe, hash, id);
-    if (o == nullptr) return status(errc::not_found, "object " + id.hex());
-    if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.hex());
-    if (o->creator != s.client) return status(errc::not_creator, "object " + id.hex());
+    if (o == nullptr) return status(errc::not_found, "object " + id.text());
+    if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.text());
+    if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
     recovery::persist_domain& domain = *s.hi->domain;
     // Durable before it is visible: a sealed object is whole after a crash.
     if (domain.durable()) {
       if (int err = domain.persist(o->data(), o->data_size + o->metadata_size))
-        return status::from_errno(err, "making object " + id.hex() + " durable");
+        return status::from_errno(err, "making object " + id.text() + " durable");
     }
     o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
     o->state.store(kSealed, std::memory_order_release);
     if (domain.durable()) {
       if (int err = domain.persist(&o->state, sizeof(o->state)))
-        return status::from_errno(err, "making the seal of object " + id.hex() + " durable");
+        return status::from_errno(err, "making the seal of object " + id.text() + " durable");
     }
     if (s.kill_point()) return stopped_status();
     note = note_of(o, 1);
@@ -172,10 +176,10 @@ status store::abort(const object_id& id) {
   stripe_lock lock(s, stripe);
   if (!lock.result().ok()) return lock.result();
   std::uintptr_t* slot = find_slot(stripe, hash, id);
-  if (slot == nullptr) return status(errc::not_found, "object " + id.hex());
+  if (slot == nullptr) return status(errc::not_found, "object " + id.text());
   auto* o = slot_object(*slot);
-  if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.hex());
-  if (o->creator != s.client) return status(errc::not_creator, "object " + id.hex());
+  if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.text());
+  if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
   return remove_object(s, stripe, slot);
 }
 
@@ -258,8 +262,8 @@ status store::release(const object_id& id) {
   ref_table& table = s.slot().tables[stripe_number(s.header, stripe)];
   std::uintptr_t* slot = find_referenced_slot(stripe, hash, id, table);
   if (slot == nullptr) {
-    if (find_slot(stripe, hash, id) == nullptr) return status(errc::not_found, "object " + id.hex());
-    return status(errc::not_referenced, "object " + id.hex());
+    if (find_slot(stripe, hash, id) == nullptr) return status(errc::not_found, "object " + id.text());
+    return status(errc::not_referenced, "object " + id.text());
   }
   auto* o = slot_object(*slot);
   ref_row* row = find_row(table, o);
@@ -284,10 +288,10 @@ status store::remove(const object_id& id) {
   stripe_lock lock(s, stripe);
   if (!lock.result().ok()) return lock.result();
   std::uintptr_t* slot = find_slot(stripe, hash, id);
-  if (slot == nullptr) return status(errc::not_found, "object " + id.hex());
+  if (slot == nullptr) return status(errc::not_found, "object " + id.text());
   auto* o = slot_object(*slot);
   std::uint32_t state = o->state.load(std::memory_order_relaxed);
-  if (state == kCreating) return status(errc::not_sealed, "object " + id.hex() + " (abort it instead)");
+  if (state == kCreating) return status(errc::not_sealed, "object " + id.text() + " (abort it instead)");
   if (o->refcount.load(std::memory_order_relaxed) != 0) {
     o->state.store(kDeleting, std::memory_order_relaxed);
     return {};

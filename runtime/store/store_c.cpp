@@ -2,6 +2,7 @@
 #include <larder/store.h>
 #include <larder/store.hpp>
 
+#include <cerrno>
 #include <new>
 
 struct larder_store {

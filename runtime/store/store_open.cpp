@@ -7,7 +7,6 @@
 #include "runtime/store/store_impl.hpp"
 #include "runtime/transaction_engine.hpp"
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -32,7 +31,7 @@ object_id object_id::from_binary(const void* bytes, std::size_t size) noexcept {
   return id;
 }
 
-std::string object_id::hex() const {
+std::string object_id::text() const {
   if (number_) {
     std::uint64_t number = 0;
     for (int i = 7; i >= 0; --i) number = (number << 8) | bytes_[i];

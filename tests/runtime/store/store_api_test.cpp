@@ -54,7 +54,7 @@ TEST(ObjectIdTest, NumbersAndBinaryNeverMatch) {
   std::uint8_t raw[8] = {42, 0, 0, 0, 0, 0, 0, 0};
   EXPECT_FALSE(object_id(42) == object_id::from_binary(raw, 8));
   EXPECT_TRUE(object_id(42) == object_id(42));
-  EXPECT_EQ(object_id(42).hex(), "42");
+  EXPECT_EQ(object_id(42).text(), "42");
   std::uint8_t plasma[20];
   for (int i = 0; i < 20; ++i) plasma[i] = static_cast<std::uint8_t>(i);
   EXPECT_EQ(object_id::from_binary(plasma, 20).size(), 20u);
@@ -366,6 +366,17 @@ TEST(StoreOpenTest, RefusesWhatIsNotAStore) {
   EXPECT_TRUE(larder::store::open(closed, {}, &s).is(errc::invalid_argument));
   larder::object_buffer b;
   EXPECT_TRUE(s.create(object_id(1), 1, 0, &b).is(errc::invalid_argument));
+}
+
+TEST_F(StoreApiTest, RefusedInsideATransactionOfItsHeap) {
+  larder::object_buffer b;
+  {
+    larder::transaction tx(s_.owner());
+    EXPECT_TRUE(s_.create(object_id(1), 8, 0, &b).is(errc::invalid_argument));
+    tx.abort();
+  }
+  EXPECT_TRUE(s_.create(object_id(1), 8, 0, &b).ok());
+  EXPECT_TRUE(s_.seal(object_id(1)).ok());
 }
 
 TEST_F(StoreApiTest, ClientSlotsAreFreedAtClose) {

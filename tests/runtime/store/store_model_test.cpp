@@ -113,31 +113,35 @@ struct client_run {
   }
 };
 
-TEST(StoreModelTest, ClientsInThreadsAgainstTheModel) {
-  larder::store_options options;
-  options.heap.kind = larder::backing::anonymous;
-  options.heap.reserve = std::size_t{1} << 30;
-  larder::store first;
-  ASSERT_TRUE(larder::store::open(options, &first).ok());
-  std::vector<client_run> runs(kClients);
+// One client's whole run: its steps, then giving back what it holds.
+void run_client(larder::store& s, client_run& run) {
+  std::mt19937_64 rng(1234 + run.index);
+  for (int i = 0; i < kSteps && run.failure.empty(); ++i) run.step(s, rng);
+  for (auto& [id, count] : run.references)
+    for (int k = 0; k < count; ++k)
+      if (!s.release(object_id(id)).ok()) run.fail("final release");
+  // Objects it left unsealed go at close.
+  for (auto& [id, st] : run.own)
+    if (st == state::unsealed) st = state::absent;
+  if (!s.close().ok()) run.fail("close");
+}
+
+// How the clients run: here threads, each with a handle of its own. Once
+// several processes may write one heap, a runner of forked processes that
+// open the store by name and send their client_run back runs the same
+// run_client and the same final check.
+void run_in_threads(larder::store& first, const larder::store_options& options, std::vector<client_run>* runs) {
   std::vector<std::thread> threads;
-  for (int c = 0; c < kClients; ++c) {
-    runs[c].index = c;
-    threads.emplace_back([&, c] {
+  for (client_run& run : *runs)
+    threads.emplace_back([&] {
       larder::store s;
-      if (larder::status st = larder::store::open(first.owner(), {}, &s); !st.ok()) return runs[c].fail(st.to_string());
-      std::mt19937_64 rng(1234 + c);
-      for (int i = 0; i < kSteps && runs[c].failure.empty(); ++i) runs[c].step(s, rng);
-      for (auto& [id, count] : runs[c].references)
-        for (int k = 0; k < count; ++k)
-          if (!s.release(object_id(id)).ok()) runs[c].fail("final release");
-      // Objects it left unsealed go at close.
-      for (auto& [id, st] : runs[c].own)
-        if (st == state::unsealed) st = state::absent;
-      if (!s.close().ok()) runs[c].fail("close");
+      if (larder::status st = larder::store::open(first.owner(), options, &s); !st.ok()) return run.fail(st.to_string());
+      run_client(s, run);
     });
-  }
   for (auto& t : threads) t.join();
+}
+
+void check_against_model(larder::store& first, const std::vector<client_run>& runs) {
   for (const auto& r : runs) EXPECT_EQ(r.failure, "") << "client " << r.index;
   larder::status checked = first.check();
   EXPECT_TRUE(checked.ok()) << checked.to_string();
@@ -152,5 +156,24 @@ TEST(StoreModelTest, ClientsInThreadsAgainstTheModel) {
   EXPECT_EQ(all.size(), expected);
   for (const auto& info : all) EXPECT_EQ(info.refcount, 0u);
 }
+
+void model_test(larder::store_protection protection) {
+  larder::store_options options;
+  options.heap.kind = larder::backing::anonymous;
+  options.heap.reserve = std::size_t{1} << 30;
+  options.protection = protection;
+  larder::store first;
+  ASSERT_TRUE(larder::store::open(options, &first).ok());
+  std::vector<client_run> runs(kClients);
+  for (int c = 0; c < kClients; ++c) runs[c].index = c;
+  run_in_threads(first, options, &runs);
+  check_against_model(first, runs);
+}
+
+TEST(StoreModelTest, ClientsInThreadsAgainstTheModel) { model_test(larder::store_protection::none); }
+
+// The same with the metadata guarded: every operation unprotects and
+// protects it again, so a write outside one would kill the test.
+TEST(StoreModelTest, ClientsInThreadsWithGuardedMetadata) { model_test(larder::store_protection::guard); }
 
 }  // namespace
