@@ -189,7 +189,8 @@ class LARDER_EXPORT store {
   // client slot is taken), out_of_space.
   static status open(heap& h, const store_options& options, store* out);
   // Opens or creates options.heap, then the store in it; the handle owns
-  // the heap. Errors: those of heap::open and of open(heap&).
+  // the heap (owner()), so handles opened over that heap must be closed
+  // before it. Errors: those of heap::open and of open(heap&).
   static status open(const store_options& options, store* out);
   // Releases this client's references, deletes its unsealed objects and
   // frees its slot; closes the heap if the handle owns it. Idempotent.
@@ -198,8 +199,11 @@ class LARDER_EXPORT store {
 
   // Makes an unsealed object of data_size + metadata_size bytes (either
   // may be 0) and hands back where to write it. Only this handle may seal
-  // or abort it. Errors: already_exists (any state), store_full (it does
-  // not fit and nothing is evictable), invalid_argument (empty id).
+  // or abort it. Errors: already_exists (unsealed or sealed; a deleted id
+  // may be used again), store_full (it does not fit and nothing is
+  // evictable, even after recovering dead clients), invalid_argument
+  // (empty id; a store call inside a transaction of the heap, true of
+  // every operation).
   status create(const object_id& id, std::size_t data_size, std::size_t metadata_size, object_buffer* out);
   // Makes the object immutable and visible; wakes waiting gets and
   // notifies subscribers. Errors: not_found, already_sealed, not_creator.
@@ -207,8 +211,8 @@ class LARDER_EXPORT store {
   // Deletes an unsealed object of this handle. Errors: not_found,
   // already_sealed, not_creator.
   status abort(const object_id& id);
-  // Takes a reference to a sealed object. Errors: not_found, not_sealed
-  // (unsealed or being deleted).
+  // Takes a reference to a sealed object. Errors: not_found (absent or
+  // deleted), not_sealed (not sealed yet).
   status get(const object_id& id, object_view* out);
   // As get, waiting at most timeout_ms (< 0: no limit) for the object to
   // be created and sealed. Errors: timed_out, as get otherwise.

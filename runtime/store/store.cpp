@@ -59,6 +59,33 @@ status create_locked(store_impl& s, index_stripe& stripe, std::uint64_t hash, co
   return {};
 }
 
+// Makes room by eviction when the object does not fit the capacity or the
+// heap; store_full when nothing evictable is left.
+status create_or_evict(store_impl& s, const object_id& id, std::size_t data_size, std::size_t metadata_size,
+                       object_header** out) {
+  std::uint64_t bytes = data_size + metadata_size;
+  if (std::uint64_t capacity = s.header->capacity; capacity != 0) {
+    if (bytes > capacity) return status(errc::store_full, "the object is larger than the store's capacity");
+    std::uint64_t used = bytes_in_store(s.header);
+    if (used + bytes > capacity) {
+      std::uint64_t freed = 0;
+      if (status st = evict(s, used + bytes - capacity, &freed); !st.ok()) return st;
+      if (used - freed + bytes > capacity) return status(errc::store_full, "creating object " + id.text());
+    }
+  }
+  std::uint64_t hash = hash_id(id);
+  index_stripe& stripe = stripe_of(s.header, hash);
+  status st = create_locked(s, stripe, hash, id, data_size, metadata_size, out);
+  if (st.is(errc::out_of_space)) {
+    std::uint64_t freed = 0;
+    if (status e = evict(s, sizeof(object_header) + bytes, &freed); !e.ok()) return e;
+    if (freed == 0) return status(errc::store_full, "creating object " + id.text());
+    st = create_locked(s, stripe, hash, id, data_size, metadata_size, out);
+    if (st.is(errc::out_of_space)) return status(errc::store_full, "creating object " + id.text());
+  }
+  return st;
+}
+
 status get_now(store_impl& s, const object_id& id, object_view* out) {
   std::uint64_t hash = hash_id(id);
   index_stripe& stripe = stripe_of(s.header, hash);
@@ -85,6 +112,9 @@ status store_internal::store_enter(store& handle) {
   store_impl* s = handle.impl();
   if (s == nullptr) return not_open();
   if (s->stopped) return stopped_status();
+  // Now and then, whether or not anything asked: a dead client's
+  // references keep objects from eviction until it is recovered.
+  if ((++s->operations & (kRecoverEvery - 1)) == 0) s->recovery_due = true;
   // The operation's own transactions would join it, and its changes
   // would be visible to others before it commits.
   if (in_transaction(s->hi)) return status(errc::invalid_argument, "a store operation inside a transaction of its heap");
@@ -99,29 +129,15 @@ status store::create(const object_id& id, std::size_t data_size, std::size_t met
   if (status st = store_enter(*this); !st.ok()) return st;
   guarded_operation guard(*impl_);
   if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
   constexpr std::size_t kMost = std::numeric_limits<std::size_t>::max() / 4;
   if (data_size > kMost || metadata_size > kMost) return status(errc::invalid_argument, "an object size too large");
-  std::uint64_t bytes = data_size + metadata_size;
-  if (std::uint64_t capacity = s.header->capacity; capacity != 0) {
-    if (bytes > capacity) return status(errc::store_full, "the object is larger than the store's capacity");
-    std::uint64_t used = bytes_in_store(s.header);
-    if (used + bytes > capacity) {
-      std::uint64_t freed = 0;
-      if (status st = evict(s, used + bytes - capacity, &freed); !st.ok()) return st;
-      if (used - freed + bytes > capacity) return status(errc::store_full, "creating object " + id.text());
-    }
-  }
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
   object_header* o = nullptr;
-  status st = create_locked(s, stripe, hash, id, data_size, metadata_size, &o);
-  if (st.is(errc::out_of_space)) {
-    std::uint64_t freed = 0;
-    if (status e = evict(s, sizeof(object_header) + bytes, &freed); !e.ok()) return e;
-    if (freed == 0) return status(errc::store_full, "creating object " + id.text());
-    st = create_locked(s, stripe, hash, id, data_size, metadata_size, &o);
-    if (st.is(errc::out_of_space)) return status(errc::store_full, "creating object " + id.text());
+  status st = create_or_evict(*impl_, id, data_size, metadata_size, &o);
+  if (st.is(errc::store_full)) {
+    // Dead clients may hold references that keep objects from eviction.
+    std::size_t recovered = 0;
+    if (status r = recover(&recovered); !r.ok()) return r;
+    if (recovered != 0) st = create_or_evict(*impl_, id, data_size, metadata_size, &o);
   }
   if (!st.ok()) return st;
   auto* data = reinterpret_cast<std::byte*>(o->data());

@@ -31,8 +31,10 @@ class store_impl {
   std::uint32_t meta_pod = 0;
   std::size_t evictions = 0;
   store_internal::process_store* process = nullptr;  // guard.hpp
-  // A stripe was found left by a dead client: recover() at the next call.
+  // A stripe was found left by a dead client, or kRecoverEvery operations
+  // went by: recover() at the next call.
   bool recovery_due = false;
+  std::uint64_t operations = 0;
   // Test hook (store_test_hooks.hpp): kill points left before this handle
   // stops as if its process were killed there; 0 when unset.
   int steps_to_stop = 0;
@@ -54,6 +56,7 @@ namespace store_internal {
 using namespace store_layout;
 
 status stopped_status();
+inline constexpr std::uint64_t kRecoverEvery = 65536;  // a power of two
 // The start of every operation of a handle: refuses a closed or stopped
 // one, and runs the recovery a dead client's stripe asked for.
 status store_enter(store& handle);

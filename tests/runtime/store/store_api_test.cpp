@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -227,6 +228,26 @@ TEST(StoreCapacityTest, EvictsLeastRecentlyReleasedFirst) {
   ASSERT_TRUE(s.check().ok()) << s.check().to_string();
 }
 
+TEST(StoreCapacityTest, FullStoreRecoversDeadClientsBeforeGivingUp) {
+  larder::store s;
+  ASSERT_TRUE(larder::store::open(anonymous_options(3000), &s).ok());
+  std::string kilo(1000, 'x');
+  for (int i = 0; i < 3; ++i) put(s, object_id(i), kilo);
+  {
+    larder::store reader;
+    ASSERT_TRUE(larder::store::open(s.owner(), {}, &reader).ok());
+    larder::object_view v;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(reader.get(object_id(i), &v).ok());
+    // Killed holding every object: nothing is evictable until it is recovered.
+    larder::store_test::abandon(reader);
+  }
+  larder::object_buffer b;
+  ASSERT_TRUE(s.create(object_id(3), 1000, 0, &b).ok());
+  EXPECT_EQ(s.stats().clients, 1u);
+  EXPECT_EQ(s.stats().evictions, 1u);
+  ASSERT_TRUE(s.check().ok()) << s.check().to_string();
+}
+
 TEST(StoreCapacityTest, FullHeapEvictsOrFails) {
   larder::store_options options = anonymous_options();
   options.heap.reserve = std::size_t{64} << 20;
@@ -316,10 +337,12 @@ TEST_F(StoreApiTest, MultiFieldObjects) {
   EXPECT_TRUE(s_.release(object_id(3)).ok());
 }
 
-TEST(StoreHeapTest, ShmStoreSurvivesReopenAndDropsWhatDeadClientsLeft) {
-  std::string name = "/larder-store-api-" + std::to_string(::getpid());
+// A store reopened after its last client was killed (abandoned, then the
+// heap closed): sealed objects and their references are as they were, what
+// the dead client left unsealed is gone.
+void survives_reopen(larder::backing kind, const std::string& name) {
   larder::store_options options;
-  options.heap.kind = larder::backing::shm;
+  options.heap.kind = kind;
   options.heap.name = name;
   options.heap.reserve = std::size_t{1} << 30;
   {
@@ -348,7 +371,18 @@ TEST(StoreHeapTest, ShmStoreSurvivesReopenAndDropsWhatDeadClientsLeft) {
     EXPECT_TRUE(s.check().ok()) << s.check().to_string();
     EXPECT_TRUE(s.release(object_id(1)).ok());
   }
-  EXPECT_TRUE(larder::heap::remove(larder::backing::shm, name).ok());
+  EXPECT_TRUE(larder::heap::remove(kind, name).ok());
+}
+
+TEST(StoreHeapTest, ShmStoreSurvivesReopenAndDropsWhatDeadClientsLeft) {
+  survives_reopen(larder::backing::shm, "/larder-store-api-" + std::to_string(::getpid()));
+}
+
+TEST(StoreHeapTest, FileStoreSurvivesReopenAndDropsWhatDeadClientsLeft) {
+  char dir[] = "/tmp/larder-store-api-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  survives_reopen(larder::backing::file, std::string(dir) + "/store.heap");
+  ::rmdir(dir);
 }
 
 TEST(StoreOpenTest, RefusesWhatIsNotAStore) {
