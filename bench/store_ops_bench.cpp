@@ -6,6 +6,9 @@
 //   BM_Release      release one of the references taken by gets
 //   BM_GetRelease   a get and its release
 //   BM_Delete       delete a sealed, unreferenced 1 KiB object
+//   BM_GetReleaseThreads  a get and its release in 1 and 2 threads at once,
+//                   each a client of its own on objects of its own (anonymous
+//                   heap): items_per_second shows whether they contend
 // Objects are created and deleted in batches of 1024 outside the timed part
 // where a workload needs them. Public API only.
 #include <benchmark/benchmark.h>
@@ -129,11 +132,40 @@ void BM_Delete(benchmark::State& state) {
   close_store(state, s);
 }
 
+// One store for every thread of BM_GetReleaseThreads; each thread opens a
+// handle of its own on it.
+larder::store& shared_store() {
+  static larder::store* s = [] {
+    larder::store_options options;
+    options.heap.kind = larder::backing::anonymous;
+    options.heap.reserve = std::size_t{16} << 30;
+    auto* made = new larder::store;
+    if (!larder::store::open(options, made).ok()) std::abort();
+    return made;
+  }();
+  return *s;
+}
+
+void BM_GetReleaseThreads(benchmark::State& state) {
+  larder::store s;
+  if (!larder::store::open(shared_store().owner(), {}, &s).ok()) std::abort();
+  std::uint64_t id = 1000 + state.thread_index();
+  larder::object_id oid(id);
+  if (!s.contains(oid)) make(s, id);
+  for (auto _ : state) {
+    larder::object_view v;
+    if (!s.get(oid, &v).ok() || !s.release(oid).ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations());
+  (void)s.close();
+}
+
 BENCHMARK(BM_CreateSeal)->Arg(0)->Arg(1);
 BENCHMARK(BM_Get)->Arg(0)->Arg(1);
 BENCHMARK(BM_Release)->Arg(0)->Arg(1);
 BENCHMARK(BM_GetRelease)->Arg(0)->Arg(1);
 BENCHMARK(BM_Delete)->Arg(0)->Arg(1);
+BENCHMARK(BM_GetReleaseThreads)->Threads(1)->Threads(2)->UseRealTime();
 
 }  // namespace
 
