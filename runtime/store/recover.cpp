@@ -44,16 +44,14 @@ void remove_released(store_impl& s, index_stripe& stripe) noexcept {
 
 }  // namespace
 
-bool client_is_dead(const store_impl& s, std::uint32_t c) noexcept {
+bool client_is_dead(const store_impl& s, std::uint32_t c, const port::process_identity& self) noexcept {
   const client_slot& slot = s.header->clients[c];
   switch (slot.state.load()) {
     case kAbandonedClient: return true;
-    case kLiveClient: {
-      static const port::process_identity self = port::self_identity();
+    case kLiveClient:
       // A handle of this process is alive until it is closed or abandoned.
       if (same_process(slot.who, self)) return false;
       return !port::identity_alive(slot.who);
-    }
     case kRecoveringClient: return !port::identity_alive(slot.recoverer);
     default: return false;
   }
@@ -127,17 +125,18 @@ status store::recover(std::size_t* recovered) {
   guarded_operation guard(*s);
   s->recovery_due = false;
   store_header* h = s->header;
+  const port::process_identity self = port::self_identity();
   for (std::uint32_t c = 0; c < kClients; ++c) {
-    if (c == s->client || h->clients[c].state.load() == kFreeClient || !client_is_dead(*s, c)) continue;
+    if (c == s->client || h->clients[c].state.load() == kFreeClient || !client_is_dead(*s, c, self)) continue;
     // Claimed under the admin lock, so that two recoveries never run
     // for one client at once.
     bool owner_died = false;
     if (int err = port::robust_lock_acquire(&h->admin_lock, &owner_died))
       return status(errc::corrupt, std::string("the store's admin lock: ") + larder::strerror(err));
     if (owner_died) port::robust_lock_mark_consistent(&h->admin_lock);
-    bool claimed = client_is_dead(*s, c);
+    bool claimed = client_is_dead(*s, c, self);
     if (claimed) {
-      h->clients[c].recoverer = port::self_identity();
+      h->clients[c].recoverer = self;
       h->clients[c].state.store(kRecoveringClient);
     }
     port::robust_lock_release(&h->admin_lock);

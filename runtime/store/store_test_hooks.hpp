@@ -16,6 +16,7 @@ inline void stop_after(store& s, int steps) { s.impl()->steps_to_stop = steps; }
 inline bool stopped(const store& s) { return s.impl()->stopped; }
 // Leaves the handle now, holding what it holds, as a killed client would.
 inline void abandon(store& s) {
+  store_internal::guarded_operation guard(*s.impl());
   s.impl()->stopped = true;
   s.impl()->slot().state.store(store_layout::kAbandonedClient);
 }
