@@ -126,9 +126,12 @@ struct alignas(64) client_slot {
   std::uint32_t handle;  // which handle of its process
   port::process_identity who;
   ref_table* tables;     // kStripes of them
-  // kRecoveringClient: the process recovering it (dead too: recover again).
+  // kRecoveringClient: the process and client slot recovering it; when
+  // that client is dead too, the recovery is run again.
   port::process_identity recoverer;
-  std::uint64_t unused[2];
+  std::uint32_t recoverer_slot;
+  std::uint32_t unused;
+  std::uint64_t unused2;
 };
 
 // A subscriber's queue: a ring of notifications written by sealers and
@@ -184,6 +187,7 @@ static_assert(sizeof(index_stripe) == 128);
 static_assert(sizeof(ref_row) == 16);
 static_assert(sizeof(client_slot) == 64);
 static_assert(offsetof(client_slot, tables) == 24);
+static_assert(offsetof(client_slot, recoverer_slot) == 48);
 static_assert(sizeof(ref_table) == 32);
 static_assert(sizeof(notification_entry) == 48);
 static_assert(sizeof(subscriber_slot) == 128);

@@ -52,7 +52,14 @@ bool client_is_dead(const store_impl& s, std::uint32_t c, const port::process_id
       // A handle of this process is alive until it is closed or abandoned.
       if (same_process(slot.who, self)) return false;
       return !port::identity_alive(slot.who);
-    case kRecoveringClient: return !port::identity_alive(slot.recoverer);
+    case kRecoveringClient: {
+      if (!same_process(slot.recoverer, self)) return !port::identity_alive(slot.recoverer);
+      // Recovered by a handle of this process: dead if that handle is. A
+      // handle closing recovers its own slot.
+      std::uint32_t by = slot.recoverer_slot;
+      if (by == c) return false;
+      return by >= kClients || s.header->clients[by].state.load() != kLiveClient;
+    }
     default: return false;
   }
 }
@@ -98,6 +105,7 @@ status recover_client(store_impl& s, std::uint32_t client) noexcept {
         row.object = kTombstone;
       }
     }
+    if (s.kill_point()) return stopped_status();
     for (std::uint64_t i = 0; i < stripe.capacity; ++i) {
       std::uintptr_t v = stripe.slots[i];
       if (v <= kTombstone) continue;
@@ -137,6 +145,7 @@ status store::recover(std::size_t* recovered) {
     bool claimed = client_is_dead(*s, c, self);
     if (claimed) {
       h->clients[c].recoverer = self;
+      h->clients[c].recoverer_slot = s->client;
       h->clients[c].state.store(kRecoveringClient);
     }
     port::robust_lock_release(&h->admin_lock);

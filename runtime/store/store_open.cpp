@@ -212,6 +212,7 @@ status store::close() {
     guarded_operation guard(*s);
     drop_subscriptions_of(*s, s->client);
     s->slot().recoverer = port::self_identity();
+    s->slot().recoverer_slot = s->client;
     s->slot().state.store(kRecoveringClient);
     result = recover_client(*s, s->client);
   }

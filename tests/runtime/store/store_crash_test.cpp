@@ -226,6 +226,52 @@ TEST(StoreCrashTest, UpdateFieldsAtEveryKillPoint) {
   EXPECT_GT(sweep(sc), 30);
 }
 
+// A client killed while it recovers a dead one: the next recovery takes
+// over both, and what the first left half done comes out the same.
+TEST(StoreCrashTest, RecoveryStoppedAtEveryKillPointIsRunAgain) {
+  bool completed = false;
+  int step = 1;
+  for (; !completed && step < 1000; ++step) {
+    larder::store survivor;
+    ASSERT_TRUE(larder::store::open(options(), &survivor).ok());
+    larder::store victim, recoverer;
+    ASSERT_TRUE(larder::store::open(survivor.owner(), {}, &victim).ok());
+    ASSERT_TRUE(larder::store::open(survivor.owner(), {}, &recoverer).ok());
+    for (std::uint64_t id = 0; id < 100; ++id) ASSERT_TRUE(put(survivor, id).ok());
+    larder::object_view v;
+    for (std::uint64_t id = 0; id < 100; id += 2) ASSERT_TRUE(victim.get(object_id(id), &v).ok());
+    ASSERT_TRUE(survivor.get(object_id(4), &v).ok());
+    ASSERT_TRUE(survivor.remove(object_id(4)).ok());
+    larder::object_buffer b;
+    for (std::uint64_t id = 200; id < 210; ++id) ASSERT_TRUE(victim.create(object_id(id), 10, 0, &b).ok());
+    larder::store_test::abandon(victim);
+    larder::store_test::stop_after(recoverer, step);
+    std::size_t recovered = 0;
+    larder::status st = recoverer.recover(&recovered);
+    completed = !larder::store_test::stopped(recoverer);
+    if (completed) {
+      EXPECT_TRUE(st.ok()) << st.to_string();
+      EXPECT_EQ(recovered, 1u);
+    } else {
+      ASSERT_TRUE(survivor.recover(&recovered).ok());
+      EXPECT_EQ(recovered, 2u) << "step " << step;
+    }
+    larder::status checked = survivor.check();
+    EXPECT_TRUE(checked.ok()) << "step " << step << ": " << checked.to_string();
+    std::vector<larder::object_info> all;
+    ASSERT_TRUE(survivor.list(&all).ok());
+    for (const auto& info : all) {
+      EXPECT_NE(info.state, larder::object_state::unsealed);
+      EXPECT_EQ(info.refcount, info.id == object_id(4) ? 1u : 0u);
+    }
+    EXPECT_TRUE(survivor.release(object_id(4)).ok());
+    EXPECT_EQ(verify_sealed(survivor), 99u);
+    if (::testing::Test::HasFailure()) break;
+  }
+  EXPECT_TRUE(completed);
+  EXPECT_GT(step, 64);
+}
+
 // A thread that takes a stripe's lock in the middle of a get and exits
 // holding it: the robust lock tells the next taker, which settles the
 // stripe; the dead client is recovered at its next call.
