@@ -33,7 +33,7 @@ enum class errc : int {
   tx_aborted = 20016,        // the transaction was aborted; it can do nothing more
   // The object store's (larder/store.hpp), in a range of their own.
   already_sealed = 20100,      // the object is sealed: it can no longer change
-  not_sealed = 20101,          // the object is not sealed (or is being deleted)
+  not_sealed = 20101,          // the object is not sealed yet
   not_creator = 20102,         // only the client that created the object may do this
   not_referenced = 20103,      // release without a reference held by this client
   store_full = 20104,          // the object does not fit and nothing can be evicted
