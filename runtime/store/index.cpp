@@ -101,6 +101,20 @@ stripe_lock::~stripe_lock() {
   port::robust_lock_release(&stripe_.lock);
 }
 
+slot_lock::slot_lock(port::robust_lock* lock) noexcept : lock_(lock) {
+  bool owner_died = false;
+  if (int err = port::robust_lock_acquire(lock, &owner_died)) {
+    lock_ = nullptr;
+    result_ = status(errc::corrupt, "a lock of the store cannot be taken (" + std::string(larder::strerror(err)) + ")");
+    return;
+  }
+  if (owner_died) port::robust_lock_mark_consistent(lock);
+}
+
+slot_lock::~slot_lock() {
+  if (lock_ != nullptr) port::robust_lock_release(lock_);
+}
+
 // ---- transactions ----------------------------------------------------------
 
 store_tx::~store_tx() {

@@ -29,16 +29,8 @@ notification_entry note_of(const object_header* object, std::uint8_t kind) noexc
 
 namespace {
 
-bool take(port::robust_lock* lock) noexcept {
-  bool owner_died = false;
-  if (port::robust_lock_acquire(lock, &owner_died) != 0) return false;
-  // A ring entry is written before the tail moves past it: a holder that
-  // died left at most an entry nobody reads.
-  if (owner_died) port::robust_lock_mark_consistent(lock);
-  return true;
-}
-
 void free_subscriber(store_impl& s, std::uint32_t i) noexcept {
+  slot_lock admin(&s.header->admin_lock);
   subscriber_slot& sub = s.header->subscribers[i];
   s.header->subscriber_mask.fetch_and(~(1u << i));
   store_tx tx(s);
@@ -58,17 +50,19 @@ void notify(store_impl& s, const notification_entry& note) noexcept {
     std::uint32_t i = __builtin_ctz(mask);
     mask &= mask - 1;
     subscriber_slot& sub = s.header->subscribers[i];
-    if (!take(&sub.lock)) continue;
-    if (sub.state.load() != 0 && sub.ring != nullptr) {
-      std::uint32_t tail = sub.tail.load();
-      if (tail - sub.head.load() < sub.capacity) {
-        sub.ring[tail & (sub.capacity - 1)] = note;
-        sub.tail.store(tail + 1);
-      } else {
-        sub.dropped.fetch_add(1);
+    {
+      slot_lock lock(&sub.lock);
+      if (!lock.result().ok()) continue;
+      if (sub.state.load() != 0 && sub.ring != nullptr) {
+        std::uint32_t tail = sub.tail.load();
+        if (tail - sub.head.load() < sub.capacity) {
+          sub.ring[tail & (sub.capacity - 1)] = note;
+          sub.tail.store(tail + 1);
+        } else {
+          sub.dropped.fetch_add(1);
+        }
       }
     }
-    port::robust_lock_release(&sub.lock);
     port::futex_wake_all(&sub.tail);
   }
 }
@@ -80,6 +74,35 @@ void drop_subscriptions_of(store_impl& s, std::uint32_t client) noexcept {
 
 }  // namespace store_internal
 
+namespace {
+
+// A free subscriber slot of `capacity` entries for this client, claimed
+// under the admin lock.
+status claim_subscriber(store_impl& s, std::uint32_t capacity, std::uint32_t* found) {
+  store_header* h = s.header;
+  slot_lock admin(&h->admin_lock);
+  if (!admin.result().ok()) return admin.result();
+  for (std::uint32_t i = 0; i < kSubscribers && *found == kSubscribers; ++i)
+    if (h->subscribers[i].state.load() == 0) *found = i;
+  if (*found == kSubscribers) return status(errc::table_full, "every subscriber queue of the store is taken");
+  subscriber_slot& sub = h->subscribers[*found];
+  store_tx tx(s);
+  if (status st = tx.begin(); !st.ok()) return st;
+  if (status st = tx.snapshot(&sub.ring, sizeof(sub.ring)); !st.ok()) return st;
+  sub.ring = static_cast<notification_entry*>(tx.allocate(s.meta_pod, capacity * sizeof(notification_entry)));
+  if (sub.ring == nullptr) return status(errc::out_of_space, "making a subscriber queue");
+  if (status st = tx.commit(); !st.ok()) return st;
+  sub.capacity = capacity;
+  sub.head.store(0);
+  sub.tail.store(0);
+  sub.dropped.store(0);
+  sub.state.store(s.client + 1);
+  h->subscriber_mask.fetch_or(1u << *found);
+  return {};
+}
+
+}  // namespace
+
 status store::subscribe(subscription* out, std::size_t capacity) {
   if (status st = store_enter(*this); !st.ok()) return st;
   guarded_operation guard(*impl_);
@@ -87,35 +110,8 @@ status store::subscribe(subscription* out, std::size_t capacity) {
   if (capacity == 0 || capacity > (std::size_t{1} << 24)) return status(errc::invalid_argument, "a queue capacity");
   std::uint32_t rounded = 1;
   while (rounded < capacity) rounded *= 2;
-  store_header* h = s.header;
-  if (!take(&h->admin_lock)) return status(errc::corrupt, "the store's admin lock cannot be taken");
   std::uint32_t found = kSubscribers;
-  for (std::uint32_t i = 0; i < kSubscribers && found == kSubscribers; ++i)
-    if (h->subscribers[i].state.load() == 0) found = i;
-  status result;
-  if (found == kSubscribers) {
-    result = status(errc::table_full, "every subscriber queue of the store is taken");
-  } else {
-    subscriber_slot& sub = h->subscribers[found];
-    store_tx tx(s);
-    result = tx.begin();
-    if (result.ok()) result = tx.snapshot(&sub.ring, sizeof(sub.ring));
-    if (result.ok()) {
-      sub.ring = static_cast<notification_entry*>(tx.allocate(s.meta_pod, rounded * sizeof(notification_entry)));
-      if (sub.ring == nullptr) result = status(errc::out_of_space, "making a subscriber queue");
-    }
-    if (result.ok()) result = tx.commit();
-    if (result.ok()) {
-      sub.capacity = rounded;
-      sub.head.store(0);
-      sub.tail.store(0);
-      sub.dropped.store(0);
-      sub.state.store(s.client + 1);
-      h->subscriber_mask.fetch_or(1u << found);
-    }
-  }
-  port::robust_lock_release(&h->admin_lock);
-  if (!result.ok()) return result;
+  if (status st = claim_subscriber(s, rounded, &found); !st.ok()) return st;
   *out = subscription();
   out->impl_ = impl_;
   out->slot_ = found;

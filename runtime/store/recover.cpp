@@ -138,18 +138,14 @@ status store::recover(std::size_t* recovered) {
     if (c == s->client || h->clients[c].state.load() == kFreeClient || !client_is_dead(*s, c, self)) continue;
     // Claimed under the admin lock, so that two recoveries never run
     // for one client at once.
-    bool owner_died = false;
-    if (int err = port::robust_lock_acquire(&h->admin_lock, &owner_died))
-      return status(errc::corrupt, std::string("the store's admin lock: ") + larder::strerror(err));
-    if (owner_died) port::robust_lock_mark_consistent(&h->admin_lock);
-    bool claimed = client_is_dead(*s, c, self);
-    if (claimed) {
+    {
+      slot_lock lock(&h->admin_lock);
+      if (!lock.result().ok()) return lock.result();
+      if (!client_is_dead(*s, c, self)) continue;
       h->clients[c].recoverer = self;
       h->clients[c].recoverer_slot = s->client;
       h->clients[c].state.store(kRecoveringClient);
     }
-    port::robust_lock_release(&h->admin_lock);
-    if (!claimed) continue;
     if (status st = recover_client(*s, c); !st.ok()) return st;
     if (recovered != nullptr) *recovered += 1;
   }
@@ -284,8 +280,23 @@ status store::check() const {
     meta_bytes += alloc::usable_size(h->stripes[n].slots);
   }
   check_clients(h, objects, &meta_bytes, &p);
-  for (const subscriber_slot& sub : h->subscribers)
-    if (sub.state.load() != 0 && sub.ring != nullptr) meta_bytes += alloc::usable_size(sub.ring);
+  slot_lock admin(&h->admin_lock);
+  if (!admin.result().ok()) return admin.result();
+  for (std::uint32_t i = 0; i < kSubscribers; ++i) {
+    const subscriber_slot& sub = h->subscribers[i];
+    std::uint32_t owner = sub.state.load();
+    bool listed = (h->subscriber_mask.load() >> i) & 1;
+    if (owner == 0) {
+      if (sub.ring != nullptr || listed) p.add("subscriber " + std::to_string(i) + ": free but holds a queue");
+      continue;
+    }
+    meta_bytes += sub.ring == nullptr ? 0 : alloc::usable_size(sub.ring);
+    if (owner > kClients || h->clients[owner - 1].state.load() == kFreeClient || !listed)
+      p.add("subscriber " + std::to_string(i) + ": of a client that is gone");
+    if (sub.ring == nullptr || sub.capacity == 0 || (sub.capacity & (sub.capacity - 1)) != 0 ||
+        sub.tail.load() - sub.head.load() > sub.capacity)
+      p.add("subscriber " + std::to_string(i) + ": a queue out of shape");
+  }
   for (const pod_info& pod : s->owner->pods()) {
     if (pod.name == kObjectPod && pod.bytes_in_use != object_bytes)
       p.add("the object pod holds " + std::to_string(pod.bytes_in_use) + " bytes in blocks, the index " +

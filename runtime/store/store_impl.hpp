@@ -87,6 +87,24 @@ class stripe_lock {
   bool held_ = false;
 };
 
+// Holds a lock whose data a dead holder cannot leave half changed: the
+// admin lock (client and subscriber slots are claimed with single-word
+// writes, the state last) and a subscriber's lock (an entry is written
+// before the tail moves past it). Its result is corrupt when the lock
+// cannot be taken.
+class slot_lock {
+ public:
+  explicit slot_lock(port::robust_lock* lock) noexcept;
+  ~slot_lock();
+  slot_lock(const slot_lock&) = delete;
+  slot_lock& operator=(const slot_lock&) = delete;
+  const status& result() const noexcept { return result_; }
+
+ private:
+  port::robust_lock* lock_;
+  status result_;
+};
+
 // A transaction of the heap for one store change: rolled back unless
 // committed (the lane the heap recovers when a client dies).
 class store_tx {

@@ -120,25 +120,22 @@ status validate(const store_header* h, std::size_t size) {
 
 status attach_client(store_impl& s) {
   store_header* h = s.header;
-  bool owner_died = false;
-  if (int err = port::robust_lock_acquire(&h->admin_lock, &owner_died))
-    return status(errc::corrupt, std::string("the store's admin lock: ") + larder::strerror(err));
-  // Slot writes here are single words with the state last, so a holder
-  // that died left nothing to repair.
-  if (owner_died) port::robust_lock_mark_consistent(&h->admin_lock);
   std::uint32_t found = kClients;
-  for (std::uint32_t i = 0; i < kClients && found == kClients; ++i)
-    if (h->clients[i].state.load() == kFreeClient) found = i;
-  if (found != kClients) {
-    client_slot& c = h->clients[found];
-    c.who = port::self_identity();
-    {
-      std::lock_guard<std::mutex> guard(g_handle_lock);
-      c.handle = g_next_handle++;
+  {
+    slot_lock lock(&h->admin_lock);
+    if (!lock.result().ok()) return lock.result();
+    for (std::uint32_t i = 0; i < kClients && found == kClients; ++i)
+      if (h->clients[i].state.load() == kFreeClient) found = i;
+    if (found != kClients) {
+      client_slot& c = h->clients[found];
+      c.who = port::self_identity();
+      {
+        std::lock_guard<std::mutex> guard(g_handle_lock);
+        c.handle = g_next_handle++;
+      }
+      c.state.store(kLiveClient);
     }
-    c.state.store(kLiveClient);
   }
-  port::robust_lock_release(&h->admin_lock);
   if (found == kClients) return status(errc::table_full, "every client slot of the store is taken");
   s.client = found;
   if (h->clients[found].tables == nullptr) return make_tables(s, h->clients[found]);
