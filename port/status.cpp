@@ -25,6 +25,13 @@ const char* strerror(int code) noexcept {
     case errc::foreign_build: return "the heap was written by an incompatible build";
     case errc::unsupported: return "not supported by this kernel or CPU";
     case errc::tx_aborted: return "the transaction was aborted";
+    case errc::already_sealed: return "the object is sealed";
+    case errc::not_sealed: return "the object is not sealed";
+    case errc::not_creator: return "the object was created by another client";
+    case errc::not_referenced: return "this client holds no reference to the object";
+    case errc::store_full: return "the store is full and nothing can be evicted";
+    case errc::timed_out: return "timed out";
+    case errc::notifications_lost: return "notifications were lost: the subscriber's queue was full";
     case errc::first_own_code: break;
   }
   if (code > 0 && code < static_cast<int>(errc::first_own_code)) return ::strerrordesc_np(code);

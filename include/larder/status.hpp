@@ -31,6 +31,14 @@ enum class errc : int {
   foreign_build = 20014,     // written by a build with another layout
   unsupported = 20015,       // this kernel or CPU lacks the feature asked for
   tx_aborted = 20016,        // the transaction was aborted; it can do nothing more
+  // The object store's (larder/store.hpp), in a range of their own.
+  already_sealed = 20100,      // the object is sealed: it can no longer change
+  not_sealed = 20101,          // the object is not sealed yet
+  not_creator = 20102,         // only the client that created the object may do this
+  not_referenced = 20103,      // release without a reference held by this client
+  store_full = 20104,          // the object does not fit and nothing can be evicted
+  timed_out = 20105,           // the wait ended before what it waited for happened
+  notifications_lost = 20106,  // a subscriber's queue was full: notifications dropped
 };
 
 // Returns a static, human-readable description of an errno value or errc.

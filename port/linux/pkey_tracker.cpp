@@ -17,6 +17,7 @@
 // read it, and a handler may run with every key but 0 denied.
 #include "port/linux/kernel_abi.hpp"
 #include "port/linux/os_mapped.hpp"
+#include "port/linux/pkru.hpp"
 #include "port/linux/tracker_backends.hpp"
 
 #include <cpuid.h>
@@ -36,28 +37,8 @@ namespace larder::port {
 namespace {
 
 constexpr int kMaxKeys = 16;
-constexpr std::uint32_t kAccessDisable = 1;
-constexpr std::uint32_t kWriteDisable = 2;
 constexpr std::uint32_t kXsaveMagic1 = 0x46505853;  // FP_XSTATE_MAGIC1
 constexpr std::uint64_t kXfeaturePkru = std::uint64_t{1} << 9;
-
-std::uint32_t read_pkru() noexcept {
-  std::uint32_t eax, edx;
-  asm volatile(".byte 0x0f,0x01,0xee" : "=a"(eax), "=d"(edx) : "c"(0));  // rdpkru
-  return eax;
-}
-void write_pkru(std::uint32_t value) noexcept {
-  asm volatile(".byte 0x0f,0x01,0xef" : : "a"(value), "c"(0), "d"(0) : "memory");  // wrpkru
-}
-std::uint32_t key_bits(int key, std::uint32_t bits) noexcept { return bits << (2 * key); }
-
-// Offset of the PKRU component in a (standard-format) XSAVE area, which is
-// the format of the signal frame.
-std::size_t pkru_offset() noexcept {
-  unsigned eax, ebx, ecx, edx;
-  if (!__get_cpuid_count(0xD, 9, &eax, &ebx, &ecx, &edx)) return 0;
-  return ebx;
-}
 
 // The PKRU image that sigreturn will restore, or nullptr if the frame has no
 // extended state.
