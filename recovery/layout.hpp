@@ -212,7 +212,11 @@ struct shared_writers_record {
   // client adopts before it carves a new page: a hint, so that clients
   // need not scan the segment table while there are none.
   std::uint64_t unowned_segments;
-  std::uint8_t unused[24];
+  // Drawn at random by the first client: names this run of clients, so
+  // that what keeps locks of its own in the heap (the object store) knows
+  // when their bytes are stale.
+  std::uint64_t session;
+  std::uint8_t unused[16];
   port::robust_lock clients_lock;  // attaching, detaching, recovering a dead client
   port::robust_lock region_lock;   // the segment table and the backing's size
   port::robust_lock tables_lock;   // pod and root records

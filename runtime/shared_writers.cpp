@@ -111,6 +111,7 @@ void init_shared_record(heap_impl& impl) {
   (void)port::robust_lock_init(&shared.region_lock);
   (void)port::robust_lock_init(&shared.tables_lock);
   shared.version = layout::kSharedVersion;
+  shared.session = port::random64() | 1;
   shared.build_signature = shared_build_signature();
   for (layout::lane_record& lane : impl.meta()->lanes) {
     lane.owner_client = layout::kNoClient;

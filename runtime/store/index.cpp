@@ -89,7 +89,12 @@ stripe_lock::stripe_lock(store_impl& s, index_stripe& stripe) noexcept : s_(s), 
     return;
   }
   held_ = true;
-  if (owner_died) port::robust_lock_mark_consistent(&stripe.lock);
+  // A dead holder's transaction is rolled back (by the heap) before the
+  // stripe is settled from what that leaves.
+  if (owner_died) {
+    if (s.hi->shared_writers()) (void)s.owner->recover_dead_clients();
+    port::robust_lock_mark_consistent(&stripe.lock);
+  }
   if (std::uint32_t left_by = stripe.holder; left_by != 0) settle_stripe(s, stripe, left_by - 1);
   stripe.holder = s.client + 1;
 }

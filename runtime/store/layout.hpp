@@ -168,7 +168,12 @@ struct store_header {
   std::uint32_t subscriber_count;
   std::uint32_t header_size;  // sizeof(store_header): the layout signature
   std::uint64_t capacity;     // bytes of objects; 0: as many as the heap holds
-  std::uint64_t unused[3];
+  // On a heap with shared writers: the run of clients (layout::
+  // shared_writers_record::session) that initialised the locks below; in
+  // another run their bytes are stale and the first store opened
+  // initialises them again.
+  std::uint64_t locks_session;
+  std::uint64_t unused[2];
   alignas(64) std::atomic<std::uint64_t> clock;
   alignas(64) std::atomic<std::uint32_t> seal_seq;  // futex word of waiting gets
   std::atomic<std::uint32_t> waiters;

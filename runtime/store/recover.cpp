@@ -132,6 +132,11 @@ status store::recover(std::size_t* recovered) {
   if (s->stopped) return stopped_status();
   guarded_operation guard(*s);
   s->recovery_due = false;
+  // The heap rolls a dead process's transaction back first; the store then
+  // settles what it held.
+  if (s->hi->shared_writers()) {
+    if (status st = s->owner->recover_dead_clients(); !st.ok()) return st;
+  }
   store_header* h = s->header;
   const port::process_identity self = port::self_identity();
   for (std::uint32_t c = 0; c < kClients; ++c) {

@@ -164,15 +164,26 @@ status store::open(heap& h, const store_options& options, store* out) {
   }
   if (status st = validate(header, size); !st.ok()) return st;
   s->header = header;
-  // The first handle of this process finds the locks as the last process
-  // left them (a file heap after a restart, or a killed holder). Only one
-  // process writes a heap at a time today, so first here is first.
+  // The locks hold what the last process to use them left (a file heap
+  // after a restart, or a killed holder). With one writing process, its
+  // first handle initialises them; with shared writers, the first handle
+  // of a run of clients does (under the heap's tables lock, which every
+  // opener takes for this).
   bool first = false;
   if (status st = attach_process(*s, options.protection, &first); !st.ok()) return st;
   status st;
   {
     guarded_operation guard(*s);
-    if (first) st = fresh_locks(header);
+    if (s->hi->shared_writers()) {
+      tables_guard tables(s->hi);
+      std::uint64_t session = s->hi->meta()->shared.session;
+      if (header->locks_session != session) {
+        st = fresh_locks(header);
+        header->locks_session = session;
+      }
+    } else if (first) {
+      st = fresh_locks(header);
+    }
     if (st.ok()) st = attach_client(*s);
   }
   if (!st.ok()) {
@@ -187,7 +198,10 @@ status store::open(heap& h, const store_options& options, store* out) {
 
 status store::open(const store_options& options, store* out) {
   heap h;
-  if (status st = heap::open(options.heap, &h); !st.ok()) return st;
+  // A store by name is for several processes.
+  heap_options shared = options.heap;
+  if (shared.kind != backing::anonymous) shared.shared_writers = true;
+  if (status st = heap::open(shared, &h); !st.ok()) return st;
   store opened;
   // The heap moves into the handle before the store is opened over it, so
   // that the handle's heap pointer stays valid.
