@@ -37,6 +37,7 @@
 #include "history_command.hpp"
 #include "output.hpp"
 #include "salvage_command.hpp"
+#include "store_command.hpp"
 #include "versions_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -374,6 +375,7 @@ int main(int argc, char** argv) {
   versions_command versions(app);
   history_command history(app);
   clone_command clone(app);
+  store_command store(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -386,6 +388,7 @@ int main(int argc, char** argv) {
   if (versions.chosen()) return versions.run();
   if (history.chosen()) return history.run();
   if (clone.chosen()) return clone.run();
+  if (store.chosen()) return store.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);
