@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libxxhash-dev libzstd-dev liburing-dev libpmem2-dev libpmemobj-dev libcli11-dev nlohmann-json3-dev
   python3 xz-utils coreutils
+  pybind11-dev python3-dev python3-numpy  # the Python module of the object store (tools/python) and its test
   clang libclang-rt-14-dev  # the libFuzzer run of `quickstart.sh test` (libFuzzer is in libclang-rt-14-dev)
 )
 if [[ "${1:-}" == "--bench" ]]; then
