@@ -65,16 +65,6 @@ class heap_impl {
   bool first_client = false;
   std::uint32_t client_lane = 0;
   port::shareable_mutex clients_lock;
-  std::mutex observers_lock;
-  std::vector<client_observer*> observers;
-  void add_client_observer(client_observer* o) {
-    std::lock_guard guard(observers_lock);
-    observers.push_back(o);
-  }
-  void remove_client_observer(client_observer* o) {
-    std::lock_guard guard(observers_lock);
-    std::erase(observers, o);
-  }
   bool shared_writers() const noexcept { return client_index != 0; }
   bool attaching = false;  // holds the attach lock (port::lock_attach)
   // Other clients grow the backing: the region learns its size when the

@@ -77,14 +77,9 @@ status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
 // With the client lock held.
 status recover_client(heap_impl& impl, std::uint32_t client) {
   layout::client_record& rec = record_of(impl, client);
-  port::process_identity who{rec.pid, 0, rec.start_ticks};
   port::verbose("recovering client %u of %s (process %d), which died", client, impl.name.c_str(), rec.pid);
   if (status s = roll_back_lanes_of(impl, client); !s.ok()) return s;
   impl.region.disown_segments(static_cast<std::uint16_t>(client));
-  {
-    std::lock_guard guard(impl.observers_lock);
-    for (client_observer* o : impl.observers) o->client_died(client, who);
-  }
   rec.pid = 0;
   rec.start_ticks = 0;
   rec.attached_ns = 0;

@@ -4,8 +4,8 @@
 // own that names it, and the segments it allocates from. A client that
 // dies is found by its identity (port::identity_alive) and recovered by
 // whichever client looks next: its lane rolled back, its segments left for
-// others to adopt, the frees waiting in its inbox put back in their pages,
-// and the observers (the object store) told.
+// others to adopt. What else it left (the object store's references)
+// is its owner's to settle, after this.
 #pragma once
 
 #include "port/shared_sync.hpp"
@@ -21,16 +21,6 @@
 namespace larder {
 
 class heap_impl;
-
-// Told, in the process that recovered a dead client, after its lane was
-// rolled back and before its slot is given to anyone else, with the
-// heap's client lock held.
-struct client_observer {
-  virtual void client_died(std::uint32_t client, const port::process_identity& who) noexcept = 0;
-
- protected:
-  ~client_observer() = default;
-};
 
 // What other clients change, while a dead client's lane is rolled back, in
 // what that lane logged: the remote-free lists of its pages (pushed to by
