@@ -281,7 +281,9 @@ def targets_table(result: dict) -> list[str]:
     judged = [ok for _, _, ok in rows if ok is not None]
     return (["", "Targets (issue 11) for larder's store:", "", "| target | measured | met |", "|---|---|---|"]
             + [f"| {t} | {m} | {verdict[ok]} |" for t, m, ok in rows]
-            + ["", f"{sum(judged)} of {len(judged)} targets met in this run."])
+            + ["", f"{sum(judged)} of {len(judged)} targets met in this run. Two client processes can double the "
+                   f"throughput only on two otherwise idle cores: the load averages above say how far the machine "
+                   f"was from that."])
 
 
 def tables(result: dict) -> str:
