@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Object stores side by side: Redis over a Unix socket (plain and pipelined),
 memcached, Lightning (where bench/lightning/build.sh built it) and larder's
-store (once it exists), with 1 and 2 client processes.
+store, with 1 and 2 client processes.
 
 What it runs: build/bench/larder_store_compare_bench (bench/store_bench.cpp) --repeats
 times over every backend; each repeat measures, against a freshly started
@@ -18,6 +18,8 @@ What it writes
   (--json, default bench/results/store_latest.json) and a plot (--plot,
   default docs/store_bench.png; skipped with a note without matplotlib).
   A backend that is not built or not installed is left out with the reason.
+  With larder's store measured, a table of issue 11's targets follows, each
+  with its number and met / not met.
 
 Usage (from the repository root, after a Release build with
 -DLARDER_BUILD_BENCH=ON, and -DLARDER_BENCH_LIGHTNING_DIR=... for Lightning):
@@ -236,9 +238,58 @@ def lightning_note(result: dict) -> list[str]:
             + " (the issue's latency targets are the paper's numbers)."]
 
 
+def targets_table(result: dict) -> list[str]:
+    """Issue 11's targets for larder's store, each with its number and
+    whether it is met: every operation no slower than Lightning (measured in
+    this run, and the paper's numbers), YCSB at least 10x plain Redis on every
+    workload, and 2 client processes at least 1.8x one on the read-heavy
+    workloads."""
+    summary, o = result["summary"], options_of(result)
+    if "larder" not in measured(summary):
+        return []
+    lat = summary["larder"]["latency"]
+    lightning = summary.get("lightning", {}).get("latency", {})
+    rows = []  # (target, measured, met: True, False or None where there is nothing to compare with)
+    for c in o["clients"]:
+        for op, label in OBJECT_OPS:
+            label = label.split(" / ")[0]
+            mine = (lat.get((c, op)) or {}).get("median_ns")
+            if mine is None:
+                continue
+            theirs = (lightning.get((c, op)) or {}).get("median_ns")
+            r = ratio(mine, theirs)
+            rows.append((f"{label}, {c} client(s): ≤ Lightning in this run",
+                         f"{fmt_ns(mine)} against {fmt_ns(theirs)} ({fmt_x(r)})", None if r is None else r <= 1))
+            if c == 1 and op in LIGHTNING_PAPER_NS:
+                paper = LIGHTNING_PAPER_NS[op]
+                rows.append((f"{label}, 1 client: ≤ Lightning's published {fmt_ns(paper)}",
+                             f"{fmt_ns(mine)} ({fmt_x(mine / paper)})", mine <= paper))
+    for w in o["workloads"]:
+        cells = [(ratio(throughput(summary, "larder", (w, size, c)), throughput(summary, "redis", (w, size, c))),
+                  size, c) for size in o["value_sizes"] for c in o["clients"]]
+        cells = [x for x in cells if x[0] is not None]
+        if cells:
+            low, size, c = min(cells)
+            rows.append((f"YCSB {w} ≥ 10× Redis (every value size and client count)",
+                         f"smallest {fmt_x(low)} ({size} B, {c} client(s))", low >= 10))
+    if {1, 2} <= set(o["clients"]):
+        for w in (w for w in o["workloads"] if w in READ_HEAVY):
+            for size in o["value_sizes"]:
+                r = ratio(throughput(summary, "larder", (w, size, 2)), throughput(summary, "larder", (w, size, 1)))
+                rows.append((f"YCSB {w}, {size} B: 2 processes ≥ 1.8× one", fmt_x(r), None if r is None else r >= 1.8))
+    verdict = {True: "met", False: "**not met**", None: "—"}
+    judged = [ok for _, _, ok in rows if ok is not None]
+    return (["", "Targets (issue 11) for larder's store:", "", "| target | measured | met |", "|---|---|---|"]
+            + [f"| {t} | {m} | {verdict[ok]} |" for t, m, ok in rows]
+            + ["", f"{sum(judged)} of {len(judged)} targets met in this run. Two client processes can double the "
+                   f"throughput only on two otherwise idle cores: the load averages above say how far the machine "
+                   f"was from that."])
+
+
 def tables(result: dict) -> str:
     lines = header(result) + ["", "Latency of single operations (1 KiB objects):", ""] + latency_table(result)
-    lines += lightning_note(result) + throughput_tables(result) + scaling_table(result) + misses_note(result)
+    lines += lightning_note(result) + throughput_tables(result) + scaling_table(result) + targets_table(result)
+    lines += misses_note(result)
     return "\n".join(lines)
 
 

@@ -253,7 +253,9 @@ class LARDER_EXPORT store {
                     std::vector<std::span<const std::byte>>* values);
   // Replaces fields (adding new names) by sealing a new version of the
   // object under the same id in one step; readers holding the old version
-  // keep it until they release it. Errors: as get_fields and create.
+  // keep it until they release it. Updates by clients at once all land,
+  // each into the version the one before it sealed. Errors: as get_fields
+  // and create.
   status update_fields(const object_id& id, std::span<const field> fields);
 
   // --- crash isolation ---------------------------------------------------

@@ -337,6 +337,38 @@ TEST_F(StoreApiTest, MultiFieldObjects) {
   EXPECT_TRUE(s_.release(object_id(3)).ok());
 }
 
+// Updates of one object by two clients at once all succeed, and none is
+// lost: each writes a field of its own, and each update merges into the
+// newest version, so both fields end with their writer's last value.
+TEST_F(StoreApiTest, ConcurrentUpdatesOfOneObjectAllLand) {
+  ASSERT_TRUE(s_.put_fields(object_id(1), std::vector<larder::field>{{"a", bytes_of("0")}, {"b", bytes_of("0")}}).ok());
+  constexpr int kUpdates = 20000;
+  auto writer = [&](std::string_view name, larder::status* failure) {
+    larder::store client;
+    if (larder::status st = larder::store::open(s_.owner(), {}, &client); !st.ok()) {
+      *failure = st;
+      return;
+    }
+    for (int i = 1; i <= kUpdates && failure->ok(); ++i) {
+      const std::string value = std::to_string(i);
+      *failure = client.update_fields(object_id(1), std::vector<larder::field>{{name, bytes_of(value)}});
+    }
+    (void)client.close();
+  };
+  larder::status a, b;
+  std::thread ta(writer, "a", &a), tb(writer, "b", &b);
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(a.ok()) << a.to_string();
+  EXPECT_TRUE(b.ok()) << b.to_string();
+  std::vector<std::string_view> names = {"a", "b"};
+  std::vector<std::span<const std::byte>> values;
+  ASSERT_TRUE(s_.get_fields(object_id(1), names, &values).ok());
+  EXPECT_EQ(text_of(values[0]), std::to_string(kUpdates));
+  EXPECT_EQ(text_of(values[1]), std::to_string(kUpdates));
+  ASSERT_TRUE(s_.release(object_id(1)).ok());
+}
+
 // A store reopened after its last client was killed (abandoned, then the
 // heap closed): sealed objects and their references are as they were, what
 // the dead client left unsealed is gone.
