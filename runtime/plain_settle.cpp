@@ -5,6 +5,8 @@
 #include "runtime/heap_impl.hpp"
 #include "runtime/transaction_memory.hpp"
 
+#include <mutex>
+
 namespace larder {
 
 namespace {
@@ -26,8 +28,11 @@ class settle_ranges final : public alloc::settle_collector {
 
 int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t pod_count) noexcept {
   if (!impl.writable || !impl.domain->durable()) return 0;
+  if (alloc::g_unsettled_marks.load(std::memory_order_acquire) == impl.settled_marks.load(std::memory_order_acquire))
+    return 0;
+  std::lock_guard one_at_a_time(impl.settle_lock);
   std::uint64_t marks = alloc::g_unsettled_marks.load(std::memory_order_acquire);
-  if (marks == impl.settled_marks) return 0;
+  if (marks == impl.settled_marks.load(std::memory_order_relaxed)) return 0;
   try {
     settle_ranges ranges;
     bool others_left = false;
@@ -41,7 +46,7 @@ int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t
         }
       }
     }
-    if (!others_left) impl.settled_marks = marks;
+    if (!others_left) impl.settled_marks.store(marks, std::memory_order_release);
   } catch (const std::bad_alloc&) {
     return ENOMEM;
   }

@@ -22,6 +22,10 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
   if (want < at_least) want = at_least;
   std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
+  // A run another transaction freed may hold data its rollback needs
+  // until it commits: claim runs only while no other transaction writes
+  // the allocator's metadata.
+  hold_allocator();
   // The log's own segments are not part of any transaction.
   alloc::metadata_sink_scope no_sink(nullptr);
   layout::heap_meta* meta = impl->meta();
@@ -143,6 +147,9 @@ int transaction_state::log_batch(const alloc::metadata_range* ranges, std::size_
 
 void transaction_state::reset() noexcept {
   active = false;
+  exclusive = false;
+  upgraded = false;
+  allocating = false;
   user_records.clear();
   captured_records.clear();
   captured_ranges.clear();
