@@ -105,9 +105,9 @@ class heap_impl {
   // (runtime/lane_claims.hpp); what must see every transaction still
   // (a checkpoint's cut, a checkout, version_diff, close) and a
   // transaction capturing pages take it exclusive. tx_alloc_lock is held
-  // by the one transaction that allocates, frees or grows its lane, from
-  // then to its end, so that allocator metadata is in at most one
-  // uncommitted lane. next_seq[i] is the number lane i gives its next
+  // by the one transaction that allocates or frees, from then to its end,
+  // so that allocator metadata is in at most one uncommitted lane, and
+  // while a lane grows. next_seq[i] is the number lane i gives its next
   // transaction; it, lane_storage[i] and the lane record belong to the
   // thread that holds lane i (lane_busy[i]). lane_thread[i] is the thread
   // that used lane i last, which it takes again first.

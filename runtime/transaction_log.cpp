@@ -22,10 +22,11 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
   if (want < at_least) want = at_least;
   std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
-  // A run another transaction freed may hold data its rollback needs
-  // until it commits: claim runs only while no other transaction writes
-  // the allocator's metadata.
-  hold_allocator();
+  // A run another transaction freed holds data its rollback needs until
+  // it ends: claim runs only while no other transaction holds
+  // tx_alloc_lock (the claim itself is not logged, and needs it no longer).
+  std::unique_lock<std::mutex> claiming;
+  if (!allocating) claiming = std::unique_lock(impl->tx_alloc_lock);
   // The log's own segments are not part of any transaction.
   alloc::metadata_sink_scope no_sink(nullptr);
   layout::heap_meta* meta = impl->meta();

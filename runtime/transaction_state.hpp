@@ -69,7 +69,7 @@ struct transaction_state final : alloc::metadata_sink {
   // while no other was open (capture_upgrading keeps others out).
   bool exclusive = false;
   bool upgraded = false;
-  // Holds heap_impl::tx_alloc_lock: it allocated, freed or grew its lane.
+  // Holds heap_impl::tx_alloc_lock: it allocated or freed.
   bool allocating = false;
   std::uint32_t lane = 0;
   recovery::lane_writer writer{nullptr, 0};
@@ -163,7 +163,7 @@ struct transaction_state final : alloc::metadata_sink {
     if (capture_tracker) log_lock.clear(std::memory_order_release);
   }
   // Takes tx_alloc_lock, once, until the transaction ends: from its first
-  // write to allocator metadata or to the segment table.
+  // allocation or free.
   void hold_allocator() noexcept {
     if (allocating) return;
     impl->tx_alloc_lock.lock();
