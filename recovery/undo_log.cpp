@@ -303,15 +303,10 @@ void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool 
   }
 }
 
-persist_range place_commit(layout::lane_record* lane, std::uint64_t seq) noexcept {
+int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& domain) noexcept {
   layout::commit_slot& slot = lane->commits[seq & 1];
   slot = make_commit_slot(seq, now_ns());
-  return {&slot, sizeof(slot)};
-}
-
-int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& domain) noexcept {
-  persist_range slot = place_commit(lane, seq);
-  return domain.persist(&slot, 1);
+  return domain.persist(&slot, sizeof(slot));
 }
 
 namespace {

@@ -218,9 +218,6 @@ int reserve_seqs(layout::lane_record* lane, std::uint64_t through, persist_domai
 // Marks `seq` finished in the lane's commit slot of its parity and makes
 // the slot durable: the commit point of a transaction.
 int write_commit(layout::lane_record* lane, std::uint64_t seq, persist_domain& domain) noexcept;
-// The same slot write, not yet durable: the range to persist (for commits
-// that share one persist).
-persist_range place_commit(layout::lane_record* lane, std::uint64_t seq) noexcept;
 
 // ---- writer ----------------------------------------------------------------
 

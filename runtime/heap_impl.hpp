@@ -8,9 +8,9 @@
 #include "recovery/layout.hpp"
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
-#include "runtime/commit_group.hpp"
 #include "runtime/page_bitmap.hpp"
 #include "runtime/shared_writers.hpp"
+#include "runtime/sync_group.hpp"
 #include "runtime/writer_first_mutex.hpp"
 
 #include <larder/heap.hpp>
@@ -122,8 +122,8 @@ class heap_impl {
   std::atomic<std::uintptr_t> lane_thread[layout::kMaxLanes] = {};
   std::atomic<bool> lane_busy[layout::kMaxLanes] = {};
   recovery::log_storage lane_storage[layout::kMaxLanes];
-  // Commits of concurrent transactions share their syncs.
-  commit_group commits;
+  // What transactions persist through: concurrent ones share syncs.
+  sync_group transaction_domain{domain};
   // Reading a hole of the backing takes storage (tmpfs, shm): what is read
   // gets storage too, not only what is written (port::
   // hole_reads_take_storage).

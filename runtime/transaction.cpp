@@ -15,7 +15,7 @@
 //
 // Transactions of different threads run at once, each on its own lane
 // (lane_claims.hpp) and holding the heap's tx_lock shared; on a file heap
-// their commits share syncs (commit_group.hpp). They do not isolate one
+// their persists share syncs (sync_group.hpp). They do not isolate one
 // another: programs lock what they share.
 #include <larder/transaction.hpp>
 
@@ -197,22 +197,13 @@ status fail_heap(heap_impl* impl, int err, const std::string& what) {
   return status::from_errno(err, what);
 }
 
-// Where syncs cost a system call each, concurrent commits share them.
-int make_durable_and_commit(heap_impl& impl, transaction_state& tx) noexcept {
-  recovery::persist_domain& domain = *impl.domain;
-  recovery::domain_kind kind = domain.kind();
-  if (kind == recovery::domain_kind::file || kind == recovery::domain_kind::crash_simulation)
-    return impl.commits.commit(domain, tx.data.data(), tx.data.size(), tx.writer.lane(), tx.writer.seq());
-  if (int err = domain.persist(tx.data.data(), tx.data.size())) return err;
-  return recovery::write_commit(tx.writer.lane(), tx.writer.seq(), domain);
-}
-
 status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
   tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
   // Plain allocation may have changed the segments it allocated in since.
   int err = settle_plain_changes(*impl, tx->pods_allocating.data(), tx->pods_allocating.size());
-  if (err == 0) err = make_durable_and_commit(*impl, *tx);
+  if (err == 0) err = impl->transaction_domain.persist(tx->data.data(), tx->data.size());
+  if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), impl->transaction_domain);
   if (err != 0) return fail_heap(impl, err, what);
   return {};
 }

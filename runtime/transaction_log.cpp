@@ -106,7 +106,10 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
 
 int transaction_state::sync_log() noexcept {
   if (unsynced.empty()) return 0;
-  int err = impl->domain->persist(unsynced.data(), unsynced.size());
+  // A transaction capturing pages runs alone, and syncs from the capture
+  // handler too, where the group's lock must not be taken.
+  recovery::persist_domain& domain = capture_tracker ? *impl->domain : impl->transaction_domain;
+  int err = domain.persist(unsynced.data(), unsynced.size());
   unsynced.clear();
   // A marker starts the next batch only after this one is durable.
   if (err == 0) writer.end_batch();
