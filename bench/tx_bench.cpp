@@ -425,9 +425,10 @@ void bm_larder_alloc_link64(benchmark::State& state) {
   run_throughput<larder_env>(state, "alloc_link64/larder", larder_alloc_link64, larder_check_list);
 }
 
-// Concurrent transactions: thread 0 sets the heap up before the loop and
-// takes it down after it; the loop's start and end are barriers for all
-// threads (Google Benchmark's).
+// Concurrent transactions: thread 0 sets a new heap up before the loop
+// (the loop's start is a barrier for all threads), after taking down the
+// one of the run before, whose threads have all ended; the last goes at
+// exit (drop_threads_env).
 constexpr int kMaxUpdateThreads = 4;
 struct threads_root {
   struct alignas(128) slot {
@@ -459,9 +460,18 @@ void remove_threads_heap(larder::backing kind) {
   }
 }
 
+void drop_threads_env() {
+  if (g_threads_env == nullptr) return;
+  larder::backing kind = g_threads_env->h.kind();
+  delete g_threads_env;
+  g_threads_env = nullptr;
+  remove_threads_heap(kind);
+}
+
 template <larder::backing Kind>
 void bm_larder_update64_threads(benchmark::State& state) {
   if (state.thread_index() == 0) {
+    drop_threads_env();
     remove_threads_heap(Kind);
     g_threads_env = new threads_env;
     try {
@@ -491,14 +501,9 @@ void bm_larder_update64_threads(benchmark::State& state) {
   }
   if (failure.empty() && seq > 0 && !value_is(mine->field, kField, seq - 1))
     failure = "a thread's field does not hold the last value it wrote";
+  if (state.thread_index() == 0 && !g_threads_env->failure.empty()) failure = g_threads_env->failure;
   if (!failure.empty()) state.SkipWithError(failure.c_str());
   state.SetItemsProcessed(static_cast<std::int64_t>(seq));
-  if (state.thread_index() == 0) {
-    if (!g_threads_env->failure.empty()) state.SkipWithError(g_threads_env->failure.c_str());
-    delete g_threads_env;
-    g_threads_env = nullptr;
-    remove_threads_heap(Kind);
-  }
 }
 
 // Recovery. The data blocks' addresses stay valid across opens and in the
@@ -1086,6 +1091,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("data_mib", std::to_string(g_data_mib));
   benchmark::AddCustomContext("log_cap_mib", std::to_string(g_log_mib));
   benchmark::RunSpecifiedBenchmarks();
+#if !defined(LARDER_TX_BENCH_NO_LARDER)
+  drop_threads_env();
+#endif
   drop_env();
   benchmark::Shutdown();
   return 0;

@@ -8,6 +8,7 @@
 #include "recovery/layout.hpp"
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
+#include "runtime/lane_claims.hpp"
 #include "runtime/page_bitmap.hpp"
 #include "runtime/shared_writers.hpp"
 #include "runtime/sync_group.hpp"
@@ -109,18 +110,15 @@ class heap_impl {
   // so that allocator metadata is in at most one uncommitted lane, and
   // while a lane grows. next_seq[i] is the number lane i gives its next
   // transaction; it, lane_storage[i] and the lane record belong to the
-  // thread that holds lane i (lane_busy[i]). lane_thread[i] is the thread
-  // that used lane i last, which it takes again first.
+  // thread that holds lane i (lanes[i].busy).
   std::unique_ptr<recovery::persist_domain> domain;
   writer_first_mutex tx_lock;
   std::mutex tx_alloc_lock;
   // A nested transaction that starts page capture (runtime/transaction.cpp,
   // capture_alone): transactions beginning meanwhile wait.
   std::atomic<bool> capture_upgrading{false};
-  std::atomic<std::size_t> transactions_open{0};
   std::uint64_t next_seq[layout::kMaxLanes] = {};
-  std::atomic<std::uintptr_t> lane_thread[layout::kMaxLanes] = {};
-  std::atomic<bool> lane_busy[layout::kMaxLanes] = {};
+  lane_slot lanes[layout::kMaxLanes];
   recovery::log_storage lane_storage[layout::kMaxLanes];
   // What transactions persist through: concurrent ones share syncs.
   sync_group transaction_domain{domain};

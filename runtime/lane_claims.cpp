@@ -16,12 +16,12 @@ bool may_use(const heap_impl& impl, std::uint32_t lane) noexcept {
   return !impl.shared_writers() || impl.client_lanes[lane].load(std::memory_order_acquire);
 }
 
-// The acquire pairs with give_lane_back's release: the lane's record,
-// storage and next number as the last holder left them.
+// Pairs with give_lane_back's release: the lane's record, storage and
+// next number as the last holder left them.
 bool try_take(heap_impl& impl, std::uint32_t lane, std::uintptr_t me) noexcept {
   bool idle = false;
-  if (!impl.lane_busy[lane].compare_exchange_strong(idle, true, std::memory_order_acquire)) return false;
-  impl.lane_thread[lane].store(me, std::memory_order_relaxed);
+  if (!impl.lanes[lane].busy.compare_exchange_strong(idle, true)) return false;
+  impl.lanes[lane].thread.store(me, std::memory_order_relaxed);
   return true;
 }
 
@@ -29,7 +29,7 @@ bool take_idle_lane(heap_impl& impl, std::uintptr_t me, std::uint32_t* lane) noe
   // The thread's own lane first, then one no thread has used, then any.
   for (std::uintptr_t wanted : {me, std::uintptr_t{0}}) {
     for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
-      if (impl.lane_thread[i].load(std::memory_order_relaxed) != wanted || !may_use(impl, i)) continue;
+      if (impl.lanes[i].thread.load(std::memory_order_relaxed) != wanted || !may_use(impl, i)) continue;
       if (try_take(impl, i, me)) {
         *lane = i;
         return true;
@@ -37,7 +37,7 @@ bool take_idle_lane(heap_impl& impl, std::uintptr_t me, std::uint32_t* lane) noe
     }
   }
   for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
-    if (impl.lane_busy[i].load(std::memory_order_relaxed) || !may_use(impl, i)) continue;
+    if (impl.lanes[i].busy.load(std::memory_order_relaxed) || !may_use(impl, i)) continue;
     if (try_take(impl, i, me)) {
       *lane = i;
       return true;
@@ -71,7 +71,13 @@ status take_lane(heap_impl& impl, std::uint32_t* lane) {
 }
 
 void give_lane_back(heap_impl& impl, std::uint32_t lane) noexcept {
-  impl.lane_busy[lane].store(false, std::memory_order_release);
+  impl.lanes[lane].busy.store(false, std::memory_order_release);
+}
+
+bool other_lanes_held(const heap_impl& impl, std::uint32_t mine) noexcept {
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i)
+    if (i != mine && impl.lanes[i].busy.load()) return true;
+  return false;
 }
 
 }  // namespace larder

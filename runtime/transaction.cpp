@@ -69,29 +69,31 @@ class process_malloc_scope {
   alloc::local_heap* previous_;
 };
 
-// Holds the heap for a transaction: shared, or exclusive for one that
-// captures pages. A shared holder waits while a nested transaction starts
-// capture (capture_alone). transactions_open and capture_upgrading are
-// sequentially consistent: of a transaction beginning and one upgrading
-// at once, at least one sees the other.
-void enter(heap_impl& impl, bool exclusive) {
-  if (exclusive) {
-    impl.tx_lock.lock();
-    impl.transactions_open.fetch_add(1);
-    return;
-  }
+// Holds the heap and a lane for a transaction: tx_lock shared, or
+// exclusive for one that captures pages. A shared holder waits while a
+// nested transaction starts capture (capture_alone). Lane claims and
+// capture_upgrading are sequentially consistent: of a transaction
+// beginning and one upgrading at once, at least one sees the other.
+status enter(heap_impl& impl, bool exclusive, std::uint32_t* lane) {
   for (;;) {
-    impl.tx_lock.lock_shared();
-    impl.transactions_open.fetch_add(1);
-    if (!impl.capture_upgrading.load()) return;
-    impl.transactions_open.fetch_sub(1);
+    if (exclusive) {
+      impl.tx_lock.lock();
+    } else {
+      impl.tx_lock.lock_shared();
+    }
+    status s = impl.tx_failure.empty() ? take_lane(impl, lane) : failure(impl);
+    if (!s.ok() || exclusive || !impl.capture_upgrading.load()) {
+      if (!s.ok()) exclusive ? impl.tx_lock.unlock() : impl.tx_lock.unlock_shared();
+      return s;
+    }
+    give_lane_back(impl, *lane);
     impl.tx_lock.unlock_shared();
     while (impl.capture_upgrading.load()) std::this_thread::yield();
   }
 }
 
-void leave(heap_impl& impl, bool exclusive) noexcept {
-  impl.transactions_open.fetch_sub(1);
+void leave(heap_impl& impl, bool exclusive, std::uint32_t lane) noexcept {
+  give_lane_back(impl, lane);
   if (exclusive) {
     impl.tx_lock.unlock();
   } else {
@@ -108,7 +110,7 @@ status capture_alone(transaction_state* tx) {
   heap_impl& impl = *tx->impl;
   bool expected = false;
   if (impl.capture_upgrading.compare_exchange_strong(expected, true)) {
-    if (impl.transactions_open.load() == 1) {
+    if (!other_lanes_held(impl, tx->lane)) {
       tx->upgraded = true;
       return {};
     }
@@ -215,11 +217,11 @@ void end(transaction_state* tx) noexcept {
   tx->quarantined.clear();
   trim_log_storage(tx->writer);
   bool exclusive = tx->exclusive;
+  std::uint32_t lane = tx->lane;
   if (tx->upgraded) impl->capture_upgrading.store(false);
   if (tx->allocating) impl->tx_alloc_lock.unlock();
-  give_lane_back(*impl, tx->lane);
   tx->reset();
-  leave(*impl, exclusive);
+  leave(*impl, exclusive, lane);
 }
 
 void abort_outermost(transaction_state* tx) noexcept;
@@ -323,21 +325,13 @@ transaction::transaction(heap& h, capture mode)
   }
   if (!impl->can_write()) throw error(status(errc::read_only, "cannot begin a transaction"));
   bool exclusive = mode == capture::pages;
-  enter(*impl, exclusive);
-  status held;
-  transaction_state* fresh = nullptr;
   std::uint32_t lane = 0;
-  if (!impl->tx_failure.empty()) held = failure(*impl);
-  if (held.ok()) held = take_lane(*impl, &lane);
-  if (!held.ok()) {
-    leave(*impl, exclusive);
-    throw error(held);
-  }
+  throw_if_error(enter(*impl, exclusive, &lane));
+  transaction_state* fresh = nullptr;
   try {
     fresh = new_state();
   } catch (...) {
-    give_lane_back(*impl, lane);
-    leave(*impl, exclusive);
+    leave(*impl, exclusive, lane);
     throw;
   }
   std::unique_ptr<transaction_state, state_deleter> tx(fresh);
