@@ -127,9 +127,8 @@ class heap_impl {
   // hole_reads_take_storage).
   bool hole_reads_take_storage = false;
   // alloc::g_unsettled_marks when this heap's marked segments were last
-  // settled (runtime/plain_settle.hpp); none yet after an open. One
-  // settle at a time, under settle_lock.
-  std::mutex settle_lock;
+  // settled (runtime/plain_settle.hpp); none yet after an open. Set
+  // under tx_alloc_lock.
   std::atomic<std::uint64_t> settled_marks{~std::uint64_t{0}};
   // Set when a commit or abort could not be made durable: the heap must be
   // reopened (which recovers it) before the next transaction.

@@ -5,8 +5,6 @@
 #include "runtime/heap_impl.hpp"
 #include "runtime/transaction_memory.hpp"
 
-#include <mutex>
-
 namespace larder {
 
 namespace {
@@ -26,13 +24,14 @@ class settle_ranges final : public alloc::settle_collector {
 
 }  // namespace
 
+bool plain_changes_pending(const heap_impl& impl) noexcept {
+  return impl.writable && impl.domain->durable() &&
+         alloc::g_unsettled_marks.load(std::memory_order_acquire) != impl.settled_marks.load(std::memory_order_acquire);
+}
+
 int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t pod_count) noexcept {
-  if (!impl.writable || !impl.domain->durable()) return 0;
-  if (alloc::g_unsettled_marks.load(std::memory_order_acquire) == impl.settled_marks.load(std::memory_order_acquire))
-    return 0;
-  std::lock_guard one_at_a_time(impl.settle_lock);
+  if (!plain_changes_pending(impl)) return 0;
   std::uint64_t marks = alloc::g_unsettled_marks.load(std::memory_order_acquire);
-  if (marks == impl.settled_marks.load(std::memory_order_relaxed)) return 0;
   try {
     settle_ranges ranges;
     bool others_left = false;

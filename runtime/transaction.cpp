@@ -82,12 +82,14 @@ status enter(heap_impl& impl, bool exclusive, std::uint32_t* lane) {
       impl.tx_lock.lock_shared();
     }
     status s = impl.tx_failure.empty() ? take_lane(impl, lane) : failure(impl);
-    if (!s.ok() || exclusive || !impl.capture_upgrading.load()) {
-      if (!s.ok()) exclusive ? impl.tx_lock.unlock() : impl.tx_lock.unlock_shared();
-      return s;
+    if (s.ok() && (exclusive || !impl.capture_upgrading.load())) return s;
+    if (s.ok()) give_lane_back(impl, *lane);
+    if (exclusive) {
+      impl.tx_lock.unlock();
+    } else {
+      impl.tx_lock.unlock_shared();
     }
-    give_lane_back(impl, *lane);
-    impl.tx_lock.unlock_shared();
+    if (!s.ok()) return s;
     while (impl.capture_upgrading.load()) std::this_thread::yield();
   }
 }
@@ -203,6 +205,7 @@ status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
   tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
   // Plain allocation may have changed the segments it allocated in since.
+  if (plain_changes_pending(*impl)) tx->hold_allocator();
   int err = settle_plain_changes(*impl, tx->pods_allocating.data(), tx->pods_allocating.size());
   if (err == 0) err = impl->transaction_domain.persist(tx->data.data(), tx->data.size());
   if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), impl->transaction_domain);
