@@ -121,7 +121,7 @@ class heap_impl {
   lane_slot lanes[layout::kMaxLanes];
   recovery::log_storage lane_storage[layout::kMaxLanes];
   // What transactions persist through: concurrent ones share syncs.
-  sync_group transaction_domain{domain};
+  sync_group transaction_domain{domain, lanes, layout::kMaxLanes};
   // Reading a hole of the backing takes storage (tmpfs, shm): what is read
   // gets storage too, not only what is written (port::
   // hole_reads_take_storage).
