@@ -25,6 +25,9 @@
 namespace larder {
 
 struct versions_state;
+struct versions_state_deleter {
+  void operator()(versions_state* v) const noexcept;
+};
 
 // Why the heap must be reopened before the next transaction: a commit or
 // abort that could not be made durable, a checkout that stopped half way.
@@ -47,9 +50,6 @@ class sticky_failure {
   mutable std::mutex lock_;
   std::string text_;
   std::atomic<bool> set_{false};
-};
-struct versions_state_deleter {
-  void operator()(versions_state* v) const noexcept;
 };
 
 class heap_impl {
@@ -101,7 +101,7 @@ class heap_impl {
   void unmap_unattached() noexcept;
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
-  // transaction.cpp; docs/transactions.md, "Concurrent transactions").
+  // transaction.cpp; docs/transactions.md, "Concurrency").
   // Each transaction holds tx_lock shared from begin to end and one lane
   // (runtime/lane_claims.hpp); what must see every transaction still
   // (a checkpoint's cut, a checkout, version_diff, close) and a

@@ -69,7 +69,8 @@ struct transaction_state final : alloc::metadata_sink {
   // while no other was open (capture_upgrading keeps others out).
   bool exclusive = false;
   bool upgraded = false;
-  // Holds heap_impl::tx_alloc_lock: it allocated or freed.
+  // Holds heap_impl::tx_alloc_lock: it allocated, freed, or settled plain
+  // allocation's changes.
   bool allocating = false;
   std::uint32_t lane = 0;
   recovery::lane_writer writer{nullptr, 0};
@@ -163,7 +164,7 @@ struct transaction_state final : alloc::metadata_sink {
     if (capture_tracker) log_lock.clear(std::memory_order_release);
   }
   // Takes tx_alloc_lock, once, until the transaction ends: from its first
-  // allocation or free.
+  // allocation, free or settle.
   void hold_allocator() noexcept {
     if (allocating) return;
     impl->tx_alloc_lock.lock();
