@@ -128,7 +128,8 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   // segments or tails no head covers, which opening frees.
   note_metadata(&meta_->segments_high, sizeof(meta_->segments_high));
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
-  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  // Atomic: a checkpoint reads it off the region lock (runtime/versions.cpp).
+  if (first + count > meta_->segments_high) __atomic_store_n(&meta_->segments_high, first + count, __ATOMIC_RELEASE);
   auto* s = reinterpret_cast<segment*>(segment_index_to_address(base_, first));
   if (state != layout::kSegmentLog) {  // the log writes its own records from the start
     note_fresh(s, sizeof(segment));
@@ -168,7 +169,8 @@ bool region::extend(segment* s, std::size_t span, std::size_t count) noexcept {
   note_metadata(&meta_->segments[first], count * sizeof(meta_->segments[0]));
   note_metadata(s, 64);
   note_plain_change(s);
-  if (first + count > meta_->segments_high) meta_->segments_high = first + count;
+  // Atomic: a checkpoint reads it off the region lock (runtime/versions.cpp).
+  if (first + count > meta_->segments_high) __atomic_store_n(&meta_->segments_high, first + count, __ATOMIC_RELEASE);
   // Tails first: until the span covers them they are tails of nobody,
   // which opening frees.
   for (std::size_t i = first; i < first + count; ++i)
@@ -412,11 +414,14 @@ segment* region::head_segment(const void* p) const noexcept {
 
 void region::usage(std::size_t* in_use, std::size_t* held) const noexcept {
   for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) in_use[pod] = held[pod] = 0;
-  std::size_t high = meta_->segments_high;
+  std::size_t high = __atomic_load_n(&meta_->segments_high, __ATOMIC_ACQUIRE);
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t e = entry(i);
     std::size_t pod = layout::entry_pod(e);
     layout::segment_state st = entry_state(e);
+    // A log segment's first bytes are its lane's records, which a
+    // transaction may be writing.
+    if (st != layout::kSegmentHugeHead && st != layout::kSegmentPages) continue;
     auto* s = reinterpret_cast<const segment*>(segment_index_to_address(base_, i));
     if (pod >= layout::kMaxPods || s->magic != kSegmentMagic) continue;
     if (st == layout::kSegmentHugeHead) {

@@ -31,6 +31,16 @@
 //                                        link; pmemobj: pmemobj_tx_alloc,
 //                                        pmemobj_tx_add_range_direct(&head),
 //                                        link.
+//   tx_update64_threads/file/threads:N
+//   tx_update64_threads/shm/threads:N
+//                             N threads (1, 2, 4) each run tx_update64's
+//                             transaction on a 64-byte field of its own in
+//                             one larder heap, a file heap in --dir or a
+//                             shm heap: transactions of different threads
+//                             run at once, and on the file heap commits
+//                             that arrive together share their syncs.
+//                             items_per_second counts the commits of all
+//                             threads together (wall clock).
 //   tx_recovery/larder        time to open a heap or pool holding 1 GiB of
 //   tx_recovery/pmemobj       data (64 KiB blocks with a known pattern,
 //                             --data-mib), (a) after a clean close, with
@@ -413,6 +423,87 @@ void bm_larder_update64(benchmark::State& state) {
 }
 void bm_larder_alloc_link64(benchmark::State& state) {
   run_throughput<larder_env>(state, "alloc_link64/larder", larder_alloc_link64, larder_check_list);
+}
+
+// Concurrent transactions: thread 0 sets a new heap up before the loop
+// (the loop's start is a barrier for all threads), after taking down the
+// one of the run before, whose threads have all ended; the last goes at
+// exit (drop_threads_env).
+constexpr int kMaxUpdateThreads = 4;
+struct threads_root {
+  struct alignas(128) slot {
+    unsigned char field[kField];
+  } slots[kMaxUpdateThreads];
+};
+struct threads_env {
+  larder::heap h;
+  threads_root* root = nullptr;
+  std::string failure;
+};
+threads_env* g_threads_env = nullptr;
+
+larder::heap_options threads_options(larder::backing kind) {
+  larder::heap_options o;
+  o.kind = kind;
+  o.mode = larder::open_mode::create;
+  o.name = kind == larder::backing::shm ? "/larder-tx-bench-threads-" + std::to_string(static_cast<long>(getpid()))
+                                        : bench_file(g_dir, "larder-tx-bench-threads") + ".heap";
+  return o;
+}
+
+void remove_threads_heap(larder::backing kind) {
+  larder::heap_options o = threads_options(kind);
+  if (kind == larder::backing::shm) {
+    (void)larder::heap::remove(kind, o.name);
+  } else {
+    remove_file(o.name);
+  }
+}
+
+void drop_threads_env() {
+  if (g_threads_env == nullptr) return;
+  larder::backing kind = g_threads_env->h.kind();
+  delete g_threads_env;
+  g_threads_env = nullptr;
+  remove_threads_heap(kind);
+}
+
+template <larder::backing Kind>
+void bm_larder_update64_threads(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    drop_threads_env();
+    remove_threads_heap(Kind);
+    g_threads_env = new threads_env;
+    try {
+      g_threads_env->h = larder::heap(threads_options(Kind));
+      g_threads_env->root = g_threads_env->h.root<threads_root>("tx_bench_threads");
+    } catch (const std::exception& e) {
+      g_threads_env->failure = e.what();
+    }
+  }
+  threads_root::slot* mine = nullptr;
+  std::uint64_t seq = 0;
+  std::string failure;
+  for (auto _ : state) {
+    if (mine == nullptr) {
+      if (!g_threads_env->failure.empty()) break;
+      mine = &g_threads_env->root->slots[state.thread_index()];
+    }
+    try {
+      larder::transaction tx(g_threads_env->h);
+      tx.snapshot(mine->field, kField);
+      fill_value(mine->field, kField, seq);
+    } catch (const std::exception& e) {
+      failure = e.what();
+      break;
+    }
+    ++seq;
+  }
+  if (failure.empty() && seq > 0 && !value_is(mine->field, kField, seq - 1))
+    failure = "a thread's field does not hold the last value it wrote";
+  if (state.thread_index() == 0 && !g_threads_env->failure.empty()) failure = g_threads_env->failure;
+  if (!failure.empty()) state.SkipWithError(failure.c_str());
+  state.SetItemsProcessed(static_cast<std::int64_t>(seq));
 }
 
 // Recovery. The data blocks' addresses stay valid across opens and in the
@@ -962,6 +1053,18 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("sync_cost/fdatasync", bm_sync_fdatasync)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
+#if !defined(LARDER_TX_BENCH_NO_LARDER)
+  const std::pair<const char*, bench_fn> threaded[] = {
+      {"tx_update64_threads/file", bm_larder_update64_threads<larder::backing::file>},
+      {"tx_update64_threads/shm", bm_larder_update64_threads<larder::backing::shm>}};
+  for (auto [name, fn] : threaded)
+    benchmark::RegisterBenchmark(name, fn)
+        ->Threads(1)
+        ->Threads(2)
+        ->Threads(kMaxUpdateThreads)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+#endif
   for (const pair_entry& p : pairs) {
     // Recovery always runs larder first: pmemobj's crashed transaction logs
     // as much as larder's lane held.
@@ -988,6 +1091,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("data_mib", std::to_string(g_data_mib));
   benchmark::AddCustomContext("log_cap_mib", std::to_string(g_log_mib));
   benchmark::RunSpecifiedBenchmarks();
+#if !defined(LARDER_TX_BENCH_NO_LARDER)
+  drop_threads_env();
+#endif
   drop_env();
   benchmark::Shutdown();
   return 0;

@@ -44,11 +44,21 @@ What it prints
   end of the file if it has none); the raw output and the medians go to
   bench/results/tx_latest.json (--json PATH).
 
+With --threads it runs only tx_update64_threads instead: N threads (1, 2,
+4) each updating a 64-byte field of its own in one heap, a file heap in
+--disk-dir and a shm heap, in --reps rounds (a fresh process each), and
+prints the median commits per second of all threads together, the ratio
+4 threads / 1 thread, and the target next to it (file heap >= 3x); with
+--write-doc it replaces the text between <!-- tx-threads:begin --> and
+<!-- tx-threads:end -->, and the raw output goes to
+bench/results/tx_threads_latest.json.
+
 Usage (from the repository root, after a Release build with
 -DLARDER_BUILD_BENCH=ON):
     python3 bench/tx_compare.py --build-dir build
     python3 bench/tx_compare.py --build-dir build --write-doc docs/PERFORMANCE.md
     python3 bench/tx_compare.py --quick      # smoke test, well under a minute
+    python3 bench/tx_compare.py --threads --reps 5 --write-doc docs/PERFORMANCE.md
 """
 
 from __future__ import annotations
@@ -72,6 +82,10 @@ from bench_env import (find_in_build, load_average, machine_info, median, resolv
                        write_between_markers)
 
 MARKERS = ("<!-- tx-table:begin -->", "<!-- tx-table:end -->")
+THREADS_MARKERS = ("<!-- tx-threads:begin -->", "<!-- tx-threads:end -->")
+THREADS_HEADING = "### Concurrent transactions"
+THREADS_RUN = re.compile(r"^tx_update64_threads/(file|shm)/.*threads:(\d+)$")
+TARGET_THREADS_RATIO = 3.0  # 4 threads / 1 thread on the file heap
 SECTION_HEADING = "## Transactions: larder and libpmemobj"
 
 LIBS = ("larder", "pmemobj")
@@ -485,6 +499,61 @@ def render(results: dict, syncs: dict, ctxs: dict, dirs: dict, info: dict, args,
     return "\n".join(lines) + "\n"
 
 
+def run_threads(binary: Path, args, info: dict) -> str:
+    """tx_update64_threads in --reps fresh processes: the table, in Markdown."""
+    rates: dict = {}  # (heap, threads) -> commits per second, one per round
+    raw = []
+    started = time.monotonic()
+    load_before = load_average()
+    for r in range(args.reps):
+        cmd = [str(binary), "--benchmark_format=json", f"--dir={Path(args.disk_dir).resolve()}",
+               f"--benchmark_min_time={args.min_time:g}", "--benchmark_filter=^tx_update64_threads/"]
+        data, problem = run_json(cmd, fs_env("disk"), args.timeout, Path(args.disk_dir))
+        raw.append({"round": r, "cmd": cmd, "output": data, "problem": problem})
+        if problem is not None:
+            sys.exit(f"larder_tx_bench failed: {problem}")
+        for b in data.get("benchmarks", []):
+            m = THREADS_RUN.match(b.get("name", ""))
+            if m is None or b.get("run_type", "iteration") != "iteration":
+                continue
+            if b.get("error_occurred"):
+                sys.exit(f"{b['name']}: {b.get('error_message', 'error')}")
+            rates.setdefault((m.group(1), int(m.group(2))), []).append(b["items_per_second"])
+    elapsed = time.monotonic() - started
+    lines = [f"Measured {info['date']} on {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; "
+             f"larder {info['revision']}; median of {args.reps} round{'s' if args.reps != 1 else ''} "
+             f"(a fresh process each), every cell at least {args.min_time:g} s; the file heap in "
+             f"{Path(args.disk_dir).resolve()} ({file_system_text(Path(args.disk_dir))}). The run took "
+             f"{elapsed:.0f} s; load average {load_before} before it, {load_average()} after.", "",
+             "| heap | 1 thread | 2 threads | 4 threads | 4 threads / 1 thread |",
+             "|---|---:|---:|---:|---:|"]
+    verdicts = []
+    spread = []
+    for heap in ("file", "shm"):
+        med = {n: median(rates.get((heap, n), [])) for n in (1, 2, 4)}
+        ratio = med[4] / med[1] if med[1] and med[4] else None
+        lines.append(f"| {heap} | " + " | ".join(fmt_rate(med[n]) for n in (1, 2, 4)) + f" | {fmt_ratio(ratio)} |")
+        if heap == "file":
+            verdicts.append((ratio, ratio is not None and ratio >= TARGET_THREADS_RATIO))
+        rounds = [four / one for one, four in zip(rates.get((heap, 1), []), rates.get((heap, 4), [])) if one]
+        if rounds:
+            spread.append(f"{heap} {min(rounds):.2f}–{max(rounds):.2f}× (median {median(rounds):.2f}×)")
+    lines.append("")
+    if spread:
+        lines.append("4 threads / 1 thread in each round (both in the same process, seconds apart): "
+                     + "; ".join(spread) + ".")
+        lines.append("")
+    for ratio, ok in verdicts:
+        lines.append(f"Target: 4 threads ≥ {TARGET_THREADS_RATIO:g}× one thread's commits per second on the file "
+                     f"heap — {fmt_ratio(ratio)}, {verdict(ok)}.")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"machine": info, "rates": {f"{h}/{n}": v for (h, n), v in rates.items()},
+                                   "raw": raw}, indent=2, default=str) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -514,6 +583,8 @@ def main() -> int:
                    help="where to save the raw output and medians as JSON (default bench/results/tx_latest.json; "
                         "'' for nowhere)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds one process may take")
+    p.add_argument("--threads", action="store_true",
+                   help="run only the concurrent-transaction benchmark (tx_update64_threads) and print its table")
     p.add_argument("--from-json", metavar="PATH", default=None,
                    help="do not run anything: print (and with --write-doc write) the tables of an earlier run "
                         "saved with --json")
@@ -552,6 +623,14 @@ def main() -> int:
     if binary is None or not binary.is_file():
         sys.exit(f"larder_tx_bench not found under {args.build_dir}; build it with -DLARDER_BUILD_BENCH=ON "
                  "(target larder_tx_bench) or pass --bench")
+    if args.threads:
+        if args.json == str(SCRIPT_DIR / "results" / "tx_latest.json"):
+            args.json = str(SCRIPT_DIR / "results" / "tx_threads_latest.json")
+        body = run_threads(binary, args, machine_info())
+        print(body)
+        if args.write_doc:
+            write_between_markers(Path(args.write_doc), THREADS_MARKERS, body, heading=THREADS_HEADING)
+        return 0
     strace = None if args.no_strace else shutil.which("strace")
     if not args.no_strace and strace is None:
         print("note: strace not found; syncs per transaction are not counted", file=sys.stderr)

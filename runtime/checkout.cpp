@@ -307,7 +307,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   std::unique_lock held(impl.tx_lock, std::try_to_lock);
   if (!held.owns_lock()) return status(errc::invalid_argument, "checkout while another thread runs a transaction");
   if (!impl.tx_failure.empty())
-    return status(errc::tx_aborted, impl.name + ": an earlier failure left it in doubt (" + impl.tx_failure +
+    return status(errc::tx_aborted, impl.name + ": an earlier failure left it in doubt (" + impl.tx_failure.text() +
                                         "); reopen the heap to recover it");
   std::vector<std::size_t> pages, lazy;
   page_bitmap taken;
@@ -395,17 +395,17 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   impl.settled_marks = ~std::uint64_t{0};
   for (recovery::log_storage& storage : impl.lane_storage) storage = {};
   if (status started = impl.start_region(committed, true); !started.ok()) {
-    impl.tx_failure = "a checkout could not set the heap up again: " + started.message();
+    impl.tx_failure.set("a checkout could not set the heap up again: " + started.message());
     return started;
   }
   if (!s.ok()) {
-    impl.tx_failure = "a checkout stopped half way: " + s.message();
+    impl.tx_failure.set("a checkout stopped half way: " + s.message());
     return s;
   }
   // The heap holds the version from here, but a failure leaves it as one
   // half way does: refusing work until reopened, a file heap marked.
   auto unfinished = [&](status failed) {
-    impl.tx_failure = "a checkout could not finish: " + failed.message();
+    impl.tx_failure.set("a checkout could not finish: " + failed.message());
     return failed;
   };
   // Pages of the version that were holes here and did not differ (zero

@@ -184,7 +184,7 @@ status cut(heap_impl& impl, versions_state& v, bool writes_known, std::vector<pa
   std::unique_lock held(impl.tx_lock);
   const std::uint64_t held_from = port::monotonic_ns();
   if (!impl.tx_failure.empty())
-    return status(errc::tx_aborted, impl.name + ": an earlier transaction could not be made durable (" + impl.tx_failure +
+    return status(errc::tx_aborted, impl.name + ": an earlier transaction could not be made durable (" + impl.tx_failure.text() +
                                         "); reopen the heap to recover it");
   // The program may have stopped tracking during the rounds.
   const bool still_tracked = tracked && tracking_vouches(impl);

@@ -9,8 +9,11 @@
 #include "recovery/layout.hpp"
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
+#include "runtime/lane_claims.hpp"
 #include "runtime/page_bitmap.hpp"
 #include "runtime/shared_writers.hpp"
+#include "runtime/sync_group.hpp"
+#include "runtime/writer_first_mutex.hpp"
 
 #include <larder/heap.hpp>
 
@@ -25,6 +28,29 @@ namespace larder {
 struct versions_state;
 struct versions_state_deleter {
   void operator()(versions_state* v) const noexcept;
+};
+
+// Why the heap must be reopened before the next transaction: a commit or
+// abort that could not be made durable, a checkout that stopped half way.
+// Set once; the first reason stays. Read and set from any thread.
+class sticky_failure {
+ public:
+  bool empty() const noexcept { return !set_.load(std::memory_order_acquire); }
+  std::string text() const {
+    std::lock_guard guard(lock_);
+    return text_;
+  }
+  void set(std::string why) {
+    std::lock_guard guard(lock_);
+    if (!text_.empty()) return;
+    text_ = std::move(why);
+    set_.store(true, std::memory_order_release);
+  }
+
+ private:
+  mutable std::mutex lock_;
+  std::string text_;
+  std::atomic<bool> set_{false};
 };
 
 class heap_impl {
@@ -60,10 +86,12 @@ class heap_impl {
   std::atomic<std::uintptr_t> meta_lock_holder{0};
 
   // Shared writers (runtime/shared_writers.hpp): this process's client
-  // (0 on a heap with one writer), whether it attached first, its lane.
+  // (0 on a heap with one writer), whether it attached first, and which
+  // lanes are its own (claimed under clients_lock, one at attach and more
+  // as its threads run transactions at once; runtime/lane_claims.hpp).
   std::uint32_t client_index = 0;
   bool first_client = false;
-  std::uint32_t client_lane = 0;
+  std::atomic<bool> client_lanes[layout::kMaxLanes] = {};
   port::shareable_mutex clients_lock;
   bool shared_writers() const noexcept { return client_index != 0; }
   bool attaching = false;  // holds the attach lock (port::lock_attach)
@@ -81,23 +109,38 @@ class heap_impl {
   void close_descriptors() noexcept;
 
   // Durability (recovery/persist.hpp) and transactions (runtime/
-  // transaction.cpp). Transactions run one at a time: tx_lock is held from
-  // begin to end. next_seq[i] is the number lane i gives its next one.
+  // transaction.cpp; docs/transactions.md, "Concurrency").
+  // Each transaction holds tx_lock shared from begin to end and one lane
+  // (runtime/lane_claims.hpp); what must see every transaction still
+  // (a checkpoint's cut, a checkout, version_diff, close) and a
+  // transaction capturing pages take it exclusive. tx_alloc_lock is held
+  // by the one transaction that allocates or frees, from then to its end,
+  // so that allocator metadata is in at most one uncommitted lane, and
+  // while a lane grows. next_seq[i] is the number lane i gives its next
+  // transaction; it, lane_storage[i] and the lane record belong to the
+  // thread that holds lane i (lanes[i].busy).
   std::unique_ptr<recovery::persist_domain> domain;
-  std::mutex tx_lock;
+  writer_first_mutex tx_lock;
+  std::mutex tx_alloc_lock;
+  // A nested transaction that starts page capture (runtime/transaction.cpp,
+  // capture_alone): transactions beginning meanwhile wait.
+  std::atomic<bool> capture_upgrading{false};
   std::uint64_t next_seq[layout::kMaxLanes] = {};
-  std::uintptr_t lane_thread[layout::kMaxLanes] = {};  // thread using each lane, under tx_lock
-  recovery::log_storage lane_storage[layout::kMaxLanes];  // under tx_lock
+  lane_slot lanes[layout::kMaxLanes];
+  recovery::log_storage lane_storage[layout::kMaxLanes];
+  // What transactions persist through: concurrent ones share syncs.
+  sync_group transaction_domain{domain, lanes, layout::kMaxLanes};
   // Reading a hole of the backing takes storage (tmpfs, shm): what is read
   // gets storage too, not only what is written (port::
   // hole_reads_take_storage).
   bool hole_reads_take_storage = false;
   // alloc::g_unsettled_marks when this heap's marked segments were last
-  // settled (runtime/plain_settle.hpp); none yet after an open.
-  std::uint64_t settled_marks = ~std::uint64_t{0};
+  // settled (runtime/plain_settle.hpp); none yet after an open. Set
+  // under tx_alloc_lock.
+  std::atomic<std::uint64_t> settled_marks{~std::uint64_t{0}};
   // Set when a commit or abort could not be made durable: the heap must be
   // reopened (which recovers it) before the next transaction.
-  std::string tx_failure;
+  sticky_failure tx_failure;
 
   // Page-write tracking (runtime/tracking.cpp). collect_lock serialises
   // start, stop and collect and keeps the tracker alive through them;

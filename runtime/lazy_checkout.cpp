@@ -65,7 +65,7 @@ status finish_lazy(heap_impl& impl) {
     return v.lazy_head_branch.empty() ? v.store->set_head_detached(v.current) : v.store->set_head(v.lazy_head_branch);
   }
   std::string what = failure_text(impl, done, *source);
-  if (impl.tx_failure.empty()) impl.tx_failure = what;
+  impl.tx_failure.set(what);
   return status(errc::corrupt, impl.name + ": " + what);
 }
 

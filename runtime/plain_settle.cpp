@@ -24,10 +24,14 @@ class settle_ranges final : public alloc::settle_collector {
 
 }  // namespace
 
+bool plain_changes_pending(const heap_impl& impl) noexcept {
+  return impl.writable && impl.domain->durable() &&
+         alloc::g_unsettled_marks.load(std::memory_order_acquire) != impl.settled_marks.load(std::memory_order_acquire);
+}
+
 int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t pod_count) noexcept {
-  if (!impl.writable || !impl.domain->durable()) return 0;
+  if (!plain_changes_pending(impl)) return 0;
   std::uint64_t marks = alloc::g_unsettled_marks.load(std::memory_order_acquire);
-  if (marks == impl.settled_marks) return 0;
   try {
     settle_ranges ranges;
     bool others_left = false;
@@ -41,7 +45,7 @@ int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t
         }
       }
     }
-    if (!others_left) impl.settled_marks = marks;
+    if (!others_left) impl.settled_marks.store(marks, std::memory_order_release);
   } catch (const std::bad_alloc&) {
     return ENOMEM;
   }

@@ -10,10 +10,14 @@ namespace larder {
 
 class heap_impl;
 
-// Settles the marked segments of pods[0, pod_count), unless nothing was
-// marked in this process since a settle left no mark, the heap is
-// read-only, or nothing of it survives a power failure anyway (shm,
-// anonymous). 0 or an errno value.
+// Whether settle_plain_changes has anything to do: something was marked
+// in this process since a settle left no mark, and the heap is writable
+// and durable. Lock-free.
+bool plain_changes_pending(const heap_impl& impl) noexcept;
+// Settles the marked segments of pods[0, pod_count) when
+// plain_changes_pending. The caller holds the heap's tx_alloc_lock: the
+// walk reads the segment table, which lanes growing and transactions
+// allocating change. 0 or an errno value.
 int settle_plain_changes(heap_impl& impl, const std::uint32_t* pods, std::size_t pod_count) noexcept;
 
 }  // namespace larder

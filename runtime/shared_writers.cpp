@@ -34,24 +34,6 @@ std::size_t current_size(heap_impl& impl) {
   return static_cast<std::size_t>(size);
 }
 
-status claim_lane(heap_impl& impl) {
-  layout::heap_meta* meta = impl.meta();
-  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
-    layout::lane_record& lane = meta->lanes[i];
-    if (lane.owner_client != layout::kNoClient) continue;
-    port::process_identity me = port::self_identity();
-    lane.owner_client = impl.client_index;
-    lane.owner_pid = me.pid;
-    lane.owner_start_ticks = me.start_ticks;
-    impl.client_lane = i;
-    // Every number below the limit may have been handed out before.
-    impl.next_seq[i] = std::max(lane.seq_limit, recovery::committed_seq(lane) + 1);
-    return {};
-  }
-  return status(errc::table_full, "every undo-log lane of the heap belongs to a client (" +
-                                      std::to_string(layout::kMaxLanes) + " lanes)");
-}
-
 // Rolls back the transaction a dead client left in its lanes.
 status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
   layout::heap_meta* meta = impl.meta();
@@ -118,6 +100,25 @@ void init_shared_record(heap_impl& impl) {
 
 }  // namespace
 
+status claim_client_lane(heap_impl& impl, std::uint32_t* lane_index) {
+  layout::heap_meta* meta = impl.meta();
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    layout::lane_record& lane = meta->lanes[i];
+    if (lane.owner_client != layout::kNoClient) continue;
+    port::process_identity me = port::self_identity();
+    lane.owner_client = impl.client_index;
+    lane.owner_pid = me.pid;
+    lane.owner_start_ticks = me.start_ticks;
+    // Every number below the limit may have been handed out before.
+    impl.next_seq[i] = std::max(lane.seq_limit, recovery::committed_seq(lane) + 1);
+    impl.client_lanes[i].store(true, std::memory_order_release);
+    *lane_index = i;
+    return {};
+  }
+  return status(errc::table_full, "every undo-log lane of the heap belongs to a client (" +
+                                      std::to_string(layout::kMaxLanes) + " lanes)");
+}
+
 void shared_lane_words::in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const {
   auto high = reinterpret_cast<std::uintptr_t>(&meta_->segments_high);
   if (high >= start && high + 8 <= start + size) out->push_back(high);
@@ -182,7 +183,8 @@ status attach_client(heap_impl& impl, bool first) {
   rec.foreign_frees = 0;
   ++shared.clients_ever;
   __atomic_store_n(&rec.state, layout::kClientAttached, __ATOMIC_RELEASE);
-  if (status s = claim_lane(impl); !s.ok()) {
+  std::uint32_t lane = 0;
+  if (status s = claim_client_lane(impl, &lane); !s.ok()) {
     __atomic_store_n(&rec.state, layout::kClientFree, __ATOMIC_RELEASE);
     impl.client_index = 0;
     return s;
@@ -209,13 +211,16 @@ void forget_clients(heap_impl& impl) noexcept {
 void detach_client(heap_impl& impl) noexcept {
   std::uint32_t me = impl.client_index;
   std::lock_guard guard(impl.clients_lock);
-  // A failed transaction left the lane for recovery: the slot stays, and
+  // A failed transaction left its lane for recovery: the slot stays, and
   // the next client to look recovers it once this process is gone.
   if (!impl.tx_failure.empty()) return;
-  layout::lane_record& lane = impl.meta()->lanes[impl.client_lane];
-  lane.owner_client = layout::kNoClient;
-  lane.owner_pid = 0;
-  lane.owner_start_ticks = 0;
+  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
+    if (!impl.client_lanes[i].exchange(false, std::memory_order_acq_rel)) continue;
+    layout::lane_record& lane = impl.meta()->lanes[i];
+    lane.owner_client = layout::kNoClient;
+    lane.owner_pid = 0;
+    lane.owner_start_ticks = 0;
+  }
   impl.region.disown_segments(static_cast<std::uint16_t>(me));
   layout::client_record& rec = record_of(impl, me);
   rec.pid = 0;

@@ -49,7 +49,12 @@ std::uint64_t shared_build_signature() noexcept;
 // record is of its own build (foreign_build otherwise) and recovers the
 // clients that died.
 status attach_client(heap_impl& impl, bool first);
-// Gives this client's lane, slot and segments back (after forget_region:
+// With the client lock held: claims a free lane for this client, its
+// owner fields recording the client and its process (a dead client's
+// lanes are found by them); *lane is its index. table_full when every
+// lane belongs to a client.
+status claim_client_lane(heap_impl& impl, std::uint32_t* lane);
+// Gives this client's lanes, slot and segments back (after forget_region:
 // no thread allocates here any more).
 void detach_client(heap_impl& impl) noexcept;
 // A lone writer's open, after recovering every lane: the clients that had

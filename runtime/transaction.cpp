@@ -12,10 +12,16 @@
 // A crash before the commit slot is durable leaves records that recovery
 // rolls back; the data they cover was not yet written in place when each
 // record became durable.
+//
+// Transactions of different threads run at once, each on its own lane
+// (lane_claims.hpp) and holding the heap's tx_lock shared; on a file heap
+// their persists share syncs (sync_group.hpp). They do not isolate one
+// another: programs lock what they share.
 #include <larder/transaction.hpp>
 
 #include "allocator/alloc.hpp"
 #include "allocator/logged_alloc.hpp"
+#include "runtime/lane_claims.hpp"
 #include "runtime/lane_space.hpp"
 #include "runtime/plain_settle.hpp"
 #include "runtime/transaction_engine.hpp"
@@ -28,6 +34,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace larder {
@@ -39,7 +46,7 @@ constinit thread_local transaction_state* t_tx __attribute__((tls_model("initial
 
 status failure(const heap_impl& impl) {
   return status(errc::invalid_argument, "an earlier transaction on " + impl.name +
-                                            " could not be made durable (" + impl.tx_failure +
+                                            " could not be made durable (" + impl.tx_failure.text() +
                                             "); reopen the heap to recover it");
 }
 
@@ -62,20 +69,58 @@ class process_malloc_scope {
   alloc::local_heap* previous_;
 };
 
-std::uint32_t choose_lane(heap_impl& impl) {
-  // A client has one lane, which names it; its transactions take turns.
-  if (impl.shared_writers()) return impl.client_lane;
-  std::uintptr_t me = alloc::current_tid();
-  std::uint32_t free_lane = layout::kMaxLanes;
-  for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
-    if (impl.lane_thread[i] == me) return i;
-    if (impl.lane_thread[i] == 0 && free_lane == layout::kMaxLanes) free_lane = i;
+// Holds the heap and a lane for a transaction: tx_lock shared, or
+// exclusive for one that captures pages. A shared holder waits while a
+// nested transaction starts capture (capture_alone). Lane claims and
+// capture_upgrading are sequentially consistent: of a transaction
+// beginning and one upgrading at once, at least one sees the other.
+status enter(heap_impl& impl, bool exclusive, std::uint32_t* lane) {
+  for (;;) {
+    if (exclusive) {
+      impl.tx_lock.lock();
+    } else {
+      impl.tx_lock.lock_shared();
+    }
+    status s = impl.tx_failure.empty() ? take_lane(impl, lane) : failure(impl);
+    if (s.ok() && (exclusive || !impl.capture_upgrading.load())) return s;
+    if (s.ok()) give_lane_back(impl, *lane);
+    if (exclusive) {
+      impl.tx_lock.unlock();
+    } else {
+      impl.tx_lock.unlock_shared();
+    }
+    if (!s.ok()) return s;
+    while (impl.capture_upgrading.load()) std::this_thread::yield();
   }
-  // Transactions run one at a time, so when every lane has been handed out
-  // any of them is idle; reuse the first.
-  if (free_lane == layout::kMaxLanes) free_lane = 0;
-  impl.lane_thread[free_lane] = me;
-  return free_lane;
+}
+
+void leave(heap_impl& impl, bool exclusive, std::uint32_t lane) noexcept {
+  give_lane_back(impl, lane);
+  if (exclusive) {
+    impl.tx_lock.unlock();
+  } else {
+    impl.tx_lock.unlock_shared();
+  }
+}
+
+// A nested transaction asking for page capture in a transaction begun
+// without: capture needs the heap to itself, which a holder of tx_lock
+// shared cannot wait for (the others may wait for it), so it refuses
+// while other transactions are open.
+status capture_alone(transaction_state* tx) {
+  if (tx->exclusive || tx->upgraded) return {};
+  heap_impl& impl = *tx->impl;
+  bool expected = false;
+  if (impl.capture_upgrading.compare_exchange_strong(expected, true)) {
+    if (!other_lanes_held(impl, tx->lane)) {
+      tx->upgraded = true;
+      return {};
+    }
+    impl.capture_upgrading.store(false);
+  }
+  return status(errc::invalid_argument,
+                "page capture in a nested transaction needs the heap alone, and other threads have transactions "
+                "open; begin the outermost transaction with capture::pages");
 }
 
 status begin(transaction_state* tx, heap_impl* impl, capture mode) {
@@ -87,7 +132,6 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   impl->sync_committed();
   tx->impl = impl;
   tx->mode = capture::snapshots;
-  tx->lane = choose_lane(*impl);
   layout::lane_record* rec = &impl->meta()->lanes[tx->lane];
   tx->writer = lane_writer_for(*impl, tx->lane);
   std::uint64_t seq = 0;
@@ -98,6 +142,7 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
     if (int err = tx->grow_lane(0)) return status::from_errno(err, "making the transaction log");
   }
   if (mode == capture::pages) {
+    if (status s = capture_alone(tx); !s.ok()) return s;
     if (status s = start_capture(tx); !s.ok()) return s;
     tx->mode = capture::pages;
   }
@@ -159,7 +204,7 @@ int apply_frees(transaction_state* tx) {
 // this process (allocation fails with EROFS, frees are ignored) so that
 // reopening, which rolls the transaction back, finds it as it was.
 status fail_heap(heap_impl* impl, int err, const std::string& what) {
-  impl->tx_failure = what + ": " + larder::strerror(err);
+  impl->tx_failure.set(what + ": " + larder::strerror(err));
   impl->region.forbid_writes();
   return status::from_errno(err, what);
 }
@@ -168,9 +213,10 @@ status finish_durably(transaction_state* tx, const char* what) {
   heap_impl* impl = tx->impl;
   tx->data.insert(tx->data.end(), tx->captured_ranges.begin(), tx->captured_ranges.end());
   // Plain allocation may have changed the segments it allocated in since.
+  if (plain_changes_pending(*impl)) tx->hold_allocator();
   int err = settle_plain_changes(*impl, tx->pods_allocating.data(), tx->pods_allocating.size());
-  if (err == 0) err = impl->domain->persist(tx->data.data(), tx->data.size());
-  if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), *impl->domain);
+  if (err == 0) err = impl->transaction_domain.persist(tx->data.data(), tx->data.size());
+  if (err == 0) err = recovery::write_commit(tx->writer.lane(), tx->writer.seq(), impl->transaction_domain);
   if (err != 0) return fail_heap(impl, err, what);
   return {};
 }
@@ -186,8 +232,12 @@ void end(transaction_state* tx) noexcept {
   for (auto [s, count] : tx->quarantined) impl->region.release(s, count);
   tx->quarantined.clear();
   trim_log_storage(tx->writer);
+  bool exclusive = tx->exclusive;
+  std::uint32_t lane = tx->lane;
+  if (tx->upgraded) impl->capture_upgrading.store(false);
+  if (tx->allocating) impl->tx_alloc_lock.unlock();
   tx->reset();
-  impl->tx_lock.unlock();
+  leave(*impl, exclusive, lane);
 }
 
 void abort_outermost(transaction_state* tx) noexcept;
@@ -281,6 +331,7 @@ transaction::transaction(heap& h, capture mode)
     if (tx->impl != impl)
       throw error(status(errc::invalid_argument, "this thread has a transaction open on another heap"));
     if (mode == capture::pages && tx->mode != capture::pages) {
+      throw_if_error(capture_alone(tx));
       throw_if_error(start_capture(tx));
       tx->mode = capture::pages;
     }
@@ -289,10 +340,21 @@ transaction::transaction(heap& h, capture mode)
     return;
   }
   if (!impl->can_write()) throw error(status(errc::read_only, "cannot begin a transaction"));
-  std::unique_lock<std::mutex> lock(impl->tx_lock);
-  if (!impl->tx_failure.empty()) throw error(failure(*impl));
-  std::unique_ptr<transaction_state, state_deleter> tx(new_state());
-  lock.release();  // end() unlocks from here on
+  bool exclusive = mode == capture::pages;
+  std::uint32_t lane = 0;
+  throw_if_error(enter(*impl, exclusive, &lane));
+  transaction_state* fresh = nullptr;
+  try {
+    fresh = new_state();
+  } catch (...) {
+    leave(*impl, exclusive, lane);
+    throw;
+  }
+  std::unique_ptr<transaction_state, state_deleter> tx(fresh);
+  // end() gives the lane back and leaves the heap from here on.
+  tx->impl = impl;
+  tx->lane = lane;
+  tx->exclusive = exclusive;
   status s = begin(tx.get(), impl, mode);
   if (!s.ok()) {
     // Nothing was written in place: closing the lane is all it takes.
@@ -418,6 +480,7 @@ status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) 
 
 void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   transaction_state* tx = t_tx;
+  tx->hold_allocator();
   tx->note_pod(pod);
   if (int err = settle_plain_changes(*impl, &pod, 1)) {
     errno = err;
@@ -451,7 +514,7 @@ void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t siz
       // A metadata write could not be logged; the allocation may be half
       // done in place, which only recovery can undo.
       process_malloc_scope messages;
-      impl->tx_failure = std::string("logging allocator metadata: ") + larder::strerror(tx->sink_error);
+      impl->tx_failure.set(std::string("logging allocator metadata: ") + larder::strerror(tx->sink_error));
       errno = tx->sink_error;
       return nullptr;
     }
@@ -463,6 +526,7 @@ void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t siz
 }
 
 void transactional_free(heap_impl* impl, void* p) noexcept {
+  t_tx->hold_allocator();
   t_tx->to_free.push_back(p);
   std::size_t index = impl->region.segment_index(p);
   if (index < layout::kMaxSegments) t_tx->note_pod(impl->region.entry(index) >> 16);

@@ -22,6 +22,11 @@ int transaction_state::grow_lane(std::size_t at_least) noexcept {
   std::size_t want = have == 0 ? kFirstExtentSegments << layout::kSegmentShift : have;
   if (want < at_least) want = at_least;
   std::size_t count = (want + layout::kSegmentSize - 1) >> layout::kSegmentShift;
+  // A run another transaction freed holds data its rollback needs until
+  // it ends: claim runs only while no other transaction holds
+  // tx_alloc_lock (the claim itself is not logged, and needs it no longer).
+  std::unique_lock<std::mutex> claiming;
+  if (!allocating) claiming = std::unique_lock(impl->tx_alloc_lock);
   // The log's own segments are not part of any transaction.
   alloc::metadata_sink_scope no_sink(nullptr);
   layout::heap_meta* meta = impl->meta();
@@ -101,7 +106,10 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
 
 int transaction_state::sync_log() noexcept {
   if (unsynced.empty()) return 0;
-  int err = impl->domain->persist(unsynced.data(), unsynced.size());
+  // A transaction capturing pages runs alone, and syncs from the capture
+  // handler too, where the group's lock must not be taken.
+  recovery::persist_domain& domain = capture_tracker ? *impl->domain : impl->transaction_domain;
+  int err = domain.persist(unsynced.data(), unsynced.size());
   unsynced.clear();
   // A marker starts the next batch only after this one is durable.
   if (err == 0) writer.end_batch();
@@ -143,6 +151,9 @@ int transaction_state::log_batch(const alloc::metadata_range* ranges, std::size_
 
 void transaction_state::reset() noexcept {
   active = false;
+  exclusive = false;
+  upgraded = false;
+  allocating = false;
   user_records.clear();
   captured_records.clear();
   captured_ranges.clear();

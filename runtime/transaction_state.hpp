@@ -64,6 +64,14 @@ struct transaction_state final : alloc::metadata_sink {
   bool active = false;       // begun and neither committed nor aborted
   transaction* outermost = nullptr;
   capture mode = capture::snapshots;
+  // How it holds the heap (heap_impl::tx_lock): exclusive when begun with
+  // capture::pages; `upgraded` when a nested transaction started capture
+  // while no other was open (capture_upgrading keeps others out).
+  bool exclusive = false;
+  bool upgraded = false;
+  // Holds heap_impl::tx_alloc_lock: it allocated, freed, or settled plain
+  // allocation's changes.
+  bool allocating = false;
   std::uint32_t lane = 0;
   recovery::lane_writer writer{nullptr, 0};
 
@@ -155,6 +163,13 @@ struct transaction_state final : alloc::metadata_sink {
   }
   void unlock_log() noexcept {
     if (capture_tracker) log_lock.clear(std::memory_order_release);
+  }
+  // Takes tx_alloc_lock, once, until the transaction ends: from its first
+  // allocation, free or settle.
+  void hold_allocator() noexcept {
+    if (allocating) return;
+    impl->tx_alloc_lock.lock();
+    allocating = true;
   }
   int grow_lane(std::size_t at_least) noexcept;
   int ensure_log_room(std::size_t bytes) noexcept;

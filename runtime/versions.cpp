@@ -44,7 +44,8 @@ void add_pages_segment(const alloc::segment& s, std::size_t first_page, std::vec
 // diff of two manifests can say which pods differ without reading pages.
 nlohmann::json pod_segments(const heap_impl& impl) {
   nlohmann::json runs = nlohmann::json::array();
-  const std::size_t high = std::min<std::size_t>(impl.meta()->segments_high, impl.region.committed() >> layout::kSegmentShift);
+  const std::size_t high = std::min<std::size_t>(__atomic_load_n(&impl.meta()->segments_high, __ATOMIC_ACQUIRE),
+                                                 impl.region.committed() >> layout::kSegmentShift);
   std::uint32_t huge_pod = 0;
   for (std::size_t k = 1; k < high; ++k) {
     const std::uint32_t entry = impl.region.entry(k);
@@ -181,7 +182,8 @@ std::vector<page_span> used_pages(const heap_impl& impl) {
   const std::size_t meta_end = layout::kMetaOffset + sizeof(layout::heap_meta);
   add_span(&out, layout::kMetaOffset / port::kOsPageSize,
            (meta_end + port::kOsPageSize - 1) / port::kOsPageSize - layout::kMetaOffset / port::kOsPageSize);
-  const std::size_t high = std::min<std::size_t>(impl.meta()->segments_high, impl.region.committed() >> layout::kSegmentShift);
+  const std::size_t high = std::min<std::size_t>(__atomic_load_n(&impl.meta()->segments_high, __ATOMIC_ACQUIRE),
+                                                 impl.region.committed() >> layout::kSegmentShift);
   for (std::size_t k = 1; k < high; ++k) {
     const std::size_t first_page = k * kPagesPerSegment;
     switch (layout::entry_state(impl.region.entry(k))) {

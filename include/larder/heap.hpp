@@ -49,8 +49,8 @@ struct heap_options {
   std::uintptr_t base = 0;
   // Lets several processes (up to 64) have a shm or file heap open for
   // writing at once, each with this set (docs/shared_writers.md). Each
-  // allocates from segments of its own and logs its transactions in a lane
-  // of its own; a process that dies is recovered by the next one that
+  // allocates from segments of its own and logs its transactions in lanes
+  // of its own (one per thread in a transaction at once); a process that dies is recovered by the next one that
   // attaches or calls recover_dead_clients(). Page-write tracking, page
   // capture and versions need a heap with one writer and are refused.
   // An open without it fails with heap_busy while shared writers are

@@ -27,10 +27,12 @@
 // Nesting is flat: a transaction object made while the thread already has
 // one open on the same heap joins it; only the outermost commits, and an
 // abort anywhere rolls back the whole. Transactions of different threads
-// run one at a time on a heap (each holds the heap's transaction lock from
-// begin to end); a thread may have one heap's transaction open at a time.
-// Every thread has its own lane, so recovery finds each thread's
-// uncommitted work.
+// run at the same time on a heap, each on a lane of its own, so recovery
+// finds each thread's uncommitted work; they do not isolate one another:
+// lock what threads share around the whole transaction. Those that
+// allocate or free take turns from their first allocation to their end,
+// and one begun with capture::pages runs alone (docs/transactions.md,
+// "Concurrency"). A thread may have one heap's transaction open at a time.
 #pragma once
 
 #include <larder/export.hpp>
