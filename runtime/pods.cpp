@@ -90,6 +90,14 @@ status heap::make_pod(std::string_view name, pod* out) {
         auto* a = static_cast<args*>(context);
         tables_guard guard(h.impl());
         layout::heap_meta* meta = h.impl()->meta();
+        // Looked for again under the lock: another thread, or with shared
+        // writers another process, may have made it since.
+        for (std::uint32_t id = 0; id < layout::kMaxPods; ++id) {
+          if (meta->pods[id].in_use == 1 && a->name == meta->pods[id].name) {
+            *a->out = handle_of(meta, id);
+            return {};
+          }
+        }
         for (std::uint32_t id = 1; id < layout::kMaxPods; ++id) {
           layout::pod_record& rec = meta->pods[id];
           if (rec.in_use == 1) continue;

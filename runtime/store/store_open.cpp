@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 namespace larder {
@@ -157,10 +158,17 @@ status store::open(heap& h, const store_options& options, store* out) {
   s->object_pod = objects.id();
   s->meta_pod = meta.id();
   std::size_t size = 0;
-  auto* header = static_cast<store_header*>(h.find_root(kRootName, &size));
-  if (header == nullptr) {
-    if (status st = make_store(*s, options, &header); !st.ok()) return st;
-    size = sizeof(store_header);
+  store_header* header = nullptr;
+  {
+    // Processes that open a new store at once must make it once: the
+    // heap's tables lock is held from the look to the root's commit.
+    std::optional<tables_guard> tables;
+    if (s->hi->shared_writers()) tables.emplace(s->hi);
+    header = static_cast<store_header*>(h.find_root(kRootName, &size));
+    if (header == nullptr) {
+      if (status st = make_store(*s, options, &header); !st.ok()) return st;
+      size = sizeof(store_header);
+    }
   }
   if (status st = validate(header, size); !st.ok()) return st;
   s->header = header;

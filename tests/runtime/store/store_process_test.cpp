@@ -217,6 +217,43 @@ TEST_P(StoreProcesses, KilledClientsLeaveTheStoreWhole) {
   check_store(static_cast<std::size_t>(kills) * 4096);
 }
 
+// Four processes open a store that does not exist yet, all at once: it is
+// made once (one root, one pod of each name), and each finds the others'
+// objects.
+TEST_P(StoreProcesses, ProcessesMakeANewStoreAtOnce) {
+  std::string fresh = GetParam() == backing::shm ? larder_test::unique_shm_name("fresh") : dir_.file("fresh.heap");
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  for (int c = 0; c < 4; ++c) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      store s;
+      if (!store::open(options_for(GetParam(), fresh), &s).ok()) std::_Exit(2);
+      larder::object_buffer b;
+      if (!s.create(object_id(static_cast<std::uint64_t>(c)), 64, 0, &b).ok()) std::_Exit(3);
+      for (std::size_t i = 0; i < 64; ++i) b.data[i] = pattern(static_cast<std::uint64_t>(c), i);
+      if (!s.seal(object_id(static_cast<std::uint64_t>(c))).ok()) std::_Exit(4);
+      std::_Exit(s.close().ok() ? 0 : 5);
+    }
+    clients.push_back(pid);
+  }
+  for (pid_t& pid : clients) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    pid = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
+  }
+  store s;
+  ASSERT_TRUE(store::open(options_for(GetParam(), fresh), &s).ok());
+  EXPECT_TRUE(s.check().ok()) << s.check().to_string();
+  for (std::uint64_t c = 0; c < 4; ++c) EXPECT_TRUE(s.contains(object_id(c))) << c;
+  std::size_t objects_pods = 0;
+  for (const larder::pod_info& p : s.owner().pods()) objects_pods += p.name == "larder.store.objects";
+  EXPECT_EQ(objects_pods, 1u);
+  EXPECT_TRUE(s.close().ok());
+  if (GetParam() == backing::shm) (void)larder::heap::remove(backing::shm, fresh);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backings, StoreProcesses, ::testing::Values(backing::shm, backing::file),
                          [](const auto& info) { return info.param == backing::shm ? "shm" : "file"; });
 
