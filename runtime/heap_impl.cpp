@@ -225,10 +225,9 @@ status heap_impl::open(const heap_options& options, heap_impl** out) {
     }
     if (!s.ok()) impl->unmap_unattached();
   }
-  if (impl->attaching) {
-    (void)port::unlock_attach(impl->lock_fd);
-    impl->attaching = false;
-  }
+  // On failure the close below lets go of both locks at once.
+  if (s.ok() && impl->attaching) (void)port::unlock_attach(impl->lock_fd);
+  impl->attaching = false;
   if (s.ok() && impl->lock_fd >= 0) remember_lock_fd(impl);
   if (!s.ok()) {
     if (impl->lock_fd >= 0) port::close_fd(impl->lock_fd);
@@ -691,10 +690,10 @@ status heap_impl::close() {
 
 void heap_impl::close_descriptors() noexcept {
   forget_lock_fd(this);
-  if (lock_fd >= 0) {
-    if (attaching) (void)port::unlock_attach(lock_fd);
-    port::close_fd(lock_fd);
-  }
+  // Closing the descriptor lets go of the attach and writer locks at once:
+  // a client let in by the attach lock while the last one still held the
+  // writer lock would take the heap for a lone writer's.
+  if (lock_fd >= 0) port::close_fd(lock_fd);
   attaching = false;
   lock_fd = -1;
   if (fd >= 0) port::close_fd(fd);

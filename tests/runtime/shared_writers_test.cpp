@@ -331,6 +331,37 @@ TEST_P(SharedWriters, ClientsChangeRootsAtOnce) {
   for (int c = 0; c < 4; ++c) EXPECT_NE(h.find_root(root_name(c, 1000)), nullptr);
 }
 
+// Clients that attach and leave over and over: one arriving while the
+// last one leaves waits for it and then sets the heap up anew, and never
+// finds it held by a lone writer.
+TEST_P(SharedWriters, ClientsComingAndGoingNeverFindTheHeapBusy) {
+  std::vector<pid_t> clients;
+  client_reaper reaper{&clients};
+  for (int c = 0; c < 4; ++c) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      for (int round = 0; round < 150; ++round) {
+        larder::heap h;
+        if (!heap::open(options_for(GetParam(), name_, true), &h).ok()) std::_Exit(40);
+        void* p = h.allocate(64);
+        if (p == nullptr) std::_Exit(41);
+        heap::deallocate(p);
+        if (!h.close().ok()) std::_Exit(42);
+      }
+      std::_Exit(0);
+    }
+    clients.push_back(pid);
+  }
+  for (pid_t& pid : clients) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    pid = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
+  }
+  std::size_t blocks = 0;
+  EXPECT_EQ(verify_and_empty(&blocks), 0u);
+}
+
 // A client's forked child (which may not write the heap) outlives the
 // client's close: the others can still attach and a lone writer can open
 // once they are gone, since the child let go of the file locks it shared.
