@@ -267,6 +267,66 @@ void free_in_page(region* r, page* pg, void* p) {
 
 }  // namespace
 
+void* pushed_block(void* p) noexcept {
+  page* pg = page_of(segment_of(p), p);
+  return (pg->flags.load(std::memory_order_relaxed) & kPageHasAligned) ? block_start(pg, p) : p;
+}
+
+void push_in_transaction(region* r, void* block_address, std::uint32_t lane) noexcept {
+  segment* s = segment_of(block_address);
+  page* pg = page_of(s, block_address);
+  s->pending_pushes.fetch_or(std::uint64_t{1} << lane, std::memory_order_seq_cst);
+  // A fold that began before the bit went up ends within moments; one
+  // whose client died stays up until someone puts it down.
+  for (unsigned spins = 0; pg->folding.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins % 1024 != 1023) {
+      sched_yield();
+      continue;
+    }
+    std::uint16_t owner = __atomic_load_n(&s->client, __ATOMIC_ACQUIRE);
+    if (owner == layout::kNoClient || !r->client_alive(owner)) {
+      std::uint8_t up = 1;
+      pg->folding.compare_exchange_strong(up, 0, std::memory_order_seq_cst);
+    }
+  }
+  free_foreign(r, s, pg, static_cast<block*>(block_address));
+}
+
+void end_pushes(region* r, void* block_address, std::uint32_t lane) noexcept {
+  segment* s = segment_of(block_address);
+  s->pending_pushes.fetch_and(~(std::uint64_t{1} << lane), std::memory_order_release);
+  // The owner may have looked while the bit held it off.
+  r->note_foreign_free(__atomic_load_n(&s->client, __ATOMIC_ACQUIRE));
+}
+
+bool take_back_push(void* block_address) noexcept {
+  auto* b = static_cast<block*>(block_address);
+  page* pg = page_of(segment_of(b), b);
+  std::uintptr_t tf = pg->xthread_free.load(std::memory_order_acquire);
+  for (;;) {
+    block* head = remote_list(tf);
+    if (head == b) {
+      std::uintptr_t rest = ((tf >> kRemoteCountShift) - 1) << kRemoteCountShift;
+      if (pg->xthread_free.compare_exchange_weak(tf, rest | reinterpret_cast<std::uintptr_t>(b->next) | (tf & kRemoteStateMask),
+                                                 std::memory_order_acq_rel, std::memory_order_acquire))
+        return true;
+      continue;
+    }
+    // Deeper in the list: the link of the block pushed after it is written
+    // by no one else until a fold, which pending_pushes holds off.
+    // A page holds at most 4096 blocks: a longer walk is a damaged list.
+    block* before = head;
+    for (unsigned steps = 0; before != nullptr && before->next != b; ++steps)
+      before = steps < 4096 ? before->next : nullptr;
+    if (before == nullptr) return false;
+    before->next = b->next;
+    while (!pg->xthread_free.compare_exchange_weak(tf, tf - (std::uintptr_t{1} << kRemoteCountShift),
+                                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
+    }
+    return true;
+  }
+}
+
 void collect_foreign_frees(local_heap* h) noexcept {
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr) drain_delayed(h);
   std::uint64_t now = h->arena->owner->foreign_frees();

@@ -52,6 +52,20 @@ void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::s
 // count says there may be some. Not inside a transaction (page_collect).
 void collect_foreign_frees(local_heap* h) noexcept;
 void collect_foreign_frees(region* r) noexcept;
+// A transaction of a heap with shared writers frees a block of a page that
+// no thread of its process owns by pushing it onto the page's remote list
+// before its commit (page_ops.hpp, fold_gate):
+// - pushed_block: the block to push for `p` (the start of an aligned one);
+// - push_in_transaction: pushes it, holding the page's owner off folding
+//   it in until end_pushes (`lane`: the transaction's undo-log lane);
+// - end_pushes: once the transaction ended (or, for a dead client's lane,
+//   was recovered), lets the owner fold the segment's pages again;
+// - take_back_push: a rollback takes the block back off the list; false
+//   when it is not there.
+void* pushed_block(void* p) noexcept;
+void push_in_transaction(region* r, void* block_address, std::uint32_t lane) noexcept;
+void end_pushes(region* r, void* block_address, std::uint32_t lane) noexcept;
+bool take_back_push(void* block_address) noexcept;
 // Pushes the calling thread's batched remote frees to their page.
 void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.

@@ -36,12 +36,18 @@ std::size_t find_run(std::uint64_t mask, std::size_t count) {
   return 64;
 }
 
-// Folds remote frees into an unowned page's free list. The caller holds
-// the arena lock and the page is on no thread's queue.
+// Folds remote frees into an unowned page's free list, or, while a
+// transaction's pushes onto it are pending, only marks it abandoned. The
+// caller holds the arena lock and the page is on no thread's queue.
 void fold_remote_frees(page* pg) {
+  if (!fold_gate::open(pg)) {
+    set_delay_state(pg, kNeverDelayed);
+    return;
+  }
   note_metadata(pg, sizeof(page));
   note_plain_change(pg);
   std::uintptr_t list = pg->xthread_free.exchange(kNeverDelayed, std::memory_order_acq_rel);
+  fold_gate::close(pg);
   for (block* b = remote_list(list); b != nullptr;) {
     block* next = b->next;
     note_metadata(b, sizeof(block));
@@ -68,6 +74,7 @@ void init_page(segment* s, std::size_t first, std::size_t slices, std::size_t bi
   pg->bin = static_cast<std::uint8_t>(bin);
   pg->cache_bin = bin < kCachedBins ? static_cast<std::uint8_t>(bin) : kNoCacheBin;
   pg->flags.store(0, std::memory_order_relaxed);
+  pg->folding.store(0, std::memory_order_relaxed);
   pg->capacity = static_cast<std::uint16_t>(page_area(pg, first) / block_size);
   for (std::size_t j = 1; j < slices; ++j) {
     page* cont = &s->pages[first + j];

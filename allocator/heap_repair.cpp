@@ -158,7 +158,7 @@ void write_page(segment* s, std::uint64_t address, std::size_t k, const page_geo
   pg->slice_count = static_cast<std::uint8_t>(g.slices);
   pg->slice_offset = 0;
   pg->bin = static_cast<std::uint8_t>(g.bin);
-  pg->unused = 0;
+  pg->folding.store(0, std::memory_order_relaxed);
   pg->cache_bin = aligned || g.bin >= kCachedBins ? kNoCacheBin : static_cast<std::uint8_t>(g.bin);
   pg->flags.store(aligned ? kPageHasAligned : 0, std::memory_order_relaxed);
   describe_continuations(s, k, g.slices);
@@ -175,7 +175,7 @@ void quarantine_page(segment* s, std::size_t k, std::size_t slices) noexcept {
   pg->slice_count = static_cast<std::uint8_t>(slices);
   pg->slice_offset = 0;
   pg->bin = 0;
-  pg->unused = 0;
+  pg->folding.store(0, std::memory_order_relaxed);
   pg->cache_bin = kNoCacheBin;
   pg->flags.store(kPageQuarantined, std::memory_order_relaxed);
   describe_continuations(s, k, slices);

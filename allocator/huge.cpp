@@ -66,6 +66,9 @@ bool huge_resize_in_place(region* r, segment* head, void* p, std::size_t size) n
   if (size <= kLargeMax / 2) return false;  // small enough to move to a page
   note_plain_change(head);
   if (needed < head->span) {
+    // A shared writer's transaction gives no segment back before its
+    // commit (see pod_arena::release_slices): the block moves instead.
+    if (r->shared_writers() && metadata_logged()) return false;
     std::size_t extra = head->span - needed;
     auto* tail = reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(head) + (needed << kSegmentShift));
     // The span shrinks first: a kill before the release leaves tails of

@@ -49,6 +49,32 @@ inline void clear_flag(page* pg, std::uint8_t flag) noexcept {
   pg->flags.store(pg->flags.load(std::memory_order_relaxed) & ~flag, std::memory_order_relaxed);
 }
 
+// With shared writers a transaction frees a block of a page it does not
+// own by pushing it onto the page's remote list before its commit, so that
+// the commit is what makes the block free, with no step after it that a
+// kill could skip (push_in_transaction). Until the transaction ends, its
+// lane's bit in the segment's pending_pushes keeps owners from taking the
+// list: a rollback may still take the block back out of it. Owner and
+// pusher meet as in Dekker's algorithm: the owner raises page::folding and
+// then reads pending_pushes; the pusher raises its bit and then waits while
+// folding is up. One of them sees the other.
+struct fold_gate {
+  // Whether the owner may take pg's remote list now; if so, close(pg)
+  // once it has. Heaps without shared writers (no client) skip the gate.
+  static bool open(page* pg) noexcept {
+    segment* s = segment_of(pg);
+    if (__atomic_load_n(&s->client, __ATOMIC_RELAXED) == layout::kNoClient) return true;
+    if (s->pending_pushes.load(std::memory_order_relaxed) != 0) return false;
+    pg->folding.store(1, std::memory_order_seq_cst);
+    if (s->pending_pushes.load(std::memory_order_seq_cst) == 0) return true;
+    pg->folding.store(0, std::memory_order_release);
+    return false;
+  }
+  static void close(page* pg) noexcept {
+    if (pg->folding.load(std::memory_order_relaxed) != 0) pg->folding.store(0, std::memory_order_release);
+  }
+};
+
 // Moves remote frees onto the owner's free list. The count travels with
 // the list, so it is walked only when the free list is not empty.
 //
@@ -64,11 +90,13 @@ inline void page_collect(page* pg) noexcept {
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_relaxed);
   if (remote_list(tf) == nullptr) return;
   if (metadata_logged() && (pg->free != nullptr || segment_of(pg)->client != layout::kNoClient)) return;
+  if (!fold_gate::open(pg)) return;
   note_metadata(pg, sizeof(page));
   note_plain_change(pg);
   while (!pg->xthread_free.compare_exchange_weak(tf, tf & kRemoteStateMask, std::memory_order_acq_rel,
                                                  std::memory_order_relaxed)) {
   }
+  fold_gate::close(pg);
   block* head = remote_list(tf);
   if (pg->free != nullptr) {
     block* tail = head;

@@ -91,7 +91,7 @@ segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_s
   if (!find_retained(count, &first)) {
     std::size_t high = meta_->segments_high;
     // Other processes free segments below this process's hint.
-    if (shared_writers()) search_hint_ = 1;
+    if (lock_.bound()) search_hint_ = 1;
     for (std::size_t i = search_hint_; i < high && first == 0; ++i) {
       if (entry_state(entry(i)) == layout::kSegmentFree && run_is_free(i, count)) first = i;
     }
@@ -388,10 +388,11 @@ void region::release(segment* s, std::size_t count, bool written) noexcept {
   // A rollback may still need the contents: leave them (the segment is
   // free in the table and is reused from there).
   if (metadata_logged()) return;
-  if (shared_writers()) {
+  if (lock_.bound()) {
     // Another process may take the run as soon as the lock is let go, so
-    // it is never kept aside: its memory goes back now, while the lock
-    // holds.
+    // it is never kept aside (not even by a client still attaching, which
+    // frees what a dead one left): its memory goes back now, while the
+    // lock holds.
     port::decommit(s, count << kSegmentShift, shared_);
     return;
   }
@@ -547,12 +548,17 @@ status region::adopt_existing() {
 }
 
 void region::share(std::uint16_t client, bool take_all) noexcept {
+  bind_shared_lock();
+  client_ = client;
+  if (take_all) mark_all_segments(client);
+}
+
+void region::bind_shared_lock() noexcept {
+  if (lock_.bound()) return;
   // Runs kept aside are free in the table, where other clients may take
   // them from now on: they go back now.
   while (retained_runs_ > 0) drop_retained(retained_runs_ - 1);
-  client_ = client;
   lock_.bind(&meta_->shared.region_lock, &region::repair_after_death, this);
-  if (take_all) mark_all_segments(client);
 }
 
 void region::mark_all_segments(std::uint16_t client) noexcept {
@@ -604,6 +610,13 @@ segment* region::adopt_unowned(std::uint32_t pod) noexcept {
   return nullptr;
 }
 
+bool region::client_alive(std::uint16_t c) const noexcept {
+  if (c == layout::kNoClient || c > layout::kMaxClients) return false;
+  const layout::client_record& rec = meta_->shared.clients[c - 1];
+  if (__atomic_load_n(&rec.state, __ATOMIC_ACQUIRE) != layout::kClientAttached) return false;
+  return port::identity_alive({rec.pid, 0, rec.start_ticks});
+}
+
 void region::disown_segments(std::uint16_t client) noexcept {
   std::lock_guard guard(lock_);
   std::size_t high = meta_->segments_high;
@@ -614,6 +627,8 @@ void region::disown_segments(std::uint16_t client) noexcept {
     if (__atomic_load_n(&s->client, __ATOMIC_ACQUIRE) != client) continue;
     s->next_with_free = nullptr;
     s->listed = 0;
+    // A fold its thread was in the middle of when it died ends here.
+    for (page& pg : s->pages) pg.folding.store(0, std::memory_order_release);
     __atomic_store_n(&s->client, static_cast<std::uint16_t>(layout::kNoClient), __ATOMIC_RELEASE);
     if (st == layout::kSegmentPages) ++meta_->shared.unowned_segments;
   }
@@ -625,11 +640,11 @@ void region::lock_all() noexcept {
   arenas_lock_.lock();
   for (auto& slot : arenas_)
     if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.lock();
-  if (!shared_writers()) lock_.lock();
+  if (!lock_.bound()) lock_.lock();
 }
 
 void region::unlock_all() noexcept {
-  if (!shared_writers()) lock_.unlock();
+  if (!lock_.bound()) lock_.unlock();
   for (auto& slot : arenas_)
     if (pod_arena* a = slot.load(std::memory_order_relaxed)) a->lock.unlock();
   arenas_lock_.unlock();

@@ -153,6 +153,9 @@ class region {
   // allocation. The first client, which adopted the whole heap, takes
   // every segment.
   void share(std::uint16_t client, bool take_all) noexcept;
+  // The segment-table lock becomes the heap's (share does it too): before
+  // a client attaching recovers the dead ones, while the others go on.
+  void bind_shared_lock() noexcept;
   // Marks every used segment as `client`'s, while nothing else runs (the
   // first client; kNoClient for a lone writer's open).
   void mark_all_segments(std::uint16_t client) noexcept;
@@ -176,6 +179,8 @@ class region {
     if (owner == layout::kNoClient || owner > layout::kMaxClients) return;  // nobody's, or a damaged header
     __atomic_fetch_add(&meta_->shared.clients[owner - 1].foreign_frees, 1, __ATOMIC_RELEASE);
   }
+  // Whether client `c` is attached and its process still runs.
+  bool client_alive(std::uint16_t c) const noexcept;
   std::uint64_t foreign_frees() const noexcept {
     return shared_writers() ? __atomic_load_n(&meta_->shared.clients[client_ - 1].foreign_frees, __ATOMIC_ACQUIRE)
                             : 0;

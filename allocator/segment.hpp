@@ -67,7 +67,9 @@ struct page {
   block* free;                // blocks ready for the owner
   std::uint16_t used;         // blocks handed out, counting unreturned remote frees
   std::uint8_t cache_bin;     // bin if freed blocks may go to the thread cache, else kNoCacheBin
-  std::uint8_t unused;
+  // Shared writers: 1 while the owner takes the remote list (page_ops.hpp,
+  // fold_gate). Format 1.7; zero before and elsewhere.
+  std::atomic<std::uint8_t> folding;
   std::uint16_t capacity;     // blocks that fit in the page
   std::uint16_t reserved;     // blocks carved out of the page so far
   std::atomic<std::uintptr_t> owner_tid;  // process-local: owning thread, 0 if none
@@ -109,6 +111,16 @@ struct segment {
   std::uint64_t huge_size;      // huge: the size asked for
   std::uint64_t holes;          // bit i set: slice i may have no storage in the file (file and shm heaps)
   page pages[kSlicesPerSegment];
+  // Shared writers (format 1.7; zero before and elsewhere). Bit L: the
+  // open transaction of undo-log lane L pushed blocks it frees onto remote
+  // lists of this segment's pages, which no owner folds in until that
+  // transaction ends (page_ops.hpp, fold_gate).
+  std::atomic<std::uint64_t> pending_pushes;
+  // Huge: lane + 1 of the transaction that frees this block at its commit
+  // (0: none), so that a client dying between the commit and the free
+  // leaves the free to whoever recovers it.
+  std::uint32_t freeing_lane;
+  std::uint32_t unused;
 };
 static_assert(sizeof(segment) <= kSegmentHeaderSize);
 // The part of a segment header that means anything on media (segment

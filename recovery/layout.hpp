@@ -17,10 +17,11 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 6;  // compatible additions (1: write statistics, 2: undo-log lanes,
+inline constexpr std::uint32_t kFormatMinor = 7;  // compatible additions (1: write statistics, 2: undo-log lanes,
                                                  // 3: root and pod record checksums, 4: quarantined pages,
                                                  // sparse backings, close journals and the last-close time,
-                                                 // 5: unsettled segments, 6: shared writers)
+                                                 // 5: unsettled segments, 6: shared writers, 7: frees inside
+                                                 // shared writers' transactions)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;

@@ -42,8 +42,9 @@ bool all_zero(const void* p, std::size_t size) noexcept {
 
 // Kind and size make sense and the record fits in the rest of its extent.
 bool plausible(const record_header& h, std::size_t room) noexcept {
-  return (h.kind == kRecordRange || h.kind == kRecordSkip || h.kind == kRecordAfterImage) &&
-         h.size <= kMaxRecordPayload && record_span(h.size) <= room;
+  bool marker_kind = h.kind == kRecordRemotePush || h.kind == kRecordHugeFree;
+  return (h.kind == kRecordRange || h.kind == kRecordSkip || h.kind == kRecordAfterImage || marker_kind) &&
+         h.size <= kMaxRecordPayload && (!marker_kind || h.size == 0) && record_span(h.size) <= room;
 }
 
 bool intact(const record_header& h, std::size_t room) noexcept {
@@ -342,23 +343,33 @@ persist_range retire_journal(layout::lane_record* lane, std::uintptr_t base) noe
 }
 
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain,
-                      const live_words* keep) {
+                      const shared_rollback* shared) {
   if (!scan.pending()) return {};
   if (scan.journal) return replay_journal(scan, domain);
+  for (const found_record& r : scan.records)
+    if (r.header->kind == kRecordRemotePush && shared == nullptr)
+      return status(errc::corrupt, "a lane of a heap without shared writers records a push onto a remote list");
   std::vector<persist_range> restored;
   restored.reserve(scan.records.size());
-  std::vector<std::uintptr_t> kept;
+  std::vector<shared_rollback::range> kept;
   for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
+    if (it->header->kind == kRecordHugeFree) continue;  // only a committed transaction frees it
+    if (it->header->kind == kRecordRemotePush) {
+      // Not on the list: the client died between logging the push and
+      // making it.
+      (void)shared->take_back_push(it->header->address);
+      continue;
+    }
     auto* target = reinterpret_cast<std::uint8_t*>(it->header->address);
     std::size_t size = it->header->size;
     kept.clear();
-    if (keep != nullptr) keep->in(it->header->address, size, &kept);
-    // The bytes between the kept words.
+    if (shared != nullptr) shared->changed_since(it->header->address, it->payload, size, &kept);
+    // The bytes between the kept pieces.
     std::size_t done = 0;
-    for (std::uintptr_t word : kept) {
-      std::size_t at = word - it->header->address;
+    for (const shared_rollback::range& piece : kept) {
+      std::size_t at = piece.address - it->header->address;
       std::memcpy(target + done, it->payload + done, at - done);
-      done = at + 8;
+      done = at + piece.size;
     }
     std::memcpy(target + done, it->payload + done, size - done);
     restored.push_back({target, size});

@@ -54,6 +54,14 @@ enum record_kind : std::uint32_t {
   kRecordRange = 1,  // payload: the before-image of [address, address + size)
   kRecordSkip = 2,   // the rest of this extent is unused; go on in the next
   kRecordAfterImage = 3,  // payload: what [address, address + size) holds after a close (format 1.4)
+  // No payload (format 1.7, heaps with shared writers). The transaction
+  // pushed the freed block at `address` onto its page's remote list, which
+  // a rollback takes back off (shared_rollback::take_back_push).
+  kRecordRemotePush = 4,
+  // No payload (format 1.7). The transaction frees the huge block whose
+  // head segment starts at `address` once it has committed; what recovers
+  // a lane whose client died in between frees it then.
+  kRecordHugeFree = 5,
 };
 
 struct record_header {
@@ -187,18 +195,28 @@ void settled_slots(const layout::lane_record& lane, const lane_scan& scan, bool 
 // records the rollback by writing the commit slot of seq (so it is never
 // replayed again). A complete close journal: writes the after-images in
 // order, makes them durable, then retires the journal.
-// Words that other processes go on changing, with atomic operations, while
-// a dead process's lane is rolled back: a rollback leaves them as they are
-// (their before-images are stale). Lists the 8-byte words in
-// [start, start + size) to leave.
-struct live_words {
-  virtual void in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const = 0;
+// What a rollback of a lane of a heap with shared writers must know of the
+// other processes, which go on writing while it runs.
+struct shared_rollback {
+  struct range {
+    std::uintptr_t address;
+    std::size_t size;
+  };
+  // What the others changed since the lane logged it: a rollback leaves
+  // it as it is (its before-image is stale). Lists, in address order, the
+  // pieces of [start, start + size), logged with the before-image
+  // `before`, to leave.
+  virtual void changed_since(std::uintptr_t start, const std::uint8_t* before, std::size_t size,
+                             std::vector<range>* out) const = 0;
+  // Undoes a kRecordRemotePush; false when the block is not on the list.
+  virtual bool take_back_push(std::uintptr_t block) const = 0;
 
  protected:
-  ~live_words() = default;
+  ~shared_rollback() = default;
 };
+// A lane holding kRecordRemotePush records needs `shared` (corrupt without).
 status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_domain& domain,
-                      const live_words* keep = nullptr);
+                      const shared_rollback* shared = nullptr);
 // Clears the first record of the lane's log, so that a close journal
 // whose after-images are all in place is never replayed again, and
 // returns the bytes the caller makes durable (none when the lane has no

@@ -31,6 +31,7 @@
 #include "recovery/undo_log.hpp"
 #include "runtime/heap_file.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/shared_writers.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -102,7 +103,9 @@ void settle_lanes(source_heap* src, salvage_report* out) {
                            " has a damaged log record and cannot be rolled back; what it changed is salvaged as it is");
     } else if (scan.pending()) {
       const std::string what = scan.journal ? "a close that a crash cut short" : "an uncommitted transaction";
-      if (status r = recovery::roll_back_lane(&lane, scan, *memory); r.ok())
+      shared_lane_rollback shared(src->view.base, src->view.meta(), lane.owner_client);
+      bool shared_lane = lane.owner_client != layout::kNoClient;
+      if (status r = recovery::roll_back_lane(&lane, scan, *memory, shared_lane ? &shared : nullptr); r.ok())
         out->notes.push_back(place + ": " + (scan.journal ? "completed " : "rolled back ") + what + " (" +
                              std::to_string(scan.records.size()) +
                              " records) in a private copy; the heap file is unchanged");

@@ -2,6 +2,7 @@
 #include "runtime/shared_writers.hpp"
 
 #include "allocator/alloc.hpp"
+#include "allocator/metadata_log.hpp"
 #include "allocator/segment.hpp"
 #include "port/options.hpp"
 #include "port/os.hpp"
@@ -45,8 +46,18 @@ status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
     if (status s = recovery::scan_lane(lane, impl.region.base(), size, &scan); !s.ok())
       return status(errc::corrupt, "undo-log lane " + std::to_string(i) + ": " + s.message());
     if (status s = recovery::lane_verdict(scan, i); !s.ok()) return s;
-    shared_lane_words live(impl.region.base(), impl.meta());
-    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, &live); !s.ok()) return s;
+    shared_lane_rollback shared(impl.region.base(), impl.meta(), client);
+    {
+      // What the others change under the segment-table lock (its entries,
+      // segments_high) is only judged and written back holding it.
+      std::lock_guard guard(impl.region.claim_lock());
+      if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, &shared); !s.ok()) return s;
+    }
+    settle_after_commit_frees(impl.region.base(), meta, i, scan, [&impl](alloc::segment* head) {
+      // Nobody's transaction's: a rollback of the taker's must not undo it.
+      alloc::metadata_sink_scope free_is_nobodys(nullptr);
+      impl.region.release(head, head->span);
+    });
     if (int err = recovery::repair_slots(&lane, scan, *impl.domain))
       return status::from_errno(err, "rewriting a commit slot of undo-log lane " + std::to_string(i));
     lane.owner_client = layout::kNoClient;
@@ -119,21 +130,85 @@ status claim_client_lane(heap_impl& impl, std::uint32_t* lane_index) {
                                       std::to_string(layout::kMaxLanes) + " lanes)");
 }
 
-void shared_lane_words::in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const {
-  auto high = reinterpret_cast<std::uintptr_t>(&meta_->segments_high);
-  if (high >= start && high + 8 <= start + size) out->push_back(high);
-  if (start < base_ + layout::kSegmentSize) return;
-  std::uintptr_t segment = start & ~(layout::kSegmentSize - 1);
-  if (start + size > segment + layout::kSegmentSize) return;  // a header lies in one segment
-  std::size_t index = (segment - base_) >> layout::kSegmentShift;
+alloc::segment* shared_lane_rollback::pages_segment(std::uintptr_t address) const noexcept {
+  if (address < base_ + layout::kSegmentSize) return nullptr;
+  std::size_t index = (address - base_) >> layout::kSegmentShift;
   if (index >= layout::kMaxSegments ||
       layout::entry_state(__atomic_load_n(&meta_->segments[index], __ATOMIC_ACQUIRE)) != layout::kSegmentPages)
-    return;
+    return nullptr;
+  auto* s = reinterpret_cast<alloc::segment*>(base_ + (index << layout::kSegmentShift));
+  return s->magic == alloc::kSegmentMagic ? s : nullptr;
+}
+
+std::uint32_t shared_lane_rollback::entry_client(std::size_t index) const noexcept {
+  std::size_t head = index;
+  layout::segment_state st = layout::entry_state(__atomic_load_n(&meta_->segments[index], __ATOMIC_ACQUIRE));
+  if (st == layout::kSegmentHugeTail) {
+    while (head > 1 && layout::entry_state(meta_->segments[head]) == layout::kSegmentHugeTail) --head;
+    st = layout::entry_state(meta_->segments[head]);
+  }
+  if (st != layout::kSegmentPages && st != layout::kSegmentHugeHead) return layout::kNoClient;
+  const auto* s = reinterpret_cast<const alloc::segment*>(base_ + (head << layout::kSegmentShift));
+  if (s->magic != alloc::kSegmentMagic || (st == layout::kSegmentHugeHead && head + s->span <= index))
+    return layout::kNoClient;
+  return __atomic_load_n(&s->client, __ATOMIC_ACQUIRE);
+}
+
+void shared_lane_rollback::changed_since(std::uintptr_t start, const std::uint8_t* before, std::size_t size,
+                                         std::vector<range>* out) const {
+  std::uintptr_t end = start + size;
+  auto high = reinterpret_cast<std::uintptr_t>(&meta_->segments_high);
+  if (high >= start && high + 8 <= end) out->push_back({high, 8});
+  auto table = reinterpret_cast<std::uintptr_t>(&meta_->segments[0]);
+  auto table_end = reinterpret_cast<std::uintptr_t>(&meta_->segments[layout::kMaxSegments]);
+  if (start < table_end && end > table) {
+    constexpr std::size_t kEntry = sizeof(meta_->segments[0]);
+    std::uintptr_t first = std::max(start, table);
+    first += (kEntry - (first - table) % kEntry) % kEntry;
+    for (std::uintptr_t at = first; at + kEntry <= std::min(end, table_end); at += kEntry) {
+      std::uint32_t logged = 0;
+      std::memcpy(&logged, before + (at - start), kEntry);
+      std::size_t index = (at - table) / kEntry;
+      std::uint32_t now = __atomic_load_n(&meta_->segments[index], __ATOMIC_ACQUIRE);
+      if (now == logged) continue;
+      std::uint32_t named = entry_client(index);
+      if (named != layout::kNoClient && named != client_) out->push_back({at, kEntry});
+    }
+  }
+  std::uintptr_t segment = start & ~(layout::kSegmentSize - 1);
+  if (end > segment + layout::kSegmentSize) return;  // a header lies in one segment
+  if (pages_segment(start) == nullptr) return;
   constexpr std::size_t kPages = offsetof(alloc::segment, pages);
   constexpr std::size_t kWord = offsetof(alloc::page, xthread_free);
   for (std::size_t i = 0; i < layout::kSlicesPerSegment; ++i) {
     std::uintptr_t word = segment + kPages + i * sizeof(alloc::page) + kWord;
-    if (word >= start && word + 8 <= start + size) out->push_back(word);
+    if (word >= start && word + 8 <= end) out->push_back({word, 8});
+  }
+}
+
+bool shared_lane_rollback::take_back_push(std::uintptr_t block) const {
+  if (pages_segment(block) == nullptr || (block & (alignof(std::max_align_t) - 1)) != 0) return false;
+  return alloc::take_back_push(reinterpret_cast<void*>(block));
+}
+
+void settle_after_commit_frees(std::uintptr_t base, layout::heap_meta* meta, std::uint32_t lane,
+                               const recovery::lane_scan& scan, const std::function<void(alloc::segment*)>& free_huge) {
+  shared_lane_rollback where(base, meta, layout::kNoClient);
+  for (const recovery::found_record& r : scan.records) {
+    std::uintptr_t address = r.header->address;
+    if (r.header->kind == recovery::kRecordRemotePush) {
+      if (alloc::segment* s = where.pages_segment(address))
+        s->pending_pushes.fetch_and(~(std::uint64_t{1} << lane), std::memory_order_release);
+    } else if (r.header->kind == recovery::kRecordHugeFree) {
+      // Still marked: freed by nobody since the commit (a free takes the
+      // header away, and a new use of the segment starts it afresh).
+      std::size_t index = (address - base) >> layout::kSegmentShift;
+      if ((address & (layout::kSegmentSize - 1)) != 0 || index == 0 || index >= layout::kMaxSegments ||
+          layout::entry_state(meta->segments[index]) != layout::kSegmentHugeHead)
+        continue;
+      auto* head = reinterpret_cast<alloc::segment*>(address);
+      if (head->magic == alloc::kSegmentMagic && head->freeing_lane == lane + 1) free_huge(head);
+    }
   }
 }
 
@@ -165,6 +240,7 @@ status attach_client(heap_impl& impl, bool first) {
   impl.clients_lock.bind(&shared.clients_lock, nullptr, nullptr);
   std::lock_guard guard(impl.clients_lock);
   if (!first) {
+    impl.region.bind_shared_lock();
     if (status s = recover_dead_locked(impl, nullptr); !s.ok()) return s;
   }
   std::uint32_t slot = 0;

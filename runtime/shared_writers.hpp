@@ -16,26 +16,55 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace larder {
 
+namespace alloc {
+struct segment;
+}
+
 class heap_impl;
 
 // What other clients change, while a dead client's lane is rolled back, in
-// what that lane logged: the remote-free lists of its pages (pushed to by
-// atomic exchange; its own transactions never take from them, see
-// page_collect) and segments_high, which only grows. A rollback leaves
-// them as they are: their logged images are stale.
-class shared_lane_words final : public recovery::live_words {
+// what that lane logged, which the rollback leaves as it is (its logged
+// image is stale):
+// - the remote-free lists of the pages (pushed to by atomic exchange; the
+//   dead client's own transactions never take from them, see page_collect);
+// - segments_high, which only grows;
+// - a segment-table entry that no longer holds its logged image and names
+//   a segment of another client: the dead client logged it, under the
+//   region lock, to take a free segment, and died before it did; the next
+//   holder of the lock took the segment. (A transaction never gives a
+//   segment back to the table before its commit: pod_arena::release_slices.)
+// What the transaction pushed onto remote lists it takes back off.
+class shared_lane_rollback final : public recovery::shared_rollback {
  public:
-  shared_lane_words(std::uintptr_t base, layout::heap_meta* meta) : base_(base), meta_(meta) {}
-  void in(std::uintptr_t start, std::size_t size, std::vector<std::uintptr_t>* out) const override;
+  // `client`: whose lane is rolled back.
+  shared_lane_rollback(std::uintptr_t base, layout::heap_meta* meta, std::uint32_t client)
+      : base_(base), meta_(meta), client_(client) {}
+  void changed_since(std::uintptr_t start, const std::uint8_t* before, std::size_t size,
+                     std::vector<range>* out) const override;
+  bool take_back_push(std::uintptr_t block) const override;
+  // The pages segment holding `address`, or nullptr.
+  alloc::segment* pages_segment(std::uintptr_t address) const noexcept;
 
  private:
+  // The client whose segment entry `index` now names (kNoClient: none).
+  std::uint32_t entry_client(std::size_t index) const noexcept;
   std::uintptr_t base_;
   layout::heap_meta* meta_;
+  std::uint32_t client_;
 };
+
+// Once a lane of a client that is gone has been rolled back (or found
+// committed): lets owners fold in what its last transaction pushed onto
+// their remote lists again, and frees the huge blocks it freed at its
+// commit that are still marked with its lane (free_huge: the segment
+// table's way of freeing a head segment and its tails).
+void settle_after_commit_frees(std::uintptr_t base, layout::heap_meta* meta, std::uint32_t lane,
+                               const recovery::lane_scan& scan, const std::function<void(alloc::segment*)>& free_huge);
 
 // What makes two builds disagree about the shared record: its version,
 // its size, the lock's layout in this C library, the heap layout.

@@ -149,24 +149,71 @@ status begin(transaction_state* tx, heap_impl* impl, capture mode) {
   return {};
 }
 
-// With shared writers, a free that writes what another client may write
-// meanwhile (a page of another client's segment, a huge block's segment
-// table entries) must not be logged: rolling this client's lane back while
-// the others go on would undo their changes too. It is made after the
-// commit instead; a crash in between leaks the block.
-//
-// The same goes for a block of this client whose page no thread of this
-// process holds as its own: its free is a push onto the page's remote list.
-bool freed_after_commit(heap_impl& impl, void* p) {
-  if (!impl.shared_writers()) return false;
+// With shared writers, how a free is made that writes what another client
+// may write meanwhile, so that rolling this client's lane back while the
+// others go on would undo their changes too:
+// - a block of a page of another client's segment, or of this client's
+//   whose page no thread of this process holds as its own, is pushed onto
+//   the page's remote list inside the transaction, its owner kept from
+//   folding it in until the end (alloc::push_in_transaction), and a
+//   rollback takes it back off (kRecordRemotePush);
+// - a huge block (its segment-table entries) is marked with the lane and
+//   freed after the commit; a client dying in between leaves the free to
+//   whoever recovers it (kRecordHugeFree).
+enum class shared_free { logged, pushed, after_commit };
+
+shared_free how_to_free(heap_impl& impl, void* p) {
+  if (!impl.shared_writers()) return shared_free::logged;
   std::uint32_t entry = impl.region.entry(impl.region.segment_index(p));
   if (layout::entry_state(entry) != layout::kSegmentPages ||
       (reinterpret_cast<std::uintptr_t>(p) & (layout::kSegmentSize - 1)) == 0)
-    return true;
+    return shared_free::after_commit;
   alloc::segment* s = alloc::segment_of(p);
-  if (!impl.region.owns(s)) return true;
+  if (!impl.region.owns(s)) return shared_free::pushed;
   const alloc::page* pg = alloc::page_of(s, p);
-  return pg->owner_tid.load(std::memory_order_relaxed) != impl.region.owner_tag(alloc::current_tid());
+  return pg->owner_tid.load(std::memory_order_relaxed) != impl.region.owner_tag(alloc::current_tid())
+             ? shared_free::pushed
+             : shared_free::logged;
+}
+
+// Logs what the frees of a transaction of a heap with shared writers that
+// are not plain logged frees need, and takes them out of to_free.
+int log_shared_frees(transaction_state* tx) {
+  std::erase_if(tx->to_free, [tx](void* p) {
+    switch (how_to_free(*tx->impl, p)) {
+      case shared_free::logged: return false;
+      case shared_free::pushed: tx->pushed.push_back(alloc::pushed_block(p)); return true;
+      case shared_free::after_commit: tx->free_after_commit.push_back(p); return true;
+    }
+    return false;
+  });
+  for (void* b : tx->pushed) {
+    // The push writes the block's link over the program's bytes there.
+    if (int err = tx->log_range(reinterpret_cast<std::uintptr_t>(b), sizeof(void*), false, true)) return err;
+    if (int err = tx->log_intent(recovery::kRecordRemotePush, b)) return err;
+  }
+  for (void* p : tx->free_after_commit) {
+    alloc::segment* head = alloc::segment_of(p);
+    auto mark = reinterpret_cast<std::uintptr_t>(&head->freeing_lane);
+    if (int err = tx->log_range(mark, sizeof(head->freeing_lane), false, true)) return err;
+    if (int err = tx->log_intent(recovery::kRecordHugeFree, head)) return err;
+  }
+  return 0;
+}
+
+// The pushes and marks log_shared_frees logged, once the log is durable;
+// made durable with the transaction's data.
+void make_shared_frees(transaction_state* tx) {
+  for (void* p : tx->free_after_commit) {
+    alloc::segment* head = alloc::segment_of(p);
+    head->freeing_lane = tx->lane + 1;
+    tx->data.push_back({&head->freeing_lane, sizeof(head->freeing_lane)});
+  }
+  for (void* b : tx->pushed) {
+    alloc::push_in_transaction(&tx->impl->region, b, tx->lane);
+    tx->data.push_back({b, sizeof(void*)});
+    tx->data.push_back({alloc::page_of(alloc::segment_of(b), b), sizeof(alloc::page)});
+  }
 }
 
 // Frees run at commit, as part of the transaction: their metadata writes
@@ -174,11 +221,7 @@ bool freed_after_commit(heap_impl& impl, void* p) {
 int apply_frees(transaction_state* tx) {
   if (tx->to_free.empty()) return 0;
   if (tx->impl->shared_writers()) {
-    std::erase_if(tx->to_free, [tx](void* p) {
-      if (!freed_after_commit(*tx->impl, p)) return false;
-      tx->free_after_commit.push_back(p);
-      return true;
-    });
+    if (int err = log_shared_frees(tx)) return err;
   }
   if (int err = settle_plain_changes(*tx->impl, tx->pods_allocating.data(), tx->pods_allocating.size())) return err;
   // Log the common case (a block in a page of the heap) in one batch.
@@ -192,6 +235,7 @@ int apply_frees(transaction_state* tx) {
     }
   }
   if (int err = tx->sync_log()) return err;
+  make_shared_frees(tx);
   for (void* p : tx->to_free) {
     if (int err = tx->ensure_log_room(sink_room(alloc::usable_size(p)))) return err;
     alloc::metadata_sink_scope scope(tx);
@@ -257,8 +301,10 @@ status commit_outermost(transaction_state* tx) {
   } else {
     result = finish_durably(tx, "committing a transaction");
   }
-  if (result.ok())
+  if (result.ok()) {
     for (void* p : tx->free_after_commit) alloc::free_generic(p);
+    for (void* b : tx->pushed) alloc::end_pushes(&tx->impl->region, b, tx->lane);
+  }
   end(tx);
   return result;
 }

@@ -69,10 +69,10 @@ int transaction_state::ensure_log_room(std::size_t bytes) noexcept {
 // Appends one record (size <= kMaxRecordPayload) and queues its bytes for
 // sync_log. Allocates nothing once `unsynced` has room (page capture
 // reserves it).
-int transaction_state::append(std::uintptr_t start, std::size_t size) noexcept {
+int transaction_state::append(std::uintptr_t start, std::size_t size, recovery::record_kind kind) noexcept {
   recovery::persist_range dirty[recovery::lane_writer::kMaxDirtyRanges];
   std::size_t count = 0;
-  int err = writer.append_range(reinterpret_cast<const void*>(start), size, dirty, &count);
+  int err = writer.append_range(reinterpret_cast<const void*>(start), size, dirty, &count, kind);
   if (err != 0) return err;
   for (std::size_t i = 0; i < count; ++i) unsynced.push_back(dirty[i]);
   return 0;
@@ -102,6 +102,14 @@ int transaction_state::log_range(std::uintptr_t start, std::size_t size, bool us
   auto [it, inserted] = logged_ranges.emplace(start, end);
   if (!inserted && it->second < end) it->second = end;
   return 0;
+}
+
+int transaction_state::log_intent(recovery::record_kind kind, const void* address) noexcept {
+  for (;;) {
+    int err = append(reinterpret_cast<std::uintptr_t>(address), 0, kind);
+    if (err != ENOBUFS) return err;
+    if ((err = grow_lane(writer.used() + recovery::record_span(0) * 3)) != 0) return err;
+  }
 }
 
 int transaction_state::sync_log() noexcept {
@@ -163,6 +171,7 @@ void transaction_state::reset() noexcept {
   logged_ranges.clear();
   allocated.clear();
   to_free.clear();
+  pushed.clear();
   free_after_commit.clear();
   sink_logs = true;
   sink_error = 0;

@@ -66,13 +66,27 @@ status recover_transactions(heap_impl& impl) {
     impl.next_seq[i] = std::max({lane.seq_limit, scan.seq + 1, scan.committed + 1});
   }
   if (!impl.writable) return {};
+  std::vector<recovery::persist_range> changed;
   for (std::uint32_t i = 0; i < layout::kMaxLanes; ++i) {
     layout::lane_record& lane = meta->lanes[i];
     const recovery::lane_scan& scan = scans[i];
-    // A shared writer's lane: see shared_lane_words.
-    shared_lane_words live(base, meta);
+    // A shared writer's lane: see shared_lane_rollback.
+    shared_lane_rollback shared(base, meta, lane.owner_client);
     bool shared_lane = lane.owner_client != layout::kNoClient;
-    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, shared_lane ? &live : nullptr); !s.ok()) return s;
+    if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, shared_lane ? &shared : nullptr); !s.ok())
+      return s;
+    if (shared_lane) {
+      // Its client is gone, and so is every other: the region is not set
+      // up, so a huge block goes back the way region::release gives it.
+      settle_after_commit_frees(base, meta, i, scan, [&](alloc::segment* head) {
+        std::size_t first = (reinterpret_cast<std::uintptr_t>(head) - base) >> layout::kSegmentShift;
+        std::size_t end = std::min<std::size_t>(first + head->span, segments);
+        for (std::size_t k = first; k < end; ++k) meta->segments[k] = layout::kSegmentFree;
+        changed.push_back({&meta->segments[first], (end - first) * sizeof(meta->segments[0])});
+        head->magic = 0;
+        changed.push_back({&head->magic, sizeof(head->magic)});
+      });
+    }
     // A damaged slot that decided nothing (the other slot or the records
     // settle the lane) is rewritten as the rest of the lane implies.
     if (int err = recovery::repair_slots(&lane, scan, *impl.domain))
@@ -82,7 +96,6 @@ status recover_transactions(heap_impl& impl) {
   // as its lane's (a rollback may have restored an older entry), and none
   // marked "log" that no lane holds (a crash between claiming segments
   // and adding them to a lane).
-  std::vector<recovery::persist_range> changed;
   high = std::min<std::uint64_t>(high, segments);
   for (std::size_t k = 1; k < high; ++k) {
     std::uint32_t entry = meta->segments[k];

@@ -95,8 +95,11 @@ struct transaction_state final : alloc::metadata_sink {
   engine_map<std::uintptr_t, std::uintptr_t> logged_ranges{engine_allocator<std::pair<const std::uintptr_t, std::uintptr_t>>(&node_cache)};  // start -> end of ranges logged
   engine_vector<void*> allocated;
   engine_vector<void*> to_free;
-  // With shared writers: frees that change what other clients change too
-  // (see apply_frees), made once the transaction has committed.
+  // With shared writers (see apply_frees): blocks pushed onto remote lists
+  // of pages no thread of this process owns, whose segments' owners wait
+  // for the end of the transaction to fold them in; huge blocks freed once
+  // it has committed.
+  engine_vector<void*> pushed;
   engine_vector<void*> free_after_commit;
   bool sink_logs = true;  // false: the sink only collects ranges to persist (abort)
   // The pods it allocated or frees in: plain allocation's changes there are
@@ -173,7 +176,10 @@ struct transaction_state final : alloc::metadata_sink {
   }
   int grow_lane(std::size_t at_least) noexcept;
   int ensure_log_room(std::size_t bytes) noexcept;
-  int append(std::uintptr_t start, std::size_t size) noexcept;
+  int append(std::uintptr_t start, std::size_t size, recovery::record_kind kind = recovery::kRecordRange) noexcept;
+  // Appends a record of `kind` with no payload (a push or a huge free),
+  // growing the log when full.
+  int log_intent(recovery::record_kind kind, const void* address) noexcept;
   // Appends records of [start, +size); grows the log when full if
   // `may_grow` (never under log_lock or the allocator's locks: callers
   // that hold them made room first with ensure_log_room).
