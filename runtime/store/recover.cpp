@@ -125,12 +125,11 @@ status recover_client(store_impl& s, std::uint32_t client) noexcept {
 }
 
 // Every client of an earlier run is gone, but its slot may not say so:
-// slots, reference counts, rows and the clock are written without a persist (a
-// process crash leaves them whole; a power failure leaves whatever some
-// other persist of the same lines happened to carry to the file). So they
-// are not trusted to name what those clients left: the whole store is
-// settled instead. Idempotent, so a run cut short is settled again by the
-// next.
+// slots, reference counts, rows and the clock are written without a
+// persist (a process crash leaves them whole; a power failure leaves
+// whatever other persists happened to carry to the file). So they are not
+// trusted to name what those clients left: the whole store is settled
+// instead. Idempotent, so a run cut short is settled again by the next.
 status settle_new_run(store_impl& s) noexcept {
   store_header* h = s.header;
   for (std::uint32_t c = 0; c < kClients; ++c) {

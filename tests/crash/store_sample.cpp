@@ -281,7 +281,9 @@ pod_bytes bytes_by_pod(const larder::heap& h) {
 }
 
 // What a store that ran the first k operations without a crash holds in
-// each pod once its client is gone and a new one has opened it.
+// each pod once its client is gone and a new one has opened it. The
+// index's stripes grow with what was created, so the store's own
+// metadata depends on the operations, not only on the objects left.
 pod_bytes uncrashed_bytes(const sample::arguments& a, std::uint64_t k) {
   larder::heap_options options;
   options.kind = larder::backing::anonymous;
