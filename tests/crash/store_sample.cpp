@@ -103,8 +103,9 @@ struct store_op {
   std::map<int, value> values;  // put_fields and update_fields
 };
 
-// Empty (a quarter of creates), a few bytes, up to 64 KiB, or a huge block
-// (above the allocator's largest size class, 512 KiB).
+// Empty (a tenth of creates), up to 300 bytes, up to 64 KiB, or (a tenth)
+// a huge block: above the allocator's largest size class, 512 KiB
+// (allocator/size_class.hpp).
 std::size_t object_size(sample::random& r) {
   std::uint64_t roll = r.below(10);
   if (roll < 1) return 0;
