@@ -49,7 +49,7 @@ class LARDER_EXPORT object_id {
   std::size_t size() const noexcept { return size_; }
   // The number in decimal, or the bytes in hex.
   std::string text() const;
-  friend bool operator==(const object_id& a, const object_id& b) noexcept;
+  friend LARDER_EXPORT bool operator==(const object_id& a, const object_id& b) noexcept;
 
  private:
   std::uint8_t bytes_[max_size] = {};

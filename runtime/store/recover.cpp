@@ -17,6 +17,7 @@
 #include "runtime/heap_impl.hpp"
 #include "runtime/store/store_impl.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -120,6 +121,36 @@ status recover_client(store_impl& s, std::uint32_t client) noexcept {
   if (status st = free_tables(s, c); !st.ok()) return st;
   drop_subscriptions_of(s, client);
   c.state.store(kFreeClient);
+  return {};
+}
+
+// Every client of an earlier run is gone, but its slot may not say so:
+// slots, reference counts, rows and the clock are written without a
+// persist (a process crash leaves them whole; a power failure leaves
+// whatever other persists happened to carry to the file). So they are not
+// trusted to name what those clients left: the whole store is settled
+// instead. Idempotent, so a run cut short is settled again by the next.
+status settle_new_run(store_impl& s) noexcept {
+  store_header* h = s.header;
+  for (std::uint32_t c = 0; c < kClients; ++c) {
+    if (status st = free_tables(s, h->clients[c]); !st.ok()) return st;
+    drop_subscriptions_of(s, c);
+    h->clients[c].state.store(kFreeClient);
+  }
+  std::uint64_t clock = h->clock.load();
+  for (index_stripe& stripe : h->stripes) {
+    stripe.holder = 0;
+    for (std::uint64_t i = 0; i < stripe.capacity; ++i) {
+      std::uintptr_t v = stripe.slots[i];
+      if (v <= kTombstone) continue;
+      auto* o = slot_object(v);
+      o->refcount.store(0);
+      clock = std::max(clock, o->last_use.load() + 1);
+      if (o->state.load() == kSealed) continue;
+      if (status st = remove_object(s, stripe, &stripe.slots[i]); !st.ok()) return st;
+    }
+  }
+  h->clock.store(clock);
   return {};
 }
 

@@ -163,8 +163,9 @@ status store::seal(const object_id& id) {
     if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
     recovery::persist_domain& domain = *s.hi->domain;
     // Durable before it is visible: a sealed object is whole after a crash.
+    // The header too: put_fields marks the object multi-field after create.
     if (domain.durable()) {
-      if (int err = domain.persist(o->data(), o->data_size + o->metadata_size))
+      if (int err = domain.persist(o, sizeof(object_header) + o->data_size + o->metadata_size))
         return status::from_errno(err, "making object " + id.text() + " durable");
     }
     o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
@@ -310,6 +311,12 @@ status store::remove(const object_id& id) {
   if (state == kCreating) return status(errc::not_sealed, "object " + id.text() + " (abort it instead)");
   if (o->refcount.load(std::memory_order_relaxed) != 0) {
     o->state.store(kDeleting, std::memory_order_relaxed);
+    // Durable as a seal is, or a power failure would bring the object back.
+    recovery::persist_domain& domain = *s.hi->domain;
+    if (domain.durable()) {
+      if (int err = domain.persist(&o->state, sizeof(o->state)))
+        return status::from_errno(err, "making the delete of object " + id.text() + " durable");
+    }
     return {};
   }
   return remove_object(s, stripe, slot);

@@ -190,6 +190,10 @@ std::uint64_t bytes_in_store(const store_header* h) noexcept;
 void settle_stripe(store_impl& s, index_stripe& stripe, std::uint32_t client) noexcept;
 // Releases everything `client` (claimed for recovery) held and frees its slot.
 status recover_client(store_impl& s, std::uint32_t client) noexcept;
+// With no other client attached (the first handle of a run of clients):
+// frees every client slot and its tables and subscriptions, and leaves
+// only sealed, unreferenced objects.
+status settle_new_run(store_impl& s) noexcept;
 // Whether client slot `c` belongs to a client that is gone; `self` is
 // this process.
 bool client_is_dead(const store_impl& s, std::uint32_t c, const port::process_identity& self) noexcept;

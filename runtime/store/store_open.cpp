@@ -187,10 +187,12 @@ status store::open(heap& h, const store_options& options, store* out) {
       std::uint64_t session = s->hi->meta()->shared.session;
       if (header->locks_session != session) {
         st = fresh_locks(header);
+        if (st.ok()) st = settle_new_run(*s);
         header->locks_session = session;
       }
     } else if (first) {
       st = fresh_locks(header);
+      if (st.ok()) st = settle_new_run(*s);
     }
     if (st.ok()) st = attach_client(*s);
   }
