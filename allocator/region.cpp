@@ -539,6 +539,10 @@ status region::adopt_existing() {
     s->next_with_free = nullptr;
     s->listed = 0;
     if (st == layout::kSegmentHugeHead) continue;
+    // No transaction is open now: what shared writers left pending (a
+    // power failure can make such bits durable with the header) is over.
+    s->pending_pushes.store(0, std::memory_order_relaxed);
+    for (page& pg : s->pages) pg.folding.store(0, std::memory_order_relaxed);
     pod_arena* a = arena(s->pod);
     if (a == nullptr) return status::from_errno(ENOMEM, "setting up pod arenas");
     a->adopt_segment(s);

@@ -120,6 +120,11 @@ status claim_client_lane(heap_impl& impl, std::uint32_t* lane_index) {
     lane.owner_client = impl.client_index;
     lane.owner_pid = me.pid;
     lane.owner_start_ticks = me.start_ticks;
+    // Durable: after a power failure, recovery must still know the lane's
+    // transactions for a shared writer's (shared_lane_rollback).
+    if (int err = impl.domain->persist(&lane.owner_client, offsetof(layout::lane_record, unused) -
+                                                              offsetof(layout::lane_record, owner_client)))
+      return status::from_errno(err, "recording the owner of an undo-log lane");
     // Every number below the limit may have been handed out before.
     impl.next_seq[i] = std::max(lane.seq_limit, recovery::committed_seq(lane) + 1);
     impl.client_lanes[i].store(true, std::memory_order_release);

@@ -216,6 +216,24 @@ void make_shared_frees(transaction_state* tx) {
   }
 }
 
+// After the commit: frees the huge blocks, durably before the lane (and
+// its kRecordHugeFree records) can serve another transaction, and lets
+// the owners of the pages pushed to fold them in.
+void finish_shared_frees(transaction_state* tx) {
+  heap_impl& impl = *tx->impl;
+  engine_vector<recovery::persist_range> entries;
+  for (void* p : tx->free_after_commit) {
+    alloc::segment* head = alloc::segment_of(p);
+    std::size_t first = impl.region.segment_index(head);
+    std::size_t span = head->span;
+    alloc::free_generic(p);
+    entries.push_back({&impl.meta()->segments[first], span * sizeof(impl.meta()->segments[0])});
+  }
+  // A failure leaves the block to whoever recovers the lane after a crash.
+  if (!entries.empty()) (void)impl.domain->persist(entries.data(), entries.size());
+  for (void* b : tx->pushed) alloc::end_pushes(&impl.region, b, tx->lane);
+}
+
 // Frees run at commit, as part of the transaction: their metadata writes
 // are logged like any other.
 int apply_frees(transaction_state* tx) {
@@ -301,10 +319,7 @@ status commit_outermost(transaction_state* tx) {
   } else {
     result = finish_durably(tx, "committing a transaction");
   }
-  if (result.ok()) {
-    for (void* p : tx->free_after_commit) alloc::free_generic(p);
-    for (void* b : tx->pushed) alloc::end_pushes(&tx->impl->region, b, tx->lane);
-  }
+  if (result.ok()) finish_shared_frees(tx);
   end(tx);
   return result;
 }

@@ -5,7 +5,7 @@
 // abort, put_fields, update_fields, get or get_fields (the reference kept),
 // release, remove (deferred while referenced). Objects are left unsealed
 // and references held across operations, so a crash finds some of both.
-// Usage: larder crashtest -- store_sample [OPS [SEED [no-leak-after-commit]]]
+// Usage: larder crashtest -- store_sample [OPS [SEED]]
 //
 // The check phase opens the store, which recovers the dead client, and
 // requires: store::check() and the heap check clean; the store holding
@@ -15,13 +15,6 @@
 // referenced; and no byte leaked: the object pod's bytes in use are the
 // blocks of those objects, and every other pod holds what a store that ran
 // the same k operations without a crash holds once its client has gone.
-//
-// Without `no-leak-after-commit`, the object pod may hold more: on a heap
-// with shared writers a huge block is freed after its transaction commits
-// (runtime/transaction.cpp), by writes no persist covers until close, so a
-// power failure in between leaks the block; the store check's count of
-// the object pod is then the only problem it may report. The ctest
-// registration asks for the exact check.
 #include "sample_common.hpp"
 
 #include <larder/check.hpp>
@@ -367,10 +360,6 @@ std::string check_objects(larder::store& s, const model& m, std::uint64_t seed, 
   return {};
 }
 
-// Whether a block freed after its transaction's commit may be leaked.
-bool g_leak_after_commit_allowed = true;
-constexpr const char* kObjectPodProblem = "1 problems in the store: the object pod holds ";
-
 // Why the pods' bytes in use are not exactly the objects' blocks (the
 // object pod) and what an uncrashed store holds (every other pod); empty
 // when they are.
@@ -381,10 +370,6 @@ std::string pod_differences(const pod_bytes& found, const pod_bytes& uncrashed, 
   for (const std::string& name : names) {
     std::size_t have = found.count(name) ? found.at(name) : 0;
     std::size_t want = name == kObjectPod ? object_blocks : uncrashed.count(name) ? uncrashed.at(name) : 0;
-    if (have > want && name == kObjectPod && g_leak_after_commit_allowed) {
-      std::printf("leaked after a commit: %zu bytes of the object pod\n", have - want);
-      continue;
-    }
     if (have != want)
       return "pod " + name + " has " + std::to_string(have) + " bytes in use; " + std::to_string(want) +
              " expected (" + (name == kObjectPod ? "the blocks of the store's objects" : "what an uncrashed store holds") +
@@ -419,9 +404,7 @@ void check(const sample::arguments& a) {
   }
   // Before this client's gets add reference rows of its own.
   pod_bytes found = bytes_by_pod(s.owner());
-  status checked = s.check();
-  bool leak_only = g_leak_after_commit_allowed && checked.message().starts_with(kObjectPodProblem);
-  if (!checked.ok() && !leak_only) sample::fail("store check: %s", checked.to_string().c_str());
+  if (status checked = s.check(); !checked.ok()) sample::fail("store check: %s", checked.to_string().c_str());
   std::vector<larder::object_info> listed;
   larder::throw_if_error(s.list(&listed));
   // The operation in flight at the crash may have happened.
@@ -438,7 +421,7 @@ void check(const sample::arguments& a) {
   }
   if (!why.empty())
     sample::fail("after %llu acknowledged operations: %s", static_cast<unsigned long long>(acknowledged), why.c_str());
-  if (status st = s.check(); !st.ok() && !(leak_only && st.message() == checked.message()))
+  if (status st = s.check(); !st.ok())
     sample::fail("store check after reading back: %s", st.to_string().c_str());
   larder::throw_if_error(s.close());
   larder::check_report report;
@@ -451,14 +434,7 @@ void check(const sample::arguments& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sample::arguments a = sample::parse(argc > 3 ? 3 : argc, argv);
-  if (argc > 3) {
-    if (std::strcmp(argv[3], "no-leak-after-commit") != 0) {
-      std::fprintf(stderr, "usage: %s [OPERATIONS [SEED [no-leak-after-commit]]]\n", argv[0]);
-      return 2;
-    }
-    g_leak_after_commit_allowed = false;
-  }
+  sample::arguments a = sample::parse(argc, argv);
   try {
     switch (larder::crashtest::current_phase()) {
       case larder::crashtest::phase::run: run(a); return 0;
@@ -470,8 +446,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr,
-               "%s: a crash-test sample; run it with\n  larder crashtest -- %s [OPERATIONS [SEED "
-               "[no-leak-after-commit]]]\n",
+               "%s: a crash-test sample; run it with\n  larder crashtest -- %s [OPERATIONS [SEED]]\n",
                argv[0], argv[0]);
   return 2;
 }
