@@ -21,14 +21,17 @@ namespace {
 // notification that may never come.
 //
 // Not inside a transaction on a heap with shared writers, which cannot fold
-// those frees in (page_collect): requeued, the page would come round again
-// in the same walk, no fuller, for ever. It waits for the next free.
+// those frees in (page_collect), nor while a transaction's pushes hold the
+// fold off (fold_gate): requeued, the page would come round again in the
+// same walk, no fuller, for ever. It waits for the next free (or the end
+// of those pushes, which the owner is told of).
 void set_full(local_heap* h, page* pg) {
   set_flag(pg, kPageInFull);
   full_push(h, pg);
   set_delay_state(pg, kUseDelayed);
   if (metadata_logged() && segment_of(pg)->client != layout::kNoClient) return;
-  if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr) page_unfull(h, pg);
+  if (remote_list(pg->xthread_free.load(std::memory_order_acquire)) != nullptr && fold_gate::may_open(pg))
+    page_unfull(h, pg);
 }
 
 // Makes `pg` (just taken from the arena) the heap's own.
@@ -70,6 +73,7 @@ page* find_free_page(local_heap* h, std::size_t bin) {
     set_full(h, pg);  // an abandoned page that is still full
     if ((pg->flags.load(std::memory_order_relaxed) & kPageInFull) == 0) {
       page_collect(pg);  // frees arrived meanwhile and set_full queued it
+      if (pg->free == nullptr) continue;  // pushes hold the fold off again: it stays queued
       queue_remove(h, bin, pg);
       queue_push_front(h, bin, pg);
       return pg;
@@ -299,9 +303,10 @@ void end_pushes(region* r, void* block_address, std::uint32_t lane) noexcept {
   r->note_foreign_free(__atomic_load_n(&s->client, __ATOMIC_ACQUIRE));
 }
 
-bool take_back_push(void* block_address) noexcept {
+bool take_back_push(void* block_address, void** relinked) noexcept {
   auto* b = static_cast<block*>(block_address);
   page* pg = page_of(segment_of(b), b);
+  *relinked = nullptr;
   std::uintptr_t tf = pg->xthread_free.load(std::memory_order_acquire);
   for (;;) {
     block* head = remote_list(tf);
@@ -319,10 +324,15 @@ bool take_back_push(void* block_address) noexcept {
     for (unsigned steps = 0; before != nullptr && before->next != b; ++steps)
       before = steps < 4096 ? before->next : nullptr;
     if (before == nullptr) return false;
-    before->next = b->next;
+    // The count first: a kill between the two steps then leaves the block
+    // on the list uncounted (the page's count of blocks in use stays one
+    // high, a leak), never counted and gone (one low: a live block's page
+    // could be given back).
     while (!pg->xthread_free.compare_exchange_weak(tf, tf - (std::uintptr_t{1} << kRemoteCountShift),
                                                    std::memory_order_acq_rel, std::memory_order_acquire)) {
     }
+    before->next = b->next;
+    *relinked = before;
     return true;
   }
 }

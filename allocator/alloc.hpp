@@ -60,12 +60,13 @@ void collect_foreign_frees(region* r) noexcept;
 //   it in until end_pushes (`lane`: the transaction's undo-log lane);
 // - end_pushes: once the transaction ended (or, for a dead client's lane,
 //   was recovered), lets the owner fold the segment's pages again;
-// - take_back_push: a rollback takes the block back off the list; false
-//   when it is not there.
+// - take_back_push: a rollback takes the block back off the list (false
+//   when it is not there); *relinked: the block whose link it rewrote, or
+//   nullptr (the page's remote-list word changes either way).
 void* pushed_block(void* p) noexcept;
 void push_in_transaction(region* r, void* block_address, std::uint32_t lane) noexcept;
 void end_pushes(region* r, void* block_address, std::uint32_t lane) noexcept;
-bool take_back_push(void* block_address) noexcept;
+bool take_back_push(void* block_address, void** relinked) noexcept;
 // Pushes the calling thread's batched remote frees to their page.
 void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.

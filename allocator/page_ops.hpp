@@ -70,6 +70,10 @@ struct fold_gate {
     pg->folding.store(0, std::memory_order_release);
     return false;
   }
+  // Whether open(pg) may succeed now (a cheap look, no promise).
+  static bool may_open(const page* pg) noexcept {
+    return segment_of(pg)->pending_pushes.load(std::memory_order_relaxed) == 0;
+  }
   static void close(page* pg) noexcept {
     if (pg->folding.load(std::memory_order_relaxed) != 0) pg->folding.store(0, std::memory_order_release);
   }

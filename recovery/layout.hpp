@@ -189,7 +189,7 @@ inline constexpr std::uint32_t kNoClient = 0;
 inline constexpr std::uint64_t kSharedMagic = 0x445248535244524Cull;
 // The layout of shared_writers_record and what its fields mean to the
 // clients attached at once; a client of another version refuses to attach.
-inline constexpr std::uint32_t kSharedVersion = 1;
+inline constexpr std::uint32_t kSharedVersion = 2;  // 2: frees pushed inside transactions (format 1.7)
 enum client_state : std::uint32_t { kClientFree = 0, kClientAttached = 1 };
 struct client_record {
   std::int32_t pid;

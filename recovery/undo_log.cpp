@@ -357,7 +357,7 @@ status roll_back_lane(layout::lane_record* lane, const lane_scan& scan, persist_
     if (it->header->kind == kRecordRemotePush) {
       // Not on the list: the client died between logging the push and
       // making it.
-      (void)shared->take_back_push(it->header->address);
+      (void)shared->take_back_push(it->header->address, &restored);
       continue;
     }
     auto* target = reinterpret_cast<std::uint8_t*>(it->header->address);

@@ -208,8 +208,10 @@ struct shared_rollback {
   // `before`, to leave.
   virtual void changed_since(std::uintptr_t start, const std::uint8_t* before, std::size_t size,
                              std::vector<range>* out) const = 0;
-  // Undoes a kRecordRemotePush; false when the block is not on the list.
-  virtual bool take_back_push(std::uintptr_t block) const = 0;
+  // Undoes a kRecordRemotePush, adding what it wrote to `written` (made
+  // durable with the rest of the rollback); false when the block is not
+  // on the list.
+  virtual bool take_back_push(std::uintptr_t block, std::vector<persist_range>* written) const = 0;
 
  protected:
   ~shared_rollback() = default;

@@ -53,7 +53,7 @@ status roll_back_lanes_of(heap_impl& impl, std::uint32_t client) {
       std::lock_guard guard(impl.region.claim_lock());
       if (status s = recovery::roll_back_lane(&lane, scan, *impl.domain, &shared); !s.ok()) return s;
     }
-    settle_after_commit_frees(impl.region.base(), meta, i, scan, [&impl](alloc::segment* head) {
+    settle_after_commit_frees(impl.region.base(), meta, i, scan, &impl.region, [&impl](alloc::segment* head) {
       // Nobody's transaction's: a rollback of the taker's must not undo it.
       alloc::metadata_sink_scope free_is_nobodys(nullptr);
       impl.region.release(head, head->span);
@@ -123,8 +123,12 @@ status claim_client_lane(heap_impl& impl, std::uint32_t* lane_index) {
     // Durable: after a power failure, recovery must still know the lane's
     // transactions for a shared writer's (shared_lane_rollback).
     if (int err = impl.domain->persist(&lane.owner_client, offsetof(layout::lane_record, unused) -
-                                                              offsetof(layout::lane_record, owner_client)))
+                                                              offsetof(layout::lane_record, owner_client))) {
+      lane.owner_client = layout::kNoClient;
+      lane.owner_pid = 0;
+      lane.owner_start_ticks = 0;
       return status::from_errno(err, "recording the owner of an undo-log lane");
+    }
     // Every number below the limit may have been handed out before.
     impl.next_seq[i] = std::max(lane.seq_limit, recovery::committed_seq(lane) + 1);
     impl.client_lanes[i].store(true, std::memory_order_release);
@@ -175,9 +179,12 @@ void shared_lane_rollback::changed_since(std::uintptr_t start, const std::uint8_
       std::memcpy(&logged, before + (at - start), kEntry);
       std::size_t index = (at - table) / kEntry;
       std::uint32_t now = __atomic_load_n(&meta_->segments[index], __ATOMIC_ACQUIRE);
-      if (now == logged) continue;
-      std::uint32_t named = entry_client(index);
-      if (named != layout::kNoClient && named != client_) out->push_back({at, kEntry});
+      // Changed since: written back only where the segment is provably the
+      // dead client's own (its transaction took it); anything else (a
+      // segment another client took, an undo-log extent, a segment whose
+      // dead owner was disowned first) was changed by the others.
+      if (now != logged && (client_ == layout::kNoClient || entry_client(index) != client_))
+        out->push_back({at, kEntry});
     }
   }
   std::uintptr_t segment = start & ~(layout::kSegmentSize - 1);
@@ -191,19 +198,29 @@ void shared_lane_rollback::changed_since(std::uintptr_t start, const std::uint8_
   }
 }
 
-bool shared_lane_rollback::take_back_push(std::uintptr_t block) const {
-  if (pages_segment(block) == nullptr || (block & (alignof(std::max_align_t) - 1)) != 0) return false;
-  return alloc::take_back_push(reinterpret_cast<void*>(block));
+bool shared_lane_rollback::take_back_push(std::uintptr_t block, std::vector<recovery::persist_range>* written) const {
+  alloc::segment* s = pages_segment(block);
+  if (s == nullptr || (block & (alignof(std::max_align_t) - 1)) != 0) return false;
+  void* relinked = nullptr;
+  if (!alloc::take_back_push(reinterpret_cast<void*>(block), &relinked)) return false;
+  alloc::page* pg = alloc::page_of(s, reinterpret_cast<void*>(block));
+  written->push_back({&pg->xthread_free, sizeof(pg->xthread_free)});
+  if (relinked != nullptr) written->push_back({relinked, sizeof(void*)});
+  return true;
 }
 
 void settle_after_commit_frees(std::uintptr_t base, layout::heap_meta* meta, std::uint32_t lane,
-                               const recovery::lane_scan& scan, const std::function<void(alloc::segment*)>& free_huge) {
+                               const recovery::lane_scan& scan, alloc::region* owners,
+                               const std::function<void(alloc::segment*)>& free_huge) {
   shared_lane_rollback where(base, meta, layout::kNoClient);
   for (const recovery::found_record& r : scan.records) {
     std::uintptr_t address = r.header->address;
     if (r.header->kind == recovery::kRecordRemotePush) {
-      if (alloc::segment* s = where.pages_segment(address))
+      if (alloc::segment* s = where.pages_segment(address)) {
         s->pending_pushes.fetch_and(~(std::uint64_t{1} << lane), std::memory_order_release);
+        // The owner may have looked while the bit held it off.
+        if (owners != nullptr) owners->note_foreign_free(__atomic_load_n(&s->client, __ATOMIC_ACQUIRE));
+      }
     } else if (r.header->kind == recovery::kRecordHugeFree) {
       // Still marked: freed by nobody since the commit (a free takes the
       // header away, and a new use of the segment starts it afresh).

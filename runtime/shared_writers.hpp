@@ -23,6 +23,7 @@ namespace larder {
 
 namespace alloc {
 struct segment;
+class region;
 }
 
 class heap_impl;
@@ -33,11 +34,13 @@ class heap_impl;
 // - the remote-free lists of the pages (pushed to by atomic exchange; the
 //   dead client's own transactions never take from them, see page_collect);
 // - segments_high, which only grows;
-// - a segment-table entry that no longer holds its logged image and names
-//   a segment of another client: the dead client logged it, under the
-//   region lock, to take a free segment, and died before it did; the next
-//   holder of the lock took the segment. (A transaction never gives a
-//   segment back to the table before its commit: pod_arena::release_slices.)
+// - a segment-table entry that no longer holds its logged image, unless it
+//   names a segment of the dead client: the dead client logged it, under
+//   the region lock, to take a free segment, and died before it did; the
+//   next holder of the lock took the segment (for its pages, a huge block
+//   or an undo log). A transaction never gives a segment back to the table
+//   before its commit (pod_arena::release_slices), so a changed entry that
+//   names no client was never the dead client's to restore.
 // What the transaction pushed onto remote lists it takes back off.
 class shared_lane_rollback final : public recovery::shared_rollback {
  public:
@@ -46,7 +49,7 @@ class shared_lane_rollback final : public recovery::shared_rollback {
       : base_(base), meta_(meta), client_(client) {}
   void changed_since(std::uintptr_t start, const std::uint8_t* before, std::size_t size,
                      std::vector<range>* out) const override;
-  bool take_back_push(std::uintptr_t block) const override;
+  bool take_back_push(std::uintptr_t block, std::vector<recovery::persist_range>* written) const override;
   // The pages segment holding `address`, or nullptr.
   alloc::segment* pages_segment(std::uintptr_t address) const noexcept;
 
@@ -60,11 +63,13 @@ class shared_lane_rollback final : public recovery::shared_rollback {
 
 // Once a lane of a client that is gone has been rolled back (or found
 // committed): lets owners fold in what its last transaction pushed onto
-// their remote lists again, and frees the huge blocks it freed at its
-// commit that are still marked with its lane (free_huge: the segment
-// table's way of freeing a head segment and its tails).
+// their remote lists again (telling them through `owners`, when clients
+// run), and frees the huge blocks it freed at its commit that are still
+// marked with its lane (free_huge: the segment table's way of freeing a
+// head segment and its tails).
 void settle_after_commit_frees(std::uintptr_t base, layout::heap_meta* meta, std::uint32_t lane,
-                               const recovery::lane_scan& scan, const std::function<void(alloc::segment*)>& free_huge);
+                               const recovery::lane_scan& scan, alloc::region* owners,
+                               const std::function<void(alloc::segment*)>& free_huge);
 
 // What makes two builds disagree about the shared record: its version,
 // its size, the lock's layout in this C library, the heap layout.

@@ -193,7 +193,7 @@ int log_shared_frees(transaction_state* tx) {
     if (int err = tx->log_intent(recovery::kRecordRemotePush, b)) return err;
   }
   for (void* p : tx->free_after_commit) {
-    alloc::segment* head = alloc::segment_of(p);
+    alloc::segment* head = tx->impl->region.head_segment(p);
     auto mark = reinterpret_cast<std::uintptr_t>(&head->freeing_lane);
     if (int err = tx->log_range(mark, sizeof(head->freeing_lane), false, true)) return err;
     if (int err = tx->log_intent(recovery::kRecordHugeFree, head)) return err;
@@ -205,7 +205,7 @@ int log_shared_frees(transaction_state* tx) {
 // made durable with the transaction's data.
 void make_shared_frees(transaction_state* tx) {
   for (void* p : tx->free_after_commit) {
-    alloc::segment* head = alloc::segment_of(p);
+    alloc::segment* head = tx->impl->region.head_segment(p);
     head->freeing_lane = tx->lane + 1;
     tx->data.push_back({&head->freeing_lane, sizeof(head->freeing_lane)});
   }
@@ -223,7 +223,7 @@ void finish_shared_frees(transaction_state* tx) {
   heap_impl& impl = *tx->impl;
   engine_vector<recovery::persist_range> entries;
   for (void* p : tx->free_after_commit) {
-    alloc::segment* head = alloc::segment_of(p);
+    alloc::segment* head = impl.region.head_segment(p);
     std::size_t first = impl.region.segment_index(head);
     std::size_t span = head->span;
     alloc::free_generic(p);

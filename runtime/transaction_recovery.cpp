@@ -78,7 +78,7 @@ status recover_transactions(heap_impl& impl) {
     if (shared_lane) {
       // Its client is gone, and so is every other: the region is not set
       // up, so a huge block goes back the way region::release gives it.
-      settle_after_commit_frees(base, meta, i, scan, [&](alloc::segment* head) {
+      settle_after_commit_frees(base, meta, i, scan, nullptr, [&](alloc::segment* head) {
         std::size_t first = (reinterpret_cast<std::uintptr_t>(head) - base) >> layout::kSegmentShift;
         std::size_t end = std::min<std::size_t>(first + head->span, segments);
         for (std::size_t k = first; k < end; ++k) meta->segments[k] = layout::kSegmentFree;

@@ -188,7 +188,8 @@ status store::open(heap& h, const store_options& options, store* out) {
       if (header->locks_session != session) {
         st = fresh_locks(header);
         if (st.ok()) st = settle_new_run(*s);
-        header->locks_session = session;
+        // Half settled, the next opener of the run settles it again.
+        if (st.ok()) header->locks_session = session;
       }
     } else if (first) {
       st = fresh_locks(header);
