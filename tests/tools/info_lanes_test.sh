@@ -8,16 +8,13 @@
 set -eu
 tool=$1
 writer=$2
-dir=$(mktemp -d /tmp/larder-info-XXXXXX)
-pid=
-trap 'if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
+# shellcheck source=tool_test_lib.sh
+. "$(dirname "$0")/tool_test_lib.sh"
 heap=$dir/lanes.heap
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # holds PYTHON_EXPRESSION: true when it holds for `d`, the JSON of `larder info --json HEAP`.
 holds() {
   "$tool" info --json "$heap" > "$dir/info.json"
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-    "$dir/info.json" "$1"
+  json_holds "$dir/info.json" "$1"
 }
 
 "$tool" create "$heap" > /dev/null
@@ -32,15 +29,14 @@ closed=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["last_
 # A writer killed inside a transaction.
 "$writer" "$heap" > "$dir/writer.out" &
 pid=$!
+pids=$pid
 tries=0
 until grep -q "in transaction" "$dir/writer.out"; do
   tries=$((tries + 1))
   [ "$tries" -lt 400 ] || fail "the writer did not reach its transaction"
   sleep 0.05
 done
-kill -9 "$pid"
-wait "$pid" 2> /dev/null || true
-pid=
+stop "$pid"
 holds '([l["state"] for l in d["lanes"]].count("pending transaction") == 1 and
         all(l["pending_records"] > 0 and l["pending_bytes"] > 0 for l in d["lanes"] if l["state"] != "clean"))' ||
   fail "the killed writer's lane should hold a pending transaction: $(cat "$dir/info.json")"
