@@ -108,74 +108,82 @@ status store::get_fields(const object_id& id, std::span<const std::string_view> 
   return {};
 }
 
-status store::update_fields(const object_id& id, std::span<const field> fields) {
-  return run_operation(*this, {}, [&](store_impl& s) -> status {
-    std::size_t ignored = 0;
-    if (status st = validate_fields(fields, &ignored); !st.ok()) return st;
-    // A version another client sealed between our get and our lock is merged
-    // into on the next round: concurrent updates all land, none is lost.
-    for (;;) {
-      object_view view;
-      if (status st = get(id, &view); !st.ok()) return st;
-      auto* old = reinterpret_cast<object_header*>(const_cast<std::byte*>(view.data.data()) - sizeof(object_header));
-      std::vector<field> merged;
-      status result = read_fields(view, &merged);
-      std::size_t size = 0;
-      if (result.ok()) {
-        for (const field& f : fields) {
-          bool replaced = false;
-          for (field& m : merged)
-            if (m.name == f.name) m.value = f.value, replaced = true;
-          if (!replaced) merged.push_back(f);
-        }
-        result = validate_fields(merged, &size);
+namespace {
+
+// update_fields inside its operation: merges `fields` into the object's
+// latest version and seals the result as the next one.
+status merge_fields(store& handle, store_impl& s, const object_id& id, std::span<const field> fields) {
+  std::size_t ignored = 0;
+  if (status st = validate_fields(fields, &ignored); !st.ok()) return st;
+  // A version another client sealed between our get and our lock is merged
+  // into on the next round: concurrent updates all land, none is lost.
+  for (;;) {
+    object_view view;
+    if (status st = handle.get(id, &view); !st.ok()) return st;
+    auto* old = reinterpret_cast<object_header*>(const_cast<std::byte*>(view.data.data()) - sizeof(object_header));
+    std::vector<field> merged;
+    status result = read_fields(view, &merged);
+    std::size_t size = 0;
+    if (result.ok()) {
+      for (const field& f : fields) {
+        bool replaced = false;
+        for (field& m : merged)
+          if (m.name == f.name) m.value = f.value, replaced = true;
+        if (!replaced) merged.push_back(f);
       }
-      std::uint64_t hash = old->hash;
-      index_stripe& stripe = stripe_of(s.header, hash);
-      notification_entry note{};
-      bool superseded = false;
-      if (result.ok()) {
-        stripe_lock lock(s, stripe);
-        result = lock.result();
-        std::uintptr_t* slot = result.ok() ? find_slot(stripe, hash, id) : nullptr;
-        if (result.ok() && slot == nullptr) result = status(errc::not_found, "object " + id.text());
-        superseded = result.ok() && slot_object(*slot) != old;
-        store_tx tx(s);
-        if (result.ok() && !superseded) result = tx.begin();
-        object_header* o = nullptr;
-        if (result.ok() && !superseded) {
-          o = static_cast<object_header*>(tx.allocate(s.object_pod, sizeof(object_header) + size));
-          if (o == nullptr) result = status(errc::store_full, "updating object " + id.text());
-        }
-        if (o != nullptr) {
-          std::memcpy(static_cast<void*>(o), static_cast<const void*>(old), sizeof(object_header));
-          o->refcount.store(0);
-          o->creator = static_cast<std::uint16_t>(s.client);
-          o->data_size = size;
-          o->metadata_size = 0;
-          o->last_use.store(s.header->clock.fetch_add(1));
-          write_fields(merged, reinterpret_cast<std::byte*>(o->data()));
-          // The old version leaves the index with the new one's arrival, both
-          // in the transaction; our own reference keeps it until released.
-          result = tx.snapshot(&old->state, sizeof(old->state));
-          if (result.ok()) {
-            old->state.store(kDeleting);
-            result = insert_object(s, tx, stripe, o);
-          }
-          if (result.ok() && s.kill_point()) result = stopped_status();
-          if (result.ok()) result = tx.commit();
-          if (result.ok()) note = note_of(o, 1);
-        }
-      }
-      if (s.stopped) return result;
-      // Dropping our reference removes the old version if nobody else reads it.
-      status released = release(id);
-      if (result.ok() && !released.ok() && !released.is(errc::not_found)) return released;
-      if (superseded) continue;
-      if (result.ok()) announce_seal(s, note);
-      return result;
+      result = validate_fields(merged, &size);
     }
-  });
+    std::uint64_t hash = old->hash;
+    index_stripe& stripe = stripe_of(s.header, hash);
+    notification_entry note{};
+    bool superseded = false;
+    if (result.ok()) {
+      stripe_lock lock(s, stripe);
+      result = lock.result();
+      std::uintptr_t* slot = result.ok() ? find_slot(stripe, hash, id) : nullptr;
+      if (result.ok() && slot == nullptr) result = status(errc::not_found, "object " + id.text());
+      superseded = result.ok() && slot_object(*slot) != old;
+      store_tx tx(s);
+      if (result.ok() && !superseded) result = tx.begin();
+      object_header* o = nullptr;
+      if (result.ok() && !superseded) {
+        o = static_cast<object_header*>(tx.allocate(s.object_pod, sizeof(object_header) + size));
+        if (o == nullptr) result = status(errc::store_full, "updating object " + id.text());
+      }
+      if (o != nullptr) {
+        std::memcpy(static_cast<void*>(o), static_cast<const void*>(old), sizeof(object_header));
+        o->refcount.store(0);
+        o->creator = static_cast<std::uint16_t>(s.client);
+        o->data_size = size;
+        o->metadata_size = 0;
+        o->last_use.store(s.header->clock.fetch_add(1));
+        write_fields(merged, reinterpret_cast<std::byte*>(o->data()));
+        // The old version leaves the index with the new one's arrival, both
+        // in the transaction; our own reference keeps it until released.
+        result = tx.snapshot(&old->state, sizeof(old->state));
+        if (result.ok()) {
+          old->state.store(kDeleting);
+          result = insert_object(s, tx, stripe, o);
+        }
+        if (result.ok() && s.kill_point()) result = stopped_status();
+        if (result.ok()) result = tx.commit();
+        if (result.ok()) note = note_of(o, 1);
+      }
+    }
+    if (s.stopped) return result;
+    // Dropping our reference removes the old version if nobody else reads it.
+    status released = handle.release(id);
+    if (result.ok() && !released.ok() && !released.is(errc::not_found)) return released;
+    if (superseded) continue;
+    if (result.ok()) announce_seal(s, note);
+    return result;
+  }
+}
+
+}  // namespace
+
+status store::update_fields(const object_id& id, std::span<const field> fields) {
+  return run_operation(*this, {}, [&](store_impl& s) { return merge_fields(*this, s, id, fields); });
 }
 
 }  // namespace larder

@@ -193,54 +193,63 @@ status store::get(const object_id& id, std::int64_t timeout_ms, object_view* out
   return st;
 }
 
-status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::vector<object_view>* out) {
-  return run_operation(*this, ids, [&](store_impl& s) -> status {
+namespace {
+
+// get(ids, timeout_ms) inside its operation: takes a reference to each
+// object as it is sealed, until all are or the time is up.
+status wait_and_get(store& handle, store_impl& s, std::span<const object_id> ids, std::int64_t timeout_ms,
+                    std::vector<object_view>* out) {
+  out->assign(ids.size(), object_view{});
+  using clock = std::chrono::steady_clock;
+  auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+  std::size_t missing = ids.size();
+  bool recovered = false;
+  s.header->waiters.fetch_add(1);
+  status result;
+  for (;;) {
+    std::uint32_t seq = s.header->seal_seq.load();
+    for (std::size_t i = 0; i < ids.size() && result.ok(); ++i) {
+      if ((*out)[i].valid()) continue;
+      status st = get_now(s, ids[i], &(*out)[i]);
+      if (st.ok()) {
+        missing -= 1;
+      } else if (!st.is(errc::not_found) && !st.is(errc::not_sealed)) {
+        result = st;
+      }
+    }
+    if (!result.ok() || missing == 0) break;
+    std::int64_t left_ns = -1;
+    if (timeout_ms >= 0) {
+      left_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now()).count();
+      if (left_ns <= 0) {
+        // A failed wait is one of the moments to look for dead clients:
+        // one may have died holding what we wait for.
+        if (!recovered) {
+          recovered = true;
+          s.header->waiters.fetch_sub(1);
+          if (status st = handle.recover(); !st.ok()) return st;
+          s.header->waiters.fetch_add(1);
+          continue;
+        }
+        result = status(errc::timed_out, std::to_string(missing) + " of " + std::to_string(ids.size()) + " objects");
+        break;
+      }
+    }
+    port::futex_wait(&s.header->seal_seq, seq, left_ns);
+  }
+  s.header->waiters.fetch_sub(1);
+  if (!result.ok() && !result.is(errc::timed_out)) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if ((*out)[i].valid()) (void)handle.release(ids[i]);
     out->assign(ids.size(), object_view{});
-    using clock = std::chrono::steady_clock;
-    auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
-    std::size_t missing = ids.size();
-    bool recovered = false;
-    s.header->waiters.fetch_add(1);
-    status result;
-    for (;;) {
-      std::uint32_t seq = s.header->seal_seq.load();
-      for (std::size_t i = 0; i < ids.size() && result.ok(); ++i) {
-        if ((*out)[i].valid()) continue;
-        status st = get_now(s, ids[i], &(*out)[i]);
-        if (st.ok()) {
-          missing -= 1;
-        } else if (!st.is(errc::not_found) && !st.is(errc::not_sealed)) {
-          result = st;
-        }
-      }
-      if (!result.ok() || missing == 0) break;
-      std::int64_t left_ns = -1;
-      if (timeout_ms >= 0) {
-        left_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - clock::now()).count();
-        if (left_ns <= 0) {
-          // A failed wait is one of the moments to look for dead clients:
-          // one may have died holding what we wait for.
-          if (!recovered) {
-            recovered = true;
-            s.header->waiters.fetch_sub(1);
-            if (status st = recover(); !st.ok()) return st;
-            s.header->waiters.fetch_add(1);
-            continue;
-          }
-          result = status(errc::timed_out, std::to_string(missing) + " of " + std::to_string(ids.size()) + " objects");
-          break;
-        }
-      }
-      port::futex_wait(&s.header->seal_seq, seq, left_ns);
-    }
-    s.header->waiters.fetch_sub(1);
-    if (!result.ok() && !result.is(errc::timed_out)) {
-      for (std::size_t i = 0; i < ids.size(); ++i)
-        if ((*out)[i].valid()) (void)release(ids[i]);
-      out->assign(ids.size(), object_view{});
-    }
-    return result;
-  });
+  }
+  return result;
+}
+
+}  // namespace
+
+status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::vector<object_view>* out) {
+  return run_operation(*this, ids, [&](store_impl& s) { return wait_and_get(*this, s, ids, timeout_ms, out); });
 }
 
 status store::release(const object_id& id) {
