@@ -119,7 +119,7 @@ status store_internal::store_enter(store& handle) {
 }
 
 status store::create(const object_id& id, std::size_t data_size, std::size_t metadata_size, object_buffer* out) {
-  return run_operation(*this, std::span<const object_id>(&id, 1), [&](store_impl& s) -> status {
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) -> status {
     constexpr std::size_t kMost = std::numeric_limits<std::size_t>::max() / 4;
     if (data_size > kMost || metadata_size > kMost) return status(errc::invalid_argument, "an object size too large");
     object_header* o = nullptr;
@@ -139,7 +139,7 @@ status store::create(const object_id& id, std::size_t data_size, std::size_t met
 }
 
 status store::seal(const object_id& id) {
-  return run_operation(*this, std::span<const object_id>(&id, 1), [&](store_impl& s) -> status {
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) -> status {
     notification_entry note;
     status st = with_stripe(s, id, [&](index_stripe& stripe, std::uint64_t hash) -> status {
       object_header* o = find_object(stripe, hash, id);
@@ -182,8 +182,7 @@ status store::abort(const object_id& id) {
 }
 
 status store::get(const object_id& id, object_view* out) {
-  return run_operation(*this, std::span<const object_id>(&id, 1),
-                       [&](store_impl& s) { return get_now(s, id, out); });
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) { return get_now(s, id, out); });
 }
 
 status store::get(const object_id& id, std::int64_t timeout_ms, object_view* out) {

@@ -115,7 +115,7 @@ status with_stripe(store_impl& s, const object_id& id, Body&& body) {
 // An operation on the one object `id`: body(s, stripe, hash), its stripe held.
 template <class Body>
 status run_on_object(store& handle, const object_id& id, Body&& body) {
-  return run_operation(handle, std::span<const object_id>(&id, 1), [&](store_impl& s) {
+  return run_operation(handle, std::span(&id, 1), [&](store_impl& s) {
     return with_stripe(s, id, [&](index_stripe& stripe, std::uint64_t hash) { return body(s, stripe, hash); });
   });
 }
