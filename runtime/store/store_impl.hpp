@@ -1,5 +1,6 @@
 // The object store's internals shared by its files: a handle's state
-// (store_impl), the stripe lock, the store's transactions, the index
+// (store_impl), the frame every operation runs in (run_operation,
+// run_on_object), the stripe lock, the store's transactions, the index
 // (index.cpp), the clients' reference rows (client_refs.cpp), object
 // removal, eviction, notifications and recovery (recover.cpp).
 #pragma once
