@@ -4,32 +4,32 @@
 
 namespace larder_bench {
 
+namespace {
+
+[[maybe_unused]] std::unique_ptr<store_service> left_out(std::string* why, const char* reason) {
+  *why = reason;
+  return nullptr;
+}
+
+}  // namespace
+
 #ifndef LARDER_BENCH_HAVE_REDIS
 std::unique_ptr<store_service> make_redis_service(unsigned /*pipeline_depth*/, std::string* why) {
-  *why = "built without hiredis (install libhiredis-dev and reconfigure)";
-  return nullptr;
+  return left_out(why, "built without hiredis (install libhiredis-dev and reconfigure)");
 }
 #endif
 
 #ifndef LARDER_BENCH_HAVE_MEMCACHED
 std::unique_ptr<store_service> make_memcached_service(std::string* why) {
-  *why = "built without libmemcached (install libmemcached-dev and reconfigure)";
-  return nullptr;
+  return left_out(why, "built without libmemcached (install libmemcached-dev and reconfigure)");
 }
 #endif
 
 #ifndef LARDER_BENCH_HAVE_LIGHTNING
 std::unique_ptr<store_service> make_lightning_service(std::string* why) {
-  *why = "built without Lightning (build it with bench/lightning/build.sh and configure with "
-         "-DLARDER_BENCH_LIGHTNING_DIR=its build folder)";
-  return nullptr;
-}
-#endif
-
-#ifndef LARDER_BENCH_HAVE_LARDER_STORE
-std::unique_ptr<store_service> make_larder_service(std::string* why) {
-  *why = "larder's object store (include/larder/store.hpp, bench/store_backend_larder.cpp) is not built yet";
-  return nullptr;
+  return left_out(why,
+                  "built without Lightning (build it with bench/lightning/build.sh and configure with "
+                  "-DLARDER_BENCH_LIGHTNING_DIR=its build folder)");
 }
 #endif
 

@@ -25,39 +25,43 @@ namespace {
 constexpr std::size_t kBatch = 1024;
 constexpr std::size_t kObjectSize = 1024;
 
-larder::store open_store(benchmark::State& state) {
-  larder::store_options options;
-  options.heap.reserve = std::size_t{16} << 30;
-  if (state.range(0) == 1) {
-    options.heap.kind = larder::backing::shm;
-    options.heap.name = "/larder-store-bench-" + std::to_string(::getpid());
-    options.heap.mode = larder::open_mode::create;
-  } else {
-    options.heap.kind = larder::backing::anonymous;
+// The store of one run, on an anonymous heap (/0) or on a shm heap (/1)
+// that is removed when the run ends. A run that cannot open it is skipped.
+class run_store : public larder::store {
+ public:
+  explicit run_store(benchmark::State& state) {
+    larder::store_options options;
+    options.heap.reserve = std::size_t{16} << 30;
+    if (state.range(0) == 1) {
+      shm_name_ = "/larder-store-bench-" + std::to_string(::getpid());
+      options.heap.kind = larder::backing::shm;
+      options.heap.name = shm_name_;
+      options.heap.mode = larder::open_mode::create;
+    } else {
+      options.heap.kind = larder::backing::anonymous;
+    }
+    if (larder::status st = open(options, this); !st.ok()) state.SkipWithError(st.to_string().c_str());
   }
-  larder::store s;
-  if (larder::status st = larder::store::open(options, &s); !st.ok()) {
-    state.SkipWithError(st.to_string().c_str());
+  ~run_store() {
+    if (!is_open()) return;
+    (void)close();
+    if (!shm_name_.empty()) (void)larder::heap::remove(larder::backing::shm, shm_name_);
   }
-  return s;
-}
 
-void close_store(benchmark::State& state, larder::store& s) {
-  if (!s.is_open()) return;
-  larder::heap_options where;
-  bool shm = state.range(0) == 1;
-  std::string name = "/larder-store-bench-" + std::to_string(::getpid());
-  (void)s.close();
-  if (shm) (void)larder::heap::remove(larder::backing::shm, name);
-}
+ private:
+  std::string shm_name_;  // empty on an anonymous heap
+};
 
-void make(larder::store& s, std::uint64_t id) {
+// Makes a sealed 1 KiB object; returns its id.
+larder::object_id make(larder::store& s, std::uint64_t id) {
+  larder::object_id oid(id);
   larder::object_buffer b;
-  if (!s.create(larder::object_id(id), kObjectSize, 0, &b).ok() || !s.seal(larder::object_id(id)).ok()) std::abort();
+  if (!s.create(oid, kObjectSize, 0, &b).ok() || !s.seal(oid).ok()) std::abort();
+  return oid;
 }
 
 void BM_CreateSeal(benchmark::State& state) {
-  larder::store s = open_store(state);
+  run_store s(state);
   std::uint64_t id = 0;
   for (auto _ : state) {
     larder::object_buffer b;
@@ -69,13 +73,11 @@ void BM_CreateSeal(benchmark::State& state) {
       state.ResumeTiming();
     }
   }
-  close_store(state, s);
 }
 
 void BM_Get(benchmark::State& state) {
-  larder::store s = open_store(state);
-  make(s, 1);
-  larder::object_id oid(1);
+  run_store s(state);
+  larder::object_id oid = make(s, 1);
   std::uint64_t got = 0;
   for (auto _ : state) {
     larder::object_view v;
@@ -84,13 +86,11 @@ void BM_Get(benchmark::State& state) {
     ++got;
   }
   for (std::uint64_t i = 0; i < got; ++i) (void)s.release(oid);
-  close_store(state, s);
 }
 
 void BM_Release(benchmark::State& state) {
-  larder::store s = open_store(state);
-  make(s, 1);
-  larder::object_id oid(1);
+  run_store s(state);
+  larder::object_id oid = make(s, 1);
   std::size_t left = 0;
   for (auto _ : state) {
     if (left == 0) {
@@ -104,22 +104,19 @@ void BM_Release(benchmark::State& state) {
     --left;
   }
   for (; left > 0; --left) (void)s.release(oid);
-  close_store(state, s);
 }
 
 void BM_GetRelease(benchmark::State& state) {
-  larder::store s = open_store(state);
-  make(s, 1);
-  larder::object_id oid(1);
+  run_store s(state);
+  larder::object_id oid = make(s, 1);
   for (auto _ : state) {
     larder::object_view v;
     if (!s.get(oid, &v).ok() || !s.release(oid).ok()) std::abort();
   }
-  close_store(state, s);
 }
 
 void BM_Delete(benchmark::State& state) {
-  larder::store s = open_store(state);
+  run_store s(state);
   std::uint64_t next = 0, to_delete = 0;
   for (auto _ : state) {
     if (to_delete == next) {
@@ -129,7 +126,6 @@ void BM_Delete(benchmark::State& state) {
     }
     if (!s.remove(larder::object_id(to_delete++)).ok()) std::abort();
   }
-  close_store(state, s);
 }
 
 // One store for every thread of BM_GetReleaseThreads; each thread opens a

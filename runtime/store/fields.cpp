@@ -108,17 +108,18 @@ status store::get_fields(const object_id& id, std::span<const std::string_view> 
   return {};
 }
 
-status store::update_fields(const object_id& id, std::span<const field> fields) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
+namespace {
+
+// update_fields inside its operation: merges `fields` into the object's
+// latest version and seals the result as the next one.
+status merge_fields(store& handle, store_impl& s, const object_id& id, std::span<const field> fields) {
   std::size_t ignored = 0;
   if (status st = validate_fields(fields, &ignored); !st.ok()) return st;
-  store_impl& s = *impl_;
   // A version another client sealed between our get and our lock is merged
   // into on the next round: concurrent updates all land, none is lost.
   for (;;) {
     object_view view;
-    if (status st = get(id, &view); !st.ok()) return st;
+    if (status st = handle.get(id, &view); !st.ok()) return st;
     auto* old = reinterpret_cast<object_header*>(const_cast<std::byte*>(view.data.data()) - sizeof(object_header));
     std::vector<field> merged;
     status result = read_fields(view, &merged);
@@ -171,16 +172,18 @@ status store::update_fields(const object_id& id, std::span<const field> fields) 
     }
     if (s.stopped) return result;
     // Dropping our reference removes the old version if nobody else reads it.
-    status released = release(id);
+    status released = handle.release(id);
     if (result.ok() && !released.ok() && !released.is(errc::not_found)) return released;
     if (superseded) continue;
-    if (result.ok()) {
-      s.header->seal_seq.fetch_add(1);
-      if (s.header->waiters.load() != 0) port::futex_wake_all(&s.header->seal_seq);
-      notify(s, note);
-    }
+    if (result.ok()) announce_seal(s, note);
     return result;
   }
+}
+
+}  // namespace
+
+status store::update_fields(const object_id& id, std::span<const field> fields) {
+  return run_operation(*this, {}, [&](store_impl& s) { return merge_fields(*this, s, id, fields); });
 }
 
 }  // namespace larder

@@ -30,6 +30,20 @@ std::uint64_t slot_start(std::uint64_t hash, std::uint64_t capacity) noexcept {
   return (hash >> 16) & (capacity - 1);
 }
 
+// The first slot on the probe path of `hash` whose object has `id` and
+// passes `wanted`, or nullptr.
+template <class Wanted>
+std::uintptr_t* probe(index_stripe& stripe, std::uint64_t hash, const object_id& id, Wanted&& wanted) noexcept {
+  std::uint64_t mask = stripe.capacity - 1;
+  for (std::uint64_t i = slot_start(hash, stripe.capacity);; i = (i + 1) & mask) {
+    std::uintptr_t v = stripe.slots[i];
+    if (v == kEmptySlot) return nullptr;
+    if (v == kTombstone || !slot_tag_matches(v, hash)) continue;
+    auto* o = slot_object(v);
+    if (o->hash == hash && same_id(o, id) && wanted(o)) return &stripe.slots[i];
+  }
+}
+
 void place(std::uintptr_t* slots, std::uint64_t capacity, object_header* object) noexcept {
   for (std::uint64_t i = slot_start(object->hash, capacity);; i = (i + 1) & (capacity - 1)) {
     if (slots[i] == kEmptySlot) {
@@ -157,28 +171,16 @@ status store_tx::commit() noexcept {
 // ---- the index ---------------------------------------------------------------
 
 std::uintptr_t* find_slot(index_stripe& stripe, std::uint64_t hash, const object_id& id) noexcept {
-  std::uint64_t mask = stripe.capacity - 1;
-  for (std::uint64_t i = slot_start(hash, stripe.capacity);; i = (i + 1) & mask) {
-    std::uintptr_t v = stripe.slots[i];
-    if (v == kEmptySlot) return nullptr;
-    if (v == kTombstone || !slot_tag_matches(v, hash)) continue;
-    auto* o = slot_object(v);
-    if (o->hash == hash && same_id(o, id) && o->state.load(std::memory_order_relaxed) != kDeleting)
-      return &stripe.slots[i];
-  }
+  return probe(stripe, hash, id,
+               [](const object_header* o) { return o->state.load(std::memory_order_relaxed) != kDeleting; });
 }
 
 std::uintptr_t* find_referenced_slot(index_stripe& stripe, std::uint64_t hash, const object_id& id,
                                      const ref_table& table) noexcept {
-  std::uint64_t mask = stripe.capacity - 1;
-  for (std::uint64_t i = slot_start(hash, stripe.capacity);; i = (i + 1) & mask) {
-    std::uintptr_t v = stripe.slots[i];
-    if (v == kEmptySlot) return nullptr;
-    if (v == kTombstone || !slot_tag_matches(v, hash)) continue;
-    auto* o = slot_object(v);
-    if (o->hash != hash || !same_id(o, id)) continue;
-    if (const ref_row* row = find_row(table, o); row != nullptr && row->count != 0) return &stripe.slots[i];
-  }
+  return probe(stripe, hash, id, [&](const object_header* o) {
+    const ref_row* row = find_row(table, o);
+    return row != nullptr && row->count != 0;
+  });
 }
 
 bool reachable(const index_stripe& stripe, std::uint64_t i) noexcept {

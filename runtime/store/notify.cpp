@@ -67,6 +67,12 @@ void notify(store_impl& s, const notification_entry& note) noexcept {
   }
 }
 
+void announce_seal(store_impl& s, const notification_entry& note) noexcept {
+  s.header->seal_seq.fetch_add(1);
+  if (s.header->waiters.load() != 0) port::futex_wake_all(&s.header->seal_seq);
+  notify(s, note);
+}
+
 void drop_subscriptions_of(store_impl& s, std::uint32_t client) noexcept {
   for (std::uint32_t i = 0; i < kSubscribers; ++i)
     if (s.header->subscribers[i].state.load() == client + 1) free_subscriber(s, i);
@@ -104,18 +110,17 @@ status claim_subscriber(store_impl& s, std::uint32_t capacity, std::uint32_t* fo
 }  // namespace
 
 status store::subscribe(subscription* out, std::size_t capacity) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  store_impl& s = *impl_;
-  if (capacity == 0 || capacity > (std::size_t{1} << 24)) return status(errc::invalid_argument, "a queue capacity");
-  std::uint32_t rounded = 1;
-  while (rounded < capacity) rounded *= 2;
-  std::uint32_t found = kSubscribers;
-  if (status st = claim_subscriber(s, rounded, &found); !st.ok()) return st;
-  *out = subscription();
-  out->impl_ = impl_;
-  out->slot_ = found;
-  return {};
+  return run_operation(*this, {}, [&](store_impl& s) -> status {
+    if (capacity == 0 || capacity > (std::size_t{1} << 24)) return status(errc::invalid_argument, "a queue capacity");
+    std::uint32_t rounded = 1;
+    while (rounded < capacity) rounded *= 2;
+    std::uint32_t found = kSubscribers;
+    if (status st = claim_subscriber(s, rounded, &found); !st.ok()) return st;
+    *out = subscription();
+    out->impl_ = impl_;
+    out->slot_ = found;
+    return {};
+  });
 }
 
 subscription::subscription(subscription&& other) noexcept

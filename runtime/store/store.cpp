@@ -24,11 +24,6 @@ namespace {
 
 status not_open() { return status(errc::invalid_argument, "the store is not open"); }
 
-status check_id(const object_id& id) {
-  if (id.empty()) return status(errc::invalid_argument, "an empty object id");
-  return {};
-}
-
 // Makes the object in its stripe; out_of_space when the heap is full.
 status create_locked(store_impl& s, index_stripe& stripe, std::uint64_t hash, const object_id& id,
                      std::size_t data_size, std::size_t metadata_size, object_header** out) {
@@ -87,23 +82,21 @@ status create_or_evict(store_impl& s, const object_id& id, std::size_t data_size
 }
 
 status get_now(store_impl& s, const object_id& id, object_view* out) {
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
-  stripe_lock lock(s, stripe);
-  if (!lock.result().ok()) return lock.result();
-  object_header* o = find_object(stripe, hash, id);
-  if (o == nullptr) return status(errc::not_found, "object " + id.text());
-  if (o->state.load(std::memory_order_relaxed) != kSealed) return status(errc::not_sealed, "object " + id.text());
-  ref_row* row = nullptr;
-  if (status st = find_or_add_row(s, s.slot().tables[stripe_number(s.header, stripe)], o, &row); !st.ok()) return st;
-  if (s.kill_point()) return stopped_status();
-  o->refcount.fetch_add(1, std::memory_order_relaxed);
-  if (s.kill_point()) return stopped_status();
-  row->count += 1;
-  auto* data = reinterpret_cast<const std::byte*>(o->data());
-  out->data = {data, o->data_size};
-  out->metadata = {data + o->data_size, o->metadata_size};
-  return {};
+  return with_stripe(s, id, [&](index_stripe& stripe, std::uint64_t hash) -> status {
+    object_header* o = find_object(stripe, hash, id);
+    if (o == nullptr) return status(errc::not_found, "object " + id.text());
+    if (o->state.load(std::memory_order_relaxed) != kSealed) return status(errc::not_sealed, "object " + id.text());
+    ref_row* row = nullptr;
+    if (status st = find_or_add_row(s, s.slot().tables[stripe_number(s.header, stripe)], o, &row); !st.ok()) return st;
+    if (s.kill_point()) return stopped_status();
+    o->refcount.fetch_add(1, std::memory_order_relaxed);
+    if (s.kill_point()) return stopped_status();
+    row->count += 1;
+    auto* data = reinterpret_cast<const std::byte*>(o->data());
+    out->data = {data, o->data_size};
+    out->metadata = {data + o->data_size, o->metadata_size};
+    return {};
+  });
 }
 
 }  // namespace
@@ -126,85 +119,70 @@ status store_internal::store_enter(store& handle) {
 }
 
 status store::create(const object_id& id, std::size_t data_size, std::size_t metadata_size, object_buffer* out) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  constexpr std::size_t kMost = std::numeric_limits<std::size_t>::max() / 4;
-  if (data_size > kMost || metadata_size > kMost) return status(errc::invalid_argument, "an object size too large");
-  object_header* o = nullptr;
-  status st = create_or_evict(*impl_, id, data_size, metadata_size, &o);
-  if (st.is(errc::store_full)) {
-    // Dead clients may hold references that keep objects from eviction.
-    std::size_t recovered = 0;
-    if (status r = recover(&recovered); !r.ok()) return r;
-    if (recovered != 0) st = create_or_evict(*impl_, id, data_size, metadata_size, &o);
-  }
-  if (!st.ok()) return st;
-  auto* data = reinterpret_cast<std::byte*>(o->data());
-  out->data = {data, data_size};
-  out->metadata = {data + data_size, metadata_size};
-  return {};
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) -> status {
+    constexpr std::size_t kMost = std::numeric_limits<std::size_t>::max() / 4;
+    if (data_size > kMost || metadata_size > kMost) return status(errc::invalid_argument, "an object size too large");
+    object_header* o = nullptr;
+    status st = create_or_evict(s, id, data_size, metadata_size, &o);
+    if (st.is(errc::store_full)) {
+      // Dead clients may hold references that keep objects from eviction.
+      std::size_t recovered = 0;
+      if (status r = recover(&recovered); !r.ok()) return r;
+      if (recovered != 0) st = create_or_evict(s, id, data_size, metadata_size, &o);
+    }
+    if (!st.ok()) return st;
+    auto* data = reinterpret_cast<std::byte*>(o->data());
+    out->data = {data, data_size};
+    out->metadata = {data + data_size, metadata_size};
+    return {};
+  });
 }
 
 status store::seal(const object_id& id) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
-  notification_entry note;
-  {
-    stripe_lock lock(s, stripe);
-    if (!lock.result().ok()) return lock.result();
-    object_header* o = find_object(stripe, hash, id);
-    if (o == nullptr) return status(errc::not_found, "object " + id.text());
-    if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.text());
-    if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
-    recovery::persist_domain& domain = *s.hi->domain;
-    // Durable before it is visible: a sealed object is whole after a crash.
-    // The header too: put_fields marks the object multi-field after create.
-    if (domain.durable()) {
-      if (int err = domain.persist(o, sizeof(object_header) + o->data_size + o->metadata_size))
-        return status::from_errno(err, "making object " + id.text() + " durable");
-    }
-    o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
-    o->state.store(kSealed, std::memory_order_release);
-    if (domain.durable()) {
-      if (int err = domain.persist(&o->state, sizeof(o->state)))
-        return status::from_errno(err, "making the seal of object " + id.text() + " durable");
-    }
-    if (s.kill_point()) return stopped_status();
-    note = note_of(o, 1);
-  }
-  s.header->seal_seq.fetch_add(1);
-  if (s.header->waiters.load() != 0) port::futex_wake_all(&s.header->seal_seq);
-  notify(s, note);
-  return {};
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) -> status {
+    notification_entry note;
+    status st = with_stripe(s, id, [&](index_stripe& stripe, std::uint64_t hash) -> status {
+      object_header* o = find_object(stripe, hash, id);
+      if (o == nullptr) return status(errc::not_found, "object " + id.text());
+      if (o->state.load(std::memory_order_relaxed) != kCreating)
+        return status(errc::already_sealed, "object " + id.text());
+      if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
+      recovery::persist_domain& domain = *s.hi->domain;
+      // Durable before it is visible: a sealed object is whole after a crash.
+      // The header too: put_fields marks the object multi-field after create.
+      if (domain.durable()) {
+        if (int err = domain.persist(o, sizeof(object_header) + o->data_size + o->metadata_size))
+          return status::from_errno(err, "making object " + id.text() + " durable");
+      }
+      o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+      o->state.store(kSealed, std::memory_order_release);
+      if (domain.durable()) {
+        if (int err = domain.persist(&o->state, sizeof(o->state)))
+          return status::from_errno(err, "making the seal of object " + id.text() + " durable");
+      }
+      if (s.kill_point()) return stopped_status();
+      note = note_of(o, 1);
+      return {};
+    });
+    if (st.ok()) announce_seal(s, note);
+    return st;
+  });
 }
 
 status store::abort(const object_id& id) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
-  stripe_lock lock(s, stripe);
-  if (!lock.result().ok()) return lock.result();
-  std::uintptr_t* slot = find_slot(stripe, hash, id);
-  if (slot == nullptr) return status(errc::not_found, "object " + id.text());
-  auto* o = slot_object(*slot);
-  if (o->state.load(std::memory_order_relaxed) != kCreating) return status(errc::already_sealed, "object " + id.text());
-  if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
-  return remove_object(s, stripe, slot);
+  return run_on_object(*this, id, [&](store_impl& s, index_stripe& stripe, std::uint64_t hash) -> status {
+    std::uintptr_t* slot = find_slot(stripe, hash, id);
+    if (slot == nullptr) return status(errc::not_found, "object " + id.text());
+    auto* o = slot_object(*slot);
+    if (o->state.load(std::memory_order_relaxed) != kCreating)
+      return status(errc::already_sealed, "object " + id.text());
+    if (o->creator != s.client) return status(errc::not_creator, "object " + id.text());
+    return remove_object(s, stripe, slot);
+  });
 }
 
 status store::get(const object_id& id, object_view* out) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  return get_now(*impl_, id, out);
+  return run_operation(*this, std::span(&id, 1), [&](store_impl& s) { return get_now(s, id, out); });
 }
 
 status store::get(const object_id& id, std::int64_t timeout_ms, object_view* out) {
@@ -214,12 +192,12 @@ status store::get(const object_id& id, std::int64_t timeout_ms, object_view* out
   return st;
 }
 
-status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::vector<object_view>* out) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  for (const object_id& id : ids)
-    if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
+namespace {
+
+// get(ids, timeout_ms) inside its operation: takes a reference to each
+// object as it is sealed, until all are or the time is up.
+status wait_and_get(store& handle, store_impl& s, std::span<const object_id> ids, std::int64_t timeout_ms,
+                    std::vector<object_view>* out) {
   out->assign(ids.size(), object_view{});
   using clock = std::chrono::steady_clock;
   auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
@@ -248,7 +226,7 @@ status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::
         if (!recovered) {
           recovered = true;
           s.header->waiters.fetch_sub(1);
-          if (status st = recover(); !st.ok()) return st;
+          if (status st = handle.recover(); !st.ok()) return st;
           s.header->waiters.fetch_add(1);
           continue;
         }
@@ -261,77 +239,72 @@ status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::
   s.header->waiters.fetch_sub(1);
   if (!result.ok() && !result.is(errc::timed_out)) {
     for (std::size_t i = 0; i < ids.size(); ++i)
-      if ((*out)[i].valid()) (void)release(ids[i]);
+      if ((*out)[i].valid()) (void)handle.release(ids[i]);
     out->assign(ids.size(), object_view{});
   }
   return result;
 }
 
+}  // namespace
+
+status store::get(std::span<const object_id> ids, std::int64_t timeout_ms, std::vector<object_view>* out) {
+  return run_operation(*this, ids, [&](store_impl& s) { return wait_and_get(*this, s, ids, timeout_ms, out); });
+}
+
 status store::release(const object_id& id) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
-  stripe_lock lock(s, stripe);
-  if (!lock.result().ok()) return lock.result();
-  ref_table& table = s.slot().tables[stripe_number(s.header, stripe)];
-  std::uintptr_t* slot = find_referenced_slot(stripe, hash, id, table);
-  if (slot == nullptr) {
-    if (find_slot(stripe, hash, id) == nullptr) return status(errc::not_found, "object " + id.text());
-    return status(errc::not_referenced, "object " + id.text());
-  }
-  auto* o = slot_object(*slot);
-  ref_row* row = find_row(table, o);
-  std::uint32_t left = o->refcount.fetch_sub(1, std::memory_order_relaxed) - 1;
-  if (s.kill_point()) return stopped_status();
-  row->count -= 1;
-  if (row->count == 0) row->object = kTombstone;
-  if (s.kill_point()) return stopped_status();
-  if (left != 0) return {};
-  o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
-  if (o->state.load(std::memory_order_relaxed) == kDeleting) return remove_object(s, stripe, slot);
-  return {};
+  return run_on_object(*this, id, [&](store_impl& s, index_stripe& stripe, std::uint64_t hash) -> status {
+    ref_table& table = s.slot().tables[stripe_number(s.header, stripe)];
+    std::uintptr_t* slot = find_referenced_slot(stripe, hash, id, table);
+    if (slot == nullptr) {
+      if (find_slot(stripe, hash, id) == nullptr) return status(errc::not_found, "object " + id.text());
+      return status(errc::not_referenced, "object " + id.text());
+    }
+    auto* o = slot_object(*slot);
+    ref_row* row = find_row(table, o);
+    std::uint32_t left = o->refcount.fetch_sub(1, std::memory_order_relaxed) - 1;
+    if (s.kill_point()) return stopped_status();
+    row->count -= 1;
+    if (row->count == 0) row->object = kTombstone;
+    if (s.kill_point()) return stopped_status();
+    if (left != 0) return {};
+    o->last_use.store(s.header->clock.fetch_add(1, std::memory_order_relaxed), std::memory_order_relaxed);
+    if (o->state.load(std::memory_order_relaxed) == kDeleting) return remove_object(s, stripe, slot);
+    return {};
+  });
 }
 
 status store::remove(const object_id& id) {
-  if (status st = store_enter(*this); !st.ok()) return st;
-  guarded_operation guard(*impl_);
-  if (status st = check_id(id); !st.ok()) return st;
-  store_impl& s = *impl_;
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s.header, hash);
-  stripe_lock lock(s, stripe);
-  if (!lock.result().ok()) return lock.result();
-  std::uintptr_t* slot = find_slot(stripe, hash, id);
-  if (slot == nullptr) return status(errc::not_found, "object " + id.text());
-  auto* o = slot_object(*slot);
-  std::uint32_t state = o->state.load(std::memory_order_relaxed);
-  if (state == kCreating) return status(errc::not_sealed, "object " + id.text() + " (abort it instead)");
-  if (o->refcount.load(std::memory_order_relaxed) != 0) {
-    o->state.store(kDeleting, std::memory_order_relaxed);
-    // Durable as a seal is, or a power failure would bring the object back.
-    recovery::persist_domain& domain = *s.hi->domain;
-    if (domain.durable()) {
-      if (int err = domain.persist(&o->state, sizeof(o->state)))
-        return status::from_errno(err, "making the delete of object " + id.text() + " durable");
+  return run_on_object(*this, id, [&](store_impl& s, index_stripe& stripe, std::uint64_t hash) -> status {
+    std::uintptr_t* slot = find_slot(stripe, hash, id);
+    if (slot == nullptr) return status(errc::not_found, "object " + id.text());
+    auto* o = slot_object(*slot);
+    std::uint32_t state = o->state.load(std::memory_order_relaxed);
+    if (state == kCreating) return status(errc::not_sealed, "object " + id.text() + " (abort it instead)");
+    if (o->refcount.load(std::memory_order_relaxed) != 0) {
+      o->state.store(kDeleting, std::memory_order_relaxed);
+      // Durable as a seal is, or a power failure would bring the object back.
+      recovery::persist_domain& domain = *s.hi->domain;
+      if (domain.durable()) {
+        if (int err = domain.persist(&o->state, sizeof(o->state)))
+          return status::from_errno(err, "making the delete of object " + id.text() + " durable");
+      }
+      return {};
     }
-    return {};
-  }
-  return remove_object(s, stripe, slot);
+    return remove_object(s, stripe, slot);
+  });
 }
 
 bool store::contains(const object_id& id) const {
   store_impl* s = impl_;
   if (s == nullptr || s->stopped || id.empty()) return false;
   guarded_operation guard(*s);
-  std::uint64_t hash = hash_id(id);
-  index_stripe& stripe = stripe_of(s->header, hash);
-  stripe_lock lock(*s, stripe);
-  if (!lock.result().ok()) return false;
-  object_header* o = find_object(stripe, hash, id);
-  return o != nullptr && o->state.load(std::memory_order_relaxed) == kSealed;
+  bool sealed = false;
+  (void)with_stripe(*s, id, [&](index_stripe& stripe, std::uint64_t hash) {
+    object_header* o = find_object(stripe, hash, id);
+    sealed = o != nullptr && o->state.load(std::memory_order_relaxed) == kSealed;
+    return status();
+  });
+  return sealed;
 }
 
 status store::list(std::vector<object_info>* out) const {

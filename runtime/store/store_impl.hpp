@@ -1,5 +1,6 @@
 // The object store's internals shared by its files: a handle's state
-// (store_impl), the stripe lock, the store's transactions, the index
+// (store_impl), the frame every operation runs in (run_operation,
+// run_on_object), the stripe lock, the store's transactions, the index
 // (index.cpp), the clients' reference rows (client_refs.cpp), object
 // removal, eviction, notifications and recovery (recover.cpp).
 #pragma once
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <span>
 
 namespace larder {
 
@@ -86,6 +88,38 @@ class stripe_lock {
   status result_;
   bool held_ = false;
 };
+
+// --- the frame of an operation -------------------------------------------
+// Runs body(s) as an operation of `handle`: entered (store_enter), with the
+// store's metadata writable throughout, once every id in `ids` is known to
+// be non-empty (invalid_argument otherwise).
+template <class Body>
+status run_operation(store& handle, std::span<const object_id> ids, Body&& body) {
+  if (status st = store_enter(handle); !st.ok()) return st;
+  store_impl& s = *handle.impl();
+  guarded_operation guard(s);
+  for (const object_id& id : ids)
+    if (id.empty()) return status(errc::invalid_argument, "an empty object id");
+  return body(s);
+}
+
+// Runs body(stripe, hash) holding the stripe of `id`.
+template <class Body>
+status with_stripe(store_impl& s, const object_id& id, Body&& body) {
+  std::uint64_t hash = hash_id(id);
+  index_stripe& stripe = stripe_of(s.header, hash);
+  stripe_lock lock(s, stripe);
+  if (!lock.result().ok()) return lock.result();
+  return body(stripe, hash);
+}
+
+// An operation on the one object `id`: body(s, stripe, hash), its stripe held.
+template <class Body>
+status run_on_object(store& handle, const object_id& id, Body&& body) {
+  return run_operation(handle, std::span(&id, 1), [&](store_impl& s) {
+    return with_stripe(s, id, [&](index_stripe& stripe, std::uint64_t hash) { return body(s, stripe, hash); });
+  });
+}
 
 // Holds a lock whose data a dead holder cannot leave half changed: the
 // admin lock (client and subscriber slots are claimed with single-word
@@ -175,6 +209,9 @@ status free_tables(store_impl& s, client_slot& client) noexcept;
 // --- subscriptions (notify.cpp) -----------------------------------------
 // Queues `note` for every subscriber.
 void notify(store_impl& s, const notification_entry& note) noexcept;
+// After a seal, with no stripe held: wakes the gets waiting for one and
+// queues `note` for every subscriber.
+void announce_seal(store_impl& s, const notification_entry& note) noexcept;
 notification_entry note_of(const object_header* object, std::uint8_t kind) noexcept;
 void drop_subscriptions_of(store_impl& s, std::uint32_t client) noexcept;
 

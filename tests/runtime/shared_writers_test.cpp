@@ -12,6 +12,7 @@
 // holding one is recovered (its transaction rolled back) by the next
 // taker before it reads the slots, which is how programs sharing a heap
 // must write transactions (docs/shared_writers.md).
+#include "client_processes.hpp"
 #include "runtime_test_util.hpp"
 
 #include "port/shared_sync.hpp"
@@ -186,16 +187,6 @@ pid_t start_client(backing kind, const std::string& name, std::uint64_t seed, st
   return pid;
 }
 
-// Kills whatever clients are left when a test ends early.
-struct client_reaper {
-  std::vector<pid_t>* clients;
-  ~client_reaper() {
-    for (pid_t pid : *clients) {
-      if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
-    }
-  }
-};
-
 class SharedWriters : public ::testing::TestWithParam<backing> {
  protected:
   void SetUp() override {
@@ -254,15 +245,9 @@ class SharedWriters : public ::testing::TestWithParam<backing> {
 
 TEST_P(SharedWriters, FourClientsTradeBlocksAndNothingIsLost) {
   constexpr int kClients = 4;
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
-  for (int c = 0; c < kClients; ++c) clients.push_back(start_client(GetParam(), name_, 1000 + c, 3000, false));
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  larder_test::client_processes clients;
+  for (int c = 0; c < kClients; ++c) clients.add(start_client(GetParam(), name_, 1000 + c, 3000, false));
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   std::size_t blocks = 0;
   std::size_t left = verify_and_empty(&blocks);
   EXPECT_GT(blocks, 0u);
@@ -272,15 +257,9 @@ TEST_P(SharedWriters, FourClientsTradeBlocksAndNothingIsLost) {
 // Two clients of three threads each: frees by other threads of the same
 // client and by other clients, in and out of transactions.
 TEST_P(SharedWriters, ClientsWithSeveralThreadsTradeBlocks) {
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
-  for (int c = 0; c < 2; ++c) clients.push_back(start_client(GetParam(), name_, 2000 + c, 1500, false, 3));
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  larder_test::client_processes clients;
+  for (int c = 0; c < 2; ++c) clients.add(start_client(GetParam(), name_, 2000 + c, 1500, false, 3));
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   std::size_t blocks = 0;
   EXPECT_EQ(verify_and_empty(&blocks), 0u) << "bytes still in use after every block was freed";
   EXPECT_GT(blocks, 0u);
@@ -297,8 +276,7 @@ std::string root_name(int client, int k) {
 // set inside a transaction of the program (which holds the tables to its
 // end).
 TEST_P(SharedWriters, ClientsChangeRootsAtOnce) {
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   for (int c = 0; c < 4; ++c) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -317,14 +295,9 @@ TEST_P(SharedWriters, ClientsChangeRootsAtOnce) {
       }
       std::_Exit(h.close().ok() ? 0 : 33);
     }
-    clients.push_back(pid);
+    clients.add(pid);
   }
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   heap h(options_for(GetParam(), name_, false));
   for (int c = 0; c < 4; ++c) {
     for (int k = 0; k < 100; ++k) {
@@ -339,8 +312,7 @@ TEST_P(SharedWriters, ClientsChangeRootsAtOnce) {
 // last one leaves waits for it and then sets the heap up anew, and never
 // finds it held by a lone writer.
 TEST_P(SharedWriters, ClientsComingAndGoingNeverFindTheHeapBusy) {
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   for (int c = 0; c < 4; ++c) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -354,14 +326,9 @@ TEST_P(SharedWriters, ClientsComingAndGoingNeverFindTheHeapBusy) {
       }
       std::_Exit(0);
     }
-    clients.push_back(pid);
+    clients.add(pid);
   }
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   std::size_t blocks = 0;
   EXPECT_EQ(verify_and_empty(&blocks), 0u);
 }
@@ -372,8 +339,7 @@ TEST_P(SharedWriters, ClientsComingAndGoingNeverFindTheHeapBusy) {
 TEST_P(SharedWriters, ForkedChildOfAClientHoldsNoLock) {
   int child_ready[2];
   ASSERT_EQ(pipe(child_ready), 0);
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   pid_t client = fork();
   if (client == 0) {
     heap h(options_for(GetParam(), name_, true));
@@ -387,14 +353,11 @@ TEST_P(SharedWriters, ForkedChildOfAClientHoldsNoLock) {
     (void)!write(child_ready[1], &child, sizeof child);  // tell the test whom to reap
     std::_Exit(h.close().ok() ? 0 : 1);
   }
-  clients.push_back(client);
-  int status = 0;
-  ASSERT_EQ(waitpid(client, &status, 0), client);
-  clients.back() = -1;
+  clients.add(client);
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   pid_t grandchild = -1;
   ASSERT_EQ(read(child_ready[0], &grandchild, sizeof grandchild), static_cast<ssize_t>(sizeof grandchild));
-  clients.push_back(grandchild);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  clients.add(grandchild);
   // Another process attaches (the attach lock is free) and, alone, closes
   // as the last one; then a lone writer opens.
   pid_t joiner = fork();
@@ -403,6 +366,7 @@ TEST_P(SharedWriters, ForkedChildOfAClientHoldsNoLock) {
     heap h(options_for(GetParam(), name_, true));
     std::_Exit(h.close().ok() ? 0 : 1);
   }
+  int status = 0;
   ASSERT_EQ(waitpid(joiner, &status, 0), joiner);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the joiner hung or failed: " << status;
   heap lone;
@@ -414,25 +378,16 @@ TEST_P(SharedWriters, KilledClientsAreRecoveredWhileOthersGoOn) {
   const int kills = many != nullptr ? std::atoi(many) : 100;
   constexpr int kClients = 4;
   std::mt19937_64 rng(7);
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   std::uint64_t seed = 1;
-  for (int c = 0; c < kClients; ++c) clients.push_back(start_client(GetParam(), name_, seed++, 0, true));
+  for (int c = 0; c < kClients; ++c) clients.add(start_client(GetParam(), name_, seed++, 0, true));
   for (int k = 0; k < kills; ++k) {
     std::this_thread::sleep_for(std::chrono::microseconds(500 + rng() % 15000));
     std::size_t victim = rng() % clients.size();
-    ASSERT_GT(clients[victim], 0);
-    kill(clients[victim], SIGKILL);
-    int status = 0;
-    ASSERT_EQ(waitpid(clients[victim], &status, 0), clients[victim]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "a client stopped by itself, status " << status;
+    ASSERT_NO_FATAL_FAILURE(clients.kill_one(victim));
     clients[victim] = start_client(GetParam(), name_, seed++, 0, true);
   }
-  for (pid_t& pid : clients) {
-    if (pid > 0) kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  clients.kill_all();
   std::size_t blocks = 0;
   std::size_t left = verify_and_empty(&blocks);
   EXPECT_GT(blocks, 0u);
@@ -524,8 +479,7 @@ TEST_P(SharedWriters, DeathHoldingTheSegmentTableLockIsRepairedByTheNextTaker) {
   ASSERT_EQ(pipe(survivor_ready), 0);
   ASSERT_EQ(pipe(survivor_go), 0);
   ASSERT_EQ(pipe(holder_ready), 0);
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   pid_t survivor = fork();
   if (survivor == 0) {
     heap h(options_for(GetParam(), name_, true));
@@ -543,7 +497,7 @@ TEST_P(SharedWriters, DeathHoldingTheSegmentTableLockIsRepairedByTheNextTaker) {
     heap::deallocate(big);
     std::_Exit(h.close().ok() ? 0 : 13);
   }
-  clients.push_back(survivor);
+  clients.add(survivor);
   char c = 0;
   ASSERT_EQ(read(survivor_ready[0], &c, 1), 1);
   pid_t holder = fork();
@@ -560,16 +514,11 @@ TEST_P(SharedWriters, DeathHoldingTheSegmentTableLockIsRepairedByTheNextTaker) {
     (void)!write(holder_ready[1], "x", 1);
     for (;;) pause();
   }
-  clients.push_back(holder);
+  clients.add(holder);
   ASSERT_EQ(read(holder_ready[0], &c, 1), 1);
-  kill(holder, SIGKILL);
-  waitpid(holder, nullptr, 0);
-  clients.back() = -1;
+  ASSERT_NO_FATAL_FAILURE(clients.kill_one(1));
   (void)!write(survivor_go[1], "x", 1);
-  int status = 0;
-  ASSERT_EQ(waitpid(survivor, &status, 0), survivor);
-  clients.front() = -1;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "survivor status " << status;
+  clients.expect_clean_exits();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backings, SharedWriters, ::testing::Values(backing::shm, backing::file),

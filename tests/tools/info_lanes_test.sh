@@ -8,22 +8,14 @@
 set -eu
 tool=$1
 writer=$2
-dir=$(mktemp -d /tmp/larder-info-XXXXXX)
-pid=
-trap 'if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
+# shellcheck source=tool_test_lib.sh
+. "$(dirname "$0")/tool_test_lib.sh"
 heap=$dir/lanes.heap
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# holds PYTHON_EXPRESSION: true when it holds for `d`, the JSON of `larder info --json HEAP`.
-holds() {
-  "$tool" info --json "$heap" > "$dir/info.json"
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-    "$dir/info.json" "$1"
-}
 
 "$tool" create "$heap" > /dev/null
-holds 'd["created_ns"] > 0 and d["last_close_ns"] >= d["created_ns"]' ||
+info_holds 'd["created_ns"] > 0 and d["last_close_ns"] >= d["created_ns"]' ||
   fail "a clean close should record a time no earlier than the creation: $(cat "$dir/info.json")"
-holds 'd["last_close"].endswith("UTC") and all(l["state"] == "clean" for l in d["lanes"])' ||
+info_holds 'd["last_close"].endswith("UTC") and all(l["state"] == "clean" for l in d["lanes"])' ||
   fail "after a clean close every lane should be clean: $(cat "$dir/info.json")"
 "$tool" info "$heap" > "$dir/info"
 grep -Eq '^last close  [0-9-]+ [0-9:]+ UTC$' "$dir/info" || fail "info should show the last close: $(cat "$dir/info")"
@@ -32,28 +24,27 @@ closed=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["last_
 # A writer killed inside a transaction.
 "$writer" "$heap" > "$dir/writer.out" &
 pid=$!
+pids=$pid
 tries=0
 until grep -q "in transaction" "$dir/writer.out"; do
   tries=$((tries + 1))
   [ "$tries" -lt 400 ] || fail "the writer did not reach its transaction"
   sleep 0.05
 done
-kill -9 "$pid"
-wait "$pid" 2> /dev/null || true
-pid=
-holds '([l["state"] for l in d["lanes"]].count("pending transaction") == 1 and
-        all(l["pending_records"] > 0 and l["pending_bytes"] > 0 for l in d["lanes"] if l["state"] != "clean"))' ||
+stop "$pid"
+info_holds '([l["state"] for l in d["lanes"]].count("pending transaction") == 1 and
+             all(l["pending_records"] > 0 and l["pending_bytes"] > 0 for l in d["lanes"] if l["state"] != "clean"))' ||
   fail "the killed writer's lane should hold a pending transaction: $(cat "$dir/info.json")"
-holds 'd["view"].startswith("a private copy") and d["last_close_ns"] == '"$closed" ||
+info_holds 'd["view"].startswith("a private copy") and d["last_close_ns"] == '"$closed" ||
   fail "info after the kill: $(cat "$dir/info.json")"
 "$tool" info "$heap" > "$dir/info"
 grep -Eq '^  lane [0-9]+ +pending transaction [0-9]+ \([0-9]+ records, .*the next writer open rolls it back' "$dir/info" ||
   fail "info should show the pending transaction: $(cat "$dir/info")"
 
 "$tool" recover "$heap" | grep -q "1 pending transactions rolled back" || fail "recover should roll the transaction back"
-holds 'all(l["state"] == "clean" for l in d["lanes"]) and d["view"] == "as stored"' ||
+info_holds 'all(l["state"] == "clean" for l in d["lanes"]) and d["view"] == "as stored"' ||
   fail "after recover every lane should be clean: $(cat "$dir/info.json")"
-holds 'd["last_close_ns"] >= '"$closed" || fail "recover's close should record its time: $(cat "$dir/info.json")"
+info_holds 'd["last_close_ns"] >= '"$closed" || fail "recover's close should record its time: $(cat "$dir/info.json")"
 
 # What a heap of format 1.3 or older holds there: no time.
 python3 -c '
@@ -62,5 +53,5 @@ with open(sys.argv[1], "r+b") as f:
     f.seek(8192 + 2740224)  # the metadata block, last_close_ns (docs/format/heap.md)
     f.write(bytes(8))' "$heap"
 "$tool" info "$heap" | grep -Eq '^last close  unknown$' || fail "a heap with no close time should show unknown"
-holds 'd["last_close"] == "unknown" and d["last_close_ns"] == 0' || fail "--json: $(cat "$dir/info.json")"
+info_holds 'd["last_close"] == "unknown" and d["last_close_ns"] == 0' || fail "--json: $(cat "$dir/info.json")"
 echo "ok"

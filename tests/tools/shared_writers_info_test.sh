@@ -7,16 +7,9 @@
 set -eu
 tool=$1
 writer=$2
-dir=$(mktemp -d /tmp/larder-shared-info-XXXXXX)
-pids=
-trap 'for p in $pids; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
+# shellcheck source=tool_test_lib.sh
+. "$(dirname "$0")/tool_test_lib.sh"
 heap=$dir/shared.heap
-fail() { echo "FAIL: $*" >&2; exit 1; }
-holds() {
-  "$tool" info --json "$heap" > "$dir/info.json"
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-    "$dir/info.json" "$1"
-}
 # start_writer: a shared writer left inside a transaction; waits until it is.
 start_writer() {
   fifo=$dir/out.$1
@@ -32,21 +25,20 @@ start_writer() {
 start_writer a
 first=$last
 start_writer b
-holds 'len(d["shared_writers"]) == 2 and all(c["alive"] for c in d["shared_writers"])' ||
+info_holds 'len(d["shared_writers"]) == 2 and all(c["alive"] for c in d["shared_writers"])' ||
   fail "info should list two live shared writers: $(cat "$dir/info.json")"
-holds 'sum(1 for l in d["lanes"] if l["state"] == "pending transaction") == 2' ||
+info_holds 'sum(1 for l in d["lanes"] if l["state"] == "pending transaction") == 2' ||
   fail "each writer's transaction is in flight in its own lane: $(cat "$dir/info.json")"
 "$tool" info "$heap" > "$dir/info"
 grep -q '^writers     2 shared writers$' "$dir/info" || fail "info should count the writers: $(cat "$dir/info")"
-kill -9 "$first"
-wait "$first" 2>/dev/null || true
-holds 'sorted(c["alive"] for c in d["shared_writers"]) == [False, True]' ||
+stop "$first"
+info_holds 'sorted(c["alive"] for c in d["shared_writers"]) == [False, True]' ||
   fail "info should tell the dead writer: $(cat "$dir/info.json")"
 grep -q 'dead' "$dir/info" || "$tool" info "$heap" | grep -q 'dead: the next client to attach recovers it' ||
   fail "info should say the dead writer is recovered by the next: $("$tool" info "$heap")"
 start_writer c
-holds 'len(d["shared_writers"]) == 2 and all(c["alive"] for c in d["shared_writers"])' ||
+info_holds 'len(d["shared_writers"]) == 2 and all(c["alive"] for c in d["shared_writers"])' ||
   fail "the third writer should have recovered the dead one: $(cat "$dir/info.json")"
-holds 'sum(1 for l in d["lanes"] if l["state"] == "pending transaction") == 2' ||
+info_holds 'sum(1 for l in d["lanes"] if l["state"] == "pending transaction") == 2' ||
   fail "the dead writer's transaction should be rolled back: $(cat "$dir/info.json")"
 echo "ok"

@@ -8,20 +8,18 @@
 set -eu
 tool=$1
 filler=$2
-dir=$(mktemp -d /tmp/larder-store-cli-XXXXXX)
-pid=
-trap 'if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
+# shellcheck source=tool_test_lib.sh
+. "$(dirname "$0")/tool_test_lib.sh"
 heap=$dir/store.heap
-fail() { echo "FAIL: $*" >&2; exit 1; }
 holds() {
   "$tool" store "$1" --json "$heap" > "$dir/out.json"
-  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' \
-    "$dir/out.json" "$2"
+  json_holds "$dir/out.json" "$2"
 }
 
 mkfifo "$dir/ready"
 "$filler" "$heap" > "$dir/ready" &
 pid=$!
+pids=$pid
 read -r line < "$dir/ready"
 [ "$line" = "ready" ] || fail "the filler did not start: $line"
 
@@ -31,9 +29,7 @@ holds ls 'len(d) == 6 and [o["state"] for o in d if o["id"] == "6"] == ["unseale
   fail "ls beside a live client: $(cat "$dir/out.json")"
 "$tool" store ls "$heap" | grep -q "unsealed" || fail "ls should show the unsealed object: $("$tool" store ls "$heap")"
 
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-pid=
+stop "$pid"
 "$tool" store check "$heap" > "$dir/check" || fail "check after the kill: $(cat "$dir/check")"
 grep -q "the store is sound: 5 objects" "$dir/check" || fail "check should find 5 objects: $(cat "$dir/check")"
 holds ls 'len(d) == 5 and all(o["state"] == "sealed" and o["refcount"] == 0 for o in d)' ||

@@ -6,6 +6,7 @@
 // reference counts against every client's rows, the LRU order), every
 // sealed object holds the bytes its creator wrote, and no reference a dead
 // client held survives it.
+#include "../client_processes.hpp"
 #include "../runtime_test_util.hpp"
 
 #include <larder/heap.hpp>
@@ -13,8 +14,6 @@
 
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -108,14 +107,6 @@ pid_t start_client(backing kind, const std::string& name, std::uint64_t seed, st
   return pid;
 }
 
-struct client_reaper {
-  std::vector<pid_t>* clients;
-  ~client_reaper() {
-    for (pid_t pid : *clients)
-      if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
-  }
-};
-
 class StoreProcesses : public ::testing::TestWithParam<backing> {
  protected:
   void SetUp() override {
@@ -165,15 +156,9 @@ class StoreProcesses : public ::testing::TestWithParam<backing> {
 };
 
 TEST_P(StoreProcesses, FourClientsShareOneStore) {
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
-  for (int c = 0; c < 4; ++c) clients.push_back(start_client(GetParam(), name_, 100 + c, 4000));
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  larder_test::client_processes clients;
+  for (int c = 0; c < 4; ++c) clients.add(start_client(GetParam(), name_, 100 + c, 4000));
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   check_store();
 }
 
@@ -181,25 +166,16 @@ TEST_P(StoreProcesses, KilledClientsLeaveTheStoreWhole) {
   const char* many = std::getenv("LARDER_TEST_KILLS");
   const int kills = many != nullptr ? std::atoi(many) : 100;
   std::mt19937_64 rng(11);
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   std::uint64_t seed = 1;
-  for (int c = 0; c < 4; ++c) clients.push_back(start_client(GetParam(), name_, seed++, 0));
+  for (int c = 0; c < 4; ++c) clients.add(start_client(GetParam(), name_, seed++, 0));
   for (int k = 0; k < kills; ++k) {
     std::this_thread::sleep_for(std::chrono::microseconds(300 + rng() % 8000));
     std::size_t victim = rng() % clients.size();
-    ASSERT_GT(clients[victim], 0);
-    kill(clients[victim], SIGKILL);
-    int status = 0;
-    ASSERT_EQ(waitpid(clients[victim], &status, 0), clients[victim]);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "a client stopped by itself, status " << status;
+    ASSERT_NO_FATAL_FAILURE(clients.kill_one(victim));
     clients[victim] = start_client(GetParam(), name_, seed++, 0);
   }
-  for (pid_t& pid : clients) {
-    if (pid > 0) kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  clients.kill_all();
   check_store();
 }
 
@@ -208,8 +184,7 @@ TEST_P(StoreProcesses, KilledClientsLeaveTheStoreWhole) {
 // objects.
 TEST_P(StoreProcesses, ProcessesMakeANewStoreAtOnce) {
   std::string fresh = GetParam() == backing::shm ? larder_test::unique_shm_name("fresh") : dir_.file("fresh.heap");
-  std::vector<pid_t> clients;
-  client_reaper reaper{&clients};
+  larder_test::client_processes clients;
   for (int c = 0; c < 4; ++c) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -221,14 +196,9 @@ TEST_P(StoreProcesses, ProcessesMakeANewStoreAtOnce) {
       if (!s.seal(object_id(static_cast<std::uint64_t>(c))).ok()) std::_Exit(4);
       std::_Exit(s.close().ok() ? 0 : 5);
     }
-    clients.push_back(pid);
+    clients.add(pid);
   }
-  for (pid_t& pid : clients) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    pid = -1;
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client exit status " << status;
-  }
+  ASSERT_NO_FATAL_FAILURE(clients.expect_clean_exits());
   store s;
   ASSERT_TRUE(store::open(options_for(GetParam(), fresh), &s).ok());
   EXPECT_TRUE(s.check().ok()) << s.check().to_string();
