@@ -99,7 +99,8 @@ class heap_impl {
   // segment table reaches past what it knows.
   void sync_committed() noexcept {
     if (!shared_writers() || fd < 0) return;
-    if ((meta()->segments_high << layout::kSegmentShift) <= region.committed()) return;
+    if ((__atomic_load_n(&meta()->segments_high, __ATOMIC_ACQUIRE) << layout::kSegmentShift) <= region.committed())
+      return;
     std::uint64_t size = 0;
     if (port::file_size(fd, &size) == 0) region.note_committed(size & ~std::uint64_t{layout::kSegmentSize - 1});
   }
