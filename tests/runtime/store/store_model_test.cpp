@@ -1,16 +1,24 @@
 // The store against a reference model: several clients (threads, each its
-// own handle) run random operations at once. Each client owns a range of
+// own handle, or processes, each opening the store by name) run random
+// operations at once. Each client owns a range of
 // ids, whose state it models exactly (absent, unsealed, sealed); it gets and
 // releases ids of every client. Every get must return the bytes the id's
 // creator wrote, every answer must agree with what the model allows, and
 // at the end the store must check clean and hold what the owners expect.
 #include <gtest/gtest.h>
 
+#include <larder/heap.hpp>
 #include <larder/store.hpp>
+
+#include "../client_processes.hpp"
+#include "../runtime_test_util.hpp"
+
+#include <unistd.h>
 
 #include <cstring>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -126,10 +134,8 @@ void run_client(larder::store& s, client_run& run) {
   if (!s.close().ok()) run.fail("close");
 }
 
-// How the clients run: here threads, each with a handle of its own. Once
-// several processes may write one heap, a runner of forked processes that
-// open the store by name and send their client_run back runs the same
-// run_client and the same final check.
+// How the clients run: threads, each with a handle of its own, or
+// processes (run_in_processes).
 void run_in_threads(larder::store& first, const larder::store_options& options, std::vector<client_run>* runs) {
   std::vector<std::thread> threads;
   for (client_run& run : *runs)
@@ -139,6 +145,69 @@ void run_in_threads(larder::store& first, const larder::store_options& options, 
       run_client(s, run);
     });
   for (auto& t : threads) t.join();
+}
+
+// A client process's model, sent back to the test through a pipe: its
+// failure on the first line (empty for none), then an id and a state per
+// line.
+std::string encode(const client_run& run) {
+  std::string text = run.failure;
+  for (char& c : text)
+    if (c == '\n') c = ' ';
+  text += '\n';
+  for (const auto& [id, st] : run.own) text += std::to_string(id) + " " + std::to_string(static_cast<int>(st)) + "\n";
+  return text;
+}
+
+void decode(const std::string& text, client_run* run) {
+  std::istringstream in(text);
+  std::string failure;
+  if (!std::getline(in, failure)) return run->fail("the client process sent nothing back");
+  if (!failure.empty()) run->fail(failure);
+  std::uint64_t id = 0;
+  int st = 0;
+  while (in >> id >> st) run->own[id] = static_cast<state>(st);
+}
+
+// Processes: each opens the store by name (the first ones make it, at
+// once), runs the same run_client, and sends its model back; the test
+// opens the store only after they all closed it (a process forked from a
+// client could not attach).
+void run_in_processes(const larder::store_options& options, std::vector<client_run>* runs) {
+  larder_test::client_processes clients;
+  std::vector<int> answers;
+  for (client_run& run : *runs) {
+    int channel[2];
+    ASSERT_EQ(pipe(channel), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(channel[0]);
+      larder::store s;
+      if (larder::status st = larder::store::open(options, &s); !st.ok()) {
+        run.fail("open: " + st.to_string());
+      } else {
+        run_client(s, run);
+      }
+      std::string text = encode(run);
+      for (std::size_t done = 0; done < text.size();) {
+        ssize_t n = write(channel[1], text.data() + done, text.size() - done);
+        if (n <= 0) std::_Exit(3);
+        done += static_cast<std::size_t>(n);
+      }
+      std::_Exit(0);
+    }
+    close(channel[1]);
+    clients.add(pid);
+    answers.push_back(channel[0]);
+  }
+  for (std::size_t c = 0; c < runs->size(); ++c) {
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = read(answers[c], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
+    close(answers[c]);
+    decode(text, &(*runs)[c]);
+  }
+  clients.expect_clean_exits();
 }
 
 void check_against_model(larder::store& first, const std::vector<client_run>& runs) {
@@ -171,6 +240,24 @@ void model_test(larder::store_protection protection) {
 }
 
 TEST(StoreModelTest, ClientsInThreadsAgainstTheModel) { model_test(larder::store_protection::none); }
+
+// Four client processes on one shm store (shared writers), no server.
+TEST(StoreModelTest, ClientProcessesAgainstTheModel) {
+  larder::store_options options;
+  options.heap.kind = larder::backing::shm;
+  options.heap.name = larder_test::unique_shm_name("model");
+  options.heap.reserve = std::size_t{1} << 30;
+  std::vector<client_run> runs(kClients);
+  for (int c = 0; c < kClients; ++c) runs[c].index = c;
+  run_in_processes(options, &runs);
+  {
+    larder::store first;
+    ASSERT_TRUE(larder::store::open(options, &first).ok());
+    check_against_model(first, runs);
+    EXPECT_TRUE(first.close().ok());
+  }
+  EXPECT_TRUE(larder::heap::remove(larder::backing::shm, options.heap.name).ok());
+}
 
 // The same with the metadata guarded: every operation unprotects and
 // protects it again, so a write outside one would kill the test.
