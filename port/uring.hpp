@@ -50,5 +50,10 @@ class io_queue {
 // Creates `path` (exclusively, mode 0600) for writing, with O_DIRECT when
 // `try_direct` and the file system accepts it; *direct says which.
 int create_for_streaming(const char* path, bool try_direct, int* fd, bool* direct);
+// Opens `path` read-write, created (mode 0600) or cut to zero bytes, with
+// O_DIRECT when `try_direct` and the file system accepts it (tmpfs does
+// not); *direct says which. For files whose bytes mean nothing to anyone
+// but their opener (a disk tier's slot file).
+int open_scratch(const char* path, bool try_direct, int* fd, bool* direct);
 
 }  // namespace larder::port

@@ -162,11 +162,12 @@ int io_queue::create(unsigned depth, bool allow_uring, std::unique_ptr<io_queue>
   return *out ? 0 : ENOMEM;
 }
 
-int create_for_streaming(const char* path, bool try_direct, int* fd, bool* direct) {
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+namespace {
+
+int open_maybe_direct(const char* path, int flags, bool try_direct, int* fd, bool* direct) {
   *direct = false;
   if (try_direct) {
-    int got = ::open(path, kFlags | O_DIRECT, 0600);
+    int got = ::open(path, flags | O_DIRECT, 0600);
     if (got >= 0) {
       *fd = got;
       *direct = true;
@@ -174,10 +175,20 @@ int create_for_streaming(const char* path, bool try_direct, int* fd, bool* direc
     }
     if (errno != EINVAL) return errno;  // EINVAL: the file system refuses O_DIRECT
   }
-  int got = ::open(path, kFlags, 0600);
+  int got = ::open(path, flags, 0600);
   if (got < 0) return errno;
   *fd = got;
   return 0;
+}
+
+}  // namespace
+
+int create_for_streaming(const char* path, bool try_direct, int* fd, bool* direct) {
+  return open_maybe_direct(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, try_direct, fd, direct);
+}
+
+int open_scratch(const char* path, bool try_direct, int* fd, bool* direct) {
+  return open_maybe_direct(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, try_direct, fd, direct);
 }
 
 }  // namespace larder::port

@@ -1,0 +1,227 @@
+// disk_tier (disk_tier.hpp): the slot index under one lock, transfers
+// outside it through a pool of io_queues, one per thread transferring.
+#include "tiers/disk/disk_tier.hpp"
+
+#include "port/os.hpp"
+#include "port/uring.hpp"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+namespace larder::tiers {
+namespace {
+
+static_assert(kTierPageSize == port::kOsPageSize);
+
+bool page_aligned(const void* address) { return reinterpret_cast<std::uintptr_t>(address) % kTierPageSize == 0; }
+
+// The pages sorted by index (the order slots are given in), or
+// invalid_argument for an unaligned address or an index given twice.
+status sorted_pages(const page_ref* pages, std::size_t count, std::vector<page_ref>* out) {
+  out->assign(pages, pages + count);
+  std::sort(out->begin(), out->end(), [](const page_ref& a, const page_ref& b) { return a.index < b.index; });
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!page_aligned((*out)[i].address)) {
+      return status(errc::invalid_argument, "tier page address not aligned to a page");
+    }
+    if (i > 0 && (*out)[i].index == (*out)[i - 1].index) {
+      return status(errc::invalid_argument, "tier page index given twice in one call");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+status disk_tier::open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out) {
+  if (options.capacity_bytes == 0 || options.capacity_bytes % kTierPageSize != 0 || options.max_request_bytes == 0 ||
+      options.max_request_bytes % kTierPageSize != 0 || options.queue_depth == 0) {
+    return status(errc::invalid_argument,
+                  "disk tier: capacity and request size must be nonzero page multiples, queue depth nonzero");
+  }
+  int fd = -1;
+  bool direct = false;
+  if (int err = port::open_scratch(path.c_str(), options.try_direct, &fd, &direct)) {
+    return status::from_errno(err, "disk tier: cannot open " + path);
+  }
+  std::unique_ptr<disk_tier> made(new disk_tier(path, fd, direct, options));
+  std::unique_ptr<port::io_queue> queue;
+  if (status s = made->take_queue(&queue); !s.ok()) return s;
+  made->uses_uring_ = queue->uses_uring();
+  made->return_queue(std::move(queue));
+  *out = std::move(made);
+  return {};
+}
+
+disk_tier::disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options)
+    : path_(std::move(path)), fd_(fd), direct_(direct), options_(options),
+      slots_(options.capacity_bytes / kTierPageSize) {}
+
+disk_tier::~disk_tier() {
+  idle_queues_.clear();  // each completes what it has in flight first
+  (void)port::close_fd(fd_);
+  (void)port::remove_file(path_.c_str());
+}
+
+status disk_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t count) {
+  if (count == 0) return {};
+  std::vector<page_ref> sorted;
+  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
+  std::vector<std::uint64_t> slots;
+  if (status s = take_slots(count, &slots); !s.ok()) return s;
+  if (status s = transfer(sorted, slots, true); !s.ok()) {
+    std::lock_guard lock(mutex_);
+    give_back_slots(slots);
+    return s;
+  }
+  // Copies go to fresh slots and replace the old ones only now, so that a
+  // failed write leaves every page held before intact.
+  std::lock_guard lock(mutex_);
+  page_slots& held = pods_[pod];
+  for (std::size_t i = 0; i < count; ++i) {
+    auto [it, added] = held.try_emplace(sorted[i].index, slots[i]);
+    if (!added) {
+      slots_.give_back(slot_run{it->second, 1});
+      it->second = slots[i];
+    }
+  }
+  return {};
+}
+
+status disk_tier::read(std::uint64_t pod, const page_ref* pages, std::size_t count) {
+  std::vector<page_ref> sorted;
+  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
+  std::vector<std::uint64_t> slots(count);
+  {
+    std::lock_guard lock(mutex_);
+    static const page_slots kNothing;
+    auto found = pods_.find(pod);
+    const page_slots& held = found == pods_.end() ? kNothing : found->second;
+    for (std::size_t i = 0; i < count; ++i) {
+      auto slot = held.find(sorted[i].index);
+      if (slot == held.end()) {
+        return status(errc::not_found, "disk tier holds no copy of page " + std::to_string(sorted[i].index) +
+                                           " of pod " + std::to_string(pod));
+      }
+      slots[i] = slot->second;
+    }
+  }
+  return transfer(sorted, slots, false);
+}
+
+status disk_tier::drop(std::uint64_t pod) {
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  if (held == pods_.end()) return {};
+  for (const auto& [index, slot] : held->second) slots_.give_back(slot_run{slot, 1});
+  pods_.erase(held);
+  return {};
+}
+
+bool disk_tier::holds(std::uint64_t pod, std::uint64_t index) const {
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  return held != pods_.end() && held->second.count(index) != 0;
+}
+
+status disk_tier::sync() {
+  if (int err = port::sync_file(fd_)) return status::from_errno(err, "disk tier: cannot sync " + path_);
+  return {};
+}
+
+tier_usage disk_tier::usage() const {
+  std::lock_guard lock(mutex_);
+  return tier_usage{slots_.capacity(), slots_.used()};
+}
+
+status disk_tier::take_slots(std::size_t count, std::vector<std::uint64_t>* slots) {
+  std::lock_guard lock(mutex_);
+  slots->reserve(count);
+  while (slots->size() < count) {
+    slot_run run = slots_.take(count - slots->size());
+    if (run.count == 0) {
+      give_back_slots(*slots);
+      return status(errc::out_of_space, "disk tier " + path_ + " is full: " + std::to_string(slots_.used()) +
+                                            " of " + std::to_string(slots_.capacity()) + " pages held, " +
+                                            std::to_string(count) + " more asked");
+    }
+    for (std::uint64_t s = run.first; s < run.first + run.count; ++s) slots->push_back(s);
+  }
+  return {};
+}
+
+void disk_tier::give_back_slots(const std::vector<std::uint64_t>& slots) {
+  for (std::uint64_t slot : slots) slots_.give_back(slot_run{slot, 1});
+}
+
+std::vector<port::io_request> disk_tier::requests_for(const std::vector<page_ref>& pages,
+                                                      const std::vector<std::uint64_t>& slots) const {
+  std::vector<port::io_request> requests;
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    if (!requests.empty()) {
+      port::io_request& last = requests.back();
+      bool adjacent = slots[i] == slots[i - 1] + 1 &&
+                      pages[i].address == static_cast<char*>(pages[i - 1].address) + kTierPageSize;
+      if (adjacent && last.length + kTierPageSize <= options_.max_request_bytes) {
+        last.length += kTierPageSize;
+        continue;
+      }
+    }
+    requests.push_back(port::io_request{fd_, pages[i].address, kTierPageSize, slots[i] * kTierPageSize, 0});
+  }
+  return requests;
+}
+
+status disk_tier::transfer(const std::vector<page_ref>& pages, const std::vector<std::uint64_t>& slots,
+                           bool writing) {
+  std::vector<port::io_request> requests = requests_for(pages, slots);
+  std::unique_ptr<port::io_queue> queue;
+  if (status s = take_queue(&queue); !s.ok()) return s;
+  int err = writing ? queue->write(requests.data(), requests.size()) : queue->read(requests.data(), requests.size());
+  return_queue(std::move(queue));
+  if (err != 0) return transfer_error(err, writing);
+  for (const port::io_request& r : requests) {
+    if (r.result < 0) return transfer_error(static_cast<int>(-r.result), writing);
+    if (static_cast<std::size_t>(r.result) != r.length) return transfer_error(EIO, writing);  // the file was cut
+  }
+  return {};
+}
+
+status disk_tier::take_queue(std::unique_ptr<port::io_queue>* queue) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_queues_.empty()) {
+      *queue = std::move(idle_queues_.back());
+      idle_queues_.pop_back();
+      return {};
+    }
+  }
+  if (int err = port::io_queue::create(options_.queue_depth, true, queue)) {
+    return status::from_errno(err, "disk tier: cannot set up an I/O queue");
+  }
+  return {};
+}
+
+void disk_tier::return_queue(std::unique_ptr<port::io_queue> queue) {
+  std::lock_guard lock(mutex_);
+  idle_queues_.push_back(std::move(queue));
+}
+
+status disk_tier::transfer_error(int err, bool writing) const {
+  std::string_view what = writing ? "write to" : "read from";
+  if (err == ENOSPC || err == EDQUOT) {
+    return status(errc::out_of_space, "disk tier: the file system holding " + path_ + " is full (" +
+                                          larder::strerror(err) + "); nothing held before was lost");
+  }
+  if (err == EFBIG) {
+    return status(errc::out_of_space, "disk tier: " + path_ + " reached the largest file size allowed (" +
+                                          larder::strerror(err) + "); nothing held before was lost");
+  }
+  return status::from_errno(err, "disk tier: cannot " + std::string(what) + " " + path_);
+}
+
+}  // namespace larder::tiers

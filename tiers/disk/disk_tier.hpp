@@ -1,0 +1,89 @@
+// The disk tier: pods' pages in page slots of one file, moved with
+// io_uring (port/uring.hpp) in large requests, O_DIRECT where the file
+// system takes it. Entry point: disk_tier::open. The file is scratch: its
+// slots mean something only to the disk_tier that wrote them, so open
+// creates or empties it and the destructor removes it.
+#pragma once
+
+#include "tiers/disk/slot_allocator.hpp"
+#include "tiers/tier.hpp"
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace larder::port {
+class io_queue;
+struct io_request;
+}  // namespace larder::port
+
+namespace larder::tiers {
+
+struct disk_tier_options {
+  // The most the tier holds; writes past it fail with out_of_space.
+  std::uint64_t capacity_bytes = std::uint64_t{1} << 30;
+  // O_DIRECT where the file system takes it: the pages bypass the page
+  // cache, which the heap's own memory already is.
+  bool try_direct = true;
+  // Requests in flight at once per calling thread: enough to keep an NVMe
+  // device's queues busy with large requests.
+  unsigned queue_depth = 32;
+  // Adjacent pages (in memory and in the file) go out as one request of
+  // up to this many bytes (a multiple of kTierPageSize); several such
+  // requests are in flight at once.
+  std::size_t max_request_bytes = std::size_t{1} << 20;
+};
+
+class disk_tier final : public tier {
+ public:
+  // Creates (or empties) the file at `path`. invalid_argument for a
+  // capacity or request size that is no page multiple or zero, or a zero
+  // queue depth; errno values of open or io_uring setup.
+  static status open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out);
+  ~disk_tier() override;
+
+  status write(std::uint64_t pod, const page_ref* pages, std::size_t count) override;
+  status read(std::uint64_t pod, const page_ref* pages, std::size_t count) override;
+  status drop(std::uint64_t pod) override;
+  bool holds(std::uint64_t pod, std::uint64_t index) const override;
+  status sync() override;
+  tier_usage usage() const override;
+
+  // Whether the file was opened with O_DIRECT; false where the file system
+  // refused it and the tier fell back to buffered I/O (or when not asked).
+  bool direct() const { return direct_; }
+  // Whether transfers go through io_uring; false where the kernel refused
+  // to set a ring up and they are plain pread/pwrite.
+  bool uses_uring() const { return uses_uring_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  using page_slots = std::unordered_map<std::uint64_t, std::uint64_t>;  // page index -> slot
+
+  disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options);
+  status take_slots(std::size_t count, std::vector<std::uint64_t>* slots);
+  void give_back_slots(const std::vector<std::uint64_t>& slots);
+  // Transfers `pages[i]` to or from slot `slots[i]`, adjacent ones in one
+  // request; pages sorted by index.
+  status transfer(const std::vector<page_ref>& pages, const std::vector<std::uint64_t>& slots, bool writing);
+  std::vector<port::io_request> requests_for(const std::vector<page_ref>& pages,
+                                             const std::vector<std::uint64_t>& slots) const;
+  status take_queue(std::unique_ptr<port::io_queue>* queue);
+  void return_queue(std::unique_ptr<port::io_queue> queue);
+  status transfer_error(int err, bool writing) const;
+
+  const std::string path_;
+  const int fd_;
+  const bool direct_;
+  bool uses_uring_ = false;
+  const disk_tier_options options_;
+
+  mutable std::mutex mutex_;  // guards what follows
+  slot_allocator slots_;
+  std::unordered_map<std::uint64_t, page_slots> pods_;
+  std::vector<std::unique_ptr<port::io_queue>> idle_queues_;  // one per thread that has transferred at once
+};
+
+}  // namespace larder::tiers
