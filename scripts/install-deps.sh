@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libpmemobj-dev strace)
   packages+=(restic borgbackup python3-matplotlib)  # bench/versions_compare.py and its plot
   packages+=(redis-server memcached libhiredis-dev libmemcached-dev)  # bench/store_compare.py
+  packages+=(fio)  # bench/tier_disk_compare.py
 fi
 
 missing=()
