@@ -2,6 +2,7 @@
 // trips of random page sets, slot reuse, O_DIRECT on a disk file system and
 // the buffered path, a full file system, and four threads at once.
 #include "tiers/disk/disk_tier.hpp"
+#include "tiers/disk/slot_allocator.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +10,6 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -122,6 +122,25 @@ void round_trips(const std::string& base, disk_tier_options options) {
     EXPECT_EQ(held, tier->usage().used_pages);
   }
   ASSERT_TRUE(tier->sync().ok());
+}
+
+TEST(SlotAllocatorTest, FreedRunsMergeAndTheFreedTailIsHandedOutAgain) {
+  slot_allocator slots(10);
+  slot_run a = slots.take(4), b = slots.take(4), c = slots.take(4);
+  EXPECT_EQ(0u, a.first);
+  EXPECT_EQ(4u, b.first);
+  EXPECT_EQ(8u, c.first);
+  EXPECT_EQ(2u, c.count) << "only two slots were left";
+  EXPECT_EQ(0u, slots.take(1).count);
+  slots.give_back(slot_run{1, 1});
+  slots.give_back(slot_run{2, 2});
+  slots.give_back(slot_run{4, 1});
+  slot_run merged = slots.take(4);
+  EXPECT_EQ(1u, merged.first) << "slots 1-4 were freed in three pieces";
+  EXPECT_EQ(4u, merged.count);
+  slots.give_back(c);
+  EXPECT_EQ(8u, slots.end()) << "a freed run at the end shortens the file";
+  EXPECT_EQ(8u, slots.used());
 }
 
 TEST(DiskTierTest, RoundTripsMatchTheModelWithODirectOnDisk) {
