@@ -27,6 +27,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -85,8 +86,8 @@ struct fixture {
     benchmark::AddCustomContext("io_uring", tier->uses_uring() ? "yes" : "no (pread/pwrite)");
   }
   ~fixture() { std::free(buffer); }
-  std::unique_ptr<disk_tier> tier;
   const std::vector<page_ref>& memory(const benchmark::State& state) const { return state.range(0) ? cycled : pages; }
+  std::unique_ptr<disk_tier> tier;
   char* buffer = nullptr;
   std::vector<page_ref> pages;
   std::vector<page_ref> cycled;
