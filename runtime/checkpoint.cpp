@@ -106,8 +106,10 @@ status observe_writes(heap_impl& impl, bool* writes_known) {
   }
   if (!impl.tracker) {
     status s = impl.start_tracking(tracker_backend::automatic);
-    // Without a tracker every checkpoint reads every used page.
-    if (!s.ok() && !s.is(errc::unsupported)) return s;
+    // Without a tracker every checkpoint reads every used page. One the
+    // program started meanwhile (invalid_argument: already tracking) is as
+    // good: the writes before it are unknown, and *writes_known says so.
+    if (!s.ok() && !s.is(errc::unsupported) && !s.is(errc::invalid_argument)) return s;
     return {};
   }
   return *writes_known ? impl.collect_for_versions() : status();
