@@ -2,7 +2,7 @@
 // trips of random page sets, slot reuse, O_DIRECT on a disk file system and
 // the buffered path, a full file system, and four threads at once.
 #include "tiers/disk/disk_tier.hpp"
-#include "tiers/disk/slot_allocator.hpp"
+#include "tiers/slots/slot_allocator.hpp"
 
 #include <gtest/gtest.h>
 

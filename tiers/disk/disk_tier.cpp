@@ -1,5 +1,5 @@
-// disk_tier (disk_tier.hpp): the slot index under one lock, transfers
-// outside it through a pool of io_queues, one per thread transferring.
+// disk_tier (disk_tier.hpp): transfers through a pool of io_queues, one
+// per thread transferring.
 #include "tiers/disk/disk_tier.hpp"
 
 #include "port/os.hpp"
@@ -7,35 +7,13 @@
 
 #include <errno.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
 namespace larder::tiers {
-namespace {
 
 static_assert(kTierPageSize == port::kOsPageSize);
-
-bool page_aligned(const void* address) { return reinterpret_cast<std::uintptr_t>(address) % kTierPageSize == 0; }
-
-// The pages sorted by index (the order slots are given in), or
-// invalid_argument for an unaligned address or an index given twice.
-status sorted_pages(const page_ref* pages, std::size_t count, std::vector<page_ref>* out) {
-  out->assign(pages, pages + count);
-  std::sort(out->begin(), out->end(), [](const page_ref& a, const page_ref& b) { return a.index < b.index; });
-  for (std::size_t i = 0; i < count; ++i) {
-    if (!page_aligned((*out)[i].address)) {
-      return status(errc::invalid_argument, "tier page address not aligned to a page");
-    }
-    if (i > 0 && (*out)[i].index == (*out)[i - 1].index) {
-      return status(errc::invalid_argument, "tier page index given twice in one call");
-    }
-  }
-  return {};
-}
-
-}  // namespace
 
 status disk_tier::open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out) {
   if (options.capacity_bytes == 0 || options.capacity_bytes % kTierPageSize != 0 || options.max_request_bytes == 0 ||
@@ -58,8 +36,8 @@ status disk_tier::open(const std::string& path, const disk_tier_options& options
 }
 
 disk_tier::disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options)
-    : path_(std::move(path)), fd_(fd), direct_(direct), options_(options),
-      slots_(options.capacity_bytes / kTierPageSize) {}
+    : slotted_tier("disk tier " + path, options.capacity_bytes / kTierPageSize), path_(std::move(path)), fd_(fd),
+      direct_(direct), options_(options) {}
 
 disk_tier::~disk_tier() {
   idle_queues_.clear();  // each completes what it has in flight first
@@ -67,95 +45,9 @@ disk_tier::~disk_tier() {
   (void)port::remove_file(path_.c_str());
 }
 
-status disk_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t count) {
-  if (count == 0) return {};
-  std::vector<page_ref> sorted;
-  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
-  std::vector<std::uint64_t> slots;
-  if (status s = take_slots(count, &slots); !s.ok()) return s;
-  if (status s = transfer(sorted, slots, true); !s.ok()) {
-    std::lock_guard lock(mutex_);
-    give_back_slots(slots);
-    return s;
-  }
-  // Copies go to fresh slots and replace the old ones only now, so that a
-  // failed write leaves every page held before intact.
-  std::lock_guard lock(mutex_);
-  page_slots& held = pods_[pod];
-  for (std::size_t i = 0; i < count; ++i) {
-    auto [it, added] = held.try_emplace(sorted[i].index, slots[i]);
-    if (!added) {
-      slots_.give_back(slot_run{it->second, 1});
-      it->second = slots[i];
-    }
-  }
-  return {};
-}
-
-status disk_tier::read(std::uint64_t pod, const page_ref* pages, std::size_t count) {
-  std::vector<page_ref> sorted;
-  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
-  std::vector<std::uint64_t> slots(count);
-  {
-    std::lock_guard lock(mutex_);
-    static const page_slots kNothing;
-    auto found = pods_.find(pod);
-    const page_slots& held = found == pods_.end() ? kNothing : found->second;
-    for (std::size_t i = 0; i < count; ++i) {
-      auto slot = held.find(sorted[i].index);
-      if (slot == held.end()) {
-        return status(errc::not_found, "disk tier holds no copy of page " + std::to_string(sorted[i].index) +
-                                           " of pod " + std::to_string(pod));
-      }
-      slots[i] = slot->second;
-    }
-  }
-  return transfer(sorted, slots, false);
-}
-
-status disk_tier::drop(std::uint64_t pod) {
-  std::lock_guard lock(mutex_);
-  auto held = pods_.find(pod);
-  if (held == pods_.end()) return {};
-  for (const auto& [index, slot] : held->second) slots_.give_back(slot_run{slot, 1});
-  pods_.erase(held);
-  return {};
-}
-
-bool disk_tier::holds(std::uint64_t pod, std::uint64_t index) const {
-  std::lock_guard lock(mutex_);
-  auto held = pods_.find(pod);
-  return held != pods_.end() && held->second.count(index) != 0;
-}
-
 status disk_tier::sync() {
   if (int err = port::sync_file(fd_)) return status::from_errno(err, "disk tier: cannot sync " + path_);
   return {};
-}
-
-tier_usage disk_tier::usage() const {
-  std::lock_guard lock(mutex_);
-  return tier_usage{slots_.capacity(), slots_.used()};
-}
-
-status disk_tier::take_slots(std::size_t count, std::vector<std::uint64_t>* slots) {
-  std::lock_guard lock(mutex_);
-  slots->reserve(count);
-  while (slots->size() < count) {
-    slot_run run = slots_.take(count - slots->size());
-    if (run.count == 0) {
-      give_back_slots(*slots);
-      return status(errc::out_of_space, "disk tier " + path_ + " is full: " + std::to_string(slots_.used()) +
-                                            " of " + std::to_string(slots_.capacity()) + " pages held, " +
-                                            std::to_string(count) + " more asked");
-    }
-    for (std::uint64_t s = run.first; s < run.first + run.count; ++s) slots->push_back(s);
-  }
-  return {};
-}
-
-void disk_tier::give_back_slots(const std::vector<std::uint64_t>& slots) {
-  for (std::uint64_t slot : slots) slots_.give_back(slot_run{slot, 1});
 }
 
 std::vector<port::io_request> disk_tier::requests_for(const std::vector<page_ref>& pages,

@@ -5,13 +5,11 @@
 // creates or empties it and the destructor removes it.
 #pragma once
 
-#include "tiers/disk/slot_allocator.hpp"
-#include "tiers/tier.hpp"
+#include "tiers/slots/slotted_tier.hpp"
 
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace larder::port {
@@ -36,7 +34,7 @@ struct disk_tier_options {
   std::size_t max_request_bytes = std::size_t{1} << 20;
 };
 
-class disk_tier final : public tier {
+class disk_tier final : public slotted_tier {
  public:
   // Creates (or empties) the file at `path`. invalid_argument for a
   // capacity or request size that is no page multiple or zero, or a zero
@@ -44,12 +42,7 @@ class disk_tier final : public tier {
   static status open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out);
   ~disk_tier() override;
 
-  status write(std::uint64_t pod, const page_ref* pages, std::size_t count) override;
-  status read(std::uint64_t pod, const page_ref* pages, std::size_t count) override;
-  status drop(std::uint64_t pod) override;
-  bool holds(std::uint64_t pod, std::uint64_t index) const override;
   status sync() override;
-  tier_usage usage() const override;
 
   // Whether the file was opened with O_DIRECT; false where the file system
   // refused it and the tier fell back to buffered I/O (or when not asked).
@@ -60,14 +53,12 @@ class disk_tier final : public tier {
   const std::string& path() const { return path_; }
 
  private:
-  using page_slots = std::unordered_map<std::uint64_t, std::uint64_t>;  // page index -> slot
-
   disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options);
-  status take_slots(std::size_t count, std::vector<std::uint64_t>* slots);
-  void give_back_slots(const std::vector<std::uint64_t>& slots);
-  // Transfers `pages[i]` to or from slot `slots[i]`, adjacent ones in one
-  // request; pages sorted by index.
-  status transfer(const std::vector<page_ref>& pages, const std::vector<std::uint64_t>& slots, bool writing);
+  // The file grows as it is written.
+  status provide(std::uint64_t) override { return {}; }
+  // Adjacent pages in one request.
+  status transfer(const std::vector<page_ref>& pages, const std::vector<std::uint64_t>& slots,
+                  bool writing) override;
   std::vector<port::io_request> requests_for(const std::vector<page_ref>& pages,
                                              const std::vector<std::uint64_t>& slots) const;
   status take_queue(std::unique_ptr<port::io_queue>* queue);
@@ -80,9 +71,7 @@ class disk_tier final : public tier {
   bool uses_uring_ = false;
   const disk_tier_options options_;
 
-  mutable std::mutex mutex_;  // guards what follows
-  slot_allocator slots_;
-  std::unordered_map<std::uint64_t, page_slots> pods_;
+  std::mutex mutex_;  // guards what follows
   std::vector<std::unique_ptr<port::io_queue>> idle_queues_;  // one per thread that has transferred at once
 };
 

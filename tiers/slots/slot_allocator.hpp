@@ -1,7 +1,8 @@
-// The page slots of a disk tier's file: which are free, kept as runs of
-// adjacent slots so that a pod's pages get adjacent slots and go out in
-// few large writes. Entry points: slot_allocator::take and give_back.
-// Not thread-safe: disk_tier holds its lock around every call.
+// The page slots of a tier's storage (a file, a mapping, device memory):
+// which are free, kept as runs of adjacent slots so that a pod's pages get
+// adjacent slots and move in few large transfers. Entry points:
+// slot_allocator::take and give_back. Not thread-safe: slotted_tier holds
+// its lock around every call.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,7 @@ class slot_allocator {
   explicit slot_allocator(std::uint64_t capacity) : capacity_(capacity) {}
 
   // Up to `want` (> 0) adjacent free slots: the first freed run that holds
-  // them all, else slots past every slot handed out so far (the file
+  // them all, else slots past every slot handed out so far (the storage
   // grows), else the first freed run, shorter than asked.
   slot_run take(std::uint64_t want);
   // Frees a run that take() handed out; freed neighbours merge with it.
@@ -27,7 +28,7 @@ class slot_allocator {
 
   std::uint64_t capacity() const { return capacity_; }
   std::uint64_t used() const { return used_; }
-  // Slots below this have been handed out at some time: the file's extent.
+  // Slots below this are handed out or freed runs: the storage's extent.
   std::uint64_t end() const { return end_; }
 
  private:

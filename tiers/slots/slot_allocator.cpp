@@ -1,5 +1,5 @@
-// First-fit over freed runs, then the tail of the file (slot_allocator.hpp).
-#include "tiers/disk/slot_allocator.hpp"
+// First-fit over freed runs, then the tail of the storage (slot_allocator.hpp).
+#include "tiers/slots/slot_allocator.hpp"
 
 #include <algorithm>
 #include <iterator>

@@ -1,0 +1,125 @@
+// slotted_tier (slotted_tier.hpp): the index under one lock; transfers,
+// the backend's, outside it.
+#include "tiers/slots/slotted_tier.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+namespace larder::tiers {
+namespace {
+
+bool page_aligned(const void* address) { return reinterpret_cast<std::uintptr_t>(address) % kTierPageSize == 0; }
+
+// The pages sorted by index (the order slots are given in), or
+// invalid_argument for an unaligned address or an index given twice.
+status sorted_pages(const page_ref* pages, std::size_t count, std::vector<page_ref>* out) {
+  out->assign(pages, pages + count);
+  std::sort(out->begin(), out->end(), [](const page_ref& a, const page_ref& b) { return a.index < b.index; });
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!page_aligned((*out)[i].address)) {
+      return status(errc::invalid_argument, "tier page address not aligned to a page");
+    }
+    if (i > 0 && (*out)[i].index == (*out)[i - 1].index) {
+      return status(errc::invalid_argument, "tier page index given twice in one call");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+slotted_tier::slotted_tier(std::string name, std::uint64_t capacity_pages)
+    : name_(std::move(name)), slots_(capacity_pages) {}
+
+status slotted_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t count) {
+  if (count == 0) return {};
+  std::vector<page_ref> sorted;
+  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
+  std::vector<std::uint64_t> slots;
+  if (status s = take_slots(count, &slots); !s.ok()) return s;
+  if (status s = transfer(sorted, slots, true); !s.ok()) {
+    std::lock_guard lock(mutex_);
+    give_back_slots(slots);
+    return s;
+  }
+  // Copies go to fresh slots and replace the old ones only now, so that a
+  // failed write leaves every page held before intact.
+  std::lock_guard lock(mutex_);
+  page_slots& held = pods_[pod];
+  for (std::size_t i = 0; i < count; ++i) {
+    auto [it, added] = held.try_emplace(sorted[i].index, slots[i]);
+    if (!added) {
+      slots_.give_back(slot_run{it->second, 1});
+      it->second = slots[i];
+    }
+  }
+  return {};
+}
+
+status slotted_tier::read(std::uint64_t pod, const page_ref* pages, std::size_t count) {
+  std::vector<page_ref> sorted;
+  if (status s = sorted_pages(pages, count, &sorted); !s.ok()) return s;
+  std::vector<std::uint64_t> slots(count);
+  {
+    std::lock_guard lock(mutex_);
+    static const page_slots kNothing;
+    auto found = pods_.find(pod);
+    const page_slots& held = found == pods_.end() ? kNothing : found->second;
+    for (std::size_t i = 0; i < count; ++i) {
+      auto slot = held.find(sorted[i].index);
+      if (slot == held.end()) {
+        return status(errc::not_found, name_ + " holds no copy of page " + std::to_string(sorted[i].index) +
+                                           " of pod " + std::to_string(pod));
+      }
+      slots[i] = slot->second;
+    }
+  }
+  return transfer(sorted, slots, false);
+}
+
+status slotted_tier::drop(std::uint64_t pod) {
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  if (held == pods_.end()) return {};
+  for (const auto& [index, slot] : held->second) slots_.give_back(slot_run{slot, 1});
+  pods_.erase(held);
+  return {};
+}
+
+bool slotted_tier::holds(std::uint64_t pod, std::uint64_t index) const {
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  return held != pods_.end() && held->second.count(index) != 0;
+}
+
+tier_usage slotted_tier::usage() const {
+  std::lock_guard lock(mutex_);
+  return tier_usage{slots_.capacity(), slots_.used()};
+}
+
+status slotted_tier::take_slots(std::size_t count, std::vector<std::uint64_t>* slots) {
+  std::lock_guard lock(mutex_);
+  slots->reserve(count);
+  while (slots->size() < count) {
+    slot_run run = slots_.take(count - slots->size());
+    if (run.count == 0) {
+      give_back_slots(*slots);
+      return status(errc::out_of_space, name_ + " is full: " + std::to_string(slots_.used()) + " of " +
+                                            std::to_string(slots_.capacity()) + " pages held, " +
+                                            std::to_string(count) + " more asked");
+    }
+    for (std::uint64_t s = run.first; s < run.first + run.count; ++s) slots->push_back(s);
+  }
+  if (status s = provide(slots_.end()); !s.ok()) {
+    give_back_slots(*slots);
+    return s;
+  }
+  return {};
+}
+
+void slotted_tier::give_back_slots(const std::vector<std::uint64_t>& slots) {
+  for (std::uint64_t slot : slots) slots_.give_back(slot_run{slot, 1});
+}
+
+}  // namespace larder::tiers
