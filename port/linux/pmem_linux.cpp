@@ -1,32 +1,15 @@
-// port/pmem.hpp over libpmem2, loaded when first needed: it pulls in a
-// dozen libraries (ndctl, daxctl, udev...) that programs using only the
-// allocator, or heaps that are not files, should not pay for at start.
+// port/pmem.hpp over libpmem2 (pmem2_api.hpp), and the loader of libpmem2.
 #include "port/pmem.hpp"
 
-#include <dlfcn.h>
-#include <libpmem2.h>
+#include "port/linux/pmem2_api.hpp"
 
-#include <mutex>
+#include <dlfcn.h>
+
+#include <type_traits>
 
 namespace larder::port {
 
-namespace {
-
-struct pmem2_api {
-  decltype(&pmem2_source_from_fd) source_from_fd;
-  decltype(&pmem2_source_delete) source_delete;
-  decltype(&pmem2_config_new) config_new;
-  decltype(&pmem2_config_delete) config_delete;
-  decltype(&pmem2_config_set_required_store_granularity) set_granularity;
-  decltype(&pmem2_config_set_length) set_length;
-  decltype(&pmem2_map_new) map_new;
-  decltype(&pmem2_map_delete) map_delete;
-  decltype(&pmem2_map_get_store_granularity) get_granularity;
-  decltype(&pmem2_get_flush_fn) get_flush;
-  decltype(&pmem2_get_drain_fn) get_drain;
-};
-
-// nullptr when libpmem2 is not installed: no file is then treated as pmem.
+// Without libpmem2 no file is treated as pmem.
 const pmem2_api* load_pmem2() {
   static pmem2_api api;
   static const pmem2_api* loaded = [] () -> const pmem2_api* {
@@ -39,20 +22,30 @@ const pmem2_api* load_pmem2() {
       *slot = reinterpret_cast<std::remove_pointer_t<decltype(slot)>>(symbol);
     };
     get(&api.source_from_fd, "pmem2_source_from_fd");
+    get(&api.source_alignment, "pmem2_source_alignment");
     get(&api.source_delete, "pmem2_source_delete");
     get(&api.config_new, "pmem2_config_new");
     get(&api.config_delete, "pmem2_config_delete");
     get(&api.set_granularity, "pmem2_config_set_required_store_granularity");
     get(&api.set_length, "pmem2_config_set_length");
+    get(&api.set_offset, "pmem2_config_set_offset");
+    get(&api.set_vm_reservation, "pmem2_config_set_vm_reservation");
+    get(&api.reservation_new, "pmem2_vm_reservation_new");
+    get(&api.reservation_delete, "pmem2_vm_reservation_delete");
+    get(&api.reservation_address, "pmem2_vm_reservation_get_address");
     get(&api.map_new, "pmem2_map_new");
     get(&api.map_delete, "pmem2_map_delete");
     get(&api.get_granularity, "pmem2_map_get_store_granularity");
     get(&api.get_flush, "pmem2_get_flush_fn");
     get(&api.get_drain, "pmem2_get_drain_fn");
+    get(&api.get_memcpy, "pmem2_get_memcpy_fn");
+    get(&api.errormsg, "pmem2_errormsg");
     return ok ? &api : nullptr;
   }();
   return loaded;
 }
+
+namespace {
 
 struct probe_state {
   const pmem2_api* api;
