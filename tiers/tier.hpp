@@ -2,7 +2,8 @@
 // copies of pods' pages (disk, persistent memory, GPU memory, a remote
 // store). The migrator writes a cold pod's pages to a tier before it drops
 // them from memory, and reads them back when they are touched again; it
-// sees every backend only through this class. Backends: tiers/disk.
+// sees every backend only through this class. Backends: tiers/disk,
+// tiers/pmem, tiers/gpu, each over tiers/slots/slotted_tier.
 #pragma once
 
 #include <larder/status.hpp>

@@ -40,6 +40,20 @@ TEST(PmemTierTest, RoundTripsMatchTheModel) {
   }
 }
 
+// libpmem2 told to treat any file as persistent memory takes the DAX path:
+// cache-line flushes and a fence in place of msync.
+TEST(PmemTierTest, ForcedCacheLineGranularityTakesTheDaxPath) {
+  scratch_dir dir("/var/tmp");
+  ::setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 1);
+  auto tier = open_tier(dir.file());
+  ::unsetenv("PMEM2_FORCE_GRANULARITY");
+  ASSERT_TRUE(tier);
+  EXPECT_TRUE(tier->is_dax());
+  EXPECT_STREQ("dax", tier->mode());
+  round_trips(*tier);
+  four_threads(*tier);
+}
+
 TEST(PmemTierTest, RoundTripsOnADaxFileSystem) {
   const char* dax_dir = std::getenv("LARDER_TEST_DAX_DIR");
   if (dax_dir == nullptr) GTEST_SKIP() << "LARDER_TEST_DAX_DIR names no directory on a DAX file system";
