@@ -7,8 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/statfs.h>
 
 #include <cstdio>
@@ -112,21 +110,9 @@ TEST(DiskTierTest, FullFileSystemIsAClearErrorAndLosesNothing) {
 
 TEST(DiskTierTest, FileSizeLimitIsAClearError) {
   scratch_dir dir("/var/tmp");
-  struct rlimit before {};
-  ASSERT_EQ(0, ::getrlimit(RLIMIT_FSIZE, &before));
   auto tier = open_tier(dir.file());
   ASSERT_TRUE(tier);
-  // Past the limit the kernel sends SIGXFSZ, which kills by default; a
-  // program that sets a file size limit ignores it to see EFBIG instead.
-  struct sigaction ignore {}, old {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(0, ::sigaction(SIGXFSZ, &ignore, &old));
-  struct rlimit limit = before;
-  limit.rlim_cur = 1 << 20;
-  ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &limit));
-  fill_until_refused(*tier, "largest file size");
-  ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &before));
-  ::sigaction(SIGXFSZ, &old, nullptr);
+  fill_under_file_size_limit(*tier);
 }
 
 TEST(DiskTierTest, FourThreadsWriteAndReadTheirOwnPods) {

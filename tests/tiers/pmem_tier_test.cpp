@@ -1,6 +1,7 @@
 // The persistent-memory tier (tiers/pmem) against a model of what each pod
 // holds (tier_checks.hpp): round trips, slot reuse, growth of the file and
-// its mapping, a full file system (an error, never SIGBUS), four threads.
+// its mapping, a full file system and a file size limit (errors, never
+// SIGBUS), four threads.
 // Without a DAX file system here, libpmem2 emulates persistent memory;
 // LARDER_TEST_DAX_DIR names a directory on one to run on it too.
 #include "tiers/pmem/pmem_tier.hpp"
@@ -24,11 +25,15 @@ std::unique_ptr<pmem_tier> open_tier(const std::string& file, pmem_tier_options 
 }
 
 TEST(PmemTierTest, AnOrdinaryFileIsEmulatedAndSaysSo) {
-  scratch_dir dir("/var/tmp");
+  scratch_dir dir("/dev/shm");  // a tmpfs is never DAX
+  testing::internal::CaptureStderr();
   auto tier = open_tier(dir.file());
+  std::string said = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(tier);
-  EXPECT_FALSE(tier->is_dax()) << "/var/tmp is no DAX file system";
+  EXPECT_FALSE(tier->is_dax());
   EXPECT_STREQ("emulated (msync)", tier->mode());
+  EXPECT_NE(std::string::npos, said.find("not on a DAX file system")) << said;
+  EXPECT_NE(std::string::npos, said.find(dir.file())) << said;
 }
 
 TEST(PmemTierTest, RoundTripsMatchTheModel) {
@@ -123,6 +128,13 @@ TEST(PmemTierTest, FullFileSystemIsAClearErrorAndLosesNothing) {
   auto tier = open_tier(small.path + "/tier");
   ASSERT_TRUE(tier);
   fill_until_refused(*tier, "file system holding");
+}
+
+TEST(PmemTierTest, FileSizeLimitIsAClearError) {
+  scratch_dir dir("/var/tmp");
+  auto tier = open_tier(dir.file());
+  ASSERT_TRUE(tier);
+  fill_under_file_size_limit(*tier);
 }
 
 TEST(PmemTierTest, FourThreadsWriteAndReadTheirOwnPods) {

@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -199,6 +201,23 @@ inline void fill_until_refused(tier& tier, const char* expected_words) {
   EXPECT_NE(std::string::npos, refused.message().find(expected_words)) << refused.message();
   ASSERT_FALSE(model.empty());
   for (const auto& [pod, pages] : model) expect_pod_equal(tier, pod, pages);
+}
+
+// Fills the tier under a file size limit of 1 MiB: the error names the
+// limit. Past the limit the kernel sends SIGXFSZ, which kills by default;
+// a program that sets a file size limit ignores it to see EFBIG instead.
+inline void fill_under_file_size_limit(tier& tier) {
+  struct rlimit before {};
+  ASSERT_EQ(0, ::getrlimit(RLIMIT_FSIZE, &before));
+  struct sigaction ignore {}, old {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(0, ::sigaction(SIGXFSZ, &ignore, &old));
+  struct rlimit limit = before;
+  limit.rlim_cur = 1 << 20;
+  ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &limit));
+  fill_until_refused(tier, "largest file size");
+  ASSERT_EQ(0, ::setrlimit(RLIMIT_FSIZE, &before));
+  ::sigaction(SIGXFSZ, &old, nullptr);
 }
 
 // Four threads, each writing, dropping and reading back pods of its own.
