@@ -7,6 +7,7 @@
 
 #include <errno.h>
 
+#include <utility>
 #include <vector>
 
 namespace larder::port {
