@@ -12,6 +12,8 @@
 //   BM_GpuWritePod    the pod copied to device memory through pinned
 //                     staging, then dropped untimed
 //   BM_GpuReadPod     the same pod read back from the device
+//   BM_MemcpyPod      the reference: the pod copied by memcpy into a
+//                     buffer of its size, already touched
 // The GPU benchmarks are registered only where a CUDA device opens; the
 // context line "gpu" says which device, or why there is none.
 //
@@ -103,6 +105,17 @@ void lay_out(tier& t, const char* what) {
     std::exit(1);
   }
 }
+
+void BM_MemcpyPod(benchmark::State& state) {
+  std::size_t bytes = pod().pages.size() * kTierPageSize;
+  std::vector<char> copy(bytes, 1);
+  for (auto _ : state) {
+    std::memcpy(copy.data(), pod().buffer, bytes);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
+}
+BENCHMARK(BM_MemcpyPod)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 std::unique_ptr<pmem_tier>& pmem() {
   static std::unique_ptr<pmem_tier> t;
