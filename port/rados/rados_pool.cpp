@@ -1,13 +1,17 @@
-// rados_pool (port/rados.hpp) on librados' C API. Batches go out as
-// asynchronous requests in a window of `in_flight`, the oldest awaited
-// before the next is sent.
+// rados_pool (port/rados.hpp) on librados' C API, and its C++ API for
+// batches: a bufferlist can lend a write the caller's bytes where the C
+// API copies them. Batches go out as asynchronous requests in a window of
+// `in_flight` slots, each refilled as soon as its request completes.
 #include "port/rados.hpp"
 
 #include <errno.h>
-#include <rados/librados.h>
+#include <rados/librados.hpp>
 
 #include <ctime>
-#include <deque>
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -16,7 +20,9 @@ namespace larder::port {
 struct rados_pool::handles {
   rados_t cluster = nullptr;
   rados_ioctx_t io = nullptr;
+  librados::IoCtx batch_io;  // `io` seen through the C++ API
   ~handles() {
+    batch_io.close();
     if (io != nullptr) rados_ioctx_destroy(io);
     if (cluster != nullptr) rados_shutdown(cluster);
   }
@@ -79,6 +85,7 @@ status rados_pool::connect(const std::string& conf_path, const std::string& pool
     if (r == -ENOENT) return status(errc::not_found, "rados: the cluster of " + conf_name + " has no pool " + pool);
     return status::from_errno(-r, "rados: cannot open pool " + pool);
   }
+  librados::IoCtx::from_rados_ioctx_t(h->io, h->batch_io);
   out->reset(new rados_pool(std::move(h), pool, options));
   return {};
 }
@@ -131,60 +138,126 @@ status rados_pool::list(const std::string& prefix, std::vector<std::string>* obj
   return r == -ENOENT ? status() : error(-r, "listing");
 }
 
+namespace {
+
+// The requests of one batch in flight: a slot each, and a signal when one
+// completes. librados completes requests out of order (the OSD spreads
+// them over its shards), so the batch refills whichever slot is done
+// first.
+struct batch_slot;
+struct batch_window {
+  std::mutex mutex;
+  std::condition_variable completed;
+};
+struct batch_slot {
+  batch_window* window = nullptr;
+  rados_op* op = nullptr;  // nullptr: the slot is free
+  librados::AioCompletion* completion = nullptr;
+  librados::bufferlist bytes;  // a read's bytes
+  bool done = false;           // guarded by window->mutex
+};
+
+void on_complete(rados_completion_t, void* arg) {
+  auto* slot = static_cast<batch_slot*>(arg);
+  // Notified under the lock: run() cannot see `done` and return (ending
+  // the window) before notify_one has finished with it.
+  std::lock_guard lock(slot->window->mutex);
+  slot->done = true;
+  slot->window->completed.notify_one();
+}
+
+}  // namespace
+
 status rados_pool::run(rados_op* ops, std::size_t count, unsigned in_flight) {
   if (in_flight == 0) return status(errc::invalid_argument, "rados: a batch needs at least one request in flight");
-  std::deque<std::pair<rados_op*, rados_completion_t>> pending;
+  batch_window window;
+  std::vector<batch_slot> slots(std::min<std::size_t>(in_flight, count));
+  std::vector<batch_slot*> idle;
+  for (batch_slot& slot : slots) {
+    slot.window = &window;
+    idle.push_back(&slot);
+  }
   status first_failure;
-  auto finish_oldest = [&] {
-    auto [op, completion] = pending.front();
-    pending.pop_front();
-    rados_aio_wait_for_complete(completion);
-    int r = rados_aio_get_return_value(completion);
-    rados_aio_release(completion);
+  auto finish = [&](batch_slot& slot) {
+    rados_op& op = *slot.op;
+    slot.completion->wait_for_complete();
+    int r = slot.completion->get_return_value();
+    slot.completion->release();
     static constexpr const char* kWhat[] = {"write of ", "read of ", "removal of "};
     if (r < 0) {
-      op->result = error(-r, kWhat[static_cast<int>(op->what)] + op->object);
-      if (first_failure.ok()) first_failure = op->result;
+      op.result = error(-r, kWhat[static_cast<int>(op.what)] + op.object);
+      if (first_failure.ok()) first_failure = op.result;
+    } else if (op.what == rados_op::kind::read) {
+      op.transferred = std::min<std::size_t>(slot.bytes.length(), op.length);
+      char* buffer = static_cast<char*>(op.buffer);
+      if (!slot.bytes.is_provided_buffer(buffer)) slot.bytes.begin().copy(op.transferred, buffer);
     } else {
-      op->transferred = op->what == rados_op::kind::read ? static_cast<std::size_t>(r) : op->length;
+      op.transferred = op.length;
     }
+    slot.op = nullptr;
+    slot.bytes.clear();
+    idle.push_back(&slot);
   };
+  // Waits until at least one request in flight is done, and finishes
+  // every one that is.
+  auto finish_some = [&] {
+    std::vector<batch_slot*> done;
+    {
+      std::unique_lock lock(window.mutex);
+      window.completed.wait(lock, [&] {
+        for (batch_slot& slot : slots) {
+          if (slot.op != nullptr && slot.done) done.push_back(&slot);
+        }
+        return !done.empty();
+      });
+      for (batch_slot* slot : done) slot->done = false;
+    }
+    for (batch_slot* slot : done) finish(*slot);
+  };
+
   for (std::size_t i = 0; i < count; ++i) {
     rados_op& op = ops[i];
     op.result = status();
     op.transferred = 0;
-    if (pending.size() >= in_flight) finish_oldest();
+    if (idle.empty()) finish_some();
     // A cluster that let one request time out would let the rest time out
     // one window after another: they fail now instead.
     if (first_failure.is(errc::timed_out)) {
       op.result = status(errc::timed_out, "rados: request for " + op.object + " not sent: " + first_failure.message());
       continue;
     }
-    rados_completion_t completion = nullptr;
-    int r = rados_aio_create_completion2(nullptr, nullptr, &completion);
-    if (r == 0) {
-      const char* name = op.object.c_str();
-      switch (op.what) {
-        case rados_op::kind::write_full:
-          r = rados_aio_write_full(handles_->io, name, completion, static_cast<const char*>(op.data), op.length);
-          break;
-        case rados_op::kind::read:
-          r = rados_aio_read(handles_->io, name, completion, static_cast<char*>(op.buffer), op.length, op.offset);
-          break;
-        case rados_op::kind::remove:
-          r = rados_aio_remove(handles_->io, name, completion);
-          break;
+    batch_slot& slot = *idle.back();
+    idle.pop_back();
+    slot.op = &op;
+    slot.completion = librados::Rados::aio_create_completion(&slot, on_complete);
+    int r = 0;
+    switch (op.what) {
+      case rados_op::kind::write_full: {
+        librados::bufferlist bytes;  // lends the caller's bytes, uncopied
+        bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(op.length),
+                                                    static_cast<char*>(const_cast<void*>(op.data))));
+        r = handles_->batch_io.aio_write_full(op.object, slot.completion, bytes);
+        break;
       }
-      if (r < 0) rados_aio_release(completion);
+      case rados_op::kind::read:
+        // Offered the caller's buffer, librados reads a whole range into it.
+        slot.bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(op.length), static_cast<char*>(op.buffer)));
+        r = handles_->batch_io.aio_read(op.object, slot.completion, &slot.bytes, op.length, op.offset);
+        break;
+      case rados_op::kind::remove:
+        r = handles_->batch_io.aio_remove(op.object, slot.completion);
+        break;
     }
     if (r < 0) {
+      slot.completion->release();
+      slot.op = nullptr;
+      slot.bytes.clear();
+      idle.push_back(&slot);
       op.result = error(-r, "sending a request for " + op.object);
       if (first_failure.ok()) first_failure = op.result;
-      continue;
     }
-    pending.emplace_back(&op, completion);
   }
-  while (!pending.empty()) finish_oldest();
+  while (idle.size() < slots.size()) finish_some();
   return first_failure;
 }
 
