@@ -52,8 +52,9 @@ class rados_pool {
  public:
   // Connects with the configuration file at `conf_path` (empty: $CEPH_CONF
   // or Ceph's default places) as client.admin, and opens `pool`. Errors:
-  // not_found (no such file or pool), timed_out (no monitor answered), or
-  // librados' errno value, each with a message naming the file or pool.
+  // not_found (no such file or pool), invalid_argument (a file Ceph cannot
+  // parse, a zero timeout), timed_out (no monitor answered), or librados'
+  // errno value, each with a message naming the file or pool.
   static status connect(const std::string& conf_path, const std::string& pool, const rados_options& options,
                         std::unique_ptr<rados_pool>* out);
   ~rados_pool();

@@ -7,13 +7,13 @@
 #include <errno.h>
 #include <rados/librados.hpp>
 
-#include <ctime>
 #include <algorithm>
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
-#include <vector>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace larder::port {
 
@@ -55,9 +55,8 @@ status rados_pool::connect(const std::string& conf_path, const std::string& pool
   }
   const std::string conf_name = conf_path.empty() ? "Ceph's default configuration" : conf_path;
   if (int r = rados_conf_read_file(h->cluster, conf_path.empty() ? nullptr : conf_path.c_str()); r < 0) {
-    if (r == -ENOENT || r == -EINVAL) {
-      return status(errc::not_found, "rados: cannot read the configuration " + conf_name);
-    }
+    if (r == -ENOENT) return status(errc::not_found, "rados: no configuration file " + conf_name);
+    if (r == -EINVAL) return status(errc::invalid_argument, "rados: cannot parse the configuration " + conf_name);
     return status::from_errno(-r, "rados: cannot read the configuration " + conf_name);
   }
   const std::string connect_timeout = std::to_string(options.connect_timeout_s);

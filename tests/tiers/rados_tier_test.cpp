@@ -247,6 +247,11 @@ TEST_F(RadosTest, BadConfigurationPoolOrMonitorIsAClearErrorNotAHang) {
   status no_file = port::rados_pool::connect("/nonexistent/ceph.conf", "larder", {}, &pool);
   EXPECT_TRUE(no_file.is(errc::not_found)) << no_file.to_string();
   EXPECT_NE(std::string::npos, no_file.message().find("/nonexistent/ceph.conf")) << no_file.message();
+  std::string garbled = std::filesystem::temp_directory_path() / ("larder_rados_garbled_" + std::to_string(::getpid()));
+  std::ofstream(garbled) << "[global\nmon host\n";
+  status unparsed = port::rados_pool::connect(garbled, "larder", {}, &pool);
+  std::filesystem::remove(garbled);
+  EXPECT_TRUE(unparsed.is(errc::invalid_argument)) << unparsed.to_string();
   status no_pool = port::rados_pool::connect(cluster().conf(), "no-such-pool", {}, &pool);
   EXPECT_TRUE(no_pool.is(errc::not_found)) << no_pool.to_string();
   EXPECT_NE(std::string::npos, no_pool.message().find("no-such-pool")) << no_pool.message();
