@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""Run the remote tier's benchmark and `rados bench` side by side on one
-throwaway Ceph cluster, and tabulate them.
+"""Run the remote tier's benchmark and `rados bench` side by side on
+throwaway single-node Ceph clusters, and tabulate them.
 
 What it runs
-  It starts a single-node cluster (scripts/ceph-cluster.sh: one mon, one
-  OSD on memstore, 127.0.0.1) in a temporary folder, then for each object
-  size in --objects, alternately, --repeats times each:
+  For each object size in --objects, alternately, --repeats times each,
+  on a single-node cluster of its own (scripts/ceph-cluster.sh: one mon,
+  one OSD on memstore, 127.0.0.1) started in a temporary folder for that
+  run and stopped after it:
     * tier_rados_bench (bench/tier_rados_bench.cpp): a pod of --size MiB
       put to the remote tier (tiers/rados) as objects of that size, --depth
-      requests in flight, then got back;
+      requests in flight (a new pod each time, none removed while it
+      measures), then got back, each for at least --seconds;
     * rados bench (Ceph's own) with the same object size and --depth
       concurrent requests: `write` for --seconds, then `seq` over the
-      objects it wrote, then its objects removed.
-  The cluster is stopped at the end, also when a run fails.
+      objects it wrote.
 
 What it prints
   Markdown: machine and run details, then put (write) and get (read)
@@ -57,8 +58,12 @@ def run(command: list[str], timeout: float = 600) -> str:
 
 def larder_sample(bench: Path, conf: Path, object_kib: int, args) -> dict:
     out = run([str(bench), f"--conf={conf}", f"--pool={POOL}", f"--size={args.size}", f"--object={object_kib}",
-               f"--depth={args.depth}", "--benchmark_format=json"])
-    rates = {b["name"].split("/")[0]: b["bytes_per_second"] for b in json.loads(out)["benchmarks"]}
+               f"--depth={args.depth}", f"--benchmark_min_time={args.seconds}", "--benchmark_format=json"])
+    benchmarks = json.loads(out)["benchmarks"]
+    for b in benchmarks:
+        if b.get("error_occurred"):
+            sys.exit(f"{bench.name} {b['name']}: {b.get('error_message')}")
+    rates = {b["name"].split("/")[0]: b["bytes_per_second"] for b in benchmarks}
     return {"put": rates["BM_PutPod"], "get": rates["BM_GetPod"]}
 
 
@@ -76,8 +81,19 @@ def rados_sample(conf: Path, object_kib: int, args) -> dict:
     put = run(rados + ["bench", str(args.seconds), "write", "-b", str(object_kib << 10), "-t", str(args.depth),
                        "--no-cleanup"] + name)
     get = run(rados + ["bench", str(args.seconds), "seq", "-t", str(args.depth)] + name)
-    run(rados + ["cleanup"] + name)
     return {"put": rados_bandwidth(put), "get": rados_bandwidth(get)}
+
+
+def on_fresh_cluster(folder: Path, sample):
+    """sample(conf) run on a cluster of its own, started in `folder` and
+    stopped after. The OSD keeps the memory of removed objects and goes on
+    freeing them after a removal returns: a run on a used cluster would be
+    timed against what the one before left."""
+    run([str(CLUSTER_SCRIPT), "start", str(folder), "--pool", POOL], timeout=120)
+    try:
+        return sample(folder / "ceph.conf")
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "stop", str(folder)], check=False)
 
 
 def table(samples: dict[int, dict[str, list[dict]]]) -> str:
@@ -100,7 +116,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64, help="MiB per larder pod")
     parser.add_argument("--objects", default="64,1024,4096", help="object sizes in KiB, comma separated")
     parser.add_argument("--depth", type=int, default=16, help="requests in flight")
-    parser.add_argument("--seconds", type=int, default=5, help="length of each rados bench write")
+    parser.add_argument("--seconds", type=int, default=5,
+                        help="length of each rados bench write, and the least each larder measurement lasts")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -116,24 +133,20 @@ def main() -> int:
     if bench is None:
         sys.exit("tier_rados_bench not found: build with -DLARDER_BUILD_BENCH=ON")
 
+    samples: dict[int, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory(prefix="larder_rados_compare_") as folder:
-        cluster = Path(folder) / "cluster"
-        run([str(CLUSTER_SCRIPT), "start", str(cluster), "--pool", POOL], timeout=120)
-        try:
-            conf = cluster / "ceph.conf"
-            samples: dict[int, dict[str, list[dict]]] = {}
-            for object_kib in object_sizes:
-                runs = samples.setdefault(object_kib, {"larder": [], "rados": []})
-                for _ in range(args.repeats):
-                    runs["larder"].append(larder_sample(bench, conf, object_kib, args))
-                    runs["rados"].append(rados_sample(conf, object_kib, args))
-        finally:
-            subprocess.run([str(CLUSTER_SCRIPT), "stop", str(cluster)], check=False)
+        for object_kib in object_sizes:
+            runs = samples.setdefault(object_kib, {"larder": [], "rados": []})
+            for repeat in range(args.repeats):
+                runs["larder"].append(on_fresh_cluster(Path(folder) / f"larder-{object_kib}-{repeat}",
+                                                       lambda conf: larder_sample(bench, conf, object_kib, args)))
+                runs["rados"].append(on_fresh_cluster(Path(folder) / f"rados-{object_kib}-{repeat}",
+                                                      lambda conf: rados_sample(conf, object_kib, args)))
 
     info = machine_info()
     print(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}; {info['date']}, "
           f"larder {info['revision']}")
-    print(f"Single-node Ceph (memstore OSD, 127.0.0.1); larder pods of {args.size} MiB; rados bench writes for "
+    print(f"Single-node Ceph (memstore OSD, 127.0.0.1), a fresh cluster per run; larder pods of {args.size} MiB; rados bench writes for "
           f"{args.seconds} s; {args.depth} requests in flight; median of {args.repeats} runs each\n")
     print(table(samples))
     if args.json:
