@@ -437,6 +437,7 @@ TEST_F(RadosTest, AClusterStoppedUnderTheTierIsAClearErrorNotAHang) {
   EXPECT_TRUE(write.is(errc::timed_out)) << write.to_string();
   EXPECT_NE(std::string::npos, write.message().find("did not answer")) << write.message();
   EXPECT_FALSE(tier->holds(2, 0)) << "a failed write holds nothing";
+  EXPECT_EQ(64u, tier->usage().used_pages);
   status read = tier->read(1, pages.data(), pages.size());
   EXPECT_TRUE(read.is(errc::timed_out)) << read.to_string();
   EXPECT_TRUE(tier->holds(1, 0)) << "what was held before is still known";

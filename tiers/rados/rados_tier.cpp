@@ -101,10 +101,10 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
     op.data = buffer;
   }
   if (status s = pool_->run(ops.data(), ops.size(), options_.in_flight); !s.ok()) {
+    // A request that timed out may still have stored its object: every
+    // object of the write is removed, now or at a later call.
     std::vector<std::string> sent;
-    for (port::rados_op& op : ops) {
-      if (op.result.ok()) sent.push_back(std::move(op.object));
-    }
+    for (port::rados_op& op : ops) sent.push_back(std::move(op.object));
     {
       std::lock_guard lock(mutex_);
       stored_pages_ -= count;
@@ -186,9 +186,7 @@ status rados_tier::read(std::uint64_t pod, const page_ref* pages, std::size_t co
       requests[r].buffer = staging[r].get();
     }
   }
-  if (status s = pool_->run(requests.data(), requests.size(), options_.in_flight); !s.ok()) {
-    return s;
-  }
+  if (status s = pool_->run(requests.data(), requests.size(), options_.in_flight); !s.ok()) return s;
   for (std::size_t r = 0; r < requests.size(); ++r) {
     const port::rados_op& op = requests[r];
     if (op.transferred != op.length) {
