@@ -34,7 +34,7 @@ struct rados_options {
 // object removed.
 struct rados_op {
   enum class kind { write_full, read, remove };
-  kind what;
+  kind what = kind::read;
   std::string object;
   // write_full: the object's new bytes (`length` of them).
   const void* data = nullptr;
