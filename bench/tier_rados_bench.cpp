@@ -10,7 +10,9 @@
 //               rados bench write. None is dropped before the program
 //               ends (the tier then removes its objects): removals would
 //               leave the OSD busy while later puts and gets are timed,
-//               and rados bench removes nothing while it measures
+//               and rados bench removes nothing while it measures. So
+//               that the OSD cannot fill up, it puts --put-total MiB in
+//               one run rather than as many as a time allows
 //   BM_GetPod   one pod read back into the same memory
 //
 // Options (before Google Benchmark's own):
@@ -19,6 +21,8 @@
 //   --size=MIB     pod size (default 64)
 //   --object=KIB   object size (default 1024)
 //   --depth=N      requests in flight (default 16, as rados bench's -t)
+//   --put-total=MIB  bytes BM_PutPod puts (default 2048; the test
+//                  cluster's OSD holds 8 GiB)
 #include "tiers/rados/rados_tier.hpp"
 
 #include <benchmark/benchmark.h>
@@ -44,6 +48,7 @@ struct settings {
   std::size_t size_mib = 64;
   std::size_t object_kib = 1024;
   unsigned depth = 16;
+  std::size_t put_total_mib = 2048;
 };
 
 settings& config() {
@@ -99,7 +104,6 @@ void BM_PutPod(benchmark::State& state) {
   for (auto _ : state) check(state, f.tier->write(f.next_pod++, f.pages.data(), f.pages.size()));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.pages.size() * kTierPageSize));
 }
-BENCHMARK(BM_PutPod)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_GetPod(benchmark::State& state) {
   fixture& f = shared();
@@ -107,7 +111,6 @@ void BM_GetPod(benchmark::State& state) {
   for (auto _ : state) check(state, f.tier->read(0, f.pages.data(), f.pages.size()));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * f.pages.size() * kTierPageSize));
 }
-BENCHMARK(BM_GetPod)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Takes this benchmark's options out of argv; false on a bad value.
 bool parse_options(int* argc, char** argv) {
@@ -129,21 +132,29 @@ bool parse_options(int* argc, char** argv) {
     } else if (arg.substr(0, 7) == "--pool=") {
       s.pool = std::string(arg.substr(7));
     } else if (!number("--size=", &s.size_mib) && !number("--object=", &s.object_kib) &&
-               !number("--depth=", &s.depth)) {
+               !number("--depth=", &s.depth) && !number("--put-total=", &s.put_total_mib)) {
       argv[kept++] = argv[i];
     }
   }
   *argc = kept;
-  return s.size_mib > 0 && s.object_kib > 0 && s.object_kib % 4 == 0 && s.depth > 0;
+  return s.size_mib > 0 && s.object_kib > 0 && s.object_kib % 4 == 0 && s.depth > 0 && s.put_total_mib >= s.size_mib;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (!parse_options(&argc, argv)) {
-    std::fprintf(stderr, "tier_rados_bench: --size, --object (a multiple of 4) and --depth must be positive\n");
+    std::fprintf(stderr,
+                 "tier_rados_bench: --size, --object (a multiple of 4) and --depth must be positive, "
+                 "--put-total at least --size\n");
     return 2;
   }
+  const settings& s = config();
+  benchmark::RegisterBenchmark("BM_PutPod", BM_PutPod)
+      ->Iterations(static_cast<benchmark::IterationCount>(s.put_total_mib / s.size_mib))
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("BM_GetPod", BM_GetPod)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   shared();

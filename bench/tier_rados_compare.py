@@ -9,8 +9,9 @@ What it runs
   run and stopped after it:
     * tier_rados_bench (bench/tier_rados_bench.cpp): a pod of --size MiB
       put to the remote tier (tiers/rados) as objects of that size, --depth
-      requests in flight (a new pod each time, none removed while it
-      measures), then got back, each for at least --seconds;
+      requests in flight (a new pod each time, --put-total MiB in all,
+      none removed while it measures), then got back for at least
+      --seconds;
     * rados bench (Ceph's own) with the same object size and --depth
       concurrent requests: `write` for --seconds, then `seq` over the
       objects it wrote.
@@ -58,7 +59,8 @@ def run(command: list[str], timeout: float = 600) -> str:
 
 def larder_sample(bench: Path, conf: Path, object_kib: int, args) -> dict:
     out = run([str(bench), f"--conf={conf}", f"--pool={POOL}", f"--size={args.size}", f"--object={object_kib}",
-               f"--depth={args.depth}", f"--benchmark_min_time={args.seconds}", "--benchmark_format=json"])
+               f"--depth={args.depth}", f"--put-total={args.put_total}", f"--benchmark_min_time={args.seconds}",
+               "--benchmark_format=json"])
     benchmarks = json.loads(out)["benchmarks"]
     for b in benchmarks:
         if b.get("error_occurred"):
@@ -117,7 +119,9 @@ def main() -> int:
     parser.add_argument("--objects", default="64,1024,4096", help="object sizes in KiB, comma separated")
     parser.add_argument("--depth", type=int, default=16, help="requests in flight")
     parser.add_argument("--seconds", type=int, default=5,
-                        help="length of each rados bench write, and the least each larder measurement lasts")
+                        help="length of each rados bench write, and the least larder's get lasts")
+    parser.add_argument("--put-total", type=int, default=2048,
+                        help="MiB larder puts per run (the cluster's OSD holds 8 GiB)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
