@@ -145,6 +145,8 @@ start() {
   timeout 60 ceph-osd -c "$conf" -i 0 --mkfs --no-mon-config --osd-uuid "$osd_uuid" >>"$dir/log/mkfs.log" 2>&1 ||
     die "ceph-osd --mkfs failed: see $dir/log/mkfs.log"
 
+  # A start that fails from here on stops what it started.
+  trap 'stop_daemon osd 50; stop_daemon mon 50' EXIT
   ceph-mon -c "$conf" -i a -f </dev/null >>"$dir/log/mon.a.out" 2>&1 &
   echo $! >"$dir/pids/mon.pid"
   ceph_tool ceph osd new "$osd_uuid" 0 >/dev/null 2>>"$dir/log/start.log" ||
@@ -162,6 +164,7 @@ start() {
   ceph_tool rados -p "$pool" put larder.cluster.ready "$dir/ready.txt" 2>>"$dir/log/start.log" ||
     die "the first object write did not succeed within 30 s: see $dir/log/osd.0.log and $dir/log/start.log"
   ceph_tool rados -p "$pool" rm larder.cluster.ready 2>>"$dir/log/start.log" || true
+  trap - EXIT
   print_env
 }
 
@@ -172,10 +175,7 @@ conf="$dir/ceph.conf"
 shift 2
 case $command in
   start)
-    # A start that fails half way stops what it started.
-    trap 'stop_daemon osd 50; stop_daemon mon 50' EXIT
     start "$@"
-    trap - EXIT
     ;;
   stop)
     [[ $# -eq 0 ]] || usage
