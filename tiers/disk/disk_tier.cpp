@@ -4,6 +4,7 @@
 
 #include "port/os.hpp"
 #include "port/uring.hpp"
+#include "tiers/page_refs.hpp"
 
 #include <errno.h>
 
