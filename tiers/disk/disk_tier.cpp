@@ -4,7 +4,6 @@
 
 #include "port/os.hpp"
 #include "port/uring.hpp"
-#include "tiers/page_refs.hpp"
 
 #include <errno.h>
 

@@ -2,32 +2,13 @@
 // the backend's, outside it.
 #include "tiers/slots/slotted_tier.hpp"
 
+#include "tiers/page_refs.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
 
 namespace larder::tiers {
-namespace {
-
-bool page_aligned(const void* address) { return reinterpret_cast<std::uintptr_t>(address) % kTierPageSize == 0; }
-
-// The pages sorted by index (the order slots are given in), or
-// invalid_argument for an unaligned address or an index given twice.
-status sorted_pages(const page_ref* pages, std::size_t count, std::vector<page_ref>* out) {
-  out->assign(pages, pages + count);
-  std::sort(out->begin(), out->end(), [](const page_ref& a, const page_ref& b) { return a.index < b.index; });
-  for (std::size_t i = 0; i < count; ++i) {
-    if (!page_aligned((*out)[i].address)) {
-      return status(errc::invalid_argument, "tier page address not aligned to a page");
-    }
-    if (i > 0 && (*out)[i].index == (*out)[i - 1].index) {
-      return status(errc::invalid_argument, "tier page index given twice in one call");
-    }
-  }
-  return {};
-}
-
-}  // namespace
 
 slotted_tier::slotted_tier(std::string name, std::uint64_t capacity_pages)
     : name_(std::move(name)), slots_(capacity_pages) {}
