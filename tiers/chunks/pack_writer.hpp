@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct ZSTD_CCtx_s;
@@ -37,6 +38,9 @@ class pack_writer {
   // attempt when worth_compressing says it cannot). Not durable before
   // finish(). *where says where it went.
   status add(const fingerprint& name, const void* page, index_entry* where);
+  // Appends a chunk already encoded (`payload`: the page, or its zstd
+  // frame), as another store holds it; the caller has checked it.
+  status add_stored(const fingerprint& name, encoding how, std::string_view payload, index_entry* where);
   // Makes the pack durable, renames it to "<id>.pack", then publishes
   // "<id>.index". After an error the pack is abandoned (its temporary is
   // removed). The writer takes no more chunks either way.
