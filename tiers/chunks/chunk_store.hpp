@@ -196,11 +196,14 @@ class chunk_store {
   // release().
   status put_stored(const stored_chunk* chunks, std::size_t count);
   // Publishes a version under the same id as in the store it came from:
-  // its base table (`table`, empty when it is on none) first, then the
-  // manifest, both verbatim, once every chunk it names is in the store and
-  // durable (not_found otherwise). corrupt when the bytes fail their
-  // checks. Durable once this returns OK; releases the store lock.
+  // its base table (`table`; empty when it is on none, or when this store
+  // holds it) first, then the manifest, both verbatim, once every chunk it
+  // names is in the store and durable (not_found otherwise). corrupt when
+  // the bytes fail their checks. Durable once this returns OK; releases
+  // the store lock.
   status import_version(std::string_view manifest, std::string_view table, version_id* id);
+  // Whether tables/<id> is here.
+  bool holds_table(const fingerprint& id) const;
 
   // ---- housekeeping --------------------------------------------------------
   status gc(gc_report* report);

@@ -69,6 +69,11 @@ status directory_store::get_version(const version_id& id, std::string* manifest,
   return store_->read_version_files(id, manifest, table);
 }
 
+status directory_store::has_table(const fingerprint& id, bool* present) {
+  *present = store_->holds_table(id);
+  return {};
+}
+
 status directory_store::put_version(std::string_view manifest, std::string_view table, version_id* id) {
   return store_->import_version(manifest, table, id);
 }

@@ -25,6 +25,7 @@ class directory_store final : public remote_store {
   status sync_chunks() override;
   status list_versions(std::vector<version_id>* out) override;
   status get_version(const version_id& id, std::string* manifest, std::string* table) override;
+  status has_table(const fingerprint& id, bool* present) override;
   status put_version(std::string_view manifest, std::string_view table, version_id* id) override;
   status list_refs(std::vector<ref_entry>* out) override;
   status set_ref(const std::string& name, const version_id& id, const version_id* expected) override;

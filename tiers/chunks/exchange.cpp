@@ -73,7 +73,15 @@ status chunk_store::import_version(std::string_view manifest, std::string_view t
   *id = fingerprint_of(manifest.data(), manifest.size());
   const std::string name = "versions/" + id->hex();
   version_record v;
-  status s = decode_version(manifest, table, name, &v);
+  status s = decode_manifest(manifest, name, true, &v);
+  std::string held;
+  const bool table_given = !table.empty();
+  if (s.ok() && v.has_table && !table_given) {
+    s = read_named("tables/" + v.table.hex(), v.table, &held);
+    if (s.is(errc::not_found)) s = status(errc::not_found, name + ": its base tables/" + v.table.hex() + " is not in the store");
+    table = held;
+  }
+  if (s.ok()) s = decode_version(manifest, table, name, &v);
   if (s.ok()) s = ensure_locked();
   if (s.ok()) s = flush();
   for (std::size_t i = 0; s.ok() && i < v.pages.size(); ++i) {
@@ -81,10 +89,12 @@ status chunk_store::import_version(std::string_view manifest, std::string_view t
       s = status(errc::not_found, name + " names chunk " + v.pages[i].chunk.hex() + ", which is not in the store");
     }
   }
-  if (s.ok() && v.has_table) s = publish_table(std::string(table), v.table);
+  if (s.ok() && v.has_table && table_given) s = publish_table(std::string(table), v.table);
   if (s.ok()) s = publish_file(*files_, versions_dir_, id->hex(), manifest, false);
   status r = release();
   return s.ok() ? r : s;
 }
+
+bool chunk_store::holds_table(const fingerprint& id) const { return exists(tables_dir_ + "/" + id.hex()); }
 
 }  // namespace larder::chunks

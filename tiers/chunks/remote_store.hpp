@@ -46,9 +46,12 @@ class remote_store {
   // A version's manifest and base table (empty when on none), each checked
   // against its id: not_found, corrupt.
   virtual status get_version(const version_id& id, std::string* manifest, std::string* table) = 0;
-  // Publishes a manifest and its base table verbatim, once every chunk it
-  // names is durable in the store (not_found otherwise); *id is its id.
-  // Durable once this returns OK.
+  // Whether the store holds the base table `id`.
+  virtual status has_table(const fingerprint& id, bool* present) = 0;
+  // Publishes a manifest and its base table verbatim (`table` empty: the
+  // store holds it, or the manifest is on none), once every chunk it names
+  // is durable in the store (not_found otherwise); *id is its id. Durable
+  // once this returns OK.
   virtual status put_version(std::string_view manifest, std::string_view table, version_id* id) = 0;
 
   virtual status list_refs(std::vector<ref_entry>* out) = 0;

@@ -85,6 +85,11 @@ class version_copy {
     std::vector<fingerprint> names = candidates(v.pages, parent_pages);
     if (status s = send_missing(names); !s.ok()) return s;
     if (status s = to_.sync_chunks(); !s.ok()) return s;
+    if (v.has_table) {
+      bool held = false;
+      if (status s = to_.has_table(v.table, &held); !s.ok()) return s;
+      if (held) table.clear();
+    }
     version_id got;
     if (status s = to_.put_version(manifest, table, &got); !s.ok()) return s;
     if (got != id) return status(errc::corrupt, from_.where() + ": versions/" + id.hex() + ": its bytes do not match its id");
