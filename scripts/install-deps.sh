@@ -11,6 +11,7 @@ packages=(
   python3 xz-utils coreutils
   pybind11-dev python3-dev python3-numpy  # the Python module of the object store (tools/python) and its test
   clang libclang-rt-14-dev  # the libFuzzer run of `quickstart.sh test` (libFuzzer is in libclang-rt-14-dev)
+  ceph-mon ceph-osd librados-dev libradospp-dev  # the remote tier (tiers/rados) and its single-node test cluster
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libpmemobj-dev strace)

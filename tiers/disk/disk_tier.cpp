@@ -4,38 +4,17 @@
 
 #include "port/os.hpp"
 #include "port/uring.hpp"
+#include "tiers/page_refs.hpp"
 
 #include <errno.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
 namespace larder::tiers {
-namespace {
 
 static_assert(kTierPageSize == port::kOsPageSize);
-
-bool page_aligned(const void* address) { return reinterpret_cast<std::uintptr_t>(address) % kTierPageSize == 0; }
-
-// The pages sorted by index (the order slots are given in), or
-// invalid_argument for an unaligned address or an index given twice.
-status sorted_pages(const page_ref* pages, std::size_t count, std::vector<page_ref>* out) {
-  out->assign(pages, pages + count);
-  std::sort(out->begin(), out->end(), [](const page_ref& a, const page_ref& b) { return a.index < b.index; });
-  for (std::size_t i = 0; i < count; ++i) {
-    if (!page_aligned((*out)[i].address)) {
-      return status(errc::invalid_argument, "tier page address not aligned to a page");
-    }
-    if (i > 0 && (*out)[i].index == (*out)[i - 1].index) {
-      return status(errc::invalid_argument, "tier page index given twice in one call");
-    }
-  }
-  return {};
-}
-
-}  // namespace
 
 status disk_tier::open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out) {
   if (options.capacity_bytes == 0 || options.capacity_bytes % kTierPageSize != 0 || options.max_request_bytes == 0 ||
