@@ -5,32 +5,11 @@
 #include "tiers/chunks/chunk_store.hpp"
 
 #include "tiers/chunks/files.hpp"
+#include "tiers/chunks/pack_reader.hpp"
 #include "tiers/chunks/pack_writer.hpp"
 
-#include <zstd.h>
-
-#include <cstring>
 
 namespace larder::chunks {
-namespace {
-
-// Nullptr, or why `c` is not the chunk it says it is.
-const char* check_stored(const stored_chunk& c, ZSTD_DCtx_s* zstd, char* page) {
-  if (c.how == encoding::raw) {
-    if (c.payload.size() != kPageSize) return "a raw chunk that is not one page";
-    std::memcpy(page, c.payload.data(), kPageSize);
-  } else if (c.how == encoding::zstd) {
-    if (c.payload.size() >= kPageSize) return "a compressed chunk larger than a page";
-    std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, c.payload.data(), c.payload.size());
-    if (ZSTD_isError(n) || n != kPageSize) return "damaged compressed data";
-  } else {
-    return "an unknown encoding";
-  }
-  return page_fingerprint(page) == c.name ? nullptr : "the page does not match its fingerprint";
-}
-
-}  // namespace
-
 status chunk_store::contains(const fingerprint* names, std::size_t count, std::vector<bool>* present) {
   if (status s = ensure_locked(); !s.ok()) return s;
   present->assign(count, false);
@@ -49,7 +28,7 @@ status chunk_store::put_stored(const stored_chunk* chunks, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
     const stored_chunk& c = chunks[i];
     if (c.name == zero_page() || index_.contains(c.name)) continue;
-    if (const char* why = check_stored(c, zstd_, page)) {
+    if (const char* why = check_payload(c.name, c.how, c.payload, zstd_, page)) {
       return status(errc::corrupt, "chunk " + c.name.hex() + " as received: " + why);
     }
     if (status s = ensure_writer(); !s.ok()) return s;

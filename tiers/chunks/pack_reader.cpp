@@ -125,4 +125,19 @@ const char* decode_record(const char* record, std::size_t length, const fingerpr
   return nullptr;
 }
 
+const char* check_payload(const fingerprint& name, encoding how, std::string_view payload, ZSTD_DCtx_s* zstd,
+                          void* page) {
+  if (how == encoding::raw) {
+    if (payload.size() != kPageSize) return "a raw chunk that is not one page";
+    std::memcpy(page, payload.data(), kPageSize);
+  } else if (how == encoding::zstd) {
+    if (payload.size() >= kPageSize) return "a compressed chunk of a page or more";
+    std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, payload.data(), payload.size());
+    if (ZSTD_isError(n) || n != kPageSize) return "damaged compressed data";
+  } else {
+    return "an unknown encoding";
+  }
+  return page_fingerprint(page) == name ? nullptr : "the page does not match its fingerprint";
+}
+
 }  // namespace larder::chunks

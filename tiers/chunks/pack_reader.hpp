@@ -37,4 +37,10 @@ status scan_pack(int fd, std::uint64_t pack_id, const std::string& path, std::ve
 const char* decode_record(const char* record, std::size_t length, const fingerprint& want, ZSTD_DCtx_s* zstd,
                           void* page);
 
+// Checks a chunk's payload as another store sent it (the page, or its zstd
+// frame) against its name, decoding it into `page`. Returns nullptr, or
+// what is wrong with it.
+const char* check_payload(const fingerprint& name, encoding how, std::string_view payload, ZSTD_DCtx_s* zstd,
+                          void* page);
+
 }  // namespace larder::chunks

@@ -27,16 +27,6 @@ std::string hex16(std::uint64_t id) {
 
 std::uint32_t record_check(const record_header& h) { return XXH32(&h, offsetof(record_header, check), 0); }
 
-record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored) {
-  record_header h{};
-  h.magic = kRecordMagic;
-  h.stored_size = static_cast<std::uint32_t>(stored);
-  h.encoding = static_cast<std::uint8_t>(how);
-  h.fingerprint = name.bytes();
-  h.check = record_check(h);
-  return h;
-}
-
 index_entry entry_at(const record_header& h, std::uint64_t offset) {
   index_entry e{};
   e.fingerprint = h.fingerprint;
@@ -47,6 +37,16 @@ index_entry entry_at(const record_header& h, std::uint64_t offset) {
 }
 
 }  // namespace
+
+record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored) {
+  record_header h{};
+  h.magic = kRecordMagic;
+  h.stored_size = static_cast<std::uint32_t>(stored);
+  h.encoding = static_cast<std::uint8_t>(how);
+  h.fingerprint = name.bytes();
+  h.check = record_check(h);
+  return h;
+}
 
 std::uint64_t pack_size_for(std::uint64_t record_bytes) {
   return (sizeof(pack_header) + record_bytes + kPackAlign - 1) / kPackAlign * kPackAlign + kPackAlign;

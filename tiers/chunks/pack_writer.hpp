@@ -78,6 +78,9 @@ class pack_writer {
   char compressed_[kPageSize];  // a zstd frame when the staging buffer lacks room for it
 };
 
+// The header of a record holding `stored` bytes of payload.
+record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored);
+
 // The index of a finished pack (`entries` in any order; sorted here),
 // published without a sync.
 status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,

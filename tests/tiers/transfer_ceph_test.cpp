@@ -1,0 +1,142 @@
+// Push and pull through a Ceph pool (tiers/chunks/rados_store.hpp) against
+// a real single-node cluster that scripts/ceph-cluster.sh starts for this
+// program: a round trip from one directory store through the pool to
+// another keeps ids and bytes, a 1 % push sends only the changed pages, a
+// pool holding something else is refused, and a damaged chunk object is
+// named. Skipped, with the reason printed, where ceph is not installed.
+#include "chunk_test_util.hpp"
+#include "port/rados.hpp"
+#include "tiers/chunks/directory_store.hpp"
+#include "tiers/chunks/transfer.hpp"
+
+#include <cstdlib>
+
+namespace larder::chunks::test {
+namespace {
+
+constexpr const char* kNotInstalled = "the ceph binaries are not installed";
+
+class ceph_cluster : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    installed_ = std::system("command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null") == 0;
+    if (!installed_) return;
+    started_ = script("start", " --pool pushpull >" + dir_.path() + ".log 2>&1") == 0;
+  }
+  void TearDown() override {
+    if (started_) (void)script("stop", " >/dev/null 2>&1");
+  }
+  std::string remote() const { return "rados:pushpull@" + conf(); }
+  std::string conf() const { return dir_.path() + "/cluster/ceph.conf"; }
+  bool installed_ = false, started_ = false;
+
+ private:
+  int script(const char* command, const std::string& rest) const {
+    return std::system((std::string(LARDER_SOURCE_DIR "/scripts/ceph-cluster.sh ") + command + " " + dir_.path() +
+                        "/cluster" + rest).c_str());
+  }
+  scratch_dir dir_;
+};
+ceph_cluster* const cluster = static_cast<ceph_cluster*>(::testing::AddGlobalTestEnvironment(new ceph_cluster));
+
+class TransferCephTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cluster->installed_) GTEST_SKIP() << kNotInstalled << " (scripts/install-deps.sh installs them)";
+    ASSERT_TRUE(cluster->started_) << "scripts/ceph-cluster.sh start failed";
+  }
+  std::unique_ptr<directory_store> open_dir(const char* name) {
+    std::unique_ptr<directory_store> d;
+    status s = directory_store::open(dir_.path() + "/" + name, store_options{.create = true}, &d);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return d;
+  }
+  std::unique_ptr<remote_store> open_pool(bool create) {
+    std::unique_ptr<remote_store> r;
+    status s = open_remote(cluster->remote(), create, &r);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return r;
+  }
+  static std::unique_ptr<port::rados_pool> raw_pool() {
+    std::unique_ptr<port::rados_pool> pool;
+    EXPECT_TRUE(port::rados_pool::connect(cluster->conf(), "pushpull", {}, &pool).ok());
+    return pool;
+  }
+  scratch_dir dir_;
+};
+
+status send(remote_store& from, remote_store& to, transfer_stats* stats) {
+  transfer_plan plan;
+  status s = plan_transfer(from, "", false, &plan);
+  return s.ok() ? transfer(from, to, plan, false, stats) : s;
+}
+
+// Runs first: the pool is empty until a store is made in it.
+TEST_F(TransferCephTest, APoolHoldingSomethingElseIsRefused) {
+  auto pool = raw_pool();
+  ASSERT_TRUE(pool->write_full("someone-elses", "x", 1).ok());
+  std::unique_ptr<remote_store> r;
+  status s = open_remote(cluster->remote(), true, &r);
+  EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
+  EXPECT_NE(s.message().find("not empty"), std::string::npos) << s.message();
+  ASSERT_TRUE(pool->remove("someone-elses").ok());
+  s = open_remote(cluster->remote(), false, &r);
+  EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
+  s = open_remote("rados:nosuchpool@" + cluster->conf(), true, &r);
+  EXPECT_TRUE(s.is(errc::not_found)) << s.to_string();
+}
+
+TEST_F(TransferCephTest, RoundTripThroughThePoolAndAOnePercentPush) {
+  constexpr std::size_t kPages = 2048, kChanged = kPages / 100;
+  auto a = open_dir("a");
+  std::mt19937_64 r(21);
+  std::vector<char> image = random_pages(r, kPages);
+  for (std::size_t i = 0; i < kPages; i += 4) compressible_page(i, image.data() + i * kPage);
+  version_id v1 = commit_pages(a->store(), image, "one");
+  ASSERT_TRUE(a->store().set_ref("heads/main", v1).ok());
+  auto remote = open_pool(true);
+  transfer_stats pushed;
+  ASSERT_TRUE(send(*a, *remote, &pushed).ok());
+  EXPECT_EQ(pushed.chunks_sent, pushed.chunks_asked);  // each distinct chunk once
+  EXPECT_GT(pushed.chunks_sent, kPages * 3 / 4);
+  EXPECT_LT(pushed.chunk_bytes_sent, pushed.chunks_sent * kPage);  // compressible pages travel as zstd frames
+
+  for (std::size_t i = 0; i < kChanged; ++i) random_page(r, image.data() + (i * 89 % kPages) * kPage);
+  version_id v2 = commit_pages(a->store(), image, "two", &v1);
+  ASSERT_TRUE(a->store().set_ref("heads/main", v2).ok());
+  status s = send(*a, *remote, &pushed);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(pushed.chunks_asked, kChanged);
+  EXPECT_EQ(pushed.chunks_sent, kChanged);
+  EXPECT_LE(pushed.chunk_bytes_sent + pushed.version_bytes_sent, kChanged * kPage * 11 / 10);
+
+  auto c = open_dir("c");
+  transfer_stats pulled;
+  auto from = open_pool(false);
+  ASSERT_TRUE(send(*from, *c, &pulled).ok());
+  EXPECT_EQ(pulled.versions_sent, 1u);
+  EXPECT_TRUE(read_back(c->store(), v2) == image);
+  version_id main;
+  ASSERT_TRUE(c->store().get_ref("heads/main", &main).ok());
+  EXPECT_EQ(main, v2);
+  ASSERT_TRUE(send(*from, *c, &pulled).ok());
+  EXPECT_EQ(pulled.versions_sent + pulled.chunks_sent, 0u);
+
+  // A damaged chunk object: named, and nothing of it lands.
+  auto pool = raw_pool();
+  version_record v;
+  ASSERT_TRUE(a->store().read_version(v2, &v).ok());
+  const std::string object = "chunk." + v.pages[1].chunk.hex();
+  std::string record(sizeof(record_header) + kPage, '\0');
+  std::size_t got = 0;
+  ASSERT_TRUE(pool->read(object, 0, record.data(), record.size(), &got).ok());
+  record[got - 1] ^= 1;
+  ASSERT_TRUE(pool->write_full(object, record.data(), got).ok());
+  auto e = open_dir("e");
+  s = send(*from, *e, &pulled);
+  EXPECT_TRUE(s.is(errc::corrupt)) << s.to_string();
+  EXPECT_NE(s.message().find(object), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace larder::chunks::test
