@@ -41,6 +41,10 @@ namespace {
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kBlockBytes = std::size_t{4} << 20;
 
+struct block_table {
+  std::uint64_t* blocks[4096];  // up to 16 GiB
+};
+
 struct options {
   std::size_t size = std::size_t{256} << 20;
   double changed = 0.01;
@@ -74,7 +78,8 @@ bool parse(int argc, char** argv, options* o) {
       return false;
     }
   }
-  return o->size >= kBlockBytes && o->changed > 0 && o->changed <= 1;
+  return o->size >= kBlockBytes && o->size / kBlockBytes <= std::size(block_table{}.blocks) && o->changed > 0 &&
+         o->changed <= 1;
 }
 
 std::uint64_t mix(std::uint64_t x) {
@@ -144,18 +149,18 @@ int main(int argc, char** argv) {
     ho.name = heap_path;
     ho.reserve = o.size * 2 + (std::size_t{64} << 20);
     larder::heap h(ho);
-    auto* table = h.root<std::uint64_t*[4096]>("blocks");
+    auto* table = h.root<block_table>("blocks");
     for (std::size_t b = 0; b < blocks; ++b) {
       auto* words = static_cast<std::uint64_t*>(h.allocate(kBlockBytes));
       if (words == nullptr) return fail(larder::status(larder::errc::out_of_space, "filling the heap"));
       for (std::size_t i = 0; i < kBlockBytes / 8; ++i) words[i] = mix(b * kBlockBytes + i);
-      (*table)[b] = words;
+      table->blocks[b] = words;
     }
     first = larder::checkpoint(h, "filled").id;
     const auto changed_pages = static_cast<std::size_t>(static_cast<double>(pages) * o.changed);
     for (std::size_t p = 0; p < changed_pages; ++p) {
       const std::size_t page = mix(p) % pages;
-      (*table)[page / (kBlockBytes / kPage)][page % (kBlockBytes / kPage) * (kPage / 8)] = mix(~p);
+      table->blocks[page / (kBlockBytes / kPage)][page % (kBlockBytes / kPage) * (kPage / 8)] = mix(~p);
     }
     second = larder::checkpoint(h, "changed").id;
     if (larder::status s = h.close(); !s.ok()) return fail(s);
