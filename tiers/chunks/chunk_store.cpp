@@ -254,19 +254,24 @@ status chunk_store::put(const void* pages, std::size_t count, fingerprint* names
     if (name == zero_page() || index_.contains(name)) continue;
     if (status s = ensure_writer(); !s.ok()) return s;
     index_entry e;
-    if (status s = writer_->add(name, page, &e); !s.ok()) {
-      forget_pack(writer_slot_);
-      writer_.reset();
-      return s;
-    }
-    index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
-    ++chunks_put_;
-    bytes_put_ += e.stored_size;
-    if (writer_->size() >= options_.pack_target_bytes) {
-      if (status s = flush(); !s.ok()) return s;
-    }
+    if (status s = note_added(writer_->add(name, page, &e), name, e); !s.ok()) return s;
   }
   return {};
+}
+
+// After the pack writer took chunk `name` (or failed to): the index and
+// the counts, and the pack finished once it is large enough; or the pack
+// abandoned.
+status chunk_store::note_added(status added, const fingerprint& name, const index_entry& e) {
+  if (!added.ok()) {
+    forget_pack(writer_slot_);
+    writer_.reset();
+    return added;
+  }
+  index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
+  ++chunks_put_;
+  bytes_put_ += e.stored_size;
+  return writer_->size() >= options_.pack_target_bytes ? flush() : status{};
 }
 
 status chunk_store::flush() {

@@ -259,6 +259,7 @@ class chunk_store {
   status refresh(bool drop_removed);
   status load_pack(std::uint64_t pack_id);
   status ensure_writer();
+  status note_added(status added, const fingerprint& name, const index_entry& e);
   status ensure_locked();
   // Into `pages` (consecutive), or with `stored` into stored[i] as stored.
   status read_records(const fingerprint* names, std::size_t count, char* pages, stored_chunk* stored,

@@ -33,17 +33,7 @@ status chunk_store::put_stored(const stored_chunk* chunks, std::size_t count) {
     }
     if (status s = ensure_writer(); !s.ok()) return s;
     index_entry e;
-    if (status s = writer_->add_stored(c.name, c.how, c.payload, &e); !s.ok()) {
-      forget_pack(writer_slot_);
-      writer_.reset();
-      return s;
-    }
-    index_.emplace(c.name, location{writer_slot_, e.stored_size, e.offset});
-    ++chunks_put_;
-    bytes_put_ += e.stored_size;
-    if (writer_->size() >= options_.pack_target_bytes) {
-      if (status s = flush(); !s.ok()) return s;
-    }
+    if (status s = note_added(writer_->add_stored(c.name, c.how, c.payload, &e), c.name, e); !s.ok()) return s;
   }
   return {};
 }

@@ -114,15 +114,8 @@ const char* decode_record(const char* record, std::size_t length, const fingerpr
   if (!header_ok(h)) return "damaged record header";
   if (fingerprint::from(h.fingerprint) != want) return "the record holds another chunk";
   if (length < sizeof h + h.stored_size) return "record cut short (the pack is truncated)";
-  const char* payload = record + sizeof h;
-  if (h.encoding == static_cast<std::uint8_t>(encoding::raw)) {
-    std::memcpy(page, payload, kPageSize);
-  } else {
-    std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, payload, h.stored_size);
-    if (ZSTD_isError(n) || n != kPageSize) return "damaged compressed data";
-  }
-  if (page_fingerprint(page) != want) return "the page does not match its fingerprint";
-  return nullptr;
+  return check_payload(want, static_cast<encoding>(h.encoding), std::string_view(record + sizeof h, h.stored_size), zstd,
+                       page);
 }
 
 const char* check_payload(const fingerprint& name, encoding how, std::string_view payload, ZSTD_DCtx_s* zstd,
@@ -131,7 +124,7 @@ const char* check_payload(const fingerprint& name, encoding how, std::string_vie
     if (payload.size() != kPageSize) return "a raw chunk that is not one page";
     std::memcpy(page, payload.data(), kPageSize);
   } else if (how == encoding::zstd) {
-    if (payload.size() >= kPageSize) return "a compressed chunk of a page or more";
+    if (payload.empty() || payload.size() > kPageSize) return "a compressed chunk larger than a page";
     std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, payload.data(), payload.size());
     if (ZSTD_isError(n) || n != kPageSize) return "damaged compressed data";
   } else {
