@@ -125,20 +125,28 @@ TEST_F(TransferCephTest, RoundTripThroughThePoolAndAOnePercentPush) {
   ASSERT_TRUE(send(*from, *c, &pulled).ok());
   EXPECT_EQ(pulled.versions_sent + pulled.chunks_sent, 0u);
 
-  // A damaged chunk object: named, and nothing of it lands.
+  // A damaged pack object (its last record's last byte): named, and
+  // nothing of it lands.
   auto pool = raw_pool();
-  version_record v;
-  ASSERT_TRUE(a->store().read_version(v2, &v).ok());
-  const std::string object = "chunk." + v.pages[1].chunk.hex();
-  std::string record(sizeof(record_header) + kPage, '\0');
-  std::size_t got = 0;
-  ASSERT_TRUE(pool->read(object, 0, record.data(), record.size(), &got).ok());
-  record[got - 1] ^= 1;
-  ASSERT_TRUE(pool->write_full(object, record.data(), got).ok());
+  std::vector<std::string> packs;
+  ASSERT_TRUE(pool->list("pack.", &packs).ok());
+  ASSERT_FALSE(packs.empty());
+  for (const std::string& object : packs) {
+    std::uint64_t size = 0;
+    ASSERT_TRUE(pool->stat(object, &size).ok());
+    std::string bytes(size, '\0');
+    std::size_t got = 0;
+    ASSERT_TRUE(pool->read(object, 0, bytes.data(), size, &got).ok());
+    bytes.back() ^= 1;
+    ASSERT_TRUE(pool->write_full(object, bytes.data(), bytes.size()).ok());
+  }
   auto e = open_dir("e");
   s = send(*from, *e, &pulled);
   EXPECT_TRUE(s.is(errc::corrupt)) << s.to_string();
-  EXPECT_NE(s.message().find(object), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("in pack."), std::string::npos) << s.message();
+  std::vector<version_id> held;
+  ASSERT_TRUE(e->list_versions(&held).ok());
+  EXPECT_TRUE(held.empty());
 }
 
 // The public API's round trip: a heap checkpointed and pushed to the pool,

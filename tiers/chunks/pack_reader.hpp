@@ -24,6 +24,10 @@ bool parse_pack_name(std::string_view name, std::uint64_t* id);
 status load_index(const std::string& packs_dir, std::uint64_t pack_id, std::vector<index_entry>* out,
                   std::uint64_t* pack_size);
 
+// The same from an index's bytes, named `what` in errors.
+status decode_index(std::string_view bytes, const std::string& what, std::uint64_t pack_id,
+                    std::vector<index_entry>* out, std::uint64_t* pack_size);
+
 // Rebuilds the index of the pack open at `fd` from its records. On damage
 // (a bad header, record or footer: an unfinished or cut pack) returns
 // corrupt, with *out holding the records before the damage.

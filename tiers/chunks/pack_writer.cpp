@@ -226,8 +226,7 @@ status pack_writer::finish() {
   return publish_index(*ops_, dir_, id_, size(), entries_);
 }
 
-status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
-                     std::vector<index_entry> entries) {
+std::string encode_index(std::uint64_t pack_id, std::uint64_t pack_size, std::vector<index_entry> entries) {
   std::sort(entries.begin(), entries.end(), [](const index_entry& a, const index_entry& b) {
     return fingerprint::from(a.fingerprint) < fingerprint::from(b.fingerprint);
   });
@@ -242,8 +241,14 @@ status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t 
   h.checksum = XXH3_64bits_withSeed(entries.data(), entries.size() * sizeof(index_entry), seed);
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(index_entry));
+  return bytes;
+}
+
+status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+                     std::vector<index_entry> entries) {
   // Not synced: a lost or torn index fails its checks and is rebuilt from the pack.
-  return publish_file(ops, packs_dir, index_name(pack_id), bytes, true, false);
+  return publish_file(ops, packs_dir, index_name(pack_id), encode_index(pack_id, pack_size, std::move(entries)),
+                      true, false);
 }
 
 }  // namespace larder::chunks

@@ -81,8 +81,9 @@ class pack_writer {
 // The header of a record holding `stored` bytes of payload.
 record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored);
 
-// The index of a finished pack (`entries` in any order; sorted here),
-// published without a sync.
+// The bytes of an index (`entries` in any order; sorted here).
+std::string encode_index(std::uint64_t pack_id, std::uint64_t pack_size, std::vector<index_entry> entries);
+// The index of a finished pack, published without a sync.
 status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
                      std::vector<index_entry> entries);
 // The size of a finished pack holding `record_bytes` of records.

@@ -9,27 +9,41 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace larder::chunks {
 namespace {
 
 constexpr const char* kMarker = "chunks.store";
-constexpr std::string_view kChunkPrefix = "chunk.", kVersionPrefix = "version.", kTablePrefix = "table.",
-                           kRefPrefix = "ref.";
+constexpr std::string_view kPackPrefix = "pack.", kIndexPrefix = "index.", kVersionPrefix = "version.",
+                           kTablePrefix = "table.", kRefPrefix = "ref.";
 // Requests in flight at once in a batch.
 constexpr unsigned kInFlight = 64;
-constexpr std::size_t kMaxRecord = sizeof(record_header) + kPageSize;
+// Chunks are written in pack objects of about this size: one write of
+// 4 MiB costs far less than a thousand of 4 KiB.
+constexpr std::size_t kPackObjectBytes = std::size_t{4} << 20;
 
-std::string chunk_object(const fingerprint& f) { return std::string(kChunkPrefix) + f.hex(); }
+std::string hex16(std::uint64_t id) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(id));
+  return text;
+}
+std::string pack_object(std::uint64_t id) { return std::string(kPackPrefix) + hex16(id); }
+std::string index_object(std::uint64_t id) { return std::string(kIndexPrefix) + hex16(id); }
 
-port::rados_op read_op(std::string object, void* buffer, std::size_t length) {
-  port::rados_op op{};
-  op.what = port::rados_op::kind::read;
-  op.object = std::move(object);
-  op.buffer = buffer;
-  op.length = length;
-  return op;
+bool parse_hex16(std::string_view text, std::uint64_t* id) {
+  if (text.size() != 16) return false;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    unsigned digit = 0;
+    if (!hex_digit(c, &digit)) return false;
+    value = (value << 4) | digit;
+  }
+  *id = value;
+  return true;
 }
 
 class rados_store final : public remote_store {
@@ -42,45 +56,40 @@ class rados_store final : public remote_store {
 
   const std::string& where() const override { return where_; }
 
-  // A one-byte read of each: present where it succeeds.
+  // From the indexes loaded: a chunk of a pack whose index another writer
+  // published since is taken for missing, and sent again (harmless).
   status has_chunks(const fingerprint* names, std::size_t count, std::vector<bool>* present) override {
-    std::vector<port::rados_op> ops(count);
-    std::vector<char> bytes(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      ops[i] = read_op(chunk_object(names[i]), &bytes[i], 1);
-    }
-    status s = pool_->run(ops.data(), count, kInFlight);
     present->assign(count, false);
     for (std::size_t i = 0; i < count; ++i) {
-      if (names[i] == zero_page() || ops[i].result.ok()) {
-        (*present)[i] = true;
-      } else if (!ops[i].result.is(errc::not_found)) {
-        return ops[i].result;
-      }
+      (*present)[i] = names[i] == zero_page() || index_.contains(names[i]) || pending_names_.contains(names[i]);
     }
-    return s.is(errc::not_found) ? status{} : s;
+    return {};
   }
 
   status get_chunks(const fingerprint* names, std::size_t count, std::vector<stored_chunk>* out) override {
+    if (status s = flush_pack(); !s.ok()) return s;
     std::vector<port::rados_op> ops(count);
     std::vector<char> records(count * kMaxRecord);
     for (std::size_t i = 0; i < count; ++i) {
-      ops[i] = read_op(chunk_object(names[i]), records.data() + i * kMaxRecord, kMaxRecord);
-    }
-    if (status s = pool_->run(ops.data(), count, kInFlight); !s.ok()) {
-      for (std::size_t i = 0; i < count; ++i) {
-        if (ops[i].result.is(errc::not_found)) {
-          return status(errc::not_found, where_ + ": chunk " + names[i].hex() + " is not there");
-        }
+      auto it = index_.find(names[i]);
+      if (it == index_.end()) {
+        if (status s = load_indexes(); !s.ok()) return s;
+        it = index_.find(names[i]);
       }
-      return s;
+      if (it == index_.end()) return status(errc::not_found, where_ + ": chunk " + names[i].hex() + " is not there");
+      ops[i].what = port::rados_op::kind::read;
+      ops[i].object = pack_object(it->second.pack);
+      ops[i].buffer = records.data() + i * kMaxRecord;
+      ops[i].offset = it->second.offset;
+      ops[i].length = sizeof(record_header) + it->second.stored_size;
     }
+    if (status s = pool_->run(ops.data(), count, kInFlight); !s.ok()) return s;
     out->assign(count, stored_chunk{});
     char page[kPageSize];
     for (std::size_t i = 0; i < count; ++i) {
       const char* record = records.data() + i * kMaxRecord;
       if (const char* why = decode_record(record, ops[i].transferred, names[i], zstd_, page)) {
-        return status(errc::corrupt, where_ + ": " + chunk_object(names[i]) + ": " + why);
+        return status(errc::corrupt, where_ + ": chunk " + names[i].hex() + " in " + ops[i].object + ": " + why);
       }
       record_header h;
       std::memcpy(&h, record, sizeof h);
@@ -89,28 +98,27 @@ class rados_store final : public remote_store {
     return {};
   }
 
+  // Into the pack being filled, written out once it is large enough.
   status put_chunks(const std::vector<stored_chunk>& chunks) override {
-    std::vector<std::string> records(chunks.size());
-    std::vector<port::rados_op> ops(chunks.size());
     char page[kPageSize];
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-      const stored_chunk& c = chunks[i];
+    for (const stored_chunk& c : chunks) {
+      if (c.name == zero_page() || index_.contains(c.name) || pending_names_.contains(c.name)) continue;
       if (const char* why = check_payload(c.name, c.how, c.payload, zstd_, page)) {
         return status(errc::corrupt, "chunk " + c.name.hex() + " as received: " + why);
       }
       const record_header h = record_header_of(c.name, c.how, c.payload.size());
-      records[i].assign(reinterpret_cast<const char*>(&h), sizeof h);
-      records[i] += c.payload;
-      ops[i].what = port::rados_op::kind::write_full;
-      ops[i].object = chunk_object(c.name);
-      ops[i].data = records[i].data();
-      ops[i].length = records[i].size();
+      pending_.push_back(index_entry{h.fingerprint, pack_bytes_.size(), h.stored_size, h.encoding, {}});
+      pending_names_.insert(c.name);
+      pack_bytes_.append(reinterpret_cast<const char*>(&h), sizeof h);
+      pack_bytes_ += c.payload;
+      if (pack_bytes_.size() >= kPackObjectBytes) {
+        if (status s = flush_pack(); !s.ok()) return s;
+      }
     }
-    return pool_->run(ops.data(), ops.size(), kInFlight);
+    return {};
   }
 
-  // Each write is durable once acknowledged.
-  status sync_chunks() override { return {}; }
+  status sync_chunks() override { return flush_pack(); }
 
   status list_versions(std::vector<version_id>* out) override {
     out->clear();
@@ -143,22 +151,28 @@ class rados_store final : public remote_store {
     return s.is(errc::not_found) ? status{} : s;
   }
 
-  // The transfer asked which chunks are here before it sent the rest, so
-  // the manifest is written without reading every chunk back.
   status put_version(std::string_view manifest, std::string_view table, version_id* id) override {
+    if (status s = flush_pack(); !s.ok()) return s;
     *id = fingerprint_of(manifest.data(), manifest.size());
-    version_record header;
-    if (status s = decode_manifest(manifest, "versions/" + id->hex(), true, &header); !s.ok()) return s;
-    if (header.has_table && !table.empty()) {
-      if (fingerprint_of(table.data(), table.size()) != header.table) {
-        return status(errc::corrupt, "versions/" + id->hex() + ": its base table does not match its id");
-      }
-      if (status s = pool_->write_full(std::string(kTablePrefix) + header.table.hex(), table.data(), table.size());
-          !s.ok()) {
-        return s;
+    const std::string name = where_ + ": versions/" + id->hex();
+    version_record v;
+    status s = decode_manifest(manifest, name, true, &v);
+    std::string held;
+    const bool table_given = !table.empty();
+    if (s.ok() && v.has_table && !table_given) {
+      s = read_checked(std::string(kTablePrefix) + v.table.hex(), v.table, &held);
+      table = held;
+    }
+    if (s.ok()) s = decode_version(manifest, table, name, &v);
+    for (std::size_t i = 0; s.ok() && i < v.pages.size(); ++i) {
+      if (!index_.contains(v.pages[i].chunk)) {
+        s = status(errc::not_found, name + " names chunk " + v.pages[i].chunk.hex() + ", which is not there");
       }
     }
-    return pool_->write_full(std::string(kVersionPrefix) + id->hex(), manifest.data(), manifest.size());
+    if (s.ok() && v.has_table && table_given) {
+      s = pool_->write_full(std::string(kTablePrefix) + v.table.hex(), table.data(), table.size());
+    }
+    return s.ok() ? pool_->write_full(std::string(kVersionPrefix) + id->hex(), manifest.data(), manifest.size()) : s;
   }
 
   status list_refs(std::vector<ref_entry>* out) override {
@@ -190,7 +204,7 @@ class rados_store final : public remote_store {
     return pool_->write_full(std::string(kRefPrefix) + name, text.data(), text.size());
   }
 
-  status release() override { return {}; }
+  status release() override { return flush_pack(); }
 
   // The marker: made in an empty pool with `create`, else checked.
   status check_marker(bool create) {
@@ -225,6 +239,24 @@ class rados_store final : public remote_store {
     return {};
   }
 
+  // Every index published and not loaded yet.
+  status load_indexes() {
+    std::vector<std::string> objects;
+    if (status s = pool_->list(std::string(kIndexPrefix), &objects); !s.ok()) return s;
+    for (const std::string& o : objects) {
+      std::uint64_t id = 0;
+      if (!parse_hex16(std::string_view(o).substr(kIndexPrefix.size()), &id) || loaded_.contains(id)) continue;
+      std::string bytes;
+      if (status s = read_whole(o, &bytes); !s.ok()) return s;
+      std::vector<index_entry> entries;
+      std::uint64_t size = 0;
+      if (status s = decode_index(bytes, where_ + ": " + o, id, &entries, &size); !s.ok()) return s;
+      for (const index_entry& e : entries) index_.emplace(fingerprint::from(e.fingerprint), location{id, e.offset, e.stored_size});
+      loaded_.insert(id);
+    }
+    return {};
+  }
+
  private:
   status read_whole(const std::string& object, std::string* out) {
     std::uint64_t size = 0;
@@ -244,9 +276,40 @@ class rados_store final : public remote_store {
     return {};
   }
 
+  // The pack being filled, then its index: durable once both writes
+  // returned. A pack without its index (a writer stopped between them) is
+  // never read; its chunks are sent again.
+  status flush_pack() {
+    if (pending_.empty()) return {};
+    const std::uint64_t id = port::random64();
+    status s = pool_->write_full(pack_object(id), pack_bytes_.data(), pack_bytes_.size());
+    const std::string index = encode_index(id, pack_bytes_.size(), pending_);
+    if (s.ok()) s = pool_->write_full(index_object(id), index.data(), index.size());
+    if (s.ok()) {
+      for (const index_entry& e : pending_) index_.emplace(fingerprint::from(e.fingerprint), location{id, e.offset, e.stored_size});
+      loaded_.insert(id);
+    }
+    pending_.clear();
+    pending_names_.clear();
+    pack_bytes_.clear();
+    return s;
+  }
+
+  struct location {
+    std::uint64_t pack;
+    std::uint64_t offset;
+    std::uint32_t stored_size;
+  };
+  static constexpr std::size_t kMaxRecord = sizeof(record_header) + kPageSize;
+
   std::unique_ptr<port::rados_pool> pool_;
   std::string where_;
   ZSTD_DCtx_s* zstd_;
+  std::unordered_map<fingerprint, location, fingerprint_hash> index_;
+  std::unordered_set<std::uint64_t> loaded_;  // packs whose index is in index_
+  std::string pack_bytes_;                    // the pack being filled
+  std::vector<index_entry> pending_;          // its records
+  std::unordered_set<fingerprint, fingerprint_hash> pending_names_;
 };
 
 }  // namespace
@@ -259,6 +322,7 @@ status open_rados_store(const std::string& spec, bool create, std::unique_ptr<re
   if (status s = port::rados_pool::connect(conf, pool_name, {}, &pool); !s.ok()) return s;
   auto store = std::make_unique<rados_store>(std::move(pool), "rados:" + pool_name);
   if (status s = store->check_marker(create); !s.ok()) return s;
+  if (status s = store->load_indexes(); !s.ok()) return s;
   *out = std::move(store);
   return {};
 }

@@ -3,15 +3,18 @@
 // found, into liblarder (not liblarder_malloc, which answers such remotes
 // with `unsupported`: rados_absent.cpp). Entry point: open_rados_store.
 //
-// One object per thing, named so that the pool may hold other objects:
+// Objects (docs/format/chunks.md, "In a Ceph pool"), named so that the
+// pool may hold others beside them:
 //   chunks.store         the marker: a store_header (format.hpp)
-//   chunk.<32 hex>       a chunk: its record (record_header, then payload)
+//   pack.<16 hex>        chunk records, about 4 MiB of them
+//   index.<16 hex>       that pack's index (the format of "<id>.index")
 //   version.<32 hex>     a manifest, byte for byte as in a directory store
 //   table.<32 hex>       a base table, likewise
 //   ref.heads/<n>, ref.tags/<n>   a version id and a newline
-// Each write is durable once the cluster acknowledges it, and push writes
-// chunks, then the manifest, then the ref (transfer.hpp). A ref's move is
-// a read and a write: not atomic against another push of the same ref at
+// Each write is durable once the cluster acknowledges it; a pack is
+// written before its index, and push writes chunks before the manifest
+// naming them, and that before the ref (transfer.hpp). A ref's move is a
+// read and a write: not atomic against another push of the same ref at
 // the same instant.
 #pragma once
 
