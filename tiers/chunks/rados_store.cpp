@@ -9,7 +9,6 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -17,34 +16,18 @@
 namespace larder::chunks {
 namespace {
 
-constexpr const char* kMarker = "chunks.store";
-constexpr std::string_view kPackPrefix = "pack.", kIndexPrefix = "index.", kVersionPrefix = "version.",
-                           kTablePrefix = "table.", kRefPrefix = "ref.";
+// The names of a directory store's files (docs/format/chunks.md).
+constexpr const char* kMarker = "store";
+constexpr std::string_view kPacks = "packs/", kVersionPrefix = "versions/", kTablePrefix = "tables/",
+                           kRefPrefix = "refs/";
 // Requests in flight at once in a batch.
 constexpr unsigned kInFlight = 64;
 // Chunks are written in pack objects of about this size: one write of
 // 4 MiB costs far less than a thousand of 4 KiB.
 constexpr std::size_t kPackObjectBytes = std::size_t{4} << 20;
 
-std::string hex16(std::uint64_t id) {
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(id));
-  return text;
-}
-std::string pack_object(std::uint64_t id) { return std::string(kPackPrefix) + hex16(id); }
-std::string index_object(std::uint64_t id) { return std::string(kIndexPrefix) + hex16(id); }
-
-bool parse_hex16(std::string_view text, std::uint64_t* id) {
-  if (text.size() != 16) return false;
-  std::uint64_t value = 0;
-  for (char c : text) {
-    unsigned digit = 0;
-    if (!hex_digit(c, &digit)) return false;
-    value = (value << 4) | digit;
-  }
-  *id = value;
-  return true;
-}
+std::string pack_object(std::uint64_t id) { return std::string(kPacks) + pack_name(id); }
+std::string index_object(std::uint64_t id) { return std::string(kPacks) + index_name(id); }
 
 class rados_store final : public remote_store {
  public:
@@ -239,18 +222,20 @@ class rados_store final : public remote_store {
     return {};
   }
 
-  // Every index published and not loaded yet.
+  // The index of every pack published and not loaded yet.
   status load_indexes() {
     std::vector<std::string> objects;
-    if (status s = pool_->list(std::string(kIndexPrefix), &objects); !s.ok()) return s;
+    if (status s = pool_->list(std::string(kPacks), &objects); !s.ok()) return s;
     for (const std::string& o : objects) {
       std::uint64_t id = 0;
-      if (!parse_hex16(std::string_view(o).substr(kIndexPrefix.size()), &id) || loaded_.contains(id)) continue;
+      if (!parse_pack_name(std::string_view(o).substr(kPacks.size()), &id) || loaded_.contains(id)) continue;
       std::string bytes;
-      if (status s = read_whole(o, &bytes); !s.ok()) return s;
+      status s = read_whole(index_object(id), &bytes);
+      if (s.is(errc::not_found)) continue;  // its writer stopped before the index: never read
+      if (!s.ok()) return s;
       std::vector<index_entry> entries;
       std::uint64_t size = 0;
-      if (status s = decode_index(bytes, where_ + ": " + o, id, &entries, &size); !s.ok()) return s;
+      if (s = decode_index(bytes, where_ + ": " + index_object(id), id, &entries, &size); !s.ok()) return s;
       for (const index_entry& e : entries) index_.emplace(fingerprint::from(e.fingerprint), location{id, e.offset, e.stored_size});
       loaded_.insert(id);
     }

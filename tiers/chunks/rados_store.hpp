@@ -3,14 +3,10 @@
 // found, into liblarder (not liblarder_malloc, which answers such remotes
 // with `unsupported`: rados_absent.cpp). Entry point: open_rados_store.
 //
-// Objects (docs/format/chunks.md, "In a Ceph pool"), named so that the
-// pool may hold others beside them:
-//   chunks.store         the marker: a store_header (format.hpp)
-//   pack.<16 hex>        chunk records, about 4 MiB of them
-//   index.<16 hex>       that pack's index (the format of "<id>.index")
-//   version.<32 hex>     a manifest, byte for byte as in a directory store
-//   table.<32 hex>       a base table, likewise
-//   ref.heads/<n>, ref.tags/<n>   a version id and a newline
+// An object for each file of a directory store, under the same name
+// (docs/format/chunks.md, "In a Ceph pool"): the marker "store", packs and
+// their indexes ("packs/<id>.pack": records only, about 4 MiB), manifests,
+// base tables and refs; the pool may hold other objects beside them.
 // Each write is durable once the cluster acknowledges it; a pack is
 // written before its index, and push writes chunks before the manifest
 // naming them, and that before the ref (transfer.hpp). A ref's move is a
