@@ -184,7 +184,8 @@ LARDER_EXPORT status restore_version(backing kind, const std::string& name, std:
 
 // A REMOTE is a directory (another disk, a network share: a chunk store
 // like any other, made one when it is absent or empty) or "rados:POOL[@CONF]"
-// (a Ceph pool; CONF the cluster's ceph.conf), where the build has librados.
+// (a Ceph pool; CONF the cluster's ceph.conf), where liblarder was built
+// with librados (liblarder_malloc never is: `unsupported` there).
 struct transfer_options {
   bool all = false;    // every version and ref of the source, not one
   bool force = false;  // move refs that would not go forward (a branch elsewhere, a tag)
