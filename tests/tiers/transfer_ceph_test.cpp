@@ -5,12 +5,15 @@
 // pool holding something else is refused, and a damaged chunk object is
 // named. Skipped, with the reason printed, where ceph is not installed.
 #include "chunk_test_util.hpp"
+#include "failing_store.hpp"
 #include "port/rados.hpp"
 #include "tiers/chunks/directory_store.hpp"
 #include "tiers/chunks/transfer.hpp"
 
 #include <larder/larder.hpp>
 #include <larder/versions.hpp>
+
+#include <sys/wait.h>
 
 #include <cstdlib>
 
@@ -148,6 +151,63 @@ TEST_F(TransferCephTest, RoundTripThroughThePoolAndAOnePercentPush) {
   std::vector<version_id> held;
   ASSERT_TRUE(e->list_versions(&held).ok());
   EXPECT_TRUE(held.empty());
+}
+
+// A push into the pool killed (kill -9) at its 20th batch of 256 chunks:
+// the pool still reads the version its ref named, and a rerun sends only
+// what was not in a pack whose index was written (4 MiB packs: 16 batches).
+TEST_F(TransferCephTest, PushKilledMidwayLeavesThePoolValidAndARerunSendsOnlyWhatIsMissing) {
+  constexpr std::size_t kPages = 6144;
+  auto a = open_dir("killed");
+  std::mt19937_64 r(31);
+  std::vector<char> small = random_pages(r, 8), big = random_pages(r, kPages);
+  version_id v1 = commit_pages(a->store(), small, "small");
+  ASSERT_TRUE(a->store().set_ref("heads/killed", v1).ok());
+  transfer_plan plan;
+  transfer_stats stats;
+  {
+    auto remote = open_pool(true);
+    ASSERT_TRUE(plan_transfer(*a, "killed", false, &plan).ok());
+    ASSERT_TRUE(transfer(*a, *remote, plan, false, &stats).ok());
+  }
+  version_id v2 = commit_pages(a->store(), big, "big", &v1);
+  ASSERT_TRUE(a->store().set_ref("heads/killed", v2).ok());
+  pid_t child = ::fork();
+  if (child == 0) {
+    std::unique_ptr<directory_store> source;
+    std::unique_ptr<remote_store> remote;
+    if (!directory_store::open(dir_.path() + "/killed", {}, &source).ok() ||
+        !open_remote(cluster->remote(), false, &remote).ok()) {
+      ::_exit(3);
+    }
+    failing_store killed(*remote, 20, true);
+    transfer_plan p;
+    transfer_stats st;
+    status s = plan_transfer(*source, "killed", false, &p);
+    if (s.ok()) s = transfer(*source, killed, p, false, &st);
+    ::_exit(s.ok() ? 0 : 1);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+
+  auto remote = open_pool(false);
+  std::vector<ref_entry> refs;
+  ASSERT_TRUE(remote->list_refs(&refs).ok());
+  auto it = std::find_if(refs.begin(), refs.end(), [](const ref_entry& e) { return e.name == "heads/killed"; });
+  ASSERT_NE(it, refs.end());
+  EXPECT_EQ(it->id, v1);
+  auto c = open_dir("killed-there");
+  ASSERT_TRUE(plan_transfer(*remote, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*remote, *c, plan, false, &stats).ok());
+  EXPECT_TRUE(read_back(c->store(), v1) == small);
+
+  ASSERT_TRUE(plan_transfer(*a, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*a, *remote, plan, false, &stats).ok());
+  EXPECT_EQ(stats.chunks_sent, kPages - 4096);
+  ASSERT_TRUE(plan_transfer(*remote, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*remote, *c, plan, false, &stats).ok());
+  EXPECT_TRUE(read_back(c->store(), v2) == big);
 }
 
 // The public API's round trip: a heap checkpointed and pushed to the pool,
