@@ -8,8 +8,8 @@
 #include "tiers/chunks/pack_reader.hpp"
 #include "tiers/chunks/pack_writer.hpp"
 
-
 namespace larder::chunks {
+
 status chunk_store::contains(const fingerprint* names, std::size_t count, std::vector<bool>* present) {
   if (status s = ensure_locked(); !s.ok()) return s;
   present->assign(count, false);
