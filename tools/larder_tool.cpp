@@ -23,6 +23,9 @@
 //   larder diff HEAP A [B]           what differs between versions, or A and the heap
 //   larder tag|branch HEAP [NAME [VERSION]] [-d]
 //                        list, create or delete tags and branches
+//   larder push HEAP|STORE REMOTE [VERSION|--all]
+//   larder pull REMOTE HEAP|STORE [VERSION|--all]
+//                        copy versions between stores, only missing chunks sent
 //
 // HEAP is a file path, or a shm object name starting with "/" given with
 // --shm. Inspection opens the heap read-only, so it works while another
@@ -38,6 +41,7 @@
 #include "output.hpp"
 #include "salvage_command.hpp"
 #include "store_command.hpp"
+#include "transfer_command.hpp"
 #include "versions_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -376,6 +380,7 @@ int main(int argc, char** argv) {
   history_command history(app);
   clone_command clone(app);
   store_command store(app);
+  transfer_command transfer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -389,6 +394,7 @@ int main(int argc, char** argv) {
   if (history.chosen()) return history.run();
   if (clone.chosen()) return clone.run();
   if (store.chosen()) return store.run();
+  if (transfer.chosen()) return transfer.run();
   if (*rm_cmd) return remove_heap(t);
   try {
     if (*info_cmd) return info(t, as_json);

@@ -180,6 +180,48 @@ LARDER_EXPORT status open_version(const std::string& store_directory, std::strin
 LARDER_EXPORT status restore_version(backing kind, const std::string& name, std::string_view version,
                                      const std::string& store_directory, checkout_stats* out = nullptr);
 
+// ---- versions beyond one store: push and pull ---------------------------------
+
+// A REMOTE is a directory (another disk, a network share: a chunk store
+// like any other, made one when it is absent or empty) or "rados:POOL[@CONF]"
+// (a Ceph pool; CONF the cluster's ceph.conf), where liblarder was built
+// with librados (liblarder_malloc never is: `unsupported` there).
+struct transfer_options {
+  bool all = false;    // every version and ref of the source, not one
+  bool force = false;  // move refs that would not go forward (a branch elsewhere, a tag)
+};
+
+struct transfer_stats {
+  std::size_t versions_sent = 0;         // versions the destination lacked
+  std::size_t refs_set = 0;              // refs created or moved there
+  std::uint64_t chunks_asked = 0;        // chunk names the destination was asked about
+  std::uint64_t chunks_sent = 0;         // chunks it lacked, sent
+  std::uint64_t chunk_bytes_sent = 0;    // their bytes as stored (zstd frames where that saved)
+  std::uint64_t version_bytes_sent = 0;  // manifests and base tables
+  std::uint64_t total_ns = 0;
+};
+
+// Copies `version` (a ref, an id or an unambiguous prefix; empty: HEAD)
+// of the store at `store_directory` to `remote`, with the ref it names
+// (HEAD's branch), sending only the chunks the remote lacks, asked in
+// batches. Chunks are durable there before the manifest naming them, and
+// that before the ref: killed at any instant, the remote still reads every
+// version and ref it had, and running it again sends only what did not
+// arrive. The version keeps its id, so `checkout` or `clone_version` on the
+// other side names it as here. A branch there moves only forward (to a
+// descendant of what it names) and a tag not at all, unless `force`.
+// Errors: not_found (no such version), not_a_heap (the remote is not a
+// chunk store), already_exists (a ref that would not go forward), corrupt
+// (a damaged chunk or manifest on either side: named), unsupported (a Ceph
+// remote in a build without it), or an errno value.
+LARDER_EXPORT status push_versions(const std::string& store_directory, const std::string& remote,
+                                   std::string_view version, const transfer_options& options, transfer_stats* out);
+// The other way: `version` of `remote` (empty: every ref there and the
+// versions they name) into the store at `store_directory`, made a store
+// when it is absent or empty. Same guarantees and errors as push_versions.
+LARDER_EXPORT status pull_versions(const std::string& remote, const std::string& store_directory,
+                                   std::string_view version, const transfer_options& options, transfer_stats* out);
+
 struct version_info {
   std::string id;
   std::string parent;  // "" for the first of a line

@@ -254,19 +254,24 @@ status chunk_store::put(const void* pages, std::size_t count, fingerprint* names
     if (name == zero_page() || index_.contains(name)) continue;
     if (status s = ensure_writer(); !s.ok()) return s;
     index_entry e;
-    if (status s = writer_->add(name, page, &e); !s.ok()) {
-      forget_pack(writer_slot_);
-      writer_.reset();
-      return s;
-    }
-    index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
-    ++chunks_put_;
-    bytes_put_ += e.stored_size;
-    if (writer_->size() >= options_.pack_target_bytes) {
-      if (status s = flush(); !s.ok()) return s;
-    }
+    if (status s = note_added(writer_->add(name, page, &e), name, e); !s.ok()) return s;
   }
   return {};
+}
+
+// After the pack writer took chunk `name` (or failed to): the index and
+// the counts, and the pack finished once it is large enough; or the pack
+// abandoned.
+status chunk_store::note_added(status added, const fingerprint& name, const index_entry& e) {
+  if (!added.ok()) {
+    forget_pack(writer_slot_);
+    writer_.reset();
+    return added;
+  }
+  index_.emplace(name, location{writer_slot_, e.stored_size, e.offset});
+  ++chunks_put_;
+  bytes_put_ += e.stored_size;
+  return writer_->size() >= options_.pack_target_bytes ? flush() : status{};
 }
 
 status chunk_store::flush() {
@@ -296,20 +301,26 @@ status chunk_store::release() {
 }
 
 status chunk_store::get(const fingerprint& name, void* page) {
-  return read_records(&name, 1, static_cast<char*>(page), true);
+  return read_records(&name, 1, static_cast<char*>(page), nullptr, true);
 }
 
 status chunk_store::get_batch(const fingerprint* names, std::size_t count, void* pages) {
-  return read_records(names, count, static_cast<char*>(pages), true);
+  return read_records(names, count, static_cast<char*>(pages), nullptr, true);
 }
 
-status chunk_store::read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss) {
+status chunk_store::read_records(const fingerprint* names, std::size_t count, char* pages, stored_chunk* stored,
+                                 bool refresh_on_miss) {
+  char scratch[kPageSize];
   std::vector<wanted_record>& reads = reads_;
   reads.clear();
   reads.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     if (names[i] == zero_page()) {
-      std::memset(pages + i * kPageSize, 0, kPageSize);
+      if (stored != nullptr) {
+        stored[i] = stored_chunk{names[i], encoding::raw, std::string(kPageSize, '\0')};
+      } else {
+        std::memset(pages + i * kPageSize, 0, kPageSize);
+      }
       continue;
     }
     auto it = index_.find(names[i]);
@@ -342,8 +353,15 @@ status chunk_store::read_records(const fingerprint* names, std::size_t count, ch
       }
       const std::uint64_t at = w.where.offset - r.offset;
       const std::size_t length = at < static_cast<std::uint64_t>(r.result) ? static_cast<std::size_t>(r.result - at) : 0;
-      const char* why = decode_record(static_cast<const char*>(r.buffer) + at, length, name, zstd_, pages + w.index * kPageSize);
+      const char* record = static_cast<const char*>(r.buffer) + at;
+      char* page = stored != nullptr ? scratch : pages + w.index * kPageSize;
+      const char* why = decode_record(record, length, name, zstd_, page);
       if (why != nullptr) return status(errc::corrupt, "chunk " + name.hex() + " in pack " + pack() + ": " + why);
+      if (stored != nullptr) {
+        record_header h;
+        std::memcpy(&h, record, sizeof h);
+        stored[w.index] = stored_chunk{name, static_cast<encoding>(h.encoding), std::string(record + sizeof h, h.stored_size)};
+      }
     }
     first = end;
   }
@@ -423,14 +441,7 @@ status chunk_store::commit(const version_record& v, version_id* id) {
     // A new base table, published (and durable) before the manifest on it.
     s = encode_table(v.pages, &bytes);
     const fingerprint table = fingerprint_of(bytes.data(), bytes.size());
-    bool created = false;
-    if (s.ok()) {
-      if (int err = files_->make_directory(tables_dir_.c_str(), &created)) s = status::from_errno(err, "creating " + tables_dir_);
-    }
-    if (s.ok() && created) {
-      if (int err = files_->sync_directory(root_.c_str())) s = status::from_errno(err, "syncing " + root_);
-    }
-    if (s.ok()) s = publish_file(*files_, tables_dir_, table.hex(), bytes, false);
+    if (s.ok()) s = publish_table(bytes, table);
     last_.table = table;
     last_.table_pages = v.pages;
     changes.clear();
@@ -453,34 +464,43 @@ status chunk_store::commit(const version_record& v, version_id* id) {
   return s.ok() ? r : s;
 }
 
-status chunk_store::read_table(const fingerprint& id, std::vector<page_entry>* out) {
-  std::string name = "tables/" + id.hex();
-  std::string bytes;
-  status s = read_file(root_ + "/" + name, &bytes);
-  if (s.is(errc::not_found)) return status(errc::corrupt, name + " is missing");
+// Reads `name` (relative to the store) and checks its bytes against `id`:
+// not_found when absent, corrupt when they do not match.
+status chunk_store::read_named(const std::string& name, const fingerprint& id, std::string* bytes) {
+  status s = read_file(root_ + "/" + name, bytes);
   if (!s.ok()) return s;
-  if (fingerprint_of(bytes.data(), bytes.size()) != id) return status(errc::corrupt, name + ": its bytes do not match its id");
-  return decode_table(bytes, name, out);
+  if (fingerprint_of(bytes->data(), bytes->size()) != id) return status(errc::corrupt, name + ": its bytes do not match its id");
+  return {};
+}
+
+status chunk_store::read_version_files(const version_id& id, std::string* manifest, std::string* table) {
+  const std::string name = "versions/" + id.hex();
+  status s = read_named(name, id, manifest);
+  if (s.is(errc::not_found)) return status(errc::not_found, "no version " + id.hex());
+  table->clear();
+  version_record header;
+  if (s.ok()) s = decode_manifest(*manifest, name, true, &header);
+  if (!s.ok() || !header.has_table) return s;
+  s = read_named("tables/" + header.table.hex(), header.table, table);
+  if (s.is(errc::not_found)) return status(errc::corrupt, name + ": its base tables/" + header.table.hex() + " is missing");
+  return s.ok() ? s : status(errc::corrupt, name + ": its base " + s.message());
+}
+
+// Durable once this returns OK. tables/ is made (and the store's directory
+// synced) by the first 1.1 writer of a 1.0 store.
+status chunk_store::publish_table(const std::string& bytes, const fingerprint& id) {
+  bool created = false;
+  if (int err = files_->make_directory(tables_dir_.c_str(), &created)) return status::from_errno(err, "creating " + tables_dir_);
+  if (created) {
+    if (int err = files_->sync_directory(root_.c_str())) return status::from_errno(err, "syncing " + root_);
+  }
+  return publish_file(*files_, tables_dir_, id.hex(), bytes, false);
 }
 
 status chunk_store::read_version(const version_id& id, version_record* out) {
-  std::string name = "versions/" + id.hex();
-  std::string bytes;
-  status s = read_file(root_ + "/" + name, &bytes);
-  if (s.is(errc::not_found)) return status(errc::not_found, "no version " + id.hex());
-  if (!s.ok()) return s;
-  if (fingerprint_of(bytes.data(), bytes.size()) != id) {
-    return status(errc::corrupt, name + ": its bytes do not match its id");
-  }
-  std::uint64_t page_count = 0;
-  if (s = decode_manifest(bytes, name, false, out, &page_count); !s.ok() || !out->has_table) return s;
-  std::vector<page_entry> table;
-  if (s = read_table(out->table, &table); !s.ok()) return status(errc::corrupt, name + ": its base " + s.message());
-  out->pages = apply_changes(table, out->pages);
-  if (out->pages.size() != page_count || (!out->pages.empty() && out->pages.back().page >= out->heap_size / kPageSize)) {
-    return status(errc::corrupt, name + ": its pages do not add up with tables/" + out->table.hex());
-  }
-  return {};
+  std::string manifest, table;
+  if (status s = read_version_files(id, &manifest, &table); !s.ok()) return s;
+  return decode_version(manifest, table, "versions/" + id.hex(), out);
 }
 
 status chunk_store::list_versions(std::vector<version_summary>* out) {

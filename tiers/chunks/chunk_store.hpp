@@ -55,6 +55,14 @@ struct store_info {
   std::uint64_t compressed_chunks = 0;
 };
 
+// A chunk as a store holds it, as it travels between stores: the payload
+// is the page (raw) or its zstd frame, as in a pack record.
+struct stored_chunk {
+  fingerprint name;
+  encoding how = encoding::raw;
+  std::string payload;
+};
+
 struct version_summary {
   version_id id;
   bool has_parent = false;
@@ -151,6 +159,10 @@ class chunk_store {
   // on, do not match their ids, or that table is missing. out->pages is
   // the version's whole table either way.
   status read_version(const version_id& id, version_record* out);
+  // The bytes of the manifest `id` and of its base table (*table empty
+  // when it is on none), each checked against its id: what another store
+  // needs to hold the same version under the same id. not_found; corrupt.
+  status read_version_files(const version_id& id, std::string* manifest, std::string* table);
   status list_versions(std::vector<version_summary>* out);
   // Removes the version; refuses (invalid_argument) while a ref or HEAD
   // names it unless `force`. Its chunks are reclaimed by gc.
@@ -161,6 +173,7 @@ class chunk_store {
   // '-' (not starting with '.'). Each update is atomic and durable. With
   // `expected`, the update happens only if the ref names that version now
   // (already_exists otherwise): a branch advanced by two writers at once.
+  // An all-zero `expected`: only while no such ref exists.
   status set_ref(const std::string& name, const version_id& id, const version_id* expected = nullptr);
   status get_ref(const std::string& name, version_id* id);
   status delete_ref(const std::string& name);
@@ -168,6 +181,29 @@ class chunk_store {
   status set_head(const std::string& branch);  // "heads/<n>"
   status set_head_detached(const version_id& id);
   status get_head(head_state* out);
+
+  // ---- exchange with another store (exchange.cpp) ---------------------------
+  // present[i]: whether the store holds names[i] (the zero page always).
+  // Takes the store lock shared, as put does, so what it reports stays in
+  // the store until import_version() or release().
+  status contains(const fingerprint* names, std::size_t count, std::vector<bool>* present);
+  // The chunks `names` as stored, each verified first (corrupt, naming the
+  // chunk and its pack; not_found).
+  status get_stored(const fingerprint* names, std::size_t count, std::vector<stored_chunk>* out);
+  // Adds chunks as received, each checked against its name first (corrupt:
+  // nothing of it is stored); ones the store holds are skipped. Takes the
+  // store lock as put does; durable after flush(), import_version() or
+  // release().
+  status put_stored(const stored_chunk* chunks, std::size_t count);
+  // Publishes a version under the same id as in the store it came from:
+  // its base table (`table`; empty when it is on none, or when this store
+  // holds it) first, then the manifest, both verbatim, once every chunk it
+  // names is in the store and durable (not_found otherwise). corrupt when
+  // the bytes fail their checks. Durable once this returns OK; releases
+  // the store lock.
+  status import_version(std::string_view manifest, std::string_view table, version_id* id);
+  // Whether tables/<id> is here.
+  bool holds_table(const fingerprint& id) const;
 
   // ---- housekeeping --------------------------------------------------------
   status gc(gc_report* report);
@@ -223,11 +259,15 @@ class chunk_store {
   status refresh(bool drop_removed);
   status load_pack(std::uint64_t pack_id);
   status ensure_writer();
+  status note_added(status added, const fingerprint& name, const index_entry& e);
   status ensure_locked();
-  status read_records(const fingerprint* names, std::size_t count, char* pages, bool refresh_on_miss);
+  // Into `pages` (consecutive), or with `stored` into stored[i] as stored.
+  status read_records(const fingerprint* names, std::size_t count, char* pages, stored_chunk* stored,
+                      bool refresh_on_miss);
   std::size_t plan_reads(const std::vector<wanted_record>& reads, std::size_t first);
   status read_all_versions(std::vector<std::pair<version_id, version_record>>* out, verify_report* damage);
-  status read_table(const fingerprint& id, std::vector<page_entry>* out);
+  status read_named(const std::string& name, const fingerprint& id, std::string* bytes);
+  status publish_table(const std::string& bytes, const fingerprint& id);
   bool follows_last(const version_record& v) const;
   bool exists(const std::string& path) const;
   status remove_unused_tables(const std::vector<std::pair<version_id, version_record>>& versions);

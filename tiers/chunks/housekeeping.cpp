@@ -150,7 +150,7 @@ status chunk_store::gc(gc_report* report) {
           ++report->chunks_dropped;
           continue;
         }
-        if (status t = read_records(&name, 1, page.data(), false); !t.ok()) return t;
+        if (status t = read_records(&name, 1, page.data(), nullptr, false); !t.ok()) return t;
         if (status t = ensure_writer(); !t.ok()) return t;
         index_entry moved;
         if (status t = writer_->add(name, page.data(), &moved); !t.ok()) return t;

@@ -245,4 +245,21 @@ status decode_table(std::string_view bytes, const std::string& what, std::vector
   return {};
 }
 
+status decode_version(std::string_view manifest, std::string_view table, const std::string& what,
+                      version_record* out) {
+  std::uint64_t page_count = 0;
+  if (status s = decode_manifest(manifest, what, false, out, &page_count); !s.ok() || !out->has_table) return s;
+  const std::string table_name = "tables/" + out->table.hex();
+  if (fingerprint_of(table.data(), table.size()) != out->table) {
+    return status(errc::corrupt, what + ": its base " + table_name + ": its bytes do not match its id");
+  }
+  std::vector<page_entry> base;
+  if (status s = decode_table(table, table_name, &base); !s.ok()) return status(errc::corrupt, what + ": its base " + s.message());
+  out->pages = apply_changes(base, out->pages);
+  if (out->pages.size() != page_count || (!out->pages.empty() && out->pages.back().page >= out->heap_size / kPageSize)) {
+    return status(errc::corrupt, what + ": its pages do not add up with " + table_name);
+  }
+  return {};
+}
+
 }  // namespace larder::chunks

@@ -63,4 +63,11 @@ status decode_manifest(std::string_view bytes, const std::string& what, bool hea
 status encode_table(const std::vector<page_entry>& pages, std::string* out);
 status decode_table(std::string_view bytes, const std::string& what, std::vector<page_entry>* out);
 
+// A whole version from its manifest's bytes (named `what`) and, for a
+// manifest on a base table, that table's bytes (empty otherwise): out->pages
+// is the version's whole table. corrupt when the table's bytes do not match
+// the id the manifest names, or its pages do not add up with the manifest's.
+status decode_version(std::string_view manifest, std::string_view table, const std::string& what,
+                      version_record* out);
+
 }  // namespace larder::chunks

@@ -30,19 +30,24 @@ status load_index(const std::string& packs_dir, std::uint64_t pack_id, std::vect
   std::string path = packs_dir + "/" + index_name(pack_id);
   std::string bytes;
   if (status s = read_file(path, &bytes); !s.ok()) return s;
+  return decode_index(bytes, path, pack_id, out, pack_size);
+}
+
+status decode_index(std::string_view bytes, const std::string& what, std::uint64_t pack_id,
+                    std::vector<index_entry>* out, std::uint64_t* pack_size) {
   index_header h;
-  if (bytes.size() < sizeof h) return status(errc::corrupt, path + ": shorter than its header");
+  if (bytes.size() < sizeof h) return status(errc::corrupt, what + ": shorter than its header");
   std::memcpy(&h, bytes.data(), sizeof h);
-  if (h.magic != kIndexMagic) return status(errc::corrupt, path + ": bad magic");
-  if (h.major > kFormatMajor) return status(errc::newer_format, path);
-  if (h.pack_id != pack_id) return status(errc::corrupt, path + ": written for another pack");
+  if (h.magic != kIndexMagic) return status(errc::corrupt, what + ": bad magic");
+  if (h.major > kFormatMajor) return status(errc::newer_format, what);
+  if (h.pack_id != pack_id) return status(errc::corrupt, what + ": written for another pack");
   std::size_t body = bytes.size() - sizeof h;
   if (body % sizeof(index_entry) != 0 || body / sizeof(index_entry) != h.record_count) {
-    return status(errc::corrupt, path + ": its size does not match its record count");
+    return status(errc::corrupt, what + ": its size does not match its record count");
   }
   std::uint64_t seed = XXH3_64bits(&h, offsetof(index_header, checksum));
   if (XXH3_64bits_withSeed(bytes.data() + sizeof h, body, seed) != h.checksum) {
-    return status(errc::corrupt, path + ": checksum mismatch");
+    return status(errc::corrupt, what + ": checksum mismatch");
   }
   out->resize(h.record_count);
   std::memcpy(out->data(), bytes.data() + sizeof h, body);
@@ -114,15 +119,23 @@ const char* decode_record(const char* record, std::size_t length, const fingerpr
   if (!header_ok(h)) return "damaged record header";
   if (fingerprint::from(h.fingerprint) != want) return "the record holds another chunk";
   if (length < sizeof h + h.stored_size) return "record cut short (the pack is truncated)";
-  const char* payload = record + sizeof h;
-  if (h.encoding == static_cast<std::uint8_t>(encoding::raw)) {
-    std::memcpy(page, payload, kPageSize);
-  } else {
-    std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, payload, h.stored_size);
+  return check_payload(want, static_cast<encoding>(h.encoding), std::string_view(record + sizeof h, h.stored_size), zstd,
+                       page);
+}
+
+const char* check_payload(const fingerprint& name, encoding how, std::string_view payload, ZSTD_DCtx_s* zstd,
+                          void* page) {
+  if (how == encoding::raw) {
+    if (payload.size() != kPageSize) return "a raw chunk that is not one page";
+    std::memcpy(page, payload.data(), kPageSize);
+  } else if (how == encoding::zstd) {
+    if (payload.empty() || payload.size() > kPageSize) return "a compressed chunk larger than a page";
+    std::size_t n = ZSTD_decompressDCtx(zstd, page, kPageSize, payload.data(), payload.size());
     if (ZSTD_isError(n) || n != kPageSize) return "damaged compressed data";
+  } else {
+    return "an unknown encoding";
   }
-  if (page_fingerprint(page) != want) return "the page does not match its fingerprint";
-  return nullptr;
+  return page_fingerprint(page) == name ? nullptr : "the page does not match its fingerprint";
 }
 
 }  // namespace larder::chunks

@@ -24,6 +24,10 @@ bool parse_pack_name(std::string_view name, std::uint64_t* id);
 status load_index(const std::string& packs_dir, std::uint64_t pack_id, std::vector<index_entry>* out,
                   std::uint64_t* pack_size);
 
+// The same from an index's bytes, named `what` in errors.
+status decode_index(std::string_view bytes, const std::string& what, std::uint64_t pack_id,
+                    std::vector<index_entry>* out, std::uint64_t* pack_size);
+
 // Rebuilds the index of the pack open at `fd` from its records. On damage
 // (a bad header, record or footer: an unfinished or cut pack) returns
 // corrupt, with *out holding the records before the damage.
@@ -35,6 +39,12 @@ status scan_pack(int fd, std::uint64_t pack_id, const std::string& path, std::ve
 // into `page` and checks that it is the chunk `want`. Returns nullptr, or
 // what is wrong with it.
 const char* decode_record(const char* record, std::size_t length, const fingerprint& want, ZSTD_DCtx_s* zstd,
+                          void* page);
+
+// Checks a chunk's payload as another store sent it (the page, or its zstd
+// frame) against its name, decoding it into `page`. Returns nullptr, or
+// what is wrong with it.
+const char* check_payload(const fingerprint& name, encoding how, std::string_view payload, ZSTD_DCtx_s* zstd,
                           void* page);
 
 }  // namespace larder::chunks

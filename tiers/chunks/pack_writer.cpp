@@ -27,7 +27,26 @@ std::string hex16(std::uint64_t id) {
 
 std::uint32_t record_check(const record_header& h) { return XXH32(&h, offsetof(record_header, check), 0); }
 
+index_entry entry_at(const record_header& h, std::uint64_t offset) {
+  index_entry e{};
+  e.fingerprint = h.fingerprint;
+  e.offset = offset;
+  e.stored_size = h.stored_size;
+  e.encoding = h.encoding;
+  return e;
+}
+
 }  // namespace
+
+record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored) {
+  record_header h{};
+  h.magic = kRecordMagic;
+  h.stored_size = static_cast<std::uint32_t>(stored);
+  h.encoding = static_cast<std::uint8_t>(how);
+  h.fingerprint = name.bytes();
+  h.check = record_check(h);
+  return h;
+}
 
 std::uint64_t pack_size_for(std::uint64_t record_bytes) {
   return (sizeof(pack_header) + record_bytes + kPackAlign - 1) / kPackAlign * kPackAlign + kPackAlign;
@@ -148,17 +167,8 @@ status pack_writer::add(const fingerprint& name, const void* page, index_entry* 
       how = encoding::zstd;
     }
   }
-  record_header h{};
-  h.magic = kRecordMagic;
-  h.stored_size = static_cast<std::uint32_t>(stored);
-  h.encoding = static_cast<std::uint8_t>(how);
-  h.fingerprint = name.bytes();
-  h.check = record_check(h);
-  index_entry e{};
-  e.fingerprint = h.fingerprint;
-  e.offset = size();
-  e.stored_size = h.stored_size;
-  e.encoding = h.encoding;
+  const record_header h = record_header_of(name, how, stored);
+  const index_entry e = entry_at(h, size());
   if (fits) {
     std::memcpy(staging_ + staged_, &h, sizeof h);
     if (how == encoding::raw) std::memcpy(frame, page, kPageSize);
@@ -170,6 +180,17 @@ status pack_writer::add(const fingerprint& name, const void* page, index_entry* 
     if (status s = append(&h, sizeof h); !s.ok()) return s;
     if (status s = append(how == encoding::raw ? page : frame, stored); !s.ok()) return s;
   }
+  entries_.push_back(e);
+  *where = e;
+  return {};
+}
+
+status pack_writer::add_stored(const fingerprint& name, encoding how, std::string_view payload, index_entry* where) {
+  if (fd_ < 0) return status(errc::invalid_argument, "the pack is finished or abandoned");
+  const record_header h = record_header_of(name, how, payload.size());
+  const index_entry e = entry_at(h, size());
+  if (status s = append(&h, sizeof h); !s.ok()) return s;
+  if (status s = append(payload.data(), payload.size()); !s.ok()) return s;
   entries_.push_back(e);
   *where = e;
   return {};
@@ -205,8 +226,7 @@ status pack_writer::finish() {
   return publish_index(*ops_, dir_, id_, size(), entries_);
 }
 
-status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
-                     std::vector<index_entry> entries) {
+std::string encode_index(std::uint64_t pack_id, std::uint64_t pack_size, std::vector<index_entry> entries) {
   std::sort(entries.begin(), entries.end(), [](const index_entry& a, const index_entry& b) {
     return fingerprint::from(a.fingerprint) < fingerprint::from(b.fingerprint);
   });
@@ -221,8 +241,14 @@ status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t 
   h.checksum = XXH3_64bits_withSeed(entries.data(), entries.size() * sizeof(index_entry), seed);
   std::string bytes(reinterpret_cast<const char*>(&h), sizeof h);
   bytes.append(reinterpret_cast<const char*>(entries.data()), entries.size() * sizeof(index_entry));
+  return bytes;
+}
+
+status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
+                     std::vector<index_entry> entries) {
   // Not synced: a lost or torn index fails its checks and is rebuilt from the pack.
-  return publish_file(ops, packs_dir, index_name(pack_id), bytes, true, false);
+  return publish_file(ops, packs_dir, index_name(pack_id), encode_index(pack_id, pack_size, std::move(entries)),
+                      true, false);
 }
 
 }  // namespace larder::chunks

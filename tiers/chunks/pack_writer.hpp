@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct ZSTD_CCtx_s;
@@ -37,6 +38,9 @@ class pack_writer {
   // attempt when worth_compressing says it cannot). Not durable before
   // finish(). *where says where it went.
   status add(const fingerprint& name, const void* page, index_entry* where);
+  // Appends a chunk already encoded (`payload`: the page, or its zstd
+  // frame), as another store holds it; the caller has checked it.
+  status add_stored(const fingerprint& name, encoding how, std::string_view payload, index_entry* where);
   // Makes the pack durable, renames it to "<id>.pack", then publishes
   // "<id>.index". After an error the pack is abandoned (its temporary is
   // removed). The writer takes no more chunks either way.
@@ -74,8 +78,12 @@ class pack_writer {
   char compressed_[kPageSize];  // a zstd frame when the staging buffer lacks room for it
 };
 
-// The index of a finished pack (`entries` in any order; sorted here),
-// published without a sync.
+// The header of a record holding `stored` bytes of payload.
+record_header record_header_of(const fingerprint& name, encoding how, std::size_t stored);
+
+// The bytes of an index (`entries` in any order; sorted here).
+std::string encode_index(std::uint64_t pack_id, std::uint64_t pack_size, std::vector<index_entry> entries);
+// The index of a finished pack, published without a sync.
 status publish_index(file_ops& ops, const std::string& packs_dir, std::uint64_t pack_id, std::uint64_t pack_size,
                      std::vector<index_entry> entries);
 // The size of a finished pack holding `record_bytes` of records.

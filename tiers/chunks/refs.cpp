@@ -78,7 +78,9 @@ status chunk_store::update_ref_file(const std::string& name, const std::string* 
     version_id now;
     status s = get_ref(name, &now);
     if (!s.ok() && !s.is(errc::not_found)) return s;
-    if (!s.ok() || now != *expected) return status(errc::already_exists, name + " has moved on");
+    const bool absent = !s.ok();
+    const bool as_expected = *expected == version_id{} ? absent : !absent && now == *expected;
+    if (!as_expected) return status(errc::already_exists, name + " has moved on");
   }
   std::string::size_type slash = name.find('/');
   std::string dir = refs_dir_ + "/" + name.substr(0, slash);

@@ -1,0 +1,241 @@
+// Push and pull through a Ceph pool (tiers/chunks/rados_store.hpp) against
+// a real single-node cluster that scripts/ceph-cluster.sh starts for this
+// program: a round trip from one directory store through the pool to
+// another keeps ids and bytes, a 1 % push sends only the changed pages, a
+// pool holding something else is refused, and a damaged chunk object is
+// named. Skipped, with the reason printed, where ceph is not installed.
+#include "chunk_test_util.hpp"
+#include "failing_store.hpp"
+#include "port/rados.hpp"
+#include "tiers/chunks/directory_store.hpp"
+#include "tiers/chunks/transfer.hpp"
+
+#include <larder/larder.hpp>
+#include <larder/versions.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+
+namespace larder::chunks::test {
+namespace {
+
+constexpr const char* kNotInstalled = "the ceph binaries are not installed";
+
+class ceph_cluster : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    installed_ = std::system("command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null") == 0;
+    if (!installed_) return;
+    started_ = script("start", " --pool pushpull >" + dir_.path() + ".log 2>&1") == 0;
+  }
+  void TearDown() override {
+    if (started_) (void)script("stop", " >/dev/null 2>&1");
+  }
+  std::string remote() const { return "rados:pushpull@" + conf(); }
+  std::string conf() const { return dir_.path() + "/cluster/ceph.conf"; }
+  bool installed_ = false, started_ = false;
+
+ private:
+  int script(const char* command, const std::string& rest) const {
+    return std::system((std::string(LARDER_SOURCE_DIR "/scripts/ceph-cluster.sh ") + command + " " + dir_.path() +
+                        "/cluster" + rest).c_str());
+  }
+  scratch_dir dir_;
+};
+ceph_cluster* const cluster = static_cast<ceph_cluster*>(::testing::AddGlobalTestEnvironment(new ceph_cluster));
+
+class TransferCephTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cluster->installed_) GTEST_SKIP() << kNotInstalled << " (scripts/install-deps.sh installs them)";
+    ASSERT_TRUE(cluster->started_) << "scripts/ceph-cluster.sh start failed";
+  }
+  std::unique_ptr<directory_store> open_dir(const char* name) {
+    std::unique_ptr<directory_store> d;
+    status s = directory_store::open(dir_.path() + "/" + name, store_options{.create = true}, &d);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return d;
+  }
+  std::unique_ptr<remote_store> open_pool(bool create) {
+    std::unique_ptr<remote_store> r;
+    status s = open_remote(cluster->remote(), create, &r);
+    EXPECT_TRUE(s.ok()) << s.to_string();
+    return r;
+  }
+  static std::unique_ptr<port::rados_pool> raw_pool() {
+    std::unique_ptr<port::rados_pool> pool;
+    EXPECT_TRUE(port::rados_pool::connect(cluster->conf(), "pushpull", {}, &pool).ok());
+    return pool;
+  }
+  scratch_dir dir_;
+};
+
+status send(remote_store& from, remote_store& to, transfer_stats* stats) {
+  transfer_plan plan;
+  status s = plan_transfer(from, "", false, &plan);
+  return s.ok() ? transfer(from, to, plan, false, stats) : s;
+}
+
+// Runs first: the pool is empty until a store is made in it.
+TEST_F(TransferCephTest, APoolHoldingSomethingElseIsRefused) {
+  auto pool = raw_pool();
+  ASSERT_TRUE(pool->write_full("someone-elses", "x", 1).ok());
+  std::unique_ptr<remote_store> r;
+  status s = open_remote(cluster->remote(), true, &r);
+  EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
+  EXPECT_NE(s.message().find("not empty"), std::string::npos) << s.message();
+  ASSERT_TRUE(pool->remove("someone-elses").ok());
+  s = open_remote(cluster->remote(), false, &r);
+  EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
+  s = open_remote("rados:nosuchpool@" + cluster->conf(), true, &r);
+  EXPECT_TRUE(s.is(errc::not_found)) << s.to_string();
+}
+
+TEST_F(TransferCephTest, RoundTripThroughThePoolAndAOnePercentPush) {
+  constexpr std::size_t kPages = 2048, kChanged = kPages / 100;
+  auto a = open_dir("a");
+  std::mt19937_64 r(21);
+  std::vector<char> image = random_pages(r, kPages);
+  for (std::size_t i = 0; i < kPages; i += 4) compressible_page(i, image.data() + i * kPage);
+  version_id v1 = commit_pages(a->store(), image, "one");
+  ASSERT_TRUE(a->store().set_ref("heads/main", v1).ok());
+  auto remote = open_pool(true);
+  transfer_stats pushed;
+  ASSERT_TRUE(send(*a, *remote, &pushed).ok());
+  EXPECT_EQ(pushed.chunks_sent, pushed.chunks_asked);  // each distinct chunk once
+  EXPECT_GT(pushed.chunks_sent, kPages * 3 / 4);
+  EXPECT_LT(pushed.chunk_bytes_sent, pushed.chunks_sent * kPage);  // compressible pages travel as zstd frames
+
+  for (std::size_t i = 0; i < kChanged; ++i) random_page(r, image.data() + (i * 89 % kPages) * kPage);
+  version_id v2 = commit_pages(a->store(), image, "two", &v1);
+  ASSERT_TRUE(a->store().set_ref("heads/main", v2).ok());
+  status s = send(*a, *remote, &pushed);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(pushed.chunks_asked, kChanged);
+  EXPECT_EQ(pushed.chunks_sent, kChanged);
+  EXPECT_LE(pushed.chunk_bytes_sent + pushed.version_bytes_sent, kChanged * kPage * 11 / 10);
+
+  auto c = open_dir("c");
+  transfer_stats pulled;
+  auto from = open_pool(false);
+  ASSERT_TRUE(send(*from, *c, &pulled).ok());
+  EXPECT_EQ(pulled.versions_sent, 1u);
+  EXPECT_TRUE(read_back(c->store(), v2) == image);
+  version_id main;
+  ASSERT_TRUE(c->store().get_ref("heads/main", &main).ok());
+  EXPECT_EQ(main, v2);
+  ASSERT_TRUE(send(*from, *c, &pulled).ok());
+  EXPECT_EQ(pulled.versions_sent + pulled.chunks_sent, 0u);
+
+  // A damaged pack object (its last record's last byte): named, and
+  // nothing of it lands.
+  auto pool = raw_pool();
+  std::vector<std::string> packs;
+  ASSERT_TRUE(pool->list("packs/", &packs).ok());
+  ASSERT_FALSE(packs.empty());
+  for (const std::string& object : packs) {
+    if (!object.ends_with(".pack")) continue;
+    std::uint64_t size = 0;
+    ASSERT_TRUE(pool->stat(object, &size).ok());
+    std::string bytes(size, '\0');
+    std::size_t got = 0;
+    ASSERT_TRUE(pool->read(object, 0, bytes.data(), size, &got).ok());
+    bytes.back() ^= 1;
+    ASSERT_TRUE(pool->write_full(object, bytes.data(), bytes.size()).ok());
+  }
+  auto e = open_dir("e");
+  s = send(*from, *e, &pulled);
+  EXPECT_TRUE(s.is(errc::corrupt)) << s.to_string();
+  EXPECT_NE(s.message().find(".pack: the page does not match its fingerprint"), std::string::npos) << s.message();
+  std::vector<version_id> held;
+  ASSERT_TRUE(e->list_versions(&held).ok());
+  EXPECT_TRUE(held.empty());
+}
+
+// A push into the pool killed (kill -9) at its 20th batch of 256 chunks:
+// the pool still reads the version its ref named, and a rerun sends only
+// what was not in a pack whose index was written (4 MiB packs: 16 batches).
+TEST_F(TransferCephTest, PushKilledMidwayLeavesThePoolValidAndARerunSendsOnlyWhatIsMissing) {
+  constexpr std::size_t kPages = 6144;
+  auto a = open_dir("killed");
+  std::mt19937_64 r(31);
+  std::vector<char> small = random_pages(r, 8), big = random_pages(r, kPages);
+  version_id v1 = commit_pages(a->store(), small, "small");
+  ASSERT_TRUE(a->store().set_ref("heads/killed", v1).ok());
+  transfer_plan plan;
+  transfer_stats stats;
+  {
+    auto remote = open_pool(true);
+    ASSERT_TRUE(plan_transfer(*a, "killed", false, &plan).ok());
+    ASSERT_TRUE(transfer(*a, *remote, plan, false, &stats).ok());
+  }
+  version_id v2 = commit_pages(a->store(), big, "big", &v1);
+  ASSERT_TRUE(a->store().set_ref("heads/killed", v2).ok());
+  pid_t child = ::fork();
+  if (child == 0) {
+    std::unique_ptr<directory_store> source;
+    std::unique_ptr<remote_store> remote;
+    if (!directory_store::open(dir_.path() + "/killed", {}, &source).ok() ||
+        !open_remote(cluster->remote(), false, &remote).ok()) {
+      ::_exit(3);
+    }
+    failing_store killed(*remote, 20, true);
+    transfer_plan p;
+    transfer_stats st;
+    status s = plan_transfer(*source, "killed", false, &p);
+    if (s.ok()) s = transfer(*source, killed, p, false, &st);
+    ::_exit(s.ok() ? 0 : 1);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) << wstatus;
+
+  auto remote = open_pool(false);
+  std::vector<ref_entry> refs;
+  ASSERT_TRUE(remote->list_refs(&refs).ok());
+  auto it = std::find_if(refs.begin(), refs.end(), [](const ref_entry& e) { return e.name == "heads/killed"; });
+  ASSERT_NE(it, refs.end());
+  EXPECT_EQ(it->id, v1);
+  auto c = open_dir("killed-there");
+  ASSERT_TRUE(plan_transfer(*remote, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*remote, *c, plan, false, &stats).ok());
+  EXPECT_TRUE(read_back(c->store(), v1) == small);
+
+  ASSERT_TRUE(plan_transfer(*a, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*a, *remote, plan, false, &stats).ok());
+  EXPECT_EQ(stats.chunks_sent, kPages - 4096);
+  ASSERT_TRUE(plan_transfer(*remote, "killed", false, &plan).ok());
+  ASSERT_TRUE(transfer(*remote, *c, plan, false, &stats).ok());
+  EXPECT_TRUE(read_back(c->store(), v2) == big);
+}
+
+// The public API's round trip: a heap checkpointed and pushed to the pool,
+// pulled into another store and cloned there, holds the same bytes.
+TEST_F(TransferCephTest, AHeapPushedToThePoolIsClonedFromIt) {
+  const std::string heap = dir_.path() + "/heap", clone = dir_.path() + "/clone";
+  constexpr std::size_t kWords = std::size_t{1} << 20;  // 8 MiB
+  std::string id;
+  {
+    larder::heap h({.kind = larder::backing::file, .name = heap, .reserve = std::size_t{1} << 30});
+    auto* words = static_cast<std::uint64_t*>(h.allocate(kWords * 8));
+    ASSERT_NE(words, nullptr);
+    for (std::size_t i = 0; i < kWords; ++i) words[i] = i * 0x9E3779B97F4A7C15ull;
+    *h.root<std::uint64_t*>("words") = words;
+    id = larder::checkpoint(h, "words").id;
+  }
+  larder::transfer_stats st;
+  // By id: the pool's heads/main is another test's.
+  larder::status s = larder::push_versions(heap + ".versions", cluster->remote(), id, {}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(st.versions_sent, 1u);
+  s = larder::pull_versions(cluster->remote(), dir_.path() + "/there", id.substr(0, 8), {}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  ASSERT_TRUE(larder::clone_version(dir_.path() + "/there", id, clone).ok());
+  larder::heap there({.kind = larder::backing::file, .name = clone, .reserve = std::size_t{1} << 30});
+  std::uint64_t* words = *there.root<std::uint64_t*>("words");
+  for (std::size_t i = 0; i < kWords; ++i) ASSERT_EQ(words[i], i * 0x9E3779B97F4A7C15ull) << i;
+}
+
+}  // namespace
+}  // namespace larder::chunks::test
