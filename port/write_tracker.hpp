@@ -50,6 +50,12 @@ class page_source {
     (void)count;
     (void)touched;
   }
+  // Whether a serve_on_touch set whose rest would come back with a fault
+  // (prefetch_rest) may bring `pages` more pages in now.
+  virtual bool may_prefetch(std::size_t pages) noexcept {
+    (void)pages;
+    return true;
+  }
   // A page of a serve_on_touch set that reads as zeros: its fill or its
   // install failed with `error`. (A lazy checkout's failures are counted
   // in lazy_progress instead.)
@@ -145,8 +151,8 @@ class write_tracker {
   // of pages is served until each was touched once, so the same page may
   // be given again in a later set after its touch. With `prefetch_rest`,
   // the second fault in the set within a short time loads the whole rest
-  // of the set: a set whose pages are touched together comes back in a
-  // few large reads. `source` must live until every page was loaded, or
+  // of the set, where the source agrees (may_prefetch): a set whose pages
+  // are touched together comes back in a few large reads. `source` must live until every page was loaded, or
   // until finish_all returns. Where load_lazily works; ENOTSUP elsewhere.
   virtual int serve_on_touch(std::vector<std::uintptr_t> pages, page_source* source, bool prefetch_rest) {
     (void)pages;

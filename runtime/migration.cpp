@@ -134,7 +134,10 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
   std::vector<tiers::page_ref> refs(pages.size());
   for (std::size_t i = 0; i < pages.size(); ++i) refs[i] = {(pages[i] - base) / kPage, reinterpret_cast<void*>(pages[i])};
   if (status s = m.tier->write(pod, refs.data(), refs.size()); !s.ok()) return s;
-  if (status s = m.tier->sync(); !s.ok()) return s;
+  // An anonymous heap dies with the process: its tier need not outlive it.
+  if (impl.kind == backing::shm) {
+    if (status s = m.tier->sync(); !s.ok()) return s;
+  }
 
   for (std::size_t n = 0; n < count; ++n) {
     auto* s = reinterpret_cast<alloc::segment*>(alloc::segment_index_to_address(base, segments[n]));
@@ -208,6 +211,14 @@ void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool
   const std::uint64_t budget = m_.budget.load(std::memory_order_relaxed);
   if (budget != 0 && m_.resident_at_pass.load(std::memory_order_relaxed) + loaded * kPage > budget)
     m_.wake.notify_one();
+}
+
+bool tier_source::may_prefetch(std::size_t pages) noexcept {
+  const std::uint64_t budget = m_.budget.load(std::memory_order_relaxed);
+  if (budget == 0) return true;
+  const std::uint64_t resident =
+      m_.resident_at_pass.load(std::memory_order_relaxed) + m_.loaded_since_pass.load(std::memory_order_relaxed) * kPage;
+  return resident + pages * kPage <= budget;
 }
 
 void tier_source::lost(std::uintptr_t page, int error) noexcept {

@@ -33,6 +33,9 @@ class tier_source final : public port::page_source {
   explicit tier_source(migration_state& m) : m_(m) {}
   int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept override;
   void installed(const std::uintptr_t* pages, std::size_t count, bool touched) noexcept override;
+  // When the pages fit under the budget with what came back since the
+  // last pass.
+  bool may_prefetch(std::size_t pages) noexcept override;
   void lost(std::uintptr_t page, int error) noexcept override;
 
  private:

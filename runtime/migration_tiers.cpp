@@ -25,7 +25,10 @@ status open_migration_tier(const tier_config& config, bool keep, std::unique_ptr
   tiers::disk_tier_options options;
   options.capacity_bytes = config.capacity != 0 ? config.capacity : kDefaultCapacity;
   options.capacity_bytes -= options.capacity_bytes % tiers::kTierPageSize;
+  // A kept tier holds a shm heap's pages, which outlive the process but
+  // not the machine: the tier need only outlive the process too.
   options.keep = keep;
+  options.device_sync = false;
   std::unique_ptr<tiers::disk_tier> disk;
   if (status s = tiers::disk_tier::open(config.path, options, &disk); !s.ok()) return s;
   *out = std::move(disk);

@@ -189,7 +189,8 @@ void missing_loader::serve_fault(std::uintptr_t page) noexcept {
       count = kCheckoutFaultAround;
     } else if (set != nullptr && set->prefetch_rest) {
       auto now = std::chrono::steady_clock::now();
-      rest = set->last_fault.time_since_epoch().count() != 0 && now - set->last_fault < kPrefetchWindow;
+      rest = set->last_fault.time_since_epoch().count() != 0 && now - set->last_fault < kPrefetchWindow &&
+             set->source->may_prefetch(set->pending - 1);
       set->last_fault = now;
     }
   }

@@ -9,6 +9,7 @@
 #include <larder/tiers.hpp>
 #include <larder/transaction.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -21,6 +22,13 @@ namespace {
 using larder_test::temp_dir;
 
 constexpr std::size_t kPage = 4096;
+// What the resident pod pages may pass the budget by between two passes:
+// the pages touched back in meanwhile (a pass runs at least every 256
+// operations here, and as soon as the loader sees the budget passed).
+constexpr std::size_t kSlack = std::size_t{1} << 20;
+// Right after a pass: a pod's rest still coming back after its touch (one
+// batch of the loader).
+constexpr std::size_t kInFlight = 64 * kPage;
 
 bool migration_works(larder::backing kind) { return larder_test::lazy_checkout_works(kind); }
 
@@ -154,6 +162,129 @@ TEST_P(migration_test, pinned_pod_is_never_evicted) {
     EXPECT_FALSE(resident(ph.blocks[1][b])) << b;
   }
   ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+}
+
+constexpr int kOperations = 10000;
+
+// The reference: the same blocks in plain memory, which a run without a
+// budget would read.
+using model = std::vector<std::vector<std::vector<unsigned char>>>;
+
+model model_of(const pod_heap& ph) {
+  model m(ph.blocks.size());
+  for (std::size_t p = 0; p < ph.blocks.size(); ++p)
+    for (std::size_t b = 0; b < ph.blocks[p].size(); ++b) m[p].push_back(ph.copy_of(p, b));
+  return m;
+}
+
+void expect_equal(const pod_heap& ph, const model& m) {
+  for (std::size_t p = 0; p < m.size(); ++p)
+    for (std::size_t b = 0; b < m[p].size(); ++b)
+      ASSERT_EQ(std::memcmp(ph.blocks[p][b], m[p][b].data(), kPage), 0) << "pod " << p << " block " << b;
+}
+
+// Block numbers drawn uniformly, or Zipfian (theta 0.99) over the blocks
+// in pod order, so that the hot blocks share pods.
+class block_picker {
+ public:
+  block_picker(std::size_t blocks, bool zipfian) : cdf_(zipfian ? blocks : 0) {
+    double sum = 0;
+    for (std::size_t i = 0; i < cdf_.size(); ++i) cdf_[i] = sum += 1.0 / std::pow(double(i + 1), 0.99);
+    for (double& c : cdf_) c /= sum;
+    blocks_ = blocks;
+  }
+  std::size_t operator()(std::mt19937_64& rng) const {
+    if (cdf_.empty()) return rng() % blocks_;
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    return std::min<std::size_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin(), blocks_ - 1);
+  }
+
+ private:
+  std::vector<double> cdf_;
+  std::size_t blocks_ = 0;
+};
+
+// Resident bytes of the segments (4 MiB, aligned) that hold the blocks:
+// the pod pages the budget is about, by mincore.
+std::size_t resident_pod_segments(const pod_heap& ph) {
+  constexpr std::uintptr_t kSegment = std::uintptr_t{4} << 20;
+  std::vector<std::uintptr_t> segments;
+  for (const auto& pod : ph.blocks)
+    for (unsigned char* b : pod) segments.push_back(reinterpret_cast<std::uintptr_t>(b) & ~(kSegment - 1));
+  std::sort(segments.begin(), segments.end());
+  segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+  std::vector<unsigned char> in(kSegment / kPage);
+  std::size_t n = 0;
+  for (std::uintptr_t s : segments) {
+    if (::mincore(reinterpret_cast<void*>(s), kSegment, in.data()) != 0) {
+      ADD_FAILURE() << "mincore: " << std::strerror(errno);
+      return 0;
+    }
+    for (unsigned char c : in) n += c & 1;
+  }
+  return n * kPage;
+}
+
+struct workload_result {
+  std::size_t budget = 0;
+  std::size_t max_after_pass = 0;  // resident right after a pass
+  std::size_t max_seen = 0;        // resident at any sample
+  std::uint64_t faults = 0;
+};
+
+// 32 pods of 64 page-sized blocks under a budget of a quarter of what they
+// hold: reads and writes of 8 bytes at random places of the picked blocks,
+// each read checked against the model, with the migrator's thread running
+// and a pass of the test's own every 256 operations.
+void run_workload(larder::backing kind, bool zipfian, workload_result* out) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(kind, 32, 64, 11);
+  model m = model_of(ph);
+  const std::size_t held = larder::migration_info(ph.h).resident_bytes;
+  out->budget = held / 4;
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, out->budget, zipfian)).ok());
+  ASSERT_TRUE(larder::migrate(ph.h).ok());
+  block_picker pick(32 * 64, zipfian);
+  std::mt19937_64 rng(zipfian ? 5 : 6);
+  for (int op = 0; op < kOperations; ++op) {
+    std::size_t n = pick(rng), p = n / 64, b = n % 64, at = rng() % (kPage / 8) * 8;
+    if (rng() % 2 == 0) {
+      std::uint64_t v = rng();
+      std::memcpy(ph.blocks[p][b] + at, &v, 8);
+      std::memcpy(m[p][b].data() + at, &v, 8);
+    } else {
+      ASSERT_EQ(std::memcmp(ph.blocks[p][b] + at, m[p][b].data() + at, 8), 0) << "op " << op;
+    }
+    if (op % 64 == 63) out->max_seen = std::max(out->max_seen, resident_pod_segments(ph));
+    if (op % 256 == 255) {
+      ASSERT_TRUE(larder::migrate(ph.h).ok());
+      out->max_after_pass = std::max(out->max_after_pass, resident_pod_segments(ph));
+    }
+  }
+  expect_equal(ph, m);
+  out->faults = larder::migration_info(ph.h).faults;
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
+TEST_P(migration_test, four_times_the_budget_uniform) {
+  workload_result r;
+  run_workload(GetParam(), false, &r);
+  std::printf("uniform: budget %zu KiB, resident after passes <= %zu KiB, anywhere <= %zu KiB, %llu faults\n",
+              r.budget >> 10, r.max_after_pass >> 10, r.max_seen >> 10, (unsigned long long)r.faults);
+  EXPECT_LE(r.max_after_pass, r.budget + kInFlight);
+  EXPECT_LE(r.max_seen, r.budget + kSlack);
+  EXPECT_GT(r.faults, 0u);
+}
+
+TEST_P(migration_test, four_times_the_budget_zipfian) {
+  workload_result r;
+  run_workload(GetParam(), true, &r);
+  std::printf("zipfian: budget %zu KiB, resident after passes <= %zu KiB, anywhere <= %zu KiB, %llu faults\n",
+              r.budget >> 10, r.max_after_pass >> 10, r.max_seen >> 10, (unsigned long long)r.faults);
+  EXPECT_LE(r.max_after_pass, r.budget + kInFlight);
+  EXPECT_LE(r.max_seen, r.budget + kSlack);
+  EXPECT_GT(r.faults, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(backings, migration_test,

@@ -135,7 +135,7 @@ status disk_tier::write_index() const {
   int err = port::open_file(temporary.c_str(), true, true, true, &fd, &created);
   if (err == 0) {
     err = port::write_at(fd, words.data(), words.size() * 8, 0);
-    if (err == 0) err = port::sync_file(fd);
+    if (err == 0 && options_.device_sync) err = port::sync_file(fd);
     (void)port::close_fd(fd);
   }
   if (err == 0) err = port::rename_file(temporary.c_str(), name.c_str(), true);
@@ -205,7 +205,9 @@ bool disk_tier::holds(std::uint64_t pod, std::uint64_t index) const {
 }
 
 status disk_tier::sync() {
-  if (int err = port::sync_file(fd_)) return status::from_errno(err, "disk tier: cannot sync " + path_);
+  if (options_.device_sync) {
+    if (int err = port::sync_file(fd_)) return status::from_errno(err, "disk tier: cannot sync " + path_);
+  }
   return options_.keep ? write_index() : status{};
 }
 

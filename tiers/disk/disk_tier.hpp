@@ -40,6 +40,11 @@ struct disk_tier_options {
   // Keep the file and its index across processes (see above); remove()
   // deletes both.
   bool keep = false;
+  // Whether sync() makes the data and the index durable on the device
+  // (fdatasync, fsync). Without, sync() of a kept tier only writes the
+  // index: what a later process needs after this one is killed, not after
+  // the machine stops (the copies of a shm heap, which no restart keeps).
+  bool device_sync = true;
 };
 
 class disk_tier final : public tier {
