@@ -160,6 +160,14 @@ class write_tracker {
     (void)prefetch_rest;
     return ENOTSUP;
   }
+  // Marks the pages of `runs` unwritten again, for pages that were just
+  // dropped (which the kernel would report written: a dropped page keeps
+  // no write-protect mark). Only where serve_on_touch works. 0 or an
+  // errno value.
+  virtual int mark_unwritten(const std::vector<written_run>& runs) {
+    (void)runs;
+    return ENOTSUP;
+  }
   // Loads every page still missing, of load_lazily and of serve_on_touch,
   // and waits for it. Called by untrack_all too.
   virtual void finish_all() noexcept {}

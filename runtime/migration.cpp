@@ -164,6 +164,10 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
     // memory was not given back.
     return status::from_errno(e, impl.name + ": dropping evicted pages");
   }
+  // An evicted page is not a written one: a checkpoint leaves it alone.
+  std::lock_guard tracker_guard(impl.tracker_lock);
+  if (int e = impl.tracker->mark_unwritten(runs))
+    return status::from_errno(e, impl.name + ": marking evicted pages unwritten");
   return {};
 }
 

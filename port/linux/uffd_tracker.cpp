@@ -202,6 +202,22 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     return loader_->add_on_touch(std::move(pages), source, prefetch_rest);
   }
 
+  // Write-protecting a dropped page leaves a marker in its empty entry
+  // (UFFD_FEATURE_WP_UNPOPULATED for anonymous memory; always for shmem),
+  // which a touch still takes to the missing-fault handler.
+  int mark_unwritten(const std::vector<written_run>& runs) override {
+    std::lock_guard guard(lock());
+    if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
+    for (const written_run& r : runs) {
+      uffdio_writeprotect wp{};
+      wp.range.start = r.start;
+      wp.range.len = r.pages * kOsPageSize;
+      wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+      if (::ioctl(fd_, UFFDIO_WRITEPROTECT, &wp) != 0) return errno;
+    }
+    return 0;
+  }
+
   void finish_all() noexcept override {
     if (loader_ && ::getpid() == pid_) loader_->finish_all();
   }

@@ -7,6 +7,7 @@
 #include "runtime_test_util.hpp"
 
 #include <larder/tiers.hpp>
+#include <larder/versions.hpp>
 #include <larder/transaction.hpp>
 
 #include <algorithm>
@@ -287,6 +288,87 @@ TEST_P(migration_test, four_times_the_budget_zipfian) {
   EXPECT_GT(r.faults, 0u);
 }
 
+// Four threads read and write blocks of every pod (thread t those whose
+// number is t mod 4), checking what they read, while pods are evicted
+// under them.
+TEST_P(migration_test, four_threads_while_pods_are_evicted) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 8, 32, 31);
+  model m = model_of(ph);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  std::atomic<int> running{4};
+  std::atomic<int> bad_reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      for (int op = 0; op < 20000; ++op) {
+        std::size_t n = (rng() % (8 * 32 / 4)) * 4 + t, p = n / 32, b = n % 32, at = rng() % (kPage / 8) * 8;
+        if (rng() % 2 == 0) {
+          std::uint64_t v = rng();
+          std::memcpy(ph.blocks[p][b] + at, &v, 8);
+          std::memcpy(m[p][b].data() + at, &v, 8);
+        } else if (std::memcmp(ph.blocks[p][b] + at, m[p][b].data() + at, 8) != 0) {
+          bad_reads.fetch_add(1);
+        }
+      }
+      running.fetch_sub(1);
+    });
+  }
+  std::mt19937_64 rng(99);
+  int evictions = 0;
+  while (running.load() != 0) {
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[rng() % 8]).ok());
+    ++evictions;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  expect_equal(ph, m);
+  larder::migration_stats s = larder::migration_info(ph.h);
+  std::printf("%d evictions asked, %llu made, %llu faults\n", evictions, (unsigned long long)s.evictions,
+              (unsigned long long)s.faults);
+  EXPECT_GT(s.evictions, 10u);
+  EXPECT_GT(s.faults, 0u);
+}
+
+// A transaction's snapshots and writes fault evicted pages back; pods
+// evicted in the middle of it keep its writes; an abort puts the
+// before-images back into evicted pages; a commit's writes survive the
+// next eviction.
+TEST_P(migration_test, transactions_across_an_evicted_pod) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 16, 41);
+  model m = model_of(ph);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  {
+    larder::transaction tx(ph.h);
+    tx.snapshot(ph.blocks[1][0], kPage);
+    std::memset(ph.blocks[1][0], 0xAA, kPage);
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    tx.snapshot(ph.blocks[1][1], kPage);
+    std::memset(ph.blocks[1][1], 0xBB, kPage);
+    EXPECT_EQ(ph.blocks[1][0][100], 0xAA);  // faulted back with the transaction's write
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    tx.abort();
+  }
+  expect_equal(ph, m);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  {
+    larder::transaction tx(ph.h);
+    tx.snapshot(ph.blocks[1][2], kPage);
+    std::memset(ph.blocks[1][2], 0xCC, kPage);
+    std::memset(m[1][2].data(), 0xCC, kPage);
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    ASSERT_TRUE(tx.commit().ok());
+  }
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  expect_equal(ph, m);
+}
+
 INSTANTIATE_TEST_SUITE_P(backings, migration_test,
                          ::testing::Values(larder::backing::anonymous, larder::backing::shm),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
@@ -301,6 +383,31 @@ TEST(migration, file_heap_is_refused) {
   larder::status s = larder::set_migration_policy(h, disk_policy(dir, 1 << 20));
   EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.message();
   EXPECT_NE(s.message().find("file heap"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// A checkpoint after the first reads the pages written since the last
+// one: an evicted pod that nobody wrote stays evicted.
+TEST(migration_versions, checkpoint_leaves_an_unwritten_evicted_pod_alone) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 2, 64, 51);
+  ASSERT_TRUE(larder::use_version_store(ph.h, dir.file("versions")).ok());
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  larder::checkpoint_stats first;
+  ASSERT_TRUE(larder::checkpoint(ph.h, "first", &first).ok());
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  const std::size_t evicted = larder::migration_info(ph.h).evicted_bytes;
+  ASSERT_GE(evicted, 64 * kPage);
+  std::memset(ph.blocks[0][3], 0x5A, kPage);
+  larder::checkpoint_stats second;
+  ASSERT_TRUE(larder::checkpoint(ph.h, "second", &second).ok());
+  EXPECT_LT(second.pages_considered, 16u) << "first read " << first.pages_considered;
+  EXPECT_EQ(larder::migration_info(ph.h).evicted_bytes, evicted);
 }
 
 }  // namespace
