@@ -327,20 +327,24 @@ status migration_pass(migration_state& m) {
   m.loaded_since_pass.store(0);
   m.resident_at_pass.store(total);
   if (total <= budget) return {};
-  // Coldest first (least recently touched), the larger first among equals.
-  std::vector<std::uint32_t> order;
+  // Coldest first (least recently touched), the larger first among equals;
+  // the touch times as of now, which the loader's thread keeps changing.
+  struct candidate {
+    std::uint64_t touched;
+    std::uint64_t resident;
+    std::uint32_t pod;
+  };
+  std::vector<candidate> order;
   for (std::uint32_t p = 0; p < layout::kMaxPods; ++p)
-    if (per_pod[p] != 0 && !m.pinned[p]) order.push_back(p);
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    std::uint64_t ta = m.last_touch_ns[a].load(std::memory_order_relaxed);
-    std::uint64_t tb = m.last_touch_ns[b].load(std::memory_order_relaxed);
-    return ta != tb ? ta < tb : per_pod[a] > per_pod[b];
+    if (per_pod[p] != 0 && !m.pinned[p]) order.push_back({m.last_touch_ns[p].load(std::memory_order_relaxed), per_pod[p], p});
+  std::sort(order.begin(), order.end(), [](const candidate& a, const candidate& b) {
+    return a.touched != b.touched ? a.touched < b.touched : a.resident > b.resident;
   });
   const std::uint64_t target = budget - budget / 8;
-  for (std::uint32_t pod : order) {
+  for (const candidate& c : order) {
     if (total <= target) break;
     std::uint64_t moved = 0;
-    if (status s = evict_one_pod(m, pod, &moved); !s.ok()) return s;
+    if (status s = evict_one_pod(m, c.pod, &moved); !s.ok()) return s;
     total -= std::min(total, moved * kPage);
   }
   m.resident_at_pass.store(total);
