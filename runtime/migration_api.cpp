@@ -58,6 +58,16 @@ heap_impl* open_impl(const heap& h) { return h.impl(); }
 
 }  // namespace
 
+const char* to_string(tier_kind kind) noexcept {
+  switch (kind) {
+    case tier_kind::disk: return "disk";
+    case tier_kind::pmem: return "pmem";
+    case tier_kind::gpu: return "gpu";
+    case tier_kind::remote: return "remote";
+  }
+  return "unknown";
+}
+
 status set_migration_policy(heap& h, const migration_policy& p) {
   heap_impl* impl = h.impl();
   if (impl == nullptr) return status(errc::invalid_argument, "the heap is not open");

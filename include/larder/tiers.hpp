@@ -20,6 +20,8 @@
 namespace larder {
 
 enum class tier_kind : std::uint8_t { disk, pmem, gpu, remote };
+// "disk", "pmem", "gpu", "remote".
+LARDER_EXPORT const char* to_string(tier_kind kind) noexcept;
 
 struct tier_config {
   tier_kind kind = tier_kind::disk;
@@ -77,7 +79,9 @@ struct migration_stats {
   std::uint64_t lost_pages = 0;    // pages that could not be read back: they read as zeros
   std::vector<tier_usage_info> tiers;
 };
-// This process's view; zero where no policy was set.
+// The heap as it is (resident and evicted bytes, the policy's tiers as the
+// heap records them, for a heap another process migrates too), and this
+// process's counters and tier usage (zero where it set no policy).
 LARDER_EXPORT migration_stats migration_info(const heap& h);
 
 }  // namespace larder
