@@ -95,6 +95,9 @@ status set_migration_policy(heap& h, const migration_policy& p) {
       if (m.tier && evicted_pages_recorded(*impl) != 0)
         return status(errc::invalid_argument, impl->name + ": pages are evicted to " + m.tier_path +
                                                   "; the tier changes once they are back (touched, or at close)");
+      // No page of this heap is in a tier now (an open after a crash
+      // brought them back): what a tier file there holds is stale.
+      remove_migration_tier(tier);
       std::unique_ptr<tiers::tier> fresh;
       if (status s = open_migration_tier(tier, impl->kind == backing::shm, &fresh); !s.ok()) return s;
       std::unique_ptr<tiers::tier> old = std::move(m.tier);
