@@ -54,8 +54,6 @@ migration_policy policy_in_record(const layout::migration_record& r) {
   return p;
 }
 
-heap_impl* open_impl(const heap& h) { return h.impl(); }
-
 }  // namespace
 
 const char* to_string(tier_kind kind) noexcept {
@@ -90,10 +88,10 @@ status set_migration_policy(heap& h, const migration_policy& p) {
   bool run;
   {
     std::lock_guard guard(m.lock);
-    const bool new_tier = !p.tiers.empty() && (!m.tier || tier.path != m.tier_path);
+    const bool new_tier = !p.tiers.empty() && (!m.tier || tier.path != m.policy.tiers.front().path);
     if (new_tier) {
       if (m.tier && evicted_pages_recorded(*impl) != 0)
-        return status(errc::invalid_argument, impl->name + ": pages are evicted to " + m.tier_path +
+        return status(errc::invalid_argument, impl->name + ": pages are evicted to " + m.policy.tiers.front().path +
                                                   "; the tier changes once they are back (touched, or at close)");
       // No page of this heap is in a tier now (an open after a crash
       // brought them back): what a tier file there holds is stale.
@@ -107,15 +105,13 @@ status set_migration_policy(heap& h, const migration_policy& p) {
         old.reset();
         remove_migration_tier(m.policy.tiers.front());
       }
-      m.tier_path = tier.path;
     }
     std::vector<tier_config> tiers = m.policy.tiers;
     m.policy = p;
-    if (new_tier) {
-      m.policy.tiers.front().path = tier.path;
-    } else if (p.tiers.empty()) {
+    if (p.tiers.empty())
       m.policy.tiers = std::move(tiers);  // evicted pages are still served from it
-    }
+    else
+      m.policy.tiers.front().path = tier.path;
     m.budget.store(p.dram_budget);
     write_record(*impl, m.policy, new_tier ? &tier : nullptr);
     run = p.dram_budget != 0;
@@ -126,7 +122,7 @@ status set_migration_policy(heap& h, const migration_policy& p) {
 }
 
 migration_policy migration_policy_of(const heap& h) {
-  heap_impl* impl = open_impl(h);
+  heap_impl* impl = h.impl();
   if (impl == nullptr) return {};
   if (impl->migration) {
     std::lock_guard guard(impl->migration->lock);
@@ -164,7 +160,7 @@ status migrate(heap& h) {
 
 migration_stats migration_info(const heap& h) {
   migration_stats out;
-  heap_impl* impl = open_impl(h);
+  heap_impl* impl = h.impl();
   if (impl == nullptr) return out;
   out.resident_bytes = resident_pod_bytes(*impl, nullptr);
   out.evicted_bytes = evicted_pages_recorded(*impl) * kPage;

@@ -52,8 +52,7 @@ struct migration_state {
   // pins; held through each pass and eviction.
   std::mutex lock;
   migration_policy policy;
-  std::unique_ptr<tiers::tier> tier;
-  std::string tier_path;  // of `tier`
+  std::unique_ptr<tiers::tier> tier;  // policy.tiers.front()'s
   // `tier` for the loader's thread, which takes no lock: it is replaced
   // only while no page is evicted, so never while a page is loaded.
   std::atomic<tiers::tier*> serving_tier{nullptr};
