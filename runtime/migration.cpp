@@ -17,6 +17,9 @@
 #include "allocator/segment.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/migration_test_hooks.hpp"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -134,16 +137,21 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
   std::vector<tiers::page_ref> refs(pages.size());
   for (std::size_t i = 0; i < pages.size(); ++i) refs[i] = {(pages[i] - base) / kPage, reinterpret_cast<void*>(pages[i])};
   if (status s = m.tier->write(pod, refs.data(), refs.size()); !s.ok()) return s;
+  migration_kill_point();
   // An anonymous heap dies with the process: its tier need not outlive it.
   if (impl.kind == backing::shm) {
     if (status s = m.tier->sync(); !s.ok()) return s;
+    migration_kill_point();
   }
 
   for (std::size_t n = 0; n < count; ++n) {
     auto* s = reinterpret_cast<alloc::segment*>(alloc::segment_index_to_address(base, segments[n]));
     __atomic_store_n(alloc::evicted_pod(s), pod, __ATOMIC_RELEASE);
   }
-  for (std::uintptr_t p : pages) set_evicted(p);
+  for (std::uintptr_t p : pages) {
+    set_evicted(p);
+    migration_kill_point();
+  }
 
   // Under collect_lock: stop_tracking, which loads every evicted page back
   // before the tracker goes, cannot run between the registration and the
@@ -159,11 +167,13 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
     return status::from_errno(err, impl.name + ": serving evicted pages on touch");
   }
   *moved += pages.size();
+  migration_kill_point();
   if (int e = drop_pages(impl, pages)) {
     // The pages stay where they are (and are served as they are); only
     // memory was not given back.
     return status::from_errno(e, impl.name + ": dropping evicted pages");
   }
+  migration_kill_point();
   // An evicted page is not a written one: a checkpoint leaves it alone.
   std::lock_guard tracker_guard(impl.tracker_lock);
   if (int e = impl.tracker->mark_unwritten(runs))
@@ -172,6 +182,17 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
 }
 
 }  // namespace
+
+namespace {
+std::atomic<int> g_steps_to_stop{0};
+}
+
+void migration_test::stop_after(int steps) noexcept { g_steps_to_stop.store(steps); }
+
+void migration_kill_point() noexcept {
+  if (g_steps_to_stop.load(std::memory_order_relaxed) == 0) return;
+  if (g_steps_to_stop.fetch_sub(1) == 1) ::_exit(migration_test::kStoppedStatus);
+}
 
 std::uint64_t migration_now_ns() noexcept {
   timespec ts{};
@@ -205,6 +226,7 @@ int tier_source::fill(const std::uintptr_t* pages, std::size_t count, void* out)
 void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool touched) noexcept {
   const std::uint64_t now = migration_now_ns();
   for (std::size_t i = 0; i < count; ++i) {
+    migration_kill_point();
     clear_evicted(pages[i]);
     std::uint32_t pod = evicted_pod_of(pages[i]);
     if (pod < layout::kMaxPods) m_.last_touch_ns[pod].store(now, std::memory_order_relaxed);

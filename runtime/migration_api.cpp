@@ -5,6 +5,7 @@
 #include "runtime/migration_state.hpp"
 
 #include "runtime/heap_impl.hpp"
+#include "runtime/migration_test_hooks.hpp"
 
 #include <larder/tiers.hpp>
 
@@ -194,6 +195,7 @@ void end_migration(heap_impl& impl) noexcept {
       m.serving_tier.store(nullptr);
       m.tier.reset();
       if (!m.policy.tiers.empty()) remove_migration_tier(m.policy.tiers.front());
+      migration_kill_point();
       impl.meta()->migration = {};
     }
   }

@@ -9,6 +9,7 @@
 
 #include "allocator/segment.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/migration_test_hooks.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -53,8 +54,10 @@ status restore_evicted_pages(heap_impl& impl) {
       bool data = true;
       if (int e = port::file_has_data(impl.fd, offset, kPage, &data))
         return status::from_errno(e, impl.name + ": looking for evicted pages");
-      if (data)
+      if (data) {
         clear_bit(base, offset);  // faulted back before the crash: the heap's copy is the newer
+        migration_kill_point();
+      }
       else
         pages.push_back({*alloc::evicted_pod(s), offset});
     }
@@ -82,12 +85,15 @@ status restore_evicted_pages(heap_impl& impl) {
       for (std::size_t k = i; k < j; ++k) {
         if (int e = port::write_at(impl.fd, buffer->bytes + (k - i) * kPage, kPage, pages[k].offset))
           return status::from_errno(e, impl.name + ": writing an evicted page back");
+        migration_kill_point();
         clear_bit(base, pages[k].offset);
+        migration_kill_point();
       }
       i = j;
     }
   }
   remove_migration_tier(config);
+  migration_kill_point();
   record = {};
   return {};
 }
