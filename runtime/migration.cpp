@@ -400,7 +400,9 @@ void stop_migrator_thread(migration_state& m) noexcept {
 }
 
 void migration_state_deleter::operator()(migration_state* m) const noexcept {
-  if (m == nullptr) return;
+  // A forked child has a copy of the state but not the thread, and maybe a
+  // lock its parent's thread held: it lets go of it untouched.
+  if (m == nullptr || m->pid != port::process_id()) return;
   stop_migrator_thread(*m);
   delete m;
 }

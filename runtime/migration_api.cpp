@@ -20,8 +20,16 @@ constexpr std::uint64_t kPage = port::kOsPageSize;
 migration_state& state_of(heap_impl& impl) {
   static std::mutex creation;
   std::lock_guard guard(creation);
-  if (!impl.migration) impl.migration.reset(new migration_state(impl));
+  if (!impl.migration) impl.migration.reset(new migration_state(impl, port::process_id()));
   return *impl.migration;
+}
+
+// The heap's migration state, where this process made it: a forked child
+// (which may not write the heap, and lacks the thread and the loader) sees
+// only what the heap records.
+migration_state* own_state(const heap_impl& impl) {
+  migration_state* m = impl.migration.get();
+  return m != nullptr && m->pid == port::process_id() ? m : nullptr;
 }
 
 // The policy's first tier, with an absolute path: the next open after a
@@ -125,9 +133,9 @@ status set_migration_policy(heap& h, const migration_policy& p) {
 migration_policy migration_policy_of(const heap& h) {
   heap_impl* impl = h.impl();
   if (impl == nullptr) return {};
-  if (impl->migration) {
-    std::lock_guard guard(impl->migration->lock);
-    return impl->migration->policy;
+  if (migration_state* m = own_state(*impl)) {
+    std::lock_guard guard(m->lock);
+    return m->policy;
   }
   return policy_in_record(impl->meta()->migration);
 }
@@ -135,6 +143,7 @@ migration_policy migration_policy_of(const heap& h) {
 status pin_pod(heap& h, pod p, bool pinned) {
   heap_impl* impl = h.impl();
   if (impl == nullptr) return status(errc::invalid_argument, "the heap is not open");
+  if (!impl->can_write()) return status(errc::read_only, impl->name + ": a read-only heap has no migrator");
   if (!p.valid() || p.id() >= layout::kMaxPods) return status(errc::invalid_argument, "pin_pod: not a pod");
   migration_state& m = state_of(*impl);
   std::lock_guard guard(m.lock);
@@ -146,17 +155,19 @@ status evict_pod(heap& h, pod p) {
   heap_impl* impl = h.impl();
   if (impl == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (!p.valid()) return status(errc::invalid_argument, "evict_pod: not a pod");
-  if (!impl->migration) return status(errc::invalid_argument, impl->name + ": no tier to evict to (set_migration_policy with a tier)");
-  std::lock_guard guard(impl->migration->lock);
-  return evict_one_pod(*impl->migration, p.id());
+  migration_state* m = own_state(*impl);
+  if (m == nullptr) return status(errc::invalid_argument, impl->name + ": no tier to evict to (set_migration_policy with a tier)");
+  std::lock_guard guard(m->lock);
+  return evict_one_pod(*m, p.id());
 }
 
 status migrate(heap& h) {
   heap_impl* impl = h.impl();
   if (impl == nullptr) return status(errc::invalid_argument, "the heap is not open");
-  if (!impl->migration) return {};
-  std::lock_guard guard(impl->migration->lock);
-  return migration_pass(*impl->migration);
+  migration_state* m = own_state(*impl);
+  if (m == nullptr) return {};
+  std::lock_guard guard(m->lock);
+  return migration_pass(*m);
 }
 
 migration_stats migration_info(const heap& h) {
@@ -167,8 +178,9 @@ migration_stats migration_info(const heap& h) {
   out.evicted_bytes = evicted_pages_recorded(*impl) * kPage;
   migration_policy policy = migration_policy_of(h);
   for (const tier_config& t : policy.tiers) out.tiers.push_back({t.kind, t.path, t.capacity, 0});
-  if (!impl->migration) return out;
-  migration_state& m = *impl->migration;
+  migration_state* own = own_state(*impl);
+  if (own == nullptr) return out;
+  migration_state& m = *own;
   out.evictions = m.evictions.load();
   out.faults = m.faults.load();
   out.prefetched_pages = m.prefetched_pages.load();
@@ -183,7 +195,10 @@ migration_stats migration_info(const heap& h) {
 }
 
 void end_migration(heap_impl& impl) noexcept {
-  if (!impl.migration) return;
+  if (own_state(impl) == nullptr) {
+    impl.migration.reset();  // a forked child's copy: let go of, untouched
+    return;
+  }
   migration_state& m = *impl.migration;
   stop_migrator_thread(m);
   if (impl.can_write()) {

@@ -43,7 +43,7 @@ class tier_source final : public port::page_source {
 };
 
 struct migration_state {
-  explicit migration_state(heap_impl& heap) : impl(heap) {}
+  migration_state(heap_impl& heap, int process) : impl(heap), pid(process) {}
 
   heap_impl& impl;
   tier_source source{*this};
@@ -61,6 +61,9 @@ struct migration_state {
 
   // The thread that runs passes while a budget is set.
   std::thread thread;
+  // The process the state belongs to: a forked child has a copy it does
+  // not use (runtime/migration_api.cpp, own_state).
+  const int pid;
   std::condition_variable wake;
   bool stopping = false;
 
