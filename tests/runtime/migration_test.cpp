@@ -6,6 +6,7 @@
 // and a pinned pod refused.
 #include "runtime_test_util.hpp"
 
+#include <larder/check.hpp>
 #include <larder/tiers.hpp>
 #include <larder/versions.hpp>
 #include <larder/transaction.hpp>
@@ -372,6 +373,24 @@ TEST_P(migration_test, transactions_across_an_evicted_pod) {
 INSTANTIATE_TEST_SUITE_P(backings, migration_test,
                          ::testing::Values(larder::backing::anonymous, larder::backing::shm),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
+
+// The offline checker reads every data page, which would give an evicted
+// page of a shm heap zeros under its migrating process: it refuses.
+TEST(migration, check_refuses_a_heap_being_migrated) {
+  if (!migration_works(larder::backing::shm)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::shm, 2, 16, 61);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+  std::vector<unsigned char> before = ph.copy_of(1, 0);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  larder::check_report report;
+  larder::status s = larder::check_heap(larder::backing::shm, ph.shm_name, false, &report);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.message();
+  EXPECT_NE(s.message().find("evicted"), std::string::npos);
+  EXPECT_FALSE(resident(ph.blocks[1][0]));
+  EXPECT_EQ(std::memcmp(ph.blocks[1][0], before.data(), kPage), 0);
+}
 
 TEST(migration, file_heap_is_refused) {
   temp_dir dir;
