@@ -139,6 +139,15 @@ inline std::uint64_t* evicted_map(segment* s) noexcept {
 inline std::uint32_t* evicted_pod(segment* s) noexcept {
   return reinterpret_cast<std::uint32_t*>(reinterpret_cast<char*>(s) + kEvictedPodOffset);
 }
+// Sets or clears the bit of OS page `page` (0..kOsPagesPerSegment) of `s`.
+inline void mark_evicted(segment* s, std::size_t page, bool evicted) noexcept {
+  std::uint64_t* word = &evicted_map(s)[page / 64];
+  const std::uint64_t bit = std::uint64_t{1} << (page % 64);
+  if (evicted)
+    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+  else
+    __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
+}
 
 // The part of a segment header that means anything on media (segment
 // fields and page descriptors); the rest of its 8 KiB is padding (but for

@@ -38,18 +38,9 @@ static_assert(kSegmentsPerHold <= port::write_hold::kMaxRanges);
 // How often the thread looks, at the latest.
 constexpr auto kPassInterval = std::chrono::milliseconds(20);
 
-std::size_t page_in_segment(std::uintptr_t page) { return (page & (layout::kSegmentSize - 1)) / kPage; }
-
-void set_evicted(std::uintptr_t page) {
-  std::size_t k = page_in_segment(page);
-  __atomic_fetch_or(&alloc::evicted_map(alloc::segment_of(reinterpret_cast<void*>(page)))[k / 64],
-                    std::uint64_t{1} << (k % 64), __ATOMIC_SEQ_CST);
-}
-
-void clear_evicted(std::uintptr_t page) {
-  std::size_t k = page_in_segment(page);
-  __atomic_fetch_and(&alloc::evicted_map(alloc::segment_of(reinterpret_cast<void*>(page)))[k / 64],
-                     ~(std::uint64_t{1} << (k % 64)), __ATOMIC_SEQ_CST);
+void mark_evicted(std::uintptr_t page, bool evicted) {
+  alloc::mark_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage,
+                      evicted);
 }
 
 std::uint32_t evicted_pod_of(std::uintptr_t page) {
@@ -149,7 +140,7 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
     __atomic_store_n(alloc::evicted_pod(s), pod, __ATOMIC_RELEASE);
   }
   for (std::uintptr_t p : pages) {
-    set_evicted(p);
+    mark_evicted(p, true);
     migration_kill_point();
   }
 
@@ -163,7 +154,7 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
     if (impl.tracker) err = impl.tracker->serve_on_touch(pages, &m.source, m.policy.prefetch_pod);
   }
   if (err != 0) {
-    for (std::uintptr_t p : pages) clear_evicted(p);
+    for (std::uintptr_t p : pages) mark_evicted(p, false);
     return status::from_errno(err, impl.name + ": serving evicted pages on touch");
   }
   *moved += pages.size();
@@ -227,7 +218,7 @@ void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool
   const std::uint64_t now = migration_now_ns();
   for (std::size_t i = 0; i < count; ++i) {
     migration_kill_point();
-    clear_evicted(pages[i]);
+    mark_evicted(pages[i], false);
     std::uint32_t pod = evicted_pod_of(pages[i]);
     if (pod < layout::kMaxPods) m_.last_touch_ns[pod].store(now, std::memory_order_relaxed);
   }

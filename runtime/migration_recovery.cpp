@@ -28,8 +28,7 @@ struct evicted_page {
 
 void clear_bit(std::uintptr_t base, std::uint64_t offset) {
   auto* s = reinterpret_cast<alloc::segment*>(base + (offset & ~std::uint64_t{layout::kSegmentSize - 1}));
-  const std::size_t k = (offset & (layout::kSegmentSize - 1)) / kPage;
-  __atomic_fetch_and(&alloc::evicted_map(s)[k / 64], ~(std::uint64_t{1} << (k % 64)), __ATOMIC_SEQ_CST);
+  alloc::mark_evicted(s, (offset & (layout::kSegmentSize - 1)) / kPage, false);
 }
 
 }  // namespace
