@@ -126,18 +126,13 @@ static_assert(sizeof(segment) <= kSegmentHeaderSize);
 // Evicted pages (format 1.8; docs/tiers.md), at the end of the header's
 // padding, which the allocator never writes: bit i of the map is set while
 // OS page i of the segment has its only copy in a lower tier, the one the
-// heap's migration record names, where it is page i of pod `evicted_pod`.
-// The header's own pages are never evicted. Written by the runtime's
-// migrator with atomic operations only.
+// heap's migration record names. The header's own pages are never
+// evicted. Written by the runtime's migrator with atomic operations only.
 inline constexpr std::size_t kOsPagesPerSegment = kSegmentSize / 4096;
 inline constexpr std::size_t kHeaderOsPages = kSegmentHeaderSize / 4096;
 inline constexpr std::size_t kEvictedMapOffset = kSegmentHeaderSize - kOsPagesPerSegment / 8;
-inline constexpr std::size_t kEvictedPodOffset = kEvictedMapOffset - 8;
 inline std::uint64_t* evicted_map(segment* s) noexcept {
   return reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(s) + kEvictedMapOffset);
-}
-inline std::uint32_t* evicted_pod(segment* s) noexcept {
-  return reinterpret_cast<std::uint32_t*>(reinterpret_cast<char*>(s) + kEvictedPodOffset);
 }
 // Sets or clears the bit of OS page `page` (0..kOsPagesPerSegment) of `s`.
 inline void mark_evicted(segment* s, std::size_t page, bool evicted) noexcept {
@@ -154,7 +149,7 @@ inline void mark_evicted(segment* s, std::size_t page, bool evicted) noexcept {
 // the evicted map above).
 inline constexpr std::size_t kHeaderMetadataBytes = sizeof(segment);
 static_assert(offsetof(segment, pages) == 64);
-static_assert(kEvictedPodOffset >= sizeof(segment), "the evicted map lies in the header's padding");
+static_assert(kEvictedMapOffset >= sizeof(segment), "the evicted map lies in the header's padding");
 
 inline segment* segment_of(const void* p) noexcept {
   return reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(p) & ~(kSegmentSize - 1));

@@ -43,9 +43,6 @@ void mark_evicted(std::uintptr_t page, bool evicted) {
                       evicted);
 }
 
-std::uint32_t evicted_pod_of(std::uintptr_t page) {
-  return __atomic_load_n(alloc::evicted_pod(alloc::segment_of(reinterpret_cast<void*>(page))), __ATOMIC_ACQUIRE);
-}
 
 std::vector<port::written_run> runs_of(const std::vector<std::uintptr_t>& pages) {
   std::vector<port::written_run> runs;
@@ -101,10 +98,9 @@ int drop_pages(heap_impl& impl, const std::vector<std::uintptr_t>& pages) {
   return first;
 }
 
-// Evicts the given segments of `pod` (at most kSegmentsPerHold), adding
-// the pages dropped to *moved. Under m.lock.
-status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* segments, std::size_t count,
-                      std::uint64_t* moved) {
+// Evicts the given segments (at most kSegmentsPerHold), adding the pages
+// dropped to *moved. Under m.lock.
+status evict_segments(migration_state& m, const std::size_t* segments, std::size_t count, std::uint64_t* moved) {
   heap_impl& impl = m.impl;
   port::write_hold::range held[kSegmentsPerHold] = {};
   for (std::size_t n = 0; n < count; ++n) {
@@ -127,7 +123,7 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
   const std::uintptr_t base = impl.region.base();
   std::vector<tiers::page_ref> refs(pages.size());
   for (std::size_t i = 0; i < pages.size(); ++i) refs[i] = {(pages[i] - base) / kPage, reinterpret_cast<void*>(pages[i])};
-  if (status s = m.tier->write(pod, refs.data(), refs.size()); !s.ok()) return s;
+  if (status s = m.tier->write(kTierPod, refs.data(), refs.size()); !s.ok()) return s;
   migration_kill_point();
   // An anonymous heap dies with the process: its tier need not outlive it.
   if (impl.kind == backing::shm) {
@@ -135,10 +131,6 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
     migration_kill_point();
   }
 
-  for (std::size_t n = 0; n < count; ++n) {
-    auto* s = reinterpret_cast<alloc::segment*>(alloc::segment_index_to_address(base, segments[n]));
-    __atomic_store_n(alloc::evicted_pod(s), pod, __ATOMIC_RELEASE);
-  }
   for (std::uintptr_t p : pages) {
     mark_evicted(p, true);
     migration_kill_point();
@@ -172,11 +164,9 @@ status evict_segments(migration_state& m, std::uint32_t pod, const std::size_t* 
   return {};
 }
 
-}  // namespace
+std::atomic<int> g_steps_to_stop{0};  // migration_test::stop_after
 
-namespace {
-std::atomic<int> g_steps_to_stop{0};
-}
+}  // namespace
 
 void migration_test::stop_after(int steps) noexcept { g_steps_to_stop.store(steps); }
 
@@ -201,14 +191,7 @@ int tier_source::fill(const std::uintptr_t* pages, std::size_t count, void* out)
     std::vector<tiers::page_ref> refs(count);
     for (std::size_t i = 0; i < count; ++i)
       refs[i] = {(pages[i] - base) / kPage, static_cast<char*>(out) + i * kPage};
-    for (std::size_t i = 0; i < count;) {
-      const std::uint32_t pod = evicted_pod_of(pages[i]);
-      std::size_t j = i + 1;
-      while (j < count && evicted_pod_of(pages[j]) == pod) ++j;
-      if (!tier->read(pod, refs.data() + i, j - i).ok()) return EIO;
-      i = j;
-    }
-    return 0;
+    return tier->read(kTierPod, refs.data(), count).ok() ? 0 : EIO;
   } catch (...) {
     return ENOMEM;
   }
@@ -219,7 +202,7 @@ void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool
   for (std::size_t i = 0; i < count; ++i) {
     migration_kill_point();
     mark_evicted(pages[i], false);
-    std::uint32_t pod = evicted_pod_of(pages[i]);
+    std::uint32_t pod = alloc::pod_of_address(m_.impl.region, pages[i]);
     if (pod < layout::kMaxPods) m_.last_touch_ns[pod].store(now, std::memory_order_relaxed);
   }
   m_.faults.fetch_add(touched ? 1 : 0);
@@ -315,7 +298,7 @@ status evict_one_pod(migration_state& m, std::uint32_t pod, std::uint64_t* pages
   std::uint64_t moved = 0;
   status result;
   for (std::size_t i = 0; i < segments.size() && result.ok(); i += kSegmentsPerHold)
-    result = evict_segments(m, pod, segments.data() + i, std::min(kSegmentsPerHold, segments.size() - i), &moved);
+    result = evict_segments(m, segments.data() + i, std::min(kSegmentsPerHold, segments.size() - i), &moved);
   if (moved != 0) m.evictions.fetch_add(1);
   if (pages_moved != nullptr) *pages_moved = moved;
   return result;

@@ -21,10 +21,6 @@ namespace {
 constexpr std::size_t kPage = port::kOsPageSize;
 constexpr std::size_t kBatch = 64;
 
-struct evicted_page {
-  std::uint32_t pod;
-  std::uint64_t offset;  // in the backing
-};
 
 void clear_bit(std::uintptr_t base, std::uint64_t offset) {
   auto* s = reinterpret_cast<alloc::segment*>(base + (offset & ~std::uint64_t{layout::kSegmentSize - 1}));
@@ -41,7 +37,7 @@ status restore_evicted_pages(heap_impl& impl) {
   const tier_config config{tier_kind::disk, std::string(record.tier_path, strnlen(record.tier_path, sizeof record.tier_path)),
                            record.capacity};
 
-  std::vector<evicted_page> pages;
+  std::vector<std::uint64_t> pages;  // offsets in the backing, ascending
   const std::uint64_t high = std::min<std::uint64_t>(meta->segments_high, impl.superblock.size / layout::kSegmentSize);
   for (std::size_t i = 1; i < high; ++i) {
     auto* s = reinterpret_cast<alloc::segment*>(alloc::segment_index_to_address(base, i));
@@ -53,12 +49,12 @@ status restore_evicted_pages(heap_impl& impl) {
       bool data = true;
       if (int e = port::file_has_data(impl.fd, offset, kPage, &data))
         return status::from_errno(e, impl.name + ": looking for evicted pages");
-      if (data) {
-        clear_bit(base, offset);  // faulted back before the crash: the heap's copy is the newer
-        migration_kill_point();
+      if (!data) {
+        pages.push_back(offset);
+        continue;
       }
-      else
-        pages.push_back({*alloc::evicted_pod(s), offset});
+      clear_bit(base, offset);  // faulted back before the crash: the heap's copy is the newer
+      migration_kill_point();
     }
   }
   if (!pages.empty()) {
@@ -66,8 +62,6 @@ status restore_evicted_pages(heap_impl& impl) {
     if (status s = open_migration_tier(config, true, &tier); !s.ok())
       return status(errc::corrupt, impl.name + ": " + std::to_string(pages.size()) + " evicted page(s) are in the tier " +
                                        config.path + ", which cannot be opened: " + s.message());
-    std::sort(pages.begin(), pages.end(),
-              [](const evicted_page& a, const evicted_page& b) { return a.pod != b.pod ? a.pod < b.pod : a.offset < b.offset; });
     struct alignas(kPage) batch_buffer {
       char bytes[kBatch * kPage];
     };
@@ -75,17 +69,14 @@ status restore_evicted_pages(heap_impl& impl) {
     for (std::size_t i = 0; i < pages.size();) {
       std::size_t j = i;
       tiers::page_ref refs[kBatch];
-      while (j < pages.size() && j - i < kBatch && pages[j].pod == pages[i].pod) {
-        refs[j - i] = {pages[j].offset / kPage, buffer->bytes + (j - i) * kPage};
-        ++j;
-      }
-      if (status s = tier->read(pages[i].pod, refs, j - i); !s.ok())
+      for (; j < pages.size() && j - i < kBatch; ++j) refs[j - i] = {pages[j] / kPage, buffer->bytes + (j - i) * kPage};
+      if (status s = tier->read(kTierPod, refs, j - i); !s.ok())
         return status(errc::corrupt, impl.name + ": an evicted page cannot be read back from " + config.path + ": " + s.message());
       for (std::size_t k = i; k < j; ++k) {
-        if (int e = port::write_at(impl.fd, buffer->bytes + (k - i) * kPage, kPage, pages[k].offset))
+        if (int e = port::write_at(impl.fd, buffer->bytes + (k - i) * kPage, kPage, pages[k]))
           return status::from_errno(e, impl.name + ": writing an evicted page back");
         migration_kill_point();
-        clear_bit(base, pages[k].offset);
+        clear_bit(base, pages[k]);
         migration_kill_point();
       }
       i = j;

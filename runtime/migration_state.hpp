@@ -25,6 +25,11 @@ namespace larder {
 class heap_impl;
 struct migration_state;
 
+// The tier holds a heap's evicted pages under this one pod, each under its
+// page number in the heap: a copy never depends on which pod the page's
+// segment belongs to by the time it is read back.
+inline constexpr std::uint64_t kTierPod = 0;
+
 // Serves evicted pages back from the tier; runs on the tracker's loader
 // thread, so it takes no lock a pass holds (a pass may itself touch an
 // evicted page and wait for this).
