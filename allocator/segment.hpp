@@ -123,10 +123,33 @@ struct segment {
   std::uint32_t unused;
 };
 static_assert(sizeof(segment) <= kSegmentHeaderSize);
+// Evicted pages (format 1.8; docs/tiers.md), at the end of the header's
+// padding, which the allocator never writes: bit i of the map is set while
+// OS page i of the segment has its only copy in a lower tier, the one the
+// heap's migration record names. The header's own pages are never
+// evicted. Written by the runtime's migrator with atomic operations only.
+inline constexpr std::size_t kOsPagesPerSegment = kSegmentSize / 4096;
+inline constexpr std::size_t kHeaderOsPages = kSegmentHeaderSize / 4096;
+inline constexpr std::size_t kEvictedMapOffset = kSegmentHeaderSize - kOsPagesPerSegment / 8;
+inline std::uint64_t* evicted_map(segment* s) noexcept {
+  return reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(s) + kEvictedMapOffset);
+}
+// Sets or clears the bit of OS page `page` (0..kOsPagesPerSegment) of `s`.
+inline void mark_evicted(segment* s, std::size_t page, bool evicted) noexcept {
+  std::uint64_t* word = &evicted_map(s)[page / 64];
+  const std::uint64_t bit = std::uint64_t{1} << (page % 64);
+  if (evicted)
+    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+  else
+    __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
+}
+
 // The part of a segment header that means anything on media (segment
-// fields and page descriptors); the rest of its 8 KiB is padding.
+// fields and page descriptors); the rest of its 8 KiB is padding (but for
+// the evicted map above).
 inline constexpr std::size_t kHeaderMetadataBytes = sizeof(segment);
 static_assert(offsetof(segment, pages) == 64);
+static_assert(kEvictedMapOffset >= sizeof(segment), "the evicted map lies in the header's padding");
 
 inline segment* segment_of(const void* p) noexcept {
   return reinterpret_cast<segment*>(reinterpret_cast<std::uintptr_t>(p) & ~(kSegmentSize - 1));

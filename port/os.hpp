@@ -46,6 +46,10 @@ int populate(void* addr, std::size_t size);
 // multiples and do not overlap. Fails (EINVAL before Linux 5.7) with both
 // ranges still mapped; `to` then reads as zero.
 int move_memory(void* from, void* to, std::size_t size);
+// Which OS pages of [addr, addr + size) (page-aligned) are in memory:
+// out[i] is nonzero for page i (mincore; for a shared mapping, whether the
+// backing's page is in memory, mapped here or not). 0 or an errno value.
+int resident_pages(const void* addr, std::size_t size, unsigned char* out);
 // Writes dirty pages of a shared file mapping back and waits for them.
 int sync_range(void* addr, std::size_t size);
 
@@ -87,6 +91,9 @@ int release_file_range(int fd, std::uint64_t offset, std::uint64_t length);
 // Makes the whole pages inside [offset, offset + length) read as zero:
 // a hole where the file system can punch one, written zeros elsewhere.
 int zero_file_range(int fd, std::uint64_t offset, std::uint64_t length);
+// Whether any byte of [offset, offset + length) of the file is data, not
+// a hole (lseek SEEK_DATA). A file system that cannot tell says data.
+int file_has_data(int fd, std::uint64_t offset, std::uint64_t length, bool* out);
 int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset);
 int write_at(int fd, const void* buffer, std::size_t length, std::uint64_t offset);
 int sync_file(int fd);

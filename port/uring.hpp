@@ -55,5 +55,7 @@ int create_for_streaming(const char* path, bool try_direct, int* fd, bool* direc
 // not); *direct says which. For files whose bytes mean nothing to anyone
 // but their opener (a disk tier's slot file).
 int open_scratch(const char* path, bool try_direct, int* fd, bool* direct);
+// The same, keeping what the file holds (created if missing).
+int open_kept(const char* path, bool try_direct, int* fd, bool* direct);
 
 }  // namespace larder::port

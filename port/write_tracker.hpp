@@ -38,10 +38,31 @@ const char* tracker_name(tracker_kind kind) noexcept;
 // Runs on the loader's thread, never in a signal handler.
 class page_source {
  public:
-  // Writes the pages at heap addresses pages[0, count) into `out`,
-  // kOsPageSize bytes each: 0, or an errno value (the loader then asks
+  // Writes the pages at heap addresses pages[0, count) into `out` (page
+  // aligned), kOsPageSize bytes each: 0, or an errno value (the loader then asks
   // page by page, to tell which pages failed).
   virtual int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept = 0;
+  // After pages[0, count) of this source were installed (what fill gave,
+  // or zeros where it failed); `touched`: pages[0] was faulted on, the
+  // rest came with it.
+  virtual void installed(const std::uintptr_t* pages, std::size_t count, bool touched) noexcept {
+    (void)pages;
+    (void)count;
+    (void)touched;
+  }
+  // Whether a serve_on_touch set whose rest would come back with a fault
+  // (prefetch_rest) may bring `pages` more pages in now.
+  virtual bool may_prefetch(std::size_t pages) noexcept {
+    (void)pages;
+    return true;
+  }
+  // A page of a serve_on_touch set that reads as zeros: its fill or its
+  // install failed with `error`. (A lazy checkout's failures are counted
+  // in lazy_progress instead.)
+  virtual void lost(std::uintptr_t page, int error) noexcept {
+    (void)page;
+    (void)error;
+  }
 
  protected:
   ~page_source() = default;
@@ -118,10 +139,38 @@ class write_tracker {
   // Why load_lazily cannot serve every touch here (static text), or
   // nullptr where it can.
   virtual const char* lazy_refusal() const noexcept { return nullptr; }
-  // Loads every page still missing and waits for it; `source` is not used
-  // after. Called by untrack_all too.
+  // Loads every page load_lazily still has missing and waits for it;
+  // its `source` is not used after. Pages of serve_on_touch sets stay.
   virtual lazy_progress finish_lazy() noexcept { return {}; }
   virtual lazy_progress lazy_state() const noexcept { return {}; }
+
+  // Eviction: from now on `pages` (ascending, tracked, page-aligned; the
+  // caller drops them right after this returns, and they may be dropped
+  // already) are loaded from `source` on their first touch only, installed
+  // write-protected as load_lazily's are; nothing loads them before. A set
+  // of pages is served until each was touched once, so the same page may
+  // be given again in a later set after its touch. With `prefetch_rest`,
+  // the second fault in the set within a short time loads the whole rest
+  // of the set, where the source agrees (may_prefetch): a set whose pages
+  // are touched together comes back in a few large reads. `source` must live until every page was loaded, or
+  // until finish_all returns. Where load_lazily works; ENOTSUP elsewhere.
+  virtual int serve_on_touch(std::vector<std::uintptr_t> pages, page_source* source, bool prefetch_rest) {
+    (void)pages;
+    (void)source;
+    (void)prefetch_rest;
+    return ENOTSUP;
+  }
+  // Marks the pages of `runs` unwritten again, for pages that were just
+  // dropped (which the kernel would report written: a dropped page keeps
+  // no write-protect mark). Only where serve_on_touch works. 0 or an
+  // errno value.
+  virtual int mark_unwritten(const std::vector<written_run>& runs) {
+    (void)runs;
+    return ENOTSUP;
+  }
+  // Loads every page still missing, of load_lazily and of serve_on_touch,
+  // and waits for it. Called by untrack_all too.
+  virtual void finish_all() noexcept {}
 };
 
 struct tracker_probe {

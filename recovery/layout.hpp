@@ -17,11 +17,12 @@ namespace larder::layout {
 // bytes reversed, so a byte-order mismatch shows as a foreign magic.
 inline constexpr std::uint64_t kHeapMagic = 0x504145485244524Cull;
 inline constexpr std::uint32_t kFormatMajor = 1;  // incompatible changes
-inline constexpr std::uint32_t kFormatMinor = 7;  // compatible additions (1: write statistics, 2: undo-log lanes,
+inline constexpr std::uint32_t kFormatMinor = 8;  // compatible additions (1: write statistics, 2: undo-log lanes,
                                                  // 3: root and pod record checksums, 4: quarantined pages,
                                                  // sparse backings, close journals and the last-close time,
                                                  // 5: unsettled segments, 6: shared writers, 7: frees inside
-                                                 // shared writers' transactions)
+                                                 // shared writers' transactions, 8: evicted pages and the
+                                                 // migration record)
 
 inline constexpr std::size_t kSegmentShift = 22;  // 4 MiB segments
 inline constexpr std::size_t kSegmentSize = std::size_t{1} << kSegmentShift;
@@ -225,6 +226,21 @@ struct shared_writers_record {
 };
 static_assert(sizeof(shared_writers_record) == 256 + 64 * kMaxClients);
 
+// Tier migration (format 1.8; zero in older heaps and in heaps never given
+// a migration policy): the tier that holds the only copy of evicted pages
+// (which pages: the evicted maps of segment headers, allocator/segment.hpp),
+// so that an open after a crash loads them back (docs/tiers.md).
+inline constexpr std::size_t kTierPathMax = 231;  // bytes, without the NUL
+enum migration_tier_code : std::uint32_t { kNoTier = 0, kDiskTier = 1 };
+struct migration_record {
+  std::uint32_t tier;          // migration_tier_code
+  std::uint32_t prefetch_pod;  // 1: the policy's prefetch_pod
+  std::uint64_t capacity;      // bytes the tier may hold
+  std::uint64_t dram_budget;   // the policy's, for `larder stat`; 0 none
+  char tier_path[kTierPathMax + 1];
+};
+static_assert(sizeof(migration_record) == 256);
+
 struct heap_meta {
   std::uint64_t magic;
   std::uint64_t segments_high;  // one past the highest segment ever used
@@ -241,10 +257,12 @@ struct heap_meta {
   // heaps and until their first clean close: unknown).
   std::uint64_t last_close_ns;
   alignas(4096) shared_writers_record shared;  // format 1.6
+  migration_record migration;                  // format 1.8
 };
 static_assert(offsetof(heap_meta, pods) == 64);
 static_assert(offsetof(heap_meta, last_close_ns) == 2740224);
 static_assert(offsetof(heap_meta, shared) == 2744320);
+static_assert(offsetof(heap_meta, migration) == 2748672);
 static_assert(kMetaOffset + sizeof(heap_meta) <= kSegmentSize, "metadata must fit in segment 0");
 static_assert(std::is_trivially_copyable_v<heap_meta>);
 

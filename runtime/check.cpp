@@ -631,7 +631,17 @@ status checker::run(backing kind, const std::string& path) {
   if (check_superblocks(file, kind)) {
     checked_ = true;
     if (status s = map_heap(file); !s.ok()) return s;
-    if (check_meta()) {
+    const bool meta_sound = check_meta();
+    if (meta_sound && meta_->migration.tier != layout::kNoTier) {
+      // Reading an evicted page of a shm heap would give it zeros in the
+      // object, under the process that migrates it (docs/tiers.md).
+      std::string tier(meta_->migration.tier_path, strnlen(meta_->migration.tier_path, sizeof meta_->migration.tier_path));
+      mapping_.unmap();
+      return status(errc::unsupported, path + ": pages of it may be evicted to the tier " + tier +
+                                           " by a migrating process; check it once that process closed it, or after a "
+                                           "writer open, which brings them back");
+    }
+    if (meta_sound) {
       check_pods();
       std::size_t before_lanes = out_->problems.size();
       check_lanes();

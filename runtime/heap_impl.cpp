@@ -492,6 +492,13 @@ status heap_impl::open_existing(std::uint64_t file_size) {
   if (attaching && !first_client) return start_region(superblock.size, false);
   // Roll back what crashed transactions left before the allocator looks at
   // its metadata: they may have changed it.
+  // Pages a crash left evicted come back before recovery writes into them.
+  if (writable && kind == backing::shm) {
+    if (status s = restore_evicted_pages(*this); !s.ok()) {
+      port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
+      return s;
+    }
+  }
   status recovered = writable ? recover_transactions(*this) : recover_for_reading();
   if (status s = recovered; !s.ok()) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -637,6 +644,7 @@ int heap_impl::reserve_fixed_metadata() const noexcept {
 
 status heap_impl::close() {
   status result;
+  end_migration(*this);
   stop_tracking();
   if (shared_writers()) {
     // A forked child (or a process whose transaction failed) leaves the

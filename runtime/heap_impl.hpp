@@ -10,6 +10,7 @@
 #include "recovery/persist.hpp"
 #include "recovery/undo_log.hpp"
 #include "runtime/lane_claims.hpp"
+#include "runtime/migration.hpp"
 #include "runtime/page_bitmap.hpp"
 #include "runtime/shared_writers.hpp"
 #include "runtime/sync_group.hpp"
@@ -176,6 +177,17 @@ class heap_impl {
   // With `within`, only those runs need be collected (a tracker that can
   // only collect everything does that).
   status collect_for_versions(const std::vector<port::written_run>* within = nullptr);
+
+  // Tier migration (runtime/migration.cpp; docs/tiers.md), once a policy
+  // was set or a pod pinned. migration_observing: the migrator started the
+  // tracker, which the program may then take as its own.
+  std::unique_ptr<migration_state, migration_state_deleter> migration;
+  bool migration_observing = false;
+  // Collects the written pages (only those of `within`, where given) for
+  // whoever else watches them: the program's next collect_dirty and the
+  // versions' written_since_cut still report them. Appends them to `out`
+  // where given. Under collect_lock.
+  status collect_observed(const std::vector<port::written_run>* within, std::vector<port::written_run>* out);
 
   layout::heap_meta* meta() const noexcept { return region.meta(); }
   // Gives [start, start + size) of the heap storage in the backing before

@@ -144,8 +144,8 @@ status heap_impl::start_tracking(tracker_backend backend) {
                                             "writers");
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
-  if (tracker && versions_observing && !tracking_by_program) {
-    // Versions started it: the program's epoch 1 begins now.
+  if (tracker && (versions_observing || migration_observing) && !tracking_by_program) {
+    // Versions or the migrator started it: the program's epoch 1 begins now.
     tracking_by_program = true;
     unreported_writes.clear();
     return {};
@@ -234,14 +234,12 @@ status heap_impl::collect_dirty(dirty_set* out) {
   written_buffer.clear();  // kept between collects: its capacity fits the next
   if (int err = tracker->collect(&written_buffer))
     return status::from_errno(err, "collecting the written pages of " + name);
-  if (versions_observing) {
-    written_since_cut.add(region.base(), written_buffer);
-    if (!unreported_writes.empty()) {
-      unreported_writes.add(region.base(), written_buffer);
-      written_buffer.clear();
-      unreported_writes.append_runs(region.base(), &written_buffer);
-      unreported_writes.clear();
-    }
+  if (versions_observing) written_since_cut.add(region.base(), written_buffer);
+  if (!unreported_writes.empty()) {  // collected by versions or the migrator since the last collect
+    unreported_writes.add(region.base(), written_buffer);
+    written_buffer.clear();
+    unreported_writes.append_runs(region.base(), &written_buffer);
+    unreported_writes.clear();
   }
   std::vector<dirty_run> runs;
   alloc::attribute_to_pods(region, written_buffer, &runs);
@@ -279,7 +277,13 @@ status heap_impl::collect_dirty(dirty_set* out) {
   return {};
 }
 
+// Versions observe before they collect (versions_observing is set), so
+// the pages go to written_since_cut.
 status heap_impl::collect_for_versions(const std::vector<port::written_run>* within) {
+  return collect_observed(within, nullptr);
+}
+
+status heap_impl::collect_observed(const std::vector<port::written_run>* within, std::vector<port::written_run>* out) {
   process_heap_scope scope;
   reset_tracking_locks_after_fork();
   std::lock_guard collect_guard(collect_lock);
@@ -288,8 +292,9 @@ status heap_impl::collect_for_versions(const std::vector<port::written_run>* wit
   int err = within ? tracker->collect_within(*within, &written_buffer) : ENOTSUP;
   if (err == ENOTSUP) err = tracker->collect(&written_buffer);
   if (err) return status::from_errno(err, "collecting the written pages of " + name);
-  written_since_cut.add(region.base(), written_buffer);
+  if (versions_observing) written_since_cut.add(region.base(), written_buffer);
   if (tracking_by_program) unreported_writes.add(region.base(), written_buffer);
+  if (out != nullptr) out->insert(out->end(), written_buffer.begin(), written_buffer.end());
   return {};
 }
 

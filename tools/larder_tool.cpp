@@ -131,6 +131,30 @@ std::string lane_line(const larder::lane_info& l, bool live_writer) {
   return text;
 }
 
+// Tier migration (docs/tiers.md): the policy the heap records and what
+// its pod pages are doing now.
+json migration_json(const larder::heap& h) {
+  larder::migration_policy p = larder::migration_policy_of(h);
+  larder::migration_stats m = larder::migration_info(h);
+  json tiers = json::array();
+  for (const auto& t : m.tiers)
+    tiers.push_back({{"kind", larder::to_string(t.kind)}, {"path", t.path}, {"capacity", t.capacity_bytes},
+                     {"used", t.used_bytes}});
+  return {{"dram_budget", p.dram_budget}, {"prefetch_pod", p.prefetch_pod}, {"tiers", tiers},
+          {"resident_bytes", m.resident_bytes}, {"evicted_bytes", m.evicted_bytes}};
+}
+
+// "budget 2.5 MiB, disk tier /x (1 GiB); resident 2.4 MiB, evicted 7.6 MiB".
+std::string migration_line(const larder::heap& h) {
+  larder::migration_policy p = larder::migration_policy_of(h);
+  larder::migration_stats m = larder::migration_info(h);
+  std::string text = p.dram_budget != 0 ? "budget " + human_size(p.dram_budget) : "no budget";
+  for (const auto& t : m.tiers)
+    text += std::string(", ") + larder::to_string(t.kind) + " tier " + printable(t.path) +
+            (t.capacity_bytes != 0 ? " (" + human_size(t.capacity_bytes) + ")" : "");
+  return text + "; pod pages resident " + human_size(m.resident_bytes) + ", evicted " + human_size(m.evicted_bytes);
+}
+
 int info(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
   larder::heap_stats st = h.stats();
@@ -154,6 +178,7 @@ int info(const target& t, bool as_json) {
                 {"reserve", st.reserve}, {"size", st.mapped_size}, {"segments_in_use", st.segments_in_use},
                 {"pods", st.pods}, {"roots", st.roots}, {"lanes_in_use", st.lanes_in_use}, {"lanes", lane_list},
                 {"shared_writers", client_list}, {"persistence", h.persistence_domain()}, {"view", view},
+                {"migration", migration_json(h)},
                 {"writer_pid", st.beside_live_writer && st.writer_pid > 0 ? json(st.writer_pid) : json(nullptr)}});
     return 0;
   }
@@ -169,6 +194,7 @@ int info(const target& t, bool as_json) {
   for (const auto& c : clients)
     std::printf("  client %-3u process %d, attached %s%s\n", c.client, c.pid, time_or_unknown(c.attached_ns).c_str(),
                 c.alive ? "" : " (dead: the next client to attach recovers it)");
+  std::printf("migration   %s\n", migration_line(h).c_str());
   std::printf("view        %s\n", view.c_str());
   return 0;
 }
@@ -245,7 +271,9 @@ int stat(const target& t, double interval, int count, bool as_json) {
   larder::heap h = open_heap(t, true);
   larder::write_stats previous = h.write_statistics();
   if (as_json) {
-    print_json(write_stats_json(previous));
+    json first = write_stats_json(previous);
+    first["migration"] = migration_json(h);
+    print_json(first);
     for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
       std::this_thread::sleep_for(std::chrono::duration<double>(interval));
       print_json(write_stats_json(h.write_statistics()));
@@ -254,6 +282,7 @@ int stat(const target& t, double interval, int count, bool as_json) {
     return 0;
   }
   print_write_stats(previous);
+  std::printf("migration: %s\n", migration_line(h).c_str());
   for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     larder::write_stats now = h.write_statistics();

@@ -19,5 +19,6 @@
 #include <larder/heap.hpp>
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
+#include <larder/tiers.hpp>
 #include <larder/version.hpp>
 #include <larder/versions.hpp>

@@ -267,6 +267,25 @@ int grow_file(int fd, std::uint64_t size) {
   return ftruncate(fd, static_cast<off_t>(size)) == 0 ? 0 : errno;
 }
 
+int file_has_data(int fd, std::uint64_t offset, std::uint64_t length, bool* out) {
+  off_t at = lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (at < 0) {
+    if (errno == ENXIO) {  // no data at or after offset
+      *out = false;
+      return 0;
+    }
+    if (errno != EINVAL) return errno;
+    *out = true;  // SEEK_DATA unknown here
+    return 0;
+  }
+  *out = static_cast<std::uint64_t>(at) < offset + length;
+  return 0;
+}
+
+int resident_pages(const void* addr, std::size_t size, unsigned char* out) {
+  return mincore(const_cast<void*>(addr), size, out) == 0 ? 0 : errno;
+}
+
 int read_at(int fd, void* buffer, std::size_t length, std::uint64_t offset) {
   auto* out = static_cast<char*>(buffer);
   while (length > 0) {

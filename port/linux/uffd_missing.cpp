@@ -14,11 +14,18 @@
 namespace larder::port {
 namespace {
 
-// Pages fetched per fill while nothing faults: large enough to amortise a
-// batch read from the source, small enough that a fault waits little.
-constexpr std::size_t kPrefetchPages = 64;
+// A checkout's fault loads the pages after it too: they are likely
+// touched next.
+constexpr std::size_t kCheckoutFaultAround = 8;
+// An evicted set's second fault this soon after its first loads the rest.
+constexpr auto kPrefetchWindow = std::chrono::milliseconds(100);
 
 alignas(4096) const char kZeroPage[kOsPageSize] = {};
+
+std::size_t next_unloaded(const std::vector<bool>& loaded, std::size_t from) {
+  while (from < loaded.size() && loaded[from]) ++from;
+  return from;
+}
 
 }  // namespace
 
@@ -27,38 +34,69 @@ int missing_loader::start(std::vector<std::uintptr_t> pages, page_source* source
   std::uint64_t prefetch = 1;
   const char* text = nullptr;
   if (!read_option_now(option::lazy_prefetch, &prefetch, &text)) prefetch = 1;
+  page_set set;
+  set.loaded.assign(pages.size(), false);
+  set.pending = pages.size();
+  set.pages = std::move(pages);
+  set.source = source;
+  set.checkout = true;
   {
     std::lock_guard guard(lock_);
     prefetch_ = prefetch != 0;
     finishing_ = false;
-    pending_ = std::move(pages);
-    loaded_.assign(pending_.size(), false);
-    cursor_ = 0;
     progress_ = {};
-    progress_.pending = pending_.size();
-    source_ = source;
+    progress_.pending = set.pending;
+  }
+  int err = add(std::move(set));
+  if (err != 0) {
+    std::lock_guard guard(lock_);
+    progress_.pending = 0;
+  }
+  return err;
+}
+
+int missing_loader::add_on_touch(std::vector<std::uintptr_t> pages, page_source* source, bool prefetch_rest) {
+  page_set set;
+  set.loaded.assign(pages.size(), false);
+  set.pending = pages.size();
+  set.pages = std::move(pages);
+  set.source = source;
+  set.prefetch_rest = prefetch_rest;
+  return add(std::move(set));
+}
+
+int missing_loader::add(page_set set) {
+  if (set.pending == 0) return 0;
+  try {
+    std::lock_guard guard(lock_);
+    sets_.push_back(std::move(set));
     stopping_ = false;
+  } catch (...) {
+    return ENOMEM;
   }
   if (!thread_.joinable()) {
     try {
-      buffer_.resize(kPrefetchPages * kOsPageSize);
+      if (!buffer_) buffer_ = std::make_unique<batch_buffer>();
       thread_ = std::thread([this] { run(); });
     } catch (...) {
       std::lock_guard guard(lock_);
-      pending_.clear();
-      progress_.pending = 0;
-      source_ = nullptr;
+      sets_.clear();
       return ENOMEM;
     }
   }
   return 0;
 }
 
+bool missing_loader::checkout_pending() const noexcept {
+  for (const page_set& s : sets_)
+    if (s.checkout && s.pending != 0) return true;
+  return false;
+}
+
 lazy_progress missing_loader::finish() noexcept {
   std::unique_lock guard(lock_);
   finishing_ = true;
-  done_.wait(guard, [&] { return progress_.pending == 0 || !thread_.joinable(); });
-  source_ = nullptr;
+  done_.wait(guard, [&] { return !checkout_pending() || !thread_.joinable(); });
   return progress_;
 }
 
@@ -67,8 +105,15 @@ lazy_progress missing_loader::state() const noexcept {
   return progress_;
 }
 
+void missing_loader::finish_all() noexcept {
+  std::unique_lock guard(lock_);
+  finishing_all_ = true;
+  done_.wait(guard, [&] { return sets_.empty() || !thread_.joinable(); });
+  finishing_all_ = false;
+}
+
 void missing_loader::stop() noexcept {
-  (void)finish();
+  finish_all();
   {
     std::lock_guard guard(lock_);
     stopping_ = true;
@@ -76,114 +121,146 @@ void missing_loader::stop() noexcept {
   if (thread_.joinable()) thread_.join();
 }
 
-std::size_t missing_loader::next_unloaded() const noexcept {
-  std::size_t i = cursor_;
-  while (i < loaded_.size() && loaded_[i]) ++i;
-  return i;
+missing_loader::page_set* missing_loader::set_to_load() noexcept {
+  for (page_set& s : sets_)
+    if (s.pending != 0 && (finishing_all_ || (s.checkout && (prefetch_ || finishing_)))) return &s;
+  return nullptr;
+}
+
+void missing_loader::retire_done() noexcept {
+  bool any = false;
+  for (auto it = sets_.begin(); it != sets_.end();) {
+    if (it->pending == 0) {
+      it = sets_.erase(it);
+      any = true;
+    } else {
+      ++it;
+    }
+  }
+  if (any) done_.notify_all();
 }
 
 void missing_loader::run() noexcept {
   for (;;) {
-    bool prefetch;
+    page_set* work;
     {
       std::lock_guard guard(lock_);
       if (stopping_) return;
-      prefetch = progress_.pending != 0 && (prefetch_ || finishing_);
+      work = set_to_load();
     }
-    // Faults first; while pages are pending, a batch of them between polls.
+    // Faults first; while pages are to be loaded, a batch of them between polls.
     pollfd p{fd_, POLLIN, 0};
-    int ready = ::poll(&p, 1, prefetch ? 0 : 50);
+    int ready = ::poll(&p, 1, work != nullptr ? 0 : 50);
     if (ready > 0) {
       uffd_msg msg;
       while (::read(fd_, &msg, sizeof msg) == static_cast<ssize_t>(sizeof msg)) {
         if (msg.event == UFFD_EVENT_PAGEFAULT)
           serve_fault(static_cast<std::uintptr_t>(msg.arg.pagefault.address) & ~std::uintptr_t{kOsPageSize - 1});
       }
-      continue;
-    }
-    if (prefetch) {
+    } else if (work != nullptr) {
       std::size_t first;
       {
         std::lock_guard guard(lock_);
-        cursor_ = first = next_unloaded();
+        work->cursor = first = next_unloaded(work->loaded, work->cursor);
       }
-      load(first, kPrefetchPages);
+      load(work, first, kBatchPages, false);
     }
+    std::lock_guard guard(lock_);
+    retire_done();
   }
 }
 
 void missing_loader::serve_fault(std::uintptr_t page) noexcept {
-  std::size_t index;
+  page_set* set = nullptr;
+  std::size_t index = 0;
+  std::size_t count = 1;
+  bool rest = false;
   {
     std::lock_guard guard(lock_);
-    auto it = std::lower_bound(pending_.begin(), pending_.end(), page);
-    index = static_cast<std::size_t>(it - pending_.begin());
-    if (it == pending_.end() || *it != page || loaded_[index]) {
-      index = pending_.size();
+    for (page_set& s : sets_) {
+      auto it = std::lower_bound(s.pages.begin(), s.pages.end(), page);
+      if (it == s.pages.end() || *it != page) continue;
+      index = static_cast<std::size_t>(it - s.pages.begin());
+      if (s.loaded[index]) continue;  // a later set may hold it again
+      set = &s;
+      break;
+    }
+    if (set != nullptr && set->checkout) {
+      count = kCheckoutFaultAround;
+    } else if (set != nullptr && set->prefetch_rest) {
+      auto now = std::chrono::steady_clock::now();
+      rest = set->last_fault.time_since_epoch().count() != 0 && now - set->last_fault < kPrefetchWindow &&
+             set->source->may_prefetch(set->pending - 1);
+      set->last_fault = now;
     }
   }
-  if (index == pending_.size()) {
+  if (set == nullptr) {
     // Memory given back since, or loaded meanwhile.
-    if (int err = install(page, kZeroPage)) count_failed(1, page, err);
+    if (int err = install(page, kZeroPage)) count_failed(nullptr, 1, page, err);
     return;
   }
-  // The pages after it are likely touched next: load a few with it.
-  load(index, 8);
+  load(set, index, count, true);  // the faulting thread waits for these only
+  while (rest) {
+    std::size_t first;
+    {
+      std::lock_guard guard(lock_);
+      set->cursor = first = next_unloaded(set->loaded, set->cursor);
+      rest = set->pending != 0;
+    }
+    if (rest) load(set, first, kBatchPages, false);
+  }
 }
 
-void missing_loader::load(std::size_t first, std::size_t count) noexcept {
-  std::uintptr_t pages[kPrefetchPages];
+void missing_loader::load(page_set* set, std::size_t first, std::size_t count, bool touched) noexcept {
+  std::uintptr_t pages[kBatchPages];
   std::size_t n = 0;
-  page_source* source;
   {
     std::lock_guard guard(lock_);
-    source = source_;
-    for (std::size_t i = first; i < pending_.size() && n < std::min(count, kPrefetchPages); ++i)
-      if (!loaded_[i]) pages[n++] = pending_[i];
+    for (std::size_t i = first; i < set->pages.size() && n < std::min(count, kBatchPages); ++i)
+      if (!set->loaded[i]) pages[n++] = set->pages[i];
   }
-  if (n == 0 || source == nullptr) return;
-  char* out = buffer_.data();
+  if (n == 0) return;
+  page_source* source = set->source;
+  char* out = buffer_->bytes;
   int err = source->fill(pages, n, out);
-  bool filled[kPrefetchPages];
+  bool filled[kBatchPages];
   std::fill(filled, filled + n, true);
-  std::size_t failed = 0;
-  std::uintptr_t first_failed = 0;
-  int first_error = 0;
   if (err != 0) {
     // Which pages failed: one by one. A page that fails is installed as
     // zeros and counted, so that touching it neither hangs nor signals.
+    // Counted before it is installed: whoever reads its zeros can already
+    // learn why.
     for (std::size_t k = 0; k < n; ++k) {
       char* bytes = out + k * kOsPageSize;
       if (int e = source->fill(&pages[k], 1, bytes)) {
         std::memset(bytes, 0, kOsPageSize);
         filled[k] = false;
-        if (failed++ == 0) {
-          first_failed = pages[k];
-          first_error = e;
-        }
+        count_failed(set, 1, pages[k], e);
       }
     }
   }
-  // Counted before a page is installed: whoever reads its zeros can
-  // already learn why.
-  if (failed != 0) count_failed(failed, first_failed, first_error);
   for (std::size_t k = 0; k < n; ++k) {
     int e = install(pages[k], out + k * kOsPageSize);
-    if (e != 0 && filled[k]) count_failed(1, pages[k], e);
+    if (e != 0 && filled[k]) count_failed(set, 1, pages[k], e);
   }
+  source->installed(pages, n, touched && pages[0] == set->pages[first]);
   std::lock_guard guard(lock_);
   for (std::size_t k = 0; k < n; ++k) {
-    auto it = std::lower_bound(pending_.begin(), pending_.end(), pages[k]);
-    std::size_t i = static_cast<std::size_t>(it - pending_.begin());
-    if (!loaded_[i]) {
-      loaded_[i] = true;
-      --progress_.pending;
+    auto it = std::lower_bound(set->pages.begin(), set->pages.end(), pages[k]);
+    std::size_t i = static_cast<std::size_t>(it - set->pages.begin());
+    if (!set->loaded[i]) {
+      set->loaded[i] = true;
+      --set->pending;
+      if (set->checkout) --progress_.pending;
     }
   }
-  if (progress_.pending == 0) done_.notify_all();
 }
 
-void missing_loader::count_failed(std::size_t count, std::uintptr_t page, int error) noexcept {
+void missing_loader::count_failed(page_set* set, std::size_t count, std::uintptr_t page, int error) noexcept {
+  if (set != nullptr && !set->checkout) {
+    set->source->lost(page, error);
+    return;
+  }
   std::lock_guard guard(lock_);
   if (progress_.failed == 0) {
     progress_.first_failed = page;

@@ -181,21 +181,7 @@ class uffd_tracker final : public write_tracker, public os_mapped {
 
   int load_lazily(std::vector<std::uintptr_t> pages, bool shared, page_source* source) override {
     std::lock_guard guard(lock());
-    if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
-    if (user_mode_only_) return ENOTSUP;
-    for (std::uintptr_t page : pages) {
-      auto in = std::find_if(ranges_.begin(), ranges_.end(), [&](const range& r) { return r.first <= page && page < r.second; });
-      if (in == ranges_.end()) return EINVAL;
-    }
-    // The same descriptor takes missing faults too: its registration
-    // widens to MISSING|WP, which keeps every page's write-protect state.
-    for (auto [lo, hi] : ranges_) {
-      uffdio_register reg{};
-      reg.range.start = lo;
-      reg.range.len = hi - lo;
-      reg.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING;
-      if (::ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) return errno == EINVAL ? ENOTSUP : errno;
-    }
+    if (int e = check_pages_and_widen(pages)) return e;
     // Dropped before the loader starts, or it could find a page still
     // present and take it for loaded. A touch from here on waits in the
     // descriptor's queue for the loader.
@@ -205,6 +191,35 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     if (!loader_) loader_ = std::make_unique<missing_loader>(fd_);
     if (int e = loader_->start(std::move(pages), source)) return e;
     return dropped;
+  }
+
+  // Registered before the caller drops the pages: a touch of a dropped
+  // page must find its set.
+  int serve_on_touch(std::vector<std::uintptr_t> pages, page_source* source, bool prefetch_rest) override {
+    std::lock_guard guard(lock());
+    if (int e = check_pages_and_widen(pages)) return e;
+    if (!loader_) loader_ = std::make_unique<missing_loader>(fd_);
+    return loader_->add_on_touch(std::move(pages), source, prefetch_rest);
+  }
+
+  // Write-protecting a dropped page leaves a marker in its empty entry
+  // (UFFD_FEATURE_WP_UNPOPULATED for anonymous memory; always for shmem),
+  // which a touch still takes to the missing-fault handler.
+  int mark_unwritten(const std::vector<written_run>& runs) override {
+    std::lock_guard guard(lock());
+    if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
+    for (const written_run& r : runs) {
+      uffdio_writeprotect wp{};
+      wp.range.start = r.start;
+      wp.range.len = r.pages * kOsPageSize;
+      wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+      if (::ioctl(fd_, UFFDIO_WRITEPROTECT, &wp) != 0) return errno;
+    }
+    return 0;
+  }
+
+  void finish_all() noexcept override {
+    if (loader_ && ::getpid() == pid_) loader_->finish_all();
   }
 
   const char* lazy_refusal() const noexcept override {
@@ -238,6 +253,26 @@ class uffd_tracker final : public write_tracker, public os_mapped {
 
  private:
   using range = std::pair<std::uintptr_t, std::uintptr_t>;
+
+  // Checks that every page is tracked, then widens the registration of
+  // every range to MISSING|WP (the same descriptor takes missing faults
+  // too, and every page keeps its write-protect state). Under lock().
+  int check_pages_and_widen(const std::vector<std::uintptr_t>& pages) {
+    if (fd_ < 0 || ::getpid() != pid_) return EINVAL;
+    if (user_mode_only_) return ENOTSUP;
+    for (std::uintptr_t page : pages) {
+      auto in = std::find_if(ranges_.begin(), ranges_.end(), [&](const range& r) { return r.first <= page && page < r.second; });
+      if (in == ranges_.end()) return EINVAL;
+    }
+    for (auto [lo, hi] : ranges_) {
+      uffdio_register reg{};
+      reg.range.start = lo;
+      reg.range.len = hi - lo;
+      reg.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING;
+      if (::ioctl(fd_, UFFDIO_REGISTER, &reg) != 0) return errno == EINVAL ? ENOTSUP : errno;
+    }
+    return 0;
+  }
 
   // The child of a fork: the kernel dropped the registration and the marks,
   // so nothing tells what was written; the next collect reports everything.

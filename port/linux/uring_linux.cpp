@@ -191,4 +191,8 @@ int open_scratch(const char* path, bool try_direct, int* fd, bool* direct) {
   return open_maybe_direct(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, try_direct, fd, direct);
 }
 
+int open_kept(const char* path, bool try_direct, int* fd, bool* direct) {
+  return open_maybe_direct(path, O_RDWR | O_CREAT | O_CLOEXEC, try_direct, fd, direct);
+}
+
 }  // namespace larder::port

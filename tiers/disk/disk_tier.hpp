@@ -1,8 +1,11 @@
 // The disk tier: pods' pages in page slots of one file, moved with
 // io_uring (port/uring.hpp) in large requests, O_DIRECT where the file
-// system takes it. Entry point: disk_tier::open. The file is scratch: its
-// slots mean something only to the disk_tier that wrote them, so open
-// creates or empties it and the destructor removes it.
+// system takes it. Entry point: disk_tier::open. By default the file is
+// scratch: its slots mean something only to the disk_tier that wrote them,
+// so open creates or empties it and the destructor removes it. A kept tier
+// (disk_tier_options::keep) outlives its process: sync() also writes the
+// index (pod, page, slot) to `<path>.index` atomically, and open reads
+// the file and that index back.
 #pragma once
 
 #include "tiers/slots/slotted_tier.hpp"
@@ -32,6 +35,14 @@ struct disk_tier_options {
   // up to this many bytes (a multiple of kTierPageSize); several such
   // requests are in flight at once.
   std::size_t max_request_bytes = std::size_t{1} << 20;
+  // Keep the file and its index across processes (see above); remove()
+  // deletes both.
+  bool keep = false;
+  // Whether sync() makes the data and the index durable on the device
+  // (fdatasync, fsync). Without, sync() of a kept tier only writes the
+  // index: what a later process needs after this one is killed, not after
+  // the machine stops (the copies of a shm heap, which no restart keeps).
+  bool device_sync = true;
 };
 
 class disk_tier final : public slotted_tier {
@@ -39,7 +50,10 @@ class disk_tier final : public slotted_tier {
   // Creates (or empties) the file at `path`. invalid_argument for a
   // capacity or request size that is no page multiple or zero, or a zero
   // queue depth; errno values of open or io_uring setup.
+  // A kept tier's index that cannot be read is `corrupt`.
   static status open(const std::string& path, const disk_tier_options& options, std::unique_ptr<disk_tier>* out);
+  // Removes a kept tier's file and index (fine when there is none).
+  static void remove(const std::string& path);
   ~disk_tier() override;
 
   status sync() override;
@@ -54,6 +68,8 @@ class disk_tier final : public slotted_tier {
 
  private:
   disk_tier(std::string path, int fd, bool direct, const disk_tier_options& options);
+  status read_index();
+  status write_index() const;
   // The file grows as it is written.
   status provide(std::uint64_t) override { return {}; }
   // Adjacent pages in one request.

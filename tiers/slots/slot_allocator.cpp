@@ -29,6 +29,17 @@ slot_run slot_allocator::take(std::uint64_t want) {
   return slot_run{0, 0};
 }
 
+void slot_allocator::adopt(const std::vector<std::uint64_t>& used) {
+  free_.clear();
+  used_ = used.size();
+  end_ = used.empty() ? 0 : used.back() + 1;
+  std::uint64_t next = 0;
+  for (std::uint64_t slot : used) {
+    if (slot > next) free_.emplace(next, slot - next);
+    next = slot + 1;
+  }
+}
+
 void slot_allocator::give_back(slot_run run) {
   if (run.count == 0) return;
   used_ -= run.count;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <vector>
 
 namespace larder::tiers {
 
@@ -23,6 +24,9 @@ class slot_allocator {
   // them all, else slots past every slot handed out so far (the storage
   // grows), else the first freed run, shorter than asked.
   slot_run take(std::uint64_t want);
+  // Starts over with exactly `used` (ascending, distinct, below capacity)
+  // handed out: a tier's index read back.
+  void adopt(const std::vector<std::uint64_t>& used);
   // Frees a run that take() handed out; freed neighbours merge with it.
   void give_back(slot_run run);
 

@@ -79,6 +79,36 @@ tier_usage slotted_tier::usage() const {
   return tier_usage{slots_.capacity(), slots_.used()};
 }
 
+std::vector<slotted_tier::slot_entry> slotted_tier::entries() const {
+  std::lock_guard lock(mutex_);
+  std::vector<slot_entry> out;
+  for (const auto& [pod, pages] : pods_) {
+    for (const auto& [index, slot] : pages) out.push_back({pod, index, slot});
+  }
+  return out;
+}
+
+status slotted_tier::adopt(const std::vector<slot_entry>& held) {
+  std::vector<std::uint64_t> used;
+  std::unordered_map<std::uint64_t, page_slots> pods;
+  for (const slot_entry& e : held) {
+    if (e.slot >= slots_.capacity()) return status(errc::corrupt, name_ + ": its index names a slot past its capacity");
+    if (!pods[e.pod].try_emplace(e.index, e.slot).second)
+      return status(errc::corrupt, name_ + ": its index gives one page twice");
+    used.push_back(e.slot);
+  }
+  std::sort(used.begin(), used.end());
+  if (std::adjacent_find(used.begin(), used.end()) != used.end())
+    return status(errc::corrupt, name_ + ": its index gives one slot twice");
+  std::lock_guard lock(mutex_);
+  if (!used.empty()) {
+    if (status s = provide(used.back() + 1); !s.ok()) return s;
+  }
+  slots_.adopt(used);
+  pods_ = std::move(pods);
+  return {};
+}
+
 status slotted_tier::take_slots(std::size_t count, std::vector<std::uint64_t>* slots) {
   std::lock_guard lock(mutex_);
   slots->reserve(count);

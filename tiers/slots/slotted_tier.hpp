@@ -24,7 +24,18 @@ class slotted_tier : public tier {
   bool holds(std::uint64_t pod, std::uint64_t index) const final;
   tier_usage usage() const final;
 
+  // One page held: what a backend whose copies outlive it records.
+  struct slot_entry {
+    std::uint64_t pod, index, slot;
+  };
+  // Every page held (a snapshot).
+  std::vector<slot_entry> entries() const;
+
  protected:
+  // Starts over holding exactly `held` (an index a backend read back):
+  // corrupt for a slot past the capacity or given twice.
+  status adopt(const std::vector<slot_entry>& held);
+
   // `name` starts every message ("disk tier /var/tmp/t", "GPU tier on
   // device 0"); `capacity_pages` is the most slots handed out at once.
   slotted_tier(std::string name, std::uint64_t capacity_pages);

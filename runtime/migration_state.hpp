@@ -1,0 +1,111 @@
+// What the migrator keeps for one open heap (runtime/migration.cpp): the
+// policy, the tier, the page source that serves evicted pages back, pins,
+// when each pod was last touched, and the counters of migration_info.
+// Shared by migration.cpp (passes, evictions, the thread) and
+// migration_api.cpp (the public calls).
+#pragma once
+
+#include "port/write_hold.hpp"
+#include "port/write_tracker.hpp"
+#include "recovery/layout.hpp"
+#include "tiers/tier.hpp"
+
+#include <larder/tiers.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace larder {
+
+class heap_impl;
+struct migration_state;
+
+// The tier holds a heap's evicted pages under this one pod, each under its
+// page number in the heap: a copy never depends on which pod the page's
+// segment belongs to by the time it is read back.
+inline constexpr std::uint64_t kTierPod = 0;
+
+// Serves evicted pages back from the tier; runs on the tracker's loader
+// thread, so it takes no lock a pass holds (a pass may itself touch an
+// evicted page and wait for this).
+class tier_source final : public port::page_source {
+ public:
+  explicit tier_source(migration_state& m) : m_(m) {}
+  int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept override;
+  void installed(const std::uintptr_t* pages, std::size_t count, bool touched) noexcept override;
+  // When the pages fit under the budget with what came back since the
+  // last pass.
+  bool may_prefetch(std::size_t pages) noexcept override;
+  void lost(std::uintptr_t page, int error) noexcept override;
+
+ private:
+  migration_state& m_;
+};
+
+struct migration_state {
+  migration_state(heap_impl& heap, int process) : impl(heap), pid(process) {}
+
+  heap_impl& impl;
+  tier_source source{*this};
+
+  // Guards what follows up to the counters: the policy, the tier pointer,
+  // pins; held through each pass and eviction.
+  std::mutex lock;
+  migration_policy policy;
+  std::unique_ptr<tiers::tier> tier;  // policy.tiers.front()'s
+  // `tier` for the loader's thread, which takes no lock: it is replaced
+  // only while no page is evicted, so never while a page is loaded.
+  std::atomic<tiers::tier*> serving_tier{nullptr};
+  bool pinned[layout::kMaxPods] = {};
+  port::write_hold hold;
+
+  // The thread that runs passes while a budget is set.
+  std::thread thread;
+  // The process the state belongs to: a forked child has a copy it does
+  // not use (runtime/migration_api.cpp, own_state).
+  const int pid;
+  std::condition_variable wake;
+  bool stopping = false;
+
+  // Written by passes and by the loader's thread (tier_source).
+  std::atomic<std::uint64_t> last_touch_ns[layout::kMaxPods] = {};
+  std::atomic<std::uint64_t> evictions{0};
+  std::atomic<std::uint64_t> faults{0};
+  std::atomic<std::uint64_t> prefetched_pages{0};
+  std::atomic<std::uint64_t> lost_pages{0};
+  std::atomic<std::uint64_t> budget{0};  // policy.dram_budget, for the loader's thread
+  // Resident pod bytes at the last pass, and pages loaded since: a pass
+  // starts early when they pass the budget.
+  std::atomic<std::uint64_t> resident_at_pass{0};
+  std::atomic<std::uint64_t> loaded_since_pass{0};
+};
+
+// Passes and evictions (migration.cpp), under m.lock. *pages_moved (where
+// given): the pages the eviction dropped.
+status evict_one_pod(migration_state& m, std::uint32_t pod, std::uint64_t* pages_moved = nullptr);
+status migration_pass(migration_state& m);
+// Makes sure the heap is tracked by the uffd tracker, starting it if the
+// heap is not tracked: `unsupported` where pages cannot be served on touch.
+status ensure_migration_tracking(heap_impl& impl);
+// Bytes of pod pages resident now (mincore of every pod segment), per pod
+// into per_pod[kMaxPods] where given.
+std::uint64_t resident_pod_bytes(heap_impl& impl, std::uint64_t* per_pod);
+// Evicted pages the heap's segment headers record.
+std::uint64_t evicted_pages_recorded(heap_impl& impl);
+void start_migrator_thread(migration_state& m);
+void stop_migrator_thread(migration_state& m) noexcept;
+// The tiers the migrator can move pods to (migration_tiers.cpp): opens
+// `config` (kept across processes for a shm heap: `keep`), or removes the
+// files of a kept one.
+status open_migration_tier(const tier_config& config, bool keep, std::unique_ptr<tiers::tier>* out);
+void remove_migration_tier(const tier_config& config) noexcept;
+
+// A steady clock, for last_touch_ns.
+std::uint64_t migration_now_ns() noexcept;
+
+}  // namespace larder

@@ -1,0 +1,432 @@
+// Tier migration (larder/tiers.hpp, docs/tiers.md): pods evicted to the
+// disk tier come back on touch with every byte; a heap holding 4x its DRAM
+// budget under a uniform and a Zipfian workload stays within the budget
+// and reads what a run without a budget reads; four threads read and write
+// while pods are evicted; transactions across an evicted pod; a file heap
+// and a pinned pod refused.
+#include "runtime_test_util.hpp"
+
+#include <larder/check.hpp>
+#include <larder/tiers.hpp>
+#include <larder/versions.hpp>
+#include <larder/transaction.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using larder_test::temp_dir;
+
+constexpr std::size_t kPage = 4096;
+// What the resident pod pages may pass the budget by between two passes:
+// the pages touched back in meanwhile (a pass runs at least every 256
+// operations here, and as soon as the loader sees the budget passed).
+constexpr std::size_t kSlack = std::size_t{1} << 20;
+// Right after a pass: a pod's rest still coming back after its touch (one
+// batch of the loader).
+constexpr std::size_t kInFlight = 64 * kPage;
+
+bool migration_works(larder::backing kind) { return larder_test::lazy_checkout_works(kind); }
+
+bool resident(const void* page) {
+  unsigned char in = 0;
+  return ::mincore(const_cast<void*>(page), kPage, &in) == 0 && (in & 1) != 0;
+}
+
+// A heap of `kind` with `pods` pods of `blocks_per_pod` page-sized blocks,
+// each block filled from `seed`; blocks[p][b] is block b of pod p.
+struct pod_heap {
+  larder::heap h;
+  std::vector<larder::pod> pods;
+  std::vector<std::vector<unsigned char*>> blocks;
+  std::string shm_name;
+
+  void open(larder::backing kind, std::size_t pod_count, std::size_t blocks_per_pod, std::uint64_t seed) {
+    larder::heap_options o;
+    o.kind = kind;
+    o.mode = larder::open_mode::create;
+    o.reserve = std::size_t{1} << 30;
+    if (kind == larder::backing::shm) o.name = shm_name = larder_test::unique_shm_name("mig");
+    ASSERT_TRUE(larder::heap::open(o, &h).ok());
+    std::mt19937_64 rng(seed);
+    for (std::size_t p = 0; p < pod_count; ++p) {
+      larder::pod pod;
+      ASSERT_TRUE(h.make_pod("pod" + std::to_string(p), &pod).ok());
+      pods.push_back(pod);
+      blocks.emplace_back();
+      for (std::size_t b = 0; b < blocks_per_pod; ++b) {
+        auto* block = static_cast<unsigned char*>(pod.allocate(kPage, kPage));
+        ASSERT_NE(block, nullptr);
+        for (std::size_t i = 0; i < kPage; i += 8) {
+          std::uint64_t v = rng();
+          std::memcpy(block + i, &v, 8);
+        }
+        blocks.back().push_back(block);
+      }
+    }
+  }
+  ~pod_heap() {
+    (void)h.close();
+    if (!shm_name.empty()) (void)larder::heap::remove(larder::backing::shm, shm_name);
+  }
+  std::vector<unsigned char> copy_of(std::size_t p, std::size_t b) const {
+    return std::vector<unsigned char>(blocks[p][b], blocks[p][b] + kPage);
+  }
+};
+
+larder::migration_policy disk_policy(const temp_dir& dir, std::size_t budget, bool prefetch = true) {
+  larder::migration_policy p;
+  p.dram_budget = budget;
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("tier"), std::size_t{256} << 20});
+  p.prefetch_pod = prefetch;
+  return p;
+}
+
+class migration_test : public ::testing::TestWithParam<larder::backing> {
+ protected:
+  void SetUp() override {
+    if (!migration_works(GetParam())) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  }
+};
+
+TEST_P(migration_test, evicted_pod_comes_back_on_touch_many_times) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 3, 64, 1);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  std::vector<std::vector<unsigned char>> expected;
+  for (std::size_t b = 0; b < 64; ++b) expected.push_back(ph.copy_of(1, b));
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 6; ++round) {
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    larder::migration_stats s = larder::migration_info(ph.h);
+    EXPECT_GE(s.evicted_bytes, 64 * kPage) << "round " << round;
+    // Untouched pages stay evicted: nothing loads them in the background.
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_EQ(larder::migration_info(ph.h).evicted_bytes, s.evicted_bytes);
+    // Half the blocks read and written, the other half only read.
+    for (std::size_t b = 0; b < 64; ++b) {
+      ASSERT_EQ(std::memcmp(ph.blocks[1][b], expected[b].data(), kPage), 0) << "round " << round << " block " << b;
+      if (b % 2 == 0) {
+        std::size_t at = rng() % (kPage - 8);
+        std::uint64_t v = rng();
+        std::memcpy(ph.blocks[1][b] + at, &v, 8);
+        std::memcpy(expected[b].data() + at, &v, 8);
+      }
+    }
+    s = larder::migration_info(ph.h);
+    EXPECT_GE(s.faults, std::uint64_t(64 * (round + 1)) / 2);
+    EXPECT_EQ(s.evictions, std::uint64_t(round + 1));
+  }
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
+TEST_P(migration_test, second_touch_brings_the_rest_of_the_pod) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 64, 2);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, true)).ok());
+  std::vector<unsigned char> last = ph.copy_of(0, 63);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[0]).ok());
+  volatile unsigned char sink = ph.blocks[0][0][0];
+  sink = ph.blocks[0][1][0];
+  (void)sink;
+  // The rest comes after the touching thread goes on.
+  for (int i = 0; i < 200 && larder::migration_info(ph.h).evicted_bytes != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  larder::migration_stats s = larder::migration_info(ph.h);
+  EXPECT_EQ(s.evicted_bytes, 0u);
+  EXPECT_GE(s.prefetched_pages, 62u);
+  EXPECT_EQ(s.faults, 2u);
+  EXPECT_TRUE(resident(ph.blocks[0][63]));
+  EXPECT_EQ(std::memcmp(ph.blocks[0][63], last.data(), kPage), 0);
+}
+
+TEST_P(migration_test, pinned_pod_is_never_evicted) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 16, 3);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+  ASSERT_TRUE(larder::pin_pod(ph.h, ph.pods[0], true).ok());
+  EXPECT_TRUE(larder::evict_pod(ph.h, ph.pods[0]).is(larder::errc::invalid_argument));
+  larder::migration_policy p = disk_policy(dir, kPage);  // everything is over this budget
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, p).ok());
+  ASSERT_TRUE(larder::migrate(ph.h).ok());
+  EXPECT_GE(larder::migration_info(ph.h).evicted_bytes, 16 * kPage);
+  for (std::size_t b = 0; b < 16; ++b) {
+    EXPECT_TRUE(resident(ph.blocks[0][b])) << b;
+    EXPECT_FALSE(resident(ph.blocks[1][b])) << b;
+  }
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+}
+
+constexpr int kOperations = 10000;
+
+// The reference: the same blocks in plain memory, which a run without a
+// budget would read.
+using model = std::vector<std::vector<std::vector<unsigned char>>>;
+
+model model_of(const pod_heap& ph) {
+  model m(ph.blocks.size());
+  for (std::size_t p = 0; p < ph.blocks.size(); ++p)
+    for (std::size_t b = 0; b < ph.blocks[p].size(); ++b) m[p].push_back(ph.copy_of(p, b));
+  return m;
+}
+
+void expect_equal(const pod_heap& ph, const model& m) {
+  for (std::size_t p = 0; p < m.size(); ++p)
+    for (std::size_t b = 0; b < m[p].size(); ++b)
+      ASSERT_EQ(std::memcmp(ph.blocks[p][b], m[p][b].data(), kPage), 0) << "pod " << p << " block " << b;
+}
+
+// Block numbers drawn uniformly, or Zipfian (theta 0.99) over the blocks
+// in pod order, so that the hot blocks share pods.
+class block_picker {
+ public:
+  block_picker(std::size_t blocks, bool zipfian) : cdf_(zipfian ? blocks : 0) {
+    double sum = 0;
+    for (std::size_t i = 0; i < cdf_.size(); ++i) cdf_[i] = sum += 1.0 / std::pow(double(i + 1), 0.99);
+    for (double& c : cdf_) c /= sum;
+    blocks_ = blocks;
+  }
+  std::size_t operator()(std::mt19937_64& rng) const {
+    if (cdf_.empty()) return rng() % blocks_;
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    return std::min<std::size_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin(), blocks_ - 1);
+  }
+
+ private:
+  std::vector<double> cdf_;
+  std::size_t blocks_ = 0;
+};
+
+// Resident bytes of the segments (4 MiB, aligned) that hold the blocks:
+// the pod pages the budget is about, by mincore.
+std::size_t resident_pod_segments(const pod_heap& ph) {
+  constexpr std::uintptr_t kSegment = std::uintptr_t{4} << 20;
+  std::vector<std::uintptr_t> segments;
+  for (const auto& pod : ph.blocks)
+    for (unsigned char* b : pod) segments.push_back(reinterpret_cast<std::uintptr_t>(b) & ~(kSegment - 1));
+  std::sort(segments.begin(), segments.end());
+  segments.erase(std::unique(segments.begin(), segments.end()), segments.end());
+  std::vector<unsigned char> in(kSegment / kPage);
+  std::size_t n = 0;
+  for (std::uintptr_t s : segments) {
+    if (::mincore(reinterpret_cast<void*>(s), kSegment, in.data()) != 0) {
+      ADD_FAILURE() << "mincore: " << std::strerror(errno);
+      return 0;
+    }
+    for (unsigned char c : in) n += c & 1;
+  }
+  return n * kPage;
+}
+
+struct workload_result {
+  std::size_t budget = 0;
+  std::size_t max_after_pass = 0;  // resident right after a pass
+  std::size_t max_seen = 0;        // resident at any sample
+  std::uint64_t faults = 0;
+};
+
+// 32 pods of 64 page-sized blocks under a budget of a quarter of what they
+// hold: reads and writes of 8 bytes at random places of the picked blocks,
+// each read checked against the model, with the migrator's thread running
+// and a pass of the test's own every 256 operations.
+void run_workload(larder::backing kind, bool zipfian, workload_result* out) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(kind, 32, 64, 11);
+  model m = model_of(ph);
+  const std::size_t held = larder::migration_info(ph.h).resident_bytes;
+  out->budget = held / 4;
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, out->budget, zipfian)).ok());
+  ASSERT_TRUE(larder::migrate(ph.h).ok());
+  block_picker pick(32 * 64, zipfian);
+  std::mt19937_64 rng(zipfian ? 5 : 6);
+  for (int op = 0; op < kOperations; ++op) {
+    std::size_t n = pick(rng), p = n / 64, b = n % 64, at = rng() % (kPage / 8) * 8;
+    if (rng() % 2 == 0) {
+      std::uint64_t v = rng();
+      std::memcpy(ph.blocks[p][b] + at, &v, 8);
+      std::memcpy(m[p][b].data() + at, &v, 8);
+    } else {
+      ASSERT_EQ(std::memcmp(ph.blocks[p][b] + at, m[p][b].data() + at, 8), 0) << "op " << op;
+    }
+    if (op % 64 == 63) out->max_seen = std::max(out->max_seen, resident_pod_segments(ph));
+    if (op % 256 == 255) {
+      ASSERT_TRUE(larder::migrate(ph.h).ok());
+      out->max_after_pass = std::max(out->max_after_pass, resident_pod_segments(ph));
+    }
+  }
+  expect_equal(ph, m);
+  out->faults = larder::migration_info(ph.h).faults;
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
+TEST_P(migration_test, four_times_the_budget_uniform) {
+  workload_result r;
+  run_workload(GetParam(), false, &r);
+  std::printf("uniform: budget %zu KiB, resident after passes <= %zu KiB, anywhere <= %zu KiB, %llu faults\n",
+              r.budget >> 10, r.max_after_pass >> 10, r.max_seen >> 10, (unsigned long long)r.faults);
+  EXPECT_LE(r.max_after_pass, r.budget + kInFlight);
+  EXPECT_LE(r.max_seen, r.budget + kSlack);
+  EXPECT_GT(r.faults, 0u);
+}
+
+TEST_P(migration_test, four_times_the_budget_zipfian) {
+  workload_result r;
+  run_workload(GetParam(), true, &r);
+  std::printf("zipfian: budget %zu KiB, resident after passes <= %zu KiB, anywhere <= %zu KiB, %llu faults\n",
+              r.budget >> 10, r.max_after_pass >> 10, r.max_seen >> 10, (unsigned long long)r.faults);
+  EXPECT_LE(r.max_after_pass, r.budget + kInFlight);
+  EXPECT_LE(r.max_seen, r.budget + kSlack);
+  EXPECT_GT(r.faults, 0u);
+}
+
+// Four threads read and write blocks of every pod (thread t those whose
+// number is t mod 4), checking what they read, while pods are evicted
+// under them.
+TEST_P(migration_test, four_threads_while_pods_are_evicted) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 8, 32, 31);
+  model m = model_of(ph);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad_reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      for (int op = 0; op < 20000 || !stop.load(); ++op) {
+        std::size_t n = (rng() % (8 * 32 / 4)) * 4 + t, p = n / 32, b = n % 32, at = rng() % (kPage / 8) * 8;
+        if (rng() % 2 == 0) {
+          std::uint64_t v = rng();
+          std::memcpy(ph.blocks[p][b] + at, &v, 8);
+          std::memcpy(m[p][b].data() + at, &v, 8);
+        } else if (std::memcmp(ph.blocks[p][b] + at, m[p][b].data() + at, 8) != 0) {
+          bad_reads.fetch_add(1);
+        }
+      }
+    });
+  }
+  std::mt19937_64 rng(99);
+  int evictions = 0;
+  for (; evictions < 300; ++evictions) {
+    larder::status s = larder::evict_pod(ph.h, ph.pods[rng() % 8]);
+    if (!s.ok()) ADD_FAILURE() << s.message();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  expect_equal(ph, m);
+  larder::migration_stats s = larder::migration_info(ph.h);
+  std::printf("%d evictions asked, %llu made, %llu faults\n", evictions, (unsigned long long)s.evictions,
+              (unsigned long long)s.faults);
+  EXPECT_GT(s.evictions, 100u);
+  EXPECT_GT(s.faults, 0u);
+}
+
+// A transaction's snapshots and writes fault evicted pages back; pods
+// evicted in the middle of it keep its writes; an abort puts the
+// before-images back into evicted pages; a commit's writes survive the
+// next eviction.
+TEST_P(migration_test, transactions_across_an_evicted_pod) {
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(GetParam(), 2, 16, 41);
+  model m = model_of(ph);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  {
+    larder::transaction tx(ph.h);
+    tx.snapshot(ph.blocks[1][0], kPage);
+    std::memset(ph.blocks[1][0], 0xAA, kPage);
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    tx.snapshot(ph.blocks[1][1], kPage);
+    std::memset(ph.blocks[1][1], 0xBB, kPage);
+    EXPECT_EQ(ph.blocks[1][0][100], 0xAA);  // faulted back with the transaction's write
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    tx.abort();
+  }
+  expect_equal(ph, m);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  {
+    larder::transaction tx(ph.h);
+    tx.snapshot(ph.blocks[1][2], kPage);
+    std::memset(ph.blocks[1][2], 0xCC, kPage);
+    std::memset(m[1][2].data(), 0xCC, kPage);
+    ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+    ASSERT_TRUE(tx.commit().ok());
+  }
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  expect_equal(ph, m);
+}
+
+INSTANTIATE_TEST_SUITE_P(backings, migration_test,
+                         ::testing::Values(larder::backing::anonymous, larder::backing::shm),
+                         [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
+
+// The offline checker reads every data page, which would give an evicted
+// page of a shm heap zeros under its migrating process: it refuses.
+TEST(migration, check_refuses_a_heap_being_migrated) {
+  if (!migration_works(larder::backing::shm)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::shm, 2, 16, 61);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0)).ok());
+  std::vector<unsigned char> before = ph.copy_of(1, 0);
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  larder::check_report report;
+  larder::status s = larder::check_heap(larder::backing::shm, ph.shm_name, false, &report);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.message();
+  EXPECT_NE(s.message().find("evicted"), std::string::npos);
+  EXPECT_FALSE(resident(ph.blocks[1][0]));
+  EXPECT_EQ(std::memcmp(ph.blocks[1][0], before.data(), kPage), 0);
+}
+
+TEST(migration, file_heap_is_refused) {
+  temp_dir dir;
+  larder::heap h;
+  larder::heap_options o;
+  o.name = dir.file("heap");
+  o.mode = larder::open_mode::create;
+  ASSERT_TRUE(larder::heap::open(o, &h).ok());
+  larder::status s = larder::set_migration_policy(h, disk_policy(dir, 1 << 20));
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.message();
+  EXPECT_NE(s.message().find("file heap"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// A checkpoint after the first reads the pages written since the last
+// one: an evicted pod that nobody wrote stays evicted.
+TEST(migration_versions, checkpoint_leaves_an_unwritten_evicted_pod_alone) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 2, 64, 51);
+  ASSERT_TRUE(larder::use_version_store(ph.h, dir.file("versions")).ok());
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, 0, false)).ok());
+  larder::checkpoint_stats first;
+  ASSERT_TRUE(larder::checkpoint(ph.h, "first", &first).ok());
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[1]).ok());
+  const std::size_t evicted = larder::migration_info(ph.h).evicted_bytes;
+  ASSERT_GE(evicted, 64 * kPage);
+  std::memset(ph.blocks[0][3], 0x5A, kPage);
+  larder::checkpoint_stats second;
+  ASSERT_TRUE(larder::checkpoint(ph.h, "second", &second).ok());
+  EXPECT_LT(second.pages_considered, 16u) << "first read " << first.pages_considered;
+  EXPECT_EQ(larder::migration_info(ph.h).evicted_bytes, evicted);
+}
+
+}  // namespace
