@@ -39,8 +39,8 @@ const char* tracker_name(tracker_kind kind) noexcept;
 class page_source {
  public:
   // Writes the pages at heap addresses pages[0, count) into `out` (page
-  // aligned), kOsPageSize bytes each: 0, or an errno value (the loader then asks
-  // page by page, to tell which pages failed).
+  // aligned), kOsPageSize bytes each: 0, or an errno value (the loader
+  // then asks page by page, to tell which pages failed).
   virtual int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept = 0;
   // After pages[0, count) of this source were installed (what fill gave,
   // or zeros where it failed); `touched`: pages[0] was faulted on, the
@@ -152,8 +152,9 @@ class write_tracker {
   // be given again in a later set after its touch. With `prefetch_rest`,
   // the second fault in the set within a short time loads the whole rest
   // of the set, where the source agrees (may_prefetch): a set whose pages
-  // are touched together comes back in a few large reads. `source` must live until every page was loaded, or
-  // until finish_all returns. Where load_lazily works; ENOTSUP elsewhere.
+  // are touched together comes back in a few large reads. `source` must
+  // live until every page was loaded, or until finish_all returns. Where
+  // load_lazily works; ENOTSUP elsewhere.
   virtual int serve_on_touch(std::vector<std::uintptr_t> pages, page_source* source, bool prefetch_rest) {
     (void)pages;
     (void)source;

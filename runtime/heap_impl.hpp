@@ -186,7 +186,7 @@ class heap_impl {
   // Collects the written pages (only those of `within`, where given) for
   // whoever else watches them: the program's next collect_dirty and the
   // versions' written_since_cut still report them. Appends them to `out`
-  // where given. Under collect_lock.
+  // where given. Takes collect_lock.
   status collect_observed(const std::vector<port::written_run>* within, std::vector<port::written_run>* out);
 
   layout::heap_meta* meta() const noexcept { return region.meta(); }
