@@ -82,6 +82,13 @@ bool region::run_is_free(std::size_t first, std::size_t count) const noexcept {
 
 segment* region::acquire(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed,
                          const huge_request* huge) noexcept {
+  segment* s = take_segments(count, pod, state, zeroed, huge);
+  if (s != nullptr && hooks_.segments_acquired != nullptr) hooks_.segments_acquired(hooks_.context, count);
+  return s;
+}
+
+segment* region::take_segments(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed,
+                               const huge_request* huge) noexcept {
   if (!writable_) {
     errno = EROFS;
     return nullptr;

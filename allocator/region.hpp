@@ -38,6 +38,11 @@ struct region_hooks {
   // tracking must see those writes). Returns 0, or an errno value that
   // fails the allocation.
   int (*segments_claimed)(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod) = nullptr;
+  // Called after acquire() handed `count` segments to the calling thread,
+  // outside the region lock: the heap's memory is about to grow. The tier
+  // migrator holds the thread there for a while when the heap is over its
+  // DRAM budget, so that filling a heap cannot outrun eviction.
+  void (*segments_acquired)(void* context, std::size_t count) = nullptr;
 };
 
 class region {
@@ -198,6 +203,9 @@ class region {
     __atomic_store_n(&meta_->segments[i], value, __ATOMIC_RELEASE);
   }
   int ensure_committed(std::size_t size) noexcept;
+  // acquire() under the region lock.
+  segment* take_segments(std::size_t count, std::uint32_t pod, layout::segment_state state, bool* zeroed,
+                         const huge_request* huge) noexcept;
   int reserve_run(std::size_t first, std::size_t count, layout::segment_state state) noexcept;
   int claim(std::size_t first, std::size_t count, std::uint32_t pod) noexcept;
   bool run_is_free(std::size_t first, std::size_t count) const noexcept;

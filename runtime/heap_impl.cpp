@@ -577,6 +577,7 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
     hooks.reserve_backing = &heap_impl::reserve_backing;
   }
   hooks.segments_claimed = &heap_impl::on_segments_claimed;
+  hooks.segments_acquired = &heap_impl::on_segments_acquired;
   region.init(superblock.base, superblock.reserve, committed, fd >= 0, writable, hooks);
   if (int err = alloc::register_region(&region)) {
     port::unmap(reinterpret_cast<void*>(superblock.base), superblock.reserve);
@@ -594,6 +595,11 @@ status heap_impl::start_region(std::size_t committed, bool adopt) {
     }
   }
   return {};
+}
+
+void heap_impl::on_segments_acquired(void* context, std::size_t count) noexcept {
+  auto* self = static_cast<heap_impl*>(context);
+  if (migration_state* m = self->budget_holder.load(std::memory_order_acquire)) hold_for_budget(*m, count);
 }
 
 int heap_impl::grow(void* context, std::size_t size) {

@@ -183,6 +183,9 @@ class heap_impl {
   // tracker, which the program may then take as its own.
   std::unique_ptr<migration_state, migration_state_deleter> migration;
   bool migration_observing = false;
+  // `migration` while a budget is set, for threads acquiring segments
+  // (on_segments_acquired), which take no lock.
+  std::atomic<migration_state*> budget_holder{nullptr};
   // Collects the written pages (only those of `within`, where given) for
   // whoever else watches them: the program's next collect_dirty and the
   // versions' written_since_cut still report them. Appends them to `out`
@@ -218,6 +221,7 @@ class heap_impl {
   static int grow(void* context, std::size_t size);
   static int reserve_backing(void* context, std::uintptr_t start, std::size_t size);
   static int on_segments_claimed(void* context, std::uintptr_t start, std::size_t size, std::uint32_t pod);
+  static void on_segments_acquired(void* context, std::size_t count) noexcept;
 };
 
 // Holds heap_impl::meta_lock, unless the calling thread does already (a

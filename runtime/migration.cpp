@@ -321,6 +321,7 @@ status migration_pass(migration_state& m) {
   std::vector<std::uint64_t> per_pod(layout::kMaxPods, 0);
   std::uint64_t total = resident_pod_bytes(impl, per_pod.data());
   m.loaded_since_pass.store(0);
+  m.acquired_since_pass.store(0);
   m.resident_at_pass.store(total);
   if (total <= budget) return {};
   // Coldest first (least recently touched), the larger first among equals;
@@ -359,8 +360,27 @@ void start_migrator_thread(migration_state& m) {
       if (m.stopping) break;
       // A failed pass (a full tier, say) is tried again at the next one.
       (void)migration_pass(m);
+      ++m.passes;
+      m.pass_done.notify_all();
     }
   });
+}
+
+void hold_for_budget(migration_state& m, std::size_t segments) noexcept {
+  const std::uint64_t budget = m.budget.load(std::memory_order_relaxed);
+  if (budget == 0 || m.pid != port::process_id()) return;
+  const std::uint64_t acquired = m.acquired_since_pass.fetch_add(segments * layout::kSegmentSize) +
+                                 segments * layout::kSegmentSize;
+  if (m.resident_at_pass.load() + m.loaded_since_pass.load() + acquired <= budget + budget / 8) return;
+  try {
+    std::unique_lock guard(m.lock);
+    if (m.stopping || !m.thread.joinable()) return;
+    const std::uint64_t seen = m.passes;
+    m.wake.notify_all();
+    m.pass_done.wait_for(guard, std::chrono::milliseconds(200), [&] { return m.passes != seen || m.stopping; });
+  } catch (...) {
+    // A lock that cannot be taken: the thread goes on unheld.
+  }
 }
 
 void stop_migrator_thread(migration_state& m) noexcept {
@@ -370,6 +390,7 @@ void stop_migrator_thread(migration_state& m) noexcept {
     m.stopping = true;
   }
   m.wake.notify_all();
+  m.pass_done.notify_all();
   m.thread.join();
 }
 
@@ -377,6 +398,7 @@ void migration_state_deleter::operator()(migration_state* m) const noexcept {
   // A forked child has a copy of the state but not the thread, and maybe a
   // lock its parent's thread held: it lets go of it untouched.
   if (m == nullptr || m->pid != port::process_id()) return;
+  m->impl.budget_holder.store(nullptr, std::memory_order_release);
   stop_migrator_thread(*m);
   delete m;
 }

@@ -15,6 +15,14 @@ struct migration_state_deleter {
   void operator()(migration_state* m) const noexcept;
 };
 
+// The heap's region handed `segments` new segments to the calling thread
+// (region_hooks::segments_acquired): while a budget is set and the heap's
+// resident pod pages, with what was loaded and acquired since the last
+// pass, are past the budget and an eighth, the thread waits (up to 200 ms)
+// for a pass of the migrator. Filling a heap faster than its pods can be
+// written out would otherwise overrun the budget.
+void hold_for_budget(migration_state& m, std::size_t segments) noexcept;
+
 // Close: stops the migrator's thread, brings every evicted page back
 // (while the tracker still serves them) and removes the tier's files.
 void end_migration(heap_impl& impl) noexcept;

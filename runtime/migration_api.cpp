@@ -126,6 +126,7 @@ status set_migration_policy(heap& h, const migration_policy& p) {
     run = p.dram_budget != 0;
     if (run) start_migrator_thread(m);
   }
+  impl->budget_holder.store(run ? &m : nullptr, std::memory_order_release);
   if (!run) stop_migrator_thread(m);
   return {};
 }

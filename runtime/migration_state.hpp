@@ -71,6 +71,9 @@ struct migration_state {
   const int pid;
   std::condition_variable wake;
   bool stopping = false;
+  // Passes run, and their end, for threads held by hold_for_budget.
+  std::uint64_t passes = 0;
+  std::condition_variable pass_done;
 
   // Written by passes and by the loader's thread (tier_source).
   std::atomic<std::uint64_t> last_touch_ns[layout::kMaxPods] = {};
@@ -83,6 +86,8 @@ struct migration_state {
   // starts early when they pass the budget.
   std::atomic<std::uint64_t> resident_at_pass{0};
   std::atomic<std::uint64_t> loaded_since_pass{0};
+  // Bytes of segments acquired since the last pass (hold_for_budget).
+  std::atomic<std::uint64_t> acquired_since_pass{0};
 };
 
 // Passes and evictions (migration.cpp), under m.lock. *pages_moved (where

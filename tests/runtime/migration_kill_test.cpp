@@ -115,7 +115,11 @@ TEST(migration_kill, nothing_is_lost_when_a_migrating_process_is_killed) {
     pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) migrate_until_killed(shm.name(), tier, j, static_cast<unsigned>(round));
-    std::this_thread::sleep_for(std::chrono::milliseconds(40 + rng() % 80));
+    // Killed at a random instant once the child has evicted pages (a
+    // loaded machine can take long to get there).
+    for (int waited = 0; waited < 3000 && j->evicted_bytes.load() == 0; ++waited)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 60));
     ASSERT_GT(child, 0);
     ASSERT_EQ(::kill(child, SIGKILL), 0);
     int wstatus = 0;
