@@ -231,7 +231,10 @@ static_assert(sizeof(shared_writers_record) == 256 + 64 * kMaxClients);
 // (which pages: the evicted maps of segment headers, allocator/segment.hpp),
 // so that an open after a crash loads them back (docs/tiers.md).
 inline constexpr std::size_t kTierPathMax = 231;  // bytes, without the NUL
-enum migration_tier_code : std::uint32_t { kNoTier = 0, kDiskTier = 1 };
+// kPmemTier only ever in an anonymous heap's record, which no open reads
+// back: a shm heap's evicted pages go to a disk tier, the one kept across
+// processes.
+enum migration_tier_code : std::uint32_t { kNoTier = 0, kDiskTier = 1, kPmemTier = 2 };
 struct migration_record {
   std::uint32_t tier;          // migration_tier_code
   std::uint32_t prefetch_pod;  // 1: the policy's prefetch_pod

@@ -51,15 +51,16 @@ void write_record(heap_impl& impl, const migration_policy& p, const tier_config*
   r.capacity = tier->capacity;
   std::memset(r.tier_path, 0, sizeof r.tier_path);
   std::memcpy(r.tier_path, tier->path.data(), tier->path.size());
-  r.tier = layout::kDiskTier;
+  r.tier = tier->kind == tier_kind::pmem ? layout::kPmemTier : layout::kDiskTier;
 }
 
 migration_policy policy_in_record(const layout::migration_record& r) {
   migration_policy p;
   p.dram_budget = r.dram_budget;
   p.prefetch_pod = r.prefetch_pod != 0;
-  if (r.tier == layout::kDiskTier)
-    p.tiers.push_back({tier_kind::disk, std::string(r.tier_path, strnlen(r.tier_path, sizeof r.tier_path)), r.capacity});
+  if (r.tier == layout::kDiskTier || r.tier == layout::kPmemTier)
+    p.tiers.push_back({r.tier == layout::kPmemTier ? tier_kind::pmem : tier_kind::disk,
+                       std::string(r.tier_path, strnlen(r.tier_path, sizeof r.tier_path)), r.capacity});
   return p;
 }
 

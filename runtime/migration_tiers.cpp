@@ -1,12 +1,18 @@
-// The tiers the migrator moves pods to: today the disk tier, where it is
-// built (LARDER_TIER_DISK). The other kinds have backends of their own
-// that the migrator does not open yet.
+// The tiers the migrator moves pods to: the disk tier (LARDER_TIER_DISK),
+// and for an anonymous heap the persistent-memory tier (LARDER_TIER_PMEM),
+// where they are built. A shm heap's pages must outlive its process in
+// their tier, which only the disk tier's kept form does. The GPU and
+// remote tiers have backends of their own that the migrator does not open
+// yet.
 #include "runtime/migration_state.hpp"
 
 #include "larder_config.h"
 
 #if LARDER_HAVE_DISK_TIER
 #include "tiers/disk/disk_tier.hpp"
+#endif
+#if LARDER_HAVE_PMEM_TIER
+#include "tiers/pmem/pmem_tier.hpp"
 #endif
 
 namespace larder {
@@ -16,15 +22,32 @@ constexpr std::size_t kDefaultCapacity = std::size_t{1} << 30;
 }
 
 status open_migration_tier(const tier_config& config, bool keep, std::unique_ptr<tiers::tier>* out) {
-  if (config.kind != tier_kind::disk)
-    return status(errc::unsupported, "the migrator moves pods to a disk tier only; other tier kinds are not wired to it yet");
-  if (config.path.empty()) return status(errc::invalid_argument, "a disk tier needs a path");
+  if (config.kind != tier_kind::disk && config.kind != tier_kind::pmem)
+    return status(errc::unsupported, std::string("the migrator moves pods to a disk or persistent-memory tier; ") +
+                                         to_string(config.kind) + " tiers are not wired to it yet");
+  if (config.path.empty()) return status(errc::invalid_argument, std::string("a ") + to_string(config.kind) + " tier needs a path");
   if (config.path.size() > layout::kTierPathMax)
     return status(errc::invalid_argument, "a tier's path is at most " + std::to_string(layout::kTierPathMax) + " bytes");
+  std::uint64_t capacity = config.capacity != 0 ? config.capacity : kDefaultCapacity;
+  capacity -= capacity % tiers::kTierPageSize;
+  if (config.kind == tier_kind::pmem) {
+    if (keep)
+      return status(errc::unsupported, "a shm heap's evicted pages must outlive its process: only a disk tier keeps them");
+#if LARDER_HAVE_PMEM_TIER
+    tiers::pmem_tier_options options;
+    options.capacity_bytes = capacity;
+    std::unique_ptr<tiers::pmem_tier> pmem;
+    if (status s = tiers::pmem_tier::open(config.path, options, &pmem); !s.ok()) return s;
+    *out = std::move(pmem);
+    return {};
+#else
+    (void)out;
+    return status(errc::unsupported, "this build has no persistent-memory tier (LARDER_TIER_PMEM=OFF or no libpmem2)");
+#endif
+  }
 #if LARDER_HAVE_DISK_TIER
   tiers::disk_tier_options options;
-  options.capacity_bytes = config.capacity != 0 ? config.capacity : kDefaultCapacity;
-  options.capacity_bytes -= options.capacity_bytes % tiers::kTierPageSize;
+  options.capacity_bytes = capacity;
   // A kept tier holds a shm heap's pages, which outlive the process but
   // not the machine: the tier need only outlive the process too.
   options.keep = keep;

@@ -25,7 +25,9 @@ LARDER_EXPORT const char* to_string(tier_kind kind) noexcept;
 
 struct tier_config {
   tier_kind kind = tier_kind::disk;
-  // The disk tier's file; its index goes beside it ("<path>.index").
+  // The tier's file: the disk tier's (its index goes beside it,
+  // "<path>.index"), or the persistent-memory tier's (a file on a DAX file
+  // system; libpmem2 emulates one on any other file).
   std::string path;
   // Bytes the tier may hold; 0: 1 GiB.
   std::size_t capacity = 0;
@@ -35,8 +37,10 @@ struct migration_policy {
   // Bytes of the heap's pod pages kept resident; 0: no budget (the
   // migrator stops; evicted pages still come back on touch).
   std::size_t dram_budget = 0;
-  // Below DRAM, top to bottom. The migrator moves pods to the first one,
-  // which must be a disk tier today.
+  // Below DRAM, top to bottom. The migrator moves pods to the first one:
+  // a disk tier, or for an anonymous heap a persistent-memory tier (a shm
+  // heap's evicted pages must outlive its process, which only the disk
+  // tier keeps them through). GPU and remote tiers are refused.
   std::vector<tier_config> tiers;
   // A second fault in an evicted pod soon after its first brings the rest
   // of the pod back with it.

@@ -400,6 +400,40 @@ INSTANTIATE_TEST_SUITE_P(backings, migration_test,
                          ::testing::Values(larder::backing::anonymous, larder::backing::shm),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
 
+// The persistent-memory tier (libpmem2; emulated on an ordinary file) holds
+// an anonymous heap's evicted pods as the disk tier does; a shm heap, whose
+// evicted pages must outlive its process, is refused it.
+TEST(migration, pmem_tier_serves_an_anonymous_heap_and_refuses_a_shm_one) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  larder::migration_policy p;
+  p.dram_budget = 0;
+  p.tiers.push_back({larder::tier_kind::pmem, dir.file("pmem-tier"), std::size_t{64} << 20});
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 4, 64, 71);
+  model m = model_of(ph);
+  larder::status s = larder::set_migration_policy(ph.h, p);
+  if (s.is(larder::errc::unsupported) && s.message().find("no persistent-memory tier") != std::string::npos)
+    GTEST_SKIP() << s.message();
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  for (int round = 0; round < 3; ++round) {
+    for (larder::pod pod : ph.pods) ASSERT_TRUE(larder::evict_pod(ph.h, pod).ok());
+    larder::migration_stats st = larder::migration_info(ph.h);
+    EXPECT_GE(st.evicted_bytes, 4u * 64 * kPage) << "round " << round;
+    ASSERT_EQ(st.tiers.size(), 1u);
+    EXPECT_EQ(st.tiers[0].kind, larder::tier_kind::pmem);
+    expect_equal(ph, m);
+  }
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+
+  if (!migration_works(larder::backing::shm)) return;
+  pod_heap shm;
+  shm.open(larder::backing::shm, 1, 4, 72);
+  s = larder::set_migration_policy(shm.h, p);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.to_string();
+  EXPECT_NE(s.message().find("outlive"), std::string::npos) << s.message();
+}
+
 // The offline checker reads every data page, which would give an evicted
 // page of a shm heap zeros under its migrating process: it refuses.
 TEST(migration, check_refuses_a_heap_being_migrated) {
