@@ -109,6 +109,35 @@ def sample(bench: Path, system: str, workload: str, args) -> dict:
     return json.loads(done.stdout)
 
 
+def plot(samples: dict, path: str, args) -> None:
+    """Operations per second of each system per workload (log scale), the
+    median with min-max bars. Needs matplotlib (python3-matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("note: matplotlib is not installed; no plot", file=sys.stderr)
+        return
+    labels = {"larder": f"larder, {args.budget} MiB DRAM budget + disk tier",
+              "mmap": f"file mapping, cgroup {args.budget + args.slack} MiB"}
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    width = 0.36
+    for i, system in enumerate(SYSTEMS):
+        rates = [[r["ops_per_s"] for r in samples[w][system]] for w in WORKLOADS]
+        mid = [median(r) for r in rates]
+        errors = [[m - min(r) for m, r in zip(mid, rates)], [max(r) - m for m, r in zip(mid, rates)]]
+        ax.bar([x + (i - 0.5) * width for x in range(len(WORKLOADS))], mid, width, yerr=errors,
+               label=labels[system], capsize=3)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(WORKLOADS)), [f"{w} ({args.writes:.0%} writes)" for w in WORKLOADS])
+    ax.set_ylabel("operations per second (log)")
+    ax.set_title(f"{args.data} MiB of pods, {args.data / args.budget:.0f}x the memory: medians, min-max bars")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def fmt_rate(value) -> str:
     if value is None:
         return "-"
@@ -128,6 +157,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="save every sample here")
+    parser.add_argument("--plot", help="draw the throughput of each system here (PNG; matplotlib)")
     args = parser.parse_args()
 
     why = cgroups_usable()
@@ -174,6 +204,8 @@ def main() -> int:
               f"{ratio:.2f}x{mark} | {evictions:.0f} / {faults:.0f} | {rss['larder']:.0f} / {rss['mmap']:.0f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(samples, indent=1))
+    if args.plot:
+        plot(samples, args.plot, args)
     return 1 if failed else 0
 
 
