@@ -15,7 +15,10 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <latch>
+#include <thread>
 
 namespace larder::chunks::test {
 namespace {
@@ -235,6 +238,51 @@ TEST_F(TransferCephTest, AHeapPushedToThePoolIsClonedFromIt) {
   larder::heap there({.kind = larder::backing::file, .name = clone, .reserve = std::size_t{1} << 30});
   std::uint64_t* words = *there.root<std::uint64_t*>("words");
   for (std::size_t i = 0; i < kWords; ++i) ASSERT_EQ(words[i], i * 0x9E3779B97F4A7C15ull) << i;
+}
+
+// Two pushes moving one ref at the same instant, each through its own
+// connection: the cluster lets exactly one of them through each time, and
+// the ref names the winner's version. Many rounds: a ref moved by a read
+// and a separate write lets both through within a few.
+TEST_F(TransferCephTest, TwoPushesRacingOnOneRefMoveItOnce) {
+  auto first = open_pool(true), second = open_pool(false);
+  ASSERT_TRUE(first && second);
+  remote_store* stores[2] = {first.get(), second.get()};
+  const std::string ref = "heads/race";
+  version_id now{};
+  for (int round = 0; round < 200; ++round) {
+    version_id proposed[2];
+    status results[2];
+    for (int i = 0; i < 2; ++i) {
+      const std::string seed = std::to_string(round) + "/" + std::to_string(i);
+      proposed[i] = fingerprint_of(seed.data(), seed.size());
+    }
+    std::latch start(2);
+    std::vector<std::thread> pushes;
+    for (int i = 0; i < 2; ++i) {
+      pushes.emplace_back([&, i] {
+        start.arrive_and_wait();
+        results[i] = stores[i]->set_ref(ref, proposed[i], round == 0 ? nullptr : &now);
+      });
+    }
+    for (std::thread& t : pushes) t.join();
+    ASSERT_NE(results[0].ok(), results[1].ok()) << "round " << round << ": " << results[0].to_string() << " / "
+                                                << results[1].to_string();
+    const int winner = results[0].ok() ? 0 : 1;
+    EXPECT_TRUE(results[1 - winner].is(errc::already_exists)) << results[1 - winner].to_string();
+    std::vector<ref_entry> refs;
+    ASSERT_TRUE(first->list_refs(&refs).ok());
+    auto it = std::find_if(refs.begin(), refs.end(), [&](const ref_entry& r) { return r.name == ref; });
+    ASSERT_NE(it, refs.end());
+    EXPECT_EQ(it->id, proposed[winner]) << "round " << round;
+    now = proposed[winner];
+  }
+  // A move from a version the ref no longer names, or a creation of a ref
+  // that exists, changes nothing.
+  const version_id stale = fingerprint_of("stale", 5);
+  EXPECT_TRUE(first->set_ref(ref, stale, &stale).is(errc::already_exists));
+  EXPECT_TRUE(second->set_ref(ref, stale, nullptr).is(errc::already_exists));
+  ASSERT_TRUE(first->set_ref(ref, stale, &now).ok());
 }
 
 }  // namespace

@@ -175,16 +175,13 @@ class rados_store final : public remote_store {
     return {};
   }
 
+  // One conditional write, which the cluster applies whole or not at all.
   status set_ref(const std::string& name, const version_id& id, const version_id* expected) override {
-    std::vector<ref_entry> refs;
-    if (status s = list_refs(&refs); !s.ok()) return s;
-    const ref_entry* now = nullptr;
-    for (const ref_entry& r : refs) now = r.name == name ? &r : now;
-    if ((now == nullptr) != (expected == nullptr) || (now != nullptr && now->id != *expected)) {
-      return status(errc::already_exists, where_ + ": " + name + " has moved on");
-    }
     const std::string text = id.hex() + "\n";
-    return pool_->write_full(std::string(kRefPrefix) + name, text.data(), text.size());
+    const std::string expected_text = expected != nullptr ? expected->hex() + "\n" : "";
+    status s = pool_->write_full_if(std::string(kRefPrefix) + name, text.data(), text.size(),
+                                    expected != nullptr ? &expected_text : nullptr);
+    return s.is(errc::already_exists) ? status(errc::already_exists, where_ + ": " + name + " has moved on") : s;
   }
 
   status release() override { return flush_pack(); }
