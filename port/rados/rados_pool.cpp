@@ -43,6 +43,13 @@ status rados_error(int err, const std::string& what, unsigned timeout_s) {
   return status::from_errno(err, what);
 }
 
+// A request librados cannot count the bytes of: refused, never sent.
+status too_large(const std::string& object, std::size_t length) {
+  return status(errc::invalid_argument, "rados: a request for " + std::to_string(length) + " bytes of " + object +
+                                            " is larger than the most librados takes (" +
+                                            std::to_string(kMaxRadosRequestBytes) + ")");
+}
+
 }  // namespace
 
 status rados_pool::connect(const std::string& conf_path, const std::string& pool, const rados_options& options,
@@ -111,7 +118,7 @@ status rados_pool::write_full(const std::string& object, const void* data, std::
 
 status rados_pool::write_full_if(const std::string& object, const void* data, std::size_t length,
                                  const std::string* expected) {
-  if (length > kMaxRadosRequestBytes) return status(errc::invalid_argument, "rados: " + object + " is too large");
+  if (length > kMaxRadosRequestBytes) return too_large(object, length);
   // One compound operation, which the OSD applies whole or not at all.
   librados::ObjectWriteOperation op;
   if (expected == nullptr) {
@@ -261,9 +268,7 @@ status rados_pool::run(rados_op* ops, std::size_t count, unsigned in_flight) {
       continue;
     }
     if (op.what != rados_op::kind::remove && op.length > kMaxRadosRequestBytes) {
-      op.result = status(errc::invalid_argument, "rados: a request for " + std::to_string(op.length) + " bytes of " +
-                                                     op.object + " is larger than the most librados takes (" +
-                                                     std::to_string(kMaxRadosRequestBytes) + ")");
+      op.result = too_large(op.object, op.length);
       if (first_failure.ok()) first_failure = op.result;
       continue;
     }
