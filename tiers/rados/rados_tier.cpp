@@ -82,8 +82,10 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
     next_object_ += object_count;
   }
 
-  // Pages adjacent in memory go out from where they are; others are
-  // gathered into a buffer of their object's own.
+  // Pages adjacent in memory are handed over where they are; others are
+  // gathered into a buffer of their object's own. Either way the pool
+  // sends a copy of its own (port/rados.hpp), so a request that outlives
+  // this call never reads pages the heap has taken back.
   std::vector<port::rados_op> ops(object_count);
   std::vector<std::unique_ptr<char[]>> gathered;
   for (std::size_t o = 0; o < object_count; ++o) {
