@@ -78,6 +78,11 @@ int grow_file(int fd, std::uint64_t size);
 // an error (ENOSPC) instead. Cheap for a range that has storage already. 0
 // where the file system cannot reserve (the store may then still fault).
 int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length);
+// The same where storage must be there whatever the file system: where it
+// cannot reserve, zeros are written over those pages (and synced), which
+// must then hold no data yet (a hole, or past the end of the file, which
+// grows). For a mapping that nothing else guards from SIGBUS.
+int allocate_file_range(int fd, std::uint64_t offset, std::uint64_t length);
 // Whether reading a hole of the file through a mapping takes storage, as
 // on tmpfs (shm objects included), where the page read is the storage: on
 // a full file system such a read, not only a store, dies by SIGBUS. Disk

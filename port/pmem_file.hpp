@@ -27,8 +27,8 @@ class pmem_file {
   // Gives the file storage up to `length` bytes (a multiple of alignment(),
   // at most the capacity rounded up to it) and maps [size(), length) at
   // base() + size(). A full file system is ENOSPC here, never SIGBUS at a
-  // later store (storage is allocated before the range is mapped; a file
-  // system that cannot allocate ahead is the exception). Not thread-safe:
+  // later store: storage is allocated before the range is mapped (zeros
+  // written where the file system cannot allocate ahead). Not thread-safe:
   // one grow at a time, while others copy in or out of what is mapped.
   int grow(std::uint64_t length, const char** detail);
 

@@ -8,7 +8,9 @@
 // No call waits forever: connecting gives up after connect_timeout_s, and
 // every request after op_timeout_s, with errc::timed_out and a message that
 // says the cluster did not answer. Every call is safe on several threads at
-// once.
+// once. librados never holds the caller's memory: a request that timed out
+// may still be under way (a write mid-send, a late read reply), so writes
+// go out from a copy and reads land in librados' own buffers.
 #pragma once
 
 #include <larder/status.hpp>
@@ -20,6 +22,12 @@
 #include <vector>
 
 namespace larder::port {
+
+// The most bytes one request may write or read: librados counts a
+// request's bytes in 32 bits (a read's result is an int), and a Ceph
+// object is far smaller anyway (osd_max_object_size, 128 MiB by default).
+// A request for more fails with invalid_argument, never sent.
+inline constexpr std::size_t kMaxRadosRequestBytes = std::size_t{1} << 30;
 
 struct rados_options {
   // How long connect() waits for the cluster's monitor.
@@ -63,6 +71,10 @@ class rados_pool {
 
   // Replaces the object `object` (created if absent) with `length` bytes.
   status write_full(const std::string& object, const void* data, std::size_t length);
+  // The same in one atomic step with a check: only while the object's
+  // bytes from offset 0 are `expected` (nullptr: while there is no such
+  // object). already_exists, the object left as it was, when they are not.
+  status write_full_if(const std::string& object, const void* data, std::size_t length, const std::string* expected);
   // Reads up to `length` bytes from `offset`; *transferred says how many
   // (fewer past the end of the object).
   status read(const std::string& object, std::uint64_t offset, void* buffer, std::size_t length,

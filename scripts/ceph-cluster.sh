@@ -9,8 +9,10 @@
 #       (default "larder"). The mon listens on P, or on a free port picked
 #       here, so that two clusters do not collide. Prints the lines of `env`.
 #   ceph-cluster.sh stop DIR
-#       Stops the daemons this script started in DIR (their pids are in
-#       DIR/pids/), and nothing else. The files stay.
+#       Stops the daemons this script started in DIR, and nothing else: each
+#       pid file in DIR/pids/ holds a pid and that process's start time, and
+#       a process is stopped only while it is the same process (same start
+#       time), that daemon, run with `-c DIR/ceph.conf`. The files stay.
 #   ceph-cluster.sh env DIR
 #       Prints CEPH_CONF=... and LARDER_RADOS_POOL=... for `eval`/`export`:
 #       librados, the rados and ceph tools, and larder's remote tier read them.
@@ -34,27 +36,48 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Whether pid $1 is alive and is the ceph daemon $2 run with DIR's conf.
+# The start time of pid $1 (field 22 of /proc/PID/stat, clock ticks since
+# boot): with the pid it names one process, never a later one given the
+# same number. Field 2, the command, may hold spaces and ')': the fields
+# are counted from after its last ')'.
+start_time() {
+  local stat fields
+  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  read -ra fields <<<"${stat##*) }"
+  echo "${fields[19]}"
+}
+
+# Writes DIR/pids/$1.pid for pid $2: the pid and its start time.
+record_pid() {
+  echo "$2 $(start_time "$2")" >"$dir/pids/$1.pid"
+}
+
+# Whether pid $1, started at $2, is still that process and is the ceph
+# daemon $3 run with `-c` DIR's conf, compared argument by argument.
 is_our_daemon() {
-  local pid=$1 daemon=$2 cmdline
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ $cmdline == *"$daemon"*"$conf"* ]]
+  local pid=$1 started=$2 daemon=$3 args=() i
+  [[ -n $started && $(start_time "$pid" 2>/dev/null) == "$started" ]] || return 1
+  mapfile -d '' -t args <"/proc/$pid/cmdline" 2>/dev/null || return 1
+  [[ ${#args[@]} -gt 0 && ${args[0]##*/} == "$daemon" ]] || return 1
+  for ((i = 1; i + 1 < ${#args[@]}; i++)); do
+    [[ ${args[i]} == -c && ${args[i + 1]} == "$conf" ]] && return 0
+  done
+  return 1
 }
 
 # Stops daemon $1 (mon or osd) if this script started it: SIGTERM, then
 # SIGKILL after $2 tenths of a second.
 stop_daemon() {
-  local name=$1 tenths=$2 pid_file="$dir/pids/$1.pid" pid
+  local name=$1 tenths=$2 pid_file="$dir/pids/$1.pid" pid started
   [[ -f $pid_file ]] || return 0
-  pid=$(<"$pid_file")
-  if is_our_daemon "$pid" "ceph-$name"; then
+  read -r pid started <"$pid_file" || true
+  if [[ $pid =~ ^[0-9]+$ ]] && is_our_daemon "$pid" "$started" "ceph-$name"; then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < tenths; i++)); do
-      is_our_daemon "$pid" "ceph-$name" || break
+      is_our_daemon "$pid" "$started" "ceph-$name" || break
       sleep 0.1
     done
-    if is_our_daemon "$pid" "ceph-$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    if is_our_daemon "$pid" "$started" "ceph-$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$pid_file"
 }
@@ -148,11 +171,11 @@ start() {
   # A start that fails from here on stops what it started.
   trap 'stop_daemon osd 50; stop_daemon mon 50' EXIT
   ceph-mon -c "$conf" -i a -f </dev/null >>"$dir/log/mon.a.out" 2>&1 &
-  echo $! >"$dir/pids/mon.pid"
+  record_pid mon $!
   ceph_tool ceph osd new "$osd_uuid" 0 >/dev/null 2>>"$dir/log/start.log" ||
     die "the mon did not answer on port $port: see $dir/log/mon.a.log and $dir/log/start.log"
   ceph-osd -c "$conf" -i 0 -f </dev/null >>"$dir/log/osd.0.out" 2>&1 &
-  echo $! >"$dir/pids/osd.pid"
+  record_pid osd $!
 
   ceph_tool ceph osd pool create "$pool" 8 8 >/dev/null 2>>"$dir/log/start.log" ||
     die "cannot create pool $pool: see $dir/log/start.log"

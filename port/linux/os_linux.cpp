@@ -206,17 +206,47 @@ int file_size(int fd, std::uint64_t* size) {
   return 0;
 }
 
+namespace {
+
+// fallocate(2) itself over the whole pages [offset, offset + length)
+// touches: posix_fallocate would emulate it by writing. 0 or errno,
+// EOPNOTSUPP or ENOSYS where the file system cannot.
+int fallocate_pages(int fd, std::uint64_t offset, std::uint64_t length) {
+  std::uint64_t end = (offset + length + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
+  offset &= ~std::uint64_t{kOsPageSize - 1};
+  while (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(end - offset)) != 0) {
+    if (errno == EINTR) continue;
+    return errno;
+  }
+  return 0;
+}
+
+bool cannot_fallocate(int err) { return err == EOPNOTSUPP || err == ENOSYS; }
+
+}  // namespace
+
 int reserve_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
   // A store dirties its whole page, which then needs storage for all of it
   // (file system blocks may be smaller than a page).
-  std::uint64_t end = (offset + length + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
-  offset &= ~std::uint64_t{kOsPageSize - 1};
-  // fallocate(2) itself: posix_fallocate would emulate it by writing.
-  while (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(end - offset)) != 0) {
-    if (errno == EINTR) continue;
-    return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : errno;
+  int err = fallocate_pages(fd, offset, length);
+  return cannot_fallocate(err) ? 0 : err;
+}
+
+int allocate_file_range(int fd, std::uint64_t offset, std::uint64_t length) {
+  int err = fallocate_pages(fd, offset, length);
+  if (!cannot_fallocate(err)) return err;
+  // Zeros written take storage on any file system; the sync makes one
+  // that allocates only at write-back (NFS) say ENOSPC now.
+  static const char zeros[64 << 10] = {};
+  std::uint64_t at = offset & ~std::uint64_t{kOsPageSize - 1};
+  const std::uint64_t end = (offset + length + kOsPageSize - 1) & ~std::uint64_t{kOsPageSize - 1};
+  while (at < end) {
+    ssize_t n = pwrite(fd, zeros, std::min<std::uint64_t>(sizeof zeros, end - at), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    at += static_cast<std::uint64_t>(n);
   }
-  return 0;
+  return fdatasync(fd) == 0 ? 0 : errno;
 }
 
 int hole_reads_take_storage(int fd, bool* out) {

@@ -69,8 +69,8 @@ int pmem_file::grow(std::uint64_t length, const char** detail) {
   mapping_state& s = *state_;
   if (length <= size_) return 0;
   if (length % alignment_ != 0 || length > s.reserved) return EINVAL;
-  if (int err = reserve_file_range(s.fd, size_, length - size_)) return err;
-  if (int err = grow_file(s.fd, length)) return err;  // where the file system cannot allocate ahead
+  if (int err = allocate_file_range(s.fd, size_, length - size_)) return err;
+  if (int err = grow_file(s.fd, length)) return err;
   const pmem2_api* api = s.api;
   pmem2_config* config = nullptr;
   pmem2_map* map = nullptr;

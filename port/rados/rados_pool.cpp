@@ -1,7 +1,9 @@
 // rados_pool (port/rados.hpp) on librados' C API, and its C++ API for
-// batches: a bufferlist can lend a write the caller's bytes where the C
-// API copies them. Batches go out as asynchronous requests in a window of
-// `in_flight` slots, each refilled as soon as its request completes.
+// reads and writes, one or a batch: those go out as asynchronous requests
+// in a window of `in_flight` slots, each refilled as soon as its request
+// completes. Their bytes are always in librados-owned bufferlists (a copy
+// of a write's, a read's own), never the caller's memory lent by
+// buffer::create_static: a timed-out request can outlive run().
 #include "port/rados.hpp"
 
 #include <errno.h>
@@ -39,6 +41,13 @@ status rados_error(int err, const std::string& what, unsigned timeout_s) {
   }
   if (err == ENOENT) return status(errc::not_found, what + ": no such object");
   return status::from_errno(err, what);
+}
+
+// A request librados cannot count the bytes of: refused, never sent.
+status too_large(const std::string& object, std::size_t length) {
+  return status(errc::invalid_argument, "rados: a request for " + std::to_string(length) + " bytes of " + object +
+                                            " is larger than the most librados takes (" +
+                                            std::to_string(kMaxRadosRequestBytes) + ")");
 }
 
 }  // namespace
@@ -99,16 +108,50 @@ status rados_pool::error(int err, const std::string& what) const {
 }
 
 status rados_pool::write_full(const std::string& object, const void* data, std::size_t length) {
-  int r = rados_write_full(handles_->io, object.c_str(), static_cast<const char*>(data), length);
+  rados_op op;
+  op.what = rados_op::kind::write_full;
+  op.object = object;
+  op.data = data;
+  op.length = length;
+  return run(&op, 1, 1);
+}
+
+status rados_pool::write_full_if(const std::string& object, const void* data, std::size_t length,
+                                 const std::string* expected) {
+  if (length > kMaxRadosRequestBytes) return too_large(object, length);
+  // One compound operation, which the OSD applies whole or not at all.
+  librados::ObjectWriteOperation op;
+  if (expected == nullptr) {
+    op.create(true);
+  } else {
+    librados::bufferlist now;
+    now.append(*expected);
+    op.cmpext(0, now, nullptr);
+  }
+  librados::bufferlist bytes;
+  bytes.push_back(ceph::buffer::copy(static_cast<const char*>(data), static_cast<unsigned>(length)));
+  op.write_full(bytes);
+  int r = handles_->batch_io.operate(object, &op);
+  // cmpext's mismatch is -(4095 + its offset), below every errno value.
+  constexpr int kMaxErrno = 4095;
+  const bool moved = expected == nullptr ? r == -EEXIST : r == -ENOENT || r <= -kMaxErrno;
+  if (moved) {
+    return status(errc::already_exists,
+                  "rados: " + object + (expected == nullptr ? " exists already" : " no longer holds what was expected"));
+  }
   return r < 0 ? error(-r, "write of " + object) : status();
 }
 
 status rados_pool::read(const std::string& object, std::uint64_t offset, void* buffer, std::size_t length,
                         std::size_t* transferred) {
-  int r = rados_read(handles_->io, object.c_str(), static_cast<char*>(buffer), length, offset);
-  if (r < 0) return error(-r, "read of " + object);
-  *transferred = static_cast<std::size_t>(r);
-  return {};
+  rados_op op;
+  op.object = object;
+  op.buffer = buffer;
+  op.offset = offset;
+  op.length = length;
+  status s = run(&op, 1, 1);
+  *transferred = op.transferred;
+  return s;
 }
 
 status rados_pool::stat(const std::string& object, std::uint64_t* size) {
@@ -152,7 +195,7 @@ struct batch_slot {
   batch_window* window = nullptr;
   rados_op* op = nullptr;  // nullptr: the slot is free
   librados::AioCompletion* completion = nullptr;
-  librados::bufferlist bytes;  // a read's bytes
+  librados::bufferlist bytes;  // a read's bytes, in librados' buffers
   bool done = false;           // guarded by window->mutex
 };
 
@@ -188,8 +231,7 @@ status rados_pool::run(rados_op* ops, std::size_t count, unsigned in_flight) {
       if (first_failure.ok()) first_failure = op.result;
     } else if (op.what == rados_op::kind::read) {
       op.transferred = std::min<std::size_t>(slot.bytes.length(), op.length);
-      char* buffer = static_cast<char*>(op.buffer);
-      if (!slot.bytes.is_provided_buffer(buffer)) slot.bytes.begin().copy(op.transferred, buffer);
+      slot.bytes.begin().copy(op.transferred, static_cast<char*>(op.buffer));
     } else {
       op.transferred = op.length;
     }
@@ -225,6 +267,11 @@ status rados_pool::run(rados_op* ops, std::size_t count, unsigned in_flight) {
       op.result = status(errc::timed_out, "rados: request for " + op.object + " not sent: " + first_failure.message());
       continue;
     }
+    if (op.what != rados_op::kind::remove && op.length > kMaxRadosRequestBytes) {
+      op.result = too_large(op.object, op.length);
+      if (first_failure.ok()) first_failure = op.result;
+      continue;
+    }
     batch_slot& slot = *idle.back();
     idle.pop_back();
     slot.op = &op;
@@ -232,15 +279,12 @@ status rados_pool::run(rados_op* ops, std::size_t count, unsigned in_flight) {
     int r = 0;
     switch (op.what) {
       case rados_op::kind::write_full: {
-        librados::bufferlist bytes;  // lends the caller's bytes, uncopied
-        bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(op.length),
-                                                    static_cast<char*>(const_cast<void*>(op.data))));
+        librados::bufferlist bytes;  // one buffer of its own, the bytes copied in
+        bytes.push_back(ceph::buffer::copy(static_cast<const char*>(op.data), static_cast<unsigned>(op.length)));
         r = handles_->batch_io.aio_write_full(op.object, slot.completion, bytes);
         break;
       }
       case rados_op::kind::read:
-        // Offered the caller's buffer, librados reads a whole range into it.
-        slot.bytes.push_back(ceph::buffer::create_static(static_cast<unsigned>(op.length), static_cast<char*>(op.buffer)));
         r = handles_->batch_io.aio_read(op.object, slot.completion, &slot.bytes, op.length, op.offset);
         break;
       case rados_op::kind::remove:

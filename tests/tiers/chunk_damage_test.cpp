@@ -4,6 +4,8 @@
 #include "chunk_test_util.hpp"
 
 #include "tiers/chunks/files.hpp"
+#include "tiers/chunks/pack_reader.hpp"
+#include "tiers/chunks/pack_writer.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -284,6 +286,41 @@ TEST_F(ChunkDamage, FlippedIndexByteIsFoundAndTheIndexRebuilt) {
   auto again = open_store(dir.path());
   EXPECT_TRUE(fs::exists(index));
   EXPECT_EQ(read_back(*again, b), pages);
+  EXPECT_TRUE(run_verify().clean());
+}
+
+// An index whose checksum holds but whose entries no pack record could be
+// (a stored size past a page, a range past the pack's end) is refused as
+// corrupt, before a reader sizes a buffer by it, and rebuilt from the pack.
+TEST_F(ChunkDamage, IndexEntriesNoRecordCouldBeAreRefusedAndTheIndexRebuilt) {
+  const std::string index = pack_of_a.substr(0, pack_of_a.size() - 5) + ".index";
+  std::string bytes;
+  ASSERT_TRUE(read_file(index, &bytes).ok());
+  index_header h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  std::vector<index_entry> entries;
+  std::uint64_t pack_size = 0;
+  ASSERT_TRUE(decode_index(bytes, index, h.pack_id, &entries, &pack_size).ok());
+  auto forged = [&](auto change) {
+    std::vector<index_entry> bad = entries;
+    change(bad[3]);
+    return encode_index(h.pack_id, pack_size, bad);
+  };
+  const std::string oversized = forged([](index_entry& e) { e.stored_size = 1 << 20; });
+  const std::string past_end = forged([&](index_entry& e) { e.offset = pack_size - sizeof(record_header); });
+  const std::string empty_zstd = forged([](index_entry& e) {
+    e.encoding = static_cast<std::uint8_t>(encoding::zstd);
+    e.stored_size = 0;
+  });
+  for (const std::string* bad : {&oversized, &past_end, &empty_zstd}) {
+    std::vector<index_entry> out;
+    status st = decode_index(*bad, index, h.pack_id, &out, &pack_size);
+    EXPECT_TRUE(st.is(errc::corrupt)) << st.to_string();
+    EXPECT_TRUE(out.empty());
+  }
+  { std::ofstream(index, std::ios::binary | std::ios::trunc) << oversized; }
+  auto fresh = open_store(dir.path());
+  EXPECT_EQ(read_back(*fresh, b), pages);
   EXPECT_TRUE(run_verify().clean());
 }
 

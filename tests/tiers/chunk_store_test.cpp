@@ -3,9 +3,11 @@
 // and refs, and both I/O paths (io_uring and the pread/pwrite fallback).
 #include "chunk_test_util.hpp"
 
+#include "tiers/chunks/file_ops.hpp"
 #include "tiers/chunks/files.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 
 namespace larder::chunks::test {
@@ -139,6 +141,58 @@ TEST(ChunkStore, DeduplicatesAcrossBatchesVersionsAndHeaps) {
   EXPECT_EQ(other->info().chunks, 65u);
   EXPECT_EQ(read_back(*s, b), pages);
   EXPECT_EQ(read_back(*s, c), changed);
+}
+
+// The real file operations, but the `fail_at`-th write of pack bytes (from
+// 1) fails as on a full file system.
+class full_disk_ops final : public file_ops {
+ public:
+  explicit full_disk_ops(int fail_at) : fail_at_(fail_at) {}
+  int create(const char* path, bool try_direct, int* fd, bool* direct) override {
+    return real().create(path, try_direct, fd, direct);
+  }
+  int start_write(port::io_queue& queue, port::io_request* requests, std::size_t count) override {
+    return ++writes_ == fail_at_ ? ENOSPC : real().start_write(queue, requests, count);
+  }
+  int finish_writes(port::io_queue& queue) override { return real().finish_writes(queue); }
+  int write_at(int fd, const void* bytes, std::size_t length, std::uint64_t offset) override {
+    return real().write_at(fd, bytes, length, offset);
+  }
+  int sync(int fd) override { return real().sync(fd); }
+  int close(int fd) override { return real().close(fd); }
+  int rename(const char* from, const char* to, bool replace) override { return real().rename(from, to, replace); }
+  int remove(const char* path) override { return real().remove(path); }
+  int make_directory(const char* path, bool* created) override { return real().make_directory(path, created); }
+  int sync_directory(const char* path) override { return real().sync_directory(path); }
+
+ private:
+  static file_ops& real() { return real_file_ops(); }
+  int fail_at_;
+  int writes_ = 0;
+};
+
+// A pack abandoned part way (ENOSPC on its first write, after thousands of
+// its chunks were taken) leaves none of them behind in the index: the
+// checkpoint retried on the same store writes them again, and every chunk
+// its version names reads back, from this store object and a fresh one.
+TEST(ChunkStore, APackAbandonedMidwayIsForgottenWholeAndARetryStoresEveryChunk) {
+  scratch_dir dir;
+  full_disk_ops full(1);
+  store_options o;
+  o.files = &full;
+  o.compress = false;
+  auto s = open_store(dir.path(), o);
+  std::mt19937_64 r(5);
+  const std::size_t count = 3072;  // 12 MiB: more than the pack writer stages before its first write (8 MiB)
+  std::vector<char> pages = random_pages(r, count);
+  std::vector<fingerprint> names(count);
+  status failed = s->put(pages.data(), count, names.data());
+  ASSERT_EQ(failed.code(), ENOSPC) << failed.to_string();
+  const version_id id = commit_pages(*s, pages, "retried");
+  EXPECT_EQ(s->info().chunks, count);
+  EXPECT_EQ(read_back(*s, id), pages);
+  auto fresh = open_store(dir.path());
+  EXPECT_EQ(read_back(*fresh, id), pages);
 }
 
 TEST(ChunkStore, CompressesWhereItPaysOnly) {

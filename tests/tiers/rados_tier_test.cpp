@@ -239,6 +239,15 @@ TEST_F(RadosTest, ObjectsRoundTripOneAtATimeAndInBatches) {
   EXPECT_TRUE(pool->remove(prefix + "a").is(errc::not_found));
   ASSERT_TRUE(pool->run(removals.data(), 2, 2).ok());
   EXPECT_TRUE(pool->run(writes.data(), 1, 0).is(errc::invalid_argument));
+
+  // A request past what librados can count is refused, never sent: not one
+  // byte of the buffer is touched.
+  port::rados_op huge = reads[0];
+  huge.length = port::kMaxRadosRequestBytes + 1;
+  EXPECT_TRUE(pool->run(&huge, 1, 1).is(errc::invalid_argument));
+  EXPECT_TRUE(pool->read(prefix + "a", 0, back.data(), port::kMaxRadosRequestBytes + 1, &got).is(errc::invalid_argument));
+  EXPECT_TRUE(pool->write_full(prefix + "a", bytes.data(), std::size_t{4} << 30).is(errc::invalid_argument));
+  EXPECT_TRUE(pool->stat(prefix + "a", &size).is(errc::not_found));
 }
 
 TEST_F(RadosTest, BadConfigurationPoolOrMonitorIsAClearErrorNotAHang) {
@@ -379,6 +388,8 @@ TEST_F(RadosTest, CapacityAndBadArgumentsGiveClearErrors) {
   EXPECT_TRUE(rados_tier::open(bad, &none).is(errc::invalid_argument));
   bad = tier_options("odd");
   bad.object_bytes = kPage + 1;
+  EXPECT_TRUE(rados_tier::open(bad, &none).is(errc::invalid_argument));
+  bad.object_bytes = std::size_t{4} << 30;  // a page multiple, but past what librados counts
   EXPECT_TRUE(rados_tier::open(bad, &none).is(errc::invalid_argument));
   bad = tier_options("no-pool");
   bad.pool = "no-such-pool";

@@ -8,6 +8,7 @@
 #include "failing_store.hpp"
 #include "port/rados.hpp"
 #include "tiers/chunks/directory_store.hpp"
+#include "tiers/chunks/pack_writer.hpp"
 #include "tiers/chunks/transfer.hpp"
 
 #include <larder/larder.hpp>
@@ -15,7 +16,10 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <latch>
+#include <thread>
 
 namespace larder::chunks::test {
 namespace {
@@ -235,6 +239,114 @@ TEST_F(TransferCephTest, AHeapPushedToThePoolIsClonedFromIt) {
   larder::heap there({.kind = larder::backing::file, .name = clone, .reserve = std::size_t{1} << 30});
   std::uint64_t* words = *there.root<std::uint64_t*>("words");
   for (std::size_t i = 0; i < kWords; ++i) ASSERT_EQ(words[i], i * 0x9E3779B97F4A7C15ull) << i;
+}
+
+// Chunks another writer sent after this connection opened the pool: a
+// version naming them is published (the packs published since are looked
+// for before a chunk is called missing), one naming a chunk sent nowhere
+// is not.
+TEST_F(TransferCephTest, AVersionWhoseChunksAnotherWriterSentIsPublished) {
+  auto local = open_dir("writers");
+  std::mt19937_64 r(77);
+  std::vector<char> image = random_pages(r, 32);
+  const version_id sent = commit_pages(local->store(), image, "chunks sent by another writer");
+  random_page(r, image.data());
+  const version_id unsent = commit_pages(local->store(), image, "one chunk sent nowhere", &sent);
+  auto publisher = open_pool(true);
+  auto sender = open_pool(false);
+  ASSERT_TRUE(publisher && sender);
+  version_record v;
+  ASSERT_TRUE(local->store().read_version(sent, &v).ok());
+  std::vector<fingerprint> names;
+  for (const page_entry& e : v.pages) names.push_back(e.chunk);
+  std::vector<stored_chunk> chunks;
+  ASSERT_TRUE(local->get_chunks(names.data(), names.size(), &chunks).ok());
+  ASSERT_TRUE(sender->put_chunks(chunks).ok());
+  ASSERT_TRUE(sender->sync_chunks().ok());
+  for (const version_id& id : {sent, unsent}) {
+    std::string manifest, table;
+    ASSERT_TRUE(local->get_version(id, &manifest, &table).ok());
+    version_id published;
+    status s = publisher->put_version(manifest, table, &published);
+    if (id == sent) {
+      ASSERT_TRUE(s.ok()) << s.to_string();
+      EXPECT_EQ(published, sent);
+    } else {
+      EXPECT_TRUE(s.is(errc::not_found)) << s.to_string();
+    }
+  }
+  std::vector<stored_chunk> back;
+  ASSERT_TRUE(publisher->get_chunks(names.data(), names.size(), &back).ok());
+  EXPECT_EQ(back.size(), names.size());
+}
+
+// Two pushes moving one ref at the same instant, each through its own
+// connection: the cluster lets exactly one of them through each time, and
+// the ref names the winner's version. Many rounds: a ref moved by a read
+// and a separate write lets both through within a few.
+TEST_F(TransferCephTest, TwoPushesRacingOnOneRefMoveItOnce) {
+  auto first = open_pool(true), second = open_pool(false);
+  ASSERT_TRUE(first && second);
+  remote_store* stores[2] = {first.get(), second.get()};
+  const std::string ref = "heads/race";
+  version_id now{};
+  for (int round = 0; round < 200; ++round) {
+    version_id proposed[2];
+    status results[2];
+    for (int i = 0; i < 2; ++i) {
+      const std::string seed = std::to_string(round) + "/" + std::to_string(i);
+      proposed[i] = fingerprint_of(seed.data(), seed.size());
+    }
+    std::latch start(2);
+    std::vector<std::thread> pushes;
+    for (int i = 0; i < 2; ++i) {
+      pushes.emplace_back([&, i] {
+        start.arrive_and_wait();
+        results[i] = stores[i]->set_ref(ref, proposed[i], round == 0 ? nullptr : &now);
+      });
+    }
+    for (std::thread& t : pushes) t.join();
+    ASSERT_NE(results[0].ok(), results[1].ok()) << "round " << round << ": " << results[0].to_string() << " / "
+                                                << results[1].to_string();
+    const int winner = results[0].ok() ? 0 : 1;
+    EXPECT_TRUE(results[1 - winner].is(errc::already_exists)) << results[1 - winner].to_string();
+    std::vector<ref_entry> refs;
+    ASSERT_TRUE(first->list_refs(&refs).ok());
+    auto it = std::find_if(refs.begin(), refs.end(), [&](const ref_entry& r) { return r.name == ref; });
+    ASSERT_NE(it, refs.end());
+    EXPECT_EQ(it->id, proposed[winner]) << "round " << round;
+    now = proposed[winner];
+  }
+  // A move from a version the ref no longer names, or a creation of a ref
+  // that exists, changes nothing.
+  const version_id stale = fingerprint_of("stale", 5);
+  EXPECT_TRUE(first->set_ref(ref, stale, &stale).is(errc::already_exists));
+  EXPECT_TRUE(second->set_ref(ref, stale, nullptr).is(errc::already_exists));
+  ASSERT_TRUE(first->set_ref(ref, stale, &now).ok());
+}
+
+// Runs last: a pack index whose checksum holds but whose entry claims a
+// record larger than a page is refused as corrupt at open, before a read
+// sizes a buffer by it.
+TEST_F(TransferCephTest, AnIndexClaimingARecordLargerThanAPageIsRefused) {
+  auto pool = raw_pool();
+  const std::uint64_t id = 0x0123456789abcdefull;
+  const std::string pack = "packs/" + pack_name(id), index = "packs/" + index_name(id);
+  const std::string record(4096, 'r');
+  index_entry e{};
+  e.fingerprint = fingerprint_of("forged", 6).bytes();
+  e.stored_size = 1 << 20;
+  e.encoding = static_cast<std::uint8_t>(encoding::zstd);
+  const std::string forged = encode_index(id, record.size() + (1 << 20), {e});
+  ASSERT_TRUE(pool->write_full(pack, record.data(), record.size()).ok());
+  ASSERT_TRUE(pool->write_full(index, forged.data(), forged.size()).ok());
+  std::unique_ptr<remote_store> r;
+  status s = open_remote(cluster->remote(), false, &r);
+  EXPECT_TRUE(s.is(errc::corrupt)) << s.to_string();
+  EXPECT_NE(s.message().find(index), std::string::npos) << s.message();
+  ASSERT_TRUE(pool->remove(index).ok());
+  ASSERT_TRUE(pool->remove(pack).ok());
+  ASSERT_TRUE(open_remote(cluster->remote(), false, &r).ok());
 }
 
 }  // namespace

@@ -264,6 +264,9 @@ status chunk_store::put(const void* pages, std::size_t count, fingerprint* names
 // abandoned.
 status chunk_store::note_added(status added, const fingerprint& name, const index_entry& e) {
   if (!added.ok()) {
+    // The pack's slot lists its chunks only once flushed: the writer's
+    // list is what the index holds of it now.
+    packs_[writer_slot_].entries = writer_->entries();
     forget_pack(writer_slot_);
     writer_.reset();
     return added;

@@ -11,6 +11,16 @@
 #include <cstring>
 
 namespace larder::chunks {
+namespace {
+
+// A record's stored form: the page itself, or a zstd frame no larger.
+bool stored_form_ok(std::uint32_t stored_size, std::uint8_t how) {
+  return stored_size > 0 && stored_size <= kPageSize &&
+         (how == static_cast<std::uint8_t>(encoding::raw) ? stored_size == kPageSize
+                                                          : how == static_cast<std::uint8_t>(encoding::zstd));
+}
+
+}  // namespace
 
 bool parse_pack_name(std::string_view name, std::uint64_t* id) {
   constexpr std::string_view kSuffix = ".pack";
@@ -51,6 +61,16 @@ status decode_index(std::string_view bytes, const std::string& what, std::uint64
   }
   out->resize(h.record_count);
   std::memcpy(out->data(), bytes.data() + sizeof h, body);
+  // A checksum only says the index is as written: readers size their
+  // buffers by these entries, so one that no pack record could be is refused.
+  for (const index_entry& e : *out) {
+    if (!stored_form_ok(e.stored_size, e.encoding) || e.offset > h.pack_size ||
+        h.pack_size - e.offset < sizeof(record_header) + e.stored_size) {
+      out->clear();
+      return status(errc::corrupt, what + ": an entry of " + std::to_string(e.stored_size) + " bytes at offset " +
+                                       std::to_string(e.offset) + " is no record of the pack");
+    }
+  }
   *pack_size = h.pack_size;
   return {};
 }
@@ -59,9 +79,7 @@ namespace {
 
 bool header_ok(const record_header& h) {
   return h.magic == kRecordMagic && h.check == XXH32(&h, offsetof(record_header, check), 0) &&
-         h.stored_size > 0 && h.stored_size <= kPageSize &&
-         (h.encoding == static_cast<std::uint8_t>(encoding::raw) ? h.stored_size == kPageSize
-                                                                 : h.encoding == static_cast<std::uint8_t>(encoding::zstd));
+         stored_form_ok(h.stored_size, h.encoding);
 }
 
 // Whether the footer at the end of `bytes` (the whole pack) closes a pack

@@ -19,7 +19,9 @@ namespace larder::chunks {
 bool parse_pack_name(std::string_view name, std::uint64_t* id);
 
 // Loads "<id>.index": not_found when absent, corrupt when its checksum,
-// magic or pack id is wrong, newer_format for a later major version.
+// magic or pack id is wrong or an entry is no record the pack could hold
+// (a stored size over a page, a range past its end), newer_format for a
+// later major version.
 // *pack_size is the size of the pack the index was written for.
 status load_index(const std::string& packs_dir, std::uint64_t pack_id, std::vector<index_entry>* out,
                   std::uint64_t* pack_size);

@@ -53,18 +53,16 @@ class rados_store final : public remote_store {
     if (status s = flush_pack(); !s.ok()) return s;
     std::vector<port::rados_op> ops(count);
     std::vector<char> records(count * kMaxRecord);
+    bool reloaded = false;
     for (std::size_t i = 0; i < count; ++i) {
-      auto it = index_.find(names[i]);
-      if (it == index_.end()) {
-        if (status s = load_indexes(); !s.ok()) return s;
-        it = index_.find(names[i]);
-      }
-      if (it == index_.end()) return status(errc::not_found, where_ + ": chunk " + names[i].hex() + " is not there");
+      const location* at = nullptr;
+      if (status s = find_chunk(names[i], &reloaded, &at); !s.ok()) return s;
+      if (at == nullptr) return status(errc::not_found, where_ + ": chunk " + names[i].hex() + " is not there");
       ops[i].what = port::rados_op::kind::read;
-      ops[i].object = pack_object(it->second.pack);
+      ops[i].object = pack_object(at->pack);
       ops[i].buffer = records.data() + i * kMaxRecord;
-      ops[i].offset = it->second.offset;
-      ops[i].length = sizeof(record_header) + it->second.stored_size;
+      ops[i].offset = at->offset;
+      ops[i].length = sizeof(record_header) + at->stored_size;  // at most kMaxRecord: decode_index checked
     }
     if (status s = pool_->run(ops.data(), count, kInFlight); !s.ok()) return s;
     out->assign(count, stored_chunk{});
@@ -147,8 +145,11 @@ class rados_store final : public remote_store {
       table = held;
     }
     if (s.ok()) s = decode_version(manifest, table, name, &v);
+    bool reloaded = false;
     for (std::size_t i = 0; s.ok() && i < v.pages.size(); ++i) {
-      if (!index_.contains(v.pages[i].chunk)) {
+      const location* at = nullptr;
+      s = find_chunk(v.pages[i].chunk, &reloaded, &at);
+      if (s.ok() && at == nullptr) {
         s = status(errc::not_found, name + " names chunk " + v.pages[i].chunk.hex() + ", which is not there");
       }
     }
@@ -175,16 +176,13 @@ class rados_store final : public remote_store {
     return {};
   }
 
+  // One conditional write, which the cluster applies whole or not at all.
   status set_ref(const std::string& name, const version_id& id, const version_id* expected) override {
-    std::vector<ref_entry> refs;
-    if (status s = list_refs(&refs); !s.ok()) return s;
-    const ref_entry* now = nullptr;
-    for (const ref_entry& r : refs) now = r.name == name ? &r : now;
-    if ((now == nullptr) != (expected == nullptr) || (now != nullptr && now->id != *expected)) {
-      return status(errc::already_exists, where_ + ": " + name + " has moved on");
-    }
     const std::string text = id.hex() + "\n";
-    return pool_->write_full(std::string(kRefPrefix) + name, text.data(), text.size());
+    const std::string expected_text = expected != nullptr ? expected->hex() + "\n" : "";
+    status s = pool_->write_full_if(std::string(kRefPrefix) + name, text.data(), text.size(),
+                                    expected != nullptr ? &expected_text : nullptr);
+    return s.is(errc::already_exists) ? status(errc::already_exists, where_ + ": " + name + " has moved on") : s;
   }
 
   status release() override { return flush_pack(); }
@@ -243,6 +241,25 @@ class rados_store final : public remote_store {
   }
 
  private:
+  struct location {
+    std::uint64_t pack;
+    std::uint64_t offset;
+    std::uint32_t stored_size;
+  };
+
+  // Where the chunk is (nullptr: nowhere). On a miss the indexes published
+  // since by other writers are loaded first, once per `*reloaded`.
+  status find_chunk(const fingerprint& name, bool* reloaded, const location** where) {
+    auto it = index_.find(name);
+    if (it == index_.end() && !*reloaded) {
+      *reloaded = true;
+      if (status s = load_indexes(); !s.ok()) return s;
+      it = index_.find(name);
+    }
+    *where = it == index_.end() ? nullptr : &it->second;
+    return {};
+  }
+
   status read_whole(const std::string& object, std::string* out) {
     std::uint64_t size = 0;
     if (status s = pool_->stat(object, &size); !s.ok()) return s;
@@ -280,11 +297,6 @@ class rados_store final : public remote_store {
     return s;
   }
 
-  struct location {
-    std::uint64_t pack;
-    std::uint64_t offset;
-    std::uint32_t stored_size;
-  };
   static constexpr std::size_t kMaxRecord = sizeof(record_header) + kPageSize;
 
   std::unique_ptr<port::rados_pool> pool_;

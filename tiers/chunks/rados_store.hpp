@@ -9,9 +9,9 @@
 // base tables and refs; the pool may hold other objects beside them.
 // Each write is durable once the cluster acknowledges it; a pack is
 // written before its index, and push writes chunks before the manifest
-// naming them, and that before the ref (transfer.hpp). A ref's move is a
-// read and a write: not atomic against another push of the same ref at
-// the same instant.
+// naming them, and that before the ref (transfer.hpp). A ref moves in one
+// conditional write (its old value compared, or its absence checked, in
+// the same operation), atomic against another push of the same ref.
 #pragma once
 
 #include "tiers/chunks/remote_store.hpp"

@@ -31,10 +31,11 @@ status rados_tier::open(const rados_tier_options& options, std::unique_ptr<rados
     return status(errc::invalid_argument, "rados tier: a pool and a heap id without '/' are needed");
   }
   if (options.object_bytes == 0 || options.object_bytes % kTierPageSize != 0 ||
-      options.object_bytes / kTierPageSize > UINT32_MAX || options.capacity_bytes == 0 ||
+      options.object_bytes > port::kMaxRadosRequestBytes || options.capacity_bytes == 0 ||
       options.capacity_bytes % kTierPageSize != 0 || options.in_flight == 0) {
-    return status(errc::invalid_argument,
-                  "rados tier: object size and capacity must be nonzero page multiples, requests in flight nonzero");
+    return status(errc::invalid_argument, "rados tier: object size and capacity must be nonzero page multiples, "
+                                          "objects at most " + std::to_string(port::kMaxRadosRequestBytes) +
+                                          " bytes, requests in flight nonzero");
   }
   std::unique_ptr<port::rados_pool> pool;
   if (status s = port::rados_pool::connect(options.conf_path, options.pool, options.timeouts, &pool); !s.ok()) {
@@ -81,8 +82,10 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
     next_object_ += object_count;
   }
 
-  // Pages adjacent in memory go out from where they are; others are
-  // gathered into a buffer of their object's own.
+  // Pages adjacent in memory are handed over where they are; others are
+  // gathered into a buffer of their object's own. Either way the pool
+  // sends a copy of its own (port/rados.hpp), so a request that outlives
+  // this call never reads pages the heap has taken back.
   std::vector<port::rados_op> ops(object_count);
   std::vector<std::unique_ptr<char[]>> gathered;
   for (std::size_t o = 0; o < object_count; ++o) {

@@ -32,7 +32,8 @@ struct rados_tier_options {
   std::string heap_id;
   // The most the tier stores; writes past it fail with out_of_space.
   std::uint64_t capacity_bytes = std::uint64_t{1} << 30;
-  // The largest object, a page multiple: Ceph's own default is 4 MiB.
+  // The largest object, a page multiple (at most
+  // port::kMaxRadosRequestBytes): Ceph's own default is 4 MiB.
   std::size_t object_bytes = std::size_t{1} << 20;
   // Requests in flight at once per call.
   unsigned in_flight = 16;
@@ -43,8 +44,8 @@ class rados_tier final : public tier {
  public:
   // Connects and removes any object left under larder/<heap id>/.
   // invalid_argument for an empty heap id or pool, a heap id with '/', an
-  // object size or capacity that is no page multiple or zero, or nothing
-  // in flight; the errors of port::rados_pool::connect.
+  // object size or capacity that is no page multiple or zero, an object
+  // size over port::kMaxRadosRequestBytes, or nothing in flight; the errors of port::rados_pool::connect.
   static status open(const rados_tier_options& options, std::unique_ptr<rados_tier>* out);
   ~rados_tier() override;
 
