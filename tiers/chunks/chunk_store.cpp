@@ -10,6 +10,7 @@
 #include "tiers/chunks/files.hpp"
 #include "tiers/chunks/pack_reader.hpp"
 #include "tiers/chunks/pack_writer.hpp"
+#include "tiers/chunks/store_marker.hpp"
 
 #include <xxhash.h>
 #include <zstd.h>
@@ -56,15 +57,7 @@ status create_layout(file_ops& ops, const std::string& root) {
     if (status s = make(root + sub); !s.ok()) return s;
   }
   if (status s = sync(root + "/refs"); !s.ok()) return s;
-  store_header h{};
-  h.magic = kStoreMagic;
-  h.major = kFormatMajor;
-  h.minor = kFormatMinor;
-  std::uint64_t a = port::random64(), b = port::random64();
-  std::memcpy(h.uuid, &a, 8);
-  std::memcpy(h.uuid + 8, &b, 8);
-  h.created_ns = port::realtime_ns();
-  h.checksum = XXH3_64bits(&h, offsetof(store_header, checksum));
+  const store_header h = new_store_marker();
   return publish_file(ops, root, "store", std::string_view(reinterpret_cast<const char*>(&h), sizeof h), false);
 }
 
@@ -73,15 +66,7 @@ status check_marker(const std::string& root) {
   status s = read_file(root + "/store", &bytes);
   if (s.is(errc::not_found)) return status(errc::not_a_heap, root + " is not a chunk store");
   if (!s.ok()) return s;
-  store_header h;
-  if (bytes.size() != sizeof h) return status(errc::corrupt, root + "/store: wrong size");
-  std::memcpy(&h, bytes.data(), sizeof h);
-  if (h.magic != kStoreMagic) return status(errc::not_a_heap, root + " is not a chunk store");
-  if (h.checksum != XXH3_64bits(&h, offsetof(store_header, checksum))) {
-    return status(errc::corrupt, root + "/store: checksum mismatch");
-  }
-  if (h.major > kFormatMajor) return status(errc::newer_format, root);
-  return {};
+  return check_store_marker(bytes, root + "/store");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "port/rados.hpp"
 #include "tiers/chunks/pack_reader.hpp"
 #include "tiers/chunks/pack_writer.hpp"
+#include "tiers/chunks/store_marker.hpp"
 
 #include <xxhash.h>
 #include <zstd.h>
@@ -197,27 +198,11 @@ class rados_store final : public remote_store {
       if (!create || !objects.empty()) {
         return status(errc::not_a_heap, where_ + " holds no chunk store" + (objects.empty() ? "" : ", and is not empty"));
       }
-      store_header h{};
-      h.magic = kStoreMagic;
-      h.major = kFormatMajor;
-      h.minor = kFormatMinor;
-      std::uint64_t a = port::random64(), b = port::random64();
-      std::memcpy(h.uuid, &a, 8);
-      std::memcpy(h.uuid + 8, &b, 8);
-      h.created_ns = port::realtime_ns();
-      h.checksum = XXH3_64bits(&h, offsetof(store_header, checksum));
+      const store_header h = new_store_marker();
       return pool_->write_full(kMarker, &h, sizeof h);
     }
     if (!s.ok()) return s;
-    store_header h;
-    if (bytes.size() != sizeof h) return status(errc::not_a_heap, where_ + ": " + kMarker + " is not a store's marker");
-    std::memcpy(&h, bytes.data(), sizeof h);
-    if (h.magic != kStoreMagic) return status(errc::not_a_heap, where_ + ": " + kMarker + " is not a store's marker");
-    if (h.checksum != XXH3_64bits(&h, offsetof(store_header, checksum))) {
-      return status(errc::corrupt, where_ + ": " + kMarker + ": checksum mismatch");
-    }
-    if (h.major > kFormatMajor) return status(errc::newer_format, where_);
-    return {};
+    return check_store_marker(bytes, where_ + ": " + kMarker);
   }
 
   // The index of every pack published and not loaded yet.
