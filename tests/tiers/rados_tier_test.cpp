@@ -6,6 +6,7 @@
 // printed, where the ceph binaries are not installed.
 #include "port/rados.hpp"
 #include "tiers/rados/rados_tier.hpp"
+#include "tier_checks.hpp"
 
 #include <gtest/gtest.h>
 
@@ -25,7 +26,7 @@
 namespace larder::tiers {
 namespace {
 
-constexpr std::size_t kPage = kTierPageSize;
+using namespace checks;
 constexpr const char* kNotInstalled = "the ceph binaries are not installed";
 
 bool ceph_installed() {
@@ -114,65 +115,6 @@ class RadosTest : public ::testing::Test {
     return pool;
   }
 };
-
-// Page-aligned memory for `pages` pages.
-struct page_buffer {
-  explicit page_buffer(std::size_t pages) : size(pages * kPage) {
-    bytes = static_cast<char*>(std::aligned_alloc(kPage, size));
-    std::memset(bytes, 0, size);
-  }
-  ~page_buffer() { std::free(bytes); }
-  page_buffer(const page_buffer&) = delete;
-  page_buffer& operator=(const page_buffer&) = delete;
-  char* page(std::size_t i) const { return bytes + i * kPage; }
-  char* bytes;
-  std::size_t size;
-};
-
-// What a pod should read back: page index -> its bytes.
-using pod_model = std::map<std::uint64_t, std::string>;
-
-// Writes `count` random pages out of `range` indexes of `pod`, with random
-// bytes; when `scattered`, the pages sit in memory in shuffled order (so
-// the tier gathers them), otherwise in index order (sent in place).
-void write_random_pages(tier& tier, std::uint64_t pod, std::size_t range, std::size_t count, bool scattered,
-                        std::mt19937_64& random, pod_model* model) {
-  page_buffer memory(count);
-  std::vector<std::uint64_t> indexes(range);
-  for (std::size_t i = 0; i < range; ++i) indexes[i] = i;
-  std::shuffle(indexes.begin(), indexes.end(), random);
-  indexes.resize(count);
-  if (!scattered) std::sort(indexes.begin(), indexes.end());
-  std::vector<page_ref> pages;
-  for (std::size_t i = 0; i < count; ++i) {
-    for (std::size_t b = 0; b < kPage; b += 8) {
-      std::uint64_t v = random();
-      std::memcpy(memory.page(i) + b, &v, 8);
-    }
-    pages.push_back(page_ref{indexes[i], memory.page(i)});
-  }
-  std::shuffle(pages.begin(), pages.end(), random);
-  status s = tier.write(pod, pages.data(), pages.size());
-  ASSERT_TRUE(s.ok()) << s.to_string();
-  for (const page_ref& p : pages) (*model)[p.index] = std::string(static_cast<char*>(p.address), kPage);
-}
-
-// Reads every page the model holds for `pod`, into memory in index order
-// or shuffled, and compares the bytes.
-void expect_pod_equal(tier& tier, std::uint64_t pod, const pod_model& model, bool scattered = false) {
-  page_buffer memory(model.size());
-  std::vector<std::size_t> order(model.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (scattered) std::shuffle(order.begin(), order.end(), std::mt19937_64(pod));
-  std::vector<page_ref> pages;
-  for (const auto& [index, bytes] : model) pages.push_back(page_ref{index, memory.page(order[pages.size()])});
-  status s = tier.read(pod, pages.data(), pages.size());
-  ASSERT_TRUE(s.ok()) << s.to_string();
-  std::size_t i = 0;
-  for (const auto& [index, bytes] : model) {
-    ASSERT_EQ(0, std::memcmp(memory.page(order[i++]), bytes.data(), kPage)) << "pod " << pod << " page " << index;
-  }
-}
 
 std::vector<std::string> objects_under(port::rados_pool& pool, const std::string& prefix) {
   std::vector<std::string> names;
@@ -295,7 +237,7 @@ void round_trips(tier& tier, std::size_t object_pages) {
       ASSERT_TRUE(tier.drop(pod).ok());
       model.erase(pod);
     } else {
-      write_random_pages(tier, pod, 600, 1 + random() % 400, random() % 2 == 0, random, &model[pod]);
+      write_random_pages(tier, pod, 600, 1 + random() % 400, random, &model[pod], random() % 2 == 0);
     }
     std::uint64_t held = 0;
     for (const auto& [p, pages] : model) {
@@ -328,14 +270,14 @@ TEST_F(RadosTest, WholePodRewritesReplaceEveryObjectAndDropRemovesThem) {
   std::mt19937_64 random(5);
   pod_model model;
   for (int round = 0; round < 3; ++round) {
-    write_random_pages(*tier, 7, 100, 100, false, random, &model);
+    write_random_pages(*tier, 7, 100, 100, random, &model, false);
     EXPECT_EQ(100u, tier->usage().used_pages) << "a rewrite of every page leaves no old object";
     EXPECT_EQ(7u, objects_under(*pool, tier->pod_prefix(7)).size()) << "100 pages in objects of 16";
   }
   pod_model other;
-  write_random_pages(*tier, 8, 10, 10, false, random, &other);
+  write_random_pages(*tier, 8, 10, 10, random, &other, false);
   // A partial rewrite keeps the objects that still hold pages in use.
-  write_random_pages(*tier, 7, 100, 8, true, random, &model);
+  write_random_pages(*tier, 7, 100, 8, random, &model, true);
   EXPECT_LE(100u, tier->usage().used_pages - 10);
   expect_pod_equal(*tier, 7, model);
   ASSERT_TRUE(tier->drop(7).ok());
@@ -364,7 +306,7 @@ TEST_F(RadosTest, CapacityAndBadArgumentsGiveClearErrors) {
   ASSERT_TRUE(tier);
   std::mt19937_64 random(3);
   pod_model kept;
-  write_random_pages(*tier, 1, 10, 10, false, random, &kept);
+  write_random_pages(*tier, 1, 10, 10, random, &kept, false);
   page_buffer memory(8);
   std::vector<page_ref> pages;
   for (std::uint64_t i = 0; i < 8; ++i) pages.push_back(page_ref{i, memory.page(i)});
@@ -412,7 +354,7 @@ TEST_F(RadosTest, FourThreadsWriteAndReadTheirOwnPods) {
           ASSERT_TRUE(tier->drop(pod).ok());
           model.erase(pod);
         } else {
-          write_random_pages(*tier, pod, 128, 1 + random() % 96, random() % 2 == 0, random, &model[pod]);
+          write_random_pages(*tier, pod, 128, 1 + random() % 96, random, &model[pod], random() % 2 == 0);
         }
         for (const auto& [p, pages] : model) expect_pod_equal(*tier, p, pages);
       }
@@ -435,7 +377,7 @@ TEST_F(RadosTest, AClusterStoppedUnderTheTierIsAClearErrorNotAHang) {
   ASSERT_TRUE(tier);
   std::mt19937_64 random(9);
   pod_model model;
-  write_random_pages(*tier, 1, 64, 64, false, random, &model);
+  write_random_pages(*tier, 1, 64, 64, random, &model, false);
   expect_pod_equal(*tier, 1, model);
 
   doomed.stop();

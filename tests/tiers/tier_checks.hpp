@@ -73,15 +73,18 @@ struct small_tmpfs {
 // What a pod should read back: page index -> its bytes.
 using pod_model = std::map<std::uint64_t, std::string>;
 
-// Writes a random set of `count` pages out of `range` indexes of `pod` with
-// random bytes, some of them adjacent in memory, and records them.
+// Writes `count` random pages out of `range` indexes of `pod`, with random
+// bytes, and records them. The pages sit in memory in index order, so
+// adjacent indexes are adjacent in memory (a tier may send them in place);
+// `scattered`: in shuffled order (a tier gathers them).
 inline void write_random_pages(tier& tier, std::uint64_t pod, std::size_t range, std::size_t count,
-                               std::mt19937_64& random, pod_model* model) {
+                               std::mt19937_64& random, pod_model* model, bool scattered = false) {
   page_buffer memory(count);
   std::vector<std::uint64_t> indexes(range);
   for (std::size_t i = 0; i < range; ++i) indexes[i] = i;
   std::shuffle(indexes.begin(), indexes.end(), random);
-  std::sort(indexes.begin(), indexes.begin() + static_cast<std::ptrdiff_t>(count));  // runs of adjacent pages
+  indexes.resize(count);
+  if (!scattered) std::sort(indexes.begin(), indexes.end());
   std::vector<page_ref> pages;
   for (std::size_t i = 0; i < count; ++i) {
     for (std::size_t b = 0; b < kPage; b += 8) {
@@ -96,16 +99,20 @@ inline void write_random_pages(tier& tier, std::uint64_t pod, std::size_t range,
   for (const page_ref& p : pages) (*model)[p.index] = std::string(static_cast<char*>(p.address), kPage);
 }
 
-// Reads every page the model holds for `pod` and compares the bytes.
-inline void expect_pod_equal(tier& tier, std::uint64_t pod, const pod_model& model) {
+// Reads every page the model holds for `pod`, into memory in index order
+// or (`scattered`) shuffled, and compares the bytes.
+inline void expect_pod_equal(tier& tier, std::uint64_t pod, const pod_model& model, bool scattered = false) {
   page_buffer memory(model.size());
+  std::vector<std::size_t> order(model.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (scattered) std::shuffle(order.begin(), order.end(), std::mt19937_64(pod));
   std::vector<page_ref> pages;
-  for (const auto& [index, bytes] : model) pages.push_back(page_ref{index, memory.page(pages.size())});
+  for (const auto& [index, bytes] : model) pages.push_back(page_ref{index, memory.page(order[pages.size()])});
   status s = tier.read(pod, pages.data(), pages.size());
   ASSERT_TRUE(s.ok()) << s.to_string();
   std::size_t i = 0;
   for (const auto& [index, bytes] : model) {
-    ASSERT_EQ(0, std::memcmp(memory.page(i++), bytes.data(), kPage)) << "pod " << pod << " page " << index;
+    ASSERT_EQ(0, std::memcmp(memory.page(order[i++]), bytes.data(), kPage)) << "pod " << pod << " page " << index;
   }
 }
 
