@@ -125,9 +125,9 @@ int show_versions(larder::heap& heap) {
   larder::transfer_stats sent;
   if (larder::status s = larder::push_versions(larder::version_store_of(heap), backup, saved.id, {}, &sent); !s.ok())
     throw larder::error(s);
-  std::printf("  pushed %.12s to %s: %llu chunks sent of the %llu it was asked about (it held the rest)\n",
-              saved.id.c_str(), backup.c_str(), static_cast<unsigned long long>(sent.chunks_sent),
-              static_cast<unsigned long long>(sent.chunks_asked));
+  std::printf("  pushed %.12s to %s: %llu chunks asked about, %llu sent (the ones it lacked)\n", saved.id.c_str(),
+              backup.c_str(), static_cast<unsigned long long>(sent.chunks_asked),
+              static_cast<unsigned long long>(sent.chunks_sent));
   return 0;
 }
 
