@@ -29,14 +29,15 @@ inline constexpr std::size_t kBinCount = bin_of(kLargeMax) + 1;
 // Bins small enough for the thread-local block cache and the direct slots.
 inline constexpr std::size_t kCachedBins = bin_of(kDirectMax) + 1;
 
-// Largest request size that maps to `bin`.
+// Largest request size that maps to `bin`: bin_of_units inverted. Past
+// bin 8, bin + 3 holds the top bit's position b (bits 2 and up) and the two
+// bits below it (q); units - 1 then runs over [(4 + q) << (b - 2),
+// (5 + q) << (b - 2)).
 inline constexpr std::size_t bin_block_size(std::size_t bin) noexcept {
   if (bin <= 8) return bin * 16;
-  std::size_t units = 9;
-  while (bin_of_units(units + 1) == bin) ++units;  // constant-folded into a table
-  while (bin_of_units(units) != bin) ++units;
-  while (bin_of_units(units + 1) == bin) ++units;
-  return units * 16;
+  const std::size_t b = (bin + 3) >> 2;
+  const std::size_t q = (bin + 3) & 3;
+  return ((5 + q) << (b - 2)) * 16;
 }
 
 inline constexpr std::size_t slices_for_block(std::size_t block_size) noexcept {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace larder::tiers {
 
@@ -55,8 +56,16 @@ class tier {
   // tier holds nothing of.
   virtual status drop(std::uint64_t pod) = 0;
 
+  // Forgets pages `indexes` of `pod` (those the tier holds; the rest are
+  // ignored); their space is reused. The migrator moves pages from one
+  // tier to the next with it, and forgets stale copies.
+  virtual status drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) = 0;
+
   // Whether `pod` has a copy of page `index` here.
   virtual bool holds(std::uint64_t pod, std::uint64_t index) const = 0;
+
+  // The indexes of every page of `pod` held, ascending (a snapshot).
+  virtual std::vector<std::uint64_t> held_pages(std::uint64_t pod) const = 0;
 
   // Makes what write() stored durable on the tier's device.
   virtual status sync() = 0;

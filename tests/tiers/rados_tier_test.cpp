@@ -236,12 +236,15 @@ void round_trips(tier& tier, std::size_t object_pages) {
     if (random() % 5 == 0) {
       ASSERT_TRUE(tier.drop(pod).ok());
       model.erase(pod);
+    } else if (random() % 4 == 0) {
+      drop_random_pages(tier, pod, random, &model[pod]);
     } else {
       write_random_pages(tier, pod, 600, 1 + random() % 400, random, &model[pod], random() % 2 == 0);
     }
     std::uint64_t held = 0;
     for (const auto& [p, pages] : model) {
       expect_pod_equal(tier, p, pages, random() % 2 == 0);
+      expect_held_pages(tier, p, pages);
       held += pages.size();
       EXPECT_FALSE(tier.holds(p, 600));
     }
@@ -285,6 +288,17 @@ TEST_F(RadosTest, WholePodRewritesReplaceEveryObjectAndDropRemovesThem) {
   EXPECT_FALSE(tier->holds(7, 0));
   EXPECT_EQ(10u, tier->usage().used_pages);
   expect_pod_equal(*tier, 8, other);
+  // Dropping pages one by one keeps their object until its last goes.
+  const std::uint64_t first_half[] = {0, 1, 2, 3, 4};
+  ASSERT_TRUE(tier->drop_pages(8, first_half, 5).ok());
+  EXPECT_EQ(1u, objects_under(*pool, tier->pod_prefix(8)).size());
+  for (std::uint64_t i : first_half) other.erase(i);
+  expect_pod_equal(*tier, 8, other);
+  const std::uint64_t second_half[] = {5, 6, 7, 8, 9};
+  ASSERT_TRUE(tier->drop_pages(8, second_half, 5).ok());
+  EXPECT_TRUE(objects_under(*pool, tier->pod_prefix(8)).empty());
+  EXPECT_EQ(0u, tier->usage().used_pages);
+  EXPECT_TRUE(tier->held_pages(8).empty());
   EXPECT_TRUE(tier->drop(7).ok()) << "dropping a pod held nowhere is fine";
   ASSERT_TRUE(tier->sync().ok());
 

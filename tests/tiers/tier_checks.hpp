@@ -116,7 +116,31 @@ inline void expect_pod_equal(tier& tier, std::uint64_t pod, const pod_model& mod
   }
 }
 
-// Random writes and drops of six pods, every pod read back after each.
+// Drops a random half of the pages the model holds for `pod`, and a few
+// indexes it never held.
+inline void drop_random_pages(tier& tier, std::uint64_t pod, std::mt19937_64& random, pod_model* model) {
+  std::vector<std::uint64_t> dropped;
+  for (const auto& page : *model)
+    if (random() % 2 == 0) dropped.push_back(page.first);
+  for (int i = 0; i < 3; ++i) dropped.push_back(1000 + random() % 100);
+  std::shuffle(dropped.begin(), dropped.end(), random);
+  status s = tier.drop_pages(pod, dropped.data(), dropped.size());
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  for (std::uint64_t index : dropped) {
+    model->erase(index);
+    EXPECT_FALSE(tier.holds(pod, index)) << "pod " << pod << " page " << index;
+  }
+}
+
+// held_pages lists exactly the pages the model holds, ascending.
+inline void expect_held_pages(const tier& tier, std::uint64_t pod, const pod_model& model) {
+  std::vector<std::uint64_t> expected;
+  for (const auto& page : model) expected.push_back(page.first);
+  EXPECT_EQ(expected, tier.held_pages(pod)) << "pod " << pod;
+}
+
+// Random writes, drops of pods and of some of their pages, six pods, every
+// pod read back after each.
 inline void round_trips(tier& tier) {
   std::mt19937_64 random(12);
   std::map<std::uint64_t, pod_model> model;
@@ -125,12 +149,15 @@ inline void round_trips(tier& tier) {
     if (random() % 5 == 0) {
       ASSERT_TRUE(tier.drop(pod).ok());
       model.erase(pod);
+    } else if (random() % 4 == 0) {
+      drop_random_pages(tier, pod, random, &model[pod]);
     } else {
       write_random_pages(tier, pod, 300, 1 + random() % 200, random, &model[pod]);
     }
     std::uint64_t held = 0;
     for (const auto& [p, pages] : model) {
       expect_pod_equal(tier, p, pages);
+      expect_held_pages(tier, p, pages);
       held += pages.size();
     }
     EXPECT_EQ(held, tier.usage().used_pages);

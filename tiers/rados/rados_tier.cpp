@@ -226,6 +226,45 @@ status rados_tier::drop(std::uint64_t pod) {
   return {};
 }
 
+status rados_tier::drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) {
+  std::vector<std::string> unused;
+  {
+    std::lock_guard lock(mutex_);
+    auto held = pods_.find(pod);
+    if (held == pods_.end()) return {};
+    for (std::size_t i = 0; i < count; ++i) {
+      auto page = held->second.find(indexes[i]);
+      if (page == held->second.end()) continue;
+      auto object = objects_.find(page->second.object);
+      if (--object->second.live == 0) {
+        stored_pages_ -= object->second.pages;
+        unused.push_back(std::move(object->second.name));
+        objects_.erase(object);
+      }
+      held->second.erase(page);
+    }
+    if (held->second.empty()) pods_.erase(held);
+  }
+  if (status s = remove_objects(std::move(unused)); !s.ok()) {
+    return with_context(s, "rados tier: pages of pod " + std::to_string(pod) + " are dropped but not all their objects are removed (",
+                        "); they are removed at the next write or drop");
+  }
+  return {};
+}
+
+std::vector<std::uint64_t> rados_tier::held_pages(std::uint64_t pod) const {
+  std::vector<std::uint64_t> out;
+  {
+    std::lock_guard lock(mutex_);
+    auto held = pods_.find(pod);
+    if (held == pods_.end()) return out;
+    out.reserve(held->second.size());
+    for (const auto& page : held->second) out.push_back(page.first);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 bool rados_tier::holds(std::uint64_t pod, std::uint64_t index) const {
   std::lock_guard lock(mutex_);
   auto held = pods_.find(pod);

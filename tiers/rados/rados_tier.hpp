@@ -55,7 +55,11 @@ class rados_tier final : public tier {
   // take the removals, the pod is forgotten all the same, the error says
   // so, and the objects are removed again at the next write or drop.
   status drop(std::uint64_t pod) override;
+  // Forgets the pages; an object is removed once none of its pages is
+  // held, and counts in usage() until then.
+  status drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) override;
   bool holds(std::uint64_t pod, std::uint64_t index) const override;
+  std::vector<std::uint64_t> held_pages(std::uint64_t pod) const override;
   // Nothing to do: the cluster acknowledges a write once it is durable.
   status sync() override;
   // used_pages: the pages the tier's objects hold, those replaced by later

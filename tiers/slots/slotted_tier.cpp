@@ -68,6 +68,33 @@ status slotted_tier::drop(std::uint64_t pod) {
   return {};
 }
 
+status slotted_tier::drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) {
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  if (held == pods_.end()) return {};
+  for (std::size_t i = 0; i < count; ++i) {
+    auto page = held->second.find(indexes[i]);
+    if (page == held->second.end()) continue;
+    slots_.give_back(slot_run{page->second, 1});
+    held->second.erase(page);
+  }
+  if (held->second.empty()) pods_.erase(held);
+  return {};
+}
+
+std::vector<std::uint64_t> slotted_tier::held_pages(std::uint64_t pod) const {
+  std::vector<std::uint64_t> out;
+  {
+    std::lock_guard lock(mutex_);
+    auto held = pods_.find(pod);
+    if (held == pods_.end()) return out;
+    out.reserve(held->second.size());
+    for (const auto& page : held->second) out.push_back(page.first);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 bool slotted_tier::holds(std::uint64_t pod, std::uint64_t index) const {
   std::lock_guard lock(mutex_);
   auto held = pods_.find(pod);

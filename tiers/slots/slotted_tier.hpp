@@ -21,7 +21,9 @@ class slotted_tier : public tier {
   status write(std::uint64_t pod, const page_ref* pages, std::size_t count) final;
   status read(std::uint64_t pod, const page_ref* pages, std::size_t count) final;
   status drop(std::uint64_t pod) final;
+  status drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) final;
   bool holds(std::uint64_t pod, std::uint64_t index) const final;
+  std::vector<std::uint64_t> held_pages(std::uint64_t pod) const final;
   tier_usage usage() const final;
 
   // One page held: what a backend whose copies outlive it records.
