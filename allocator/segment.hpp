@@ -143,6 +143,9 @@ inline void mark_evicted(segment* s, std::size_t page, bool evicted) noexcept {
   else
     __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
 }
+inline bool is_evicted(segment* s, std::size_t page) noexcept {
+  return (__atomic_load_n(&evicted_map(s)[page / 64], __ATOMIC_SEQ_CST) >> (page % 64) & 1) != 0;
+}
 
 // The part of a segment header that means anything on media (segment
 // fields and page descriptors); the rest of its 8 KiB is padding (but for

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <ctime>
 #include <numeric>
+#include <shared_mutex>
 
 namespace larder {
 namespace {
@@ -123,11 +124,13 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
   const std::uintptr_t base = impl.region.base();
   std::vector<tiers::page_ref> refs(pages.size());
   for (std::size_t i = 0; i < pages.size(); ++i) refs[i] = {(pages[i] - base) / kPage, reinterpret_cast<void*>(pages[i])};
-  if (status s = m.tier->write(kTierPod, refs.data(), refs.size()); !s.ok()) return s;
+  if (status s = make_room(m, 0, refs.size()); !s.ok()) return s;
+  tiers::tier& top = *m.chain.front();
+  if (status s = top.write(kTierPod, refs.data(), refs.size()); !s.ok()) return s;
   migration_kill_point();
   // An anonymous heap dies with the process: its tier need not outlive it.
   if (impl.kind == backing::shm) {
-    if (status s = m.tier->sync(); !s.ok()) return s;
+    if (status s = top.sync(); !s.ok()) return s;
     migration_kill_point();
   }
 
@@ -184,14 +187,28 @@ std::uint64_t migration_now_ns() noexcept {
 // ---- tier_source -------------------------------------------------------------
 
 int tier_source::fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept {
-  tiers::tier* tier = m_.serving_tier.load(std::memory_order_acquire);
-  if (tier == nullptr) return ENXIO;
   try {
     const std::uintptr_t base = m_.impl.region.base();
-    std::vector<tiers::page_ref> refs(count);
-    for (std::size_t i = 0; i < count; ++i)
-      refs[i] = {(pages[i] - base) / kPage, static_cast<char*>(out) + i * kPage};
-    return tier->read(kTierPod, refs.data(), count).ok() ? 0 : EIO;
+    // Each page from the topmost tier that holds it.
+    std::vector<tiers::page_ref> refs[kMaxTiers];
+    std::shared_lock guard(m_.moving);
+    for (std::size_t i = 0; i < count; ++i) {
+      const tiers::page_ref page{(pages[i] - base) / kPage, static_cast<char*>(out) + i * kPage};
+      std::size_t level = 0;
+      for (; level < kMaxTiers; ++level) {
+        tiers::tier* tier = m_.serving[level].load(std::memory_order_acquire);
+        if (tier == nullptr) return ENXIO;
+        if (tier->holds(kTierPod, page.index)) break;
+      }
+      if (level == kMaxTiers) return ENXIO;
+      refs[level].push_back(page);
+    }
+    for (std::size_t level = 0; level < kMaxTiers; ++level) {
+      if (refs[level].empty()) continue;
+      tiers::tier* tier = m_.serving[level].load(std::memory_order_acquire);
+      if (!tier->read(kTierPod, refs[level].data(), refs[level].size()).ok()) return EIO;
+    }
+    return 0;
   } catch (...) {
     return ENOMEM;
   }
@@ -292,7 +309,7 @@ status ensure_migration_tracking(heap_impl& impl) {
 status evict_one_pod(migration_state& m, std::uint32_t pod, std::uint64_t* pages_moved) {
   if (pod >= layout::kMaxPods) return status(errc::invalid_argument, "no such pod");
   if (m.pinned[pod]) return status(errc::invalid_argument, m.impl.name + ": pod " + std::to_string(pod) + " is pinned");
-  if (!m.tier) return status(errc::invalid_argument, m.impl.name + ": no tier to evict to (set_migration_policy with a tier)");
+  if (m.chain.empty()) return status(errc::invalid_argument, m.impl.name + ": no tier to evict to (set_migration_policy with a tier)");
   if (status s = ensure_migration_tracking(m.impl); !s.ok()) return s;
   std::vector<std::size_t> segments = segments_of(m.impl, pod);
   std::uint64_t moved = 0;
@@ -306,9 +323,10 @@ status evict_one_pod(migration_state& m, std::uint32_t pod, std::uint64_t* pages
 
 status migration_pass(migration_state& m) {
   const std::uint64_t budget = m.policy.dram_budget;
-  if (budget == 0 || !m.tier) return {};
+  if (budget == 0 || m.chain.empty()) return {};
   heap_impl& impl = m.impl;
   if (status s = ensure_migration_tracking(impl); !s.ok()) return s;
+  if (status s = make_room(m, 0, 0); !s.ok()) return s;
   // Written pods count as touched now; faulted ones were when they faulted.
   std::vector<port::written_run> written;
   if (status s = impl.collect_observed(nullptr, &written); !s.ok()) return s;

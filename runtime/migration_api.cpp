@@ -6,9 +6,12 @@
 
 #include "runtime/heap_impl.hpp"
 #include "runtime/migration_test_hooks.hpp"
+#include "runtime/versions_state.hpp"
 
 #include <larder/tiers.hpp>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -32,26 +35,74 @@ migration_state* own_state(const heap_impl& impl) {
   return m != nullptr && m->pid == port::process_id() ? m : nullptr;
 }
 
-// The policy's first tier, with an absolute path: the next open after a
-// crash may run in another directory.
-status absolute_tier(const migration_policy& p, tier_config* out) {
-  *out = p.tiers.front();
-  std::error_code ec;
-  std::filesystem::path path = std::filesystem::absolute(out->path, ec);
-  if (ec) return status(errc::invalid_argument, "tier path " + out->path + ": " + ec.message());
-  out->path = path.string();
+// The policy's tiers, files with absolute paths (the next open after a
+// crash may run in another directory); refuses a file named twice.
+status resolved_tiers(const migration_policy& p, std::vector<tier_config>* out) {
+  for (tier_config t : p.tiers) {
+    if (t.kind == tier_kind::disk || t.kind == tier_kind::pmem) {
+      std::error_code ec;
+      std::filesystem::path path = std::filesystem::absolute(t.path, ec);
+      if (ec) return status(errc::invalid_argument, "tier path " + t.path + ": " + ec.message());
+      t.path = path.string();
+    }
+    for (const tier_config& other : *out)
+      if (other.kind == t.kind && other.path == t.path)
+        return status(errc::invalid_argument, "the policy names tier " + t.path + " twice");
+    out->push_back(std::move(t));
+  }
   return {};
 }
 
-void write_record(heap_impl& impl, const migration_policy& p, const tier_config* tier) {
+bool same_tiers(const std::vector<tier_config>& a, const std::vector<tier_config>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const tier_config& x, const tier_config& y) {
+    return x.kind == y.kind && x.path == y.path && x.capacity == y.capacity;
+  });
+}
+
+// Closes the tiers (no page may be evicted to them) and removes their files.
+void close_tiers(migration_state& m) {
+  for (std::atomic<tiers::tier*>& level : m.serving) level.store(nullptr, std::memory_order_release);
+  m.chain.clear();
+  for (const tier_config& t : m.policy.tiers) remove_migration_tier(t);
+}
+
+// Opens `configs` as the heap's tiers, in place of none.
+status open_tiers(migration_state& m, const std::vector<tier_config>& configs) {
+  heap_impl& impl = m.impl;
+  char heap_id[64];
+  const std::string uuid = uuid_text(impl.superblock.uuid);
+  std::snprintf(heap_id, sizeof heap_id, "%s-%d", uuid.c_str(), m.pid);
+  std::vector<std::unique_ptr<tiers::tier>> chain;
+  for (const tier_config& t : configs) {
+    // No page of this heap is in a tier now (an open after a crash
+    // brought them back): what a tier file there holds is stale.
+    remove_migration_tier(t);
+    std::unique_ptr<tiers::tier> opened;
+    if (status s = open_migration_tier(t, impl.kind == backing::shm, heap_id, &opened); !s.ok()) return s;
+    chain.push_back(std::move(opened));
+  }
+  m.chain = std::move(chain);
+  for (std::size_t level = 0; level < m.chain.size(); ++level)
+    m.serving[level].store(m.chain[level].get(), std::memory_order_release);
+  return {};
+}
+
+// The record names the top tier where it is a file (disk, pmem): a shm
+// heap's one tier, which an open after a crash restores from. An
+// anonymous heap's tiers are seen by its own process only.
+void write_record(heap_impl& impl, const migration_policy& p) {
   layout::migration_record& r = impl.meta()->migration;
   r.dram_budget = p.dram_budget;
   r.prefetch_pod = p.prefetch_pod ? 1 : 0;
-  if (tier == nullptr) return;
-  r.capacity = tier->capacity;
+  const tier_config* top = p.tiers.empty() ? nullptr : &p.tiers.front();
+  if (top == nullptr || (top->kind != tier_kind::disk && top->kind != tier_kind::pmem)) {
+    r.tier = layout::kNoTier;
+    return;
+  }
+  r.capacity = top->capacity;
   std::memset(r.tier_path, 0, sizeof r.tier_path);
-  std::memcpy(r.tier_path, tier->path.data(), tier->path.size());
-  r.tier = tier->kind == tier_kind::pmem ? layout::kPmemTier : layout::kDiskTier;
+  std::memcpy(r.tier_path, top->path.data(), top->path.size());
+  r.tier = top->kind == tier_kind::pmem ? layout::kPmemTier : layout::kDiskTier;
 }
 
 migration_policy policy_in_record(const layout::migration_record& r) {
@@ -88,42 +139,41 @@ status set_migration_policy(heap& h, const migration_policy& p) {
     return status(errc::unsupported, impl->name + ": migration sees one process's touches; this heap has shared writers");
   if (p.dram_budget != 0 && p.tiers.empty())
     return status(errc::invalid_argument, impl->name + ": a DRAM budget needs a tier to move pods to");
-  tier_config tier;
-  if (!p.tiers.empty()) {
-    if (status s = absolute_tier(p, &tier); !s.ok()) return s;
-  }
+  if (p.tiers.size() > kMaxTiers)
+    return status(errc::invalid_argument, impl->name + ": a policy names at most " + std::to_string(kMaxTiers) + " tiers");
+  if (impl->kind == backing::shm && p.tiers.size() > 1)
+    return status(errc::unsupported, impl->name + ": a shm heap moves pods to one disk tier, the one its evicted pages "
+                                                  "are restored from after a crash; several tiers are for anonymous heaps");
+  std::vector<tier_config> tiers;
+  if (status s = resolved_tiers(p, &tiers); !s.ok()) return s;
   if (status s = ensure_migration_tracking(*impl); !s.ok()) return s;
 
   migration_state& m = state_of(*impl);
   bool run;
   {
     std::lock_guard guard(m.lock);
-    const bool new_tier = !p.tiers.empty() && (!m.tier || tier.path != m.policy.tiers.front().path);
-    if (new_tier) {
-      if (m.tier && evicted_pages_recorded(*impl) != 0)
+    if (!tiers.empty() && (m.chain.empty() || !same_tiers(tiers, m.policy.tiers))) {
+      if (!m.chain.empty() && evicted_pages_recorded(*impl) != 0)
         return status(errc::invalid_argument, impl->name + ": pages are evicted to " + m.policy.tiers.front().path +
-                                                  "; the tier changes once they are back (touched, or at close)");
-      // No page of this heap is in a tier now (an open after a crash
-      // brought them back): what a tier file there holds is stale.
-      remove_migration_tier(tier);
-      std::unique_ptr<tiers::tier> fresh;
-      if (status s = open_migration_tier(tier, impl->kind == backing::shm, &fresh); !s.ok()) return s;
-      std::unique_ptr<tiers::tier> old = std::move(m.tier);
-      m.serving_tier.store(fresh.get(), std::memory_order_release);
-      m.tier = std::move(fresh);
-      if (old) {
-        old.reset();
-        remove_migration_tier(m.policy.tiers.front());
+                                                  "; the tiers change once they are back (touched, or at close)");
+      close_tiers(m);
+      if (status s = open_tiers(m, tiers); !s.ok()) {
+        close_tiers(m);
+        m.policy = {};
+        m.budget.store(0);
+        write_record(*impl, m.policy);
+        impl->budget_holder.store(nullptr, std::memory_order_release);
+        m.wake.notify_all();
+        return status::from_errno(s.code(), s.message() + "; the heap is left with no tiers and no budget");
       }
     }
-    std::vector<tier_config> tiers = m.policy.tiers;
+    std::vector<tier_config> kept = std::move(m.policy.tiers);
     m.policy = p;
-    if (p.tiers.empty())
-      m.policy.tiers = std::move(tiers);  // evicted pages are still served from it
-    else
-      m.policy.tiers.front().path = tier.path;
+    // No tiers named: the ones in use stay, as evicted pages are served
+    // from them.
+    m.policy.tiers = tiers.empty() ? std::move(kept) : std::move(tiers);
     m.budget.store(p.dram_budget);
-    write_record(*impl, m.policy, new_tier ? &tier : nullptr);
+    write_record(*impl, m.policy);
     run = p.dram_budget != 0;
     if (run) start_migrator_thread(m);
   }
@@ -188,10 +238,10 @@ migration_stats migration_info(const heap& h) {
   out.prefetched_pages = m.prefetched_pages.load();
   out.lost_pages = m.lost_pages.load();
   std::lock_guard guard(m.lock);
-  if (m.tier && !out.tiers.empty()) {
-    tiers::tier_usage u = m.tier->usage();
-    out.tiers.front().capacity_bytes = u.capacity_pages * kPage;
-    out.tiers.front().used_bytes = u.used_pages * kPage;
+  for (std::size_t level = 0; level < m.chain.size() && level < out.tiers.size(); ++level) {
+    tiers::tier_usage u = m.chain[level]->usage();
+    out.tiers[level].capacity_bytes = u.capacity_pages * kPage;
+    out.tiers[level].used_bytes = u.used_pages * kPage;
   }
   return out;
 }
@@ -209,9 +259,7 @@ void end_migration(heap_impl& impl) noexcept {
       if (impl.tracker) impl.tracker->finish_all();
     }
     if (evicted_pages_recorded(impl) == 0) {
-      m.serving_tier.store(nullptr);
-      m.tier.reset();
-      if (!m.policy.tiers.empty()) remove_migration_tier(m.policy.tiers.front());
+      close_tiers(m);
       migration_kill_point();
       impl.meta()->migration = {};
     }

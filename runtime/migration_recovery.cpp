@@ -59,7 +59,7 @@ status restore_evicted_pages(heap_impl& impl) {
   }
   if (!pages.empty()) {
     std::unique_ptr<tiers::tier> tier;
-    if (status s = open_migration_tier(config, true, &tier); !s.ok())
+    if (status s = open_migration_tier(config, true, {}, &tier); !s.ok())
       return status(errc::corrupt, impl.name + ": " + std::to_string(pages.size()) + " evicted page(s) are in the tier " +
                                        config.path + ", which cannot be opened: " + s.message());
     struct alignas(kPage) batch_buffer {

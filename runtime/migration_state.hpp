@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace larder {
 
@@ -29,6 +31,9 @@ struct migration_state;
 // page number in the heap: a copy never depends on which pod the page's
 // segment belongs to by the time it is read back.
 inline constexpr std::uint64_t kTierPod = 0;
+
+// The most tiers a policy names, top to bottom.
+inline constexpr std::size_t kMaxTiers = 4;
 
 // Serves evicted pages back from the tier; runs on the tracker's loader
 // thread, so it takes no lock a pass holds (a pass may itself touch an
@@ -53,14 +58,21 @@ struct migration_state {
   heap_impl& impl;
   tier_source source{*this};
 
-  // Guards what follows up to the counters: the policy, the tier pointer,
-  // pins; held through each pass and eviction.
+  // Guards what follows up to the counters: the policy, the tiers, pins;
+  // held through each pass, eviction and cascade.
   std::mutex lock;
   migration_policy policy;
-  std::unique_ptr<tiers::tier> tier;  // policy.tiers.front()'s
-  // `tier` for the loader's thread, which takes no lock: it is replaced
-  // only while no page is evicted, so never while a page is loaded.
-  std::atomic<tiers::tier*> serving_tier{nullptr};
+  // policy.tiers' backends, top to bottom. A page's copy is in the
+  // topmost tier that holds it; lower ones may hold stale copies, which
+  // cascades forget.
+  std::vector<std::unique_ptr<tiers::tier>> chain;
+  // `chain` for the loader's thread, which takes no lock `lock` guards:
+  // replaced only while no page is evicted, so never while one is loaded.
+  std::atomic<tiers::tier*> serving[kMaxTiers] = {};
+  // Taken shared by the loader while it finds and reads pages, and
+  // exclusively by a cascade while it drops pages from the tier they left:
+  // the loader never finds a page gone, nor reads a slot handed on.
+  std::shared_mutex moving;
   bool pinned[layout::kMaxPods] = {};
   port::write_hold hold;
 
@@ -104,10 +116,18 @@ std::uint64_t resident_pod_bytes(heap_impl& impl, std::uint64_t* per_pod);
 std::uint64_t evicted_pages_recorded(heap_impl& impl);
 void start_migrator_thread(migration_state& m);
 void stop_migrator_thread(migration_state& m) noexcept;
+// Cascades (migration_cascade.cpp), under m.lock. Makes room in tier
+// `level` for `pages` more: forgets its stale copies, and while it holds
+// more than seven eighths of its capacity (or too much for `pages`), moves
+// the evicted pages of its coldest pods to the tier below, until it holds
+// three quarters. The bottom tier only forgets stale copies.
+status make_room(migration_state& m, std::size_t level, std::uint64_t pages);
+
 // The tiers the migrator can move pods to (migration_tiers.cpp): opens
-// `config` (kept across processes for a shm heap: `keep`), or removes the
-// files of a kept one.
-status open_migration_tier(const tier_config& config, bool keep, std::unique_ptr<tiers::tier>* out);
+// `config` (kept across processes for a shm heap: `keep`; `heap_id` names
+// a remote tier's objects), or removes the files of a kept one.
+status open_migration_tier(const tier_config& config, bool keep, const std::string& heap_id,
+                           std::unique_ptr<tiers::tier>* out);
 void remove_migration_tier(const tier_config& config) noexcept;
 
 // A steady clock, for last_touch_ns.

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -238,14 +239,21 @@ struct workload_result {
 // hold: reads and writes of 8 bytes at random places of the picked blocks,
 // each read checked against the model, with the migrator's thread running
 // and a pass of the test's own every 256 operations.
-void run_workload(larder::backing kind, bool zipfian, workload_result* out) {
+// The policy's tiers: by default one disk tier.
+using policy_maker = std::function<larder::migration_policy(const temp_dir&, std::size_t budget, bool prefetch)>;
+
+void run_workload(larder::backing kind, bool zipfian, workload_result* out, const policy_maker& make_policy = {},
+                  larder::migration_stats* final_stats = nullptr) {
   temp_dir dir;
   pod_heap ph;
   ph.open(kind, 32, 64, 11);
   model m = model_of(ph);
   const std::size_t held = larder::migration_info(ph.h).resident_bytes;
   out->budget = held / 4;
-  ASSERT_TRUE(larder::set_migration_policy(ph.h, disk_policy(dir, out->budget, zipfian)).ok());
+  larder::migration_policy policy =
+      make_policy ? make_policy(dir, out->budget, zipfian) : disk_policy(dir, out->budget, zipfian);
+  larder::status set = larder::set_migration_policy(ph.h, policy);
+  ASSERT_TRUE(set.ok()) << set.to_string();
   ASSERT_TRUE(larder::migrate(ph.h).ok());
   block_picker pick(32 * 64, zipfian);
   std::mt19937_64 rng(zipfian ? 5 : 6);
@@ -267,6 +275,7 @@ void run_workload(larder::backing kind, bool zipfian, workload_result* out) {
   expect_equal(ph, m);
   out->faults = larder::migration_info(ph.h).faults;
   EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+  if (final_stats != nullptr) *final_stats = larder::migration_info(ph.h);
 }
 
 TEST_P(migration_test, four_times_the_budget_uniform) {
@@ -399,6 +408,105 @@ TEST_P(migration_test, transactions_across_an_evicted_pod) {
 INSTANTIATE_TEST_SUITE_P(backings, migration_test,
                          ::testing::Values(larder::backing::anonymous, larder::backing::shm),
                          [](const auto& info) { return info.param == larder::backing::shm ? "shm" : "anonymous"; });
+
+// Several tiers (docs/tiers.md, "Several tiers"): a small disk tier over a
+// larger one. As the top one fills, the evicted pages of its coldest pods
+// move down; every page is read back from wherever it went, and what each
+// tier holds stays within its capacity.
+larder::migration_policy two_disk_tiers(const temp_dir& dir, std::size_t budget, bool prefetch) {
+  larder::migration_policy p;
+  p.dram_budget = budget;
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("upper"), budget});
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("lower"), std::size_t{256} << 20});
+  p.prefetch_pod = prefetch;
+  return p;
+}
+
+TEST(migration_tiers, four_times_the_budget_over_two_tiers) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  for (bool zipfian : {false, true}) {
+    workload_result r;
+    larder::migration_stats st;
+    run_workload(larder::backing::anonymous, zipfian, &r, two_disk_tiers, &st);
+    std::printf("%s over two tiers: budget %zu KiB, resident after passes <= %zu KiB, %llu faults, "
+                "upper tier %llu KiB, lower %llu KiB\n",
+                zipfian ? "zipfian" : "uniform", r.budget >> 10, r.max_after_pass >> 10,
+                (unsigned long long)r.faults, (unsigned long long)st.tiers[0].used_bytes >> 10,
+                (unsigned long long)st.tiers[1].used_bytes >> 10);
+    EXPECT_LE(r.max_after_pass, r.budget + kInFlight);
+    ASSERT_EQ(st.tiers.size(), 2u);
+    EXPECT_LE(st.tiers[0].used_bytes, st.tiers[0].capacity_bytes);
+    EXPECT_GT(st.tiers[1].used_bytes, 0u) << "nothing cascaded to the lower tier";
+  }
+}
+
+// Pods evicted past the top tier's capacity go on down; touched, written
+// and evicted again, round after round, every byte comes back from the
+// tier that holds its newest copy, not from a stale one below.
+TEST(migration_tiers, newest_copy_wins_across_tiers) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 8, 64, 81);  // 2 MiB of blocks
+  model m = model_of(ph);
+  larder::migration_policy p;
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("upper"), std::size_t{512} << 10});
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("middle"), std::size_t{1} << 20});
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("lower"), std::size_t{64} << 20});
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, p).ok());
+  std::mt19937_64 rng(82);
+  for (int round = 0; round < 5; ++round) {
+    for (larder::pod pod : ph.pods) {
+      larder::status s = larder::evict_pod(ph.h, pod);
+      ASSERT_TRUE(s.ok()) << s.to_string();
+    }
+    larder::migration_stats st = larder::migration_info(ph.h);
+    EXPECT_GE(st.evicted_bytes, 8u * 64 * kPage) << "round " << round;
+    for (const larder::tier_usage_info& t : st.tiers) EXPECT_LE(t.used_bytes, t.capacity_bytes) << t.path;
+    EXPECT_GT(st.tiers[2].used_bytes, 0u) << "round " << round;
+    // Some blocks written (their pages come back first), then every block
+    // read; the next round evicts the newer bytes.
+    for (int w = 0; w < 100; ++w) {
+      std::size_t pod = rng() % 8, b = rng() % 64, at = rng() % (kPage / 8) * 8;
+      std::uint64_t v = rng();
+      std::memcpy(ph.blocks[pod][b] + at, &v, 8);
+      std::memcpy(m[pod][b].data() + at, &v, 8);
+    }
+    expect_equal(ph, m);
+  }
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
+TEST(migration_tiers, policies_refused_with_a_reason) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 1, 4, 91);
+  larder::migration_policy p;
+  for (int i = 0; i < 5; ++i) p.tiers.push_back({larder::tier_kind::disk, dir.file(std::string(1, static_cast<char>('a' + i))), 0});
+  EXPECT_TRUE(larder::set_migration_policy(ph.h, p).is(larder::errc::invalid_argument));
+  p.tiers.resize(2);
+  p.tiers[1].path = p.tiers[0].path;
+  larder::status s = larder::set_migration_policy(ph.h, p);
+  EXPECT_TRUE(s.is(larder::errc::invalid_argument)) << s.to_string();
+  EXPECT_NE(s.message().find("twice"), std::string::npos) << s.message();
+  p.tiers[1] = {larder::tier_kind::gpu, "0", 0};
+  s = larder::set_migration_policy(ph.h, p);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.to_string();
+  EXPECT_TRUE(larder::migration_policy_of(ph.h).tiers.empty()) << "a failed policy leaves no tiers behind";
+  // A good policy after the refusals works.
+  p.tiers.resize(1);
+  ASSERT_TRUE(larder::set_migration_policy(ph.h, p).ok());
+  ASSERT_TRUE(larder::evict_pod(ph.h, ph.pods[0]).ok());
+
+  if (!migration_works(larder::backing::shm)) return;
+  pod_heap shm;
+  shm.open(larder::backing::shm, 1, 4, 92);
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("shm-lower"), 0});
+  s = larder::set_migration_policy(shm.h, p);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.to_string();
+  EXPECT_NE(s.message().find("one disk tier"), std::string::npos) << s.message();
+}
 
 // The persistent-memory tier (libpmem2; emulated on an ordinary file) holds
 // an anonymous heap's evicted pods as the disk tier does; a shm heap, whose
