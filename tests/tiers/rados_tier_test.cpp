@@ -7,6 +7,7 @@
 #include "port/rados.hpp"
 #include "tiers/rados/rados_tier.hpp"
 #include "tier_checks.hpp"
+#include "tests/support/ceph_test_cluster.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,74 +28,14 @@ namespace larder::tiers {
 namespace {
 
 using namespace checks;
-constexpr const char* kNotInstalled = "the ceph binaries are not installed";
-
-bool ceph_installed() {
-  return std::system("command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null") == 0;
-}
-
-// A cluster of scripts/ceph-cluster.sh in a fresh temporary folder,
-// stopped and removed by the destructor.
-class test_cluster {
- public:
-  // Empty when it started; the script's output otherwise.
-  std::string start(const std::string& pool) {
-    char pattern[] = "/tmp/larder_rados_XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) return std::string("mkdtemp: ") + std::strerror(errno);
-    dir_ = pattern;
-    pool_ = pool;
-    std::string log = dir_ + ".log";
-    int rc = script("start", " --pool " + pool + " >" + log + " 2>&1");
-    std::stringstream output;
-    output << std::ifstream(log).rdbuf();
-    std::filesystem::remove(log);
-    return rc == 0 ? std::string() : "ceph-cluster.sh start failed: " + output.str();
-  }
-  void stop() {
-    if (!dir_.empty()) (void)script("stop", " >/dev/null 2>&1");
-  }
-  ~test_cluster() {
-    stop();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-  std::string conf() const { return dir_ + "/ceph.conf"; }
-  const std::string& pool() const { return pool_; }
-
- private:
-  int script(const char* command, const std::string& rest) const {
-    std::string line = std::string(LARDER_SOURCE_DIR "/scripts/ceph-cluster.sh ") + command + " " + dir_ + rest;
-    return std::system(line.c_str());
-  }
-  std::string dir_;
-  std::string pool_;
-};
-
-// The cluster every test uses, started once for the program.
-class cluster_environment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    if (!ceph_installed()) return;
-    installed_ = true;
-    start_error_ = cluster_.start("larder");
-  }
-  void TearDown() override { cluster_.stop(); }
-  static cluster_environment* get() { return instance_; }
-  bool installed_ = false;
-  std::string start_error_;
-  test_cluster cluster_;
-  static cluster_environment* instance_;
-};
-cluster_environment* cluster_environment::instance_ =
-    static_cast<cluster_environment*>(::testing::AddGlobalTestEnvironment(new cluster_environment));
+larder_test::ceph_environment* const cluster_environment = larder_test::ceph_environment::add("larder");
 
 class RadosTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cluster_environment* env = cluster_environment::get();
-    if (!env->installed_) GTEST_SKIP() << kNotInstalled << " (scripts/install-deps.sh installs them)";
-    ASSERT_TRUE(env->start_error_.empty()) << env->start_error_;
+    LARDER_NEED_CEPH_CLUSTER();
   }
-  const test_cluster& cluster() const { return cluster_environment::get()->cluster_; }
+  const larder_test::ceph_test_cluster& cluster() const { return cluster_environment->cluster(); }
   rados_tier_options tier_options(const std::string& heap_id) const {
     rados_tier_options options;
     options.conf_path = cluster().conf();
@@ -378,7 +319,7 @@ TEST_F(RadosTest, FourThreadsWriteAndReadTheirOwnPods) {
 }
 
 TEST_F(RadosTest, AClusterStoppedUnderTheTierIsAClearErrorNotAHang) {
-  test_cluster doomed;  // a cluster of its own, beside the shared one
+  larder_test::ceph_test_cluster doomed;  // a cluster of its own, beside the shared one
   std::string failed = doomed.start("doomed");
   ASSERT_TRUE(failed.empty()) << failed;
   rados_tier_options options;
