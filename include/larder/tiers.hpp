@@ -25,11 +25,12 @@ LARDER_EXPORT const char* to_string(tier_kind kind) noexcept;
 
 struct tier_config {
   tier_kind kind = tier_kind::disk;
-  // The tier's file: the disk tier's (its index goes beside it,
-  // "<path>.index"), or the persistent-memory tier's (a file on a DAX file
-  // system; libpmem2 emulates one on any other file).
+  // Where the tier is. disk: its file (its index goes beside it,
+  // "<path>.index"); pmem: a file on a DAX file system (libpmem2 emulates
+  // one on any other file); remote: "POOL[@CONF]", a Ceph pool and the
+  // cluster's ceph.conf (default: $CEPH_CONF or Ceph's own places).
   std::string path;
-  // Bytes the tier may hold; 0: 1 GiB.
+  // Bytes the tier may hold (its budget); 0: 1 GiB.
   std::size_t capacity = 0;
 };
 
@@ -37,10 +38,14 @@ struct migration_policy {
   // Bytes of the heap's pod pages kept resident; 0: no budget (the
   // migrator stops; evicted pages still come back on touch).
   std::size_t dram_budget = 0;
-  // Below DRAM, top to bottom. The migrator moves pods to the first one:
-  // a disk tier, or for an anonymous heap a persistent-memory tier (a shm
-  // heap's evicted pages must outlive its process, which only the disk
-  // tier keeps them through). GPU and remote tiers are refused.
+  // Below DRAM, top to bottom, at most four. Evicted pods go to the first;
+  // when a tier holds more than seven eighths of its capacity, the evicted
+  // pages of its coldest pods move to the next, until it holds three
+  // quarters. A touched page comes back to DRAM from whichever tier holds
+  // it. An anonymous heap takes any chain of disk, pmem and remote tiers;
+  // a shm heap one disk tier (its evicted pages must outlive its process,
+  // and an open after a crash restores them from the tier its record
+  // names). GPU tiers are refused.
   std::vector<tier_config> tiers;
   // A second fault in an evicted pod soon after its first brings the rest
   // of the pod back with it.
@@ -49,12 +54,15 @@ struct migration_policy {
 
 // Sets the heap's policy: with a budget, a thread of the heap's own evicts
 // the coldest unpinned pods whenever the resident pod pages pass it, until
-// they are an eighth below it. Starts page-write tracking (uffd) if the
+// they are an eighth below it, cascading tiers as they fill. Starts page-write tracking (uffd) if the
 // heap is not tracked. Errors: unsupported (a file heap, a heap with
 // shared writers, a kernel without userfaultfd missing faults, a heap
-// tracked with mprotect or pkeys, a tier kind not built or not movable to
-// yet), invalid_argument (a budget without a tier, a tier without a path,
-// another tier while pages are evicted to the current one), read_only.
+// tracked with mprotect or pkeys, a tier kind not built or not movable to,
+// several tiers for a shm heap), invalid_argument (a budget without a
+// tier, a tier without a path or named twice, more than four tiers, other
+// tiers while pages are evicted to the current ones), read_only, or a
+// tier's own error when it cannot be opened (a full disk, a cluster that
+// does not answer); the heap is then left with no tiers and no budget.
 LARDER_EXPORT status set_migration_policy(heap& h, const migration_policy& p);
 // The policy in force (a default one before any was set).
 LARDER_EXPORT migration_policy migration_policy_of(const heap& h);
