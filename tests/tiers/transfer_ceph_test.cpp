@@ -10,6 +10,7 @@
 #include "tiers/chunks/directory_store.hpp"
 #include "tiers/chunks/pack_writer.hpp"
 #include "tiers/chunks/transfer.hpp"
+#include "tests/support/ceph_test_cluster.hpp"
 
 #include <larder/larder.hpp>
 #include <larder/versions.hpp>
@@ -24,36 +25,15 @@
 namespace larder::chunks::test {
 namespace {
 
-constexpr const char* kNotInstalled = "the ceph binaries are not installed";
-
-class ceph_cluster : public ::testing::Environment {
- public:
-  void SetUp() override {
-    installed_ = std::system("command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null") == 0;
-    if (!installed_) return;
-    started_ = script("start", " --pool pushpull >" + dir_.path() + ".log 2>&1") == 0;
-  }
-  void TearDown() override {
-    if (started_) (void)script("stop", " >/dev/null 2>&1");
-  }
-  std::string remote() const { return "rados:pushpull@" + conf(); }
-  std::string conf() const { return dir_.path() + "/cluster/ceph.conf"; }
-  bool installed_ = false, started_ = false;
-
- private:
-  int script(const char* command, const std::string& rest) const {
-    return std::system((std::string(LARDER_SOURCE_DIR "/scripts/ceph-cluster.sh ") + command + " " + dir_.path() +
-                        "/cluster" + rest).c_str());
-  }
-  scratch_dir dir_;
-};
-ceph_cluster* const cluster = static_cast<ceph_cluster*>(::testing::AddGlobalTestEnvironment(new ceph_cluster));
+// The program's cluster, with the pool the tests push to.
+larder_test::ceph_environment* const cluster_environment = larder_test::ceph_environment::add("pushpull");
+std::string cluster_conf() { return cluster_environment->cluster().conf(); }
+std::string cluster_remote() { return "rados:pushpull@" + cluster_conf(); }
 
 class TransferCephTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cluster->installed_) GTEST_SKIP() << kNotInstalled << " (scripts/install-deps.sh installs them)";
-    ASSERT_TRUE(cluster->started_) << "scripts/ceph-cluster.sh start failed";
+    LARDER_NEED_CEPH_CLUSTER();
   }
   std::unique_ptr<directory_store> open_dir(const char* name) {
     std::unique_ptr<directory_store> d;
@@ -63,13 +43,13 @@ class TransferCephTest : public ::testing::Test {
   }
   std::unique_ptr<remote_store> open_pool(bool create) {
     std::unique_ptr<remote_store> r;
-    status s = open_remote(cluster->remote(), create, &r);
+    status s = open_remote(cluster_remote(), create, &r);
     EXPECT_TRUE(s.ok()) << s.to_string();
     return r;
   }
   static std::unique_ptr<port::rados_pool> raw_pool() {
     std::unique_ptr<port::rados_pool> pool;
-    EXPECT_TRUE(port::rados_pool::connect(cluster->conf(), "pushpull", {}, &pool).ok());
+    EXPECT_TRUE(port::rados_pool::connect(cluster_conf(), "pushpull", {}, &pool).ok());
     return pool;
   }
   scratch_dir dir_;
@@ -86,13 +66,13 @@ TEST_F(TransferCephTest, APoolHoldingSomethingElseIsRefused) {
   auto pool = raw_pool();
   ASSERT_TRUE(pool->write_full("someone-elses", "x", 1).ok());
   std::unique_ptr<remote_store> r;
-  status s = open_remote(cluster->remote(), true, &r);
+  status s = open_remote(cluster_remote(), true, &r);
   EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
   EXPECT_NE(s.message().find("not empty"), std::string::npos) << s.message();
   ASSERT_TRUE(pool->remove("someone-elses").ok());
-  s = open_remote(cluster->remote(), false, &r);
+  s = open_remote(cluster_remote(), false, &r);
   EXPECT_TRUE(s.is(errc::not_a_heap)) << s.to_string();
-  s = open_remote("rados:nosuchpool@" + cluster->conf(), true, &r);
+  s = open_remote("rados:nosuchpool@" + cluster_conf(), true, &r);
   EXPECT_TRUE(s.is(errc::not_found)) << s.to_string();
 }
 
@@ -181,7 +161,7 @@ TEST_F(TransferCephTest, PushKilledMidwayLeavesThePoolValidAndARerunSendsOnlyWha
     std::unique_ptr<directory_store> source;
     std::unique_ptr<remote_store> remote;
     if (!directory_store::open(dir_.path() + "/killed", {}, &source).ok() ||
-        !open_remote(cluster->remote(), false, &remote).ok()) {
+        !open_remote(cluster_remote(), false, &remote).ok()) {
       ::_exit(3);
     }
     failing_store killed(*remote, 20, true);
@@ -230,10 +210,10 @@ TEST_F(TransferCephTest, AHeapPushedToThePoolIsClonedFromIt) {
   }
   larder::transfer_stats st;
   // By id: the pool's heads/main is another test's.
-  larder::status s = larder::push_versions(heap + ".versions", cluster->remote(), id, {}, &st);
+  larder::status s = larder::push_versions(heap + ".versions", cluster_remote(), id, {}, &st);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(st.versions_sent, 1u);
-  s = larder::pull_versions(cluster->remote(), dir_.path() + "/there", id.substr(0, 8), {}, &st);
+  s = larder::pull_versions(cluster_remote(), dir_.path() + "/there", id.substr(0, 8), {}, &st);
   ASSERT_TRUE(s.ok()) << s.to_string();
   ASSERT_TRUE(larder::clone_version(dir_.path() + "/there", id, clone).ok());
   larder::heap there({.kind = larder::backing::file, .name = clone, .reserve = std::size_t{1} << 30});
@@ -341,12 +321,12 @@ TEST_F(TransferCephTest, AnIndexClaimingARecordLargerThanAPageIsRefused) {
   ASSERT_TRUE(pool->write_full(pack, record.data(), record.size()).ok());
   ASSERT_TRUE(pool->write_full(index, forged.data(), forged.size()).ok());
   std::unique_ptr<remote_store> r;
-  status s = open_remote(cluster->remote(), false, &r);
+  status s = open_remote(cluster_remote(), false, &r);
   EXPECT_TRUE(s.is(errc::corrupt)) << s.to_string();
   EXPECT_NE(s.message().find(index), std::string::npos) << s.message();
   ASSERT_TRUE(pool->remove(index).ok());
   ASSERT_TRUE(pool->remove(pack).ok());
-  ASSERT_TRUE(open_remote(cluster->remote(), false, &r).ok());
+  ASSERT_TRUE(open_remote(cluster_remote(), false, &r).ok());
 }
 
 }  // namespace
