@@ -172,6 +172,10 @@ class write_tracker {
   // Loads every page still missing, of load_lazily and of serve_on_touch,
   // and waits for it. Called by untrack_all too.
   virtual void finish_all() noexcept {}
+  // Forgets the pages of serve_on_touch sets not loaded yet, for memory
+  // about to be unmapped: a later touch of one reads zeros. Returns once
+  // the loader no longer uses their sources.
+  virtual void abandon_on_touch() noexcept {}
 };
 
 struct tracker_probe {

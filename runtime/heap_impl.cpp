@@ -682,7 +682,7 @@ status heap_impl::close() {
   } else {
     alloc::forget_region(&region);
   }
-  LARDER_ASSERT_EXPENSIVE(!can_write() || region.is_valid());
+  LARDER_ASSERT_EXPENSIVE(!can_write() || evicted_pages_abandoned || region.is_valid());
   alloc::unregister_region(&region);
   // A heap whose durable state is in doubt (a failed transaction, a forked
   // child's view) is written back as it is, with no journal and no close

@@ -186,6 +186,9 @@ class heap_impl {
   // `migration` while a budget is set, for threads acquiring segments
   // (on_segments_acquired), which take no lock.
   std::atomic<migration_state*> budget_holder{nullptr};
+  // Set by the close of an anonymous heap whose evicted pages were not
+  // brought back (end_migration): they read as zeros until the unmap.
+  bool evicted_pages_abandoned = false;
   // Collects the written pages (only those of `within`, where given) for
   // whoever else watches them: the program's next collect_dirty and the
   // versions' written_since_cut still report them. Appends them to `out`

@@ -23,8 +23,9 @@ struct migration_state_deleter {
 // written out would otherwise overrun the budget.
 void hold_for_budget(migration_state& m, std::size_t segments) noexcept;
 
-// Close: stops the migrator's thread, brings every evicted page back
-// (while the tracker still serves them) and removes the tier's files.
+// Close: stops the migrator's thread, brings every evicted page of a shm
+// heap back (while the tracker still serves them; an anonymous heap's are
+// forgotten, as its memory goes) and removes the tiers' files.
 void end_migration(heap_impl& impl) noexcept;
 
 // A writer open of a shm heap, before anything reads its pages (recovery

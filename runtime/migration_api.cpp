@@ -254,11 +254,18 @@ void end_migration(heap_impl& impl) noexcept {
   migration_state& m = *impl.migration;
   stop_migrator_thread(m);
   if (impl.can_write()) {
+    // An anonymous heap's memory goes with the close: bringing its evicted
+    // pages back would be reads for nothing. A shm heap's stay.
+    const bool abandon = impl.kind == backing::anonymous;
     {
       std::lock_guard guard(impl.collect_lock);
-      if (impl.tracker) impl.tracker->finish_all();
+      if (impl.tracker && abandon)
+        impl.tracker->abandon_on_touch();
+      else if (impl.tracker)
+        impl.tracker->finish_all();
     }
-    if (evicted_pages_recorded(impl) == 0) {
+    impl.evicted_pages_abandoned = abandon && evicted_pages_recorded(impl) != 0;
+    if (abandon || evicted_pages_recorded(impl) == 0) {
       close_tiers(m);
       migration_kill_point();
       impl.meta()->migration = {};

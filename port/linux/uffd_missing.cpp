@@ -112,6 +112,21 @@ void missing_loader::finish_all() noexcept {
   finishing_all_ = false;
 }
 
+void missing_loader::abandon_on_touch() noexcept {
+  std::unique_lock guard(lock_);
+  // Marked loaded rather than removed: the loader's thread may be loading
+  // from a set now, and retires sets itself once nothing is pending.
+  for (page_set& s : sets_) {
+    if (s.checkout) continue;
+    s.loaded.assign(s.loaded.size(), true);
+    s.pending = 0;
+  }
+  done_.wait(guard, [&] {
+    return !thread_.joinable() ||
+           std::none_of(sets_.begin(), sets_.end(), [](const page_set& s) { return !s.checkout; });
+  });
+}
+
 void missing_loader::stop() noexcept {
   finish_all();
   {

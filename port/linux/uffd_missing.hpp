@@ -40,6 +40,8 @@ class missing_loader {
   lazy_progress state() const noexcept;
   // Loads every set's pages and waits for them.
   void finish_all() noexcept;
+  // write_tracker::abandon_on_touch.
+  void abandon_on_touch() noexcept;
   // Finishes every set, then ends the thread: missing faults are no
   // longer served, so the caller unregisters the ranges right after.
   void stop() noexcept;

@@ -218,6 +218,9 @@ class uffd_tracker final : public write_tracker, public os_mapped {
     return 0;
   }
 
+  void abandon_on_touch() noexcept override {
+    if (loader_ && ::getpid() == pid_) loader_->abandon_on_touch();
+  }
   void finish_all() noexcept override {
     if (loader_ && ::getpid() == pid_) loader_->finish_all();
   }
