@@ -39,9 +39,13 @@ static_assert(kSegmentsPerHold <= port::write_hold::kMaxRanges);
 // How often the thread looks, at the latest.
 constexpr auto kPassInterval = std::chrono::milliseconds(20);
 
-void mark_evicted(std::uintptr_t page, bool evicted) {
-  alloc::mark_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage,
-                      evicted);
+std::uint32_t segment_entry(heap_impl& impl, std::uintptr_t address) {
+  const std::size_t index = (address - impl.region.base()) >> layout::kSegmentShift;
+  return __atomic_load_n(&impl.meta()->segments[index], __ATOMIC_ACQUIRE);
+}
+
+bool is_huge(std::uint32_t entry) {
+  return layout::entry_state(entry) == layout::kSegmentHugeHead || layout::entry_state(entry) == layout::kSegmentHugeTail;
 }
 
 
@@ -56,28 +60,48 @@ std::vector<port::written_run> runs_of(const std::vector<std::uintptr_t>& pages)
   return runs;
 }
 
-// The pages-segments of `pod`, ascending.
+// The segments of `pod` an eviction moves, ascending: its pages segments,
+// and for an anonymous heap its huge blocks' too. (A shm heap's evicted
+// pages must be found after a crash, by bits in their segment's header,
+// which only a pages segment has.)
 std::vector<std::size_t> segments_of(heap_impl& impl, std::uint32_t pod) {
   layout::heap_meta* meta = impl.meta();
   const std::uint64_t high = __atomic_load_n(&meta->segments_high, __ATOMIC_ACQUIRE);
+  const bool with_huge = impl.kind == backing::anonymous;
   std::vector<std::size_t> out;
+  std::uint32_t huge_pod = layout::kMaxPods;
   for (std::size_t i = 1; i < high; ++i) {
     std::uint32_t e = __atomic_load_n(&meta->segments[i], __ATOMIC_ACQUIRE);
-    if (layout::entry_state(e) == layout::kSegmentPages && layout::entry_pod(e) == pod) out.push_back(i);
+    switch (layout::entry_state(e)) {
+      case layout::kSegmentPages:
+        if (layout::entry_pod(e) == pod) out.push_back(i);
+        break;
+      case layout::kSegmentHugeHead:
+        huge_pod = layout::entry_pod(e);
+        if (with_huge && huge_pod == pod) out.push_back(i);
+        break;
+      case layout::kSegmentHugeTail:
+        if (with_huge && huge_pod == pod) out.push_back(i);
+        break;
+      default: break;
+    }
   }
   return out;
 }
 
 // The pages of the segments that an eviction moves: resident, past the
-// header, in a used slice. A free slice's pages are the allocator's to
-// give back, not worth a copy.
+// header's place (kept in every segment, a huge block's too, so that a
+// segment given back and taken again never has its header served from a
+// tier), in a used slice of a pages segment. A free slice's pages are the
+// allocator's to give back, not worth a copy.
 std::vector<std::uintptr_t> evictable_pages(heap_impl& impl, const std::size_t* segments, std::size_t count) {
   std::vector<std::uintptr_t> pages;
   unsigned char resident[alloc::kOsPagesPerSegment];
   for (std::size_t n = 0; n < count; ++n) {
     const std::uintptr_t start = alloc::segment_index_to_address(impl.region.base(), segments[n]);
     auto* s = reinterpret_cast<alloc::segment*>(start);
-    const std::uint64_t free = __atomic_load_n(&s->free_slices, __ATOMIC_ACQUIRE);
+    const bool huge = is_huge(segment_entry(impl, start));
+    const std::uint64_t free = huge ? 0 : __atomic_load_n(&s->free_slices, __ATOMIC_ACQUIRE);
     if (port::resident_pages(s, layout::kSegmentSize, resident) != 0) continue;
     for (std::size_t k = alloc::kHeaderOsPages; k < alloc::kOsPagesPerSegment; ++k) {
       const std::size_t slice = k * kPage / layout::kSliceSize;
@@ -135,7 +159,7 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
   }
 
   for (std::uintptr_t p : pages) {
-    mark_evicted(p, true);
+    mark_page_evicted(m, p, true);
     migration_kill_point();
   }
 
@@ -149,7 +173,7 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
     if (impl.tracker) err = impl.tracker->serve_on_touch(pages, &m.source, m.policy.prefetch_pod);
   }
   if (err != 0) {
-    for (std::uintptr_t p : pages) mark_evicted(p, false);
+    for (std::uintptr_t p : pages) mark_page_evicted(m, p, false);
     return status::from_errno(err, impl.name + ": serving evicted pages on touch");
   }
   *moved += pages.size();
@@ -182,6 +206,35 @@ std::uint64_t migration_now_ns() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool page_evicted(migration_state& m, std::uintptr_t page) {
+  if (is_huge(segment_entry(m.impl, page))) {
+    std::lock_guard guard(m.huge_lock);
+    return m.huge_evicted.count(page) != 0;
+  }
+  return alloc::is_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage);
+}
+
+// A page coming back is cleared in both places: its segment may have been
+// given back and taken again, as another kind, since it was evicted.
+void mark_page_evicted(migration_state& m, std::uintptr_t page, bool evicted) {
+  const bool huge = is_huge(segment_entry(m.impl, page));
+  if (huge || !evicted) {
+    try {
+      std::lock_guard guard(m.huge_lock);
+      if (evicted)
+        m.huge_evicted.insert(page);
+      else
+        m.huge_evicted.erase(page);
+    } catch (...) {
+      // No memory for the set: the page is counted resident, which only
+      // the statistics and cascades' choice of stale copies see.
+    }
+    if (huge) return;
+  }
+  alloc::mark_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage,
+                      evicted);
 }
 
 // ---- tier_source -------------------------------------------------------------
@@ -218,7 +271,7 @@ void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool
   const std::uint64_t now = migration_now_ns();
   for (std::size_t i = 0; i < count; ++i) {
     migration_kill_point();
-    mark_evicted(pages[i], false);
+    mark_page_evicted(m_, pages[i], false);
     std::uint32_t pod = alloc::pod_of_address(m_.impl.region, pages[i]);
     if (pod < layout::kMaxPods) m_.last_touch_ns[pod].store(now, std::memory_order_relaxed);
   }
@@ -286,6 +339,12 @@ std::uint64_t evicted_pages_recorded(heap_impl& impl) {
     const std::uint64_t* map = alloc::evicted_map(s);
     for (std::size_t w = 0; w < alloc::kOsPagesPerSegment / 64; ++w)
       pages += static_cast<std::uint64_t>(__builtin_popcountll(__atomic_load_n(&map[w], __ATOMIC_RELAXED)));
+  }
+  // A huge block's, which only this process's migrator knows.
+  migration_state* m = impl.migration.get();
+  if (m != nullptr && m->pid == port::process_id()) {
+    std::lock_guard guard(m->huge_lock);
+    pages += m->huge_evicted.size();
   }
   return pages;
 }

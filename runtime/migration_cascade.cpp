@@ -11,7 +11,6 @@
 #include "runtime/migration_state.hpp"
 
 #include "allocator/dirty_map.hpp"
-#include "allocator/segment.hpp"
 #include "runtime/heap_impl.hpp"
 
 #include <algorithm>
@@ -24,11 +23,6 @@ constexpr std::size_t kPage = port::kOsPageSize;
 // Pages moved down at once: bounds the buffer and how long the loader
 // waits on `moving`.
 constexpr std::size_t kMoveBatch = 256;
-
-bool evicted(heap_impl& impl, std::uint64_t index) {
-  const std::uintptr_t page = impl.region.base() + index * kPage;
-  return alloc::is_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage);
-}
 
 status forget(migration_state& m, std::size_t level, const std::vector<std::uint64_t>& pages) {
   if (pages.empty()) return {};
@@ -73,7 +67,7 @@ status make_room(migration_state& m, std::size_t level, std::uint64_t pages) {
   for (std::uint64_t index : tier.held_pages(kTierPod)) {
     bool above = false;
     for (std::size_t k = 0; k < level && !above; ++k) above = m.chain[k]->holds(kTierPod, index);
-    if (above || !evicted(impl, index)) {
+    if (above || !page_evicted(m, impl.region.base() + index * kPage)) {
       stale.push_back(index);
       continue;
     }

@@ -20,6 +20,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 namespace larder {
@@ -100,7 +101,19 @@ struct migration_state {
   std::atomic<std::uint64_t> loaded_since_pass{0};
   // Bytes of segments acquired since the last pass (hold_for_budget).
   std::atomic<std::uint64_t> acquired_since_pass{0};
+
+  // Evicted pages of huge blocks (an anonymous heap's only): a huge
+  // block's segments past the first have no header to keep the bits in.
+  // A leaf lock, which the loader's thread takes too.
+  std::mutex huge_lock;
+  std::unordered_set<std::uintptr_t> huge_evicted;
 };
+
+// Whether a page is evicted, and marking it so: in its segment header's
+// evicted map, or for a page of a huge block in huge_evicted
+// (migration.cpp).
+bool page_evicted(migration_state& m, std::uintptr_t page);
+void mark_page_evicted(migration_state& m, std::uintptr_t page, bool evicted);
 
 // Passes and evictions (migration.cpp), under m.lock. *pages_moved (where
 // given): the pages the eviction dropped.

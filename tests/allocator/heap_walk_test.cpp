@@ -254,7 +254,10 @@ TEST_F(HeapWalk, DurableMetadataIsWhatTheWalkerFinds) {
 }
 
 TEST_F(HeapWalk, EachKindOfDamageIsReportedAtItsPlace) {
-  auto [i, k] = busy_page();
+  // Copies, not structured bindings: clang 14 does not let lambdas capture those.
+  const auto busy = busy_page();
+  const auto i = busy.first;
+  const auto k = busy.second;
   std::size_t huge = huge_segment();
   alloc::page* pg = &segment(i)->pages[k];
   std::uint64_t first_free = reinterpret_cast<std::uintptr_t>(pg->free);

@@ -7,6 +7,7 @@
 #include "migration_test_util.hpp"
 #include "runtime_test_util.hpp"
 
+#include <larder/allocator.hpp>
 #include <larder/check.hpp>
 #include <larder/tiers.hpp>
 #include <larder/versions.hpp>
@@ -442,6 +443,90 @@ TEST(migration_tiers, policies_refused_with_a_reason) {
   s = larder::set_migration_policy(shm.h, p);
   EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.to_string();
   EXPECT_NE(s.message().find("one disk tier"), std::string::npos) << s.message();
+}
+
+// Huge blocks (past 512 KiB: whole segments of their own) of an anonymous
+// heap are evicted like any pod pages, all but the first 8 KiB of each
+// segment; a shm heap keeps them resident, as only a pages segment's
+// header can record its evicted pages for the open after a crash.
+TEST(migration_huge, huge_blocks_of_an_anonymous_heap_are_evicted_and_come_back) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  constexpr std::size_t kBlock = std::size_t{3} << 20, kBlocks = 8;  // 24 MiB under a 6 MiB budget
+  temp_dir dir;
+  larder::heap_options o;
+  o.kind = larder::backing::anonymous;
+  o.mode = larder::open_mode::create;
+  o.reserve = std::size_t{1} << 30;
+  larder::heap h;
+  larder::status opened = larder::heap::open(o, &h);
+  ASSERT_TRUE(opened.ok()) << opened.to_string();
+  std::mt19937_64 rng(121);
+  std::vector<unsigned char*> blocks;
+  std::vector<std::vector<unsigned char>> model;
+  std::vector<larder::pod> pods;
+  for (std::size_t i = 0; i < kBlocks; ++i) {
+    larder::pod pod;
+    ASSERT_TRUE(h.make_pod("huge" + std::to_string(i), &pod).ok());
+    pods.push_back(pod);
+    auto* b = static_cast<unsigned char*>(pod.allocate(kBlock, 64));
+    ASSERT_NE(b, nullptr);
+    model.emplace_back(kBlock);
+    for (std::size_t k = 0; k < kBlock; k += 8) {
+      std::uint64_t v = rng();
+      std::memcpy(b + k, &v, 8);
+      std::memcpy(model.back().data() + k, &v, 8);
+    }
+    blocks.push_back(b);
+  }
+  ASSERT_TRUE(larder::set_migration_policy(h, disk_policy(dir, 0)).ok());
+  ASSERT_TRUE(larder::evict_pod(h, pods[0]).ok());
+  larder::migration_stats st = larder::migration_info(h);
+  EXPECT_GE(st.evicted_bytes, kBlock - 2 * (std::size_t{8} << 10)) << "the huge block stayed resident";
+  EXPECT_EQ(std::memcmp(blocks[0], model[0].data(), kBlock), 0);
+  EXPECT_GT(larder::migration_info(h).faults, 0u);
+
+  const std::size_t budget = kBlocks * kBlock / 4;
+  ASSERT_TRUE(larder::set_migration_policy(h, disk_policy(dir, budget)).ok());
+  std::size_t max_after_pass = 0;
+  for (int op = 0; op < 4000; ++op) {
+    std::size_t i = rng() % kBlocks, at = rng() % (kBlock / 8) * 8;
+    if (rng() % 2 == 0) {
+      std::uint64_t v = rng();
+      std::memcpy(blocks[i] + at, &v, 8);
+      std::memcpy(model[i].data() + at, &v, 8);
+    } else {
+      ASSERT_EQ(std::memcmp(blocks[i] + at, model[i].data() + at, 8), 0) << "op " << op;
+    }
+    if (op % 256 == 255) {
+      ASSERT_TRUE(larder::migrate(h).ok());
+      max_after_pass = std::max(max_after_pass, larder::migration_info(h).resident_bytes);
+    }
+  }
+  for (std::size_t i = 0; i < kBlocks; ++i) ASSERT_EQ(std::memcmp(blocks[i], model[i].data(), kBlock), 0) << "block " << i;
+  std::printf("huge blocks: budget %zu KiB, resident after passes <= %zu KiB\n", budget >> 10, max_after_pass >> 10);
+  EXPECT_LE(max_after_pass, budget + kSlack);
+  // A block freed while evicted and its segments taken again by a new
+  // one: what is written there reads back, and nothing is lost.
+  ASSERT_TRUE(larder::evict_pod(h, pods[1]).ok());
+  larder::free(blocks[1]);
+  auto* again = static_cast<unsigned char*>(pods[1].allocate(kBlock, 64));
+  ASSERT_NE(again, nullptr);
+  std::memset(again, 0x5a, kBlock);
+  ASSERT_TRUE(larder::migrate(h).ok());
+  for (std::size_t k = 0; k < kBlock; k += 512) ASSERT_EQ(again[k], 0x5a) << k;
+  EXPECT_EQ(larder::migration_info(h).lost_pages, 0u);
+  ASSERT_TRUE(h.close().ok());
+
+  if (!migration_works(larder::backing::shm)) return;
+  pod_heap shm;
+  shm.open(larder::backing::shm, 1, 1, 122);
+  auto* b = static_cast<unsigned char*>(shm.pods[0].allocate(kBlock, 64));
+  ASSERT_NE(b, nullptr);
+  std::memset(b, 7, kBlock);
+  ASSERT_TRUE(larder::set_migration_policy(shm.h, disk_policy(dir, 0)).ok());
+  ASSERT_TRUE(larder::evict_pod(shm.h, shm.pods[0]).ok());
+  EXPECT_LT(larder::migration_info(shm.h).evicted_bytes, kBlock / 4) << "a shm heap's huge block is not evicted";
+  EXPECT_TRUE(resident(b + kBlock / 2));
 }
 
 // The persistent-memory tier (libpmem2; emulated on an ordinary file) holds
