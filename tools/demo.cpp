@@ -132,8 +132,9 @@ int show_versions(larder::heap& heap) {
 }
 
 // Tiers: a heap holding four times its DRAM budget. The migrator writes
-// the coldest pods to a disk tier and drops their pages; touching them
-// brings them back, byte for byte.
+// the coldest pods to a small disk tier and drops their pages; as that
+// tier fills, its coldest pods cascade to a larger one below; touching
+// them brings them back, byte for byte, from wherever they are.
 int tiers_demo(const std::string& tier_path) {
   larder::heap heap;
   larder::heap_options options;
@@ -144,7 +145,8 @@ int tiers_demo(const std::string& tier_path) {
   constexpr std::size_t kPods = 16, kBlocks = 256, kBlock = 4096;  // 16 MiB in 16 pods
   larder::migration_policy policy;
   policy.dram_budget = std::size_t{4} << 20;
-  policy.tiers.push_back({larder::tier_kind::disk, tier_path, std::size_t{64} << 20});
+  policy.tiers.push_back({larder::tier_kind::disk, tier_path, std::size_t{4} << 20});
+  policy.tiers.push_back({larder::tier_kind::disk, tier_path + ".lower", std::size_t{64} << 20});
   if (larder::status s = larder::set_migration_policy(heap, policy); !s.ok()) {
     std::printf("[tiers] skipped: %s\n", s.to_string().c_str());
     return 0;
@@ -162,8 +164,12 @@ int tiers_demo(const std::string& tier_path) {
   }
   if (larder::status s = larder::migrate(heap); !s.ok()) throw larder::error(s);
   larder::migration_stats before = larder::migration_info(heap);
-  std::printf("[tiers] 16 MiB in 16 pods under a DRAM budget of 4 MiB: %zu KiB resident, %zu KiB in the disk tier %s\n",
-              before.resident_bytes >> 10, before.evicted_bytes >> 10, tier_path.c_str());
+  std::printf("[tiers] 16 MiB in 16 pods under a DRAM budget of 4 MiB: %zu KiB resident, %zu KiB evicted\n",
+              before.resident_bytes >> 10, before.evicted_bytes >> 10);
+  for (const larder::tier_usage_info& t : before.tiers)
+    std::printf("  %s tier %s: %llu of %llu KiB used\n", larder::to_string(t.kind), t.path.c_str(),
+                static_cast<unsigned long long>(t.used_bytes >> 10),
+                static_cast<unsigned long long>(t.capacity_bytes >> 10));
   std::size_t wrong = 0;
   for (std::size_t i = 0; i < blocks.size(); ++i)
     for (std::size_t w = 0; w < kBlock / 8; ++w) wrong += blocks[i][w] != (i / kBlocks) * 1'000'003 + (i % kBlocks) * 1009 + w;
