@@ -24,6 +24,9 @@
 //   --threads=T               threads running operations (default 1)
 //   --dir=PATH                where the mapped file (mmap) or the disk tier
 //                             (larder) lives (default /var/tmp)
+//   --tiers=1|2               larder: one disk tier holding everything, or
+//                             (2) a disk tier of the budget's size over a
+//                             second one it cascades to (default 1)
 //   --seed=S
 #include <larder/larder.hpp>
 #include <larder/tiers.hpp>
@@ -63,6 +66,7 @@ struct settings {
   unsigned threads = 1;
   std::string dir = "/var/tmp";
   std::uint64_t seed = 1;
+  unsigned tiers = 1;
 };
 
 [[noreturn]] void fail(const std::string& what) {
@@ -88,11 +92,13 @@ settings parse(int argc, char** argv) {
     else if (key == "threads") s.threads = static_cast<unsigned>(std::stoul(value));
     else if (key == "dir") s.dir = value;
     else if (key == "seed") s.seed = std::stoull(value);
+    else if (key == "tiers") s.tiers = static_cast<unsigned>(std::stoul(value));
     else fail("unknown option --" + key);
   }
   if (s.system != "larder" && s.system != "mmap") fail("--system is larder or mmap");
   if (s.workload != "zipfian" && s.workload != "uniform") fail("--workload is zipfian or uniform");
   if (s.pods == 0 || s.pod_mib == 0 || s.threads == 0) fail("--pods, --pod-mib and --threads must be positive");
+  if (s.tiers != 1 && s.tiers != 2) fail("--tiers is 1 or 2");
   return s;
 }
 
@@ -203,7 +209,10 @@ outcome run_larder(const settings& s) {
   larder::migration_policy policy;
   policy.dram_budget = s.budget_mib << 20;
   std::string tier_path = s.dir + "/tier_budget_bench." + std::to_string(::getpid()) + ".tier";
-  policy.tiers.push_back({.kind = larder::tier_kind::disk, .path = tier_path, .capacity = 2 * s.pods * (s.pod_mib << 20)});
+  const std::size_t data_bytes = s.pods * (s.pod_mib << 20);
+  if (s.tiers == 2)
+    policy.tiers.push_back({.kind = larder::tier_kind::disk, .path = tier_path + ".upper", .capacity = s.budget_mib << 20});
+  policy.tiers.push_back({.kind = larder::tier_kind::disk, .path = tier_path, .capacity = 2 * data_bytes});
   if (larder::status st = larder::set_migration_policy(h, policy); !st.ok()) fail("set_migration_policy: " + st.to_string());
   auto start = std::chrono::steady_clock::now();
   for (std::size_t p = 0; p < s.pods; ++p) {
@@ -224,9 +233,11 @@ outcome run_larder(const settings& s) {
   larder::migration_stats stats = larder::migration_info(h);
   o.extra = ",\"resident_mib\":" + std::to_string(stats.resident_bytes >> 20) +
             ",\"evicted_mib\":" + std::to_string(stats.evicted_bytes >> 20) +
-            ",\"evictions\":" + std::to_string(stats.evictions) + ",\"faults\":" + std::to_string(stats.faults);
+            ",\"evictions\":" + std::to_string(stats.evictions) + ",\"faults\":" + std::to_string(stats.faults) +
+            ",\"lowest_tier_mib\":" + std::to_string(stats.tiers.empty() ? 0 : stats.tiers.back().used_bytes >> 20);
   o.check = checksum(data);
   ::unlink(tier_path.c_str());
+  ::unlink((tier_path + ".upper").c_str());
   return o;
 }
 

@@ -96,7 +96,9 @@ def cgroups_usable() -> str | None:
 
 
 def sample(bench: Path, system: str, workload: str, args) -> dict:
-    argv = [str(bench), f"--system={system}", f"--workload={workload}", f"--pods={args.data // args.pod}",
+    tiers = "2" if system == "larder-2t" else "1"
+    argv = [str(bench), f"--system={system.removesuffix('-2t')}", f"--tiers={tiers}", f"--workload={workload}",
+            f"--pods={args.data // args.pod}",
             f"--pod-mib={args.pod}", f"--budget-mib={args.budget}", f"--ops={args.ops}",
             f"--threads={args.threads}", f"--writes={args.writes}", f"--dir={args.dir}", "--seed=7"]
     if system == "mmap":
@@ -158,7 +160,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="save every sample here")
     parser.add_argument("--plot", help="draw the throughput of each system here (PNG; matplotlib)")
+    parser.add_argument("--two-tiers", action="store_true",
+                        help="also run larder with a disk tier of the budget's size over a second one it cascades to")
     args = parser.parse_args()
+    systems = SYSTEMS + (("larder-2t",) if args.two_tiers else ())
 
     why = cgroups_usable()
     if why:
@@ -169,10 +174,10 @@ def main() -> int:
     if bench is None:
         sys.exit(f"tier_budget_bench is not built in {build} (-DLARDER_BUILD_BENCH=ON)")
 
-    samples: dict[str, dict[str, list[dict]]] = {w: {s: [] for s in SYSTEMS} for w in WORKLOADS}
+    samples: dict[str, dict[str, list[dict]]] = {w: {s: [] for s in systems} for w in WORKLOADS}
     for _ in range(args.repeats):
         for workload in WORKLOADS:
-            for system in SYSTEMS:
+            for system in systems:
                 samples[workload][system].append(sample(bench, system, workload, args))
 
     failed = False
@@ -202,6 +207,22 @@ def main() -> int:
         rss = {s: median(r["max_rss_mib"] for r in rows[s]) for s in SYSTEMS}
         print(f"| {workload} | {fmt_rate(rate['larder'])} | {fmt_rate(rate['mmap'])} | "
               f"{ratio:.2f}x{mark} | {evictions:.0f} / {faults:.0f} | {rss['larder']:.0f} / {rss['mmap']:.0f} |")
+    if args.two_tiers:
+        print(f"\nlarder with two tiers: a disk tier of {args.budget} MiB over a second one, against one disk tier "
+              "holding everything (same operations, same checksum).\n")
+        print("| workload | one tier ops/s | two tiers ops/s | two / one | MiB cascaded to the lower tier |")
+        print("|---|---:|---:|---:|---:|")
+        for workload in WORKLOADS:
+            rows = samples[workload]
+            for a, b in zip(rows["larder"], rows["larder-2t"]):
+                if a["checksum"] != b["checksum"]:
+                    print(f"checksums differ on {workload}: one tier {a['checksum']}, two {b['checksum']}",
+                          file=sys.stderr)
+                    failed = True
+            one = median(r["ops_per_s"] for r in rows["larder"])
+            two = median(r["ops_per_s"] for r in rows["larder-2t"])
+            lower = median(r.get("lowest_tier_mib", 0) for r in rows["larder-2t"])
+            print(f"| {workload} | {fmt_rate(one)} | {fmt_rate(two)} | {two / one:.2f}x | {lower:.0f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(samples, indent=1))
     if args.plot:
