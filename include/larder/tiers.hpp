@@ -27,7 +27,8 @@ struct tier_config {
   tier_kind kind = tier_kind::disk;
   // The tier's file: the disk tier's (its index goes beside it,
   // "<path>.index"), or the persistent-memory tier's (a file on a DAX file
-  // system; libpmem2 emulates one on any other file).
+  // system; libpmem2 emulates one on any other file); the GPU tier's CUDA
+  // device index ("0", "1", ...; empty: 0).
   std::string path;
   // Bytes the tier may hold; 0: 1 GiB.
   std::size_t capacity = 0;
@@ -37,10 +38,14 @@ struct migration_policy {
   // Bytes of the heap's pod pages kept resident; 0: no budget (the
   // migrator stops; evicted pages still come back on touch).
   std::size_t dram_budget = 0;
-  // Below DRAM, top to bottom. The migrator moves pods to the first one:
-  // a disk tier, or for an anonymous heap a persistent-memory tier (a shm
-  // heap's evicted pages must outlive its process, which only the disk
-  // tier keeps them through). GPU and remote tiers are refused.
+  // Below DRAM, top to bottom (at most four). The migrator moves pods to
+  // the first one and down the chain as each fills. A shm heap has one
+  // disk tier (its evicted pages must outlive its process, which only the
+  // disk tier keeps them through); an anonymous heap may also have
+  // persistent-memory, remote and GPU tiers. A GPU tier is device memory
+  // through the module liblarder_gpu_tier.so, loaded when a policy names
+  // it (docs/tiers.md says where it is looked for); where no CUDA device
+  // or driver is present, the policy is refused naming the CUDA error.
   std::vector<tier_config> tiers;
   // A second fault in an evicted pod soon after its first brings the rest
   // of the pod back with it.
