@@ -67,7 +67,8 @@ status find_entry(decltype(&larder_gpu_tier_open)* entry) {
 }  // namespace
 
 status open_gpu_tier(const std::string& device, std::uint64_t capacity_bytes, std::unique_ptr<tier>* out) {
-#if LARDER_HAVE_GPU_TIER
+  if (!LARDER_HAVE_GPU_TIER)
+    return status(errc::unsupported, "this build has no GPU tier (LARDER_TIER_GPU=OFF or no CUDA toolkit found)");
   int index = 0;
   if (status s = parse_device(device, &index); !s.ok()) return s;
   decltype(&larder_gpu_tier_open) entry = nullptr;
@@ -75,12 +76,6 @@ status open_gpu_tier(const std::string& device, std::uint64_t capacity_bytes, st
   status result;
   entry(LARDER_VERSION_STRING, index, capacity_bytes, &result, out);
   return result;
-#else
-  (void)device;
-  (void)capacity_bytes;
-  (void)out;
-  return status(errc::unsupported, "this build has no GPU tier (LARDER_TIER_GPU=OFF or no CUDA toolkit found)");
-#endif
 }
 
 }  // namespace larder::tiers

@@ -2,7 +2,8 @@
 // naming a GPU tier loads liblarder_gpu_tier.so. Where there is no CUDA
 // device or driver, the policy is refused naming the CUDA error and the
 // heap keeps working; where there is one, pods evicted to [gpu] and to
-// [gpu (small), disk] come back with every byte. $LARDER_GPU_TIER_MODULE
+// [gpu (small), disk] come back with every byte, as they do everywhere
+// through the module built on a device of host memory. $LARDER_GPU_TIER_MODULE
 // naming a missing file, or a library that is no GPU tier module, is
 // refused saying so; a shm heap is refused a GPU tier.
 #include "migration_test_util.hpp"
@@ -13,6 +14,7 @@
 #include <larder/tiers.hpp>
 
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <string>
@@ -122,14 +124,20 @@ TEST(migration_gpu, module_variable_naming_no_module_is_refused_clearly) {
 }
 
 // GPU tiers hold an anonymous heap's pages only: a shm heap's evicted
-// pages must outlive its process. A device is named by its index.
-TEST(migration_gpu, shm_heap_and_bad_device_refused) {
+// pages must outlive its process. A device is named by its index, and an
+// empty path is device 0.
+TEST(migration_gpu, shm_heap_and_bad_devices_refused) {
   if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
   pod_heap ph;
   ph.open(larder::backing::anonymous, 1, 4, 103);
   larder::migration_policy p = gpu_policy(0);
-  p.tiers[0].path = "first";
+  p.tiers.push_back({larder::tier_kind::gpu, "", 0});
   larder::status s = larder::set_migration_policy(ph.h, p);
+  EXPECT_TRUE(s.is(larder::errc::invalid_argument)) << s.to_string();
+  EXPECT_NE(s.message().find("names tier 0 twice"), std::string::npos) << s.message();
+  p.tiers.resize(1);
+  p.tiers[0].path = "first";
+  s = larder::set_migration_policy(ph.h, p);
 #if LARDER_HAVE_GPU_TIER
   EXPECT_TRUE(s.is(larder::errc::invalid_argument)) << s.to_string();
   EXPECT_NE(s.message().find("CUDA device index"), std::string::npos) << s.message();
@@ -168,40 +176,68 @@ void evict_write_and_check(pod_heap& ph, model& m, std::uint64_t seed) {
   EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
 }
 
+larder::migration_policy gpu_over_disk(const temp_dir& dir) {
+  // A quarter of what is evicted: the coldest pods' pages cascade down.
+  larder::migration_policy p = gpu_policy(std::size_t{512} << 10);
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("lower"), std::size_t{64} << 20});
+  return p;
+}
+
+// A heap of 2 MiB of blocks in 8 pods moved to `p`'s tiers round after
+// round; with a second tier, pages reached it. Returns the refusal of `p`.
+larder::status round_trips(const larder::migration_policy& p, std::uint64_t seed) {
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 8, 64, seed);
+  model m = model_of(ph);
+  if (larder::status s = larder::set_migration_policy(ph.h, p); !s.ok()) return s;
+  evict_write_and_check(ph, m, seed + 1);
+  if (p.tiers.size() > 1) {
+    larder::migration_stats st = larder::migration_info(ph.h);
+    EXPECT_GT(st.tiers.at(1).used_bytes, 0u) << "nothing cascaded to the lower tier";
+  }
+  return {};
+}
+
 TEST(migration_gpu, pods_evicted_to_the_gpu_come_back_with_every_byte) {
   if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
-  pod_heap ph;
-  ph.open(larder::backing::anonymous, 8, 64, 111);  // 2 MiB of blocks
-  model m = model_of(ph);
-  larder::status s = larder::set_migration_policy(ph.h, gpu_policy(std::size_t{64} << 20));
-  if (!s.ok()) {
+  if (larder::status s = round_trips(gpu_policy(std::size_t{64} << 20), 111); !s.ok()) {
     std::string why = no_device_reason(s);
     ASSERT_FALSE(why.empty()) << s.to_string();
     GTEST_SKIP() << why;
   }
-  evict_write_and_check(ph, m, 112);
 }
 
-// A GPU tier of a quarter of what is evicted, over a disk tier: the
-// coldest pods' pages cascade down and come back from either.
 TEST(migration_gpu, a_small_gpu_tier_cascades_to_disk) {
   if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
   temp_dir dir;
-  pod_heap ph;
-  ph.open(larder::backing::anonymous, 8, 64, 121);
-  model m = model_of(ph);
-  larder::migration_policy p = gpu_policy(std::size_t{512} << 10);
-  p.tiers.push_back({larder::tier_kind::disk, dir.file("lower"), std::size_t{64} << 20});
-  larder::status s = larder::set_migration_policy(ph.h, p);
-  if (!s.ok()) {
+  if (larder::status s = round_trips(gpu_over_disk(dir), 121); !s.ok()) {
     std::string why = no_device_reason(s);
     ASSERT_FALSE(why.empty()) << s.to_string();
     GTEST_SKIP() << why;
   }
-  evict_write_and_check(ph, m, 122);
-  larder::migration_stats st = larder::migration_info(ph.h);
-  ASSERT_EQ(st.tiers.size(), 2u);
-  EXPECT_GT(st.tiers[1].used_bytes, 0u) << "nothing cascaded to the disk tier";
 }
+
+#ifdef LARDER_HOST_GPU_TIER_MODULE
+// The GPU tier's module built with a device of host memory in place of
+// CUDA (tests/tiers/host_gpu_port.cpp), named by $LARDER_GPU_TIER_MODULE:
+// the migrator's whole GPU path, from loading the module to the bytes
+// coming back, on any machine.
+TEST(migration_gpu, pods_come_back_through_a_module_on_host_memory) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  scoped_env env("LARDER_GPU_TIER_MODULE", LARDER_HOST_GPU_TIER_MODULE);
+  temp_dir dir;
+  larder::status s = round_trips(gpu_policy(std::size_t{64} << 20), 131);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  s = round_trips(gpu_over_disk(dir), 141);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  larder::migration_policy p = gpu_policy(0);
+  p.tiers[0].path = "1";
+  pod_heap ph;
+  ph.open(larder::backing::anonymous, 1, 4, 151);
+  s = larder::set_migration_policy(ph.h, p);
+  EXPECT_TRUE(s.is(larder::errc::unsupported)) << s.to_string();
+  EXPECT_NE(s.message().find("no CUDA device 1 to use: hostErrorInvalidDevice"), std::string::npos) << s.message();
+}
+#endif
 
 }  // namespace
