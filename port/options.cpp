@@ -45,9 +45,11 @@ constexpr option_row kRows[] = {
 constexpr std::size_t kRowCount = sizeof(kRows) / sizeof(kRows[0]);
 static_assert(kRowCount == static_cast<std::size_t>(option::count_));
 
-// Variables larder reads that are not options. The crash-test protocol
-// (runtime/crashtest.cpp) is also offered as a correction of a misspelling.
-constexpr const char* kProtocolNames[] = {"LARDER_CRASHTEST_PHASE", "LARDER_CRASHTEST_HEAP", "LARDER_CRASHTEST_ACK"};
+// Variables larder reads that are not options, also offered as corrections
+// of misspellings: the crash-test protocol (runtime/crashtest.cpp) and the
+// GPU tier's module, read at each GPU tier opened (tiers/gpu_module.hpp).
+constexpr const char* kNonOptionNames[] = {"LARDER_CRASHTEST_PHASE", "LARDER_CRASHTEST_HEAP", "LARDER_CRASHTEST_ACK",
+                                          "LARDER_GPU_TIER_MODULE"};
 // Read by larder's own tests, benchmarks and scripts, which run with larder
 // linked or preloaded; known so that they draw no warning.
 constexpr const char* kProgramNames[] = {
@@ -290,7 +292,7 @@ bool known_option_name(const char* name) noexcept {
     variable_of(row, variable);
     if (std::strcmp(name, variable) == 0) return true;
   }
-  for (const char* known : kProtocolNames)
+  for (const char* known : kNonOptionNames)
     if (std::strcmp(name, known) == 0) return true;
   for (const char* known : kProgramNames)
     if (std::strcmp(name, known) == 0) return true;
@@ -316,7 +318,7 @@ bool nearest_option_name(const char* name, char* out, std::size_t length) noexce
     variable_of(row, variable);
     consider(variable);
   }
-  for (const char* known : kProtocolNames) consider(known);
+  for (const char* known : kNonOptionNames) consider(known);
   if (best[0] == '\0') return false;
   std::snprintf(out, length, "%s", best);
   return true;

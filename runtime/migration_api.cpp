@@ -36,7 +36,8 @@ migration_state* own_state(const heap_impl& impl) {
 }
 
 // The policy's tiers, files with absolute paths (the next open after a
-// crash may run in another directory); refuses a file named twice.
+// crash may run in another directory), GPU devices by index; refuses a
+// tier named twice.
 status resolved_tiers(const migration_policy& p, std::vector<tier_config>* out) {
   for (tier_config t : p.tiers) {
     if (t.kind == tier_kind::disk || t.kind == tier_kind::pmem) {
@@ -45,6 +46,7 @@ status resolved_tiers(const migration_policy& p, std::vector<tier_config>* out) 
       if (ec) return status(errc::invalid_argument, "tier path " + t.path + ": " + ec.message());
       t.path = path.string();
     }
+    if (t.kind == tier_kind::gpu && t.path.empty()) t.path.push_back('0');  // device 0
     for (const tier_config& other : *out)
       if (other.kind == t.kind && other.path == t.path)
         return status(errc::invalid_argument, "the policy names tier " + t.path + " twice");

@@ -1,11 +1,12 @@
 // The tiers the migrator moves pods to: the disk tier (LARDER_TIER_DISK),
-// and for an anonymous heap the persistent-memory tier (LARDER_TIER_PMEM)
-// and the remote tier (a Ceph pool, where librados is part of the
-// library), where they are built. A shm heap's pages must outlive its
-// process in their tier, which only the disk tier's kept form does. The
-// GPU tier lives in liblarder_gpu.a, outside this library.
+// and for an anonymous heap the persistent-memory tier (LARDER_TIER_PMEM),
+// the remote tier (a Ceph pool, where librados is part of the library)
+// and the GPU tier (a module loaded when a policy names it), where they
+// are built. A shm heap's pages must outlive its process in their tier,
+// which only the disk tier's kept form does.
 #include "runtime/migration_state.hpp"
 
+#include "tiers/gpu_module.hpp"
 #include "tiers/remote_tier.hpp"
 
 #include "larder_config.h"
@@ -25,22 +26,17 @@ constexpr std::size_t kDefaultCapacity = std::size_t{1} << 30;
 
 status open_migration_tier(const tier_config& config, bool keep, const std::string& heap_id,
                            std::unique_ptr<tiers::tier>* out) {
-  if (config.kind == tier_kind::gpu)
-    return status(errc::unsupported, "the migrator moves pods to disk, persistent-memory and remote tiers; the GPU tier "
-                                     "is a library of its own (liblarder_gpu.a) that it does not open");
+  if (keep && config.kind != tier_kind::disk)
+    return status(errc::unsupported, "a shm heap's evicted pages must outlive its process: only a disk tier keeps them");
+  std::uint64_t capacity = config.capacity != 0 ? config.capacity : kDefaultCapacity;
+  capacity -= capacity % tiers::kTierPageSize;
+  // Its path is a device index, empty for device 0.
+  if (config.kind == tier_kind::gpu) return tiers::open_gpu_tier(config.path, capacity, out);
   if (config.path.empty()) return status(errc::invalid_argument, std::string("a ") + to_string(config.kind) + " tier needs a path");
   if (config.path.size() > layout::kTierPathMax)
     return status(errc::invalid_argument, "a tier's path is at most " + std::to_string(layout::kTierPathMax) + " bytes");
-  std::uint64_t capacity = config.capacity != 0 ? config.capacity : kDefaultCapacity;
-  capacity -= capacity % tiers::kTierPageSize;
-  if (config.kind == tier_kind::remote) {
-    if (keep)
-      return status(errc::unsupported, "a shm heap's evicted pages must outlive its process: only a disk tier keeps them");
-    return tiers::open_remote_tier(config.path, heap_id, capacity, out);
-  }
+  if (config.kind == tier_kind::remote) return tiers::open_remote_tier(config.path, heap_id, capacity, out);
   if (config.kind == tier_kind::pmem) {
-    if (keep)
-      return status(errc::unsupported, "a shm heap's evicted pages must outlive its process: only a disk tier keeps them");
 #if LARDER_HAVE_PMEM_TIER
     tiers::pmem_tier_options options;
     options.capacity_bytes = capacity;

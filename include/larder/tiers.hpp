@@ -28,7 +28,8 @@ struct tier_config {
   // Where the tier is. disk: its file (its index goes beside it,
   // "<path>.index"); pmem: a file on a DAX file system (libpmem2 emulates
   // one on any other file); remote: "POOL[@CONF]", a Ceph pool and the
-  // cluster's ceph.conf (default: $CEPH_CONF or Ceph's own places).
+  // cluster's ceph.conf (default: $CEPH_CONF or Ceph's own places); gpu:
+  // the CUDA device index ("0", "1", ...; empty: 0).
   std::string path;
   // Bytes the tier may hold (its budget); 0: 1 GiB.
   std::size_t capacity = 0;
@@ -42,10 +43,13 @@ struct migration_policy {
   // when a tier holds more than seven eighths of its capacity, the evicted
   // pages of its coldest pods move to the next, until it holds three
   // quarters. A touched page comes back to DRAM from whichever tier holds
-  // it. An anonymous heap takes any chain of disk, pmem and remote tiers;
-  // a shm heap one disk tier (its evicted pages must outlive its process,
-  // and an open after a crash restores them from the tier its record
-  // names). GPU tiers are refused.
+  // it. An anonymous heap takes any chain of disk, pmem, remote and GPU
+  // tiers; a shm heap one disk tier (its evicted pages must outlive its
+  // process, and an open after a crash restores them from the tier its
+  // record names). A GPU tier is device memory through the module
+  // liblarder_gpu_tier.so, loaded when a policy names it (docs/tiers.md
+  // says where it is looked for); where no CUDA device or driver is
+  // present, the policy is refused naming the CUDA error.
   std::vector<tier_config> tiers;
   // A second fault in an evicted pod soon after its first brings the rest
   // of the pod back with it.

@@ -56,6 +56,15 @@ cmake)
   check_libs "$scratch/build/consumer_c_static" static
   clean "$scratch/build/consumer_c_static"
   ok "find_package: larder::static (C++ and C)"
+  # The GPU tier's module, where it is built: beside liblarder, which
+  # never loads the CUDA runtime; the module has it linked in.
+  if [[ -f $build_dir/liblarder_gpu_tier.so ]]; then
+    [[ -f $libdir/liblarder_gpu_tier.so ]] || fail "liblarder_gpu_tier.so is not installed in $libdir"
+    for lib in "$libdir/liblarder.so" "$libdir/liblarder_gpu_tier.so"; do
+      if clean ldd "$lib" | grep -i cuda; then fail "$lib loads a CUDA library"; fi
+    done
+    ok "liblarder_gpu_tier.so installed beside liblarder; neither loads a CUDA library"
+  fi
   ;;
 pkgconfig)
   export PKG_CONFIG_PATH=$pc_dir

@@ -1,10 +1,12 @@
 // The GPU tier (tiers/gpu) against a model of what each pod holds
 // (tier_checks.hpp). Without a CUDA device, opening refuses with the CUDA
 // error named, and the round trips on a real device skip saying so. The
-// same checks run everywhere on host_device, a device made of host memory
-// whose copies run only when waited for, as a GPU's may: a staging half
-// reused before its copies are done reads back wrong bytes.
+// same checks run everywhere on host_device (host_gpu_device.hpp), a device
+// made of host memory whose copies run only when waited for, as a GPU's
+// may: a staging half reused before its copies are done reads back wrong
+// bytes.
 #include "tiers/gpu/gpu_tier.hpp"
+#include "host_gpu_device.hpp"
 #include "port/gpu.hpp"
 #include "tier_checks.hpp"
 
@@ -20,76 +22,7 @@ namespace larder::tiers {
 namespace {
 
 using namespace checks;
-
-// Copies queued until a wait covers them.
-class host_stream final : public port::gpu_stream {
- public:
-  int copy_to_device(void* device, const void* host, std::size_t length) override { return queue(device, host, length); }
-  int copy_to_host(void* host, const void* device, std::size_t length) override { return queue(host, device, length); }
-  int mark(unsigned point) override {
-    marks_[point] = done_ + queued_.size();
-    return 0;
-  }
-  int wait(unsigned point) override {
-    run_until(marks_[point]);
-    return 0;
-  }
-  int wait_all() override {
-    run_until(done_ + queued_.size());
-    return 0;
-  }
-
- private:
-  struct copy {
-    void* to;
-    const void* from;
-    std::size_t length;
-  };
-  int queue(void* to, const void* from, std::size_t length) {
-    queued_.push_back(copy{to, from, length});
-    return 0;
-  }
-  void run_until(std::size_t position) {
-    std::size_t i = 0;
-    for (; done_ + i < position; ++i) std::memcpy(queued_[i].to, queued_[i].from, queued_[i].length);
-    queued_.erase(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(i));
-    done_ += i;
-  }
-  std::vector<copy> queued_;
-  std::size_t done_ = 0;  // copies run so far
-  std::size_t marks_[2] = {0, 0};
-};
-
-// Device memory from the host heap; allocation fails past `memory_limit`.
-class host_device final : public port::gpu_device {
- public:
-  explicit host_device(std::size_t memory_limit = ~std::size_t{0}) : limit_(memory_limit) {}
-  int allocate(std::size_t bytes, void** out) override {
-    std::lock_guard lock(mutex_);
-    if (allocated_ + bytes > limit_) return port::kGpuOutOfMemory;
-    allocated_ += bytes;
-    *out = std::malloc(bytes);
-    return 0;
-  }
-  void release(void* memory) override { std::free(memory); }
-  int allocate_pinned(std::size_t bytes, void** out) override {
-    *out = std::malloc(bytes);
-    return 0;
-  }
-  void release_pinned(void* memory) override { std::free(memory); }
-  int create_stream(std::unique_ptr<port::gpu_stream>* out) override {
-    streams_created.fetch_add(1);
-    *out = std::make_unique<host_stream>();
-    return 0;
-  }
-  int use() override { return 0; }
-  std::atomic<int> streams_created{0};
-
- private:
-  std::mutex mutex_;
-  std::size_t allocated_ = 0;
-  const std::size_t limit_;
-};
+using larder_test::host_device;
 
 // Small chunks and staging, so that transfers cross chunks and take many
 // batches: 7 pages of staging per half.
