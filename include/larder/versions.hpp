@@ -156,10 +156,13 @@ struct lazy_checkout_state {
   std::uint64_t bytes_fetched = 0;
 };
 LARDER_EXPORT lazy_checkout_state lazy_checkout_progress(heap& h);
-// Waits until a lazy checkout has loaded every page. Errors: corrupt when
-// a page could not be loaded; the heap is then failed (transactions and
-// checkpoints refuse with tx_aborted) until it is reopened. Checkpoint,
-// checkout, diff, stop_tracking and close wait the same way first.
+// Waits until a lazy checkout has loaded every page (one from a remote
+// then publishes the version and its ref in the heap's store). Errors:
+// corrupt when a page could not be loaded; the heap is then failed
+// (transactions and checkpoints refuse with tx_aborted) until it is
+// reopened; from a remote also the store's (already_exists: the ref moved
+// meanwhile). Checkpoint, checkout, diff, stop_tracking and close wait the
+// same way first.
 LARDER_EXPORT status finish_checkout(heap& h);
 
 // ---- versions outside an open heap ----------------------------------------
