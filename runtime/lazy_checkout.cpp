@@ -63,12 +63,14 @@ status finish_lazy(heap_impl& impl) {
     v.lazy_moves_head = false;
   }
   // A forked child (it cannot write the heap) waited for nothing: HEAD,
-  // and the store whose lock it shares, are its parent's.
+  // the store whose lock it shares and the remote's connection (whose
+  // threads did not come with the fork) are its parent's.
   const bool parent = impl.can_write();
+  if (!parent) (void)remote.release();
   // A checkout that failed (its error said so already) or whose loader
   // never started leaves HEAD where it was.
   const bool whole = moves_head && parent && done.failed == 0 && done.pending == 0;
-  if (remote && parent) {
+  if (remote) {
     // The version and its ref once every chunk it names is in the store;
     // else what was fetched stays there as garbage.
     status published = whole ? publish_remote_version(v, *remote) : v.store->release();
