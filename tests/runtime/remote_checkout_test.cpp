@@ -171,6 +171,39 @@ TEST_F(RemoteCheckoutTest, EagerCheckoutHoldsTheVersionAndItsStoreGetsIt) {
   EXPECT_EQ(log[0].parent, full_id_);
 }
 
+// A heap that holds the version already, in a process with no version
+// current, compared by content: its data is not fetched, and a store that
+// held none of its chunks gets them from the heap's own pages.
+TEST_F(RemoteCheckoutTest, PagesEqualToTheVersionsAreStoredFromTheHeapNotFetched) {
+  {
+    larder::heap h;
+    larder::throw_if_error(open_there(&h));
+    larder::checkout_stats st;
+    ASSERT_TRUE(larder::checkout(h, "main", {.remote = remote()}, &st).ok());
+    ASSERT_TRUE(h.close().ok());
+  }
+  larder::heap h;
+  larder::throw_if_error(larder::heap::open(options(), &h));
+  const std::string elsewhere = dir_.file("elsewhere");
+  larder::throw_if_error(larder::use_version_store(h, elsewhere));
+  larder::checkout_stats st;
+  larder::status s = larder::checkout(h, "main", {.remote = remote()}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_GE(st.pages_compared, kDataPages);
+  // Only pages the open rewrote (process-local fields of segment headers)
+  // differ: none of the data.
+  EXPECT_LE(st.chunks_fetched, kDataPages / 100);
+  expect_version(h);
+  ASSERT_TRUE(h.close().ok());
+  larder::version_store store;
+  larder::throw_if_error(larder::version_store::open(elsewhere, &store));
+  larder::store_verify_report report;
+  larder::throw_if_error(store.verify(&report));
+  EXPECT_TRUE(report.clean());
+  EXPECT_EQ(report.versions_checked, 1u);
+  EXPECT_GE(report.chunks_checked, kDataPages);
+}
+
 TEST_F(RemoteCheckoutTest, LazyCheckoutHoldsTheVersionAndItsStoreGetsItOnceWhole) {
   if (!larder_test::lazy_checkout_works(larder::backing::shm)) GTEST_SKIP() << "no uffd write-protect tracker here";
   no_prefetch quiet;
