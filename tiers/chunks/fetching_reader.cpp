@@ -7,18 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <iterator>
-#include <unordered_map>
 
 namespace larder::chunks {
-namespace {
-
-// The chunks fetched are made durable in the local store every this many
-// bytes, so that a checkout cut short leaves most of what it fetched for
-// the next one (a push syncs as often).
-constexpr std::uint64_t kSyncEvery = std::uint64_t{16} << 20;
-
-}  // namespace
 
 fetching_reader::fetching_reader(chunk_store& local, remote_store& remote)
     : local_(local), remote_(remote), zstd_(ZSTD_createDCtx()) {}
@@ -36,21 +26,24 @@ status fetching_reader::lacking(const fingerprint* names, std::size_t count, std
   return {};
 }
 
-status fetching_reader::fetch_missing(const std::vector<fingerprint>& missing, std::vector<stored_chunk>* got) {
+status fetching_reader::fetch_missing(const std::vector<fingerprint>& missing) {
   std::vector<stored_chunk> batch;
   for (std::size_t first = 0; first < missing.size(); first += kFetchBatch) {
     const std::size_t count = std::min(kFetchBatch, missing.size() - first);
     if (status s = remote_.get_chunks(missing.data() + first, count, &batch); !s.ok()) return s;
     if (status s = local_.put_stored(batch.data(), batch.size()); !s.ok()) return s;
     std::uint64_t bytes = 0;
-    for (const stored_chunk& c : batch) bytes += c.payload.size();
+    for (stored_chunk& c : batch) {
+      bytes += c.payload.size();
+      unsynced_.emplace(c.name, std::move(c));
+    }
     chunks_fetched_.fetch_add(batch.size(), std::memory_order_relaxed);
     bytes_fetched_.fetch_add(bytes, std::memory_order_relaxed);
-    if ((unsynced_ += bytes) >= kSyncEvery) {
-      unsynced_ = 0;
+    if ((unsynced_bytes_ += bytes) >= kSyncEvery) {
+      unsynced_.clear();
+      unsynced_bytes_ = 0;
       if (status s = local_.flush(); !s.ok()) return s;
     }
-    if (got != nullptr) std::move(batch.begin(), batch.end(), std::back_inserter(*got));
   }
   return {};
 }
@@ -59,30 +52,25 @@ status fetching_reader::fetch(const fingerprint* names, std::size_t count) {
   std::lock_guard guard(lock_);
   std::vector<fingerprint> missing;
   if (status s = lacking(names, count, &missing); !s.ok()) return s;
-  return fetch_missing(missing, nullptr);
+  return fetch_missing(missing);
 }
 
 status fetching_reader::get_batch(const fingerprint* names, std::size_t count, void* pages) {
   std::lock_guard guard(lock_);
   std::vector<fingerprint> missing;
   if (status s = lacking(names, count, &missing); !s.ok()) return s;
-  std::vector<stored_chunk> got;
-  if (status s = fetch_missing(missing, &got); !s.ok()) return s;
-  // What arrived is decoded here rather than read back: a chunk still in
-  // the pack being written can only be read once that pack is finished.
-  std::unordered_map<fingerprint, const stored_chunk*, fingerprint_hash> arrived;
-  for (const stored_chunk& c : got) arrived.emplace(c.name, &c);
+  if (status s = fetch_missing(missing); !s.ok()) return s;
   std::vector<fingerprint> held;
   std::vector<std::size_t> held_at;
   char* out = static_cast<char*>(pages);
   for (std::size_t i = 0; i < count; ++i) {
-    auto it = arrived.find(names[i]);
-    if (it == arrived.end()) {
+    auto it = unsynced_.find(names[i]);
+    if (it == unsynced_.end()) {
       held.push_back(names[i]);
       held_at.push_back(i);
       continue;
     }
-    const stored_chunk& c = *it->second;
+    const stored_chunk& c = it->second;
     if (const char* why = check_payload(c.name, c.how, c.payload, zstd_, out + i * kPageSize))
       return status(errc::corrupt, remote_.where() + ": chunk " + c.name.hex() + ": " + why);
   }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 struct ZSTD_DCtx_s;
@@ -38,9 +39,8 @@ class fetching_reader {
   status fetch(const fingerprint* names, std::size_t count);
   // Reads `count` chunks into consecutive pages (kPageSize each): those
   // the local store lacks are fetched first (one round trip up to
-  // kFetchBatch of them), added to
-  // it and decoded from what arrived; the rest are read from it. Errors as
-  // fetch's.
+  // kFetchBatch of them), added to it and decoded from what arrived; the
+  // rest are read from it. Errors as fetch's.
   status get_batch(const fingerprint* names, std::size_t count, void* pages);
 
   // Chunks fetched from the remote so far, and their bytes as stored (zstd
@@ -50,19 +50,27 @@ class fetching_reader {
 
   // 1 MiB of raw pages a round trip, as a push sends them.
   static constexpr std::size_t kFetchBatch = 256;
+  // The chunks fetched are made durable in the local store every this many
+  // bytes, so that a checkout cut short leaves most of what it fetched for
+  // the next one (a push syncs as often).
+  static constexpr std::uint64_t kSyncEvery = std::uint64_t{16} << 20;
 
  private:
   // The distinct names of names[0, count) the local store lacks.
   status lacking(const fingerprint* names, std::size_t count, std::vector<fingerprint>* out);
-  // Fetches `missing` (distinct, lacking) in batches into the local store;
-  // `got`, when given, receives what arrived.
-  status fetch_missing(const std::vector<fingerprint>& missing, std::vector<stored_chunk>* got);
+  // Fetches `missing` (distinct, lacking) in batches into the local store.
+  status fetch_missing(const std::vector<fingerprint>& missing);
 
   chunk_store& local_;
   remote_store& remote_;
   std::mutex lock_;
   ZSTD_DCtx_s* zstd_;
-  std::uint64_t unsynced_ = 0;  // bytes added since the local store last made them durable
+  // Fetched since the local store last made them durable (up to
+  // kSyncEvery bytes): still in its pack being written, which it would
+  // finish to read one, so they are decoded from here (a chunk two pages
+  // name, say).
+  std::unordered_map<fingerprint, stored_chunk, fingerprint_hash> unsynced_;
+  std::uint64_t unsynced_bytes_ = 0;
   std::atomic<std::uint64_t> chunks_fetched_{0}, bytes_fetched_{0};
 };
 
