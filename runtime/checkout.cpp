@@ -110,10 +110,12 @@ void zero_above(heap_impl& impl, std::size_t new_high, std::size_t old_high) {
 
 // The pages to load, ascending. `taken` gets the pages taken from
 // written_since_cut, which a checkout failing before the heap changes gives
-// back.
+// back. `by_content`: no version was current, so the pages were compared
+// by their bytes.
 status pages_to_load(heap_impl& impl, versions_state& v, const std::vector<page_entry>& target,
-                     std::vector<std::size_t>* out, page_bitmap* taken, std::size_t* compared) {
+                     std::vector<std::size_t>* out, page_bitmap* taken, std::size_t* compared, bool* by_content) {
   const bool writes_known = writes_since_cut_known(impl, v);
+  *by_content = !writes_known;
   if (writes_known) {
     if (status s = impl.collect_for_versions(); !s.ok()) return s;
   }
@@ -293,12 +295,18 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   if (in_transaction(&impl)) return status(errc::invalid_argument, "checkout inside a transaction on the heap");
   const bool partial = !options.pods.empty();
   if (partial && options.lazy) return status(errc::invalid_argument, "a checkout of some pods is not lazy");
+  if (partial && !options.remote.empty())
+    return status(errc::invalid_argument, "a checkout of some pods reads the heap's own store: pull the version first");
   versions_state* v = nullptr;
   if (status s = open_versions(impl, &v); !s.ok()) return s;
   chunks::version_id id;
   std::string branch;
   chunks::version_record target;
-  if (status s = read_named_version(*v->store, name, &id, &branch, &target); !s.ok()) return s;
+  std::unique_ptr<remote_checkout> remote;
+  if (status s = options.remote.empty() ? read_named_version(*v->store, name, &id, &branch, &target)
+                                        : open_remote_version(*v, options.remote, name, &remote, &id, &branch, &target);
+      !s.ok())
+    return s;
   if (status s = version_of_this_heap(impl, id, target); !s.ok()) return s;
 
   if (options.lazy) {
@@ -313,9 +321,11 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   page_bitmap taken;
   auto unchanged = [&](status failed) {
     give_back_written(impl, taken);
+    if (remote) (void)v->store->release();  // what was fetched stays, as garbage
     return failed;
   };
   std::unique_ptr<pod_restore> restore;
+  bool by_content = false;
   std::size_t committed = std::max<std::size_t>(impl.region.committed(), target.heap_size);
   // Every block a thread holds (caches, delayed frees) goes back to its
   // page, and every thread's local heap of this region is retired.
@@ -327,13 +337,25 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     if (status s = plan_pod_restore(impl, *target_meta, target.pages, options.pods, restore.get()); !s.ok()) return s;
     pages = restore->pages;
     committed = std::max<std::size_t>(impl.region.committed(), restore->high << layout::kSegmentShift);
-  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &taken, &out->pages_compared); !s.ok()) {
+  } else if (status s = pages_to_load(impl, *v, target.pages, &pages, &taken, &out->pages_compared, &by_content);
+             !s.ok()) {
     return s;
+  }
+  // The store is to hold every chunk the version names: those of pages
+  // equal to the heap's are its current version's, or, found by content,
+  // are put from the heap now, before anything changes it.
+  if (remote && by_content) {
+    if (status s = store_equal_pages(impl, *v->store, target.pages, pages); !s.ok()) return unchanged(s);
   }
   if (options.lazy) {
     std::vector<std::size_t> now;
     for (std::size_t p : pages) (loaded_at_once(p) ? now : lazy).push_back(p);
     pages.swap(now);
+  }
+  if (remote) {
+    if (status s = fetch_pages(*remote, target.pages, pages); !s.ok()) return unchanged(s);
+    out->chunks_fetched = remote->fetch->chunks_fetched();
+    out->bytes_fetched = remote->fetch->bytes_fetched();
   }
   if (committed > impl.region.committed() && impl.fd >= 0) {
     if (int err = impl.grow_backing(committed)) return unchanged(status::from_errno(err, "growing " + impl.name));
@@ -342,6 +364,11 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   std::vector<char> staging(std::min(pages.size(), kBatchPages) * port::kOsPageSize);
   const std::size_t first_batch = std::min(pages.size(), kBatchPages);
   if (status s = read_pages(*v->store, target.pages, pages.data(), first_batch, staging.data()); !s.ok()) return unchanged(s);
+  // Every chunk the version names is in the heap's store now, unless pages
+  // are left to load on touch: then it is published once they are.
+  if (remote && lazy.empty()) {
+    if (status s = publish_remote_version(*v, *remote); !s.ok()) return unchanged(s);
+  }
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
@@ -386,7 +413,10 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
     const std::size_t high = std::max<std::size_t>(impl.meta()->segments_high, 1);
     std::lock_guard guard(impl.tracker_lock);
     v->lazy_moves_head = false;
-    v->lazy = std::make_unique<lazy_source>(*v->store, v->table, impl.region.base());
+    v->remote = std::move(remote);
+    v->chunks_fetched = v->bytes_fetched = 0;
+    v->lazy = std::make_unique<lazy_source>(*v->store, v->remote ? v->remote->fetch.get() : nullptr, v->table,
+                                            impl.region.base());
     if (int err = impl.tracker->track(impl.region.base(), high << layout::kSegmentShift, 0))
       s = status::from_errno(err, "tracking writes to " + impl.name);
     else if (int e = impl.tracker->load_lazily(std::move(addresses), impl.kind == backing::shm, v->lazy.get()))
@@ -400,6 +430,7 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
   }
   if (!s.ok()) {
     impl.tx_failure.set("a checkout stopped half way: " + s.message());
+    if (remote) (void)v->store->release();
     return s;
   }
   // The heap holds the version from here, but a failure leaves it as one

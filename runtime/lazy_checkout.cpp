@@ -13,7 +13,7 @@ int lazy_source::fill(const std::uintptr_t* pages, std::size_t count, void* out)
   try {
     std::vector<std::size_t> numbers(count);
     for (std::size_t i = 0; i < count; ++i) numbers[i] = (pages[i] - base_) / port::kOsPageSize;
-    status s = read_pages(store_, table_, numbers.data(), count, static_cast<char*>(out));
+    status s = read_pages(store_, table_, numbers.data(), count, static_cast<char*>(out), fetch_);
     if (s.ok()) return 0;
     std::lock_guard guard(lock_);
     if (failure_.empty()) failure_ = s.message();
@@ -45,6 +45,7 @@ status finish_lazy(heap_impl& impl) {
   versions_state& v = *impl.versions;
   port::lazy_progress done;
   std::unique_ptr<lazy_source> source;
+  std::unique_ptr<remote_checkout> remote;
   bool moves_head = false;
   {
     // Under the lock lazy_checkout_progress reads the source with; a
@@ -53,15 +54,30 @@ status finish_lazy(heap_impl& impl) {
     if (!v.lazy) return {};
     if (impl.tracker) done = impl.tracker->finish_lazy();
     source = std::move(v.lazy);
-    // A forked child (it cannot write the heap) waited for nothing: HEAD
-    // is its parent's to move.
-    moves_head = v.lazy_moves_head && impl.can_write();
+    remote = std::move(v.remote);
+    if (remote) {
+      v.chunks_fetched = remote->fetch->chunks_fetched();
+      v.bytes_fetched = remote->fetch->bytes_fetched();
+    }
+    moves_head = v.lazy_moves_head;
     v.lazy_moves_head = false;
   }
+  // A forked child (it cannot write the heap) waited for nothing: HEAD,
+  // the store whose lock it shares and the remote's connection (whose
+  // threads did not come with the fork) are its parent's.
+  const bool parent = impl.can_write();
+  if (!parent) (void)remote.release();
+  // A checkout that failed (its error said so already) or whose loader
+  // never started leaves HEAD where it was.
+  const bool whole = moves_head && parent && done.failed == 0 && done.pending == 0;
+  if (remote) {
+    // The version and its ref once every chunk it names is in the store;
+    // else what was fetched stays there as garbage.
+    status published = whole ? publish_remote_version(v, *remote) : v.store->release();
+    if (whole && !published.ok()) return published;
+  }
   if (done.failed == 0) {
-    // A checkout that failed (its error said so already) or whose loader
-    // never started leaves HEAD where it was.
-    if (!moves_head || done.pending != 0) return {};
+    if (!whole) return {};
     return v.lazy_head_branch.empty() ? v.store->set_head_detached(v.current) : v.store->set_head(v.lazy_head_branch);
   }
   std::string what = failure_text(impl, done, *source);
@@ -74,6 +90,9 @@ lazy_checkout_state lazy_checkout_progress(heap& h) {
   heap_impl* impl = h.impl();
   if (impl == nullptr || !impl->versions) return out;
   std::lock_guard guard(impl->tracker_lock);
+  const versions_state& v = *impl->versions;
+  out.chunks_fetched = v.remote ? v.remote->fetch->chunks_fetched() : v.chunks_fetched;
+  out.bytes_fetched = v.remote ? v.remote->fetch->bytes_fetched() : v.bytes_fetched;
   if (!impl->tracker || !impl->versions->lazy) return out;
   port::lazy_progress p = impl->tracker->lazy_state();
   out.pages_pending = p.pending;

@@ -109,7 +109,7 @@ const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table
 }
 
 status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
-                  std::size_t count, char* out) {
+                  std::size_t count, char* out, chunks::fetching_reader* fetch) {
   std::vector<chunks::fingerprint> names;
   std::vector<std::size_t> slots;
   for (std::size_t i = 0; i < count; ++i) {
@@ -123,7 +123,10 @@ status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_ent
   }
   if (names.empty()) return {};
   std::vector<char> read(names.size() * port::kOsPageSize);
-  if (status s = store.get_batch(names.data(), names.size(), read.data()); !s.ok()) return s;
+  if (status s = fetch != nullptr ? fetch->get_batch(names.data(), names.size(), read.data())
+                                  : store.get_batch(names.data(), names.size(), read.data());
+      !s.ok())
+    return s;
   for (std::size_t k = 0; k < slots.size(); ++k)
     std::memcpy(out + slots[k] * port::kOsPageSize, read.data() + k * port::kOsPageSize, port::kOsPageSize);
   return {};

@@ -7,6 +7,8 @@
 #include "runtime/page_bitmap.hpp"
 #include "port/write_tracker.hpp"
 #include "tiers/chunks/chunk_store.hpp"
+#include "tiers/chunks/fetching_reader.hpp"
+#include "tiers/chunks/remote_store.hpp"
 
 #include <larder/status.hpp>
 #include <larder/versions.hpp>
@@ -48,23 +50,38 @@ class staging_buffer {
 
 // The pages of a lazy checkout come from here, on the tracker's loader
 // thread (port::write_tracker::load_lazily): the target's chunks, read
-// from the store and checked against their fingerprints. It reads
-// versions_state::table and the store, which nothing else uses until
+// from the store (through `fetch`, fetching what it lacks from a remote,
+// for a checkout from one) and checked against their fingerprints. It
+// reads versions_state::table and the store, which nothing else uses until
 // finish_lazy (open_versions calls it first).
 class lazy_source final : public port::page_source {
  public:
-  lazy_source(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, std::uintptr_t base)
-      : store_(store), table_(table), base_(base) {}
+  lazy_source(chunks::chunk_store& store, chunks::fetching_reader* fetch, const std::vector<chunks::page_entry>& table,
+              std::uintptr_t base)
+      : store_(store), fetch_(fetch), table_(table), base_(base) {}
   int fill(const std::uintptr_t* pages, std::size_t count, void* out) noexcept override;
   // The first failure, as text, once fill failed.
   std::string failure() const;
 
  private:
   chunks::chunk_store& store_;
+  chunks::fetching_reader* fetch_;
   const std::vector<chunks::page_entry>& table_;
   std::uintptr_t base_;
   mutable std::mutex lock_;  // failure_, written on the loader's thread
   std::string failure_;
+};
+
+// A checkout from a remote (checkout_options::remote): the remote, the
+// version's files as it holds them, and the ref to set in the heap's store
+// once that holds every chunk the version names (publish_remote_version).
+struct remote_checkout {
+  std::unique_ptr<chunks::remote_store> remote;
+  std::unique_ptr<chunks::fetching_reader> fetch;  // through the heap's store
+  std::string manifest, table;
+  std::string ref;  // the ref the version was named by ("heads/x", "tags/x"), or ""
+  bool ref_existed = false;  // in the heap's store, naming ref_was, when checked
+  chunks::version_id ref_was;
 };
 
 struct versions_state {
@@ -85,6 +102,11 @@ struct versions_state {
   // a store never move each other's branches.
   bool follows_known = false;
   std::string follows;
+  // While a lazy checkout from a remote loads pages (`lazy` reads through
+  // it, so it goes after).
+  std::unique_ptr<remote_checkout> remote;
+  // What the last lazy checkout from a remote fetched, once it finished.
+  std::uint64_t chunks_fetched = 0, bytes_fetched = 0;
   std::unique_ptr<lazy_source> lazy;  // while a lazy checkout loads pages
   // What HEAD becomes once that checkout has loaded every page (a branch,
   // else detached at `current`): its publication (an fsync'd rename) would
@@ -106,9 +128,9 @@ const chunks::fingerprint& chunk_at(const std::vector<chunks::page_entry>& table
 
 // Reads the chunks `table` names for heap pages pages[0, count) into `out`,
 // 4 KiB each (zero pages as zeros), verified against their fingerprints:
-// corrupt when one fails.
+// corrupt when one fails. From `store`, or through `fetch` when given.
 status read_pages(chunks::chunk_store& store, const std::vector<chunks::page_entry>& table, const std::size_t* pages,
-                  std::size_t count, char* out);
+                  std::size_t count, char* out, chunks::fetching_reader* fetch = nullptr);
 
 // OK when version `id` (`r`) was taken of this heap and fits its address
 // range: invalid_argument (another heap) or corrupt otherwise.
@@ -164,6 +186,27 @@ void compare_versions(const std::vector<chunks::page_entry>& a, const std::strin
 struct version_store::impl {
   std::unique_ptr<chunks::chunk_store> store;
 };
+
+// ---- checkout from a remote (remote_checkout.cpp) ----
+
+// Opens `remote`, resolves `name` there (a ref, a full id or an
+// unambiguous prefix) and reads the version into `target`; `branch` gets
+// the branch named, else "". Refuses (already_exists) a ref the heap's
+// store holds that the version could not replace as pull replaces refs.
+status open_remote_version(versions_state& v, const std::string& remote, std::string_view name,
+                           std::unique_ptr<remote_checkout>* out, chunks::version_id* id, std::string* branch,
+                           chunks::version_record* target);
+// Puts into the heap's store the chunks it lacks of `target`'s pages that
+// are not among `loaded` (ascending): pages whose bytes equal the
+// version's, found by content (no version was current), whose chunks the
+// version names too. Read from the heap, never fetched.
+status store_equal_pages(const heap_impl& impl, chunks::chunk_store& store, const std::vector<chunks::page_entry>& target,
+                         const std::vector<std::size_t>& loaded);
+// Fetches the chunks of `target` for `pages` that the heap's store lacks.
+status fetch_pages(remote_checkout& r, const std::vector<chunks::page_entry>& target, const std::vector<std::size_t>& pages);
+// Once the heap's store holds every chunk the version names: the version
+// (byte for byte, under its id) and the ref into the heap's store.
+status publish_remote_version(versions_state& v, remote_checkout& r);
 
 status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_stats* out);
 status check_out(heap_impl& impl, std::string_view version, const checkout_options& options, checkout_stats* out);

@@ -55,6 +55,9 @@ versions_command::versions_command(CLI::App& app) {
   checkout_->add_flag("--lazy", lazy_,
                       "return once the heap is usable and load the differing pages on first touch (shm heaps; the "
                       "command then waits for every page before it closes the heap)");
+  checkout_->add_option("--from", from_,
+                        "check the version out straight from this remote (a directory or rados:POOL[@CONF]), "
+                        "fetching only the chunks of differing pages that the store lacks into the store");
   checkout_->add_option("--pod", pods_, "restore only this pod (an id or a name; repeatable); the rest stays");
   checkout_->add_option("--root", roots_,
                         "restore only the pod holding this root's object in the version (repeatable; pods it points "
@@ -134,8 +137,13 @@ larder::status versions_command::chosen_pods(larder::heap& h, std::vector<std::u
 }
 
 int versions_command::checkout() {
-  if (offline_ && (lazy_ || !pods_.empty() || !roots_.empty())) {
-    std::fprintf(stderr, "larder: --offline writes the whole version: not with --lazy, --pod or --root\n");
+  if (offline_ && (lazy_ || !pods_.empty() || !roots_.empty() || !from_.empty())) {
+    std::fprintf(stderr, "larder: --offline writes the whole version from the store: not with --lazy, --pod, --root "
+                         "or --from\n");
+    return larder_tool::kExitUsage;
+  }
+  if (!from_.empty() && (!pods_.empty() || !roots_.empty())) {
+    std::fprintf(stderr, "larder: --pod and --root restore from the store: pull the version, then check it out\n");
     return larder_tool::kExitUsage;
   }
   larder::heap_options o;
@@ -145,12 +153,13 @@ int versions_command::checkout() {
   larder::heap h;
   larder::status opened = offline_ ? larder::status() : larder::heap::open(o, &h);
   if (offline_ || !opened.ok()) {
-    if (opened.is(larder::errc::heap_busy) || opened.is(larder::errc::not_found)) return fail(opened);
+    if (opened.is(larder::errc::heap_busy) || opened.is(larder::errc::not_found) || !from_.empty()) return fail(opened);
     return restore(opened);
   }
   if (!store_.empty() || shm_) larder::throw_if_error(larder::use_version_store(h, store()));
   larder::checkout_options options;
   options.lazy = lazy_;
+  options.remote = from_;
   larder::throw_if_error(chosen_pods(h, &options.pods));
   if ((!pods_.empty() || !roots_.empty()) && options.pods.empty()) {
     std::fprintf(stderr, "larder: no pod to restore\n");
@@ -166,8 +175,15 @@ int versions_command::checkout() {
       const auto from = std::chrono::steady_clock::now();
       larder::throw_if_error(larder::finish_checkout(h));
       all_loaded_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from).count();
+      const larder::lazy_checkout_state fetched = larder::lazy_checkout_progress(h);
+      st.chunks_fetched = fetched.chunks_fetched;
+      st.bytes_fetched = fetched.bytes_fetched;
     }
   }
+  std::string fetched;
+  if (!from_.empty())
+    fetched = "; " + std::to_string(st.chunks_fetched) + " chunks (" + human_size(st.bytes_fetched) + ") fetched from " +
+              printable(from_);
   if (json_) {
     json j = {{"id", st.id},
               {"pages_compared", st.pages_compared},
@@ -178,17 +194,22 @@ int versions_command::checkout() {
       j["all_loaded_ms"] = ms(st.total_ns) + all_loaded_ms;
     }
     if (!options.pods.empty()) j["pods"] = options.pods;
+    if (!from_.empty()) {
+      j["chunks_fetched"] = st.chunks_fetched;
+      j["bytes_fetched"] = st.bytes_fetched;
+    }
     print_json(j);
   } else if (!options.pods.empty()) {
     std::printf("restored %zu pod(s) of %s: %zu pages loaded; %.1f ms\n", options.pods.size(), st.id.c_str(),
                 st.pages_loaded, ms(st.total_ns));
   } else if (lazy_) {
     std::printf("checked out %s lazily: usable after %.1f ms (%zu pages loaded, %zu on first touch); every page "
-                "after %.1f ms\n",
-                st.id.c_str(), ms(st.total_ns), st.pages_loaded, st.pages_lazy, ms(st.total_ns) + all_loaded_ms);
+                "after %.1f ms%s\n",
+                st.id.c_str(), ms(st.total_ns), st.pages_loaded, st.pages_lazy, ms(st.total_ns) + all_loaded_ms,
+                fetched.c_str());
   } else {
-    std::printf("checked out %s: %zu pages loaded (%zu compared); %.1f ms\n", st.id.c_str(), st.pages_loaded,
-                st.pages_compared, ms(st.total_ns));
+    std::printf("checked out %s: %zu pages loaded (%zu compared); %.1f ms%s\n", st.id.c_str(), st.pages_loaded,
+                st.pages_compared, ms(st.total_ns), fetched.c_str());
   }
   return larder_tool::exit_code_of(h.close());
 }

@@ -34,7 +34,7 @@ class versions_command {
   CLI::App* log_;
   CLI::App* checkout_;
   CLI::App* versions_;
-  std::string heap_, store_, message_, version_, action_;
+  std::string heap_, store_, message_, version_, action_, from_;
   bool shm_ = false;
   bool json_ = false;
   bool all_ = false;

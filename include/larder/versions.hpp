@@ -67,6 +67,11 @@ struct checkout_stats {
   std::size_t pages_loaded = 0;    // pages written before checkout returned: read from the store or zeroed
   std::size_t pages_lazy = 0;      // lazy: pages left to load on first touch
   std::uint64_t total_ns = 0;      // until checkout returned (lazy: until the heap was usable)
+  // From a remote (checkout_options::remote): chunks fetched before
+  // checkout returned, and their bytes as stored (zstd frames where that
+  // saved). A lazy checkout's total is lazy_checkout_progress's.
+  std::uint64_t chunks_fetched = 0;
+  std::uint64_t bytes_fetched = 0;
 };
 
 struct checkout_options {
@@ -89,6 +94,16 @@ struct checkout_options {
   // undo-log lane lives now, and with `lazy`. docs/versions.md,
   // "Restoring some pods".
   std::vector<std::uint32_t> pods = {};
+  // Check the version out straight from this remote (as push_versions
+  // takes one: a directory, or "rados:POOL[@CONF]"), not from the heap's
+  // store: the name is resolved there, and only the chunks of pages that
+  // differ from the heap's, and that the heap's store lacks, are fetched
+  // (with `lazy`, each on its page's first touch). They are added to the
+  // heap's store, which gets the version, and the ref named (moved as
+  // pull moves it), once it holds every chunk the version names; HEAD
+  // then moves as for any checkout. Not with `pods`. See docs/versions.md,
+  // "Checking out from a remote".
+  std::string remote = {};
 };
 
 // The pods to restore for the roots `names` of `version` (checkout_options::
@@ -116,7 +131,10 @@ LARDER_EXPORT status pods_of_roots(heap& h, std::string_view version, const std:
 // prefix, a version of another heap, a precondition), unsupported (lazy
 // where it cannot be), read_only, corrupt (a damaged chunk: nothing of the
 // heap was changed yet; or an earlier lazy checkout's page that could not
-// be loaded), or an errno value.
+// be loaded), or an errno value. From a remote also: not_a_heap (no chunk
+// store there), already_exists (the heap's store has the ref named where
+// the version does not descend from it), the remote's (timed_out, say),
+// each before anything of the heap changes.
 LARDER_EXPORT status checkout(heap& h, std::string_view version, const checkout_options& options,
                               checkout_stats* out);
 LARDER_EXPORT status checkout(heap& h, std::string_view version, checkout_stats* out);
@@ -124,18 +142,27 @@ LARDER_EXPORT status checkout(heap& h, std::string_view version, checkout_stats*
 LARDER_EXPORT checkout_stats checkout(heap& h, std::string_view version, const checkout_options& options = {});
 
 // Where a lazy checkout stands: pages still to load, and pages that could
-// not be loaded (a damaged or missing chunk: they read as zeros, never as
-// a signal). All zero when none is under way.
+// not be loaded (a damaged or missing chunk, a remote that stopped
+// answering: they read as zeros, never as a signal). All zero when none
+// is under way, but for the fetch counts.
 struct lazy_checkout_state {
   std::size_t pages_pending = 0;
   std::size_t pages_failed = 0;
   std::string error;  // the first failure, when pages_failed != 0
+  // The last lazy checkout from a remote in this process: chunks fetched
+  // and their bytes as stored, from its start (checkout_stats' included),
+  // kept once it finished until the next lazy checkout.
+  std::uint64_t chunks_fetched = 0;
+  std::uint64_t bytes_fetched = 0;
 };
 LARDER_EXPORT lazy_checkout_state lazy_checkout_progress(heap& h);
-// Waits until a lazy checkout has loaded every page. Errors: corrupt when
-// a page could not be loaded; the heap is then failed (transactions and
-// checkpoints refuse with tx_aborted) until it is reopened. Checkpoint,
-// checkout, diff, stop_tracking and close wait the same way first.
+// Waits until a lazy checkout has loaded every page (one from a remote
+// then publishes the version and its ref in the heap's store). Errors:
+// corrupt when a page could not be loaded; the heap is then failed
+// (transactions and checkpoints refuse with tx_aborted) until it is
+// reopened; from a remote also the store's (already_exists: the ref moved
+// meanwhile). Checkpoint, checkout, diff, stop_tracking and close wait the
+// same way first.
 LARDER_EXPORT status finish_checkout(heap& h);
 
 // ---- versions outside an open heap ----------------------------------------

@@ -3,7 +3,8 @@
 // program: a round trip from one directory store through the pool to
 // another keeps ids and bytes, a 1 % push sends only the changed pages, a
 // pool holding something else is refused, and a damaged chunk object is
-// named. Skipped, with the reason printed, where ceph is not installed.
+// named; a heap is checked out lazily straight from the pool. Skipped, with
+// the reason printed, where ceph is not installed.
 #include "chunk_test_util.hpp"
 #include "failing_store.hpp"
 #include "port/rados.hpp"
@@ -219,6 +220,65 @@ TEST_F(TransferCephTest, AHeapPushedToThePoolIsClonedFromIt) {
   larder::heap there({.kind = larder::backing::file, .name = clone, .reserve = std::size_t{1} << 30});
   std::uint64_t* words = *there.root<std::uint64_t*>("words");
   for (std::size_t i = 0; i < kWords; ++i) ASSERT_EQ(words[i], i * 0x9E3779B97F4A7C15ull) << i;
+}
+
+// A heap checked out lazily on another machine straight from the pool
+// (checkout_options::remote): pages fetched on first touch hold every byte
+// of the version, and that machine's store gets the version once whole. A
+// shm heap, pushed from here; the other machine starts from its first
+// version, restored into it, with a store of its own.
+TEST_F(TransferCephTest, AHeapIsCheckedOutLazilyStraightFromThePool) {
+  bool uffd = false;
+  for (const larder::tracker_support& t : larder::tracker_backends())
+    if (t.backend == larder::tracker_backend::uffd_async) uffd = t.available;
+  if (!uffd) GTEST_SKIP() << "no uffd write-protect tracker here: no lazy checkout";
+  const std::string name = "/larder-ceph-lazy-" + std::to_string(::getpid());
+  const std::string here = dir_.path() + "/here", there = dir_.path() + "/there";
+  struct removed_at_end {
+    std::string name;
+    ~removed_at_end() { (void)larder::heap::remove(larder::backing::shm, name); }
+  } guard{name};
+  const larder::heap_options o{.kind = larder::backing::shm, .name = name, .reserve = std::size_t{1} << 30};
+  constexpr std::size_t kWords = std::size_t{1} << 20;  // 8 MiB
+  auto word = [](std::size_t i) { return i * 0x9E3779B97F4A7C15ull; };
+  std::string empty, full;
+  {
+    larder::heap h(o);
+    larder::throw_if_error(larder::use_version_store(h, here));
+    auto* words = static_cast<std::uint64_t*>(h.allocate(kWords * 8));
+    ASSERT_NE(words, nullptr);
+    *h.root<std::uint64_t*>("words") = words;
+    empty = larder::checkpoint(h, "allocated").id;
+    for (std::size_t i = 0; i < kWords; ++i) words[i] = word(i);
+    full = larder::checkpoint(h, "filled").id;
+  }
+  larder::transfer_stats sent;
+  // By id: the pool's heads/main is another test's.
+  larder::status s = larder::push_versions(here, cluster->remote(), full, {}, &sent);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  larder::throw_if_error(larder::restore_version(larder::backing::shm, name, empty, here));
+
+  larder::heap h(o);
+  larder::throw_if_error(larder::use_version_store(h, there));
+  larder::checkout_stats st;
+  s = larder::checkout(h, full.substr(0, 10), {.lazy = true, .remote = cluster->remote()}, &st);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_GE(st.pages_lazy, kWords * 8 / 4096 * 9 / 10);  // segment headers come at once
+  const std::uint64_t* words = *static_cast<std::uint64_t**>(h.find_root("words"));
+  for (std::size_t i = 0; i < kWords; ++i) ASSERT_EQ(words[i], word(i)) << i;
+  ASSERT_TRUE(larder::finish_checkout(h).ok());
+  const larder::lazy_checkout_state done = larder::lazy_checkout_progress(h);
+  EXPECT_GE(done.chunks_fetched, kWords * 8 / 4096);
+  EXPECT_GE(done.bytes_fetched, kWords * 8);
+  ASSERT_TRUE(h.close().ok());
+  larder::version_store store;
+  larder::throw_if_error(larder::version_store::open(there, &store));
+  larder::store_verify_report report;
+  larder::throw_if_error(store.verify(&report));
+  EXPECT_TRUE(report.clean());
+  std::string head;
+  larder::throw_if_error(store.head(&head));
+  EXPECT_EQ(head, full);
 }
 
 // Chunks another writer sent after this connection opened the pool: a

@@ -44,8 +44,11 @@ status directory_store::has_chunks(const fingerprint* names, std::size_t count, 
   return store_->contains(names, count, present);
 }
 
+// Its failures name the store, as a pool's name the pool: a checkout
+// reading through it says which remote failed.
 status directory_store::get_chunks(const fingerprint* names, std::size_t count, std::vector<stored_chunk>* out) {
-  return store_->get_stored(names, count, out);
+  status s = store_->get_stored(names, count, out);
+  return s.ok() ? s : status(static_cast<errc>(s.code()), directory_ + ": " + s.message());
 }
 
 status directory_store::put_chunks(const std::vector<stored_chunk>& chunks) {

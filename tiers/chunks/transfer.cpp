@@ -182,14 +182,8 @@ status set_refs(remote_store& from, remote_store& to, const std::vector<ref_entr
     const version_id* now = it != there.end() ? &it->id : nullptr;
     if (now != nullptr && *now == r.id) continue;
     if (now != nullptr && !force) {
-      if (r.name.starts_with("tags/")) {
-        return status(errc::already_exists, "tag " + r.name + " in " + to.where() + " names " + now->hex() +
-                                                ", not " + r.id.hex() + " (--force moves it)");
-      }
-      if (!descends(from, r.id, *now)) {
-        return status(errc::already_exists, r.name + " in " + to.where() + " names " + now->hex() + ", which " +
-                                                r.id.hex() + " does not descend from (--force moves it)");
-      }
+      if (status s = check_ref_move(from, r, *now, to.where()); !s.ok())
+        return status(errc::already_exists, s.message() + " (--force moves it)");
     }
     if (status s = to.set_ref(r.name, r.id, now); !s.ok()) return s;
     ++stats->refs_set;
@@ -198,6 +192,18 @@ status set_refs(remote_store& from, remote_store& to, const std::vector<ref_entr
 }
 
 }  // namespace
+
+status check_ref_move(remote_store& from, const ref_entry& r, const version_id& now, const std::string& there) {
+  if (r.name.starts_with("tags/")) {
+    return status(errc::already_exists,
+                  "tag " + r.name + " in " + there + " names " + now.hex() + ", not " + r.id.hex());
+  }
+  if (!descends(from, r.id, now)) {
+    return status(errc::already_exists, r.name + " in " + there + " names " + now.hex() + ", which " + r.id.hex() +
+                                            " does not descend from");
+  }
+  return {};
+}
 
 status plan_transfer(remote_store& from, std::string_view what, bool all, transfer_plan* out) {
   *out = {};

@@ -1,7 +1,8 @@
 // Push and pull: versions copied from one chunk store to another
 // (remote_store.hpp), sending only the chunks the destination lacks.
 // Entry points: plan_transfer (which versions and refs a name stands for),
-// transfer (the copy). docs/versions.md, "Push and pull".
+// transfer (the copy), check_ref_move (the rule for refs). docs/versions.md,
+// "Push and pull".
 #pragma once
 
 #include "tiers/chunks/remote_store.hpp"
@@ -34,6 +35,12 @@ struct transfer_stats {
 // unambiguous prefix of one (4 hex digits or more: the version alone).
 // Errors: not_found, invalid_argument (an ambiguous prefix).
 status plan_transfer(remote_store& from, std::string_view what, bool all, transfer_plan* out);
+
+// Whether the ref `r` of `from` may replace, in the store `there` (for
+// messages), the ref of that name, which names `now` (not r.id) there: a
+// branch moves only forward (r.id descends from `now` in `from`), a tag not
+// at all. already_exists, saying why, otherwise.
+status check_ref_move(remote_store& from, const ref_entry& r, const version_id& now, const std::string& there);
 
 // Copies plan.versions that `to` lacks, oldest first, then sets plan.refs.
 // For each version: asks `to` which of its chunks it lacks, in batches (only
