@@ -254,14 +254,14 @@ TEST_F(TransferCephTest, AHeapIsCheckedOutLazilyStraightFromThePool) {
   }
   larder::transfer_stats sent;
   // By id: the pool's heads/main is another test's.
-  larder::status s = larder::push_versions(here, cluster->remote(), full, {}, &sent);
+  larder::status s = larder::push_versions(here, cluster_remote(), full, {}, &sent);
   ASSERT_TRUE(s.ok()) << s.to_string();
   larder::throw_if_error(larder::restore_version(larder::backing::shm, name, empty, here));
 
   larder::heap h(o);
   larder::throw_if_error(larder::use_version_store(h, there));
   larder::checkout_stats st;
-  s = larder::checkout(h, full.substr(0, 10), {.lazy = true, .remote = cluster->remote()}, &st);
+  s = larder::checkout(h, full.substr(0, 10), {.lazy = true, .remote = cluster_remote()}, &st);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_GE(st.pages_lazy, kWords * 8 / 4096 * 9 / 10);  // segment headers come at once
   const std::uint64_t* words = *static_cast<std::uint64_t**>(h.find_root("words"));
