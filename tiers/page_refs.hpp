@@ -26,4 +26,17 @@ inline status sorted_pages(const page_ref* pages, std::size_t count, std::vector
   return {};
 }
 
+// held_pages of a backend that keeps a pod's pages in a map keyed by page
+// index: the indexes, ascending. The caller holds the map's lock.
+template <class Pods>
+std::vector<std::uint64_t> held_indexes(const Pods& pods, std::uint64_t pod) {
+  std::vector<std::uint64_t> out;
+  auto held = pods.find(pod);
+  if (held == pods.end()) return out;
+  out.reserve(held->second.size());
+  for (const auto& page : held->second) out.push_back(page.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace larder::tiers

@@ -24,25 +24,6 @@ class migration_ceph : public ::testing::Test {
   static std::string remote() { return cluster->cluster().pool() + "@" + cluster->cluster().conf(); }
 };
 
-// Pods written, evicted, touched and evicted again, round after round.
-void evict_and_touch(pod_heap& ph, model& m, std::mt19937_64& rng) {
-  for (int round = 0; round < 3; ++round) {
-    for (larder::pod pod : ph.pods) {
-      larder::status s = larder::evict_pod(ph.h, pod);
-      ASSERT_TRUE(s.ok()) << s.to_string();
-    }
-    EXPECT_GE(larder::migration_info(ph.h).evicted_bytes, ph.pods.size() * 64 * kPage) << "round " << round;
-    for (int w = 0; w < 50; ++w) {
-      std::size_t pod = rng() % ph.pods.size(), b = rng() % 64, at = rng() % (kPage / 8) * 8;
-      std::uint64_t v = rng();
-      std::memcpy(ph.blocks[pod][b] + at, &v, 8);
-      std::memcpy(m[pod][b].data() + at, &v, 8);
-    }
-    expect_equal(ph, m);
-  }
-  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
-}
-
 TEST_F(migration_ceph, pods_evicted_to_the_cluster_come_back) {
   pod_heap ph;
   ph.open(larder::backing::anonymous, 4, 64, 101);
@@ -51,8 +32,7 @@ TEST_F(migration_ceph, pods_evicted_to_the_cluster_come_back) {
   p.tiers.push_back({larder::tier_kind::remote, remote(), std::size_t{64} << 20});
   larder::status s = larder::set_migration_policy(ph.h, p);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  std::mt19937_64 rng(102);
-  evict_and_touch(ph, m, rng);
+  evict_write_and_check(ph, m, 102, 3);
   larder::migration_stats st = larder::migration_info(ph.h);
   ASSERT_EQ(st.tiers.size(), 1u);
   EXPECT_EQ(st.tiers[0].kind, larder::tier_kind::remote);
@@ -71,8 +51,7 @@ TEST_F(migration_ceph, a_full_disk_tier_cascades_to_the_cluster) {
   p.tiers.push_back({larder::tier_kind::remote, remote(), std::size_t{64} << 20});
   larder::status s = larder::set_migration_policy(ph.h, p);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  std::mt19937_64 rng(104);
-  evict_and_touch(ph, m, rng);
+  evict_write_and_check(ph, m, 104, 3);
   larder::migration_stats st = larder::migration_info(ph.h);
   ASSERT_EQ(st.tiers.size(), 2u);
   EXPECT_LE(st.tiers[0].used_bytes, st.tiers[0].capacity_bytes);

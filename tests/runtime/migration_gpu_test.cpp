@@ -152,30 +152,6 @@ TEST(migration_gpu, shm_heap_and_bad_devices_refused) {
   EXPECT_NE(s.message().find("only a disk tier keeps them"), std::string::npos) << s.message();
 }
 
-// Rounds of: every pod evicted, some blocks written (their pages come
-// back), every block read against the model.
-void evict_write_and_check(pod_heap& ph, model& m, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  for (int round = 0; round < 4; ++round) {
-    for (larder::pod pod : ph.pods) {
-      larder::status s = larder::evict_pod(ph.h, pod);
-      ASSERT_TRUE(s.ok()) << s.to_string();
-    }
-    larder::migration_stats st = larder::migration_info(ph.h);
-    EXPECT_GE(st.evicted_bytes, ph.pods.size() * ph.blocks[0].size() * kPage) << "round " << round;
-    for (const larder::tier_usage_info& t : st.tiers) EXPECT_LE(t.used_bytes, t.capacity_bytes) << t.path;
-    EXPECT_GT(st.tiers[0].used_bytes, 0u) << "round " << round;
-    for (int w = 0; w < 100; ++w) {
-      std::size_t pod = rng() % ph.pods.size(), b = rng() % ph.blocks[pod].size(), at = rng() % (kPage / 8) * 8;
-      std::uint64_t v = rng();
-      std::memcpy(ph.blocks[pod][b] + at, &v, 8);
-      std::memcpy(m[pod][b].data() + at, &v, 8);
-    }
-    expect_equal(ph, m);
-  }
-  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
-}
-
 larder::migration_policy gpu_over_disk(const temp_dir& dir) {
   // A quarter of what is evicted: the coldest pods' pages cascade down.
   larder::migration_policy p = gpu_policy(std::size_t{512} << 10);

@@ -393,27 +393,7 @@ TEST(migration_tiers, newest_copy_wins_across_tiers) {
   p.tiers.push_back({larder::tier_kind::disk, dir.file("middle"), std::size_t{1} << 20});
   p.tiers.push_back({larder::tier_kind::disk, dir.file("lower"), std::size_t{64} << 20});
   ASSERT_TRUE(larder::set_migration_policy(ph.h, p).ok());
-  std::mt19937_64 rng(82);
-  for (int round = 0; round < 5; ++round) {
-    for (larder::pod pod : ph.pods) {
-      larder::status s = larder::evict_pod(ph.h, pod);
-      ASSERT_TRUE(s.ok()) << s.to_string();
-    }
-    larder::migration_stats st = larder::migration_info(ph.h);
-    EXPECT_GE(st.evicted_bytes, 8u * 64 * kPage) << "round " << round;
-    for (const larder::tier_usage_info& t : st.tiers) EXPECT_LE(t.used_bytes, t.capacity_bytes) << t.path;
-    EXPECT_GT(st.tiers[2].used_bytes, 0u) << "round " << round;
-    // Some blocks written (their pages come back first), then every block
-    // read; the next round evicts the newer bytes.
-    for (int w = 0; w < 100; ++w) {
-      std::size_t pod = rng() % 8, b = rng() % 64, at = rng() % (kPage / 8) * 8;
-      std::uint64_t v = rng();
-      std::memcpy(ph.blocks[pod][b] + at, &v, 8);
-      std::memcpy(m[pod][b].data() + at, &v, 8);
-    }
-    expect_equal(ph, m);
-  }
-  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+  evict_write_and_check(ph, m, 82, 5);
 }
 
 TEST(migration_tiers, policies_refused_with_a_reason) {

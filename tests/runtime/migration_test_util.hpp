@@ -82,4 +82,31 @@ inline void expect_equal(const pod_heap& ph, const model& m) {
       ASSERT_EQ(std::memcmp(ph.blocks[p][b], m[p][b].data(), kPage), 0) << "pod " << p << " block " << b;
 }
 
+// Rounds of: every pod evicted, what each tier holds within its capacity
+// and the bottom one holding something (pages went all the way down), 100
+// random 8-byte writes (their pages come back first), then every block
+// read against the model; the next round evicts the newer bytes.
+inline void evict_write_and_check(pod_heap& ph, model& m, std::uint64_t seed, int rounds = 4) {
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < rounds; ++round) {
+    for (larder::pod pod : ph.pods) {
+      larder::status s = larder::evict_pod(ph.h, pod);
+      ASSERT_TRUE(s.ok()) << s.to_string();
+    }
+    larder::migration_stats st = larder::migration_info(ph.h);
+    EXPECT_GE(st.evicted_bytes, ph.pods.size() * ph.blocks[0].size() * kPage) << "round " << round;
+    ASSERT_FALSE(st.tiers.empty());
+    for (const larder::tier_usage_info& t : st.tiers) EXPECT_LE(t.used_bytes, t.capacity_bytes) << t.path;
+    EXPECT_GT(st.tiers.back().used_bytes, 0u) << "round " << round << ": nothing reached the bottom tier";
+    for (int w = 0; w < 100; ++w) {
+      std::size_t pod = rng() % ph.pods.size(), b = rng() % ph.blocks[pod].size(), at = rng() % (kPage / 8) * 8;
+      std::uint64_t v = rng();
+      std::memcpy(ph.blocks[pod][b] + at, &v, 8);
+      std::memcpy(m[pod][b].data() + at, &v, 8);
+    }
+    expect_equal(ph, m);
+  }
+  EXPECT_EQ(larder::migration_info(ph.h).lost_pages, 0u);
+}
+
 }  // namespace larder_migration_test

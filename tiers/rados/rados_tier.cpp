@@ -254,16 +254,8 @@ status rados_tier::drop_pages(std::uint64_t pod, const std::uint64_t* indexes, s
 }
 
 std::vector<std::uint64_t> rados_tier::held_pages(std::uint64_t pod) const {
-  std::vector<std::uint64_t> out;
-  {
-    std::lock_guard lock(mutex_);
-    auto held = pods_.find(pod);
-    if (held == pods_.end()) return out;
-    out.reserve(held->second.size());
-    for (const auto& page : held->second) out.push_back(page.first);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  std::lock_guard lock(mutex_);
+  return held_indexes(pods_, pod);
 }
 
 bool rados_tier::holds(std::uint64_t pod, std::uint64_t index) const {

@@ -83,16 +83,8 @@ status slotted_tier::drop_pages(std::uint64_t pod, const std::uint64_t* indexes,
 }
 
 std::vector<std::uint64_t> slotted_tier::held_pages(std::uint64_t pod) const {
-  std::vector<std::uint64_t> out;
-  {
-    std::lock_guard lock(mutex_);
-    auto held = pods_.find(pod);
-    if (held == pods_.end()) return out;
-    out.reserve(held->second.size());
-    for (const auto& page : held->second) out.push_back(page.first);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  std::lock_guard lock(mutex_);
+  return held_indexes(pods_, pod);
 }
 
 bool slotted_tier::holds(std::uint64_t pod, std::uint64_t index) const {
