@@ -141,6 +141,10 @@ segment* region::take_segments(std::size_t count, std::uint32_t pod, layout::seg
   if (state != layout::kSegmentLog) {  // the log writes its own records from the start
     note_fresh(s, sizeof(segment));
     if (!*zeroed) std::memset(static_cast<void*>(s), 0, sizeof(segment));
+    // A segment used before may carry bits of pages evicted in its last
+    // life, or a huge block's bytes where a pages segment keeps its map:
+    // its pages now are free memory, evicted nowhere.
+    if (!*zeroed && state == layout::kSegmentPages) std::memset(evicted_map(s), 0, kOsPagesPerSegment / 8);
     s->pod = pod;
     s->span = static_cast<std::uint32_t>(count);
     s->free_slices = ~std::uint64_t{0};

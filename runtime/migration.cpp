@@ -44,6 +44,24 @@ std::uint32_t segment_entry(heap_impl& impl, std::uintptr_t address) {
   return __atomic_load_n(&impl.meta()->segments[index], __ATOMIC_ACQUIRE);
 }
 
+// The page's bit in its segment header's evicted map.
+void set_header_bit(std::uintptr_t page, bool evicted) {
+  alloc::mark_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage,
+                      evicted);
+}
+
+// Counts an eviction of each page in (`evicted`) or out.
+void note_evicted(migration_state& m, const std::vector<std::uintptr_t>& pages, bool evicted) {
+  std::lock_guard guard(m.evicted_lock);
+  for (std::uintptr_t p : pages) {
+    if (evicted) {
+      ++m.evicted[p];
+    } else if (auto it = m.evicted.find(p); it != m.evicted.end() && --it->second == 0) {
+      m.evicted.erase(it);
+    }
+  }
+}
+
 bool is_huge(std::uint32_t entry) {
   return layout::entry_state(entry) == layout::kSegmentHugeHead || layout::entry_state(entry) == layout::kSegmentHugeTail;
 }
@@ -127,6 +145,9 @@ int drop_pages(heap_impl& impl, const std::vector<std::uintptr_t>& pages) {
 // dropped to *moved. Under m.lock.
 status evict_segments(migration_state& m, const std::size_t* segments, std::size_t count, std::uint64_t* moved) {
   heap_impl& impl = m.impl;
+  // Room in the top tier first, before the writers are held: a cascade
+  // may take long (a remote tier below).
+  if (status s = make_room(m, 0, evictable_pages(impl, segments, count).size()); !s.ok()) return s;
   port::write_hold::range held[kSegmentsPerHold] = {};
   for (std::size_t n = 0; n < count; ++n) {
     held[n] = {alloc::segment_index_to_address(impl.region.base(), segments[n]) + alloc::kSegmentHeaderSize,
@@ -148,7 +169,6 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
   const std::uintptr_t base = impl.region.base();
   std::vector<tiers::page_ref> refs(pages.size());
   for (std::size_t i = 0; i < pages.size(); ++i) refs[i] = {(pages[i] - base) / kPage, reinterpret_cast<void*>(pages[i])};
-  if (status s = make_room(m, 0, refs.size()); !s.ok()) return s;
   tiers::tier& top = *m.chain.front();
   if (status s = top.write(kTierPod, refs.data(), refs.size()); !s.ok()) return s;
   migration_kill_point();
@@ -158,10 +178,15 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
     migration_kill_point();
   }
 
-  for (std::uintptr_t p : pages) {
-    mark_page_evicted(m, p, true);
-    migration_kill_point();
+  // A shm heap's pages are marked in their segments' headers, for the open
+  // after a crash (only pages segments are evicted there).
+  if (impl.kind == backing::shm) {
+    for (std::uintptr_t p : pages) {
+      set_header_bit(p, true);
+      migration_kill_point();
+    }
   }
+  note_evicted(m, pages, true);
 
   // Under collect_lock: stop_tracking, which loads every evicted page back
   // before the tracker goes, cannot run between the registration and the
@@ -173,7 +198,9 @@ status evict_segments(migration_state& m, const std::size_t* segments, std::size
     if (impl.tracker) err = impl.tracker->serve_on_touch(pages, &m.source, m.policy.prefetch_pod);
   }
   if (err != 0) {
-    for (std::uintptr_t p : pages) mark_page_evicted(m, p, false);
+    note_evicted(m, pages, false);
+    if (impl.kind == backing::shm)
+      for (std::uintptr_t p : pages) set_header_bit(p, false);
     return status::from_errno(err, impl.name + ": serving evicted pages on touch");
   }
   *moved += pages.size();
@@ -209,32 +236,28 @@ std::uint64_t migration_now_ns() noexcept {
 }
 
 bool page_evicted(migration_state& m, std::uintptr_t page) {
-  if (is_huge(segment_entry(m.impl, page))) {
-    std::lock_guard guard(m.huge_lock);
-    return m.huge_evicted.count(page) != 0;
-  }
-  return alloc::is_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage);
+  std::lock_guard guard(m.evicted_lock);
+  return m.evicted.count(page) != 0;
 }
 
-// A page coming back is cleared in both places: its segment may have been
-// given back and taken again, as another kind, since it was evicted.
-void mark_page_evicted(migration_state& m, std::uintptr_t page, bool evicted) {
-  const bool huge = is_huge(segment_entry(m.impl, page));
-  if (huge || !evicted) {
-    try {
-      std::lock_guard guard(m.huge_lock);
-      if (evicted)
-        m.huge_evicted.insert(page);
-      else
-        m.huge_evicted.erase(page);
-    } catch (...) {
-      // No memory for the set: the page is counted resident, which only
-      // the statistics and cascades' choice of stale copies see.
-    }
-    if (huge) return;
+std::uint64_t evicted_page_count(migration_state& m) {
+  std::lock_guard guard(m.evicted_lock);
+  return m.evicted.size();
+}
+
+void clear_bits_of_pages_back(migration_state& m) {
+  if (m.impl.kind != backing::shm) return;
+  std::vector<std::uintptr_t> back;
+  {
+    std::lock_guard guard(m.evicted_lock);
+    back.swap(m.came_back);
   }
-  alloc::mark_evicted(alloc::segment_of(reinterpret_cast<void*>(page)), (page & (layout::kSegmentSize - 1)) / kPage,
-                      evicted);
+  for (std::uintptr_t page : back) {
+    // Evicted again since, or no longer a pages segment's (freed: its
+    // header means nothing now, and zeroed when it is taken again).
+    if (page_evicted(m, page) || layout::entry_state(segment_entry(m.impl, page)) != layout::kSegmentPages) continue;
+    set_header_bit(page, false);
+  }
 }
 
 // ---- tier_source -------------------------------------------------------------
@@ -271,9 +294,22 @@ void tier_source::installed(const std::uintptr_t* pages, std::size_t count, bool
   const std::uint64_t now = migration_now_ns();
   for (std::size_t i = 0; i < count; ++i) {
     migration_kill_point();
-    mark_page_evicted(m_, pages[i], false);
     std::uint32_t pod = alloc::pod_of_address(m_.impl.region, pages[i]);
     if (pod < layout::kMaxPods) m_.last_touch_ns[pod].store(now, std::memory_order_relaxed);
+  }
+  // In memory only: this thread never writes the heap (a header bit of a
+  // shm heap is cleared by the next pass; until then the heap's own copy
+  // wins over the tier's at an open after a crash).
+  std::lock_guard guard(m_.evicted_lock);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (auto it = m_.evicted.find(pages[i]); it != m_.evicted.end() && --it->second == 0) m_.evicted.erase(it);
+    if (m_.impl.kind == backing::shm) {
+      try {
+        m_.came_back.push_back(pages[i]);
+      } catch (...) {
+        // Its bit stays set: harmless, as the heap holds the page.
+      }
+    }
   }
   m_.faults.fetch_add(touched ? 1 : 0);
   m_.prefetched_pages.fetch_add(count - (touched ? 1 : 0));
@@ -330,6 +366,9 @@ std::uint64_t resident_pod_bytes(heap_impl& impl, std::uint64_t* per_pod) {
 }
 
 std::uint64_t evicted_pages_recorded(heap_impl& impl) {
+  // The migrating process knows; another one reads a shm heap's bits.
+  migration_state* own = impl.migration.get();
+  if (own != nullptr && own->pid == port::process_id()) return evicted_page_count(*own);
   layout::heap_meta* meta = impl.meta();
   const std::uint64_t high = __atomic_load_n(&meta->segments_high, __ATOMIC_ACQUIRE);
   std::uint64_t pages = 0;
@@ -339,12 +378,6 @@ std::uint64_t evicted_pages_recorded(heap_impl& impl) {
     const std::uint64_t* map = alloc::evicted_map(s);
     for (std::size_t w = 0; w < alloc::kOsPagesPerSegment / 64; ++w)
       pages += static_cast<std::uint64_t>(__builtin_popcountll(__atomic_load_n(&map[w], __ATOMIC_RELAXED)));
-  }
-  // A huge block's, which only this process's migrator knows.
-  migration_state* m = impl.migration.get();
-  if (m != nullptr && m->pid == port::process_id()) {
-    std::lock_guard guard(m->huge_lock);
-    pages += m->huge_evicted.size();
   }
   return pages;
 }
@@ -385,6 +418,7 @@ status migration_pass(migration_state& m) {
   if (budget == 0 || m.chain.empty()) return {};
   heap_impl& impl = m.impl;
   if (status s = ensure_migration_tracking(impl); !s.ok()) return s;
+  clear_bits_of_pages_back(m);
   if (status s = make_room(m, 0, 0); !s.ok()) return s;
   // Written pods count as touched now; faulted ones were when they faulted.
   std::vector<port::written_run> written;

@@ -63,7 +63,12 @@ bool same_tiers(const std::vector<tier_config>& a, const std::vector<tier_config
 
 // Closes the tiers (no page may be evicted to them) and removes their files.
 void close_tiers(migration_state& m) {
-  for (std::atomic<tiers::tier*>& level : m.serving) level.store(nullptr, std::memory_order_release);
+  {
+    // A loader still in fill() (a page touched as it was abandoned) is
+    // done with the tiers before they go.
+    std::unique_lock moving(m.moving);
+    for (std::atomic<tiers::tier*>& level : m.serving) level.store(nullptr, std::memory_order_release);
+  }
   m.chain.clear();
   for (const tier_config& t : m.policy.tiers) remove_migration_tier(t);
 }
@@ -267,6 +272,10 @@ void end_migration(heap_impl& impl) noexcept {
         impl.tracker->finish_all();
     }
     impl.evicted_pages_abandoned = abandon && evicted_pages_recorded(impl) != 0;
+    {
+      std::lock_guard guard(m.lock);
+      clear_bits_of_pages_back(m);
+    }
     if (abandon || evicted_pages_recorded(impl) == 0) {
       close_tiers(m);
       migration_kill_point();

@@ -20,7 +20,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 namespace larder {
@@ -102,18 +102,26 @@ struct migration_state {
   // Bytes of segments acquired since the last pass (hold_for_budget).
   std::atomic<std::uint64_t> acquired_since_pass{0};
 
-  // Evicted pages of huge blocks (an anonymous heap's only): a huge
-  // block's segments past the first have no header to keep the bits in.
-  // A leaf lock, which the loader's thread takes too.
-  std::mutex huge_lock;
-  std::unordered_set<std::uintptr_t> huge_evicted;
+  // What this process knows to be evicted: each page not back yet, with
+  // the evictions of it outstanding (a page the loader installed may be
+  // evicted again before the loader reports it installed). Kept here, not
+  // read from the heap: segments change kind under evicted pages (a freed
+  // huge block, a segment taken again), and the loader's thread must
+  // never touch heap memory, which only it could fault back. A leaf lock,
+  // which the loader's thread takes too.
+  std::mutex evicted_lock;
+  std::unordered_map<std::uintptr_t, std::uint32_t> evicted;
+  // Pages of a shm heap back since the last pass, whose bits in their
+  // segment headers (which an open after a crash reads) a pass clears.
+  std::vector<std::uintptr_t> came_back;
 };
 
-// Whether a page is evicted, and marking it so: in its segment header's
-// evicted map, or for a page of a huge block in huge_evicted
-// (migration.cpp).
+// Evicted pages (migration.cpp): whether a page is, the count of them,
+// and clearing the header bits of pages come back (under m.lock, on a
+// thread that may fault).
 bool page_evicted(migration_state& m, std::uintptr_t page);
-void mark_page_evicted(migration_state& m, std::uintptr_t page, bool evicted);
+std::uint64_t evicted_page_count(migration_state& m);
+void clear_bits_of_pages_back(migration_state& m);
 
 // Passes and evictions (migration.cpp), under m.lock. *pages_moved (where
 // given): the pages the eviction dropped.
@@ -125,7 +133,8 @@ status ensure_migration_tracking(heap_impl& impl);
 // Bytes of pod pages resident now (mincore of every pod segment), per pod
 // into per_pod[kMaxPods] where given.
 std::uint64_t resident_pod_bytes(heap_impl& impl, std::uint64_t* per_pod);
-// Evicted pages the heap's segment headers record.
+// Evicted pages: as the migrating process knows them, or as a shm heap's
+// segment headers record them (another process, a forked child).
 std::uint64_t evicted_pages_recorded(heap_impl& impl);
 void start_migrator_thread(migration_state& m);
 void stop_migrator_thread(migration_state& m) noexcept;

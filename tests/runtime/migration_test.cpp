@@ -513,6 +513,87 @@ TEST(migration_huge, huge_blocks_of_an_anonymous_heap_are_evicted_and_come_back)
   EXPECT_TRUE(resident(b + kBlock / 2));
 }
 
+// Evicted pages of blocks freed while evicted: the segments change kind
+// under them (a huge block's tails become free, then a new block's), and
+// neither the loader nor a cascade may take the bits in those segments'
+// memory for the truth.
+larder::heap anonymous_heap() {
+  larder::heap_options o;
+  o.kind = larder::backing::anonymous;
+  o.mode = larder::open_mode::create;
+  o.reserve = std::size_t{1} << 30;
+  larder::heap h;
+  larder::status s = larder::heap::open(o, &h);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return h;
+}
+
+// The loader brings back the rest of a pod whose huge block was freed
+// (its tails never written where a pages segment keeps its header): it
+// must not write heap memory (it would fault on itself and hang every
+// fault after), and the heap closes.
+TEST(migration_freed, pages_of_a_freed_huge_block_come_back_without_a_hang) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  larder::heap h = anonymous_heap();
+  constexpr std::size_t kSegment = std::size_t{4} << 20, kBlock = std::size_t{12} << 20;
+  larder::pod a;
+  ASSERT_TRUE(h.make_pod("a", &a).ok());
+  unsigned char* small[16];
+  for (auto& b : small) {
+    b = static_cast<unsigned char*>(a.allocate(kPage, kPage));
+    ASSERT_NE(b, nullptr);
+    std::memset(b, 7, kPage);
+  }
+  auto* x = static_cast<unsigned char*>(a.allocate(kBlock, 64));
+  ASSERT_NE(x, nullptr);
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(x) & ~(kSegment - 1);
+  for (std::uintptr_t p = reinterpret_cast<std::uintptr_t>(x); p < reinterpret_cast<std::uintptr_t>(x) + kBlock; p += kPage)
+    if (p < first + kSegment || ((p - first) & (kSegment - 1)) >= 2 * kPage) std::memset(reinterpret_cast<void*>(p), 1, kPage);
+  ASSERT_TRUE(larder::set_migration_policy(h, disk_policy(dir, 0, true)).ok());
+  ASSERT_TRUE(larder::evict_pod(h, a).ok());
+  larder::free(x);
+  // Two touches in the pod: the rest of it comes back, freed pages too.
+  EXPECT_EQ(small[0][0], 7);
+  EXPECT_EQ(small[5][0], 7);
+  for (int i = 0; i < 200 && larder::migration_info(h).evicted_bytes != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (unsigned char* b : small) EXPECT_EQ(b[kPage - 1], 7);
+  EXPECT_EQ(larder::migration_info(h).lost_pages, 0u);
+  ASSERT_TRUE(h.close().ok());
+}
+
+// A full tier forgets stale copies to make room; the copies of a freed
+// block's pages that the loader still serves are not stale: a new block
+// taking the segments back gets its pages, and nothing is lost.
+TEST(migration_freed, a_full_tier_keeps_the_copies_the_loader_still_serves) {
+  if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
+  temp_dir dir;
+  larder::heap h = anonymous_heap();
+  constexpr std::size_t kBlock = std::size_t{3} << 20;
+  larder::pod a, b;
+  ASSERT_TRUE(h.make_pod("a", &a).ok());
+  ASSERT_TRUE(h.make_pod("b", &b).ok());
+  auto* x = static_cast<unsigned char*>(a.allocate(kBlock, 64));
+  auto* y = static_cast<unsigned char*>(b.allocate(kBlock, 64));
+  ASSERT_TRUE(x != nullptr && y != nullptr);
+  std::memset(x, 1, kBlock);
+  std::memset(y, 2, kBlock);
+  larder::migration_policy p;
+  p.tiers.push_back({larder::tier_kind::disk, dir.file("tier"), std::size_t{4} << 20});
+  ASSERT_TRUE(larder::set_migration_policy(h, p).ok());
+  ASSERT_TRUE(larder::evict_pod(h, a).ok());
+  larder::free(x);
+  // The tier cannot take b as well: b stays resident, a's copies stay.
+  (void)larder::evict_pod(h, b);
+  auto* z = static_cast<unsigned char*>(a.allocate(kBlock, 64));
+  ASSERT_NE(z, nullptr);
+  std::memset(z, 3, kBlock);
+  for (std::size_t k = 0; k < kBlock; k += 512) ASSERT_EQ(z[k], 3) << k;
+  for (std::size_t k = 0; k < kBlock; k += 512) ASSERT_EQ(y[k], 2) << k;
+  EXPECT_EQ(larder::migration_info(h).lost_pages, 0u);
+}
+
 // The persistent-memory tier (libpmem2; emulated on an ordinary file) holds
 // an anonymous heap's evicted pods as the disk tier does; a shm heap, whose
 // evicted pages must outlive its process, is refused it.

@@ -73,12 +73,12 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
   {
     std::lock_guard lock(mutex_);
     const std::uint64_t capacity = options_.capacity_bytes / kTierPageSize;
-    if (stored_pages_ + count > capacity) {
-      return status(errc::out_of_space, "rados tier " + prefix_ + " is full: " + std::to_string(stored_pages_) +
-                                            " of " + std::to_string(capacity) + " pages stored, " +
+    if (held_pages_ + count > capacity) {
+      return status(errc::out_of_space, "rados tier " + prefix_ + " is full: " + std::to_string(held_pages_) +
+                                            " of " + std::to_string(capacity) + " pages held, " +
                                             std::to_string(count) + " more asked");
     }
-    stored_pages_ += count;  // taken now so that concurrent writes cannot pass the capacity
+    held_pages_ += count;  // taken now so that concurrent writes cannot pass the capacity
     first_number = next_object_;
     next_object_ += object_count;
   }
@@ -111,7 +111,7 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
     for (port::rados_op& op : ops) sent.push_back(std::move(op.object));
     {
       std::lock_guard lock(mutex_);
-      stored_pages_ -= count;
+      held_pages_ -= count;
     }
     (void)remove_objects(std::move(sent));
     return with_context(s, "", "; the copies held before are kept");
@@ -129,9 +129,9 @@ status rados_tier::write(std::uint64_t pod, const page_ref* pages, std::size_t c
       page_place place{first_number + i / object_pages_, static_cast<std::uint32_t>(i % object_pages_)};
       auto [it, added] = held.try_emplace(sorted[i].index, place);
       if (added) continue;
+      --held_pages_;  // the new copy takes the old one's place
       auto old = objects_.find(it->second.object);
       if (--old->second.live == 0) {
-        stored_pages_ -= old->second.pages;
         replaced.push_back(std::move(old->second.name));
         objects_.erase(old);
       }
@@ -209,16 +209,17 @@ status rados_tier::drop(std::uint64_t pod) {
   std::vector<std::string> names;
   {
     std::lock_guard lock(mutex_);
-    auto held = pods_.find(pod);
-    if (held == pods_.end()) return {};
-    for (const auto& [index, place] : held->second) {
-      auto object = objects_.find(place.object);
-      if (object == objects_.end()) continue;  // met through an earlier page
-      stored_pages_ -= object->second.pages;
-      names.push_back(std::move(object->second.name));
-      objects_.erase(object);
+    // A pod held nowhere still sends the removals left from earlier calls.
+    if (auto held = pods_.find(pod); held != pods_.end()) {
+      held_pages_ -= held->second.size();
+      for (const auto& [index, place] : held->second) {
+        auto object = objects_.find(place.object);
+        if (object == objects_.end()) continue;  // met through an earlier page
+        names.push_back(std::move(object->second.name));
+        objects_.erase(object);
+      }
+      pods_.erase(held);
     }
-    pods_.erase(held);
   }
   if (status s = remove_objects(std::move(names)); !s.ok()) {
     return with_context(s, "rados tier: pod " + std::to_string(pod) + " is dropped but not all its objects are removed (",
@@ -228,28 +229,23 @@ status rados_tier::drop(std::uint64_t pod) {
 }
 
 status rados_tier::drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) {
-  std::vector<std::string> unused;
-  {
-    std::lock_guard lock(mutex_);
-    auto held = pods_.find(pod);
-    if (held == pods_.end()) return {};
-    for (std::size_t i = 0; i < count; ++i) {
-      auto page = held->second.find(indexes[i]);
-      if (page == held->second.end()) continue;
-      auto object = objects_.find(page->second.object);
-      if (--object->second.live == 0) {
-        stored_pages_ -= object->second.pages;
-        unused.push_back(std::move(object->second.name));
-        objects_.erase(object);
-      }
-      held->second.erase(page);
+  std::lock_guard lock(mutex_);
+  auto held = pods_.find(pod);
+  if (held == pods_.end()) return {};
+  for (std::size_t i = 0; i < count; ++i) {
+    auto page = held->second.find(indexes[i]);
+    if (page == held->second.end()) continue;
+    --held_pages_;
+    auto object = objects_.find(page->second.object);
+    if (--object->second.live == 0) {
+      // Removed by the next write or drop: no round trip here (the
+      // migrator drops pages while page faults wait).
+      unremoved_.push_back(std::move(object->second.name));
+      objects_.erase(object);
     }
-    if (held->second.empty()) pods_.erase(held);
+    held->second.erase(page);
   }
-  if (status s = remove_objects(std::move(unused)); !s.ok()) {
-    return with_context(s, "rados tier: pages of pod " + std::to_string(pod) + " are dropped but not all their objects are removed (",
-                        "); they are removed at the next write or drop");
-  }
+  if (held->second.empty()) pods_.erase(held);
   return {};
 }
 
@@ -268,7 +264,7 @@ status rados_tier::sync() { return {}; }
 
 tier_usage rados_tier::usage() const {
   std::lock_guard lock(mutex_);
-  return tier_usage{options_.capacity_bytes / kTierPageSize, stored_pages_};
+  return tier_usage{options_.capacity_bytes / kTierPageSize, held_pages_};
 }
 
 status rados_tier::remove_objects(std::vector<std::string> names) {

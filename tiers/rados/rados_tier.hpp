@@ -55,15 +55,16 @@ class rados_tier final : public tier {
   // take the removals, the pod is forgotten all the same, the error says
   // so, and the objects are removed again at the next write or drop.
   status drop(std::uint64_t pod) override;
-  // Forgets the pages; an object is removed once none of its pages is
-  // held, and counts in usage() until then.
+  // Forgets the pages; an object none of whose pages is held any more is
+  // removed by the next write or drop (no round trip here).
   status drop_pages(std::uint64_t pod, const std::uint64_t* indexes, std::size_t count) override;
   bool holds(std::uint64_t pod, std::uint64_t index) const override;
   std::vector<std::uint64_t> held_pages(std::uint64_t pod) const override;
   // Nothing to do: the cluster acknowledges a write once it is durable.
   status sync() override;
-  // used_pages: the pages the tier's objects hold, those replaced by later
-  // writes included until every page of their object is replaced.
+  // used_pages: the pages held (what capacity bounds). An object's pages
+  // replaced or dropped stay stored until all of its pages are, so the
+  // pool may hold up to an object's worth more per partly used object.
   tier_usage usage() const override;
 
   // Every object name of this tier starts with it: larder/<heap id>/.
@@ -98,7 +99,7 @@ class rados_tier final : public tier {
   std::unordered_map<std::uint64_t, pod_pages> pods_;
   std::unordered_map<std::uint64_t, object_info> objects_;  // by number
   std::uint64_t next_object_ = 0;
-  std::uint64_t stored_pages_ = 0;    // in objects_, and reserved by writes under way
+  std::uint64_t held_pages_ = 0;      // in pods_, and reserved by writes under way
   std::vector<std::string> unremoved_;  // objects no longer used that the cluster did not remove
 };
 
