@@ -1,7 +1,8 @@
 // Shared objects loaded at run time: parts of larder built as modules of
-// their own (the GPU tier, tiers/gpu_module.hpp; Ceph, tiers/rados_module.hpp),
-// so that the libraries never depend on what those parts need. The Linux
-// implementation is port/linux/module_linux.cpp (dlopen, dlsym, dladdr).
+// their own (the GPU tier, tiers/gpu_module.hpp; Ceph support,
+// tiers/rados_module.hpp), so that the libraries never depend on what those
+// parts need. The Linux implementation is port/linux/module_linux.cpp
+// (dlopen, dlsym, dladdr); the search for a module, module_search.cpp.
 // Entry points: find_module_entry, load_module.
 #pragma once
 

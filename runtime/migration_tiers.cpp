@@ -1,8 +1,9 @@
 // The tiers the migrator moves pods to: the disk tier (LARDER_TIER_DISK),
 // and for an anonymous heap the persistent-memory tier (LARDER_TIER_PMEM),
 // the remote tier (a Ceph pool) and the GPU tier (each a module loaded
-// when a policy names it), where they are built. A shm heap's pages must outlive its process in their tier,
-// which only the disk tier's kept form does.
+// when a policy names it), where they are built. A shm heap's pages must
+// outlive its process in their tier, which only the disk tier's kept form
+// does.
 #include "runtime/migration_state.hpp"
 
 #include "tiers/gpu_module.hpp"

@@ -22,7 +22,8 @@ struct pool_spec {
 // the caller opens, heads every error.
 status prepare(const std::string& what, const std::string& spec, const char* entry, pool_spec* where,
                void** address) {
-  if (!LARDER_HAVE_RADOS) return status(errc::unsupported, what + ": this library was built without Ceph support (librados)");
+  if (!LARDER_HAVE_RADOS)
+    return status(errc::unsupported, what + ": this library was built without Ceph support (librados)");
   const std::size_t at = spec.find('@');
   where->pool = spec.substr(0, at);
   where->conf = at == std::string::npos ? "" : spec.substr(at + 1);

@@ -58,7 +58,8 @@ TEST(rados_module, a_missing_module_file_refuses_push_and_pull_clearly) {
   scoped_env env("LARDER_RADOS_MODULE", missing);
   larder::transfer_stats st;
   larder::status pushed = larder::push_versions(store, "rados:larder", "", {}, &st);
-  larder::status pulled = larder::pull_versions("rados:larder@" + dir.file("ceph.conf"), dir.file("pulled"), "", {}, &st);
+  larder::status pulled =
+      larder::pull_versions("rados:larder@" + dir.file("ceph.conf"), dir.file("pulled"), "", {}, &st);
   if (!LARDER_HAVE_RADOS) {
     expect_refused(pushed, {"rados:larder", kWithoutCeph});
     expect_refused(pulled, {"rados:larder", kWithoutCeph});
