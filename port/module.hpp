@@ -1,9 +1,12 @@
 // Shared objects loaded at run time: parts of larder built as modules of
-// their own (the GPU tier, tiers/gpu_module.hpp), so that the libraries
-// never depend on what those parts need. The Linux implementation is
-// port/linux/module_linux.cpp (dlopen, dlsym, dladdr). Entry point:
-// load_module.
+// their own (the GPU tier, tiers/gpu_module.hpp; Ceph support,
+// tiers/rados_module.hpp), so that the libraries never depend on what those
+// parts need. The Linux implementation is port/linux/module_linux.cpp
+// (dlopen, dlsym, dladdr); the search for a module, module_search.cpp.
+// Entry points: find_module_entry, load_module.
 #pragma once
+
+#include <larder/status.hpp>
 
 #include <string>
 
@@ -26,5 +29,23 @@ void* module_symbol(void* handle, const char* name, std::string* error);
 // The directory (no trailing '/') of the shared object or executable that
 // holds the code at `address`; empty when the loader does not know one.
 std::string directory_of_code(const void* address);
+
+// One of larder's modules, and how the user names its file.
+struct module_search {
+  const char* what;      // names it in errors: "GPU tier"
+  const char* file;      // its file name: "liblarder_gpu_tier.so"
+  const char* variable;  // the environment variable naming its file instead
+};
+
+// The address of `entry` in the module `search` describes. The module is
+// the file $variable names where that is set and not empty (nothing else
+// is tried); else the first of `file` that loads beside the shared object
+// or executable holding larder's code (this function's), in the libdir
+// larder was configured to install to, and through the loader's search.
+// The variable is read at each call. Errors: unsupported, "WHAT: its
+// module could not be loaded: " and each file tried with the loader's
+// reason, or "WHAT: not larder's WHAT module: " and the loader's reason
+// where a file loads without `entry`.
+status find_module_entry(const module_search& search, const char* entry, void** address);
 
 }  // namespace larder::port

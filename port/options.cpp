@@ -47,9 +47,11 @@ static_assert(kRowCount == static_cast<std::size_t>(option::count_));
 
 // Variables larder reads that are not options, also offered as corrections
 // of misspellings: the crash-test protocol (runtime/crashtest.cpp) and the
-// GPU tier's module, read at each GPU tier opened (tiers/gpu_module.hpp).
+// files of the GPU tier's module and of Ceph support's, read at each GPU
+// tier, rados: remote or remote tier opened (tiers/gpu_module.hpp,
+// tiers/rados_module.hpp).
 constexpr const char* kNonOptionNames[] = {"LARDER_CRASHTEST_PHASE", "LARDER_CRASHTEST_HEAP", "LARDER_CRASHTEST_ACK",
-                                          "LARDER_GPU_TIER_MODULE"};
+                                          "LARDER_GPU_TIER_MODULE", "LARDER_RADOS_MODULE"};
 // Read by larder's own tests, benchmarks and scripts, which run with larder
 // linked or preloaded; known so that they draw no warning.
 constexpr const char* kProgramNames[] = {

@@ -3,7 +3,8 @@
 // prefix, one at a time or in batches that keep many requests in flight.
 // Entry point: rados_pool::connect. The only place that includes librados
 // (port/rados/rados_pool.cpp); built where librados is found
-// (LARDER_TIER_RADOS).
+// (LARDER_TIER_RADOS), into the module liblarder_rados.so only
+// (tiers/rados_module.hpp).
 //
 // No call waits forever: connecting gives up after connect_timeout_s, and
 // every request after op_timeout_s, with errc::timed_out and a message that

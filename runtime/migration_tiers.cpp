@@ -1,13 +1,13 @@
 // The tiers the migrator moves pods to: the disk tier (LARDER_TIER_DISK),
 // and for an anonymous heap the persistent-memory tier (LARDER_TIER_PMEM),
-// the remote tier (a Ceph pool, where librados is part of the library)
-// and the GPU tier (a module loaded when a policy names it), where they
-// are built. A shm heap's pages must outlive its process in their tier,
-// which only the disk tier's kept form does.
+// the remote tier (a Ceph pool) and the GPU tier (each a module loaded
+// when a policy names it), where they are built. A shm heap's pages must
+// outlive its process in their tier, which only the disk tier's kept form
+// does.
 #include "runtime/migration_state.hpp"
 
 #include "tiers/gpu_module.hpp"
-#include "tiers/remote_tier.hpp"
+#include "tiers/rados_module.hpp"
 
 #include "larder_config.h"
 

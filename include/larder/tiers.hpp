@@ -49,7 +49,8 @@ struct migration_policy {
   // record names). A GPU tier is device memory through the module
   // liblarder_gpu_tier.so, loaded when a policy names it (docs/tiers.md
   // says where it is looked for); where no CUDA device or driver is
-  // present, the policy is refused naming the CUDA error.
+  // present, the policy is refused naming the CUDA error. A remote tier
+  // comes likewise from the module liblarder_rados.so.
   std::vector<tier_config> tiers;
   // A second fault in an evicted pod soon after its first brings the rest
   // of the pod back with it.

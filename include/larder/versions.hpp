@@ -211,8 +211,9 @@ LARDER_EXPORT status restore_version(backing kind, const std::string& name, std:
 
 // A REMOTE is a directory (another disk, a network share: a chunk store
 // like any other, made one when it is absent or empty) or "rados:POOL[@CONF]"
-// (a Ceph pool; CONF the cluster's ceph.conf), where liblarder was built
-// with librados (liblarder_malloc never is: `unsupported` there).
+// (a Ceph pool; CONF the cluster's ceph.conf), where larder was built with
+// librados: through the module liblarder_rados.so, loaded on the first such
+// remote and looked for as the GPU tier's is (docs/tiers.md).
 struct transfer_options {
   bool all = false;    // every version and ref of the source, not one
   bool force = false;  // move refs that would not go forward (a branch elsewhere, a tag)
@@ -240,7 +241,8 @@ struct transfer_stats {
 // Errors: not_found (no such version), not_a_heap (the remote is not a
 // chunk store), already_exists (a ref that would not go forward), corrupt
 // (a damaged chunk or manifest on either side: named), unsupported (a Ceph
-// remote in a build without it), or an errno value.
+// remote in a build without it, or where its module does not load), or an
+// errno value.
 LARDER_EXPORT status push_versions(const std::string& store_directory, const std::string& remote,
                                    std::string_view version, const transfer_options& options, transfer_stats* out);
 // The other way: `version` of `remote` (empty: every ref there and the

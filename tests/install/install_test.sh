@@ -65,6 +65,17 @@ cmake)
     done
     ok "liblarder_gpu_tier.so installed beside liblarder; neither loads a CUDA library"
   fi
+  # Ceph support's module, where librados is found: beside liblarder, and
+  # the only one to load librados.
+  for lib in "$libdir/liblarder.so" "$libdir/liblarder_malloc.so"; do
+    if clean ldd "$lib" | grep -i -e rados -e ceph; then fail "$lib loads a Ceph library"; fi
+  done
+  ok "neither liblarder nor liblarder_malloc loads a Ceph library"
+  if [[ -f $build_dir/liblarder_rados.so ]]; then
+    [[ -f $libdir/liblarder_rados.so ]] || fail "liblarder_rados.so is not installed in $libdir"
+    clean ldd "$libdir/liblarder_rados.so" | grep -q librados || fail "liblarder_rados.so does not load librados"
+    ok "liblarder_rados.so installed beside liblarder"
+  fi
   ;;
 pkgconfig)
   export PKG_CONFIG_PATH=$pc_dir
@@ -116,6 +127,15 @@ tools)
   clean "$prefix/bin/larder" roots "$scratch/consumer.heap" | grep -qw text || fail "larder roots: no root \"text\""
   clean "$prefix/bin/larder" check "$scratch/consumer.heap" >/dev/null || fail "larder check: the consumer's heap is not clean"
   ok "installed larder: info, roots, check on a consumer's heap"
+  # A rados: remote loads the installed Ceph support module, whose own
+  # error names the missing ceph.conf.
+  if [[ -f $build_dir/liblarder_rados.so ]]; then
+    clean "$prefix/bin/larder" checkpoint "$scratch/consumer.heap" -m one >/dev/null
+    out=$(clean "$prefix/bin/larder" push "$scratch/consumer.heap" "rados:larder@$scratch/no-ceph.conf" 2>&1) &&
+      fail "larder push to a cluster without a ceph.conf succeeded"
+    [[ $out == *"no configuration file $scratch/no-ceph.conf"* ]] || fail "larder push rados: $out"
+    ok "installed larder: push to rados: loads the installed module"
+  fi
   (cd "$scratch" && clean "$prefix/bin/larder_demo" "$scratch/demo.heap" >/dev/null) || fail "larder_demo"
   ok "installed larder_demo"
   [[ -f $prefix/share/doc/larder/larder.md ]] || fail "share/doc/larder/larder.md is not installed"

@@ -82,6 +82,7 @@ TEST(Options, KnownNames) {
   EXPECT_TRUE(larder::port::known_option_name("LARDER_CRASH_REPORT"));
   EXPECT_TRUE(larder::port::known_option_name("LARDER_CRASHTEST_ACK"));
   EXPECT_TRUE(larder::port::known_option_name("LARDER_GPU_TIER_MODULE"));
+  EXPECT_TRUE(larder::port::known_option_name("LARDER_RADOS_MODULE"));
   EXPECT_FALSE(larder::port::known_option_name("LARDER_PURGE_SLICSE"));
   EXPECT_FALSE(larder::port::known_option_name("LARDER_"));
 }
@@ -92,6 +93,7 @@ TEST(Options, MisspellingsGetTheNearestName) {
   EXPECT_EQ(nearest("LARDER_SHOWSTATS"), "LARDER_SHOW_STATS");
   EXPECT_EQ(nearest("LARDER_verbose"), "LARDER_VERBOSE");
   EXPECT_EQ(nearest("LARDER_GPU_TEIR_MODULE"), "LARDER_GPU_TIER_MODULE");
+  EXPECT_EQ(nearest("LARDER_RADOS_MODUEL"), "LARDER_RADOS_MODULE");
   EXPECT_EQ(nearest("LARDER_TRACKR"), "LARDER_TRACKER");
   EXPECT_EQ(nearest("LARDER_CRASHTEST_HEEP"), "LARDER_CRASHTEST_HEAP");
   EXPECT_EQ(nearest("LARDER_FOO"), "");

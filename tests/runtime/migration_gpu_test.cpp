@@ -15,12 +15,12 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <random>
 #include <string>
 
 namespace {
 
+using larder_test::scoped_env;
 using larder_test::temp_dir;
 using namespace larder_migration_test;
 
@@ -29,25 +29,6 @@ larder::migration_policy gpu_policy(std::size_t capacity) {
   p.tiers.push_back({larder::tier_kind::gpu, "0", capacity});
   return p;
 }
-
-// Sets an environment variable for one scope, putting back what was there.
-class scoped_env {
- public:
-  scoped_env(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value.c_str(), 1);
-  }
-  ~scoped_env() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
 
 // The refusal where the machine has no CUDA device or driver (or the build
 // no GPU tier): the reason to skip a test that needs a device. Empty for

@@ -1,5 +1,6 @@
 // Shared helpers of the runtime tests: temporary directories, unique shm
-// names, running checks in a forked child, and reading files back.
+// names, environment variables set for a scope, running checks in a forked
+// child, and reading files back.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -73,6 +75,25 @@ inline std::string unique_shm_name(std::string_view tag) {
   return "/larder-rt-" + std::string(tag) + "-" + std::to_string(::getpid()) + "-" +
          std::to_string(counter.fetch_add(1));
 }
+
+// Sets an environment variable for one scope, putting back what was there.
+class scoped_env {
+ public:
+  scoped_env(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~scoped_env() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // Unlinks a shm object when the test ends, whatever happened.
 class shm_guard {

@@ -296,10 +296,8 @@ class rados_store final : public remote_store {
 
 }  // namespace
 
-status open_rados_store(const std::string& spec, bool create, std::unique_ptr<remote_store>* out) {
-  const std::size_t at = spec.find('@');
-  const std::string pool_name = spec.substr(0, at), conf = at == std::string::npos ? "" : spec.substr(at + 1);
-  if (pool_name.empty()) return status(errc::invalid_argument, "rados:" + spec + ": no pool named (rados:POOL[@CONF])");
+status open_rados_store(const std::string& pool_name, const std::string& conf, bool create,
+                        std::unique_ptr<remote_store>* out) {
   std::unique_ptr<port::rados_pool> pool;
   if (status s = port::rados_pool::connect(conf, pool_name, {}, &pool); !s.ok()) return s;
   auto store = std::make_unique<rados_store>(std::move(pool), "rados:" + pool_name);

@@ -1,7 +1,8 @@
 // A chunk store in a Ceph pool (port/rados.hpp), as a remote_store: where
 // `larder push ... rados:POOL` sends versions. Built where librados is
-// found, into liblarder (not liblarder_malloc, which answers such remotes
-// with `unsupported`: rados_absent.cpp). Entry point: open_rados_store.
+// found, into the module liblarder_rados.so, through which liblarder and
+// liblarder_malloc open it (tiers/rados_module.hpp). Entry point:
+// open_rados_store.
 //
 // An object for each file of a directory store, under the same name
 // (docs/format/chunks.md, "In a Ceph pool"): the marker "store", packs and
@@ -18,11 +19,11 @@
 
 namespace larder::chunks {
 
-// SPEC is what follows "rados:": POOL or POOL@CONF (CONF: the cluster's
-// ceph.conf; without one, $CEPH_CONF or Ceph's default places). With
-// `create`, a pool that is empty becomes a store; one holding other
-// objects and no marker is refused (not_a_heap), as is one without a
-// marker when not creating.
-status open_rados_store(const std::string& spec, bool create, std::unique_ptr<remote_store>* out);
+// The store in `pool` of the cluster whose ceph.conf is `conf` (empty:
+// $CEPH_CONF or Ceph's default places). With `create`, a pool that is
+// empty becomes a store; one holding other objects and no marker is
+// refused (not_a_heap), as is one without a marker when not creating.
+status open_rados_store(const std::string& pool, const std::string& conf, bool create,
+                        std::unique_ptr<remote_store>* out);
 
 }  // namespace larder::chunks

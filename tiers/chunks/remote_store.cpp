@@ -2,13 +2,13 @@
 #include "tiers/chunks/remote_store.hpp"
 
 #include "tiers/chunks/directory_store.hpp"
-#include "tiers/chunks/rados_store.hpp"
+#include "tiers/rados_module.hpp"
 
 namespace larder::chunks {
 
 status open_remote(const std::string& spec, bool create, std::unique_ptr<remote_store>* out) {
   constexpr std::string_view kRados = "rados:";
-  if (spec.starts_with(kRados)) return open_rados_store(spec.substr(kRados.size()), create, out);
+  if (spec.starts_with(kRados)) return tiers::open_rados_remote(spec.substr(kRados.size()), create, out);
   if (spec.empty()) return status(errc::invalid_argument, "an empty remote");
   std::unique_ptr<directory_store> d;
   if (status s = directory_store::open(spec, store_options{.create = create}, &d); !s.ok()) return s;

@@ -69,7 +69,8 @@ class remote_store {
 // CONF the cluster's ceph.conf), else a directory. With `create`, a
 // directory that is absent or empty becomes a chunk store. Errors:
 // not_a_heap (a directory that is not a chunk store), unsupported (a Ceph
-// pool in a build without librados), or the store's.
+// pool in a build without librados, or without its module: the module is
+// loaded here, tiers/rados_module.hpp), or the store's.
 status open_remote(const std::string& spec, bool create, std::unique_ptr<remote_store>* out);
 
 }  // namespace larder::chunks

@@ -1,7 +1,6 @@
 // rados_tier (rados_tier.hpp): the index of pages and objects under one
 // lock, the transfers outside it as batches of port::rados_pool requests.
 #include "tiers/rados/rados_tier.hpp"
-#include "tiers/remote_tier.hpp"
 
 #include "tiers/page_refs.hpp"
 
@@ -288,24 +287,6 @@ status rados_tier::remove_objects(std::vector<std::string> names) {
     unremoved_.push_back(std::move(op.object));
   }
   return first_failure;
-}
-
-}  // namespace larder::tiers
-
-namespace larder::tiers {
-
-status open_remote_tier(const std::string& spec, const std::string& heap_id, std::uint64_t capacity_bytes,
-                        std::unique_ptr<tier>* out) {
-  rados_tier_options options;
-  const std::size_t at = spec.find('@');
-  options.pool = spec.substr(0, at);
-  if (at != std::string::npos) options.conf_path = spec.substr(at + 1);
-  options.heap_id = heap_id;
-  options.capacity_bytes = capacity_bytes;
-  std::unique_ptr<rados_tier> remote;
-  if (status s = rados_tier::open(options, &remote); !s.ok()) return s;
-  *out = std::move(remote);
-  return {};
 }
 
 }  // namespace larder::tiers
