@@ -26,9 +26,14 @@ void* load_module(const char* path, std::string* error);
 // loader's reason in *error.
 void* module_symbol(void* handle, const char* name, std::string* error);
 
-// The directory (no trailing '/') of the shared object or executable that
-// holds the code at `address`; empty when the loader does not know one.
+// The directory (no trailing '/', absolute) of the shared object or
+// executable that holds the code at `address`; empty when the loader does
+// not know one.
 std::string directory_of_code(const void* address);
+
+// Whether the process runs with privileges its invoker lacks (setuid,
+// setgid, file capabilities): the environment then chooses no file to load.
+bool secure_execution();
 
 // One of larder's modules, and how the user names its file.
 struct module_search {

@@ -13,7 +13,7 @@ namespace {
 
 // The files to try, in order, and whether the environment named the one file.
 std::vector<std::string> module_candidates(const module_search& search, bool* named) {
-  const char* variable = get_env(search.variable);
+  const char* variable = secure_execution() ? nullptr : get_env(search.variable);
   *named = variable != nullptr && variable[0] != '\0';
   if (*named) return {variable};
   std::vector<std::string> files;
@@ -40,9 +40,11 @@ status find_module_entry(const module_search& search, const char* entry, void** 
       continue;
     }
     *address = module_symbol(module, entry, &why);
-    if (*address == nullptr)
-      return status(errc::unsupported, std::string(search.what) + ": not larder's " + search.what + " module: " + why);
-    return {};
+    if (*address != nullptr) return {};
+    // Another library of that name: the next place may hold the module.
+    if (named) return status(errc::unsupported, std::string(search.what) + ": not larder's " + search.what + " module: " + why);
+    if (!reasons.empty()) reasons += "; ";
+    reasons += file + " is not larder's " + search.what + " module (" + why + ")";
   }
   return status(errc::unsupported, std::string(search.what) + ": its module could not be loaded" +
                                        (named ? std::string(" (") + search.variable + " names it)" : "") + ": " +

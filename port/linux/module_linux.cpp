@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 namespace larder::port {
@@ -44,8 +46,17 @@ std::string directory_of_code(const void* address) {
     if (length <= 0 || static_cast<std::size_t>(length) >= sizeof exe) return {};
     file.assign(exe, static_cast<std::size_t>(length));
   }
+  // A library loaded by a relative path: resolved now, not against
+  // whatever directory the process is in when a module is looked for.
+  if (file[0] != '/') {
+    char resolved[PATH_MAX];
+    if (::realpath(file.c_str(), resolved) == nullptr) return {};
+    file = resolved;
+  }
   std::size_t slash = file.rfind('/');
   return slash == std::string::npos ? std::string() : file.substr(0, slash);
 }
+
+bool secure_execution() { return ::getauxval(AT_SECURE) != 0; }
 
 }  // namespace larder::port
