@@ -437,13 +437,8 @@ TEST(migration_huge, huge_blocks_of_an_anonymous_heap_are_evicted_and_come_back)
   if (!migration_works(larder::backing::anonymous)) GTEST_SKIP() << "userfaultfd missing faults are not available here";
   constexpr std::size_t kBlock = std::size_t{3} << 20, kBlocks = 8;  // 24 MiB under a 6 MiB budget
   temp_dir dir;
-  larder::heap_options o;
-  o.kind = larder::backing::anonymous;
-  o.mode = larder::open_mode::create;
-  o.reserve = std::size_t{1} << 30;
-  larder::heap h;
-  larder::status opened = larder::heap::open(o, &h);
-  ASSERT_TRUE(opened.ok()) << opened.to_string();
+  larder::heap h = anonymous_heap();
+  ASSERT_TRUE(h.impl() != nullptr);
   std::mt19937_64 rng(121);
   std::vector<unsigned char*> blocks;
   std::vector<std::vector<unsigned char>> model;
@@ -517,17 +512,6 @@ TEST(migration_huge, huge_blocks_of_an_anonymous_heap_are_evicted_and_come_back)
 // under them (a huge block's tails become free, then a new block's), and
 // neither the loader nor a cascade may take the bits in those segments'
 // memory for the truth.
-larder::heap anonymous_heap() {
-  larder::heap_options o;
-  o.kind = larder::backing::anonymous;
-  o.mode = larder::open_mode::create;
-  o.reserve = std::size_t{1} << 30;
-  larder::heap h;
-  larder::status s = larder::heap::open(o, &h);
-  EXPECT_TRUE(s.ok()) << s.to_string();
-  return h;
-}
-
 // The loader brings back the rest of a pod whose huge block was freed
 // (its tails never written where a pages segment keeps its header): it
 // must not write heap memory (it would fault on itself and hang every

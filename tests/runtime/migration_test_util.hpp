@@ -65,6 +65,18 @@ struct pod_heap {
   }
 };
 
+// An empty anonymous heap of 1 GiB.
+inline larder::heap anonymous_heap() {
+  larder::heap_options o;
+  o.kind = larder::backing::anonymous;
+  o.mode = larder::open_mode::create;
+  o.reserve = std::size_t{1} << 30;
+  larder::heap h;
+  larder::status s = larder::heap::open(o, &h);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return h;
+}
+
 // The reference: the same blocks in plain memory, which a run without a
 // budget would read.
 using model = std::vector<std::vector<std::vector<unsigned char>>>;
