@@ -53,8 +53,10 @@ fuzz_run() {
     return 0
   fi
   rm -rf "$probe"
+  # The fuzz target opens heap images: the GPU and Ceph modules are not built.
   configure_and_build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ -DLARDER_FUZZ=ON -DLARDER_ASAN=OFF -DLARDER_TSAN=OFF \
+    -DLARDER_TIER_GPU=OFF -DLARDER_TIER_RADOS=OFF \
     -DLARDER_BUILD_TESTS=OFF -DLARDER_BUILD_TOOLS=OFF -DLARDER_BUILD_BENCH=OFF
   mkdir -p build-fuzz/corpus build-fuzz/artifacts
   echo "fuzzing heap images for ${seconds} s (tests/fuzz/open_fuzz)"
