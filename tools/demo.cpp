@@ -128,6 +128,21 @@ int show_versions(larder::heap& heap) {
   std::printf("  pushed %.12s to %s: %llu chunks asked about, %llu sent (the ones it lacked)\n", saved.id.c_str(),
               backup.c_str(), static_cast<unsigned long long>(sent.chunks_asked),
               static_cast<unsigned long long>(sent.chunks_sent));
+  // And back from there: a checkout straight from the other store loads
+  // only the pages that differ, fetching only chunks this store lacks.
+  {
+    larder::transaction tx(heap, larder::capture::pages);
+    larder::allocator<char> in_heap(heap.default_pod());
+    index->emplace(pstring("fleeting", in_heap), 1);
+  }
+  larder::checkout_options from_backup;
+  from_backup.remote = backup;
+  larder::checkout_stats restored = larder::checkout(heap, saved.id, from_backup);
+  index = static_cast<word_index*>(heap.find_root("word_counts"));
+  std::printf("  added \"fleeting\", then checked out %.12s from %s: %zu pages loaded, %llu chunks fetched; "
+              "%zu distinct words\n",
+              restored.id.c_str(), backup.c_str(), restored.pages_loaded,
+              static_cast<unsigned long long>(restored.chunks_fetched), index->size());
   return 0;
 }
 
