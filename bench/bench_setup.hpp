@@ -1,7 +1,8 @@
-// Helpers shared by the benchmark binaries that keep their heap files in a
-// folder given on the command line (larder_persist_bench, larder_tx_bench):
-// naming and removing those files, reading FLAG=VALUE arguments and naming
-// the folder's file system for the report's context. Kept apart from
+// Helpers shared by the benchmark binaries that keep their files in a
+// folder (larder_persist_bench, larder_tx_bench, larder_push_pull_bench,
+// larder_remote_checkout_bench): naming and removing those files, a scratch
+// folder, reading FLAG=VALUE arguments and --workloads lists, and the file
+// system and CPU for the report's context. Kept apart from
 // bench_common.hpp because these allocate (std::string), which
 // larder_alloc_bench, measuring malloc, must not pull in.
 #pragma once
@@ -10,8 +11,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <set>
 #include <string>
 
 namespace larder_bench {
@@ -51,6 +56,38 @@ inline bool take_value(const char* arg, const char* flag, const char** value) {
   if (std::strncmp(arg, flag, len) != 0) return false;
   *value = arg + len;
   return true;
+}
+
+// The names of --workloads=a,b,c into `out`.
+inline void add_workloads(const std::string& list, std::set<std::string>* out) {
+  for (std::size_t at = 0; at <= list.size();) {
+    std::size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    out->insert(list.substr(at, end - at));
+    at = end + 1;
+  }
+}
+
+// The CPU's model name, for the report's context.
+inline std::string cpu_model() {
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+// A fresh folder /tmp/STEM-XXXXXX; empty when it cannot be made.
+inline std::string make_scratch_dir(const char* stem) {
+  std::string pattern = std::string("/tmp/") + stem + "-XXXXXX";
+  return ::mkdtemp(pattern.data()) != nullptr ? pattern : std::string();
+}
+
+// A 64-bit mixer (MurmurHash3's finaliser): page contents from a number.
+inline std::uint64_t mix64(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return x;
 }
 
 }  // namespace larder_bench

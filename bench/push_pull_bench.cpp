@@ -24,6 +24,7 @@
 #include <larder/versions.hpp>
 
 #include "bench_common.hpp"
+#include "bench_setup.hpp"
 
 #include <sys/utsname.h>
 
@@ -31,7 +32,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,13 +67,7 @@ bool parse(int argc, char** argv, options* o) {
     } else if (const char* v = value("--dir")) {
       o->dir = v;
     } else if (a.starts_with("--workloads=")) {
-      std::string list = a.substr(12);
-      for (std::size_t at = 0; at <= list.size();) {
-        std::size_t end = list.find(',', at);
-        if (end == std::string::npos) end = list.size();
-        o->workloads.insert(list.substr(at, end - at));
-        at = end + 1;
-      }
+      larder_bench::add_workloads(a.substr(12), &o->workloads);
     } else {
       return false;
     }
@@ -82,24 +76,10 @@ bool parse(int argc, char** argv, options* o) {
          o->changed <= 1;
 }
 
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
 void print_header(const options& o) {
   utsname u{};
   ::uname(&u);
-  std::string cpu = "unknown";
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);) {
-    if (line.starts_with("model name")) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
+  const std::string cpu = larder_bench::cpu_model();
   std::printf("# larder_push_pull_bench: cpu %s; kernel %s %s; heap %zu MiB, %.2f %% of pages changed; remote %s\n",
               cpu.c_str(), u.sysname, u.release, o.size >> 20, o.changed * 100, o.remote.c_str());
   std::printf("%-12s %8s %10s %10s %14s %12s %14s %8s %10s %10s\n", "workload", "versions", "asked", "sent",
@@ -135,9 +115,8 @@ int main(int argc, char** argv) {
   }
   const bool own_dir = o.dir.empty();
   if (own_dir) {
-    std::string pattern = "/tmp/larder-pushpull-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) return 1;
-    o.dir = pattern;
+    o.dir = larder_bench::make_scratch_dir("larder-pushpull");
+    if (o.dir.empty()) return 1;
   }
   if (o.remote.empty()) o.remote = o.dir + "/remote";
   print_header(o);
@@ -153,14 +132,14 @@ int main(int argc, char** argv) {
     for (std::size_t b = 0; b < blocks; ++b) {
       auto* words = static_cast<std::uint64_t*>(h.allocate(kBlockBytes));
       if (words == nullptr) return fail(larder::status(larder::errc::out_of_space, "filling the heap"));
-      for (std::size_t i = 0; i < kBlockBytes / 8; ++i) words[i] = mix(b * kBlockBytes + i);
+      for (std::size_t i = 0; i < kBlockBytes / 8; ++i) words[i] = larder_bench::mix64(b * kBlockBytes + i);
       table->blocks[b] = words;
     }
     first = larder::checkpoint(h, "filled").id;
     const auto changed_pages = static_cast<std::size_t>(static_cast<double>(pages) * o.changed);
     for (std::size_t p = 0; p < changed_pages; ++p) {
-      const std::size_t page = mix(p) % pages;
-      table->blocks[page / (kBlockBytes / kPage)][page % (kBlockBytes / kPage) * (kPage / 8)] = mix(~p);
+      const std::size_t page = larder_bench::mix64(p) % pages;
+      table->blocks[page / (kBlockBytes / kPage)][page % (kBlockBytes / kPage) * (kPage / 8)] = larder_bench::mix64(~p);
     }
     second = larder::checkpoint(h, "changed").id;
     if (larder::status s = h.close(); !s.ok()) return fail(s);

@@ -29,6 +29,7 @@
 #include <larder/versions.hpp>
 
 #include "bench_common.hpp"
+#include "bench_setup.hpp"
 
 #include <sys/utsname.h>
 
@@ -36,7 +37,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <set>
@@ -76,13 +76,7 @@ bool parse(int argc, char** argv, options* o) {
     } else if (const char* v = value("--dir")) {
       o->dir = v;
     } else if (a.starts_with("--workloads=")) {
-      std::string list = a.substr(12);
-      for (std::size_t at = 0; at <= list.size();) {
-        std::size_t end = list.find(',', at);
-        if (end == std::string::npos) end = list.size();
-        o->workloads.insert(list.substr(at, end - at));
-        at = end + 1;
-      }
+      larder_bench::add_workloads(a.substr(12), &o->workloads);
     } else {
       return false;
     }
@@ -91,24 +85,10 @@ bool parse(int argc, char** argv, options* o) {
          o->touches <= o->size / kPage;
 }
 
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  return x;
-}
-
 void print_header(const options& o) {
   utsname u{};
   ::uname(&u);
-  std::string cpu = "unknown";
-  std::ifstream info("/proc/cpuinfo");
-  for (std::string line; std::getline(info, line);) {
-    if (line.starts_with("model name")) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
+  const std::string cpu = larder_bench::cpu_model();
   std::printf("# larder_remote_checkout_bench: cpu %s; %ld cores; kernel %s %s; shm heap %zu MiB, every data page "
               "differs; remote %s\n",
               cpu.c_str(), ::sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, o.size >> 20, o.remote.c_str());
@@ -168,7 +148,7 @@ class bench {
     if (larder::status s = larder::checkpoint(h, "allocated", &st); !s.ok()) return s;
     base_ = st.id;
     for (std::size_t b = 0; b < blocks_; ++b)
-      for (std::size_t i = 0; i < kBlockBytes / 8; ++i) table->blocks[b][i] = mix(b * kBlockBytes + i);
+      for (std::size_t i = 0; i < kBlockBytes / 8; ++i) table->blocks[b][i] = larder_bench::mix64(b * kBlockBytes + i);
     if (larder::status s = larder::checkpoint(h, "filled", &st); !s.ok()) return s;
     target_ = st.id;
     if (larder::status s = h.close(); !s.ok()) return s;
@@ -263,9 +243,8 @@ int main(int argc, char** argv) {
   }
   const bool own_dir = o.dir.empty();
   if (own_dir) {
-    std::string pattern = "/tmp/larder-remote-checkout-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) return 1;
-    o.dir = pattern;
+    o.dir = larder_bench::make_scratch_dir("larder-remote-checkout");
+    if (o.dir.empty()) return 1;
   }
   if (o.remote.empty()) o.remote = o.dir + "/remote";
   print_header(o);
