@@ -84,6 +84,11 @@ class RemoteCheckoutTest : public ::testing::Test {
     if (larder::status s = larder::heap::open(options(), h); !s.ok()) return s;
     return larder::use_version_store(*h, there());
   }
+  // Opens the heap here and checks "main" out lazily from the remote.
+  larder::status lazy_checkout_there(larder::heap* h, larder::checkout_stats* st) const {
+    if (larder::status s = open_there(h); !s.ok()) return s;
+    return larder::checkout(*h, "main", {.lazy = true, .remote = remote()}, st);
+  }
   std::string here() const { return dir_.file("here"); }
   std::string remote() const { return dir_.file("remote"); }
   std::string there() const { return dir_.file("there"); }
@@ -212,9 +217,8 @@ TEST_F(RemoteCheckoutTest, LazyCheckoutHoldsTheVersionAndItsStoreGetsItOnceWhole
   if (!larder_test::lazy_checkout_works(larder::backing::shm)) GTEST_SKIP() << "no uffd write-protect tracker here";
   no_prefetch quiet;
   larder::heap h;
-  larder::throw_if_error(open_there(&h));
   larder::checkout_stats st;
-  larder::status s = larder::checkout(h, "main", {.lazy = true, .remote = remote()}, &st);
+  larder::status s = lazy_checkout_there(&h, &st);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_GE(st.pages_lazy, kDataPages);
   EXPECT_LT(st.chunks_fetched, kDataPages / 10);  // the segment headers' and metadata's
@@ -235,9 +239,8 @@ TEST_F(RemoteCheckoutTest, TouchingOnePercentOfTheHeapFetchesAboutOnePercentOfIt
   if (!larder_test::lazy_checkout_works(larder::backing::shm)) GTEST_SKIP() << "no uffd write-protect tracker here";
   no_prefetch quiet;
   larder::heap h;
-  larder::throw_if_error(open_there(&h));
   larder::checkout_stats st;
-  ASSERT_TRUE(larder::checkout(h, "main", {.lazy = true, .remote = remote()}, &st).ok());
+  ASSERT_TRUE(lazy_checkout_there(&h, &st).ok());
   // 1 % of the data pages, in a run: an object read whole.
   constexpr std::size_t kTouched = kDataPages / 100;
   static_assert(kTouched <= kPagesPerBlock);
@@ -259,9 +262,8 @@ TEST_P(RemoteDamagedMidCheckout, GivesTheFailedPageErrorNamingTheRemote) {
   if (!larder_test::lazy_checkout_works(larder::backing::shm)) GTEST_SKIP() << "no uffd write-protect tracker here";
   no_prefetch quiet;
   larder::heap h;
-  larder::throw_if_error(open_there(&h));
   larder::checkout_stats st;
-  ASSERT_TRUE(larder::checkout(h, "main", {.lazy = true, .remote = remote()}, &st).ok());
+  ASSERT_TRUE(lazy_checkout_there(&h, &st).ok());
   damage_remote(GetParam());
   const auto* b = static_cast<const blocks*>(h.find_root("blocks"));
   std::size_t zero_pages = 0;
@@ -300,8 +302,7 @@ TEST_F(RemoteCheckoutTest, KilledMidLazyCheckoutLeavesItsStoreValid) {
       ::close(ready[0]);
       larder::heap h;
       larder::checkout_stats st;
-      if (!open_there(&h).ok() || !larder::checkout(h, "main", {.lazy = true, .remote = remote()}, &st).ok())
-        ::_exit(2);
+      if (!lazy_checkout_there(&h, &st).ok()) ::_exit(2);
       char one = 1;
       if (::write(ready[1], &one, 1) != 1) ::_exit(3);
       // Touches every page while the loader fetches the rest behind it.
