@@ -138,6 +138,12 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
     }
     if (tls_heap == &g_empty_heap) tls_heap = h;
   }
+  // A router's first allocation on a thread, or a transaction's: the site
+  // is not known here.
+  if (LARDER_UNLIKELY(h->routes != nullptr) && (h = route_target(h, size, nullptr)) == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   // Draining writes links into freed blocks; a transaction leaves that to
   // the next allocation outside one (see page_collect).
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);
@@ -407,7 +413,24 @@ void free_not_owned(page* slice, void* p) noexcept {
   free_in_page(g_process_region, pg, p);
 }
 
+namespace {
+
+// `h`, or where it sends an allocation of `size` made at `site`: the
+// thread's process heap when it is not set up yet, a router's target.
+// nullptr with errno ENOMEM when that cannot be had.
+local_heap* usable_heap(local_heap* h, std::size_t size, const void* site) noexcept {
+  if (h == &g_empty_heap && (h = thread_setup()) == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (LARDER_UNLIKELY(h->routes != nullptr) && (h = route_target(h, size, site)) == nullptr) errno = ENOMEM;
+  return h;
+}
+
+}  // namespace
+
 void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept {
+  if ((h = usable_heap(h, size, __builtin_return_address(0))) == nullptr) return nullptr;
   if (alignment <= 16) return heap_malloc(h, size);
   if (size >= alignment && alignment <= 4096 && size <= kLargeMax) {
     // Power-of-two blocks on slice-aligned pages often come out aligned.
@@ -416,13 +439,6 @@ void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) n
     fast_free(p);
   }
   if (size > kLargeMax || alignment > kLargeMax / 4 || size + alignment - 1 > kLargeMax) {
-    if (h == &g_empty_heap) {
-      h = thread_setup();
-      if (h == nullptr) {
-        errno = ENOMEM;
-        return nullptr;
-      }
-    }
     return huge_alloc(h, size, alignment, nullptr);
   }
   auto* raw = static_cast<std::uint8_t*>(heap_malloc(h, size + alignment - 1));
@@ -455,14 +471,8 @@ void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) no
 }
 
 void* zalloc_in(local_heap* h, std::size_t size) noexcept {
+  if ((h = usable_heap(h, size, __builtin_return_address(0))) == nullptr) return nullptr;
   if (size > kLargeMax) {
-    if (h == &g_empty_heap) {
-      h = thread_setup();
-      if (h == nullptr) {
-        errno = ENOMEM;
-        return nullptr;
-      }
-    }
     bool zeroed = false;
     void* p = huge_alloc(h, size, 0, &zeroed);
     if (p != nullptr && !zeroed) std::memset(p, 0, size);

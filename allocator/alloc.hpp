@@ -6,6 +6,7 @@
 
 #include "allocator/arena.hpp"
 #include "allocator/local_heap.hpp"
+#include "allocator/placement.hpp"
 #include "allocator/region.hpp"
 #include "allocator/thread.hpp"
 
@@ -89,6 +90,8 @@ inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
       return b;
     }
   }
+  // A router's slots are always empty, so only misses pay for placement.
+  if (LARDER_UNLIKELY(h->routes != nullptr)) return routed_malloc(h, size, __builtin_return_address(0));
   return malloc_generic(h, size);
 }
 

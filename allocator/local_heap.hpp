@@ -15,6 +15,7 @@ namespace larder::alloc {
 
 struct pod_arena;
 class region;
+struct route_cache;
 struct thread_data;
 
 struct page_queue {
@@ -42,6 +43,9 @@ struct local_heap {
   // into its pages (region::foreign_frees) when this heap last looked
   // for them in its full pages.
   std::uint64_t foreign_seen = 0;
+  // Set on a router (allocator/placement.hpp): pod 0 of a region with a
+  // placement table, which owns no pages and sends each allocation on.
+  route_cache* routes = nullptr;
   std::atomic<block*> delayed_free{nullptr};
   std::uintptr_t tid = 0;
   pod_arena* arena = nullptr;

@@ -2,6 +2,7 @@
 // allocation of the process (possibly before any constructor has run).
 #include "allocator/alloc.hpp"
 #include "allocator/options.hpp"
+#include "allocator/placement.hpp"
 #include "allocator/stats.hpp"
 #include "allocator/thread.hpp"
 #include "port/os.hpp"
@@ -20,6 +21,11 @@ std::size_t g_process_size = 0;
 namespace {
 
 constinit region g_process_region_storage;
+// Sites spread over pods 1..16 (LARDER_PLACEMENT=sites): the process heap
+// is not tracked, so there is nothing to learn from.
+constinit placement_table g_process_placement;
+constexpr std::uint32_t kProcessPlacementPods = 16;
+constexpr std::uint64_t kPlacementSites = 1;  // the word's index in the option row
 std::atomic<int> g_process_state{0};  // 0 none, 1 setting up, 2 ready, 3 failed
 
 bool map_process_heap() {
@@ -36,6 +42,10 @@ bool map_process_heap() {
   }
   g_process_region_storage.init(reinterpret_cast<std::uintptr_t>(base), reserve, reserve, false, true, {});
   g_process_region_storage.allow_memory_moves();
+  if (option_value(option::placement) == kPlacementSites) {
+    g_process_placement.init(placement_mode::hashed, 1, kProcessPlacementPods);
+    g_process_region_storage.set_placement(&g_process_placement);
+  }
   auto* meta = g_process_region_storage.meta();
   meta->magic = layout::kMetaMagic;
   meta->segments_high = 1;

@@ -30,6 +30,7 @@ void region::init(std::uintptr_t base, std::size_t reserve, std::size_t committe
   shared_ = shared;
   writable_ = writable;
   hooks_ = hooks;
+  placement_ = nullptr;
   meta_ = reinterpret_cast<layout::heap_meta*>(base + layout::kMetaOffset);
   search_hint_ = 1;
   table_reserved_ = 0;

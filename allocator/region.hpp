@@ -21,6 +21,7 @@
 namespace larder::alloc {
 
 struct pod_arena;
+class placement_table;
 struct huge_request;
 
 // Implemented by whoever maps the heap (the runtime for named heaps).
@@ -94,6 +95,10 @@ class region {
     }
   }
   bool writable() const noexcept { return writable_; }
+  // Automatic placement (allocator/placement.hpp): set before the first
+  // allocation, or nullptr; the table outlives the region's use.
+  placement_table* placement() const noexcept { return placement_; }
+  void set_placement(placement_table* table) noexcept { placement_ = table; }
   // From now on allocation fails with EROFS and frees are ignored.
   void forbid_writes() noexcept { writable_ = false; }
   bool shared() const noexcept { return shared_; }
@@ -223,6 +228,7 @@ class region {
   std::atomic<std::size_t> committed_{0};
   bool shared_ = false;
   bool writable_ = false;
+  placement_table* placement_ = nullptr;
   region_hooks hooks_;
   layout::heap_meta* meta_ = nullptr;
   port::shareable_mutex lock_;

@@ -38,7 +38,11 @@ void unlink_thread(thread_data* td) {
   if (g_threads == td) g_threads = td->next;
 }
 
-// Gives all of `td`'s pages away and frees it. Its heaps must be unused.
+void delete_local_heap(local_heap* h) noexcept {
+  internal_delete(h->routes);
+  internal_delete(h);
+}
+
 // Gives all of `td`'s pages away and frees it. The threads lock is held
 // throughout so that a heap being closed meanwhile waits (or has already
 // marked the local heap dead, and its pages are not touched).
@@ -51,7 +55,7 @@ void retire_thread(thread_data* td) {
   while (h != nullptr) {
     local_heap* next = h->next_in_thread;
     if (h->owner_region.load(std::memory_order_relaxed) != nullptr) local_heap_abandon(h);
-    internal_delete(h);
+    delete_local_heap(h);
     h = next;
   }
   internal_delete(td);
@@ -170,6 +174,13 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   auto* h = internal_new<local_heap>();
   if (h == nullptr) return nullptr;
   local_heap_init(h, arena, r->owner_tag(td->tid));
+  if (pod == 0 && r->placement() != nullptr) {
+    h->routes = internal_new<route_cache>();
+    if (h->routes == nullptr) {
+      internal_delete(h);
+      return nullptr;
+    }
+  }
   h->owner_region.store(r, std::memory_order_relaxed);
   h->region_generation = r->generation;
   h->thread = td;
@@ -179,7 +190,7 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
   while (local_heap* dead = *link) {
     if (dead->owner_region.load(std::memory_order_relaxed) == nullptr) {
       *link = dead->next_in_thread;
-      internal_delete(dead);
+      delete_local_heap(dead);
     } else {
       link = &dead->next_in_thread;
     }
@@ -221,6 +232,19 @@ void forget_region(region* r) noexcept {
       if (tls_heap == h) tls_heap = tls_thread != nullptr ? tls_thread->process_default : &g_empty_heap;
       h->owner_region.store(nullptr, std::memory_order_release);
     }
+  }
+}
+
+void start_routing(region* r, placement_table* table) noexcept {
+  r->set_placement(table);
+  thread_data* td = tls_thread;
+  if (td == nullptr) return;
+  std::lock_guard<std::mutex> guard(g_threads_lock);
+  for (local_heap* h = td->heaps; h != nullptr; h = h->next_in_thread) {
+    if (!local_heap_serves(h, r, 0)) continue;
+    local_heap_abandon(h);
+    if (tls_heap == h) tls_heap = td->process_default;
+    h->owner_region.store(nullptr, std::memory_order_release);
   }
 }
 

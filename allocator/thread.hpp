@@ -9,6 +9,8 @@
 
 namespace larder::alloc {
 
+class placement_table;
+
 class region;
 
 // Blocks of one page of the process heap that a thread freed but does not
@@ -56,6 +58,11 @@ void restore_heap(local_heap* h) noexcept;
 // its page and marks their local heaps of `r` dead, since `r` is going
 // away. Nothing may be allocating from `r` meanwhile.
 void forget_region(region* r) noexcept;
+// Gives `r` its placement table (allocator/placement.hpp) while the heap is
+// being opened, before any other thread uses it: the calling thread's
+// local heap of pod 0, if it has one, gives its pages back, so that its
+// next allocation there sets up a router.
+void start_routing(region* r, placement_table* table) noexcept;
 // Installs the thread-exit and fork handlers (once, at library load).
 void install_thread_handlers() noexcept;
 

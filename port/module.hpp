@@ -31,6 +31,12 @@ void* module_symbol(void* handle, const char* name, std::string* error);
 // not know one.
 std::string directory_of_code(const void* address);
 
+// Names the code at `address` for people: "function+0x1c (file)", the
+// function demangled, or "file+0x1234" (the offset from the file's load
+// address) where it has no symbol the loader can see; "0x..." when no
+// loaded file holds it. Allocates; never call it from malloc.
+std::string describe_code(const void* address);
+
 // Whether the process runs with privileges its invoker lacks (setuid,
 // setgid, file capabilities): the environment then chooses no file to load.
 bool secure_execution();

@@ -41,6 +41,9 @@ constexpr option_row kRows[] = {
      "with LARDER_CRASH_AT: seed of the torn persist at the crash point (0: no tear)"},
     {"crash_report", option_kind::text, 0, 0, 0, nullptr, "(unset)",
      "with LARDER_CRASH_AT: file the process writes its persistence-point count to at exit"},
+    {"placement", option_kind::word, 0, 0, 0, "off|sites", "off",
+     "automatic pod placement of the process heap that malloc uses: off, or sites (each allocation site's "
+     "blocks go to one of 16 pods, chosen by the site and the size class)"},
 };
 constexpr std::size_t kRowCount = sizeof(kRows) / sizeof(kRows[0]);
 static_assert(kRowCount == static_cast<std::size_t>(option::count_));

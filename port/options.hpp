@@ -20,6 +20,7 @@ enum class option : int {
   crash_at,         // crash simulation: the persistence point to stop at
   crash_seed,       // crash simulation: seed of torn persists (0: none)
   crash_report,     // crash simulation: file the point count is written to
+  placement,        // automatic pod placement of the process heap: off or sites
   count_
 };
 

@@ -31,7 +31,9 @@ status heap::open(const heap_options& options, heap* out) {
   if (!s.ok()) return s;
   (void)out->close();
   out->impl_ = impl;
-  return {};
+  if (options.placement == placement_policy::off) return {};
+  if (s = start_placement(*out); !s.ok()) (void)out->close();
+  return s;
 }
 
 status heap::close() {
@@ -112,7 +114,7 @@ void* heap::allocate(std::size_t size, std::size_t alignment) noexcept {
     errno = EINVAL;
     return nullptr;
   }
-  if (in_transaction(impl_)) return transactional_allocate(impl_, 0, size, alignment);
+  if (in_transaction(impl_)) return transactional_allocate(impl_, 0, size, alignment, __builtin_return_address(0));
   return alloc::allocate_in(&impl_->region, 0, size, alignment);
 }
 

@@ -12,6 +12,7 @@
 #include "runtime/lane_claims.hpp"
 #include "runtime/migration.hpp"
 #include "runtime/page_bitmap.hpp"
+#include "runtime/placement.hpp"
 #include "runtime/shared_writers.hpp"
 #include "runtime/sync_group.hpp"
 #include "runtime/writer_first_mutex.hpp"
@@ -182,6 +183,9 @@ class heap_impl {
   // was set or a pod pinned. migration_observing: the migrator started the
   // tracker, which the program may then take as its own.
   std::unique_ptr<migration_state, migration_state_deleter> migration;
+  // Automatic placement (runtime/placement.hpp), when the heap was opened
+  // with it.
+  std::unique_ptr<placement_state, placement_state_deleter> placement;
   bool migration_observing = false;
   // `migration` while a budget is set, for threads acquiring segments
   // (on_segments_acquired), which take no lock.

@@ -37,7 +37,7 @@ void* pod::allocate(std::size_t size, std::size_t alignment) const noexcept {
     errno = EINVAL;
     return nullptr;
   }
-  if (heap_impl* impl = transaction_heap_of(record_)) return transactional_allocate(impl, record_->id, size, alignment);
+  if (heap_impl* impl = transaction_heap_of(record_)) return transactional_allocate(impl, record_->id, size, alignment, __builtin_return_address(0));
   return alloc::allocate_in(r, record_->id, size, alignment);
 }
 
@@ -113,6 +113,14 @@ status heap::make_pod(std::string_view name, pod* out) {
         return status(errc::table_full, "all 1024 pods are in use");
       },
       &a);
+}
+
+pod heap::pod_of(const void* p) const noexcept {
+  if (impl_ == nullptr || !impl_->region.contains(p)) return {};
+  alloc::segment* head = impl_->region.head_segment(p);
+  if (head == nullptr || head->pod >= layout::kMaxPods) return {};
+  layout::heap_meta* meta = impl_->meta();
+  return meta->pods[head->pod].in_use == 1 ? handle_of(meta, head->pod) : pod();
 }
 
 std::vector<pod_info> heap::pods() const {

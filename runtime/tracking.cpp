@@ -243,6 +243,7 @@ status heap_impl::collect_dirty(dirty_set* out) {
   }
   std::vector<dirty_run> runs;
   alloc::attribute_to_pods(region, written_buffer, &runs);
+  placement_note_written(*this, runs);
   const std::uint64_t ended = epoch++;
 
   // A forked child of the tracking process may not write the heap.
@@ -294,6 +295,12 @@ status heap_impl::collect_observed(const std::vector<port::written_run>* within,
   if (err) return status::from_errno(err, "collecting the written pages of " + name);
   if (versions_observing) written_since_cut.add(region.base(), written_buffer);
   if (tracking_by_program) unreported_writes.add(region.base(), written_buffer);
+  // Else no collect_dirty will report these pages again.
+  if (!tracking_by_program && placement) {
+    std::vector<dirty_run> runs;
+    alloc::attribute_to_pods(region, written_buffer, &runs);
+    placement_note_written(*this, runs);
+  }
   if (out != nullptr) out->insert(out->end(), written_buffer.begin(), written_buffer.end());
   return {};
 }
@@ -331,7 +338,8 @@ tracker_backend heap::tracking() const noexcept {
 
 status heap::collect_dirty(dirty_set* out) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
-  return impl_->collect_dirty(out);
+  if (status s = impl_->collect_dirty(out); !s.ok()) return s;
+  return placement_end_epoch(*this);
 }
 
 write_stats heap::write_statistics() const {

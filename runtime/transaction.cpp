@@ -457,7 +457,7 @@ void* transaction::allocate(std::size_t size, std::size_t alignment, pod in) {
     if (!heap_->contains(in.record())) throw error(status(errc::invalid_argument, "the pod belongs to another heap"));
     pod_id = in.id();
   }
-  void* p = transactional_allocate(heap_->impl(), pod_id, size, alignment);
+  void* p = transactional_allocate(heap_->impl(), pod_id, size, alignment, __builtin_return_address(0));
   if (p == nullptr) throw error(status(errno == EIO ? static_cast<errc>(EIO) : errc::out_of_space, "allocating in a transaction"));
   return p;
 }
@@ -539,8 +539,10 @@ status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) 
   return {};
 }
 
-void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment,
+                             const void* site) noexcept {
   transaction_state* tx = t_tx;
+  if (pod == 0 && impl->placement) pod = alloc::placed_pod(&impl->region, size, site);
   tx->hold_allocator();
   tx->note_pod(pod);
   if (int err = settle_plain_changes(*impl, &pod, 1)) {

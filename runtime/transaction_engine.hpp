@@ -27,7 +27,10 @@ bool in_transaction(const heap_impl* impl) noexcept;
 void hold_tables_to_end(heap_impl* impl) noexcept;
 // Allocation and deferred free inside the calling thread's transaction on
 // `impl` (in_transaction must be true). nullptr and errno on failure.
-void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
+// Pod 0 of a heap with automatic placement stands for the pod placement
+// chooses for `site` (allocator/placement.hpp).
+void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t size, std::size_t alignment,
+                             const void* site = nullptr) noexcept;
 void transactional_free(heap_impl* impl, void* p) noexcept;
 // Logs [p, p + size) in the calling thread's transaction on `impl`.
 status transactional_snapshot(heap_impl* impl, const void* p, std::size_t size) noexcept;

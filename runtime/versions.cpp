@@ -300,7 +300,9 @@ std::string version_store_of(const heap& h) {
 status checkpoint(heap& h, std::string_view message, checkpoint_stats* out) {
   if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
   checkpoint_stats ignored;
-  return take_checkpoint(*h.impl(), message, out != nullptr ? out : &ignored);
+  if (status s = take_checkpoint(*h.impl(), message, out != nullptr ? out : &ignored); !s.ok()) return s;
+  // A program that collects itself ends the placement epochs.
+  return h.impl()->tracking_by_program ? status() : placement_end_epoch(h);
 }
 
 checkpoint_stats checkpoint(heap& h, std::string_view message) {
@@ -312,7 +314,9 @@ checkpoint_stats checkpoint(heap& h, std::string_view message) {
 status checkout(heap& h, std::string_view version, const checkout_options& options, checkout_stats* out) {
   if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
   checkout_stats ignored;
-  return check_out(*h.impl(), version, options, out != nullptr ? out : &ignored);
+  if (status s = check_out(*h.impl(), version, options, out != nullptr ? out : &ignored); !s.ok()) return s;
+  // The version's pod table may lack the pods placement was using.
+  return h.impl()->placement ? restart_placement(h) : status();
 }
 
 status checkout(heap& h, std::string_view version, checkout_stats* out) { return checkout(h, version, {}, out); }

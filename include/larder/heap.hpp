@@ -7,6 +7,7 @@
 #pragma once
 
 #include <larder/export.hpp>
+#include <larder/placement.hpp>
 #include <larder/pod.hpp>
 #include <larder/status.hpp>
 #include <larder/tracking.hpp>
@@ -56,6 +57,12 @@ struct heap_options {
   // An open without it fails with heap_busy while shared writers are
   // attached, and the other way round.
   bool shared_writers = false;
+  // Automatic pod placement (larder/placement.hpp, docs/placement.md): what
+  // is allocated in the default pod goes to pods chosen by allocation site
+  // and size class, regrouped by the write rates tracking measures. Pods
+  // the program names are never touched. Needs a heap open for writing by
+  // one writer; applies to this open only.
+  placement_policy placement = placement_policy::off;
 };
 
 // A process that has a heap open as a shared writer.
@@ -207,6 +214,9 @@ class LARDER_EXPORT heap {
   status make_pod(std::string_view name, pod* out);
   pod find_pod(std::string_view name) const noexcept;  // invalid if absent
   std::vector<pod_info> pods() const;
+  // The pod holding the block at `p` (any address inside it); invalid when
+  // `p` is not in a block of this heap's pods.
+  pod pod_of(const void* p) const noexcept;
 
   // --- named roots ------------------------------------------------------
   // Records `object` (which must be in this heap) under `name`. Replaces an

@@ -1,0 +1,114 @@
+// Automatic pod placement, the allocator's half. In a region with a
+// placement table, each thread's local heap of pod 0 is a router: it owns
+// no pages, so every allocation misses its fast path, and the miss sends
+// it to the pod the table names for its site (the caller's return address)
+// and size class. Named pods never route, so placement by hand is never
+// overridden. Which pod a site gets is the runtime's business
+// (runtime/placement.cpp): the table here only holds the answers, reads
+// them without locks, and counts a generation that tells each thread's
+// route cache when an answer changed.
+#pragma once
+
+#include "allocator/local_heap.hpp"
+#include "allocator/size_class.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace larder::alloc {
+
+class region;
+
+// Sites are told apart by size class too, so that each of a site's pages
+// holds one class: a page's pod and bin then name the sites it serves.
+// Huge blocks (above kLargeMax) are one group.
+inline constexpr std::uint32_t kHugeGroup = 0xFF;
+inline constexpr std::uint32_t size_group(std::size_t size) noexcept {
+  return size <= kLargeMax ? static_cast<std::uint32_t>(bin_of(size)) : kHugeGroup;
+}
+inline std::uint64_t site_key(const void* site, std::size_t size) noexcept {
+  return (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(site)) << 8) | size_group(size);
+}
+inline const void* key_site(std::uint64_t key) noexcept { return reinterpret_cast<const void*>(key >> 8); }
+inline std::uint32_t key_group(std::uint64_t key) noexcept { return static_cast<std::uint32_t>(key & 0xFF); }
+
+// Where a site's allocations go. `hashed`: a fixed spread of the sites
+// over pods first..first+count-1, with no learning (the process heap);
+// `learned`: each new site takes a spare pod of its own, which the runtime
+// keeps supplied and later regroups by write rate.
+enum class placement_mode : std::uint8_t { hashed, learned };
+
+class placement_table {
+ public:
+  static constexpr std::size_t kSites = 4096;  // power of two
+  static constexpr std::size_t kSpares = 64;
+
+  constexpr placement_table() noexcept = default;
+  // Before any allocation in the region: `first`..`first + count - 1` are
+  // the pods hashed sites spread over, or (learned) `first` is where new
+  // sites go when no spare pod is left or the table is full.
+  void init(placement_mode mode, std::uint32_t first, std::uint32_t count) noexcept;
+  placement_mode mode() const noexcept { return mode_; }
+
+  // The pod for `key`: its recorded one, or for a site seen the first time
+  // a spare (learned) or its hash (hashed). Never 0. Lock-free.
+  std::uint32_t pod_for(std::uint64_t key) noexcept;
+
+  // --- for the runtime ----------------------------------------------------
+  // Hands a pod to new sites; false when the spare list is full.
+  bool offer_spare(std::uint32_t pod) noexcept;
+  std::size_t spares() const noexcept;
+  // Sends `key`'s new allocations to `pod` (a site already in the table).
+  void assign(std::uint64_t key, std::uint32_t pod) noexcept;
+  // Makes every thread's route cache look the table up again.
+  void publish() noexcept { generation.fetch_add(1, std::memory_order_acq_rel); }
+  // Calls f(key, pod) for each site recorded so far.
+  template <class F>
+  void for_each_site(F&& f) const {
+    for (const slot& s : slots_) {
+      std::uint64_t key = s.key.load(std::memory_order_acquire);
+      if (key == 0) continue;
+      std::uint32_t pod = s.pod.load(std::memory_order_acquire);
+      if (pod != 0) f(key, pod);
+    }
+  }
+  std::uint32_t overflow_pod() const noexcept { return first_; }
+
+  std::atomic<std::uint64_t> generation{1};
+
+ private:
+  struct slot {
+    std::atomic<std::uint64_t> key{0};
+    std::atomic<std::uint32_t> pod{0};  // 0 while the inserting thread picks one
+  };
+  std::uint32_t take_spare() noexcept;
+
+  placement_mode mode_ = placement_mode::hashed;
+  std::uint32_t first_ = 1;
+  std::uint32_t count_ = 1;
+  std::atomic<std::uint32_t> spares_[kSpares] = {};
+  slot slots_[kSites] = {};
+};
+
+// A router's cache of recent answers, one per thread and region: a hit
+// costs one hash, two compares and no shared write.
+struct route_cache {
+  struct entry {
+    std::uint64_t key = 0;
+    std::uint64_t generation = 0;
+    local_heap* target = nullptr;
+  };
+  static constexpr std::size_t kEntries = 64;
+  entry entries[kEntries] = {};
+};
+
+// The calling thread's local heap for the pod `router`'s table names for
+// (`site`, `size`); nullptr when none can be set up (ENOMEM).
+local_heap* route_target(local_heap* router, std::size_t size, const void* site) noexcept;
+void* routed_malloc(local_heap* router, std::size_t size, const void* site) noexcept;
+// The pod an allocation of `size` at `site` in pod 0 of `r` goes to: 0
+// without placement (transactions ask this before they allocate).
+std::uint32_t placed_pod(region* r, std::size_t size, const void* site) noexcept;
+
+}  // namespace larder::alloc

@@ -1,0 +1,386 @@
+#include "runtime/placement.hpp"
+
+#include <larder/heap.hpp>
+#include <larder/placement.hpp>
+
+#include "allocator/placement.hpp"
+#include "allocator/thread.hpp"
+#include "port/module.hpp"
+#include "port/os.hpp"
+#include "runtime/heap_impl.hpp"
+#include "runtime/placement_model.hpp"
+#include "runtime/transaction_engine.hpp"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace larder {
+
+namespace {
+
+// What one more pod costs per epoch, in bytes written: a partly filled
+// page per size class it serves, its records in each version.
+constexpr double kPodOverheadBytes = 4.0 * port::kOsPageSize;
+// A site is measured once its probe pod was seen over this many epochs.
+constexpr std::uint32_t kEpochsToMeasure = 3;
+// After the first decision, the sites are regrouped every this many
+// epochs (and whenever a site was newly measured): often enough to follow
+// a program whose phases change, rarely enough not to chase noise.
+constexpr std::uint64_t kEpochsBetweenDecisions = 8;
+constexpr std::size_t kSpareTarget = 8;
+constexpr std::uint32_t kMaxAutoPods = 256;
+constexpr double kRateSmoothing = 0.5;  // weight of the newest epoch
+
+constexpr const char* kRecordRoot = "larder.placement";
+constexpr const char* kRecordPod = "larder.placement";
+constexpr std::uint64_t kRecordMagic = 0x31544e454d454350ULL;  // "PCEMENT1"
+constexpr std::size_t kRecords = 256;
+
+// The record `larder pods` reads (in the pod "larder.placement", under the
+// root of that name). Written in place without a transaction: it is
+// advice, so a record torn by a crash fails its checksum and is skipped.
+struct site_record {
+  std::uint64_t checksum;  // XXH3 of the rest; 0: unused
+  std::uint32_t pod;
+  std::uint32_t first_pod;
+  std::uint32_t block_bytes;
+  std::uint8_t reason;
+  std::uint8_t unused[3];
+  double rate;
+  double bytes;
+  double saving;
+  std::uint32_t epochs;
+  char location[108];
+};
+static_assert(sizeof(site_record) == 160);
+struct record_block {
+  std::uint64_t magic;
+  std::uint32_t count;
+  std::uint32_t unused;
+  site_record sites[kRecords];
+};
+
+std::uint64_t checksum_of(const site_record& r) {
+  return XXH3_64bits(reinterpret_cast<const char*>(&r) + sizeof r.checksum, sizeof r - sizeof r.checksum) | 1;
+}
+
+struct learned_site {
+  std::uint64_t key = 0;
+  std::uint32_t probe = 0;  // its own pod, where its first allocations went
+  std::uint32_t pod = 0;    // where its new allocations go
+  placement_reason reason = placement_reason::probing;
+  double rate = 0;
+  double bytes = 0;
+  double saving = 0;
+  std::uint32_t epochs = 0;
+  std::string location;
+};
+
+std::uint32_t block_bytes_of(std::uint64_t key) {
+  std::uint32_t group = alloc::key_group(key);
+  return group == alloc::kHugeGroup ? 0 : static_cast<std::uint32_t>(alloc::bin_block_size(group));
+}
+
+}  // namespace
+
+struct placement_state {
+  alloc::placement_table table;
+  std::uint32_t overflow = 0;
+  std::mutex lock;  // the fields below
+  std::uint64_t written[layout::kMaxPods] = {};  // pages, this epoch
+  std::size_t held_before[layout::kMaxPods] = {};  // bytes of pages, at the last epoch's end
+  std::vector<learned_site> sites;                // in the order first seen
+  std::unordered_map<std::uint64_t, std::size_t> site_index;
+  std::vector<std::uint32_t> auto_pods;  // made or taken over by placement
+  std::uint32_t next_name = 1;
+  std::uint64_t epochs = 0;
+  std::uint64_t last_decision = 0;  // epoch; 0: none yet
+  record_block* record = nullptr;
+};
+
+void placement_state_deleter::operator()(placement_state* state) const noexcept { delete state; }
+
+const char* to_string(placement_reason reason) noexcept {
+  switch (reason) {
+    case placement_reason::probing: return "probing";
+    case placement_reason::apart: return "apart";
+    case placement_reason::bundled: return "bundled";
+    case placement_reason::large: return "large";
+    case placement_reason::overflow: return "overflow";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Makes (or takes over, when empty) the next pod named "auto.N".
+status make_auto_pod(heap& h, placement_state& st, std::uint32_t* id) {
+  for (; st.next_name < 100000; ++st.next_name) {
+    std::string name = "auto." + std::to_string(st.next_name);
+    pod found = h.find_pod(name);
+    if (found.valid()) {
+      // One left by an earlier run holds that run's objects: only an empty
+      // one may take new sites.
+      bool empty = false;
+      for (const pod_info& info : h.pods())
+        if (info.id == found.id()) empty = info.bytes_in_use == 0;
+      if (!empty || std::find(st.auto_pods.begin(), st.auto_pods.end(), found.id()) != st.auto_pods.end()) continue;
+    }
+    pod made;
+    if (status s = h.make_pod(name, &made); !s.ok()) return s;
+    ++st.next_name;
+    st.auto_pods.push_back(made.id());
+    *id = made.id();
+    return {};
+  }
+  return status(errc::table_full, "no free auto.N pod name");
+}
+
+status supply_spares(heap& h, placement_state& st) {
+  while (st.table.spares() < kSpareTarget && st.auto_pods.size() < kMaxAutoPods) {
+    std::uint32_t id = 0;
+    if (status s = make_auto_pod(h, st, &id); !s.ok()) return s.is(errc::table_full) ? status() : s;
+    if (!st.table.offer_spare(id)) break;
+  }
+  return {};
+}
+
+void write_record(placement_state& st) {
+  record_block* block = st.record;
+  if (block == nullptr) return;
+  std::vector<const learned_site*> order;
+  for (const learned_site& s : st.sites) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const learned_site* a, const learned_site* b) { return a->pod < b->pod; });
+  if (order.size() > kRecords) order.resize(kRecords);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const learned_site& s = *order[i];
+    site_record r{};
+    r.pod = s.pod;
+    r.first_pod = s.probe;
+    r.block_bytes = block_bytes_of(s.key);
+    r.reason = static_cast<std::uint8_t>(s.reason);
+    r.rate = s.rate;
+    r.bytes = s.bytes;
+    r.saving = s.saving;
+    r.epochs = s.epochs;
+    std::strncpy(r.location, s.location.c_str(), sizeof r.location - 1);
+    r.checksum = checksum_of(r);
+    // Unchanged records are not written again: they stay clean pages.
+    if (std::memcmp(&block->sites[i], &r, sizeof r) != 0) block->sites[i] = r;
+  }
+  if (block->count != order.size()) block->count = static_cast<std::uint32_t>(order.size());
+}
+
+// Sites the allocator met since the last epoch join the learner's list.
+void learn_new_sites(placement_state& st) {
+  st.table.for_each_site([&](std::uint64_t key, std::uint32_t pod) {
+    if (st.site_index.count(key) != 0) return;
+    learned_site s;
+    s.key = key;
+    s.probe = s.pod = pod;
+    s.reason = placement_reason::probing;
+    if (pod == st.overflow) s.reason = placement_reason::overflow;
+    else if (alloc::key_group(key) == alloc::kHugeGroup) s.reason = placement_reason::large;
+    s.location = port::describe_code(alloc::key_site(key));
+    st.site_index.emplace(key, st.sites.size());
+    st.sites.push_back(std::move(s));
+  });
+}
+
+// A probe pod's rate this epoch: the pages it held before the epoch that
+// were written, as a share of them. Pages it grew by are written whatever
+// the placement (they hold new objects), so they count neither way.
+void measure(placement_state& st, const std::vector<std::size_t>& held) {
+  for (learned_site& s : st.sites) {
+    if (s.reason == placement_reason::overflow) continue;
+    const double before = static_cast<double>(st.held_before[s.probe]) / port::kOsPageSize;
+    const double now = static_cast<double>(held[s.probe]) / port::kOsPageSize;
+    s.bytes = static_cast<double>(held[s.probe]);
+    if (before < 1) continue;  // nothing of it lived there before this epoch
+    const double written_before = static_cast<double>(st.written[s.probe]) - std::max(0.0, now - before);
+    const double sample = std::clamp(written_before / before, 0.0, 1.0);
+    s.rate = s.epochs == 0 ? sample : (1 - kRateSmoothing) * s.rate + kRateSmoothing * sample;
+    ++s.epochs;
+  }
+  for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) st.held_before[pod] = held[pod];
+}
+
+// Regroups the measured sites; returns whether any site's pod changed.
+bool decide(placement_state& st) {
+  std::vector<std::size_t> measured;
+  std::vector<site_measure> inputs;
+  for (std::size_t i = 0; i < st.sites.size(); ++i) {
+    const learned_site& s = st.sites[i];
+    if (s.epochs < kEpochsToMeasure || s.reason == placement_reason::overflow || s.reason == placement_reason::large)
+      continue;
+    measured.push_back(i);
+    inputs.push_back({s.key, s.bytes, s.rate});
+  }
+  bool changed = false;
+  const std::vector<site_group> groups = group_sites(inputs, kPodOverheadBytes);
+  for (const site_group& g : groups) {
+    // The group's new allocations go to the probe pod of its biggest
+    // member, which holds objects of the same rate already.
+    std::size_t leader = g.members.front();
+    for (std::size_t m : g.members)
+      if (inputs[m].bytes > inputs[leader].bytes) leader = m;
+    const std::uint32_t pod = st.sites[measured[leader]].probe;
+    for (std::size_t m : g.members) {
+      learned_site& s = st.sites[measured[m]];
+      if (g.members.size() > 1) {
+        s.reason = placement_reason::bundled;
+        double others = g.bytes - s.bytes, others_rate = std::max(0.0, g.rate - s.rate);
+        s.saving = split_cost(others, others_rate, s.bytes, s.rate, kPodOverheadBytes) -
+                   bundle_cost(others, others_rate, s.bytes, s.rate, kPodOverheadBytes);
+      } else {
+        s.reason = placement_reason::apart;
+        // The least that bundling it into another group would have added.
+        double least = -1;
+        for (const site_group& other : groups) {
+          if (&other == &g) continue;
+          double extra = bundle_cost(other.bytes, other.rate, s.bytes, s.rate, kPodOverheadBytes) -
+                         split_cost(other.bytes, other.rate, s.bytes, s.rate, kPodOverheadBytes);
+          if (least < 0 || extra < least) least = extra;
+        }
+        s.saving = std::max(0.0, least);
+      }
+      if (s.pod != pod) {
+        s.pod = pod;
+        st.table.assign(s.key, pod);
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
+namespace {
+
+status start_placement_at(heap& h, std::uint64_t generation) {
+  heap_impl* impl = h.impl();
+  if (!impl->can_write()) return status(errc::read_only, "automatic placement needs a heap open for writing");
+  if (impl->shared_writers())
+    return status(errc::invalid_argument, "automatic placement needs a heap with one writer (not shared_writers)");
+  auto st = std::unique_ptr<placement_state, placement_state_deleter>(new placement_state());
+  pod overflow;
+  if (status s = h.make_pod("auto.0", &overflow); !s.ok()) return s;
+  st->overflow = overflow.id();
+  st->table.init(alloc::placement_mode::learned, st->overflow, 1);
+  st->table.generation.store(generation, std::memory_order_relaxed);
+  if (status s = supply_spares(h, *st); !s.ok()) return s;
+
+  std::size_t size = 0;
+  void* found = h.find_root(kRecordRoot, &size);
+  if (found != nullptr && size == sizeof(record_block)) {
+    st->record = static_cast<record_block*>(found);
+  } else {
+    pod record_pod;
+    if (status s = h.make_pod(kRecordPod, &record_pod); !s.ok()) return s;
+    void* block = record_pod.allocate(sizeof(record_block));
+    if (block == nullptr) return status(errc::out_of_space, "allocating the placement record");
+    std::memset(block, 0, sizeof(record_block));
+    static_cast<record_block*>(block)->magic = kRecordMagic;
+    if (status s = h.set_root(kRecordRoot, block, sizeof(record_block)); !s.ok()) return s;
+    st->record = static_cast<record_block*>(block);
+  }
+  // A new run's sites are new: what an earlier run recorded is replaced
+  // at the first decision, and shown until then.
+  alloc::start_routing(&impl->region, &st->table);
+  impl->placement = std::move(st);
+  return {};
+}
+
+}  // namespace
+
+status start_placement(heap& h) { return start_placement_at(h, 1); }
+
+status restart_placement(heap& h) {
+  // Route caches keyed by the old table's generation must all miss.
+  auto old = std::move(h.impl()->placement);
+  status s = start_placement_at(h, old->table.generation.load(std::memory_order_acquire) + 1);
+  if (!s.ok()) h.impl()->placement = std::move(old);  // the region still routes through it
+  return s;
+}
+
+void placement_note_written(heap_impl& impl, const std::vector<dirty_run>& runs) noexcept {
+  placement_state* st = impl.placement.get();
+  if (st == nullptr) return;
+  std::lock_guard guard(st->lock);
+  for (const dirty_run& r : runs)
+    if (r.pod < layout::kMaxPods) st->written[r.pod] += r.pages;
+}
+
+status placement_end_epoch(heap& h) {
+  heap_impl* impl = h.impl();
+  placement_state* st = impl->placement.get();
+  if (st == nullptr) return {};
+  // The pkey tracker reports whole pods written: no rate to learn.
+  if (impl->tracking_backend == tracker_backend::pkey) return {};
+  std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
+  impl->region.usage(in_use.data(), held.data());
+  std::lock_guard guard(st->lock);
+  ++st->epochs;
+  const std::size_t known = st->sites.size();
+  learn_new_sites(*st);
+  measure(*st, held);
+  std::fill(std::begin(st->written), std::end(st->written), 0);
+  bool newly_measured = false;
+  for (const learned_site& s : st->sites) newly_measured |= s.epochs == kEpochsToMeasure;
+  bool due = st->last_decision != 0 && st->epochs - st->last_decision >= kEpochsBetweenDecisions;
+  if (newly_measured || due) {
+    if (decide(*st)) st->table.publish();
+    st->last_decision = st->epochs;
+  }
+  // Written at decisions and new sites only, so that the record's pages
+  // do not add to every epoch's writes.
+  if (newly_measured || due || st->sites.size() != known) write_record(*st);
+  // A pod made inside the caller's transaction would vanish with its abort.
+  if (in_transaction(impl)) return {};
+  return supply_spares(h, *st);
+}
+
+status placement_sites(const heap& h, std::vector<placement_site>* out) {
+  out->clear();
+  if (!h.is_open()) return status(errc::invalid_argument, "the heap is not open");
+  std::size_t size = 0;
+  const auto* block = static_cast<const record_block*>(h.find_root(kRecordRoot, &size));
+  if (block == nullptr) return {};
+  if (size != sizeof(record_block) || block->magic != kRecordMagic)
+    return status(errc::corrupt, std::string("the root ") + kRecordRoot + " is not a placement record");
+  std::map<std::uint32_t, std::string> names;
+  for (const pod_info& info : h.pods()) names[info.id] = info.name;
+  const std::size_t count = std::min<std::size_t>(block->count, kRecords);
+  for (std::size_t i = 0; i < count; ++i) {
+    site_record r;
+    std::memcpy(&r, &block->sites[i], sizeof r);
+    if (r.checksum == 0 || r.checksum != checksum_of(r) || r.reason > static_cast<std::uint8_t>(placement_reason::overflow))
+      continue;
+    placement_site s;
+    s.location.assign(r.location, strnlen(r.location, sizeof r.location));
+    s.block_bytes = r.block_bytes;
+    s.pod = r.pod;
+    s.pod_name = names.count(r.pod) ? names[r.pod] : std::string();
+    s.first_pod = r.first_pod;
+    s.reason = static_cast<placement_reason>(r.reason);
+    s.write_rate = r.rate;
+    s.bytes = static_cast<std::uint64_t>(r.bytes);
+    s.epochs = r.epochs;
+    s.saving_bytes = r.saving;
+    out->push_back(std::move(s));
+  }
+  std::stable_sort(out->begin(), out->end(), [](const placement_site& a, const placement_site& b) {
+    return a.pod != b.pod ? a.pod < b.pod : a.location < b.location;
+  });
+  return {};
+}
+
+}  // namespace larder
