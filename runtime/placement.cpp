@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -94,7 +95,7 @@ struct placement_state {
   std::uint32_t overflow = 0;
   std::mutex lock;  // the fields below
   std::uint64_t written[layout::kMaxPods] = {};  // pages, this epoch
-  std::size_t held_before[layout::kMaxPods] = {};  // bytes of pages, at the last epoch's end
+  std::size_t in_use_before[layout::kMaxPods] = {};  // bytes in blocks, at the last epoch's end
   std::vector<learned_site> sites;                // in the order first seen
   std::unordered_map<std::uint64_t, std::size_t> site_index;
   std::vector<std::uint32_t> auto_pods;  // made or taken over by placement
@@ -194,22 +195,24 @@ void learn_new_sites(placement_state& st) {
   });
 }
 
-// A probe pod's rate this epoch: the pages it held before the epoch that
-// were written, as a share of them. Pages it grew by are written whatever
-// the placement (they hold new objects), so they count neither way.
-void measure(placement_state& st, const std::vector<std::size_t>& held) {
+// A probe pod's rate this epoch: the pages its objects filled before the
+// epoch that were written, as a share of them. Pages it grew by are
+// written whatever the placement (they hold new objects), so they count
+// neither way. Pages are counted from the bytes in use, not the pages
+// held: a pod holds whole 64 KiB slices, mostly untouched while it grows.
+void measure(placement_state& st, const std::vector<std::size_t>& in_use) {
   for (learned_site& s : st.sites) {
     if (s.reason == placement_reason::overflow) continue;
-    const double before = static_cast<double>(st.held_before[s.probe]) / port::kOsPageSize;
-    const double now = static_cast<double>(held[s.probe]) / port::kOsPageSize;
-    s.bytes = static_cast<double>(held[s.probe]);
+    const double before = std::ceil(static_cast<double>(st.in_use_before[s.probe]) / port::kOsPageSize);
+    const double now = std::ceil(static_cast<double>(in_use[s.probe]) / port::kOsPageSize);
+    s.bytes = static_cast<double>(in_use[s.probe]);
     if (before < 1) continue;  // nothing of it lived there before this epoch
     const double written_before = static_cast<double>(st.written[s.probe]) - std::max(0.0, now - before);
     const double sample = std::clamp(written_before / before, 0.0, 1.0);
     s.rate = s.epochs == 0 ? sample : (1 - kRateSmoothing) * s.rate + kRateSmoothing * sample;
     ++s.epochs;
   }
-  for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) st.held_before[pod] = held[pod];
+  for (std::size_t pod = 0; pod < layout::kMaxPods; ++pod) st.in_use_before[pod] = in_use[pod];
 }
 
 // Regroups the measured sites; returns whether any site's pod changed.
@@ -331,7 +334,7 @@ status placement_end_epoch(heap& h) {
   ++st->epochs;
   const std::size_t known = st->sites.size();
   learn_new_sites(*st);
-  measure(*st, held);
+  measure(*st, in_use);
   std::fill(std::begin(st->written), std::end(st->written), 0);
   bool newly_measured = false;
   for (const learned_site& s : st->sites) newly_measured |= s.epochs == kEpochsToMeasure;

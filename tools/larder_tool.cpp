@@ -39,6 +39,7 @@
 #include "crashtest_command.hpp"
 #include "history_command.hpp"
 #include "output.hpp"
+#include "placement_output.hpp"
 #include "salvage_command.hpp"
 #include "store_command.hpp"
 #include "transfer_command.hpp"
@@ -57,6 +58,10 @@
 
 namespace {
 
+using larder_tool::placement_line;
+using larder_tool::placement_sites_json;
+using larder_tool::placement_sites_or_exit;
+using larder_tool::print_placement_sites;
 using larder_tool::human_size;
 using larder_tool::json;
 using larder_tool::print_json;
@@ -214,10 +219,12 @@ int roots(const target& t, bool as_json) {
 
 int pods(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
+  const std::vector<larder::placement_site> sites = placement_sites_or_exit(h);
   if (as_json) {
     json list = json::array();
     for (const auto& p : h.pods())
-      list.push_back({{"id", p.id}, {"name", p.name}, {"bytes_in_use", p.bytes_in_use}, {"bytes_held", p.bytes_committed}});
+      list.push_back({{"id", p.id}, {"name", p.name}, {"bytes_in_use", p.bytes_in_use}, {"bytes_held", p.bytes_committed},
+                      {"placed_sites", placement_sites_json(sites, p.id)}});
     print_json(list);
     return 0;
   }
@@ -225,6 +232,7 @@ int pods(const target& t, bool as_json) {
   for (const auto& p : h.pods())
     std::printf("%-6u %-30s %14s %14s\n", p.id, printable(p.name).c_str(), human_size(p.bytes_in_use).c_str(),
                 human_size(p.bytes_committed).c_str());
+  print_placement_sites(sites);
   return 0;
 }
 
@@ -273,6 +281,7 @@ int stat(const target& t, double interval, int count, bool as_json) {
   if (as_json) {
     json first = write_stats_json(previous);
     first["migration"] = migration_json(h);
+    first["placement"] = placement_line(placement_sites_or_exit(h));
     print_json(first);
     for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
       std::this_thread::sleep_for(std::chrono::duration<double>(interval));
@@ -283,6 +292,7 @@ int stat(const target& t, double interval, int count, bool as_json) {
   }
   print_write_stats(previous);
   std::printf("migration: %s\n", migration_line(h).c_str());
+  std::printf("placement: %s\n", placement_line(placement_sites_or_exit(h)).c_str());
   for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     larder::write_stats now = h.write_statistics();

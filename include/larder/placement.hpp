@@ -39,7 +39,7 @@ struct placement_site {
   std::uint32_t first_pod;    // the pod it probed in (its first allocations)
   placement_reason reason;
   double write_rate;          // smoothed share of its probe pod's pages written per epoch
-  std::uint64_t bytes;        // bytes of pages its probe pod held at the last decision
+  std::uint64_t bytes;        // bytes in use in its probe pod at the last decision
   std::uint32_t epochs;       // epochs it was measured over
   // apart: what bundling it into its best match would have added to the
   // expected bytes written per epoch; bundled: what bundling saved.
