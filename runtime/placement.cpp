@@ -9,6 +9,7 @@
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/placement_model.hpp"
+#include "runtime/process_heap_scope.hpp"
 #include "runtime/transaction_engine.hpp"
 
 #include <xxhash.h>
@@ -270,6 +271,7 @@ namespace {
 
 status start_placement_at(heap& h, std::uint64_t generation) {
   heap_impl* impl = h.impl();
+  process_heap_scope scope;
   if (!impl->can_write()) return status(errc::read_only, "automatic placement needs a heap open for writing");
   if (impl->shared_writers())
     return status(errc::invalid_argument, "automatic placement needs a heap with one writer (not shared_writers)");
@@ -326,6 +328,9 @@ status placement_end_epoch(heap& h) {
   heap_impl* impl = h.impl();
   placement_state* st = impl->placement.get();
   if (st == nullptr) return {};
+  // What learning allocates for itself must not land in the heap it
+  // measures (the program may be in a pod_scope, under liblarder_malloc).
+  process_heap_scope scope;
   // The pkey tracker reports whole pods written: no rate to learn.
   if (impl->tracking_backend == tracker_backend::pkey) return {};
   std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);

@@ -545,6 +545,10 @@ void* transactional_allocate(heap_impl* impl, std::uint32_t pod, std::size_t siz
   if (pod == 0 && impl->placement) pod = alloc::placed_pod(&impl->region, size, site);
   tx->hold_allocator();
   tx->note_pod(pod);
+  // Settling allocates for itself: from the process heap, not from the
+  // pod_scope the program may be in (pod::allocate and heap::allocate
+  // reach here without the scope transaction::allocate takes).
+  process_malloc_scope messages;
   if (int err = settle_plain_changes(*impl, &pod, 1)) {
     errno = err;
     return nullptr;

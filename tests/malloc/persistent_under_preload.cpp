@@ -6,7 +6,10 @@
 // bookkeeping shows as a timeout or a crash. Prints "ok" when every check
 // passed; otherwise lists the failures and exits with status 1.
 //
-// Usage: persistent_under_preload [directory]   (default: a fresh one in /tmp)
+// With --placement, every heap is opened with automatic pod placement
+// (larder/placement.hpp), whose routing runs inside the allocator.
+//
+// Usage: persistent_under_preload [--placement] [directory]   (default: a fresh one in /tmp)
 #include <larder/larder.hpp>
 #include <larder/tracking.hpp>
 #include <larder/transaction.hpp>
@@ -28,12 +31,14 @@ namespace {
 using counts_map = std::map<int, int, std::less<>, larder::allocator<std::pair<const int, int>>>;
 
 constexpr int kInserts = 4000;
+larder::placement_policy g_placement = larder::placement_policy::off;
 
 larder::heap_options file_heap(const std::string& path) {
   larder::heap_options o;
   o.kind = larder::backing::file;
   o.name = path;
   o.reserve = std::size_t{1} << 30;
+  o.placement = g_placement;
   return o;
 }
 
@@ -41,13 +46,13 @@ larder::heap_options file_heap(const std::string& path) {
 void readme_example(const std::string& dir) {
   std::string path = dir + "/app.heap";
   {
-    larder::heap h({.kind = larder::backing::file, .name = path});
+    larder::heap h({.kind = larder::backing::file, .name = path, .placement = g_placement});
     auto* counts = h.root<counts_map>("counts");
     (*counts)[42]++;
     for (int i = 0; i < kInserts; ++i) (*counts)[i * 7] += i;
     CHECK(counts->size() == kInserts);  // 42 is one of the keys
   }
-  larder::heap h({.kind = larder::backing::file, .name = path});
+  larder::heap h({.kind = larder::backing::file, .name = path, .placement = g_placement});
   auto* counts = h.root<counts_map>("counts");
   CHECK(counts->size() == kInserts);  // 42 is one of the keys
   CHECK(counts->at(42) == 1 + 6);
@@ -147,6 +152,11 @@ void tracking_in_pod_scope(const std::string& dir) {
 
 int main(int argc, char** argv) {
   std::string dir;
+  if (argc > 1 && std::string(argv[1]) == "--placement") {
+    g_placement = larder::placement_policy::sites;
+    --argc;
+    ++argv;
+  }
   if (argc > 1) {
     dir = argv[1];
   } else {
