@@ -129,7 +129,7 @@ void drain_delayed(local_heap* h) noexcept {
   }
 }
 
-void* malloc_generic(local_heap* h, std::size_t size) noexcept {
+void* malloc_generic(local_heap* h, std::size_t size, const void* site) noexcept {
   if (h == &g_empty_heap) {
     h = thread_setup();
     if (h == nullptr) {
@@ -138,12 +138,7 @@ void* malloc_generic(local_heap* h, std::size_t size) noexcept {
     }
     if (tls_heap == &g_empty_heap) tls_heap = h;
   }
-  // A router's first allocation on a thread, or a transaction's: the site
-  // is not known here.
-  if (LARDER_UNLIKELY(h->routes != nullptr) && (h = route_target(h, size, nullptr)) == nullptr) {
-    errno = ENOMEM;
-    return nullptr;
-  }
+  if (LARDER_UNLIKELY(h->routes != nullptr)) return routed_malloc(h, size, site);
   // Draining writes links into freed blocks; a transaction leaves that to
   // the next allocation outside one (see page_collect).
   if (h->delayed_free.load(std::memory_order_relaxed) != nullptr && !metadata_logged()) drain_delayed(h);

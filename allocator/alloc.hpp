@@ -29,7 +29,9 @@ region* process_region() noexcept;
 // No request above this can be met (it exceeds the largest reserve).
 inline constexpr std::size_t kMaxRequest = layout::kMaxReserve;
 
-void* malloc_generic(local_heap* h, std::size_t size) noexcept;
+// `site`: where the allocation was asked for, which a router
+// (allocator/placement.hpp) sends it on by; nullptr when unknown.
+void* malloc_generic(local_heap* h, std::size_t size, const void* site = nullptr) noexcept;
 void page_retire(local_heap* h, page* pg) noexcept;
 // A free by the owner that the thread cache does not take (aligned blocks,
 // blocks above kDirectMax).
@@ -90,9 +92,9 @@ inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
       return b;
     }
   }
-  // A router's slots are always empty, so only misses pay for placement.
-  if (LARDER_UNLIKELY(h->routes != nullptr)) return routed_malloc(h, size, __builtin_return_address(0));
-  return malloc_generic(h, size);
+  // The caller's return address is the allocation site for placement: a
+  // router's slots are always empty, so only misses pay for it.
+  return malloc_generic(h, size, __builtin_return_address(0));
 }
 
 inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
