@@ -52,7 +52,7 @@ std::uint32_t pod_id(const larder::heap& h, const void* p) {
   return found.id();
 }
 
-TEST(PlacementModel, HotAndColdSplitAlikeBundle) {
+TEST(PodPlacementModel, HotAndColdSplitAlikeBundle) {
   const double c = 16384;
   std::vector<larder::site_measure> sites = {
       {1, 1 << 20, 0.9},    // hot
@@ -77,7 +77,7 @@ TEST(PlacementModel, HotAndColdSplitAlikeBundle) {
   EXPECT_DOUBLE_EQ(larder::bundle_cost(100, 0.8, 50, 0.8, 10), 150 + 10);  // the rate caps at 1
 }
 
-TEST(PlacementModel, SameInputSameGroupsWhateverTheOrder) {
+TEST(PodPlacementModel, SameInputSameGroupsWhateverTheOrder) {
   std::mt19937_64 rng(7);
   std::vector<larder::site_measure> sites;
   for (std::uint64_t k = 1; k <= 200; ++k)
@@ -99,7 +99,7 @@ TEST(PlacementModel, SameInputSameGroupsWhateverTheOrder) {
   }
 }
 
-TEST(Placement, SitesGetPodsOfTheirOwnAndTheDefaultPodStaysEmpty) {
+TEST(PodPlacement, SitesGetPodsOfTheirOwnAndTheDefaultPodStaysEmpty) {
   larder::heap h = placed_heap();
   std::vector<void*> hot, cold;
   for (int i = 0; i < 100; ++i) {
@@ -131,7 +131,7 @@ TEST(Placement, SitesGetPodsOfTheirOwnAndTheDefaultPodStaysEmpty) {
   larder::heap::deallocate(huge);
 }
 
-TEST(Placement, NamedPodsAreNeverOverridden) {
+TEST(PodPlacement, NamedPodsAreNeverOverridden) {
   larder::heap h = placed_heap();
   larder::pod mine;
   ASSERT_TRUE(h.make_pod("mine", &mine).ok());
@@ -155,7 +155,7 @@ TEST(Placement, NamedPodsAreNeverOverridden) {
   larder::heap::deallocate(v);
 }
 
-TEST(Placement, TransactionsAndRootsArePlacedToo) {
+TEST(PodPlacement, TransactionsAndRootsArePlacedToo) {
   larder::heap h = placed_heap();
   struct node {
     std::uint64_t a[6];
@@ -174,7 +174,7 @@ TEST(Placement, TransactionsAndRootsArePlacedToo) {
   larder::heap::deallocate(plain);
 }
 
-TEST(Placement, OffMeansTheDefaultPod) {
+TEST(PodPlacement, OffMeansTheDefaultPod) {
   larder::heap h = placed_heap(larder::placement_policy::off);
   void* a = allocate_hot(h, 48);
   void* b = allocate_cold(h, 48);
@@ -188,7 +188,7 @@ TEST(Placement, OffMeansTheDefaultPod) {
   larder::heap::deallocate(b);
 }
 
-TEST(Placement, ThreadsShareTheSitesPods) {
+TEST(PodPlacement, ThreadsShareTheSitesPods) {
   larder::heap h = placed_heap();
   std::vector<void*> blocks[4];
   std::vector<std::thread> threads;
@@ -245,7 +245,7 @@ std::map<std::string, std::uint32_t> decisions(const larder::heap& h) {
   return out;
 }
 
-TEST(Placement, LearningKeepsHotApartAndBundlesCold) {
+TEST(PodPlacement, LearningKeepsHotApartAndBundlesCold) {
   larder::heap h = placed_heap();
   if (!h.start_tracking().ok()) GTEST_SKIP() << "no page-write tracking here";
   interleaved w = fill(h, 2048);
@@ -274,7 +274,7 @@ TEST(Placement, LearningKeepsHotApartAndBundlesCold) {
   larder::heap::deallocate(fresh);
 }
 
-TEST(Placement, HotPagesAreFewerThanWithOnePod) {
+TEST(PodPlacement, HotPagesAreFewerThanWithOnePod) {
   auto pages_with = [](larder::placement_policy policy) -> std::size_t {
     larder::heap h = placed_heap(policy);
     if (!h.start_tracking().ok()) return 0;
@@ -288,7 +288,7 @@ TEST(Placement, HotPagesAreFewerThanWithOnePod) {
   EXPECT_LT(placed * 2, one_pod) << placed << " pages placed, " << one_pod << " in one pod";
 }
 
-TEST(Placement, DeterministicForTheSameRun) {
+TEST(PodPlacement, DeterministicForTheSameRun) {
   auto run = [] {
     larder::heap h = placed_heap();
     std::map<std::string, std::uint32_t> out;
@@ -303,7 +303,7 @@ TEST(Placement, DeterministicForTheSameRun) {
   EXPECT_EQ(run(), first);
 }
 
-TEST(Placement, RecordReadableAfterReopenAndReadOnly) {
+TEST(PodPlacement, RecordReadableAfterReopenAndReadOnly) {
   larder_test::temp_dir dir;
   const std::string path = dir.path() + "/placed.heap";
   larder::heap_options o;
@@ -334,7 +334,7 @@ TEST(Placement, RecordReadableAfterReopenAndReadOnly) {
   EXPECT_TRUE(s.is(larder::errc::read_only)) << s.message();
 }
 
-TEST(Placement, SharedWritersAreRefused) {
+TEST(PodPlacement, SharedWritersAreRefused) {
   larder::heap_options o;
   o.kind = larder::backing::shm;
   o.name = "/larder-placement-test-" + std::to_string(::getpid());
