@@ -2,6 +2,7 @@
 
 #include <larder/heap.hpp>
 #include <larder/placement.hpp>
+#include <larder/transaction.hpp>
 
 #include "allocator/placement.hpp"
 #include "allocator/thread.hpp"
@@ -290,11 +291,19 @@ status start_placement_at(heap& h, std::uint64_t generation) {
   } else {
     pod record_pod;
     if (status s = h.make_pod(kRecordPod, &record_pod); !s.ok()) return s;
-    void* block = record_pod.allocate(sizeof(record_block));
-    if (block == nullptr) return status(errc::out_of_space, "allocating the placement record");
-    std::memset(block, 0, sizeof(record_block));
-    static_cast<record_block*>(block)->magic = kRecordMagic;
-    if (status s = h.set_root(kRecordRoot, block, sizeof(record_block)); !s.ok()) return s;
+    // One transaction for the block and its root: a root committed over a
+    // plain allocation that a power failure undid would point at nothing.
+    void* block = nullptr;
+    try {
+      transaction tx(h);
+      block = tx.allocate(sizeof(record_block), alignof(record_block), record_pod);
+      std::memset(block, 0, sizeof(record_block));
+      static_cast<record_block*>(block)->magic = kRecordMagic;
+      throw_if_error(h.set_root(kRecordRoot, block, sizeof(record_block)));
+      throw_if_error(tx.commit());
+    } catch (const error& e) {
+      return e.result();
+    }
     st->record = static_cast<record_block*>(block);
   }
   // A new run's sites are new: what an earlier run recorded is replaced

@@ -15,6 +15,9 @@
 // pages as the plain blocks: committed blocks must survive too. With
 // `mixed-pods` it does so in a pod of its own, as docs/persistence.md
 // asks of programs that mix the two and must survive power failures.
+// With `placed`, the heap has automatic pod placement and is tracked, with
+// a collect every 64 operations: placement makes pods and rewrites its
+// record in the heap at collects, beside the plain allocation.
 #include "sample_common.hpp"
 
 #include <larder/allocator.hpp>
@@ -155,7 +158,10 @@ void run(larder::heap& h, const sample::arguments& a) {
     larder::throw_if_error(h.make_pod("kept", &kept));
   }
   sample::random r(a.seed);
+  const bool collecting = sample::g_placement != larder::placement_policy::off && h.start_tracking().ok();
+  larder::dirty_set written;
   for (std::uint64_t i = root->next_op; i < a.operations; ++i) {
+    if (collecting && i % 64 == 0) larder::throw_if_error(h.collect_dirty(&written));
     root->next_op = i;
 #ifdef SAMPLE_CONTAINERS
     container_step(root, r);

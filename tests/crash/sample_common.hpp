@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -46,8 +47,14 @@ struct arguments {
   std::exit(1);
 }
 
+// `placed` among the arguments after the seed: both phases open the heap
+// with automatic pod placement (docs/placement.md).
+inline larder::placement_policy g_placement = larder::placement_policy::off;
+
 inline arguments parse(int argc, char** argv) {
   arguments a;
+  for (int i = 3; i < argc; ++i)
+    if (std::strcmp(argv[i], "placed") == 0) g_placement = larder::placement_policy::sites;
   auto number = [&](int i) {
     char* end = nullptr;
     unsigned long long v = std::strtoull(argv[i], &end, 10);
@@ -193,6 +200,7 @@ inline int open_for_check(larder::heap* h, std::uint64_t acknowledged) {
   larder::heap_options options;
   options.name = larder::crashtest::heap_path();
   options.mode = larder::open_mode::open;
+  options.placement = g_placement;
   larder::status s = larder::heap::open(options, h);
   if (s.ok()) return 0;
   if (acknowledged == 0 && s.is(larder::errc::not_found)) {
@@ -222,6 +230,7 @@ inline int main(int argc, char** argv, const sample_functions& f) {
       case larder::crashtest::phase::run: {
         larder::heap_options options;
         options.name = larder::crashtest::heap_path();
+        options.placement = g_placement;
         larder::heap h(options);
         f.run(h, a);
         larder::throw_if_error(h.close());
