@@ -288,6 +288,12 @@ status start_placement_at(heap& h, std::uint64_t generation) {
   void* found = h.find_root(kRecordRoot, &size);
   if (found != nullptr && size == sizeof(record_block)) {
     st->record = static_cast<record_block*>(found);
+    // A damaged header is written again; damaged entries fail their
+    // checksums until the first decision rewrites them.
+    if (st->record->magic != kRecordMagic || st->record->count > kRecords) {
+      std::memset(st->record, 0, sizeof(record_block));
+      st->record->magic = kRecordMagic;
+    }
   } else {
     pod record_pod;
     if (status s = h.make_pod(kRecordPod, &record_pod); !s.ok()) return s;

@@ -60,7 +60,7 @@ namespace {
 
 using larder_tool::placement_line;
 using larder_tool::placement_sites_json;
-using larder_tool::placement_sites_or_exit;
+using larder_tool::placement_sites_or_warn;
 using larder_tool::print_placement_sites;
 using larder_tool::human_size;
 using larder_tool::json;
@@ -219,7 +219,7 @@ int roots(const target& t, bool as_json) {
 
 int pods(const target& t, bool as_json) {
   larder::heap h = open_heap(t, true);
-  const std::vector<larder::placement_site> sites = placement_sites_or_exit(h);
+  const std::vector<larder::placement_site> sites = placement_sites_or_warn(h);
   if (as_json) {
     json list = json::array();
     for (const auto& p : h.pods())
@@ -281,7 +281,7 @@ int stat(const target& t, double interval, int count, bool as_json) {
   if (as_json) {
     json first = write_stats_json(previous);
     first["migration"] = migration_json(h);
-    first["placement"] = placement_line(placement_sites_or_exit(h));
+    first["placement"] = placement_line(placement_sites_or_warn(h));
     print_json(first);
     for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
       std::this_thread::sleep_for(std::chrono::duration<double>(interval));
@@ -292,7 +292,7 @@ int stat(const target& t, double interval, int count, bool as_json) {
   }
   print_write_stats(previous);
   std::printf("migration: %s\n", migration_line(h).c_str());
-  std::printf("placement: %s\n", placement_line(placement_sites_or_exit(h)).c_str());
+  std::printf("placement: %s\n", placement_line(placement_sites_or_warn(h)).c_str());
   for (int i = 0; interval > 0 && (count == 0 || i < count); ++i) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     larder::write_stats now = h.write_statistics();

@@ -1,19 +1,16 @@
 #include "placement_output.hpp"
 
 #include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <set>
 
 namespace larder_tool {
 
-std::vector<larder::placement_site> placement_sites_or_exit(const larder::heap& h) {
+std::vector<larder::placement_site> placement_sites_or_warn(const larder::heap& h) {
   std::vector<larder::placement_site> sites;
-  larder::status s = larder::placement_sites(h, &sites);
-  if (!s.ok()) {
-    std::fprintf(stderr, "larder: reading the placement record: %s\n", s.message().c_str());
-    std::exit(exit_code_of(s));
-  }
+  // The record is advice: a damaged one is worth a warning, not the pods.
+  if (larder::status s = larder::placement_sites(h, &sites); !s.ok())
+    std::fprintf(stderr, "larder: warning: the placement record cannot be read: %s\n", s.to_string().c_str());
   return sites;
 }
 

@@ -12,9 +12,9 @@
 
 namespace larder_tool {
 
-// The sites placement recorded (empty when it never ran on the heap);
-// exits with a message when the record cannot be read.
-std::vector<larder::placement_site> placement_sites_or_exit(const larder::heap& h);
+// The sites placement recorded (empty when it never ran on the heap, or
+// with a warning on stderr when its record cannot be read).
+std::vector<larder::placement_site> placement_sites_or_warn(const larder::heap& h);
 
 // "why" in words: "probing (2 epochs)", "apart: bundling would write 40 KiB more per epoch", ...
 std::string placement_why(const larder::placement_site& s);
