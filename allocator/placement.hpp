@@ -27,10 +27,15 @@ inline constexpr std::uint32_t kHugeGroup = 0xFF;
 inline constexpr std::uint32_t size_group(std::size_t size) noexcept {
   return size <= kLargeMax ? static_cast<std::uint32_t>(bin_of(size)) : kHugeGroup;
 }
+// The top bit keeps every key off 0, which marks an empty slot (an unknown
+// site, nullptr, with a request of 0 bytes would otherwise be 0).
+inline constexpr std::uint64_t kKeyMark = std::uint64_t{1} << 63;
 inline std::uint64_t site_key(const void* site, std::size_t size) noexcept {
-  return (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(site)) << 8) | size_group(size);
+  return kKeyMark | (static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(site)) << 8) | size_group(size);
 }
-inline const void* key_site(std::uint64_t key) noexcept { return reinterpret_cast<const void*>(key >> 8); }
+inline const void* key_site(std::uint64_t key) noexcept {
+  return reinterpret_cast<const void*>((key & ~kKeyMark) >> 8);
+}
 inline std::uint32_t key_group(std::uint64_t key) noexcept { return static_cast<std::uint32_t>(key & 0xFF); }
 
 // Where a site's allocations go. `hashed`: a fixed spread of the sites

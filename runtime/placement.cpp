@@ -95,8 +95,12 @@ std::uint32_t block_bytes_of(std::uint64_t key) {
 struct placement_state {
   alloc::placement_table table;
   std::uint32_t overflow = 0;
-  std::mutex lock;  // the fields below
-  std::uint64_t written[layout::kMaxPods] = {};  // pages, this epoch
+  // Pages written this epoch, by pod: added to by each tracker collect,
+  // the migrator's included.
+  std::mutex written_lock;
+  std::uint64_t written[layout::kMaxPods] = {};
+  // The rest belongs to whoever ends an epoch, one at a time.
+  std::mutex epoch_lock;
   std::size_t in_use_before[layout::kMaxPods] = {};  // bytes in blocks, at the last epoch's end
   std::vector<learned_site> sites;                // in the order first seen
   std::unordered_map<std::uint64_t, std::size_t> site_index;
@@ -202,14 +206,14 @@ void learn_new_sites(placement_state& st) {
 // written whatever the placement (they hold new objects), so they count
 // neither way. Pages are counted from the bytes in use, not the pages
 // held: a pod holds whole 64 KiB slices, mostly untouched while it grows.
-void measure(placement_state& st, const std::vector<std::size_t>& in_use) {
+void measure(placement_state& st, const std::vector<std::size_t>& in_use, const std::vector<std::uint64_t>& written) {
   for (learned_site& s : st.sites) {
     if (s.reason == placement_reason::overflow) continue;
     const double before = std::ceil(static_cast<double>(st.in_use_before[s.probe]) / port::kOsPageSize);
     const double now = std::ceil(static_cast<double>(in_use[s.probe]) / port::kOsPageSize);
     s.bytes = static_cast<double>(in_use[s.probe]);
     if (before < 1) continue;  // nothing of it lived there before this epoch
-    const double written_before = static_cast<double>(st.written[s.probe]) - std::max(0.0, now - before);
+    const double written_before = static_cast<double>(written[s.probe]) - std::max(0.0, now - before);
     const double sample = std::clamp(written_before / before, 0.0, 1.0);
     s.rate = s.epochs == 0 ? sample : (1 - kRateSmoothing) * s.rate + kRateSmoothing * sample;
     ++s.epochs;
@@ -334,7 +338,7 @@ status restart_placement(heap& h) {
 void placement_note_written(heap_impl& impl, const std::vector<dirty_run>& runs) noexcept {
   placement_state* st = impl.placement.get();
   if (st == nullptr) return;
-  std::lock_guard guard(st->lock);
+  std::lock_guard guard(st->written_lock);
   for (const dirty_run& r : runs)
     if (r.pod < layout::kMaxPods) st->written[r.pod] += r.pages;
 }
@@ -348,14 +352,19 @@ status placement_end_epoch(heap& h) {
   process_heap_scope scope;
   // The pkey tracker reports whole pods written: no rate to learn.
   if (impl->tracking_backend == tracker_backend::pkey) return {};
+  std::lock_guard guard(st->epoch_lock);
   std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
   impl->region.usage(in_use.data(), held.data());
-  std::lock_guard guard(st->lock);
+  std::vector<std::uint64_t> written(layout::kMaxPods);
+  {
+    std::lock_guard written_guard(st->written_lock);
+    std::copy(std::begin(st->written), std::end(st->written), written.begin());
+    std::fill(std::begin(st->written), std::end(st->written), 0);
+  }
   ++st->epochs;
   const std::size_t known = st->sites.size();
   learn_new_sites(*st);
-  measure(*st, in_use);
-  std::fill(std::begin(st->written), std::end(st->written), 0);
+  measure(*st, in_use, written);
   bool newly_measured = false;
   for (const learned_site& s : st->sites) newly_measured |= s.epochs == kEpochsToMeasure;
   bool due = st->last_decision != 0 && st->epochs - st->last_decision >= kEpochsBetweenDecisions;
