@@ -165,7 +165,8 @@ void pod_graph_state::scan_page(const alloc::region& r, std::uintptr_t page, pag
   const std::uint32_t from = alloc::pod_of_object_page(r, page);
   targets_.clear();
   if (from < layout::kMaxPods) {
-    std::uint64_t buffer[kWordsPerPage];
+    // Page-aligned: a tier may read into it with O_DIRECT.
+    alignas(port::kOsPageSize) std::uint64_t buffer[kWordsPerPage];
     const std::uint64_t* words = reader != nullptr ? reader->read(page, buffer) : reinterpret_cast<const std::uint64_t*>(page);
     if (words != nullptr) targets_of(r, from, words, &targets_);
   }

@@ -25,7 +25,8 @@ class heap_impl;
 class page_reader {
  public:
   // The page's words (kOsPageSize / 8): in place, or copied into `buffer`
-  // (room for as many); nullptr when the page must not be read.
+  // (room for as many, page-aligned); nullptr when the page must not be
+  // read.
   virtual const std::uint64_t* read(std::uintptr_t page, std::uint64_t* buffer) noexcept = 0;
 
  protected:

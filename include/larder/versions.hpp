@@ -262,7 +262,10 @@ struct version_info {
   std::string heap_uuid;
   std::uint64_t heap_size = 0;
   std::size_t pages = 0;       // non-zero pages
-  std::string roots_and_pods;  // JSON: {"roots":[{name,size}],"pods":[{id,name,bytes}]} at the cut
+  // JSON at the cut: {"roots":[{name,offset,size}],"pods":[{id,name,bytes}],
+  // "segments":[[first,count,pod]],"edges":[[from,to,pages]]} (the last
+  // two absent from older versions; docs/versions.md).
+  std::string roots_and_pods;
   std::vector<std::string> refs;  // refs naming it ("heads/main", "tags/v1")
   bool damaged = false;           // the manifest fails its check; `message` says why
 };
