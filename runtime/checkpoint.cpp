@@ -285,8 +285,8 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   // Read just after the cut, off the transaction lock (walking the pods'
   // usage takes longer than the copy): a summary for `larder log`, and the
   // reference graph for pods_of_roots. The graph is the cut's, as of its
-  // last collect, unless another collect came between; read
-  // now in full where the heap is not tracked.
+  // last collect, unless another collect came between; read now in full
+  // where the heap is not tracked.
   std::vector<pod_edge> edges;
   if (s.ok()) s = pod_graph_edges(impl, &edges);
   if (s.ok()) record.metadata = roots_and_pods_json(impl, &edges);
