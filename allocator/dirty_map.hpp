@@ -19,6 +19,14 @@ inline constexpr std::uint32_t kUnownedPod = 0xFFFFFFFEu;
 // for segment 0, or kUnownedPod.
 std::uint32_t pod_of_address(const region& r, std::uintptr_t address) noexcept;
 
+// The pod whose objects OS page `page` (page-aligned, inside the region)
+// may hold, for scans of what pages contain: a pod id, or kUnownedPod for
+// a page that holds no pod's objects: outside every pod's segment, in a
+// segment header, or in a free slice of a pages segment that was purged
+// or never handed out since the segment was taken (it reads as zero, and
+// on a file or shm heap it may have no storage, which reading would take).
+std::uint32_t pod_of_object_page(const region& r, std::uintptr_t page) noexcept;
+
 // Appends `written` to `out`, split so that each run lies in one segment's
 // pod; runs outside the region are dropped.
 void attribute_to_pods(const region& r, const std::vector<port::written_run>& written, std::vector<dirty_run>* out);

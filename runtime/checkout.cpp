@@ -6,6 +6,7 @@
 #include "runtime/checkout_mark.hpp"
 #include "runtime/close_journal.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/pod_graph.hpp"
 #include "runtime/pod_restore.hpp"
 #include "runtime/process_heap_scope.hpp"
 #include "runtime/transaction_engine.hpp"
@@ -372,6 +373,10 @@ status check_out(heap_impl& impl, std::string_view name, const checkout_options&
 
   // From here the heap changes: nothing may fail before the region is
   // whole again, or the heap is left for a reopen and another checkout.
+  // Not every page it changes is reported written (lazy ones, zero ones
+  // given back), so the reference graph is read again in full when next
+  // asked for.
+  forget_pod_graph(impl);
   if (impl.kind == backing::file) {
     if (status s = set_checkout_mark(impl.name, id.hex()); !s.ok()) return unchanged(s);
   }

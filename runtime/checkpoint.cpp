@@ -3,6 +3,7 @@
 // the manifest's commit. See larder/versions.hpp and docs/versions.md.
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/pod_graph.hpp"
 #include "runtime/process_heap_scope.hpp"
 #include "runtime/transaction_engine.hpp"
 #include "runtime/versions_state.hpp"
@@ -265,6 +266,9 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
 
   bool writes_known = false;
   if (status s = observe_writes(impl, &writes_known); !s.ok()) return s;
+  // Kept from before the cut, the reference graph is the cut's once the
+  // cut's last collect has read the pages written meanwhile.
+  keep_pod_graph(impl);
   chunks::version_record record;
   std::memcpy(record.heap_uuid.data(), impl.superblock.uuid, record.heap_uuid.size());
   record.base_address = impl.region.base();
@@ -279,8 +283,13 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   page_bitmap taken;
   status s = cut(impl, *v, writes_known, &used, &read, &taken, &record.heap_size, out);
   // Read just after the cut, off the transaction lock (walking the pods'
-  // usage takes longer than the copy): a summary for `larder log`.
-  if (s.ok()) record.metadata = roots_and_pods_json(impl);
+  // usage takes longer than the copy): a summary for `larder log`, and the
+  // reference graph for pods_of_roots. The graph is the cut's, as of its
+  // last collect, unless another collect came between; read now in full
+  // where the heap is not tracked.
+  std::vector<pod_edge> edges;
+  if (s.ok()) s = pod_graph_edges(impl, &edges);
+  if (s.ok()) record.metadata = roots_and_pods_json(impl, &edges);
   if (s.ok()) s = parent_of(impl, *v, &record.has_parent, &record.parent);
   chunks::version_id id;
   if (s.ok()) {

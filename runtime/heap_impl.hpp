@@ -13,6 +13,7 @@
 #include "runtime/migration.hpp"
 #include "runtime/page_bitmap.hpp"
 #include "runtime/placement.hpp"
+#include "runtime/pod_graph.hpp"
 #include "runtime/shared_writers.hpp"
 #include "runtime/sync_group.hpp"
 #include "runtime/writer_first_mutex.hpp"
@@ -160,6 +161,10 @@ class heap_impl {
   status start_tracking(tracker_backend backend);
   void stop_tracking() noexcept;
   status collect_dirty(dirty_set* out);
+  // The reference graph between pods (runtime/pod_graph.hpp), kept from
+  // the first time it is asked for while this process tracks the heap:
+  // every collect reads again the pages it reports. Under collect_lock.
+  std::unique_ptr<pod_graph_state> references;
 
   // Versions (runtime/versions.cpp). Every collect, the program's and
   // versions' own, adds to written_since_cut, so neither takes pages from

@@ -5,6 +5,7 @@
 #include "port/os.hpp"
 #include "recovery/records.hpp"
 #include "runtime/heap_impl.hpp"
+#include "runtime/pod_graph.hpp"
 #include "runtime/process_heap_scope.hpp"
 
 #include <larder/versions.hpp>
@@ -133,6 +134,12 @@ status pods_of_roots(heap& h, std::string_view version, const std::vector<std::s
     const auto pod = static_cast<std::uint32_t>(owner[k]);
     if (std::find(out->begin(), out->end(), pod) == out->end()) out->push_back(pod);
   }
+  // Then the pods those reach over the version's reference graph; a
+  // version that records none gives the roots' pods alone.
+  std::vector<pod_edge> edges;
+  if (!recorded_edges(target.metadata, &edges)) return {};
+  for (std::uint32_t pod : pods_reachable(edges, *out))
+    if (std::find(out->begin(), out->end(), pod) == out->end()) out->push_back(pod);
   return {};
 }
 

@@ -234,6 +234,7 @@ status heap_impl::collect_dirty(dirty_set* out) {
   written_buffer.clear();  // kept between collects: its capacity fits the next
   if (int err = tracker->collect(&written_buffer))
     return status::from_errno(err, "collecting the written pages of " + name);
+  if (references) references->rescan(region, written_buffer);
   if (versions_observing) written_since_cut.add(region.base(), written_buffer);
   if (!unreported_writes.empty()) {  // collected by versions or the migrator since the last collect
     unreported_writes.add(region.base(), written_buffer);
@@ -293,6 +294,7 @@ status heap_impl::collect_observed(const std::vector<port::written_run>* within,
   int err = within ? tracker->collect_within(*within, &written_buffer) : ENOTSUP;
   if (err == ENOTSUP) err = tracker->collect(&written_buffer);
   if (err) return status::from_errno(err, "collecting the written pages of " + name);
+  if (references) references->rescan(region, written_buffer);
   if (versions_observing) written_since_cut.add(region.base(), written_buffer);
   if (tracking_by_program) unreported_writes.add(region.base(), written_buffer);
   // Else no collect_dirty will report these pages again.

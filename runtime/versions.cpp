@@ -248,7 +248,7 @@ status resolve_version(chunks::chunk_store& store, std::string_view name, chunks
   return {};
 }
 
-std::string roots_and_pods_json(heap_impl& impl) {
+std::string roots_and_pods_json(heap_impl& impl, const std::vector<pod_edge>* edges) {
   std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
   impl.region.usage(in_use.data(), held.data());
   nlohmann::json roots = nlohmann::json::array(), pods = nlohmann::json::array();
@@ -265,7 +265,33 @@ std::string roots_and_pods_json(heap_impl& impl) {
     if (p.in_use != recovery::kPodLive) continue;
     pods.push_back({{"id", i}, {"name", std::string(p.name, strnlen(p.name, sizeof p.name))}, {"bytes", in_use[i]}});
   }
-  return nlohmann::json{{"roots", roots}, {"pods", pods}, {"segments", pod_segments(impl)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json out{{"roots", roots}, {"pods", pods}, {"segments", pod_segments(impl)}};
+  if (edges != nullptr) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const pod_edge& e : *edges) list.push_back({e.from, e.to, e.pages});
+    out["edges"] = std::move(list);
+  }
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool recorded_edges(const std::string& metadata, std::vector<pod_edge>* out) {
+  out->clear();
+  const nlohmann::json j = nlohmann::json::parse(metadata, nullptr, false);
+  if (!j.is_object()) return false;
+  auto it = j.find("edges");
+  if (it == j.end() || !it->is_array()) return false;
+  // Entries that are not what roots_and_pods_json writes are skipped.
+  for (const nlohmann::json& e : *it) {
+    if (!e.is_array() || e.size() != 3 || !e[0].is_number_unsigned() || !e[1].is_number_unsigned() ||
+        !e[2].is_number_unsigned())
+      continue;
+    const std::uint64_t from = e[0].get<std::uint64_t>(), to = e[1].get<std::uint64_t>();
+    if (from >= layout::kMaxPods || to >= layout::kMaxPods) continue;
+    out->push_back({static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to), e[2].get<std::uint64_t>()});
+  }
+  std::sort(out->begin(), out->end(),
+            [](const pod_edge& a, const pod_edge& b) { return a.from != b.from ? a.from < b.from : a.to < b.to; });
+  return true;
 }
 
 // ---- public API ----------------------------------------------------------

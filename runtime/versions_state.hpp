@@ -10,6 +10,7 @@
 #include "tiers/chunks/fetching_reader.hpp"
 #include "tiers/chunks/remote_store.hpp"
 
+#include <larder/references.hpp>
 #include <larder/status.hpp>
 #include <larder/versions.hpp>
 
@@ -168,8 +169,12 @@ status resolve_version(chunks::chunk_store& store, std::string_view name, chunks
 status read_named_version(chunks::chunk_store& store, std::string_view name, chunks::version_id* id,
                           std::string* branch, chunks::version_record* out);
 
-// The roots and pods of the heap as JSON, for a manifest's metadata.
-std::string roots_and_pods_json(heap_impl& impl);
+// The roots and pods of the heap as JSON, for a manifest's metadata, with
+// the reference graph's `edges` where given (docs/versions.md).
+std::string roots_and_pods_json(heap_impl& impl, const std::vector<pod_edge>* edges = nullptr);
+// The edges a version's metadata records, sorted by (from, to); false
+// when it records none (versions before the graph was recorded).
+bool recorded_edges(const std::string& metadata, std::vector<pod_edge>* out);
 
 std::string uuid_text(const std::uint8_t* uuid);
 

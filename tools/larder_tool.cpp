@@ -2,7 +2,8 @@
 //
 //   larder info  HEAP    superblock facts, usage and undo-log lanes
 //   larder roots HEAP    the named roots
-//   larder pods  HEAP    the pods and their usage
+//   larder pods  HEAP [--graph [FILE]]
+//                        the pods and their usage, or the references between them
 //   larder stat  HEAP [--interval S [--count N]]
 //                        pages written per pod, from page-write tracking
 //   larder create HEAP [--reserve BYTES]
@@ -37,6 +38,7 @@
 
 #include "clone_command.hpp"
 #include "crashtest_command.hpp"
+#include "graph_output.hpp"
 #include "history_command.hpp"
 #include "output.hpp"
 #include "placement_output.hpp"
@@ -217,8 +219,10 @@ int roots(const target& t, bool as_json) {
   return 0;
 }
 
-int pods(const target& t, bool as_json) {
+// `graph`: --graph was given, writing to `graph_file` (stdout when empty).
+int pods(const target& t, bool as_json, bool graph, const std::string& graph_file) {
   larder::heap h = open_heap(t, true);
+  if (graph) return larder_tool::write_pod_graph(h, graph_file, as_json);
   const std::vector<larder::placement_site> sites = placement_sites_or_warn(h);
   if (as_json) {
     json list = json::array();
@@ -403,6 +407,12 @@ int main(int argc, char** argv) {
     c->add_option("--version", t.version, "show this version, read from the version store, instead of the heap");
     c->add_option("--store", t.store, "the version store of --version (default: HEAP.versions)");
   }
+  std::string graph_file;
+  CLI::Option* graph = pods_cmd
+                           ->add_option("--graph", graph_file,
+                                        "print the references between pods in DOT (--json: as JSON) to FILE, or "
+                                        "stdout when none or -")
+                           ->expected(0, 1);
   double interval = 0;
   int count = 0;
   stat_cmd->add_option("--interval", interval, "sample again every SECONDS and show the rates meanwhile")
@@ -438,7 +448,7 @@ int main(int argc, char** argv) {
   try {
     if (*info_cmd) return info(t, as_json);
     if (*roots_cmd) return roots(t, as_json);
-    if (*pods_cmd) return pods(t, as_json);
+    if (*pods_cmd) return pods(t, as_json, graph->count() != 0, graph_file);
     if (*stat_cmd) return stat(t, interval, count, as_json);
     if (*recover_cmd) return recover(t);
     larder::heap_options options;

@@ -60,8 +60,8 @@ versions_command::versions_command(CLI::App& app) {
                         "fetching only the chunks of differing pages that the store lacks into the store");
   checkout_->add_option("--pod", pods_, "restore only this pod (an id or a name; repeatable); the rest stays");
   checkout_->add_option("--root", roots_,
-                        "restore only the pod holding this root's object in the version (repeatable; pods it points "
-                        "into are not followed)");
+                        "restore only the pod holding this root's object in the version and the pods it reaches over "
+                        "the version's reference graph (repeatable)");
   checkout_->add_flag("--offline", offline_,
                       "write the version into the heap's file without opening it as a heap (also done when it does "
                       "not open)");

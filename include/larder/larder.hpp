@@ -18,6 +18,7 @@
 #include <larder/export.hpp>
 #include <larder/heap.hpp>
 #include <larder/pod.hpp>
+#include <larder/references.hpp>
 #include <larder/status.hpp>
 #include <larder/tiers.hpp>
 #include <larder/version.hpp>

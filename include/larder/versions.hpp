@@ -107,10 +107,13 @@ struct checkout_options {
 };
 
 // The pods to restore for the roots `names` of `version` (checkout_options::
-// pods): the pod holding each root's object in the version. Pods that
-// object points into are not followed: no reference graph is recorded, so
-// name those too. Errors: not_found (no such root in the version) and
-// checkout's.
+// pods): the pod holding each root's object in the version, in the order
+// of `names`, then every other pod those reach over the reference graph
+// the version recorded at its checkpoint (references.hpp), ascending, so
+// that a root's objects come back whole. A version checkpointed before
+// graphs were recorded has none: only the roots' own pods, so name the
+// pods their objects point into too. Errors: not_found (no such root in
+// the version) and checkout's.
 LARDER_EXPORT status pods_of_roots(heap& h, std::string_view version, const std::vector<std::string>& names,
                                    std::vector<std::uint32_t>* out);
 
@@ -259,7 +262,10 @@ struct version_info {
   std::string heap_uuid;
   std::uint64_t heap_size = 0;
   std::size_t pages = 0;       // non-zero pages
-  std::string roots_and_pods;  // JSON: {"roots":[{name,size}],"pods":[{id,name,bytes}]} at the cut
+  // JSON at the cut: {"roots":[{name,offset,size}],"pods":[{id,name,bytes}],
+  // "segments":[[first,count,pod]],"edges":[[from,to,pages]]} (the last
+  // two absent from older versions; docs/versions.md).
+  std::string roots_and_pods;
   std::vector<std::string> refs;  // refs naming it ("heads/main", "tags/v1")
   bool damaged = false;           // the manifest fails its check; `message` says why
 };
