@@ -92,15 +92,15 @@ struct options {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "larder_placement_bench: %s\n"
-               "usage: larder_placement_bench [--workloads=cache,graph,log,notebook] [--epochs N] [--warmup N]\n"
-               "       [--seed S] [--dir DIR] [--json FILE] [--cache-entries N] [--cache-gets N]\n"
-               "       [--cache-keys N]"
-               "       [--graph-vertices N] [--graph-degree D] [--graph-sweep N] [--log-keys N]\n"
-               "       [--log-history N] [--log-appends N] [--notebook-history N] [--notebook-max-rows N]\n",
-               why.c_str());
-  std::exit(64);
+  if (!why.empty()) std::fprintf(stderr, "larder_placement_bench: %s\n", why.c_str());
+  std::fprintf(why.empty() ? stdout : stderr,
+               "usage: larder_placement_bench [--workloads=cache,graph,log,notebook] [--epochs N (20)]\n"
+               "       [--warmup N (5)] [--seed S (42)] [--dir DIR] [--json FILE]\n"
+               "       [--cache-entries N (100000)] [--cache-gets N (10000)] [--cache-keys N (1.25 x entries)]\n"
+               "       [--graph-vertices N (100000)] [--graph-degree D (35)] [--graph-sweep N (12500)]\n"
+               "       [--log-keys N (20000)] [--log-history N (400000)] [--log-appends N (40000)]\n"
+               "       [--notebook-history N (40)] [--notebook-max-rows N (4096)]\n");
+  std::exit(why.empty() ? 0 : 64);
 }
 
 std::size_t count_of(const std::string& flag, const std::string& text) {
@@ -115,6 +115,7 @@ options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i], value;
+    if (flag == "--help" || flag == "-h") usage("");
     if (flag.rfind("--", 0) != 0) usage("unknown argument " + flag);
     if (auto eq = flag.find('='); eq != std::string::npos) {
       value = flag.substr(eq + 1);
