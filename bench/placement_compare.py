@@ -197,8 +197,10 @@ def main() -> int:
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
+        # Compact: every run's per-epoch numbers make it large.
         out.write_text(json.dumps({"machine": info, "repeats": args.repeats, "first_seed": args.seed,
-                                   "bench_args": extra, "summary": summary, "runs": runs}, indent=2) + "\n")
+                                   "bench_args": extra, "summary": summary, "runs": runs},
+                                  separators=(",", ":")) + "\n")
     if args.plot:
         plot(summary, Path(args.plot))
     if args.write_doc and not write_between_markers(Path(args.write_doc), MARKERS, "\n".join(lines)):
