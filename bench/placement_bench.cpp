@@ -67,8 +67,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -184,6 +186,7 @@ struct epoch_sample {
   double pages = 0, user_pages = 0, rewritten = 0, pods = 0;
   double ckpt_read = 0, ckpt_new_pages = 0, ckpt_bytes = 0;
   double work_ms = 0, collect_ms = 0, ckpt_ms = 0;
+  std::map<std::string, double> pod_pages;  // by pod name; "(metadata)" for the metadata
 };
 
 struct run_result {
@@ -201,8 +204,11 @@ struct run_result {
 // Ends an epoch: the collect, then a version.
 epoch_sample end_epoch(larder::heap& h, page_history& history, std::size_t number) {
   std::set<std::uint32_t> not_user = {larder::kMetadataPod};
-  for (const larder::pod_info& p : h.pods())
+  std::map<std::uint32_t, std::string> names = {{larder::kMetadataPod, "(metadata)"}};
+  for (const larder::pod_info& p : h.pods()) {
+    names[p.id] = p.name;
     if (p.name == kPlacementRecordPod) not_user.insert(p.id);
+  }
   epoch_sample s;
   larder::dirty_set written;
   auto start = larder_bench::bench_clock::now();
@@ -216,6 +222,7 @@ epoch_sample end_epoch(larder::heap& h, page_history& history, std::size_t numbe
       s.rewritten += user && before ? 1 : 0;
     }
     s.pages += run.pages;
+    s.pod_pages[names[run.pod]] += run.pages;
   }
   for (std::uint32_t pod : written.pods()) s.pods += not_user.contains(pod) ? 0 : 1;
   larder::checkpoint_stats cs;
@@ -281,12 +288,16 @@ run_result run(const options& o, const lp::workload_def& def, std::size_t index,
   return r;
 }
 
-double median(const std::vector<epoch_sample>& samples, double epoch_sample::* field) {
-  std::vector<double> v;
-  for (const epoch_sample& s : samples) v.push_back(s.*field);
+double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   if (v.empty()) return 0;
   return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double median(const std::vector<epoch_sample>& samples, double epoch_sample::* field) {
+  std::vector<double> v;
+  for (const epoch_sample& s : samples) v.push_back(s.*field);
+  return median_of(std::move(v));
 }
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
@@ -349,7 +360,18 @@ json run_json(const lp::workload_def& def, const run_result& r) {
   for (const epoch_sample& s : r.epochs) {
     json e;
     for (const field& f : kFields) e[f.name] = s.*f.member;
+    e["pod_pages"] = s.pod_pages;
     epochs.push_back(e);
+  }
+  // Per pod, over every epoch (0 where the pod was not written).
+  std::set<std::string> written;
+  for (const epoch_sample& s : r.epochs)
+    for (const auto& [name, pages] : s.pod_pages) written.insert(name);
+  medians["pod_pages"] = json::object();
+  for (const std::string& name : written) {
+    std::vector<double> pages;
+    for (const epoch_sample& s : r.epochs) pages.push_back(s.pod_pages.contains(name) ? s.pod_pages.at(name) : 0);
+    medians["pod_pages"][name] = median_of(std::move(pages));
   }
   json pods = json::array();
   for (const larder::pod_info& p : r.pods)

@@ -74,9 +74,11 @@ def summarise(runs: list[dict]) -> dict:
         entry = {"ways": {}, "ratios": {}, "outcome": runs[0]["workloads"][name].get("outcome"),
                  "shared_size_class": runs[0]["workloads"][name]["shared_size_class"]}
         for way, _ in WAYS:
-            fields = runs[0]["workloads"][name]["ways"][way]["median"].keys()
-            entry["ways"][way] = {f: median([r["workloads"][name]["ways"][way]["median"][f] for r in runs])
-                                  for f in fields}
+            medians = [r["workloads"][name]["ways"][way]["median"] for r in runs]
+            entry["ways"][way] = {f: median([m[f] for m in medians]) for f in medians[0] if f != "pod_pages"}
+            pods = sorted({pod for m in medians for pod in m.get("pod_pages", {})})
+            entry["ways"][way]["pod_pages"] = {pod: median([m["pod_pages"].get(pod, 0) for m in medians])
+                                               for pod in pods}
         for pair, top, bottom in (("one_pod_over_auto", "one_pod", "auto"), ("auto_over_hand", "auto", "hand")):
             entry["ratios"][pair] = {}
             for f, _ in RATIO_FIELDS:
