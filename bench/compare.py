@@ -13,9 +13,10 @@ What it runs
     sites spread over 16 pods). An allocator whose library is missing is
     skipped with a note. Every workload is repeated --reps times; the
     allocators take turns within each round, in a rotating order, so that
-    slow drifts in machine speed spread over all of them. The tables show medians (or, with
-    --stat best, the best run's throughput, which is steadier on a machine
-    with other load on it; peak RSS is always the median).
+    slow drifts in machine speed spread over all of them. The tables show
+    medians (or, with --stat best, the best run's throughput, which is
+    steadier on a machine with other load on it; peak RSS is always the
+    median).
   * larder_persist_bench, once per workload per round: larder's file-backed
     heap against libpmemobj, both on --persist-dir (default /dev/shm).
 
