@@ -8,12 +8,15 @@ What it runs
     processes of its own, from spawn to exit, and reports their RSS). The
     allocator is chosen with LD_PRELOAD: glibc (nothing preloaded),
     jemalloc, mimalloc, tcmalloc (the "minimal" build, without the profiler
-    hooks) and larder (liblarder_malloc.so from the build folder). An allocator whose library is missing is skipped with a
-    note. Every workload is repeated --reps times; the allocators take turns
-    within each round, in a rotating order, so that slow drifts in machine
-    speed spread over all of them. The tables show medians (or, with
-    --stat best, the best run's throughput, which is steadier on a machine
-    with other load on it; peak RSS is always the median).
+    hooks), larder (liblarder_malloc.so from the build folder) and
+    larder+placement (the same library with LARDER_PLACEMENT=sites: malloc's
+    sites spread over 16 pods). An allocator whose library is missing is
+    skipped with a note. Every workload is repeated --reps times; the
+    allocators take turns within each round, in a rotating order, so that
+    slow drifts in machine speed spread over all of them. The tables show
+    medians (or, with --stat best, the best run's throughput, which is
+    steadier on a machine with other load on it; peak RSS is always the
+    median).
   * larder_persist_bench, once per workload per round: larder's file-backed
     heap against libpmemobj, both on --persist-dir (default /dev/shm).
 
@@ -69,6 +72,11 @@ OTHER_ALLOCATORS = [
     ("mimalloc", ["libmimalloc.so.2", "libmimalloc.so"]),
     ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc_minimal.so", "libtcmalloc.so.4"]),
 ]
+
+# Systems that are an allocator run with settings of its own: the
+# environment added to LD_PRELOAD.
+ALLOCATOR_ENV = {"larder+placement": {"LARDER_PLACEMENT": "sites"}}
+LARDER_SYSTEMS = ("larder", "larder+placement")
 
 QUICK_SCALE = 0.05
 ALLOC_MARKERS = ("<!-- alloc-table:begin -->", "<!-- alloc-table:end -->")
@@ -141,6 +149,7 @@ def run_one(binary: Path, workload: str, env_extra: dict, args: list[str], timeo
     """Runs one benchmark in a fresh process; returns its counters or an error."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.pop("LARDER_PLACEMENT", None)  # only larder+placement runs with it
     env.update(env_extra)
     cmd = [str(binary), f"--benchmark_filter=^{workload}(/|$)", "--benchmark_format=json"] + args
     try:
@@ -216,15 +225,25 @@ def ratio_text(value: float | None, versus: str | None) -> str:
     return f"{value:.2f}× (vs {versus})" if versus else f"{value:.2f}×"
 
 
+def placement_cell(cells: dict) -> list[str]:
+    """The larder+placement / larder column's cell, when both ran."""
+    if "larder+placement" not in cells or "larder" not in cells:
+        return []
+    placed, plain = cells["larder+placement"], cells["larder"]
+    return [ratio_text(placed / plain, None) if placed is not None and plain else "n/a"]
+
+
 def alloc_tables(summary: dict, allocators: list[str], workloads: list[str]) -> list[str]:
-    others = [a for a in allocators if a != "larder"]
+    others = [a for a in allocators if a not in LARDER_SYSTEMS]
     has_larder = "larder" in allocators
+    has_placement = has_larder and "larder+placement" in allocators
     lines = []
 
     lines.append(f"Throughput in million operations per second ({THROUGHPUT_STAT['name']}; "
                  "higher is better):")
     lines.append("")
-    header = ["workload"] + allocators + (["larder / best other"] if has_larder else [])
+    header = ["workload"] + allocators + (["larder / best other"] if has_larder else []) + \
+        (["larder+placement / larder"] if has_placement else [])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for w in workloads:
@@ -237,12 +256,14 @@ def alloc_tables(summary: dict, allocators: list[str], workloads: list[str]) -> 
                 row.append(ratio_text(cells["larder"] / best[0], best[1]))
             else:
                 row.append("n/a")
+        row += placement_cell(cells)
         lines.append("| " + " | ".join(row) + " |")
 
     lines.append("")
     lines.append("Peak resident set in MiB (median; lower is better):")
     lines.append("")
-    header = ["workload"] + allocators + (["larder / smallest other"] if has_larder else [])
+    header = ["workload"] + allocators + (["larder / smallest other"] if has_larder else []) + \
+        (["larder+placement / larder"] if has_placement else [])
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for w in workloads:
@@ -255,6 +276,7 @@ def alloc_tables(summary: dict, allocators: list[str], workloads: list[str]) -> 
                 row.append(ratio_text(cells["larder"] / small[0], small[1]))
             else:
                 row.append("n/a")
+        row += placement_cell(cells)
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -339,7 +361,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workloads", default=",".join(ALLOC_WORKLOADS),
                    help="comma-separated malloc workloads (default: all)")
     p.add_argument("--allocators", default=None,
-                   help="comma-separated subset of glibc,jemalloc,mimalloc,tcmalloc,larder")
+                   help="comma-separated subset of glibc,jemalloc,mimalloc,tcmalloc,larder,"
+                        "larder+placement")
     p.add_argument("--preload", action="append", default=[], metavar="NAME=PATH",
                    help="use PATH as allocator NAME's library (may add a new allocator); repeatable")
     p.add_argument("--alloc-bench", default=None, help="path of larder_alloc_bench")
@@ -385,8 +408,9 @@ def main() -> int:
     for name, libs in OTHER_ALLOCATORS:
         candidates.append((name, find_library(libs), "not installed (looked for " + ", ".join(libs) + ")"))
     larder_so = find_in_build(build_dir, "liblarder_malloc.so", ["", "lib", "src"])
-    candidates.append(("larder", str(larder_so) if larder_so else None,
-                       f"liblarder_malloc.so not found under {build_dir}"))
+    for name in LARDER_SYSTEMS:
+        candidates.append((name, str(larder_so) if larder_so else None,
+                           f"liblarder_malloc.so not found under {build_dir}"))
     for item in args.preload:
         if "=" not in item:
             print(f"error: --preload wants NAME=PATH, got {item!r}", file=sys.stderr)
@@ -397,7 +421,7 @@ def main() -> int:
         if known:
             candidates[candidates.index(known[0])] = entry
         else:
-            candidates.insert(len(candidates) - 1, entry)
+            candidates.insert(len(candidates) - len(LARDER_SYSTEMS), entry)
     wanted = None if args.allocators is None else [a.strip() for a in args.allocators.split(",") if a.strip()]
 
     allocators: list[tuple[str, str | None]] = []
@@ -435,9 +459,9 @@ def main() -> int:
                   f"not found under {build_dir}")
             persist_bench = None
 
-    versions = {"glibc": info["libc"], "larder": info["revision"]}
+    versions = {"glibc": info["libc"], "larder": info["revision"], "larder+placement": info["revision"]}
     for name, path in allocators:
-        if path and name != "larder":
+        if path and name not in LARDER_SYSTEMS:
             versions[name] = package_version(path) or "unknown"
 
     print(header_line(info, args.reps, args.scale))
@@ -456,6 +480,7 @@ def main() -> int:
             order = allocators[shift:] + allocators[:shift]
             for name, path in order:
                 env = {"LD_PRELOAD": path} if path else {}
+                env.update(ALLOCATOR_ENV.get(name, {}))
                 result = run_one(alloc_bench, w, env, scale_args, args.timeout)
                 raw[w][name].append(result)
                 done += 1
