@@ -75,26 +75,47 @@ void flush_remote_frees(thread_data* td) noexcept;
 // Returns free memory of every heap to the OS now.
 void collect_all() noexcept;
 
-inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
+// The fast path proper, for size <= kDirectMax: the most recently freed
+// block of the size's bin, else the first free block of its direct page;
+// nullptr when `h` has neither.
+inline block* pop_block(local_heap* h, std::size_t size) noexcept {
+  std::size_t slot = (size + 15) >> 4;
+  std::size_t bin = kCache.slot_bin[slot];
+  if (block* cached = h->cache[bin]; LARDER_LIKELY(cached != nullptr)) {
+    h->cache[bin] = cached->next;
+    ++h->cache_room[bin];
+    return cached;
+  }
+  page* pg = h->direct[slot];
+  block* b = pg->free;
+  if (LARDER_LIKELY(b != nullptr)) {
+    pg->free = b->next;
+    ++pg->used;
+    return b;
+  }
+  return nullptr;
+}
+
+// A miss on a heap with routes: a router (allocator/placement.hpp), or the
+// empty heap of a thread's first allocation, which may set one up. The
+// site's pod comes from the thread's route cache, then its fast path.
+inline void* routed_heap_malloc(local_heap* h, std::size_t size, const void* site) noexcept {
   if (LARDER_LIKELY(size <= kDirectMax)) {
-    std::size_t slot = (size + 15) >> 4;
-    std::size_t bin = kCache.slot_bin[slot];
-    if (block* cached = h->cache[bin]; LARDER_LIKELY(cached != nullptr)) {
-      h->cache[bin] = cached->next;
-      ++h->cache_room[bin];
-      return cached;
-    }
-    page* pg = h->direct[slot];
-    block* b = pg->free;
-    if (LARDER_LIKELY(b != nullptr)) {
-      pg->free = b->next;
-      ++pg->used;
-      return b;
+    const std::uint64_t* filled = nullptr;
+    if (local_heap* target = cached_route(h, size, site, &filled)) {
+      if (block* b = pop_block(target, size); LARDER_LIKELY(b != nullptr)) return b;
+      if (route_is_current(h, filled)) return malloc_generic(target, size);
     }
   }
-  // The caller's return address is the allocation site for placement: a
-  // router's slots are always empty, so only misses pay for it.
-  return malloc_generic(h, size, __builtin_return_address(0));
+  return malloc_generic(h, size, site);
+}
+
+inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
+  if (LARDER_LIKELY(size <= kDirectMax))
+    if (block* b = pop_block(h, size); LARDER_LIKELY(b != nullptr)) return b;
+  // Only misses pay for placement; the caller's return address is the site.
+  if (LARDER_UNLIKELY(h->routes != nullptr)) return routed_heap_malloc(h, size, __builtin_return_address(0));
+  return malloc_generic(h, size);
 }
 
 inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
@@ -106,8 +127,9 @@ inline bool local_heap_serves(const local_heap* h, const region* r, std::uint32_
 }
 
 // Allocation in pod `pod` of region `r` on the calling thread. A thread's
-// list of local heaps starts with the one it set up last, which is the one
-// a program using one heap and pod always wants: that case needs no walk.
+// list of local heaps starts with the one it set up last (or a router that
+// set it up), which is the one a program using one heap and pod (or
+// automatic placement) always wants: that case needs no walk.
 inline void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   thread_data* td = tls_thread;
   local_heap* h = td != nullptr ? td->heaps : nullptr;

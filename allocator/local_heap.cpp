@@ -4,11 +4,13 @@
 
 #include "allocator/arena.hpp"
 #include "allocator/page_ops.hpp"
+#include "allocator/placement.hpp"
 
 namespace larder::alloc {
 
 constinit page g_empty_page{};
-constinit local_heap g_empty_heap{};
+constinit route_cache g_no_routes{};
+constinit local_heap g_empty_heap{&g_no_routes};
 
 namespace {
 

@@ -30,6 +30,7 @@ struct local_heap {
     for (auto& slot : direct) slot = &g_empty_page;
     for (std::size_t bin = 0; bin < kCachedBins; ++bin) cache_room[bin] = kCache.limit[bin];
   }
+  constexpr explicit local_heap(route_cache* routes_to) noexcept : local_heap() { routes = routes_to; }
 
   // Blocks this thread freed, by bin, reused first (most recent first):
   // they are likely still in the CPU cache. They count as used in their
@@ -57,7 +58,9 @@ struct local_heap {
 
 // g_empty_page has no free blocks and fills every empty direct slot;
 // g_empty_heap has only such slots: a thread's first malloc fails the fast
-// path there and sets the thread up.
+// path there and sets the thread up. Its routes are an empty route cache,
+// so that the miss carries its site along, for the router the thread may
+// be set up with (allocator/placement.hpp).
 extern local_heap g_empty_heap;
 
 // Returns the cached blocks of `bin` beyond the most recent `keep` to their

@@ -89,12 +89,16 @@ local_heap* route_target(local_heap* router, std::size_t size, const void* site)
   region* r = router->owner_region.load(std::memory_order_acquire);
   placement_table* table = r != nullptr ? r->placement() : nullptr;
   if (table == nullptr) return nullptr;
+  route_cache* rc = router->routes;
   const std::uint64_t key = site_key(site, size);
-  route_cache::entry& e = router->routes->entries[mix(key) & (route_cache::kEntries - 1)];
+  const std::size_t slot = route_slot(key);
   const std::uint64_t generation = table->generation.load(std::memory_order_acquire);
-  if (e.key == key && e.generation == generation) return e.target;
-  local_heap* target = local_heap_for(r, table->pod_for(key));
-  if (target != nullptr) e = {key, generation, target};
+  local_heap* target = rc->entries[slot].key == key && rc->generations[slot] == generation
+                           ? rc->entries[slot].target
+                           : local_heap_for(r, table->pod_for(key));
+  if (target == nullptr) return nullptr;
+  rc->entries[slot] = {key, target};
+  rc->generations[slot] = generation;
   return target;
 }
 

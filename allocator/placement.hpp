@@ -25,6 +25,8 @@ class region;
 // Huge blocks (above kLargeMax) are one group.
 inline constexpr std::uint32_t kHugeGroup = 0xFF;
 inline constexpr std::uint32_t size_group(std::size_t size) noexcept {
+  // The table the fast path reads anyway, where it covers the size.
+  if (size <= kDirectMax) return kCache.slot_bin[(size + 15) >> 4];
   return size <= kLargeMax ? static_cast<std::uint32_t>(bin_of(size)) : kHugeGroup;
 }
 // The top bit keeps every key off 0, which marks an empty slot (an unknown
@@ -96,17 +98,43 @@ class placement_table {
   slot slots_[kSites] = {};
 };
 
-// A router's cache of recent answers, one per thread and region: a hit
-// costs one hash, two compares and no shared write.
+// A router's cache of recent answers, one per thread and region: 256
+// entries by (site, size group). The fast path trusts a match; only when
+// the target's own page runs out does it check the generation the answer
+// was filled at against the table's. So a decision reaches a site at its
+// next page on each thread.
 struct route_cache {
   struct entry {
     std::uint64_t key = 0;
-    std::uint64_t generation = 0;
     local_heap* target = nullptr;
   };
-  static constexpr std::size_t kEntries = 64;
+  static constexpr std::size_t kEntries = 256;
   entry entries[kEntries] = {};
+  std::uint64_t generations[kEntries] = {};  // the table's, when each entry was filled
+  const std::atomic<std::uint64_t>* table_generation = nullptr;
 };
+
+inline std::size_t route_slot(std::uint64_t key) noexcept {
+  // Fibonacci hashing: the top bits of the product depend on every bit of
+  // the site and the size group (one site asks for many groups).
+  static_assert(route_cache::kEntries == 256);
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ULL) >> 56);
+}
+
+// The routed fast path: the target the cache holds for (site, size), or
+// nullptr; *filled then points at the generation it was filled at
+// (route_is_current compares it with the table's).
+inline local_heap* cached_route(local_heap* router, std::size_t size, const void* site,
+                                const std::uint64_t** filled) noexcept {
+  route_cache* rc = router->routes;
+  const std::uint64_t key = site_key(site, size);
+  const std::size_t slot = route_slot(key);
+  *filled = &rc->generations[slot];
+  return rc->entries[slot].key == key ? rc->entries[slot].target : nullptr;
+}
+inline bool route_is_current(const local_heap* router, const std::uint64_t* filled) noexcept {
+  return *filled == router->routes->table_generation->load(std::memory_order_relaxed);
+}
 
 // The calling thread's local heap for the pod `router`'s table names for
 // (`site`, `size`); nullptr when none can be set up (ENOMEM).

@@ -6,6 +6,7 @@
 #include "allocator/internal_pool.hpp"
 #include "allocator/page_ops.hpp"
 #include "allocator/options.hpp"
+#include "allocator/placement.hpp"
 #include "allocator/metadata_log.hpp"
 #include "port/os.hpp"
 
@@ -180,6 +181,7 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
       internal_delete(h);
       return nullptr;
     }
+    h->routes->table_generation = &r->placement()->generation;
   }
   h->owner_region.store(r, std::memory_order_relaxed);
   h->region_generation = r->generation;
@@ -195,8 +197,12 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
       link = &dead->next_in_thread;
     }
   }
-  h->next_in_thread = td->heaps;
-  td->heaps = h;
+  // A router stays first, before the heaps of the pods it routes to, which
+  // it creates: allocate_in then finds it without a walk.
+  local_heap** at = &td->heaps;
+  if (*at != nullptr && (*at)->routes != nullptr && h->routes == nullptr) at = &(*at)->next_in_thread;
+  h->next_in_thread = *at;
+  *at = h;
   return h;
 }
 
