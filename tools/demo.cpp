@@ -18,7 +18,8 @@
 // budget, its coldest pods written to a disk tier and brought back on
 // touch; and the version pushed to a backup store beside the heap. Last,
 // automatic pod placement, which learns from the page writes which
-// allocation sites are hot and gives them pods of their own.
+// allocation sites are hot and gives them pods of their own, and the
+// references between those pods.
 #include <larder/larder.hpp>
 #include <larder/store.hpp>
 #include <larder/tiers.hpp>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -230,11 +232,16 @@ std::size_t serve_requests(const std::string& path, larder::placement_policy pla
   options.placement = placement;
   larder::heap heap(options);
   if (!heap.start_tracking().ok()) return kNoTracking;
+  auto* sessions_root = new_session(heap);  // the table's root: points at the first session
+  if (larder::status s = heap.set_root("sessions", sessions_root, sizeof *sessions_root); !s.ok())
+    throw larder::error(s);
   std::vector<account_record*> sessions;
   for (std::uint64_t user = 0; user < 8192; ++user) {
     sessions.push_back(new_session(heap));
-    new_profile(heap, user);
+    // Each session points at its profile: references between their pods.
+    sessions.back()->words[1] = reinterpret_cast<std::uintptr_t>(new_profile(heap, user));
   }
+  sessions_root->words[1] = reinterpret_cast<std::uintptr_t>(sessions.front());
   larder::dirty_set written;
   for (int e = 0; e < epochs; ++e) {
     for (account_record* s : sessions) ++s->words[0];
@@ -263,6 +270,19 @@ int placement_demo(const std::string& path) {
     if (s.block_bytes == sizeof(account_record))
       std::printf("  site %s -> pod %s: write rate %.2f, %s\n", s.location.c_str(), s.pod_name.c_str(), s.write_rate,
                   larder::to_string(s.reason));
+  // The references between the pods, found by scanning their pages.
+  std::vector<larder::pod_edge> edges;
+  std::vector<std::uint32_t> reached;
+  if (larder::status s = larder::pod_graph(heap, &edges); !s.ok()) throw larder::error(s);
+  if (larder::status s = larder::pods_reached(heap, "sessions", &reached); !s.ok()) throw larder::error(s);
+  std::map<std::uint32_t, std::string> names;
+  for (const larder::pod_info& p : heap.pods()) names[p.id] = p.name;
+  for (const larder::pod_edge& e : edges)
+    std::printf("  references: %zu pages of pod %s point into pod %s\n", static_cast<std::size_t>(e.pages),
+                names[e.from].c_str(), names[e.to].c_str());
+  std::printf("  the root \"sessions\" reaches pods");
+  for (std::uint32_t pod : reached) std::printf(" %s", names[pod].c_str());
+  std::printf(" (larder pods %s --graph draws them)\n", path.c_str());
   (void)larder::heap::remove(larder::backing::file, path + ".one");
   return 0;
 }
