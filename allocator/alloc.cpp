@@ -418,7 +418,10 @@ local_heap* usable_heap(local_heap* h, std::size_t size, const void* site) noexc
     errno = ENOMEM;
     return nullptr;
   }
-  if (LARDER_UNLIKELY(h->routes != nullptr) && (h = route_target(h, size, site)) == nullptr) errno = ENOMEM;
+  if (LARDER_UNLIKELY(h->routes != nullptr)) {
+    region* r = h->owner_region.load(std::memory_order_relaxed);
+    if ((h = route_target(h, size, site)) == nullptr) errno = r != nullptr && r->writable() ? ENOMEM : EROFS;
+  }
   return h;
 }
 

@@ -135,6 +135,11 @@ inline void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::si
   local_heap* h = td != nullptr ? td->heaps : nullptr;
   if (LARDER_LIKELY(h != nullptr && alignment <= 16 && local_heap_serves(h, r, pod) && r->writable()))
     return heap_malloc(h, size);
+  // Behind a router (allocator/placement.hpp), the heap its region's pod
+  // got last.
+  if (h != nullptr && h->routes != nullptr && alignment <= 16 && (h = h->next_in_thread) != nullptr &&
+      local_heap_serves(h, r, pod) && r->writable())
+    return heap_malloc(h, size);
   return allocate_in_generic(r, pod, size, alignment);
 }
 

@@ -25,12 +25,17 @@ void placement_table::init(placement_mode mode, std::uint32_t first, std::uint32
   count_ = count == 0 ? 1 : count;
 }
 
-std::uint32_t placement_table::take_spare() noexcept {
+std::uint32_t placement_table::claim_spare() noexcept {
   for (auto& spare : spares_) {
     std::uint32_t pod = spare.load(std::memory_order_acquire);
     if (pod != 0 && spare.compare_exchange_strong(pod, 0, std::memory_order_acq_rel)) return pod;
   }
-  return first_;
+  return 0;
+}
+
+std::uint32_t placement_table::take_spare() noexcept {
+  std::uint32_t pod = claim_spare();
+  return pod != 0 ? pod : first_;
 }
 
 bool placement_table::offer_spare(std::uint32_t pod) noexcept {
@@ -50,12 +55,15 @@ std::size_t placement_table::spares() const noexcept {
 std::uint32_t placement_table::pod_for(std::uint64_t key) noexcept {
   const std::uint64_t hash = mix(key);
   if (mode_ == placement_mode::hashed) return first_ + static_cast<std::uint32_t>(hash % count_);
-  // Open addressing; a slot's key, once set, never changes.
+  // Open addressing; a slot's key, once set, never changes. The table is
+  // kept at most 3/4 full, so a probe meets an empty slot soon.
   for (std::size_t probe = 0; probe < kSites; ++probe) {
     slot& s = slots_[(hash + probe) & (kSites - 1)];
     std::uint64_t seen = s.key.load(std::memory_order_acquire);
     if (seen == 0) {
+      if (recorded_.load(std::memory_order_relaxed) >= kSites * 3 / 4) return first_;
       if (s.key.compare_exchange_strong(seen, key, std::memory_order_acq_rel)) {
+        recorded_.fetch_add(1, std::memory_order_relaxed);
         std::uint32_t pod = take_spare();
         s.pod.store(pod, std::memory_order_release);
         return pod;
@@ -105,7 +113,8 @@ local_heap* route_target(local_heap* router, std::size_t size, const void* site)
 void* routed_malloc(local_heap* router, std::size_t size, const void* site) noexcept {
   local_heap* target = route_target(router, size, site);
   if (target == nullptr) {
-    errno = router->owner_region.load(std::memory_order_relaxed) != nullptr ? ENOMEM : EROFS;
+    region* r = router->owner_region.load(std::memory_order_relaxed);
+    errno = r != nullptr && r->writable() ? ENOMEM : EROFS;
     return nullptr;
   }
   return heap_malloc(target, size);

@@ -65,6 +65,9 @@ class placement_table {
   // --- for the runtime ----------------------------------------------------
   // Hands a pod to new sites; false when the spare list is full.
   bool offer_spare(std::uint32_t pod) noexcept;
+  // Takes a spare pod back (for a site that went to the overflow pod); 0
+  // when none is left.
+  std::uint32_t claim_spare() noexcept;
   std::size_t spares() const noexcept;
   // Sends `key`'s new allocations to `pod` (a site already in the table).
   void assign(std::uint64_t key, std::uint32_t pod) noexcept;
@@ -95,6 +98,9 @@ class placement_table {
   std::uint32_t first_ = 1;
   std::uint32_t count_ = 1;
   std::atomic<std::uint32_t> spares_[kSpares] = {};
+  // Sites recorded; past kSites * 3 / 4 new sites are not recorded (they go
+  // to the overflow pod), so that a probe stays short.
+  std::atomic<std::uint32_t> recorded_{0};
   slot slots_[kSites] = {};
 };
 

@@ -197,10 +197,13 @@ local_heap* local_heap_for(region* r, std::uint32_t pod) noexcept {
       link = &dead->next_in_thread;
     }
   }
-  // A router stays first, before the heaps of the pods it routes to, which
-  // it creates: allocate_in then finds it without a walk.
+  // A router stays first, before the heaps of its region's other pods:
+  // allocate_in then finds it, or the pod's heap just behind it, without
+  // a walk. Heaps of other regions go first as usual.
   local_heap** at = &td->heaps;
-  if (*at != nullptr && (*at)->routes != nullptr && h->routes == nullptr) at = &(*at)->next_in_thread;
+  if (*at != nullptr && (*at)->routes != nullptr && h->routes == nullptr &&
+      (*at)->owner_region.load(std::memory_order_relaxed) == r)
+    at = &(*at)->next_in_thread;
   h->next_in_thread = *at;
   *at = h;
   return h;

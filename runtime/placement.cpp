@@ -7,6 +7,7 @@
 #include "allocator/placement.hpp"
 #include "allocator/thread.hpp"
 #include "port/module.hpp"
+#include "port/options.hpp"
 #include "port/os.hpp"
 #include "runtime/heap_impl.hpp"
 #include "runtime/placement_model.hpp"
@@ -149,8 +150,16 @@ status make_auto_pod(heap& h, placement_state& st, std::uint32_t* id) {
   return status(errc::table_full, "no free auto.N pod name");
 }
 
-status supply_spares(heap& h, placement_state& st) {
-  while (st.table.spares() < kSpareTarget && st.auto_pods.size() < kMaxAutoPods) {
+// Keeps kSpareTarget pods ready for new sites, and one more for each site
+// still in the overflow pod, while the heap holds fewer than kMaxAutoPods
+// auto.N pods, counting those earlier runs made.
+status supply_spares(heap& h, placement_state& st, std::size_t overflowed) {
+  auto auto_pods_in_heap = [&h] {
+    std::size_t n = 0;
+    for (const pod_info& info : h.pods()) n += info.name.rfind("auto.", 0) == 0;
+    return n;
+  };
+  while (st.table.spares() < kSpareTarget + overflowed && auto_pods_in_heap() < kMaxAutoPods) {
     std::uint32_t id = 0;
     if (status s = make_auto_pod(h, st, &id); !s.ok()) return s.is(errc::table_full) ? status() : s;
     if (!st.table.offer_spare(id)) break;
@@ -270,10 +279,6 @@ bool decide(placement_state& st) {
   return changed;
 }
 
-}  // namespace
-
-namespace {
-
 status start_placement_at(heap& h, std::uint64_t generation) {
   heap_impl* impl = h.impl();
   process_heap_scope scope;
@@ -286,7 +291,7 @@ status start_placement_at(heap& h, std::uint64_t generation) {
   st->overflow = overflow.id();
   st->table.init(alloc::placement_mode::learned, st->overflow, 1);
   st->table.generation.store(generation, std::memory_order_relaxed);
-  if (status s = supply_spares(h, *st); !s.ok()) return s;
+  if (status s = supply_spares(h, *st, 0); !s.ok()) return s;
 
   std::size_t size = 0;
   void* found = h.find_root(kRecordRoot, &size);
@@ -317,10 +322,70 @@ status start_placement_at(heap& h, std::uint64_t generation) {
     st->record = static_cast<record_block*>(block);
   }
   // A new run's sites are new: what an earlier run recorded is replaced
-  // at the first decision, and shown until then.
+  // at the first decision, and shown until then. The state changes hands
+  // under the collect lock, which the tracker's collects (the migrator's
+  // too) hold while they count writes into it.
+  std::lock_guard guard(impl->collect_lock);
   alloc::start_routing(&impl->region, &st->table);
   impl->placement = std::move(st);
   return {};
+}
+
+// Sites that met no spare pod when they first allocated get one now, if
+// the last epoch made some; returns how many are still waiting.
+std::size_t reprobe_overflow(placement_state& st) {
+  std::size_t waiting = 0;
+  bool moved = false;
+  for (learned_site& s : st.sites) {
+    if (s.reason != placement_reason::overflow) continue;
+    const std::uint32_t pod = st.table.claim_spare();
+    if (pod == 0) {
+      ++waiting;
+      continue;
+    }
+    s.probe = s.pod = pod;
+    s.reason = alloc::key_group(s.key) == alloc::kHugeGroup ? placement_reason::large : placement_reason::probing;
+    s.epochs = 0;
+    s.rate = 0;
+    st.table.assign(s.key, pod);
+    moved = true;
+  }
+  if (moved) st.table.publish();
+  return waiting;
+}
+
+void end_epoch(heap& h, placement_state& st) {
+  heap_impl* impl = h.impl();
+  std::lock_guard guard(st.epoch_lock);
+  std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
+  impl->region.usage(in_use.data(), held.data());
+  std::vector<std::uint64_t> written(layout::kMaxPods);
+  {
+    std::lock_guard written_guard(st.written_lock);
+    std::copy(std::begin(st.written), std::end(st.written), written.begin());
+    std::fill(std::begin(st.written), std::end(st.written), 0);
+  }
+  ++st.epochs;
+  const std::size_t known = st.sites.size();
+  learn_new_sites(st);
+  measure(st, in_use, written);
+  const std::size_t overflowed = reprobe_overflow(st);
+  bool newly_measured = false;
+  for (const learned_site& s : st.sites) newly_measured |= s.epochs == kEpochsToMeasure;
+  bool due = st.last_decision != 0 && st.epochs - st.last_decision >= kEpochsBetweenDecisions;
+  if (newly_measured || due) {
+    if (decide(st)) st.table.publish();
+    st.last_decision = st.epochs;
+  }
+  // Written at decisions and new sites only, so that the record's pages
+  // do not add to every epoch's writes.
+  if (newly_measured || due || st.sites.size() != known) write_record(st);
+  // A pod made inside the caller's transaction would vanish with its
+  // abort; spares are advice, so a failure to make one waits for the next
+  // epoch.
+  if (in_transaction(impl)) return;
+  if (status s = supply_spares(h, st, overflowed); !s.ok())
+    port::verbose("automatic placement of %s: no spare pod made: %s", impl->name.c_str(), s.to_string().c_str());
 }
 
 }  // namespace
@@ -328,11 +393,18 @@ status start_placement_at(heap& h, std::uint64_t generation) {
 status start_placement(heap& h) { return start_placement_at(h, 1); }
 
 status restart_placement(heap& h) {
-  // Route caches keyed by the old table's generation must all miss.
-  auto old = std::move(h.impl()->placement);
-  status s = start_placement_at(h, old->table.generation.load(std::memory_order_acquire) + 1);
-  if (!s.ok()) h.impl()->placement = std::move(old);  // the region still routes through it
-  return s;
+  heap_impl* impl = h.impl();
+  // The checkout started the region afresh, with no placement table, and
+  // dropped every thread's local heaps of it: until the new state is in,
+  // allocations of the default pod stay in it. Route caches keyed by the
+  // old table's generation must all miss.
+  std::uint64_t generation = impl->placement->table.generation.load(std::memory_order_acquire) + 1;
+  std::unique_ptr<placement_state, placement_state_deleter> old;
+  {
+    std::lock_guard guard(impl->collect_lock);
+    old = std::move(impl->placement);
+  }
+  return start_placement_at(h, generation);
 }
 
 void placement_note_written(heap_impl& impl, const std::vector<dirty_run>& runs) noexcept {
@@ -343,41 +415,21 @@ void placement_note_written(heap_impl& impl, const std::vector<dirty_run>& runs)
     if (r.pod < layout::kMaxPods) st->written[r.pod] += r.pages;
 }
 
-status placement_end_epoch(heap& h) {
+void placement_end_epoch(heap& h) noexcept {
   heap_impl* impl = h.impl();
   placement_state* st = impl->placement.get();
-  if (st == nullptr) return {};
+  // A forked child of the process that placed the heap may not write it.
+  if (st == nullptr || !impl->can_write()) return;
   // What learning allocates for itself must not land in the heap it
   // measures (the program may be in a pod_scope, under liblarder_malloc).
   process_heap_scope scope;
   // The pkey tracker reports whole pods written: no rate to learn.
-  if (impl->tracking_backend == tracker_backend::pkey) return {};
-  std::lock_guard guard(st->epoch_lock);
-  std::vector<std::size_t> in_use(layout::kMaxPods), held(layout::kMaxPods);
-  impl->region.usage(in_use.data(), held.data());
-  std::vector<std::uint64_t> written(layout::kMaxPods);
-  {
-    std::lock_guard written_guard(st->written_lock);
-    std::copy(std::begin(st->written), std::end(st->written), written.begin());
-    std::fill(std::begin(st->written), std::end(st->written), 0);
+  if (impl->tracking_backend == tracker_backend::pkey) return;
+  try {
+    end_epoch(h, *st);
+  } catch (const std::exception& e) {  // out of memory: this epoch is not learned from
+    port::warning("automatic placement of %s: %s", impl->name.c_str(), e.what());
   }
-  ++st->epochs;
-  const std::size_t known = st->sites.size();
-  learn_new_sites(*st);
-  measure(*st, in_use, written);
-  bool newly_measured = false;
-  for (const learned_site& s : st->sites) newly_measured |= s.epochs == kEpochsToMeasure;
-  bool due = st->last_decision != 0 && st->epochs - st->last_decision >= kEpochsBetweenDecisions;
-  if (newly_measured || due) {
-    if (decide(*st)) st->table.publish();
-    st->last_decision = st->epochs;
-  }
-  // Written at decisions and new sites only, so that the record's pages
-  // do not add to every epoch's writes.
-  if (newly_measured || due || st->sites.size() != known) write_record(*st);
-  // A pod made inside the caller's transaction would vanish with its abort.
-  if (in_transaction(impl)) return {};
-  return supply_spares(h, *st);
 }
 
 status placement_sites(const heap& h, std::vector<placement_site>* out) {

@@ -25,7 +25,8 @@ struct placement_state_deleter {
 status start_placement(heap& h);
 
 // After a checkout, which may have taken away the pods placement used:
-// starts placement over (no other thread may use the heap meanwhile).
+// starts placement over (no other thread may use the heap meanwhile). On
+// failure the heap goes on without placement.
 status restart_placement(heap& h);
 
 // Adds the pages a tracker collect found written, by pod, to the current
@@ -35,7 +36,8 @@ void placement_note_written(heap_impl& impl, const std::vector<dirty_run>& runs)
 // Ends an epoch: measures each probing site's rate, regroups the measured
 // sites when it is time, supplies spare pods and records the decisions.
 // heap::collect_dirty calls it, and a checkpoint where the program does
-// not collect itself.
-status placement_end_epoch(heap& h);
+// not collect itself. Placement is advice: what fails here is reported
+// (LARDER_VERBOSE) and never fails the collect or the checkpoint.
+void placement_end_epoch(heap& h) noexcept;
 
 }  // namespace larder

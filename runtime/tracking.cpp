@@ -341,7 +341,8 @@ tracker_backend heap::tracking() const noexcept {
 status heap::collect_dirty(dirty_set* out) {
   if (impl_ == nullptr) return status(errc::invalid_argument, "the heap is not open");
   if (status s = impl_->collect_dirty(out); !s.ok()) return s;
-  return placement_end_epoch(*this);
+  placement_end_epoch(*this);
+  return {};
 }
 
 write_stats heap::write_statistics() const {

@@ -1,6 +1,7 @@
 // Versions of a heap: the store a heap uses, the pages a version covers,
 // names of versions, and the public versions API (larder/versions.hpp)
 // over checkpoint.cpp and checkout.cpp.
+#include "port/options.hpp"
 #include "runtime/versions_state.hpp"
 
 #include "allocator/segment.hpp"
@@ -328,7 +329,8 @@ status checkpoint(heap& h, std::string_view message, checkpoint_stats* out) {
   checkpoint_stats ignored;
   if (status s = take_checkpoint(*h.impl(), message, out != nullptr ? out : &ignored); !s.ok()) return s;
   // A program that collects itself ends the placement epochs.
-  return h.impl()->tracking_by_program ? status() : placement_end_epoch(h);
+  if (!h.impl()->tracking_by_program) placement_end_epoch(h);
+  return {};
 }
 
 checkpoint_stats checkpoint(heap& h, std::string_view message) {
@@ -341,8 +343,14 @@ status checkout(heap& h, std::string_view version, const checkout_options& optio
   if (h.impl() == nullptr) return status(errc::invalid_argument, "the heap is not open");
   checkout_stats ignored;
   if (status s = check_out(*h.impl(), version, options, out != nullptr ? out : &ignored); !s.ok()) return s;
-  // The version's pod table may lack the pods placement was using.
-  return h.impl()->placement ? restart_placement(h) : status();
+  // The version's pod table may lack the pods placement was using. The
+  // checkout is done either way: a failure only turns placement off.
+  if (h.impl()->placement) {
+    if (status s = restart_placement(h); !s.ok())
+      port::warning("automatic placement of %s is off after the checkout: %s", h.impl()->name.c_str(),
+                    s.to_string().c_str());
+  }
+  return {};
 }
 
 status checkout(heap& h, std::string_view version, checkout_stats* out) { return checkout(h, version, {}, out); }
