@@ -15,6 +15,10 @@
 
 #define LARDER_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LARDER_UNLIKELY(x) __builtin_expect(!!(x), 0)
+// The allocation paths read the caller's return address as the allocation
+// site (allocator/placement.hpp): they must be inlined into the entry
+// point the program called, at every optimisation level.
+#define LARDER_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace larder::alloc {
 
@@ -78,7 +82,7 @@ void collect_all() noexcept;
 // The fast path proper, for size <= kDirectMax: the most recently freed
 // block of the size's bin, else the first free block of its direct page;
 // nullptr when `h` has neither.
-inline block* pop_block(local_heap* h, std::size_t size) noexcept {
+LARDER_ALWAYS_INLINE block* pop_block(local_heap* h, std::size_t size) noexcept {
   std::size_t slot = (size + 15) >> 4;
   std::size_t bin = kCache.slot_bin[slot];
   if (block* cached = h->cache[bin]; LARDER_LIKELY(cached != nullptr)) {
@@ -99,7 +103,7 @@ inline block* pop_block(local_heap* h, std::size_t size) noexcept {
 // A miss on a heap with routes: a router (allocator/placement.hpp), or the
 // empty heap of a thread's first allocation, which may set one up. The
 // site's pod comes from the thread's route cache, then its fast path.
-inline void* routed_heap_malloc(local_heap* h, std::size_t size, const void* site) noexcept {
+LARDER_ALWAYS_INLINE void* routed_heap_malloc(local_heap* h, std::size_t size, const void* site) noexcept {
   if (LARDER_LIKELY(size <= kDirectMax)) {
     const std::uint64_t* filled = nullptr;
     if (local_heap* target = cached_route(h, size, site, &filled)) {
@@ -110,7 +114,7 @@ inline void* routed_heap_malloc(local_heap* h, std::size_t size, const void* sit
   return malloc_generic(h, size, site);
 }
 
-inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
+LARDER_ALWAYS_INLINE void* heap_malloc(local_heap* h, std::size_t size) noexcept {
   if (LARDER_LIKELY(size <= kDirectMax))
     if (block* b = pop_block(h, size); LARDER_LIKELY(b != nullptr)) return b;
   // Only misses pay for placement; the caller's return address is the site.
@@ -118,7 +122,7 @@ inline void* heap_malloc(local_heap* h, std::size_t size) noexcept {
   return malloc_generic(h, size);
 }
 
-inline void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
+LARDER_ALWAYS_INLINE void* fast_malloc(std::size_t size) noexcept { return heap_malloc(tls_heap, size); }
 
 // Whether `h`, one of the calling thread's local heaps, serves (`r`, `pod`).
 inline bool local_heap_serves(const local_heap* h, const region* r, std::uint32_t pod) noexcept {
@@ -130,7 +134,7 @@ inline bool local_heap_serves(const local_heap* h, const region* r, std::uint32_
 // list of local heaps starts with the one it set up last (or a router that
 // set it up), which is the one a program using one heap and pod (or
 // automatic placement) always wants: that case needs no walk.
-inline void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+LARDER_ALWAYS_INLINE void* allocate_in(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
   thread_data* td = tls_thread;
   local_heap* h = td != nullptr ? td->heaps : nullptr;
   if (LARDER_LIKELY(h != nullptr && alignment <= 16 && local_heap_serves(h, r, pod) && r->writable()))

@@ -70,12 +70,12 @@ void* new_slow(std::size_t size, std::size_t alignment, bool nothrow) {
   }
 }
 
-inline void* new_fast(std::size_t size) {
+LARDER_ALWAYS_INLINE void* new_fast(std::size_t size) {
   void* p = fast_malloc(size);
   return p != nullptr ? p : new_slow(size, 0, false);
 }
 
-inline void* new_aligned(std::size_t size, std::align_val_t alignment) {
+LARDER_ALWAYS_INLINE void* new_aligned(std::size_t size, std::align_val_t alignment) {
   void* p = larder_aligned_alloc(static_cast<std::size_t>(alignment), size);
   return p != nullptr ? p : new_slow(size, static_cast<std::size_t>(alignment), false);
 }
