@@ -266,9 +266,6 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
 
   bool writes_known = false;
   if (status s = observe_writes(impl, &writes_known); !s.ok()) return s;
-  // Kept from before the cut, the reference graph is the cut's once the
-  // cut's last collect has read the pages written meanwhile.
-  keep_pod_graph(impl);
   chunks::version_record record;
   std::memcpy(record.heap_uuid.data(), impl.superblock.uuid, record.heap_uuid.size());
   record.base_address = impl.region.base();
@@ -283,13 +280,15 @@ status take_checkpoint(heap_impl& impl, std::string_view message, checkpoint_sta
   page_bitmap taken;
   status s = cut(impl, *v, writes_known, &used, &read, &taken, &record.heap_size, out);
   // Read just after the cut, off the transaction lock (walking the pods'
-  // usage takes longer than the copy): a summary for `larder log`, and the
-  // reference graph for pods_of_roots. The graph is the cut's, as of its
-  // last collect, unless another collect came between; read now in full
-  // where the heap is not tracked.
+  // usage takes longer than the copy): a summary for `larder log`, and,
+  // where this process keeps the reference graph (the program asked for
+  // it), the graph for pods_of_roots, as of the cut's last collect.
+  // Keeping it costs every collect a pass over the written pages, so a
+  // checkpoint does not start it.
   std::vector<pod_edge> edges;
-  if (s.ok()) s = pod_graph_edges(impl, &edges);
-  if (s.ok()) record.metadata = roots_and_pods_json(impl, &edges);
+  const bool graph_kept = pod_graph_kept(impl);
+  if (s.ok() && graph_kept) s = pod_graph_edges(impl, &edges);
+  if (s.ok()) record.metadata = roots_and_pods_json(impl, graph_kept ? &edges : nullptr);
   if (s.ok()) s = parent_of(impl, *v, &record.has_parent, &record.parent);
   chunks::version_id id;
   if (s.ok()) {

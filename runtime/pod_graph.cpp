@@ -212,16 +212,10 @@ status pod_graph_edges(heap_impl& impl, std::vector<pod_edge>* out) {
   return {};
 }
 
-void keep_pod_graph(heap_impl& impl) noexcept {
-  process_heap_scope scope;
+bool pod_graph_kept(heap_impl& impl) noexcept {
   impl.reset_tracking_locks_after_fork();
-  heap_page_reader reader(impl);
   std::lock_guard guard(impl.collect_lock);
-  try {
-    (void)kept_state(impl, reader);
-  } catch (const std::bad_alloc&) {
-    // Nothing kept: the next pod_graph_edges scans every page.
-  }
+  return impl.references != nullptr && impl.tracker != nullptr && !impl.references->stale();
 }
 
 void forget_pod_graph(heap_impl& impl) noexcept {

@@ -85,11 +85,10 @@ class pod_graph_state {
 // collect_lock.
 status pod_graph_edges(heap_impl& impl, std::vector<pod_edge>* out);
 
-// Starts keeping the graph where this process tracks the heap and it is
-// not kept yet (a scan of every page), so that a later pod_graph_edges
-// gives it as of the last collect: a checkpoint calls it before its cut.
-// Takes collect_lock. Out of memory keeps nothing.
-void keep_pod_graph(heap_impl& impl) noexcept;
+// Whether this process keeps the graph (a pod_graph_edges call while it
+// tracked the heap started it, and nothing dropped it since). Takes
+// collect_lock.
+bool pod_graph_kept(heap_impl& impl) noexcept;
 
 // Drops the kept graph: the heap's pages are about to change in ways the
 // tracker does not report (a checkout). The next pod_graph_edges scans

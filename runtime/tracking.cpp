@@ -220,6 +220,9 @@ void heap_impl::stop_tracking() noexcept {
   tracking_by_program = false;
   lost_writes = versions_observing;
   unreported_writes.clear();
+  // Writes from now on are not reported: the kept reference graph would
+  // go stale (runtime/pod_graph.hpp).
+  references.reset();
   if (can_write()) {
     meta()->tracking.backend = layout::kNotTracked;
     meta()->tracking.pid = 0;

@@ -110,9 +110,10 @@ struct checkout_options {
 // pods): the pod holding each root's object in the version, in the order
 // of `names`, then every other pod those reach over the reference graph
 // the version recorded at its checkpoint (references.hpp), ascending, so
-// that a root's objects come back whole. A version checkpointed before
-// graphs were recorded has none: only the roots' own pods, so name the
-// pods their objects point into too. Errors: not_found (no such root in
+// that a root's objects come back whole. A version records the graph where
+// the checkpointing process kept it (it asked for pod_graph while
+// tracking); one without has only the roots' own pods, so name the pods
+// their objects point into too. Errors: not_found (no such root in
 // the version) and checkout's.
 LARDER_EXPORT status pods_of_roots(heap& h, std::string_view version, const std::vector<std::string>& names,
                                    std::vector<std::uint32_t>* out);

@@ -298,7 +298,7 @@ TEST(PinReachedTest, PinsExactlyThePodsReachedAndReadsEvictedPagesInPlace) {
   EXPECT_TRUE(larder::pin_reached(ph.h, "no such root", true).is(larder::errc::not_found));
 }
 
-// A checkpoint records the graph; pods_of_roots follows it, so restoring
+// A checkpoint records the graph the program keeps; pods_of_roots follows it, so restoring
 // a root's pods brings back the objects of the pods it reaches, and
 // leaves the pods it does not reach as they are.
 TEST(PodGraphVersionTest, VersionsRecordTheGraphAndPodsOfRootsFollowsIt) {
@@ -309,6 +309,11 @@ TEST(PodGraphVersionTest, VersionsRecordTheGraphAndPodsOfRootsFollowsIt) {
   auto value = [&](std::size_t i) { return static_cast<std::uint64_t*>(o[i]) + 15; };
   for (std::size_t i = 0; i < 4; ++i) *value(i) = 100 + i;
   larder::throw_if_error(h.set_root("root", o[0], 128));
+  // A version records the graph where the program keeps it: asked for
+  // while tracking.
+  if (!h.start_tracking().ok()) GTEST_SKIP() << "no page-write tracking here";
+  std::vector<larder::pod_edge> kept;
+  larder::throw_if_error(larder::pod_graph(h, &kept));
   const std::string version = larder::checkpoint(h, "linked").id;
   const std::uint32_t p0 = pod_of(h, 0), p1 = pod_of(h, 1), p2 = pod_of(h, 2);
 
@@ -332,6 +337,23 @@ TEST(PodGraphVersionTest, VersionsRecordTheGraphAndPodsOfRootsFollowsIt) {
   ASSERT_TRUE(s.ok()) << s.to_string();
   for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(*value(i), 100 + i) << "pod " << i << " is reached from the root";
   EXPECT_EQ(*value(3), 203u) << "pod 3 is not reached";
+}
+
+TEST(PodGraphVersionTest, AVersionRecordsNoGraphWhereNoneIsKept) {
+  temp_dir dir(true);
+  larder::heap h(larder_test::file_options(dir.file("heap")));
+  std::vector<void*> o = linked_objects(h, 2, {{0, 1}});
+  larder::throw_if_error(h.set_root("root", o[0], 128));
+  const std::string version = larder::checkpoint(h, "linked").id;
+  larder::version_store store;
+  larder::throw_if_error(larder::version_store::open(dir.file("heap") + ".versions", &store));
+  std::vector<larder::version_info> log;
+  larder::throw_if_error(store.log(false, &log));
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_FALSE(nlohmann::json::parse(log[0].roots_and_pods).contains("edges")) << log[0].roots_and_pods;
+  std::vector<std::uint32_t> pods;
+  ASSERT_TRUE(larder::pods_of_roots(h, version, {"root"}, &pods).ok());
+  EXPECT_EQ(pods, (std::vector<std::uint32_t>{pod_of(h, 0)})) << "only the root's own pod";
 }
 
 }  // namespace
