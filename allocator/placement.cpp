@@ -80,6 +80,22 @@ std::uint32_t placement_table::pod_for(std::uint64_t key) noexcept {
   return first_;
 }
 
+bool placement_table::preset(std::uint64_t key, std::uint32_t pod) noexcept {
+  const std::uint64_t hash = mix(key);
+  for (std::size_t probe = 0; probe < kSites; ++probe) {
+    slot& s = slots_[(hash + probe) & (kSites - 1)];
+    std::uint64_t seen = s.key.load(std::memory_order_acquire);
+    if (seen == key) return false;
+    if (seen != 0) continue;
+    if (recorded_.load(std::memory_order_relaxed) >= kSites * 3 / 4) return false;
+    if (!s.key.compare_exchange_strong(seen, key, std::memory_order_acq_rel)) return false;
+    recorded_.fetch_add(1, std::memory_order_relaxed);
+    s.pod.store(pod, std::memory_order_release);
+    return true;
+  }
+  return false;
+}
+
 void placement_table::assign(std::uint64_t key, std::uint32_t pod) noexcept {
   const std::uint64_t hash = mix(key);
   for (std::size_t probe = 0; probe < kSites; ++probe) {

@@ -71,6 +71,10 @@ class placement_table {
   std::size_t spares() const noexcept;
   // Sends `key`'s new allocations to `pod` (a site already in the table).
   void assign(std::uint64_t key, std::uint32_t pod) noexcept;
+  // Records `key` with `pod` before the site first allocates (a decision
+  // an earlier run made); false when the key is there already or the
+  // table is full.
+  bool preset(std::uint64_t key, std::uint32_t pod) noexcept;
   // Makes every thread's route cache look the table up again.
   void publish() noexcept { generation.fetch_add(1, std::memory_order_acq_rel); }
   // Calls f(key, pod) for each site recorded so far.

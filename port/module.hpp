@@ -8,6 +8,7 @@
 
 #include <larder/status.hpp>
 
+#include <cstdint>
 #include <string>
 
 namespace larder::port {
@@ -30,6 +31,22 @@ void* module_symbol(void* handle, const char* name, std::string* error);
 // executable that holds the code at `address`; empty when the loader does
 // not know one.
 std::string directory_of_code(const void* address);
+
+// Where code lies in a way that holds from one run of the program to the
+// next, whatever address the loader picked: the file that holds it (its
+// base name), that file's GNU build id (hex; empty when it has none) and
+// the offset from the file's load address.
+struct code_location {
+  std::string file;
+  std::string build_id;
+  std::uint64_t offset = 0;
+};
+// Empty `file` when no loaded file holds `address`. Allocates; never call
+// it from malloc.
+code_location locate_code(const void* address);
+// The address `where` names in this process, or 0 when no file loaded now
+// has its name and build id.
+std::uintptr_t address_of(const code_location& where);
 
 // Names the code at `address` for people: "function+0x1c (file)", the
 // function demangled, or "file+0x1234" (the offset from the file's load

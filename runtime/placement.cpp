@@ -43,7 +43,7 @@ constexpr double kRateSmoothing = 0.5;  // weight of the newest epoch
 
 constexpr const char* kRecordRoot = "larder.placement";
 constexpr const char* kRecordPod = "larder.placement";
-constexpr std::uint64_t kRecordMagic = 0x31544e454d454350ULL;  // "PCEMENT1"
+constexpr std::uint64_t kRecordMagic = 0x32544e454d454350ULL;  // "PCEMENT2"
 constexpr std::size_t kRecords = 256;
 
 // The record `larder pods` reads (in the pod "larder.placement", under the
@@ -55,14 +55,20 @@ struct site_record {
   std::uint32_t first_pod;
   std::uint32_t block_bytes;
   std::uint8_t reason;
-  std::uint8_t unused[3];
+  std::uint8_t group;  // the size group of the site's key
+  std::uint8_t unused[2];
   double rate;
   double bytes;
   double saving;
   std::uint32_t epochs;
-  char location[108];
+  std::uint32_t unused_too;
+  // Where the site is, as the next run finds it again (port::code_location).
+  std::uint64_t offset;
+  char file[48];
+  char build_id[48];
+  char location[96];
 };
-static_assert(sizeof(site_record) == 160);
+static_assert(sizeof(site_record) == 256);
 struct record_block {
   std::uint64_t magic;
   std::uint32_t count;
@@ -74,8 +80,17 @@ std::uint64_t checksum_of(const site_record& r) {
   return XXH3_64bits(reinterpret_cast<const char*>(&r) + sizeof r.checksum, sizeof r - sizeof r.checksum) | 1;
 }
 
+// Whether entry `i` of a record is whole: its checksum holds (a crash may
+// have torn it) and its reason is one of ours. Copies it to *out.
+bool sound_entry(const record_block& block, std::size_t i, site_record* out) {
+  std::memcpy(out, &block.sites[i], sizeof *out);
+  return out->checksum != 0 && out->checksum == checksum_of(*out) &&
+         out->reason <= static_cast<std::uint8_t>(placement_reason::overflow);
+}
+
 struct learned_site {
   std::uint64_t key = 0;
+  port::code_location where;
   std::uint32_t probe = 0;  // its own pod, where its first allocations went
   std::uint32_t pod = 0;    // where its new allocations go
   placement_reason reason = placement_reason::probing;
@@ -186,6 +201,10 @@ void write_record(placement_state& st) {
     r.bytes = s.bytes;
     r.saving = s.saving;
     r.epochs = s.epochs;
+    r.group = static_cast<std::uint8_t>(alloc::key_group(s.key));
+    r.offset = s.where.offset;
+    std::strncpy(r.file, s.where.file.c_str(), sizeof r.file - 1);
+    std::strncpy(r.build_id, s.where.build_id.c_str(), sizeof r.build_id - 1);
     std::strncpy(r.location, s.location.c_str(), sizeof r.location - 1);
     r.checksum = checksum_of(r);
     // Unchanged records are not written again: they stay clean pages.
@@ -205,6 +224,7 @@ void learn_new_sites(placement_state& st) {
     if (pod == st.overflow) s.reason = placement_reason::overflow;
     else if (alloc::key_group(key) == alloc::kHugeGroup) s.reason = placement_reason::large;
     s.location = port::describe_code(alloc::key_site(key));
+    s.where = port::locate_code(alloc::key_site(key));
     st.site_index.emplace(key, st.sites.size());
     st.sites.push_back(std::move(s));
   });
@@ -279,6 +299,49 @@ bool decide(placement_state& st) {
   return changed;
 }
 
+// The sites an earlier run recorded, where this run's code has them too
+// (same file, same build): they go to the pods they went to then from
+// their first allocation, with what was measured of them, so that a heap
+// reopened day after day keeps its pods instead of probing anew.
+void adopt_recorded_sites(heap& h, placement_state& st) {
+  const record_block& block = *st.record;
+  layout::heap_meta* meta = h.impl()->meta();
+  auto placement_pod = [meta](std::uint32_t id) {
+    return id < layout::kMaxPods && meta->pods[id].in_use == 1 && std::strncmp(meta->pods[id].name, "auto.", 5) == 0;
+  };
+  const std::size_t count = std::min<std::size_t>(block.count, kRecords);
+  for (std::size_t i = 0; i < count; ++i) {
+    site_record r;
+    if (!sound_entry(block, i, &r) || r.file[0] == '\0') continue;
+    const auto reason = static_cast<placement_reason>(r.reason);
+    if (reason == placement_reason::overflow || !placement_pod(r.pod) || !placement_pod(r.first_pod)) continue;
+    port::code_location where{std::string(r.file, strnlen(r.file, sizeof r.file)),
+                              std::string(r.build_id, strnlen(r.build_id, sizeof r.build_id)), r.offset};
+    const std::uintptr_t address = port::address_of(where);
+    if (address == 0) continue;
+    const std::uint64_t key = alloc::site_key(reinterpret_cast<const void*>(address), 0) & ~std::uint64_t{0xFF};
+    const std::uint64_t keyed = key | r.group;
+    if (st.site_index.count(keyed) != 0 || !st.table.preset(keyed, r.pod)) continue;
+    learned_site s;
+    s.key = keyed;
+    s.where = std::move(where);
+    s.probe = r.first_pod;
+    s.pod = r.pod;
+    s.reason = reason;
+    s.rate = r.rate;
+    s.bytes = r.bytes;
+    s.saving = r.saving;
+    s.epochs = r.epochs;
+    s.location.assign(r.location, strnlen(r.location, sizeof r.location));
+    for (std::uint32_t pod : {r.pod, r.first_pod})
+      if (std::find(st.auto_pods.begin(), st.auto_pods.end(), pod) == st.auto_pods.end()) st.auto_pods.push_back(pod);
+    st.site_index.emplace(keyed, st.sites.size());
+    st.sites.push_back(std::move(s));
+  }
+  // Measured sites are regrouped at the usual interval from now on.
+  if (!st.sites.empty()) st.last_decision = 1;
+}
+
 status start_placement_at(heap& h, std::uint64_t generation) {
   heap_impl* impl = h.impl();
   process_heap_scope scope;
@@ -291,7 +354,6 @@ status start_placement_at(heap& h, std::uint64_t generation) {
   st->overflow = overflow.id();
   st->table.init(alloc::placement_mode::learned, st->overflow, 1);
   st->table.generation.store(generation, std::memory_order_relaxed);
-  if (status s = supply_spares(h, *st, 0); !s.ok()) return s;
 
   std::size_t size = 0;
   void* found = h.find_root(kRecordRoot, &size);
@@ -321,8 +383,10 @@ status start_placement_at(heap& h, std::uint64_t generation) {
     }
     st->record = static_cast<record_block*>(block);
   }
-  // A new run's sites are new: what an earlier run recorded is replaced
-  // at the first decision, and shown until then. The state changes hands
+  adopt_recorded_sites(h, *st);
+  // Spares after the adopted sites' pods are known: those are not spare.
+  if (status s = supply_spares(h, *st, 0); !s.ok()) return s;
+  // The state changes hands
   // under the collect lock, which the tracker's collects (the migrator's
   // too) hold while they count writes into it.
   std::lock_guard guard(impl->collect_lock);
@@ -445,9 +509,7 @@ status placement_sites(const heap& h, std::vector<placement_site>* out) {
   const std::size_t count = std::min<std::size_t>(block->count, kRecords);
   for (std::size_t i = 0; i < count; ++i) {
     site_record r;
-    std::memcpy(&r, &block->sites[i], sizeof r);
-    if (r.checksum == 0 || r.checksum != checksum_of(r) || r.reason > static_cast<std::uint8_t>(placement_reason::overflow))
-      continue;
+    if (!sound_entry(*block, i, &r)) continue;
     placement_site s;
     s.location.assign(r.location, strnlen(r.location, sizeof r.location));
     s.block_bytes = r.block_bytes;

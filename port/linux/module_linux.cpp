@@ -9,9 +9,12 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 namespace larder::port {
 namespace {
@@ -34,6 +37,92 @@ void* module_symbol(void* handle, const char* name, std::string* error) {
   void* symbol = ::dlsym(handle, name);
   if (symbol == nullptr) *error = loader_error();
   return symbol;
+}
+
+namespace {
+
+struct loaded_file {
+  std::string file;  // base name
+  std::string build_id;
+  std::uintptr_t start = 0, end = 0;  // its PT_LOAD segments
+};
+
+std::string base_name(std::string path) {
+  if (std::size_t slash = path.rfind('/'); slash != std::string::npos) path.erase(0, slash + 1);
+  return path;
+}
+
+// The GNU build id in the PT_NOTE segments of one loaded file.
+std::string build_id_of(const dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_NOTE) continue;
+    const auto* at = reinterpret_cast<const std::uint8_t*>(info->dlpi_addr + ph.p_vaddr);
+    const std::uint8_t* end = at + ph.p_memsz;
+    while (at + sizeof(ElfW(Nhdr)) <= end) {
+      const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(at);
+      const std::uint8_t* name = at + sizeof(ElfW(Nhdr));
+      const std::uint8_t* desc = name + ((note->n_namesz + 3) & ~3u);
+      if (desc + note->n_descsz > end) break;
+      if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+        std::string hex;
+        char two[3];
+        for (std::uint32_t k = 0; k < note->n_descsz; ++k) {
+          std::snprintf(two, sizeof two, "%02x", desc[k]);
+          hex += two;
+        }
+        return hex;
+      }
+      at = desc + ((note->n_descsz + 3) & ~3u);
+    }
+  }
+  return {};
+}
+
+std::vector<loaded_file> loaded_files() {
+  std::vector<loaded_file> files;
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, std::size_t, void* context) -> int {
+        loaded_file f;
+        std::uintptr_t low = ~std::uintptr_t{0}, high = 0;
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD) continue;
+          low = std::min<std::uintptr_t>(low, info->dlpi_addr + ph.p_vaddr);
+          high = std::max<std::uintptr_t>(high, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+        }
+        if (high == 0) return 0;
+        f.start = low & ~std::uintptr_t{4095};
+        f.end = high;
+        if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0') {
+          f.file = base_name(info->dlpi_name);
+        } else {
+          char exe[PATH_MAX];
+          ssize_t length = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+          f.file = length > 0 ? base_name(std::string(exe, static_cast<std::size_t>(length))) : "(executable)";
+        }
+        f.build_id = build_id_of(info);
+        static_cast<std::vector<loaded_file>*>(context)->push_back(std::move(f));
+        return 0;
+      },
+      &files);
+  return files;
+}
+
+}  // namespace
+
+code_location locate_code(const void* address) {
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  for (loaded_file& f : loaded_files())
+    if (at >= f.start && at < f.end) return {std::move(f.file), std::move(f.build_id), at - f.start};
+  return {};
+}
+
+std::uintptr_t address_of(const code_location& where) {
+  for (const loaded_file& f : loaded_files())
+    if (f.file == where.file && f.build_id == where.build_id && where.offset < f.end - f.start)
+      return f.start + where.offset;
+  return 0;
 }
 
 std::string describe_code(const void* address) {

@@ -405,3 +405,44 @@ TEST(PodPlacement, FlippedBytesInTheRecordLoseOnlyThoseEntries) {
 }
 
 }  // namespace
+
+namespace {
+
+std::size_t auto_pods(const larder::heap& h) {
+  std::size_t n = 0;
+  for (const larder::pod_info& p : h.pods()) n += p.name.rfind("auto.", 0) == 0;
+  return n;
+}
+
+// A reopened heap finds the sites an earlier open recorded (by file,
+// build and offset, which hold across runs) and sends them to the pods
+// they went to then: the pod table does not grow with every run.
+TEST(PodPlacement, ReopenedHeapKeepsItsSitesPods) {
+  larder_test::temp_dir dir;
+  larder::heap_options o;
+  o.name = dir.path() + "/reopened.heap";
+  o.reserve = std::size_t{1} << 30;
+  o.placement = larder::placement_policy::sites;
+  std::uint32_t hot_pod = 0, cold_pod = 0;
+  std::size_t pods_after_first = 0;
+  for (int run = 0; run < 5; ++run) {
+    larder::heap h(o);
+    if (!h.start_tracking().ok()) GTEST_SKIP() << "no page-write tracking here";
+    interleaved w = fill(h, 256);
+    if (run == 0) {
+      run_epochs(h, w, 5);
+      hot_pod = pod_id(h, allocate_hot(h, 64));
+      cold_pod = pod_id(h, allocate_cold(h, 64));
+      pods_after_first = auto_pods(h);
+    } else {
+      EXPECT_EQ(pod_id(h, w.hot.front()), hot_pod) << "run " << run;
+      EXPECT_EQ(pod_id(h, w.cold.front()), cold_pod) << "run " << run;
+      run_epochs(h, w, 2);
+      EXPECT_EQ(auto_pods(h), pods_after_first) << "run " << run;
+    }
+    ASSERT_TRUE(h.close().ok());
+  }
+  EXPECT_NE(hot_pod, cold_pod);
+}
+
+}  // namespace

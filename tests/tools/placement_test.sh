@@ -35,6 +35,14 @@ for p in pods:
 print("json ok:", len(sites), "sites")
 PY
 
+# Another run of the same program finds its sites' pods again: no new
+# auto.N pods, and its sites are not probing.
+before=$("$tool" pods "$heap" | grep -Ec '^[0-9]+ +auto\.')
+"$writer" "$heap" 8 > /dev/null || fail "the second run failed"
+after=$("$tool" pods "$heap" | grep -Ec '^[0-9]+ +auto\.')
+[ "$before" = "$after" ] || fail "a second run made new pods ($before, then $after)"
+"$tool" pods "$heap" | grep -q "probing" && fail "the second run's sites should not be probing again"
+
 "$tool" stat "$heap" > "$dir/stat.out"
 cat "$dir/stat.out"
 grep -Eq "^placement: [0-9]+ sites in [0-9]+ pods" "$dir/stat.out" || fail "stat should summarise placement"
