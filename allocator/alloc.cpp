@@ -427,8 +427,8 @@ local_heap* usable_heap(local_heap* h, std::size_t size, const void* site) noexc
 
 }  // namespace
 
-void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept {
-  if ((h = usable_heap(h, size, __builtin_return_address(0))) == nullptr) return nullptr;
+void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment, const void* site) noexcept {
+  if ((h = usable_heap(h, size, site != nullptr ? site : __builtin_return_address(0))) == nullptr) return nullptr;
   if (alignment <= 16) return heap_malloc(h, size);
   if (size >= alignment && alignment <= 4096 && size <= kLargeMax) {
     // Power-of-two blocks on slice-aligned pages often come out aligned.
@@ -495,13 +495,15 @@ std::size_t usable_size(const void* p) noexcept {
   return pg->block_size - static_cast<std::size_t>(static_cast<const std::uint8_t*>(p) - start);
 }
 
-void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept {
+void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment,
+                          const void* site) noexcept {
   local_heap* h = local_heap_for(r, pod);
   if (h == nullptr) {
     errno = r->writable() ? ENOMEM : EROFS;
     return nullptr;
   }
-  return alignment <= 16 ? heap_malloc(h, size) : aligned_alloc_in(h, size, alignment);
+  if (alignment > 16) return aligned_alloc_in(h, size, alignment, site);
+  return h->routes != nullptr ? routed_heap_malloc(h, size, site) : heap_malloc(h, size);
 }
 
 void* realloc_block(void* p, std::size_t size) noexcept {

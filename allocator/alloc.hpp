@@ -44,7 +44,8 @@ void free_owned_flagged(page* pg, void* p) noexcept;
 // is the descriptor of the slice holding `p`.
 void free_not_owned(page* slice, void* p) noexcept;
 void free_generic(void* p) noexcept;
-void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
+// `site`: the allocation site for placement; nullptr: the caller's.
+void* aligned_alloc_in(local_heap* h, std::size_t size, std::size_t alignment, const void* site = nullptr) noexcept;
 void* zalloc_in(local_heap* h, std::size_t size) noexcept;
 void* realloc_block(void* p, std::size_t size) noexcept;
 std::size_t usable_size(const void* p) noexcept;
@@ -53,7 +54,8 @@ std::size_t usable_size(const void* p) noexcept;
 // for transactions.
 void* allocate_logged(local_heap* h, std::size_t size, std::size_t alignment) noexcept;
 // allocate_in when the thread's first local heap is not the one wanted.
-void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment) noexcept;
+void* allocate_in_generic(region* r, std::uint32_t pod, std::size_t size, std::size_t alignment,
+                          const void* site) noexcept;
 // With shared writers: folds in what other clients freed into the full
 // pages of `h` (or of the calling thread's heaps of `r`), when the client's
 // count says there may be some. Not inside a transaction (page_collect).
@@ -144,7 +146,7 @@ LARDER_ALWAYS_INLINE void* allocate_in(region* r, std::uint32_t pod, std::size_t
   if (h != nullptr && h->routes != nullptr && alignment <= 16 && (h = h->next_in_thread) != nullptr &&
       local_heap_serves(h, r, pod) && r->writable())
     return heap_malloc(h, size);
-  return allocate_in_generic(r, pod, size, alignment);
+  return allocate_in_generic(r, pod, size, alignment, __builtin_return_address(0));
 }
 
 inline void fast_free(void* p) noexcept {
