@@ -435,10 +435,11 @@ status heap_impl::create_new(const heap_options& options) {
 
 status heap_impl::open_existing(std::uint64_t file_size) {
   status found = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy);
-  // Beside other clients the heap may have grown since its size was read:
-  // they grow the file before they write the superblock, so the size read
-  // again covers it.
-  for (int again = 0; found.is(errc::truncated) && attaching && !first_client && again < 3; ++again) {
+  // Beside other clients, or as a reader beside a live writer, the heap may
+  // have grown since its size was read: writers grow the file before they
+  // write the superblock, so the size read again covers it.
+  const bool beside_writers = (attaching && !first_client) || !writable;
+  for (int again = 0; found.is(errc::truncated) && beside_writers && again < 3; ++again) {
     if (port::file_size(fd, &file_size) != 0) break;
     found = recovery::read_superblock(fd, file_size, &superblock, &superblock_copy);
   }
