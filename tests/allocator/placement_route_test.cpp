@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -19,11 +20,11 @@
 
 namespace {
 
-volatile int g_last_site = 0;
+std::atomic<int> g_last_site{0};
 template <int Site>
 __attribute__((noinline)) void* allocate_at(std::size_t size) {
   void* p = larder_malloc(size);
-  g_last_site = Site;
+  g_last_site.store(Site, std::memory_order_relaxed);
   return p;
 }
 

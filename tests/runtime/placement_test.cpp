@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -32,14 +33,14 @@ larder::heap placed_heap(larder::placement_policy policy = larder::placement_pol
   return h;
 }
 
-// Three call sites. noinline and the write after the call keep each its
+// Three call sites. noinline and the store after the call keep each its
 // own return address: a tail call would make the caller's the site, and
 // identical bodies could be folded into one function.
-volatile int g_last_site = 0;
+std::atomic<int> g_last_site{0};
 template <int Site>
 __attribute__((noinline)) void* allocate_at(larder::heap& h, std::size_t size) {
   void* p = h.allocate(size);
-  g_last_site = Site;
+  g_last_site.store(Site, std::memory_order_relaxed);
   return p;
 }
 void* allocate_hot(larder::heap& h, std::size_t size) { return allocate_at<1>(h, size); }
