@@ -52,61 +52,56 @@ std::size_t placement_table::spares() const noexcept {
   return n;
 }
 
-std::uint32_t placement_table::pod_for(std::uint64_t key) noexcept {
+placement_table::slot* placement_table::find(std::uint64_t key, bool claim, bool* claimed) noexcept {
+  *claimed = false;
   const std::uint64_t hash = mix(key);
-  if (mode_ == placement_mode::hashed) return first_ + static_cast<std::uint32_t>(hash % count_);
   // Open addressing; a slot's key, once set, never changes. The table is
   // kept at most 3/4 full, so a probe meets an empty slot soon.
   for (std::size_t probe = 0; probe < kSites; ++probe) {
     slot& s = slots_[(hash + probe) & (kSites - 1)];
     std::uint64_t seen = s.key.load(std::memory_order_acquire);
     if (seen == 0) {
-      if (recorded_.load(std::memory_order_relaxed) >= kSites * 3 / 4) return first_;
+      if (!claim || recorded_.load(std::memory_order_relaxed) >= kSites * 3 / 4) return nullptr;
       if (s.key.compare_exchange_strong(seen, key, std::memory_order_acq_rel)) {
         recorded_.fetch_add(1, std::memory_order_relaxed);
-        std::uint32_t pod = take_spare();
-        s.pod.store(pod, std::memory_order_release);
-        return pod;
+        *claimed = true;
+        return &s;
       }
       // Another thread took the slot; `seen` now holds its key.
     }
-    if (seen != key) continue;
-    // Its inserter is choosing a pod; that takes a few instructions.
-    std::uint32_t pod;
-    while ((pod = s.pod.load(std::memory_order_acquire)) == 0) {
-    }
+    if (seen == key) return &s;
+  }
+  return nullptr;
+}
+
+std::uint32_t placement_table::pod_for(std::uint64_t key) noexcept {
+  if (mode_ == placement_mode::hashed) return first_ + static_cast<std::uint32_t>(mix(key) % count_);
+  bool claimed = false;
+  slot* s = find(key, true, &claimed);
+  if (s == nullptr) return first_;
+  if (claimed) {
+    std::uint32_t pod = take_spare();
+    s->pod.store(pod, std::memory_order_release);
     return pod;
   }
-  return first_;
+  // Its inserter is choosing a pod; that takes a few instructions.
+  std::uint32_t pod;
+  while ((pod = s->pod.load(std::memory_order_acquire)) == 0) {
+  }
+  return pod;
 }
 
 bool placement_table::preset(std::uint64_t key, std::uint32_t pod) noexcept {
-  const std::uint64_t hash = mix(key);
-  for (std::size_t probe = 0; probe < kSites; ++probe) {
-    slot& s = slots_[(hash + probe) & (kSites - 1)];
-    std::uint64_t seen = s.key.load(std::memory_order_acquire);
-    if (seen == key) return false;
-    if (seen != 0) continue;
-    if (recorded_.load(std::memory_order_relaxed) >= kSites * 3 / 4) return false;
-    if (!s.key.compare_exchange_strong(seen, key, std::memory_order_acq_rel)) return false;
-    recorded_.fetch_add(1, std::memory_order_relaxed);
-    s.pod.store(pod, std::memory_order_release);
-    return true;
-  }
-  return false;
+  bool claimed = false;
+  slot* s = find(key, true, &claimed);
+  if (s == nullptr || !claimed) return false;
+  s->pod.store(pod, std::memory_order_release);
+  return true;
 }
 
 void placement_table::assign(std::uint64_t key, std::uint32_t pod) noexcept {
-  const std::uint64_t hash = mix(key);
-  for (std::size_t probe = 0; probe < kSites; ++probe) {
-    slot& s = slots_[(hash + probe) & (kSites - 1)];
-    std::uint64_t seen = s.key.load(std::memory_order_acquire);
-    if (seen == 0) return;
-    if (seen == key) {
-      s.pod.store(pod, std::memory_order_release);
-      return;
-    }
-  }
+  bool claimed = false;
+  if (slot* s = find(key, false, &claimed)) s->pod.store(pod, std::memory_order_release);
 }
 
 local_heap* route_target(local_heap* router, std::size_t size, const void* site) noexcept {

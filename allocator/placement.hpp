@@ -97,6 +97,9 @@ class placement_table {
     std::atomic<std::uint32_t> pod{0};  // 0 while the inserting thread picks one
   };
   std::uint32_t take_spare() noexcept;
+  // The slot holding `key`; with `claim`, an empty one is taken for it
+  // (*claimed) unless the table is 3/4 full. nullptr when neither.
+  slot* find(std::uint64_t key, bool claim, bool* claimed) noexcept;
 
   placement_mode mode_ = placement_mode::hashed;
   std::uint32_t first_ = 1;
