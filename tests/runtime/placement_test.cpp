@@ -374,9 +374,6 @@ TEST(PodPlacement, SharedWritersAreRefused) {
   (void)larder::heap::remove(larder::backing::shm, o.name);
 }
 
-}  // namespace
-
-namespace {
 
 TEST(PodPlacement, FlippedBytesInTheRecordLoseOnlyThoseEntries) {
   larder::heap h = placed_heap();
@@ -405,9 +402,6 @@ TEST(PodPlacement, FlippedBytesInTheRecordLoseOnlyThoseEntries) {
   EXPECT_EQ(after.size(), before.size());
 }
 
-}  // namespace
-
-namespace {
 
 std::size_t auto_pods(const larder::heap& h) {
   std::size_t n = 0;
